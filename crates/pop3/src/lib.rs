@@ -1,1 +1,2 @@
 //! outpost-pop3
+pub mod codec;
