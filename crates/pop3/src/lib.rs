@@ -1,2 +1,98 @@
-//! outpost-pop3
+//! POP3 server: RFC 1939 (USER, PASS, STAT, LIST, RETR, DELE, NOOP, RSET,
+//! QUIT, TOP, UIDL), RFC 2449 CAPA with extended response codes, RFC 2595
+//! STLS, RFC 5034 SASL PLAIN (RFC 4616). See `README.md` in this crate for
+//! what is implemented per RFC.
+//!
+//! Layers, each usable alone:
+//! - [`codec`]: bytes ⇄ typed commands and responses; no I/O.
+//! - [`session`]: the AUTHORIZATION → TRANSACTION → UPDATE state machine;
+//!   no I/O.
+//! - [`serve`]: the tokio loop that connects the two to a [`Conn`] and the
+//!   [`Pop3Backend`].
+//!
+//! [`Conn`]: outpost_net::Conn
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_net::{AuthThrottle, TlsAcceptor};
+
+mod backend;
 pub mod codec;
+mod server;
+pub mod session;
+
+pub use backend::{MaildropEntry, MaildropGuard, MaildropLocks, Pop3Backend, Pop3User, TempFail};
+pub use codec::wire_size;
+pub use server::serve;
+
+/// Everything a POP3 listener needs. Build one per process and share it
+/// (in an `Arc`) between the `pop3` and `pop3s` listeners, so that both see
+/// the same maildrop locks.
+pub struct Pop3Context {
+    /// Our name, shown in the greeting and the sign-off.
+    pub hostname: String,
+    /// For STLS on the plain `pop3` listener. `None`: STLS is not offered
+    /// (and logins are refused on plain connections unless plaintext is
+    /// allowed on loopback).
+    pub tls: Option<TlsAcceptor>,
+    /// Directory and store.
+    pub backend: Arc<dyn Pop3Backend>,
+    pub limits: Pop3Limits,
+    /// Failed-login throttle, shared with the other protocols.
+    pub throttle: AuthThrottle,
+    /// Accept USER/PASS and AUTH on unencrypted connections from loopback
+    /// addresses (e.g. a local fetchmail or webmail). Default `false`:
+    /// logins need TLS (STLS or pop3s) everywhere.
+    pub allow_plaintext_on_loopback: bool,
+    /// Exclusive per-user maildrop locks (RFC 1939 §8).
+    pub locks: MaildropLocks,
+}
+
+impl Pop3Context {
+    /// A context with safe defaults: [`Pop3Limits::default`], no plaintext
+    /// logins, fresh locks.
+    pub fn new(
+        hostname: impl Into<String>,
+        tls: Option<TlsAcceptor>,
+        backend: Arc<dyn Pop3Backend>,
+        throttle: AuthThrottle,
+    ) -> Pop3Context {
+        Pop3Context {
+            hostname: hostname.into(),
+            tls,
+            backend,
+            limits: Pop3Limits::default(),
+            throttle,
+            allow_plaintext_on_loopback: false,
+            locks: MaildropLocks::default(),
+        }
+    }
+}
+
+/// Per-session limits. The defaults are safe on a public server.
+#[derive(Clone, Debug)]
+pub struct Pop3Limits {
+    /// Close a session that sends nothing for this long (also bounds the
+    /// TLS handshake and a client that stops reading). RFC 1939 §3 asks
+    /// for at least 10 minutes. Default: 10 minutes.
+    pub idle_timeout: Duration,
+    /// Longest accepted input line, CRLF included. RFC 2449 §4 limits
+    /// commands to 255 octets; some clients send longer USER/PASS or SASL
+    /// lines, so the default is 1024. Longer lines get `-ERR` and count as a
+    /// bad command.
+    pub max_line_length: usize,
+    /// Close the session after this many bad commands (malformed, unknown,
+    /// wrong state, too long, failed logins). Default: 10.
+    pub max_bad_commands: u32,
+}
+
+impl Default for Pop3Limits {
+    fn default() -> Self {
+        Pop3Limits {
+            idle_timeout: Duration::from_secs(600),
+            max_line_length: 1024,
+            max_bad_commands: 10,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The thin async loop: reads lines from the connection, feeds the
+//! [`Machine`], carries out its actions against the backend, writes replies.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use outpost_net::{Conn, Session, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{info, warn};
+
+use crate::backend::{MaildropGuard, Pop3User};
+use crate::codec::{Frame, LineBuffer, Response};
+use crate::session::{loggable_login, Action, LoginOutcome, Machine, MachineConfig};
+use crate::Pop3Context;
+
+/// Output is sent once this much has piled up, even if more pipelined
+/// commands are waiting.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Runs one POP3 session on `conn` until the client quits, the connection
+/// drops, the idle timeout passes or the session is closed for misbehaving.
+/// Implicit TLS (pop3s) is the caller's job: hand over an already-TLS
+/// `conn`. Never panics on client input; all outcomes are logged.
+pub async fn serve(conn: Conn, session: Session, ctx: Arc<Pop3Context>) {
+    let id = session.id;
+    info!(
+        session = id,
+        listener = session.listener,
+        peer = %session.peer,
+        tls = conn.is_tls(),
+        "pop3: connected"
+    );
+    let mut s = Pop3Session {
+        ctx: &ctx,
+        session: &session,
+        user: None,
+        _lock: None,
+    };
+    match s.run(conn).await {
+        Ok(end) => info!(session = id, "pop3: disconnected ({end})"),
+        Err(e) => info!(session = id, "pop3: disconnected (connection error: {e})"),
+    }
+}
+
+struct Pop3Session<'a> {
+    ctx: &'a Pop3Context,
+    session: &'a Session,
+    user: Option<Pop3User>,
+    /// Held from login to the end of the session; dropping it (normally or
+    /// on any error) releases the maildrop.
+    _lock: Option<MaildropGuard>,
+}
+
+impl Pop3Session<'_> {
+    async fn run(&mut self, mut conn: Conn) -> io::Result<&'static str> {
+        let ctx = self.ctx;
+        let id = self.session.id;
+        let limits = &ctx.limits;
+        let mut machine = Machine::new(MachineConfig {
+            hostname: ctx.hostname.clone(),
+            tls_available: ctx.tls.is_some(),
+            is_tls: conn.is_tls(),
+            plaintext_allowed: ctx.allow_plaintext_on_loopback && self.session.is_loopback(),
+            max_bad_commands: limits.max_bad_commands.max(1),
+        });
+        let mut input = LineBuffer::new(limits.max_line_length);
+        let mut out: Vec<u8> = machine.greeting().into_bytes();
+        let mut chunk = vec![0u8; 4096];
+
+        loop {
+            let frame = match input.next_frame() {
+                Some(f) => f,
+                None => {
+                    // Nothing complete left: send what the pipeline produced
+                    // and wait for the client.
+                    self.flush(&mut conn, &mut out).await?;
+                    let read = tokio::time::timeout(limits.idle_timeout, conn.read(&mut chunk));
+                    match read.await {
+                        Err(_) => {
+                            out.extend_from_slice(
+                                Response::err(None, "Idle timeout, closing connection").as_bytes(),
+                            );
+                            let _ = self.flush(&mut conn, &mut out).await;
+                            return Ok("idle timeout");
+                        }
+                        Ok(Ok(0)) => {
+                            return Ok(if input.has_partial() {
+                                "client closed mid-line"
+                            } else {
+                                "client closed"
+                            })
+                        }
+                        Ok(Ok(n)) => input.push(&chunk[..n]),
+                        Ok(Err(e)) => return Err(e),
+                    }
+                    continue;
+                }
+            };
+            if frame == Frame::TooLong {
+                info!(session = id, "pop3: line too long");
+            }
+            let mut action = machine.on_frame(frame);
+            // Drive the machine until it wants the next line.
+            loop {
+                action = match action {
+                    Action::Send(r) => {
+                        out.extend_from_slice(r.as_bytes());
+                        if out.len() >= FLUSH_AT {
+                            self.flush(&mut conn, &mut out).await?;
+                        }
+                        break;
+                    }
+                    Action::Close(r) => {
+                        out.extend_from_slice(r.as_bytes());
+                        self.flush(&mut conn, &mut out).await?;
+                        let _ = conn.shutdown().await;
+                        let why = machine.end_reason().unwrap_or("closed");
+                        if why == "too many errors" {
+                            info!(session = id, "pop3: too many bad commands");
+                        }
+                        return Ok(why);
+                    }
+                    Action::StartTls(r) => {
+                        out.extend_from_slice(r.as_bytes());
+                        self.flush(&mut conn, &mut out).await?;
+                        // Anything pipelined after STLS came in plaintext and
+                        // must not run under TLS (RFC 2595 §4, CVE-2011-0411).
+                        input.clear();
+                        let Some(acceptor) = &ctx.tls else {
+                            return Ok("STLS without TLS configured");
+                        };
+                        let handshake = conn.into_tls(acceptor);
+                        conn = match tokio::time::timeout(limits.idle_timeout, handshake).await {
+                            Ok(Ok(c)) => c,
+                            Ok(Err(e)) => {
+                                info!(session = id, "pop3: STLS handshake failed: {e}");
+                                return Ok("TLS handshake failed");
+                            }
+                            Err(_) => return Ok("TLS handshake timed out"),
+                        };
+                        machine.tls_started();
+                        info!(
+                            session = id,
+                            tls = conn.tls_description().unwrap_or_default(),
+                            "pop3: STLS done"
+                        );
+                        break;
+                    }
+                    Action::Login { login, password } => {
+                        let outcome = self.login(&login, &password.0).await;
+                        machine.login_result(outcome)
+                    }
+                    Action::Fetch { id: msg, .. } => {
+                        let r = match &self.user {
+                            Some(u) => ctx.backend.read(u, msg).await,
+                            None => Ok(None),
+                        };
+                        if let Err(e) = &r {
+                            warn!(session = id, "pop3: reading message {msg} failed: {e}");
+                        } else if let Ok(None) = &r {
+                            info!(session = id, "pop3: message {msg} vanished before RETR/TOP");
+                        }
+                        machine.message_result(r)
+                    }
+                    Action::Expunge { ids } => {
+                        let r = match &self.user {
+                            Some(u) => ctx.backend.expunge(u, &ids).await,
+                            None => Ok(()),
+                        };
+                        match &r {
+                            Ok(()) => info!(session = id, deleted = ids.len(), "pop3: expunged"),
+                            Err(e) => warn!(
+                                session = id,
+                                deleted = ids.len(),
+                                "pop3: expunge failed, nothing deleted: {e}"
+                            ),
+                        }
+                        machine.update_result(r)
+                    }
+                };
+            }
+        }
+    }
+
+    async fn flush(&self, conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            conn.write_all(out).await?;
+            conn.flush().await
+        };
+        match tokio::time::timeout(self.ctx.limits.idle_timeout, write).await {
+            Ok(r) => {
+                out.clear();
+                r
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client does not read its replies",
+            )),
+        }
+    }
+
+    /// Throttle, credentials, lock, maildrop: everything [`Action::Login`]
+    /// asks for.
+    async fn login(&mut self, login: &str, password: &str) -> LoginOutcome {
+        let ctx = self.ctx;
+        let id = self.session.id;
+        let ip = self.session.peer.ip();
+        let shown = loggable_login(login);
+        let verdict = ctx.throttle.check(ip, login);
+        if verdict == Verdict::Blocked {
+            info!(session = id, login = %shown, "pop3: login refused, throttled");
+            return LoginOutcome::Blocked;
+        }
+        let started = Instant::now();
+        let outcome = match ctx.backend.authenticate(login, password).await {
+            Ok(Some(user)) => {
+                ctx.throttle.success(ip);
+                self.open(user).await
+            }
+            Ok(None) => {
+                ctx.throttle.failure(ip, login);
+                info!(session = id, login = %shown, "pop3: login failed");
+                LoginOutcome::BadCredentials
+            }
+            Err(e) => {
+                warn!(session = id, login = %shown, "pop3: login temporarily failed: {e}");
+                LoginOutcome::TempFail
+            }
+        };
+        if let Verdict::Delay(d) = verdict {
+            if let Some(rest) = d.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
+            }
+        }
+        outcome
+    }
+
+    async fn open(&mut self, user: Pop3User) -> LoginOutcome {
+        let ctx = self.ctx;
+        let id = self.session.id;
+        let Some(guard) = ctx.locks.try_lock(&user.id) else {
+            info!(session = id, user = %user.name, "pop3: maildrop in use");
+            return LoginOutcome::InUse;
+        };
+        match ctx.backend.open_maildrop(&user).await {
+            Ok(entries) => {
+                info!(
+                    session = id,
+                    user = %user.name,
+                    messages = entries.len(),
+                    octets = entries.iter().map(|e| e.size).sum::<u64>(),
+                    "pop3: logged in"
+                );
+                self.user = Some(user);
+                self._lock = Some(guard);
+                LoginOutcome::Ok(entries)
+            }
+            Err(e) => {
+                warn!(session = id, user = %user.name, "pop3: opening maildrop failed: {e}");
+                LoginOutcome::TempFail
+            }
+        }
+    }
+}
