@@ -1,1 +1,381 @@
-//! outpost-config
+//! The configuration file: TOML, typed, every field documented here where it
+//! is declared. Unknown keys are errors, so a typo never passes silently.
+//! Defaults are safe on a public server: a listener that is not listed is not
+//! started, plaintext logins are refused, limits are on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod starter;
+pub use starter::starter_config;
+
+/// One clear line naming what is wrong and, where possible, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config: {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The server's host name: used in SMTP greetings and HELO, Received:
+    /// headers, and the self-signed certificate. Default: "localhost".
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Where the database, message blobs, TLS files and DKIM keys live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Database URL: `sqlite:///path/outpost.db` (embedded, the default:
+    /// `<data_dir>/outpost.db`) or `postgres://user@host:5432/db`.
+    pub url: Option<String>,
+    /// Directory for message blobs. Default: `<data_dir>/blobs`.
+    pub blobs: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain. Absent: `<data_dir>/tls/cert.pem`, created
+    /// self-signed by `outpost init` (or by the demo server).
+    pub cert: Option<PathBuf>,
+    /// PEM private key. Absent: `<data_dir>/tls/key.pem`.
+    pub key: Option<PathBuf>,
+}
+
+/// Addresses to listen on, per service. A service that is not listed is not
+/// started. Port 0 asks the OS for a free port; the ports actually bound are
+/// written to `<data_dir>/listeners.json` and logged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// MX: mail for hosted domains; STARTTLS offered; AUTH allowed after TLS.
+    #[serde(default)]
+    pub smtp: Vec<SocketAddr>,
+    /// Message submission (587): STARTTLS, then AUTH required.
+    #[serde(default)]
+    pub submission: Vec<SocketAddr>,
+    /// Submission over implicit TLS (465): AUTH required.
+    #[serde(default)]
+    pub submissions: Vec<SocketAddr>,
+    /// LMTP for sites that keep their own MTA. Keep it on loopback or a
+    /// private network: LMTP has no authentication.
+    #[serde(default)]
+    pub lmtp: Vec<SocketAddr>,
+    /// IMAP with STARTTLS (143).
+    #[serde(default)]
+    pub imap: Vec<SocketAddr>,
+    /// IMAP over implicit TLS (993).
+    #[serde(default)]
+    pub imaps: Vec<SocketAddr>,
+    /// POP3 with STLS (110).
+    #[serde(default)]
+    pub pop3: Vec<SocketAddr>,
+    /// POP3 over implicit TLS (995).
+    #[serde(default)]
+    pub pop3s: Vec<SocketAddr>,
+    /// ManageSieve (4190).
+    #[serde(default)]
+    pub managesieve: Vec<SocketAddr>,
+    /// HTTP (80): reserved for the web, DAV and Exchange services.
+    #[serde(default)]
+    pub http: Vec<SocketAddr>,
+    /// HTTPS (443): reserved for the web, DAV and Exchange services.
+    #[serde(default)]
+    pub https: Vec<SocketAddr>,
+}
+
+impl Listen {
+    /// Every configured listener as (service name, address).
+    pub fn all(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut v = Vec::new();
+        for (name, addrs) in [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("lmtp", &self.lmtp),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+            ("managesieve", &self.managesieve),
+            ("http", &self.http),
+            ("https", &self.https),
+        ] {
+            for a in addrs {
+                v.push((name, *a));
+            }
+        }
+        v
+    }
+}
+
+/// Limits that protect every listener. The defaults suit a public server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (SMTP SIZE, IMAP APPENDLIMIT).
+    pub message_size: u64,
+    /// Most recipients of one SMTP transaction.
+    pub max_recipients: usize,
+    /// Simultaneous connections from one client address, per listener.
+    pub connections_per_ip: usize,
+    /// Simultaneous connections in total, per listener.
+    pub connections_total: usize,
+    /// Seconds an SMTP client may take to send a command.
+    pub smtp_command_timeout: u64,
+    /// Seconds an IMAP client may stay idle (IDLE included; RFC 9051 asks
+    /// for at least 30 minutes).
+    pub imap_idle_timeout: u64,
+    /// Seconds a POP3 client may stay idle.
+    pub pop3_idle_timeout: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            connections_per_ip: 20,
+            connections_total: 5000,
+            smtp_command_timeout: 300,
+            imap_idle_timeout: 1860,
+            pop3_idle_timeout: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Allow plaintext logins (IMAP LOGIN, POP3 USER/PASS, SMTP AUTH) without
+    /// TLS, but only from loopback clients. Off by default; the demo server
+    /// turns it on for its loopback listeners.
+    pub allow_plaintext_on_loopback: bool,
+    /// Failed logins (per client address or per account) after which each
+    /// further attempt is answered slowly.
+    pub slow_after: u32,
+    /// Failed logins after which the address or account is refused for
+    /// `block_seconds`. Blocks are logged as `auth blocked: ip=…` for fail2ban.
+    pub block_after: u32,
+    /// How long a block lasts, in seconds.
+    pub block_seconds: u64,
+    /// The window, in seconds, over which failures are counted.
+    pub window_seconds: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            allow_plaintext_on_loopback: false,
+            slow_after: 3,
+            block_after: 10,
+            block_seconds: 900,
+            window_seconds: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// Smarthost for outbound mail, "host:port" (like Postfix's relayhost).
+    /// Absent: deliver by MX.
+    pub relay: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Log filter in `RUST_LOG` syntax, e.g. "info" or "outpost_smtp=debug".
+    /// The environment variable RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into() }
+    }
+}
+
+fn default_hostname() -> String {
+    "localhost".into()
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/outpost")
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: one_line(&e),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The built-in configuration used when there is no config file at all.
+    pub fn defaults_with(data_dir: PathBuf) -> Config {
+        let mut cfg: Config = toml::from_str("").expect("empty config parses");
+        cfg.data_dir = data_dir;
+        cfg
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(invalid("hostname", format!("{:?} is not a host name", self.hostname)));
+        }
+        if let Some(url) = &self.storage.url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "storage.url",
+                    format!("{url:?}: use sqlite:///path/outpost.db or postgres://user@host/db"),
+                ));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid("tls", "set both tls.cert and tls.key, or neither".into()));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (name, addr) in self.listen.all() {
+            if addr.port() != 0 {
+                if let Some(other) = seen.insert(addr, name) {
+                    return Err(invalid(
+                        &format!("listen.{name}"),
+                        format!("{addr} is also used by listen.{other}"),
+                    ));
+                }
+            }
+        }
+        if self.limits.message_size < 1024 {
+            return Err(invalid("limits.message_size", "must be at least 1024 bytes".into()));
+        }
+        if self.limits.max_recipients == 0 {
+            return Err(invalid("limits.max_recipients", "must be at least 1".into()));
+        }
+        if self.limits.connections_per_ip == 0 || self.limits.connections_total == 0 {
+            return Err(invalid("limits.connections_per_ip", "connection limits must be at least 1".into()));
+        }
+        if self.auth.block_after == 0 {
+            return Err(invalid("auth.block_after", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite inside the data directory.
+    pub fn storage_url(&self) -> String {
+        match &self.storage.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("outpost.db").display()),
+        }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.storage.blobs.clone().unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    /// Certificate and key paths (configured, or the generated pair).
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone(), false),
+            _ => (self.data_dir.join("tls/cert.pem"), self.data_dir.join("tls/key.pem"), true),
+        }
+    }
+}
+
+fn one_line(e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(_) => {
+            // toml's Display has the line/column and a snippet; keep the first
+            // line only (it names the position) and the message.
+            let full = e.to_string();
+            let pos = full.lines().next().unwrap_or("").trim_start_matches("TOML parse error ").to_string();
+            format!("{pos}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_valid_and_safe() {
+        let c = Config::parse("", "t").unwrap();
+        assert!(c.listen.all().is_empty());
+        assert!(!c.auth.allow_plaintext_on_loopback);
+        assert_eq!(c.storage_url(), "sqlite:///var/lib/outpost/outpost.db");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("smpt"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let e = Config::parse("[listen]\nimap = [\"nowhere\"]\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn starter_config_parses() {
+        let c = Config::parse(&starter_config("mail.example.org", Path::new("/srv/outpost")), "starter").unwrap();
+        assert_eq!(c.hostname, "mail.example.org");
+        assert!(!c.listen.all().is_empty());
+    }
+
+    #[test]
+    fn duplicate_listener() {
+        let e = Config::parse("[listen]\nimap=[\"127.0.0.1:143\"]\npop3=[\"127.0.0.1:143\"]\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.pop3"), "{e}");
+    }
+
+    #[test]
+    fn half_tls() {
+        let e = Config::parse("[tls]\ncert=\"/x\"\n", "t").unwrap_err().to_string();
+        assert!(e.contains("tls.key"), "{e}");
+    }
+}

@@ -1,1 +1,186 @@
-//! outpost-store
+//! The storage model and its backends: SQLite (embedded default, WAL) and
+//! PostgreSQL, through sqlx's `Any` driver so one set of queries serves both.
+//!
+//! - Relational and readable with `sqlite3`/`psql`: principals, addresses,
+//!   collections (mailboxes), messages, keywords, the change journal.
+//! - Message bodies are content-addressed files ([`blob`]), stored once
+//!   however many mailboxes hold them, reference-counted and swept.
+//! - Every write goes through one writer task that batches concurrent
+//!   requests into one transaction (group commit): a write returns only after
+//!   its transaction is durable, and many deliveries share one fsync.
+//! - Every change to a collection takes that collection's next modseq and a
+//!   row in `changes`, in the same transaction. Waiters are woken after commit.
+
+pub mod blob;
+mod error;
+pub mod mail;
+pub mod meta;
+mod notify;
+pub mod principals;
+mod schema;
+mod writer;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use tokio::sync::watch;
+
+pub use blob::{BlobRef, BlobStore, Fault};
+pub use error::StoreError;
+pub use mail::*;
+pub use meta::MessageMeta;
+pub use principals::*;
+pub use writer::Touched;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    pool: AnyPool,
+    writer: tokio::sync::mpsc::Sender<writer::Job>,
+    blobs: BlobStore,
+    notifier: notify::Notifier,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `url` and the
+    /// blob directory. SQLite files and directories are created.
+    pub async fn open(url: &str, blob_dir: &Path) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(parent) = sqlite_path(&url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf)) {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Invalid(format!("storage.url: {e}")))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| Box::pin(async move { prepare_connection(conn, backend).await }))
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open database {}: {e}", redact(&url))))?;
+        schema::migrate(&pool, backend).await?;
+        let blobs = BlobStore::open(blob_dir)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let store = Store {
+            inner: Arc::new(Inner { backend, pool, writer: tx, blobs, notifier: notify::Notifier::default() }),
+        };
+        let weak = Arc::downgrade(&store.inner);
+        tokio::spawn(writer::run(opts, backend, rx, weak));
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The reader pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    /// Runs `f` inside the writer's next transaction (group commit) and
+    /// returns its value once that transaction is durable. `f` records the
+    /// collections it changed in `Touched` so their waiters are woken.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        writer::submit(&self.inner.writer, f).await
+    }
+
+    /// Waits for changes to a collection: the receiver's value is the
+    /// collection's highest modseq as last announced.
+    pub fn subscribe(&self, collection: i64) -> watch::Receiver<i64> {
+        self.inner.notifier.subscribe(collection)
+    }
+
+    /// Closes the pool after the writer drained. Used at shutdown.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+async fn prepare_connection(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = FULL").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn connect_writer(opts: &AnyConnectOptions, backend: Backend) -> Result<AnyConnection> {
+    let mut conn = AnyConnection::connect_with(opts).await?;
+    prepare_connection(&mut conn, backend).await?;
+    Ok(conn)
+}
+
+fn normalize_url(url: &str) -> Result<(Backend, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_string()))
+    } else if url.starts_with("sqlite:") {
+        let mut u = url.to_string();
+        if !u.contains("mode=") {
+            u.push_str(if u.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+        }
+        Ok((Backend::Sqlite, u))
+    } else {
+        Err(StoreError::Invalid(format!("storage.url {url:?}: expected sqlite:// or postgres://")))
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,56 @@
+use std::path::Path;
+
+/// A commented starter config, written by `outpost init`.
+pub fn starter_config(hostname: &str, data_dir: &Path) -> String {
+    let d = data_dir.display();
+    format!(
+        r#"# Outpost configuration. Every key is optional; unknown keys are errors.
+# `outpost check --config THIS_FILE` validates it.
+
+# Host name used in SMTP greetings, Received: headers and the certificate.
+hostname = "{hostname}"
+# Database, message blobs, TLS files and keys live here.
+data_dir = "{d}"
+
+[storage]
+# Embedded SQLite (the default) or PostgreSQL, e.g. "postgres://outpost@db.example.org/outpost".
+url = "sqlite://{d}/outpost.db"
+# blobs = "{d}/blobs"
+
+[tls]
+# A self-signed pair was generated into {d}/tls/. Point these at your real
+# certificate chain and key (for example from an ACME client) for production.
+# cert = "/etc/outpost/fullchain.pem"
+# key  = "/etc/outpost/key.pem"
+
+[listen]
+# A service that is not listed is not started.
+smtp        = ["0.0.0.0:25"]     # MX: mail for hosted domains
+submission  = ["0.0.0.0:587"]    # STARTTLS, then AUTH required
+submissions = ["0.0.0.0:465"]    # implicit TLS, AUTH required
+imap        = ["0.0.0.0:143"]    # STARTTLS
+imaps       = ["0.0.0.0:993"]
+pop3        = ["0.0.0.0:110"]    # STLS
+pop3s       = ["0.0.0.0:995"]
+# lmtp      = ["127.0.0.1:24"]   # for sites that keep their own MTA
+
+[limits]
+message_size = 52428800          # bytes; SMTP SIZE and IMAP APPENDLIMIT
+max_recipients = 100
+connections_per_ip = 20
+connections_total = 5000
+
+[auth]
+allow_plaintext_on_loopback = false
+slow_after = 3                   # failed logins before answers slow down
+block_after = 10                 # failed logins before the client is refused
+block_seconds = 900
+
+[queue]
+# relay = "smtp.provider.example:587"   # smarthost; absent: deliver by MX
+
+[log]
+level = "info"
+"#
+    )
+}

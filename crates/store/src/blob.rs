@@ -1,0 +1,128 @@
+//! Message bodies as immutable, content-addressed files:
+//! `<dir>/<first two hex digits>/<sha256>`. A write goes to a temporary file,
+//! is fsynced, renamed into place, and the directory is fsynced, so a blob
+//! named in a committed row is always whole on disk.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    pub hash: String,
+    pub size: u64,
+}
+
+/// Faults a test can switch on to prove that no write failure is ever
+/// acknowledged as success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    None = 0,
+    /// Blob writes fail as if the disk were full.
+    DiskFull = 1,
+    /// Blob writes fail with an I/O error.
+    Io = 2,
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    dir: Arc<PathBuf>,
+    fault: Arc<AtomicU8>,
+}
+
+impl BlobStore {
+    pub fn open(dir: &Path) -> Result<BlobStore, StoreError> {
+        fs::create_dir_all(dir.join("tmp"))?;
+        Ok(BlobStore { dir: Arc::new(dir.to_path_buf()), fault: Arc::new(AtomicU8::new(0)) })
+    }
+
+    pub fn set_fault(&self, f: Fault) {
+        self.fault.store(f as u8, Ordering::SeqCst);
+    }
+
+    pub fn hash(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    pub fn path(&self, hash: &str) -> PathBuf {
+        self.dir.join(&hash[..2]).join(hash)
+    }
+
+    /// Stores `data` durably and returns its reference. Idempotent.
+    pub async fn put(&self, data: Arc<[u8]>) -> Result<BlobRef, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.put_sync(&data))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    pub fn put_sync(&self, data: &[u8]) -> Result<BlobRef, StoreError> {
+        match self.fault.load(Ordering::SeqCst) {
+            1 => return Err(StoreError::Full("injected fault: no space left on device".into())),
+            2 => return Err(StoreError::Unavailable("injected fault: I/O error".into())),
+            _ => {}
+        }
+        let hash = Self::hash(data);
+        let path = self.path(&hash);
+        let parent = path.parent().expect("blob path has a parent");
+        if !path.exists() {
+            fs::create_dir_all(parent)?;
+            let tmp = self.dir.join("tmp").join(format!("{hash}.{}", rand::random::<u64>()));
+            let res = (|| {
+                let mut f = File::create(&tmp)?;
+                f.write_all(data)?;
+                f.sync_all()?;
+                fs::rename(&tmp, &path)
+            })();
+            if let Err(e) = res {
+                let _ = fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        }
+        // Also when the file was already there: its writer may not have
+        // synced the directory yet.
+        File::open(parent)?.sync_all()?;
+        Ok(BlobRef { hash, size: data.len() as u64 })
+    }
+
+    pub async fn get(&self, hash: &str) -> Result<Vec<u8>, StoreError> {
+        if hash.len() < 3 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!("bad blob id {hash:?}")));
+        }
+        let path = self.path(hash);
+        match tokio::fs::read(&path).await {
+            Ok(d) => Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(format!("blob {hash}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn exists(&self, hash: &str) -> bool {
+        self.path(hash).exists()
+    }
+
+    pub fn remove(&self, hash: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(hash)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Number of blob files on disk (for tests and `outpost check`).
+    pub fn count_files(&self) -> usize {
+        let Ok(rd) = fs::read_dir(&*self.dir) else { return 0 };
+        rd.filter_map(Result::ok)
+            .filter(|e| e.file_name() != "tmp")
+            .filter_map(|e| fs::read_dir(e.path()).ok())
+            .map(|d| d.count())
+            .sum()
+    }
+}

@@ -1,0 +1,804 @@
+//! Mailboxes and messages: reads through the pool, writes through the
+//! group-commit writer. Every write that changes a mailbox bumps its
+//! `highest_modseq` once and journals each item in `changes`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::meta::MessageMeta;
+use crate::{now, BlobRef, Result, Store, StoreError, Touched};
+
+pub const SEEN: i64 = 1;
+pub const ANSWERED: i64 = 2;
+pub const FLAGGED: i64 = 4;
+pub const DELETED: i64 = 8;
+pub const DRAFT: i64 = 16;
+
+/// System flags by IMAP name.
+pub const SYSTEM_FLAGS: &[(&str, i64)] =
+    &[("\\Seen", SEEN), ("\\Answered", ANSWERED), ("\\Flagged", FLAGGED), ("\\Deleted", DELETED), ("\\Draft", DRAFT)];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: i64,
+    pub principal_id: i64,
+    pub name: String,
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+    pub uidvalidity: i64,
+    pub uidnext: i64,
+    pub highest_modseq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub id: i64,
+    pub uid: i64,
+    pub flags: i64,
+    pub keywords: Vec<String>,
+    pub modseq: i64,
+    pub size: i64,
+    pub internal_date: i64,
+    pub save_date: i64,
+    pub blob_hash: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: i64,
+    pub unseen: i64,
+    pub deleted: i64,
+    pub size: i64,
+    pub uidnext: i64,
+    pub uidvalidity: i64,
+    pub highest_modseq: i64,
+}
+
+/// One copy of a message to file: where, and with which flags.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub mailbox: i64,
+    pub flags: i64,
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub mailbox: i64,
+    pub uidvalidity: i64,
+    pub uid: i64,
+    pub modseq: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FlagResult {
+    /// The modseq given to the changed messages (0 when nothing changed).
+    pub modseq: i64,
+    /// Messages whose flags changed, as they are now.
+    pub changed: Vec<MessageInfo>,
+    /// UIDs that failed an UNCHANGEDSINCE test (RFC 7162 MODIFIED).
+    pub modified: Vec<i64>,
+}
+
+pub(crate) fn new_uidvalidity() -> i64 {
+    // Seconds since 2020 fit u32 for a century and grow, so a re-created
+    // mailbox gets a new, larger UIDVALIDITY.
+    (now() - 1_577_836_800).max(1)
+}
+
+const MAILBOX_COLS: &str = "id, principal_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
+
+fn mailbox_row(r: &AnyRow) -> Result<Mailbox> {
+    Ok(Mailbox {
+        id: r.try_get("id")?,
+        principal_id: r.try_get("principal_id")?,
+        name: r.try_get("name")?,
+        special_use: r.try_get("special_use")?,
+        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
+        uidvalidity: r.try_get("uidvalidity")?,
+        uidnext: r.try_get("uidnext")?,
+        highest_modseq: r.try_get("highest_modseq")?,
+    })
+}
+
+const MSG_COLS: &str = "id, uid, flags, modseq, size, internal_date, save_date, blob_hash";
+
+fn message_row(r: &AnyRow) -> Result<MessageInfo> {
+    Ok(MessageInfo {
+        id: r.try_get("id")?,
+        uid: r.try_get("uid")?,
+        flags: r.try_get("flags")?,
+        keywords: Vec::new(),
+        modseq: r.try_get("modseq")?,
+        size: r.try_get("size")?,
+        internal_date: r.try_get("internal_date")?,
+        save_date: r.try_get("save_date")?,
+        blob_hash: r.try_get("blob_hash")?,
+    })
+}
+
+/// Mailbox names: `/` separates levels; INBOX is case-insensitive.
+pub fn canonical_mailbox_name(name: &str) -> String {
+    let n = name.trim_matches('/');
+    if n.eq_ignore_ascii_case("inbox") {
+        "INBOX".into()
+    } else if n.len() > 6 && n[..6].eq_ignore_ascii_case("inbox/") {
+        format!("INBOX/{}", &n[6..])
+    } else {
+        n.to_string()
+    }
+}
+
+/// Refuses names that cannot be stored or would confuse a hierarchy.
+pub fn check_mailbox_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 512
+        || name.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
+    if bad {
+        return Err(StoreError::Invalid(format!("invalid mailbox name {name:?}")));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn mailboxes(&self, principal: i64) -> Result<Vec<Mailbox>> {
+        let q = format!("SELECT {MAILBOX_COLS} FROM collections WHERE principal_id = $1 AND kind = 'mailbox' ORDER BY name");
+        sqlx::query(&q).bind(principal).fetch_all(self.pool()).await?.iter().map(mailbox_row).collect()
+    }
+
+    pub async fn mailbox(&self, principal: i64, name: &str) -> Result<Option<Mailbox>> {
+        let q = format!(
+            "SELECT {MAILBOX_COLS} FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND name = $2"
+        );
+        sqlx::query(&q)
+            .bind(principal)
+            .bind(canonical_mailbox_name(name))
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(mailbox_row)
+            .transpose()
+    }
+
+    pub async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>> {
+        let q = format!("SELECT {MAILBOX_COLS} FROM collections WHERE id = $1 AND kind = 'mailbox'");
+        sqlx::query(&q).bind(id).fetch_optional(self.pool()).await?.as_ref().map(mailbox_row).transpose()
+    }
+
+    /// The mailbox with a special-use role (e.g. "\\Junk"), if any.
+    pub async fn mailbox_by_role(&self, principal: i64, role: &str) -> Result<Option<Mailbox>> {
+        let q = format!(
+            "SELECT {MAILBOX_COLS} FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND special_use = $2 ORDER BY id LIMIT 1"
+        );
+        sqlx::query(&q)
+            .bind(principal)
+            .bind(role)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(mailbox_row)
+            .transpose()
+    }
+
+    pub async fn create_mailbox(&self, principal: i64, name: &str, special_use: Option<String>) -> Result<Mailbox> {
+        let name = canonical_mailbox_name(name);
+        check_mailbox_name(&name)?;
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let uidvalidity = new_uidvalidity();
+                let q = format!(
+                    "INSERT INTO collections (principal_id, kind, name, special_use, subscribed, uidvalidity, created_at) \
+                     VALUES ($1, 'mailbox', $2, $3, 0, $4, $5) RETURNING {MAILBOX_COLS}"
+                );
+                let row = sqlx::query(&q)
+                    .bind(principal)
+                    .bind(&name)
+                    .bind(special_use)
+                    .bind(uidvalidity)
+                    .bind(now())
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Exists(_) => StoreError::Exists(format!("mailbox {name}")),
+                        e => e,
+                    })?;
+                let mb = mailbox_row(&row)?;
+                journal(c, mb.id, mb.highest_modseq, 0, "create").await?;
+                t.add(mb.id, mb.highest_modseq);
+                Ok(mb)
+            })
+        })
+        .await
+    }
+
+    /// Deletes a mailbox and its messages. Children are left alone (IMAP
+    /// semantics: the caller refuses when it wants to).
+    pub async fn delete_mailbox(&self, id: i64) -> Result<()> {
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let rows = sqlx::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE collection_id = $1 GROUP BY blob_hash")
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?;
+                for r in &rows {
+                    release_blob(c, &r.try_get::<String, _>("blob_hash")?, r.try_get("n")?).await?;
+                }
+                sqlx::query("DELETE FROM message_keywords WHERE message_id IN (SELECT id FROM messages WHERE collection_id = $1)")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("DELETE FROM messages WHERE collection_id = $1").bind(id).execute(&mut *c).await?;
+                sqlx::query("DELETE FROM changes WHERE collection_id = $1").bind(id).execute(&mut *c).await?;
+                let n = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut *c).await?.rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("mailbox {id}")));
+                }
+                t.add(id, i64::MAX);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Renames a mailbox and everything below it. Renaming INBOX moves its
+    /// messages into a new mailbox and leaves INBOX empty (RFC 3501 6.3.5).
+    pub async fn rename_mailbox(&self, principal: i64, from: &str, to: &str) -> Result<()> {
+        let from = canonical_mailbox_name(from);
+        let to = canonical_mailbox_name(to);
+        check_mailbox_name(&to)?;
+        if from == "INBOX" {
+            let inbox = self.mailbox(principal, "INBOX").await?.ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
+            let dest = self.create_mailbox(principal, &to, None).await?;
+            let uids: Vec<i64> = self.message_list(inbox.id).await?.iter().map(|m| m.uid).collect();
+            self.copy_messages(inbox.id, &uids, dest.id, true).await?;
+            return Ok(());
+        }
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND name = $2",
+                )
+                .bind(principal)
+                .bind(&to)
+                .fetch_optional(&mut *c)
+                .await?;
+                if exists.is_some() {
+                    return Err(StoreError::Exists(format!("mailbox {to}")));
+                }
+                let rows = sqlx::query(
+                    "SELECT id, name FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND (name = $2 OR name LIKE $3)",
+                )
+                .bind(principal)
+                .bind(&from)
+                .bind(format!("{}/%", like_escape(&from)))
+                .fetch_all(&mut *c)
+                .await?;
+                if !rows.iter().any(|r| r.try_get::<String, _>("name").ok().as_deref() == Some(from.as_str())) {
+                    return Err(StoreError::NotFound(format!("mailbox {from}")));
+                }
+                for r in &rows {
+                    let id: i64 = r.try_get("id")?;
+                    let name: String = r.try_get("name")?;
+                    if name != from && !name.starts_with(&format!("{from}/")) {
+                        continue; // LIKE matched through an escaped wildcard
+                    }
+                    let new = format!("{to}{}", &name[from.len()..]);
+                    let modseq: i64 = sqlx::query_scalar(
+                        "UPDATE collections SET name = $1, highest_modseq = highest_modseq + 1 WHERE id = $2 RETURNING highest_modseq",
+                    )
+                    .bind(&new)
+                    .bind(id)
+                    .fetch_one(&mut *c)
+                    .await?;
+                    journal(c, id, modseq, 0, "rename").await?;
+                    t.add(id, modseq);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn set_subscribed(&self, id: i64, subscribed: bool) -> Result<()> {
+        self.write(move |c, _| {
+            Box::pin(async move {
+                sqlx::query("UPDATE collections SET subscribed = $1 WHERE id = $2")
+                    .bind(subscribed as i64)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Every message of a mailbox in UID order, with flags and keywords.
+    pub async fn message_list(&self, mailbox: i64) -> Result<Vec<MessageInfo>> {
+        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 ORDER BY uid");
+        let mut list: Vec<MessageInfo> =
+            sqlx::query(&q).bind(mailbox).fetch_all(self.pool()).await?.iter().map(message_row).collect::<Result<_>>()?;
+        let kw = sqlx::query(
+            "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+             WHERE m.collection_id = $1",
+        )
+        .bind(mailbox)
+        .fetch_all(self.pool())
+        .await?;
+        attach_keywords(&mut list, &kw)?;
+        Ok(list)
+    }
+
+    /// Messages changed (added or flags changed) after `modseq`, and UIDs
+    /// expunged after it, from the change journal.
+    pub async fn changes_since(&self, mailbox: i64, modseq: i64) -> Result<(Vec<MessageInfo>, Vec<i64>)> {
+        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND modseq > $2 ORDER BY uid");
+        let mut changed: Vec<MessageInfo> = sqlx::query(&q)
+            .bind(mailbox)
+            .bind(modseq)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(message_row)
+            .collect::<Result<_>>()?;
+        if !changed.is_empty() {
+            let kw = sqlx::query(
+                "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+                 WHERE m.collection_id = $1 AND m.modseq > $2",
+            )
+            .bind(mailbox)
+            .bind(modseq)
+            .fetch_all(self.pool())
+            .await?;
+            attach_keywords(&mut changed, &kw)?;
+        }
+        let expunged: Vec<i64> = sqlx::query_scalar(
+            "SELECT item FROM changes WHERE collection_id = $1 AND modseq > $2 AND kind = 'expunge' ORDER BY item",
+        )
+        .bind(mailbox)
+        .bind(modseq)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((changed, expunged))
+    }
+
+    pub async fn status(&self, mailbox: i64) -> Result<MailboxStatus> {
+        let r = sqlx::query(
+            "SELECT uidnext, uidvalidity, highest_modseq, \
+             (SELECT COUNT(*) FROM messages WHERE collection_id = $1) AS messages, \
+             (SELECT COUNT(*) FROM messages WHERE collection_id = $1 AND (flags & 1) = 0) AS unseen, \
+             (SELECT COUNT(*) FROM messages WHERE collection_id = $1 AND (flags & 8) <> 0) AS deleted, \
+             (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM messages WHERE collection_id = $1) AS size \
+             FROM collections WHERE id = $1",
+        )
+        .bind(mailbox)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        Ok(MailboxStatus {
+            messages: r.try_get("messages")?,
+            unseen: r.try_get("unseen")?,
+            deleted: r.try_get("deleted")?,
+            size: r.try_get("size")?,
+            uidnext: r.try_get("uidnext")?,
+            uidvalidity: r.try_get("uidvalidity")?,
+            highest_modseq: r.try_get("highest_modseq")?,
+        })
+    }
+
+    /// Parsed metadata of messages by UID.
+    pub async fn message_meta(&self, mailbox: i64, uids: &[i64]) -> Result<HashMap<i64, MessageMeta>> {
+        let mut out = HashMap::with_capacity(uids.len());
+        for chunk in uids.chunks(500) {
+            let list = chunk.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+            let q = format!("SELECT uid, meta FROM messages WHERE collection_id = $1 AND uid IN ({list})");
+            for r in sqlx::query(&q).bind(mailbox).fetch_all(self.pool()).await? {
+                let json: String = r.try_get("meta")?;
+                let meta = serde_json::from_str(&json).map_err(|e| StoreError::Internal(format!("bad meta: {e}")))?;
+                out.insert(r.try_get("uid")?, meta);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
+        self.blobs().get(hash).await
+    }
+
+    /// Stores a message once and files it into every target mailbox in one
+    /// transaction. Returns only when the blob and the rows are durable.
+    pub async fn deliver(&self, raw: Arc<[u8]>, targets: Vec<Target>, internal_date: i64) -> Result<Vec<Delivered>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parse_input = raw.clone();
+        let meta = tokio::task::spawn_blocking(move || {
+            let m = MessageMeta::parse(&parse_input);
+            let json = serde_json::to_string(&m).unwrap_or_else(|_| "{}".into());
+            (m, json)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let blob = self.blobs().put(raw).await?;
+        let blobs = self.blobs().clone();
+        self.write(move |c, t| {
+            Box::pin(async move {
+                acquire_blob(c, &blobs, &blob, targets.len() as i64).await?;
+                let mut out = Vec::with_capacity(targets.len());
+                let (meta, json) = &meta;
+                for target in &targets {
+                    let d = insert_message(c, target, &blob, meta, json, internal_date).await?;
+                    t.add(d.mailbox, d.modseq);
+                    out.push(d);
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Changes flags of the given UIDs. With `unchanged_since`, messages
+    /// whose modseq is higher are left alone and reported (RFC 7162).
+    pub async fn store_flags(
+        &self,
+        mailbox: i64,
+        uids: Vec<i64>,
+        op: FlagOp,
+        flags: i64,
+        keywords: Vec<String>,
+        unchanged_since: Option<i64>,
+    ) -> Result<FlagResult> {
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let mut res = FlagResult::default();
+                let current = load_messages(c, mailbox, &uids).await?;
+                let mut modseq = 0;
+                for mut m in current {
+                    if let Some(since) = unchanged_since {
+                        if m.modseq > since {
+                            res.modified.push(m.uid);
+                            continue;
+                        }
+                    }
+                    let new_flags = match op {
+                        FlagOp::Add => m.flags | flags,
+                        FlagOp::Remove => m.flags & !flags,
+                        FlagOp::Replace => flags,
+                    };
+                    let mut new_kw: Vec<String> = match op {
+                        FlagOp::Add => {
+                            let mut k = m.keywords.clone();
+                            for w in &keywords {
+                                if !k.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                                    k.push(w.clone());
+                                }
+                            }
+                            k
+                        }
+                        FlagOp::Remove => {
+                            m.keywords.iter().filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x))).cloned().collect()
+                        }
+                        FlagOp::Replace => keywords.clone(),
+                    };
+                    new_kw.sort();
+                    new_kw.dedup();
+                    let mut old_kw = m.keywords.clone();
+                    old_kw.sort();
+                    if new_flags == m.flags && new_kw == old_kw {
+                        continue;
+                    }
+                    if modseq == 0 {
+                        modseq = bump_modseq(c, mailbox).await?;
+                    }
+                    sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE id = $3")
+                        .bind(new_flags)
+                        .bind(modseq)
+                        .bind(m.id)
+                        .execute(&mut *c)
+                        .await?;
+                    if new_kw != old_kw {
+                        sqlx::query("DELETE FROM message_keywords WHERE message_id = $1").bind(m.id).execute(&mut *c).await?;
+                        for k in &new_kw {
+                            sqlx::query("INSERT INTO message_keywords (message_id, keyword) VALUES ($1, $2)")
+                                .bind(m.id)
+                                .bind(k)
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                    }
+                    journal(c, mailbox, modseq, m.uid, "flags").await?;
+                    m.flags = new_flags;
+                    m.keywords = new_kw;
+                    m.modseq = modseq;
+                    res.changed.push(m);
+                }
+                res.modseq = modseq;
+                if modseq > 0 {
+                    t.add(mailbox, modseq);
+                }
+                Ok(res)
+            })
+        })
+        .await
+    }
+
+    /// Removes messages flagged \Deleted; with `uids`, only those of them
+    /// (UID EXPUNGE). Returns the expunged UIDs in ascending order.
+    pub async fn expunge(&self, mailbox: i64, uids: Option<Vec<i64>>) -> Result<Vec<i64>> {
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let candidates = match &uids {
+                    Some(u) => load_messages(c, mailbox, u).await?,
+                    None => {
+                        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND (flags & 8) <> 0 ORDER BY uid");
+                        sqlx::query(&q).bind(mailbox).fetch_all(&mut *c).await?.iter().map(message_row).collect::<Result<_>>()?
+                    }
+                };
+                let doomed: Vec<MessageInfo> = candidates.into_iter().filter(|m| m.flags & DELETED != 0).collect();
+                remove_messages(c, t, mailbox, &doomed).await
+            })
+        })
+        .await
+    }
+
+    /// Copies (or moves) messages to another mailbox in one transaction.
+    /// Returns (source uid, new uid) pairs and the destination UIDVALIDITY.
+    pub async fn copy_messages(&self, from: i64, uids: &[i64], to: i64, remove: bool) -> Result<(i64, Vec<(i64, i64)>)> {
+        let uids = uids.to_vec();
+        let blobs = self.blobs().clone();
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let msgs = load_messages(c, from, &uids).await?;
+                let uidvalidity: i64 = sqlx::query_scalar("SELECT uidvalidity FROM collections WHERE id = $1")
+                    .bind(to)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {to}")))?;
+                let mut pairs = Vec::with_capacity(msgs.len());
+                for m in &msgs {
+                    let meta: String = sqlx::query_scalar("SELECT meta FROM messages WHERE id = $1").bind(m.id).fetch_one(&mut *c).await?;
+                    let blob = BlobRef { hash: m.blob_hash.clone(), size: m.size as u64 };
+                    acquire_blob(c, &blobs, &blob, 1).await?;
+                    let (uid, modseq) = next_uid(c, to).await?;
+                    let new_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO messages (collection_id, uid, blob_hash, size, internal_date, save_date, flags, modseq, subject, sent_date, message_id, meta) \
+                         SELECT $1, $2, blob_hash, size, internal_date, $3, flags, $4, subject, sent_date, message_id, $5 FROM messages WHERE id = $6 RETURNING id",
+                    )
+                    .bind(to)
+                    .bind(uid)
+                    .bind(now())
+                    .bind(modseq)
+                    .bind(meta)
+                    .bind(m.id)
+                    .fetch_one(&mut *c)
+                    .await?;
+                    for k in &m.keywords {
+                        sqlx::query("INSERT INTO message_keywords (message_id, keyword) VALUES ($1, $2)")
+                            .bind(new_id)
+                            .bind(k)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    journal(c, to, modseq, uid, "add").await?;
+                    t.add(to, modseq);
+                    pairs.push((m.uid, uid));
+                }
+                if remove {
+                    remove_messages(c, t, from, &msgs).await?;
+                }
+                Ok((uidvalidity, pairs))
+            })
+        })
+        .await
+    }
+
+    /// Deletes blob files whose last reference went away more than
+    /// `grace_secs` ago. Runs in the writer so no delivery can take a new
+    /// reference to a file while it is being removed. Returns files removed.
+    pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<usize> {
+        let blobs = self.blobs().clone();
+        self.write(move |c, _| {
+            Box::pin(async move {
+                let hashes: Vec<String> =
+                    sqlx::query_scalar("SELECT hash FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000")
+                        .bind(now() - grace_secs)
+                        .fetch_all(&mut *c)
+                        .await?;
+                for h in &hashes {
+                    sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0").bind(h).execute(&mut *c).await?;
+                    blobs.remove(h)?;
+                }
+                Ok(hashes.len())
+            })
+        })
+        .await
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+fn attach_keywords(list: &mut [MessageInfo], rows: &[AnyRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
+    for r in rows {
+        by_id.entry(r.try_get("message_id")?).or_default().push(r.try_get("keyword")?);
+    }
+    for m in list {
+        if let Some(mut k) = by_id.remove(&m.id) {
+            k.sort();
+            m.keywords = k;
+        }
+    }
+    Ok(())
+}
+
+async fn load_messages(c: &mut AnyConnection, mailbox: i64, uids: &[i64]) -> Result<Vec<MessageInfo>> {
+    let mut out = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(500) {
+        let list = chunk.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid IN ({list}) ORDER BY uid");
+        let mut part: Vec<MessageInfo> =
+            sqlx::query(&q).bind(mailbox).fetch_all(&mut *c).await?.iter().map(message_row).collect::<Result<_>>()?;
+        let kq = format!(
+            "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+             WHERE m.collection_id = $1 AND m.uid IN ({list})"
+        );
+        let kw = sqlx::query(&kq).bind(mailbox).fetch_all(&mut *c).await?;
+        attach_keywords(&mut part, &kw)?;
+        out.extend(part);
+    }
+    out.sort_by_key(|m| m.uid);
+    Ok(out)
+}
+
+async fn remove_messages(c: &mut AnyConnection, t: &mut Touched, mailbox: i64, msgs: &[MessageInfo]) -> Result<Vec<i64>> {
+    if msgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = bump_modseq(c, mailbox).await?;
+    let mut uids = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        sqlx::query("DELETE FROM message_keywords WHERE message_id = $1").bind(m.id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM messages WHERE id = $1").bind(m.id).execute(&mut *c).await?;
+        release_blob(c, &m.blob_hash, 1).await?;
+        journal(c, mailbox, modseq, m.uid, "expunge").await?;
+        uids.push(m.uid);
+    }
+    t.add(mailbox, modseq);
+    Ok(uids)
+}
+
+async fn journal(c: &mut AnyConnection, collection: i64, modseq: i64, item: i64, kind: &str) -> Result<()> {
+    sqlx::query("INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(collection)
+        .bind(modseq)
+        .bind(item)
+        .bind(kind)
+        .bind(now())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+async fn bump_modseq(c: &mut AnyConnection, mailbox: i64) -> Result<i64> {
+    sqlx::query_scalar("UPDATE collections SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq")
+        .bind(mailbox)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))
+}
+
+/// Allocates the next UID and modseq of a mailbox.
+async fn next_uid(c: &mut AnyConnection, mailbox: i64) -> Result<(i64, i64)> {
+    let r = sqlx::query(
+        "UPDATE collections SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 \
+         RETURNING uidnext - 1 AS uid, highest_modseq",
+    )
+    .bind(mailbox)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    Ok((r.try_get("uid")?, r.try_get("highest_modseq")?))
+}
+
+async fn insert_message(
+    c: &mut AnyConnection,
+    target: &Target,
+    blob: &BlobRef,
+    meta: &MessageMeta,
+    json: &str,
+    internal_date: i64,
+) -> Result<Delivered> {
+    let (uid, modseq) = next_uid(c, target.mailbox).await?;
+    let uidvalidity: i64 =
+        sqlx::query_scalar("SELECT uidvalidity FROM collections WHERE id = $1").bind(target.mailbox).fetch_one(&mut *c).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (collection_id, uid, blob_hash, size, internal_date, save_date, flags, modseq, subject, sent_date, message_id, meta) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(target.mailbox)
+    .bind(uid)
+    .bind(&blob.hash)
+    .bind(blob.size as i64)
+    .bind(internal_date)
+    .bind(now())
+    .bind(target.flags)
+    .bind(modseq)
+    .bind(meta.subject.as_deref())
+    .bind(meta.sent_date)
+    .bind(meta.message_id.as_deref())
+    .bind(json)
+    .fetch_one(&mut *c)
+    .await?;
+    for k in &target.keywords {
+        sqlx::query("INSERT INTO message_keywords (message_id, keyword) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(k)
+            .execute(&mut *c)
+            .await?;
+    }
+    journal(c, target.mailbox, modseq, uid, "add").await?;
+    Ok(Delivered { mailbox: target.mailbox, uidvalidity, uid, modseq })
+}
+
+/// Takes `n` references to a blob. If the row is new or was unreferenced,
+/// the sweeper may have removed the file: check it is there (the sweeper runs
+/// in this same writer, so it cannot remove it between check and commit).
+async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &BlobRef, n: i64) -> Result<()> {
+    let prev: Option<i64> = sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
+        .bind(&blob.hash)
+        .fetch_optional(&mut *c)
+        .await?;
+    match prev {
+        Some(r) if r > 0 => {
+            sqlx::query("UPDATE blobs SET refcount = refcount + $1 WHERE hash = $2")
+                .bind(n)
+                .bind(&blob.hash)
+                .execute(&mut *c)
+                .await?;
+        }
+        _ => {
+            if !blobs.exists(&blob.hash) {
+                return Err(StoreError::Unavailable(format!("blob {} vanished before commit", blob.hash)));
+            }
+            sqlx::query(
+                "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \
+                 ON CONFLICT (hash) DO UPDATE SET refcount = $3, zero_since = NULL",
+            )
+            .bind(&blob.hash)
+            .bind(blob.size as i64)
+            .bind(n)
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn release_blob(c: &mut AnyConnection, hash: &str, n: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE blobs SET refcount = refcount - $1, \
+         zero_since = CASE WHEN refcount - $1 <= 0 THEN $2 ELSE NULL END WHERE hash = $3",
+    )
+    .bind(n)
+    .bind(now())
+    .bind(hash)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
