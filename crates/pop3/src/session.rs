@@ -608,3 +608,299 @@ fn decode_plain(b64: &str) -> Result<(String, String), PlainError> {
 pub fn loggable_login(login: &str) -> String {
     printable(login, 64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> MachineConfig {
+        MachineConfig {
+            hostname: "mail.example.org".into(),
+            tls_available: true,
+            is_tls: false,
+            plaintext_allowed: false,
+            max_bad_commands: 5,
+        }
+    }
+
+    fn line(m: &mut Machine, l: &str) -> Action {
+        m.on_frame(Frame::Line(l.as_bytes().to_vec()))
+    }
+
+    /// The text the client would see for a plain Send.
+    fn sent(a: Action) -> String {
+        match a {
+            Action::Send(r) => String::from_utf8(r.into_bytes()).unwrap(),
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    fn entries() -> Vec<MaildropEntry> {
+        (1..=3)
+            .map(|i| MaildropEntry {
+                id: 100 + i,
+                size: 10 * i,
+                uidl: format!("u{i}"),
+            })
+            .collect()
+    }
+
+    fn logged_in() -> Machine {
+        let mut m = Machine::new(MachineConfig {
+            is_tls: true,
+            ..cfg()
+        });
+        assert!(matches!(line(&mut m, "USER a"), Action::Send(_)));
+        assert!(matches!(line(&mut m, "PASS p"), Action::Login { .. }));
+        assert!(sent(m.login_result(LoginOutcome::Ok(entries())))
+            .starts_with("+OK Logged in: maildrop has 3 messages (60 octets)"));
+        assert_eq!(m.phase(), Phase::Transaction);
+        m
+    }
+
+    #[test]
+    fn plaintext_login_refused_before_tls() {
+        let mut m = Machine::new(cfg());
+        let capa = sent(line(&mut m, "CAPA"));
+        assert!(capa.contains("STLS\r\n"));
+        assert!(!capa.contains("USER\r\n"));
+        assert!(!capa.contains("SASL"));
+        assert!(sent(line(&mut m, "USER a")).starts_with("-ERR [AUTH] Plaintext"));
+        assert!(sent(line(&mut m, "AUTH PLAIN AGEAYg==")).starts_with("-ERR [AUTH] Plaintext"));
+        assert!(sent(line(&mut m, "PASS x")).starts_with("-ERR PASS without USER"));
+        assert_eq!(
+            line(&mut m, "STLS"),
+            Action::StartTls(Response::ok("Begin TLS negotiation"))
+        );
+        m.tls_started();
+        let capa = sent(line(&mut m, "CAPA"));
+        assert!(!capa.contains("STLS"));
+        assert!(capa.contains("USER\r\n") && capa.contains("SASL PLAIN\r\n"));
+        assert!(sent(line(&mut m, "STLS")).starts_with("-ERR Already"));
+        assert!(sent(line(&mut m, "USER a")).starts_with("+OK"));
+    }
+
+    #[test]
+    fn plaintext_allowed_on_loopback() {
+        let mut m = Machine::new(MachineConfig {
+            plaintext_allowed: true,
+            tls_available: false,
+            ..cfg()
+        });
+        let capa = sent(line(&mut m, "CAPA"));
+        assert!(capa.contains("USER\r\n") && !capa.contains("STLS"));
+        assert!(sent(line(&mut m, "STLS")).starts_with("-ERR STLS not available"));
+        assert!(sent(line(&mut m, "USER a")).starts_with("+OK"));
+        assert_eq!(
+            line(&mut m, "PASS two words"),
+            Action::Login {
+                login: "a".into(),
+                password: Secret("two words".into())
+            }
+        );
+    }
+
+    #[test]
+    fn auth_plain_both_forms() {
+        let mut m = Machine::new(MachineConfig {
+            is_tls: true,
+            ..cfg()
+        });
+        // \0alice\0secret
+        assert_eq!(
+            line(&mut m, "AUTH PLAIN AGFsaWNlAHNlY3JldA=="),
+            Action::Login {
+                login: "alice".into(),
+                password: Secret("secret".into())
+            }
+        );
+        assert!(sent(m.login_result(LoginOutcome::BadCredentials))
+            .starts_with("-ERR [AUTH] Authentication failed"));
+        assert_eq!(
+            line(&mut m, "AUTH PLAIN"),
+            Action::Send(Response::continuation(""))
+        );
+        // alice\0alice\0secret: authzid equal to authcid is fine
+        assert_eq!(
+            line(&mut m, "YWxpY2UAYWxpY2UAc2VjcmV0"),
+            Action::Login {
+                login: "alice".into(),
+                password: Secret("secret".into())
+            }
+        );
+        m.login_result(LoginOutcome::BadCredentials);
+        // cancel
+        assert_eq!(
+            line(&mut m, "AUTH PLAIN"),
+            Action::Send(Response::continuation(""))
+        );
+        assert!(sent(line(&mut m, "*")).starts_with("-ERR AUTH cancelled"));
+        // garbage
+        assert!(sent(line(&mut m, "AUTH PLAIN !!!")).starts_with("-ERR Malformed"));
+        assert!(sent(line(&mut m, "AUTH PLAIN =")).starts_with("-ERR Malformed"));
+        // bob\0alice\0secret: no proxy authorization
+        assert!(sent(line(&mut m, "AUTH PLAIN Ym9iAGFsaWNlAHNlY3JldA=="))
+            .starts_with("-ERR [AUTH] Authorization identity"));
+        assert!(sent(line(&mut m, "AUTH LOGIN")).starts_with("-ERR Unsupported"));
+        assert_eq!(
+            sent(line(&mut m, "AUTH")),
+            "+OK Mechanisms follow\r\nPLAIN\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn login_outcomes() {
+        let mut m = Machine::new(MachineConfig {
+            is_tls: true,
+            ..cfg()
+        });
+        line(&mut m, "USER a");
+        line(&mut m, "PASS p");
+        assert!(sent(m.login_result(LoginOutcome::InUse)).starts_with("-ERR [IN-USE]"));
+        line(&mut m, "USER a");
+        line(&mut m, "PASS p");
+        assert!(sent(m.login_result(LoginOutcome::TempFail)).starts_with("-ERR [SYS/TEMP]"));
+        assert_eq!(m.phase(), Phase::Authorization);
+        line(&mut m, "USER a");
+        line(&mut m, "PASS p");
+        match m.login_result(LoginOutcome::Blocked) {
+            Action::Close(r) => assert!(r.as_bytes().starts_with(b"-ERR [AUTH]")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.end_reason(), Some("blocked"));
+    }
+
+    #[test]
+    fn transaction_commands() {
+        let mut m = logged_in();
+        assert_eq!(sent(line(&mut m, "STAT")), "+OK 3 60\r\n");
+        assert_eq!(
+            sent(line(&mut m, "LIST")),
+            "+OK Scan list follows: maildrop has 3 messages (60 octets)\r\n1 10\r\n2 20\r\n3 30\r\n.\r\n"
+        );
+        assert_eq!(sent(line(&mut m, "LIST 2")), "+OK 2 20\r\n");
+        assert!(sent(line(&mut m, "LIST 4")).starts_with("-ERR No such message"));
+        assert!(sent(line(&mut m, "LIST 0")).starts_with("-ERR No such message"));
+        assert_eq!(
+            sent(line(&mut m, "UIDL")),
+            "+OK Unique-id listing follows\r\n1 u1\r\n2 u2\r\n3 u3\r\n.\r\n"
+        );
+        assert_eq!(sent(line(&mut m, "UIDL 3")), "+OK 3 u3\r\n");
+        assert_eq!(sent(line(&mut m, "NOOP")), "+OK\r\n");
+        assert!(sent(line(&mut m, "DELE 2")).starts_with("+OK"));
+        assert!(sent(line(&mut m, "DELE 2")).starts_with("-ERR Message 2 is already deleted"));
+        assert!(sent(line(&mut m, "RETR 2")).starts_with("-ERR"));
+        assert!(sent(line(&mut m, "TOP 2 1")).starts_with("-ERR"));
+        assert!(sent(line(&mut m, "LIST 2")).starts_with("-ERR"));
+        assert_eq!(sent(line(&mut m, "STAT")), "+OK 2 40\r\n");
+        assert_eq!(
+            sent(line(&mut m, "UIDL")),
+            "+OK Unique-id listing follows\r\n1 u1\r\n3 u3\r\n.\r\n"
+        );
+        assert!(sent(line(&mut m, "RSET")).contains("3 messages (60 octets)"));
+        assert_eq!(sent(line(&mut m, "STAT")), "+OK 3 60\r\n");
+        let capa = sent(line(&mut m, "CAPA"));
+        assert!(capa.contains("TOP\r\n") && !capa.contains("USER") && !capa.contains("STLS"));
+        assert!(sent(line(&mut m, "USER b")).starts_with("-ERR Already logged in"));
+        assert!(sent(line(&mut m, "STLS")).starts_with("-ERR"));
+    }
+
+    #[test]
+    fn retr_and_top() {
+        let mut m = logged_in();
+        assert_eq!(
+            line(&mut m, "RETR 1"),
+            Action::Fetch {
+                id: 101,
+                body_lines: None
+            }
+        );
+        assert_eq!(
+            sent(m.message_result(Ok(Some(b"A: b\n\n.x\n".to_vec())))),
+            "+OK 12 octets\r\nA: b\r\n\r\n..x\r\n.\r\n"
+        );
+        assert_eq!(
+            line(&mut m, "TOP 3 0"),
+            Action::Fetch {
+                id: 103,
+                body_lines: Some(0)
+            }
+        );
+        assert_eq!(
+            sent(m.message_result(Ok(Some(b"A: b\n\nbody\n".to_vec())))),
+            "+OK Top of message follows\r\nA: b\r\n\r\n.\r\n"
+        );
+        line(&mut m, "RETR 1");
+        assert!(sent(m.message_result(Ok(None))).starts_with("-ERR Message was removed"));
+        line(&mut m, "RETR 1");
+        assert!(sent(m.message_result(Err(TempFail("db".into())))).starts_with("-ERR [SYS/TEMP]"));
+        assert_eq!(m.phase(), Phase::Transaction);
+    }
+
+    #[test]
+    fn quit_expunges_only_deleted() {
+        let mut m = logged_in();
+        line(&mut m, "DELE 1");
+        line(&mut m, "DELE 3");
+        assert_eq!(
+            line(&mut m, "QUIT"),
+            Action::Expunge {
+                ids: vec![101, 103]
+            }
+        );
+        assert_eq!(m.phase(), Phase::Update);
+        match m.update_result(Ok(())) {
+            Action::Close(r) => assert!(r.is_ok(), "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+        // nothing deleted: no expunge at all
+        let mut m = logged_in();
+        assert!(matches!(line(&mut m, "QUIT"), Action::Close(r) if r.is_ok()));
+        // a failed expunge is reported
+        let mut m = logged_in();
+        line(&mut m, "DELE 1");
+        line(&mut m, "QUIT");
+        match m.update_result(Err(TempFail("x".into()))) {
+            Action::Close(r) => assert!(r.as_bytes().starts_with(b"-ERR [SYS/TEMP]")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn quit_in_authorization_and_wrong_state() {
+        let mut m = Machine::new(cfg());
+        assert!(sent(line(&mut m, "STAT")).starts_with("-ERR Not logged in"));
+        assert!(sent(line(&mut m, "APOP a b")).starts_with("-ERR APOP"));
+        assert!(matches!(line(&mut m, "QUIT"), Action::Close(r) if r.is_ok()));
+        assert_eq!(m.end_reason(), Some("quit"));
+    }
+
+    #[test]
+    fn too_many_errors_close() {
+        let mut m = Machine::new(cfg());
+        for _ in 0..4 {
+            assert!(sent(line(&mut m, "BOGUS")).starts_with("-ERR Unknown command"));
+        }
+        // NOOP before login is the fifth error
+        assert!(matches!(line(&mut m, "NOOP"), Action::Close(_)));
+        let mut m = Machine::new(cfg());
+        for _ in 0..4 {
+            m.on_frame(Frame::TooLong);
+        }
+        match line(&mut m, "XYZ") {
+            Action::Close(r) => {
+                assert!(String::from_utf8_lossy(r.as_bytes()).contains("too many errors"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.end_reason(), Some("too many errors"));
+    }
+
+    #[test]
+    fn malformed_keeps_session() {
+        let mut m = logged_in();
+        assert!(sent(line(&mut m, "RETR x")).starts_with("-ERR RETR: invalid number"));
+        assert!(sent(line(&mut m, "TOP 1")).starts_with("-ERR TOP: missing argument"));
+        assert_eq!(sent(line(&mut m, "STAT")), "+OK 3 60\r\n");
+    }
+}
