@@ -1,1 +1,336 @@
-//! outpost-directory
+//! The directory: who exists, which addresses reach whom, and who may log in.
+//!
+//! Every protocol asks the directory the same three questions:
+//! [`Directory::resolve`] (who receives mail for this address: users,
+//! groups expanded recursively without loops or duplicates, catch-all),
+//! [`Directory::authenticate`] (login by primary address or any alias), and
+//! [`Directory::may_send_as`] (the submission sender check).
+//!
+//! The built-in source keeps principals in the store's tables. An external
+//! LDAP/Active Directory source plugs in behind the same methods: it maps
+//! `mail`/`proxyAddresses` to addresses, `member` to group members, binds as
+//! the user to authenticate, and keys principals by `objectGUID`/`entryUUID`
+//! through the store's `external_id` so renamed users keep their mailboxes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use outpost_store::{domain_of, normalize_address, NewPrincipal, Principal, PrincipalKind, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where mail for one address goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// Local users who receive a copy, each once.
+    pub users: Vec<Recipient>,
+    /// Outside addresses listed as group members (to be sent on).
+    pub external: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub principal_id: i64,
+    /// The user's primary address.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The domain is hosted and the address reaches these recipients.
+    Local(Resolution),
+    /// The domain is hosted but nobody has this address.
+    Unknown,
+    /// The domain is not hosted here.
+    NotLocal,
+}
+
+/// Nesting deeper than this is treated as a loop.
+const MAX_EXPANSION: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+    auth_cache: Arc<Mutex<HashMap<[u8; 32], (i64, Instant)>>>,
+    cache_key: [u8; 32],
+}
+
+impl Directory {
+    pub fn new(store: Store) -> Directory {
+        Directory { store, auth_cache: Arc::default(), cache_key: rand::random() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
+        Ok(self.store.domain(domain).await?.is_some())
+    }
+
+    /// Resolves an address to its recipients: a user, a group expanded
+    /// recursively (each user once, loops cut), or the domain's catch-all.
+    pub async fn resolve(&self, address: &str) -> Result<Lookup> {
+        let address = normalize_address(address);
+        let Some(domain) = domain_of(&address) else { return Ok(Lookup::NotLocal) };
+        let Some(dom) = self.store.domain(domain).await? else { return Ok(Lookup::NotLocal) };
+        let start = match self.store.principal_by_address(&address).await? {
+            Some(_) => address.clone(),
+            None => match subaddress_base(&address) {
+                Some(base) if self.store.principal_by_address(&base).await?.is_some() => base,
+                _ => match dom.catchall {
+                    Some(c) => c,
+                    None => return Ok(Lookup::Unknown),
+                },
+            },
+        };
+        let res = self.expand(&start).await?;
+        if res.users.is_empty() && res.external.is_empty() {
+            return Ok(Lookup::Unknown);
+        }
+        Ok(Lookup::Local(res))
+    }
+
+    /// Breadth-first expansion of an address through groups.
+    async fn expand(&self, start: &str) -> Result<Resolution> {
+        let mut out = Resolution::default();
+        let mut seen_addr = HashSet::new();
+        let mut seen_user = HashSet::new();
+        let mut queue = VecDeque::from([start.to_string()]);
+        while let Some(addr) = queue.pop_front() {
+            if !seen_addr.insert(addr.clone()) || seen_addr.len() > MAX_EXPANSION {
+                continue;
+            }
+            match self.store.principal_by_address(&addr).await? {
+                Some(p) if p.kind == PrincipalKind::User => {
+                    if !p.disabled && seen_user.insert(p.id) {
+                        out.users.push(Recipient { principal_id: p.id, address: p.address.unwrap_or(addr) });
+                    }
+                }
+                Some(p) => {
+                    if seen_user.insert(-p.id) {
+                        queue.extend(self.store.members(p.id).await?);
+                    }
+                }
+                None => {
+                    let hosted = match domain_of(&addr) {
+                        Some(d) => self.store.domain(d).await?.is_some(),
+                        None => true,
+                    };
+                    if hosted {
+                        tracing::warn!("group member {addr} does not exist; skipped");
+                    } else if !out.external.contains(&addr) {
+                        out.external.push(addr);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks a login (primary address or any alias) and password. `Ok(None)`
+    /// for a wrong login or password, a disabled account, or a group.
+    pub async fn authenticate(&self, login: &str, password: &str) -> Result<Option<Principal>> {
+        let login = normalize_address(login);
+        let key = self.cache_entry(&login, password);
+        if let Some(id) = self.cached(&key) {
+            if let Some(p) = self.store.principal(id).await? {
+                if !p.disabled {
+                    return Ok(Some(p));
+                }
+            }
+        }
+        let Some(p) = self.store.principal_by_address(&login).await? else {
+            // Spend the same time as a real check so timing tells nothing.
+            let pw = password.to_string();
+            let _ = tokio::task::spawn_blocking(move || verify_password(&pw, DUMMY_HASH)).await;
+            return Ok(None);
+        };
+        if p.kind != PrincipalKind::User || p.disabled {
+            return Ok(None);
+        }
+        let Some(hash) = p.password_hash.clone() else { return Ok(None) };
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        if ok {
+            self.auth_cache.lock().unwrap().insert(key, (p.id, Instant::now()));
+            Ok(Some(p))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn cache_entry(&self, login: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.cache_key);
+        h.update(login.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<i64> {
+        let mut c = self.auth_cache.lock().unwrap();
+        match c.get(key) {
+            Some((id, at)) if at.elapsed() < AUTH_CACHE_TTL => Some(*id),
+            Some(_) => {
+                c.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Forgets cached logins (after a password change or removal).
+    pub fn clear_cache(&self) {
+        self.auth_cache.lock().unwrap().clear();
+    }
+
+    /// May this user use `address` as envelope sender or From:? Yes for any
+    /// of the user's own addresses and for groups the user belongs to
+    /// (directly or through nested groups).
+    pub async fn may_send_as(&self, principal_id: i64, address: &str) -> Result<bool> {
+        let address = normalize_address(address);
+        match self.store.principal_by_address(&address).await? {
+            Some(p) if p.id == principal_id => Ok(true),
+            Some(p) if p.kind == PrincipalKind::Group => {
+                let res = self.expand(&address).await?;
+                Ok(res.users.iter().any(|r| r.principal_id == principal_id))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    // --- administration -------------------------------------------------
+
+    /// Adds a user. Fails with a message saying what to do when the domain
+    /// is not hosted.
+    pub async fn add_user(&self, address: &str, name: &str, password: &str) -> Result<Principal> {
+        let address = self.check_new_address(address).await?;
+        check_password(password)?;
+        let hash = hash_password(password)?;
+        self.store
+            .create_principal(NewPrincipal {
+                kind: PrincipalKind::User,
+                address,
+                display_name: name.to_string(),
+                password_hash: Some(hash),
+                source: "internal".into(),
+                external_id: None,
+                quota_bytes: 0,
+            })
+            .await
+    }
+
+    pub async fn add_group(&self, address: &str, name: &str) -> Result<Principal> {
+        let address = self.check_new_address(address).await?;
+        self.store
+            .create_principal(NewPrincipal {
+                kind: PrincipalKind::Group,
+                address,
+                display_name: name.to_string(),
+                password_hash: None,
+                source: "internal".into(),
+                external_id: None,
+                quota_bytes: 0,
+            })
+            .await
+    }
+
+    pub async fn set_password(&self, address: &str, password: &str) -> Result<()> {
+        check_password(password)?;
+        let p = self.user(address).await?;
+        self.store.set_password_hash(p.id, hash_password(password)?).await?;
+        self.clear_cache();
+        Ok(())
+    }
+
+    /// Adds an alias address to the user or group that owns `target`.
+    pub async fn add_alias(&self, alias: &str, target: &str) -> Result<()> {
+        let alias = self.check_new_address(alias).await?;
+        let owner = self
+            .store
+            .principal_by_address(target)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("{target} (no user or group has this address)")))?;
+        self.store.add_address(owner.id, &alias).await
+    }
+
+    /// A user by any of its addresses.
+    pub async fn user(&self, address: &str) -> Result<Principal> {
+        match self.store.principal_by_address(address).await? {
+            Some(p) if p.kind == PrincipalKind::User => Ok(p),
+            _ => Err(StoreError::NotFound(format!("user {}", normalize_address(address)))),
+        }
+    }
+
+    pub async fn group(&self, address: &str) -> Result<Principal> {
+        match self.store.principal_by_address(address).await? {
+            Some(p) if p.kind == PrincipalKind::Group => Ok(p),
+            _ => Err(StoreError::NotFound(format!("group {}", normalize_address(address)))),
+        }
+    }
+
+    async fn check_new_address(&self, address: &str) -> Result<String> {
+        let address = normalize_address(address);
+        let (local, domain) = address
+            .rsplit_once('@')
+            .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address (expected name@domain)")))?;
+        if local.is_empty() || local.contains(char::is_whitespace) || local.contains(['<', '>', ',', ';', '"', '@']) {
+            return Err(StoreError::Invalid(format!("{address:?} is not a valid address")));
+        }
+        if self.store.domain(domain).await?.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "{domain} is not a hosted domain; add it first with: outpost domain add {domain}"
+            )));
+        }
+        if self.store.principal_by_address(&address).await?.is_some() {
+            return Err(StoreError::Exists(format!("address {address}")));
+        }
+        Ok(address)
+    }
+}
+
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// user+tag@domain → user@domain (RFC 5233 subaddressing).
+fn subaddress_base(address: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    let (base, _) = local.split_once('+')?;
+    (!base.is_empty()).then(|| format!("{base}@{domain}"))
+}
+
+fn check_password(pw: &str) -> Result<()> {
+    if pw.chars().count() < 8 {
+        return Err(StoreError::Invalid("password must have at least 8 characters".into()));
+    }
+    if pw.contains(['\r', '\n', '\0']) {
+        return Err(StoreError::Invalid("password must not contain line breaks or NUL".into()));
+    }
+    Ok(())
+}
+
+/// argon2id with the crate's default parameters (RFC 9106's second
+/// recommended set), as a PHC string.
+pub fn hash_password(pw: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Internal(format!("password hashing failed: {e}")))
+}
+
+pub fn verify_password(pw: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0TvnkXCMy5BMeYo6ebStJwdVgk5u1U9VL0DdW3X0JfQ";
