@@ -248,6 +248,14 @@ impl Pop3Session<'_> {
         };
         match ctx.backend.open_maildrop(&user).await {
             Ok(entries) => {
+                let bad_uidl = entries.iter().filter(|e| !uidl_ok(&e.uidl)).count();
+                if bad_uidl > 0 {
+                    warn!(
+                        session = id,
+                        user = %user.name,
+                        "pop3: backend gave {bad_uidl} UIDL values outside RFC 1939 (1-70 chars 0x21-0x7E)"
+                    );
+                }
                 info!(
                     session = id,
                     user = %user.name,
@@ -265,4 +273,9 @@ impl Pop3Session<'_> {
             }
         }
     }
+}
+
+/// RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
+fn uidl_ok(u: &str) -> bool {
+    (1..=70).contains(&u.len()) && u.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }

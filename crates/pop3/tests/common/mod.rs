@@ -323,8 +323,16 @@ impl Client {
     pub async fn stls(self) -> Client {
         let mut c = self;
         c.ok("STLS").await;
-        assert!(c.io.buffer().is_empty(), "server sent data after STLS +OK");
-        let inner = c.io.into_inner();
+        c.into_tls_after_ok().await
+    }
+
+    /// The TLS handshake, once the server has said +OK to STLS.
+    pub async fn into_tls_after_ok(self) -> Client {
+        assert!(
+            self.io.buffer().is_empty(),
+            "server sent data after STLS +OK"
+        );
+        let inner = self.io.into_inner();
         let tls = tls_connect(inner).await;
         Client {
             io: BufReader::new(Box::new(tls)),
