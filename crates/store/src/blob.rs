@@ -40,7 +40,10 @@ pub struct BlobStore {
 impl BlobStore {
     pub fn open(dir: &Path) -> Result<BlobStore, StoreError> {
         fs::create_dir_all(dir.join("tmp"))?;
-        Ok(BlobStore { dir: Arc::new(dir.to_path_buf()), fault: Arc::new(AtomicU8::new(0)) })
+        Ok(BlobStore {
+            dir: Arc::new(dir.to_path_buf()),
+            fault: Arc::new(AtomicU8::new(0)),
+        })
     }
 
     pub fn set_fault(&self, f: Fault) {
@@ -65,7 +68,11 @@ impl BlobStore {
 
     pub fn put_sync(&self, data: &[u8]) -> Result<BlobRef, StoreError> {
         match self.fault.load(Ordering::SeqCst) {
-            1 => return Err(StoreError::Full("injected fault: no space left on device".into())),
+            1 => {
+                return Err(StoreError::Full(
+                    "injected fault: no space left on device".into(),
+                ))
+            }
             2 => return Err(StoreError::Unavailable("injected fault: I/O error".into())),
             _ => {}
         }
@@ -74,7 +81,10 @@ impl BlobStore {
         let parent = path.parent().expect("blob path has a parent");
         if !path.exists() {
             fs::create_dir_all(parent)?;
-            let tmp = self.dir.join("tmp").join(format!("{hash}.{}", rand::random::<u64>()));
+            let tmp = self
+                .dir
+                .join("tmp")
+                .join(format!("{hash}.{}", rand::random::<u64>()));
             let res = (|| {
                 let mut f = File::create(&tmp)?;
                 f.write_all(data)?;
@@ -89,7 +99,10 @@ impl BlobStore {
         // Also when the file was already there: its writer may not have
         // synced the directory yet.
         File::open(parent)?.sync_all()?;
-        Ok(BlobRef { hash, size: data.len() as u64 })
+        Ok(BlobRef {
+            hash,
+            size: data.len() as u64,
+        })
     }
 
     pub async fn get(&self, hash: &str) -> Result<Vec<u8>, StoreError> {
@@ -99,7 +112,9 @@ impl BlobStore {
         let path = self.path(hash);
         match tokio::fs::read(&path).await {
             Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(format!("blob {hash}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(format!("blob {hash}")))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -118,7 +133,9 @@ impl BlobStore {
 
     /// Number of blob files on disk (for tests and `outpost check`).
     pub fn count_files(&self) -> usize {
-        let Ok(rd) = fs::read_dir(&*self.dir) else { return 0 };
+        let Ok(rd) = fs::read_dir(&*self.dir) else {
+            return 0;
+        };
         rd.filter_map(Result::ok)
             .filter(|e| e.file_name() != "tmp")
             .filter_map(|e| fs::read_dir(e.path()).ok())

@@ -25,7 +25,10 @@ pub enum StoreError {
 impl StoreError {
     /// True when trying again later may succeed.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Full(_) | StoreError::Internal(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Full(_) | StoreError::Internal(_)
+        )
     }
 }
 
@@ -36,7 +39,10 @@ impl From<sqlx::Error> for StoreError {
                 let msg = db.message().to_string();
                 if db.is_unique_violation() {
                     StoreError::Exists(msg)
-                } else if msg.contains("disk is full") || msg.contains("No space left") || db.code().as_deref() == Some("53100") {
+                } else if msg.contains("disk is full")
+                    || msg.contains("No space left")
+                    || db.code().as_deref() == Some("53100")
+                {
                     StoreError::Full(msg)
                 } else if msg.contains("database is locked") || msg.contains("busy") {
                     StoreError::Unavailable(msg)

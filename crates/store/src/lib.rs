@@ -18,9 +18,9 @@ pub mod meta;
 mod notify;
 pub mod principals;
 mod schema;
-mod writer;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -66,7 +66,9 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalize_url(url)?;
         if backend == Backend::Sqlite {
-            if let Some(parent) = sqlite_path(&url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf)) {
+            if let Some(parent) =
+                sqlite_path(&url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+            {
                 std::fs::create_dir_all(parent)?;
             }
         }
@@ -76,15 +78,25 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| Box::pin(async move { prepare_connection(conn, backend).await }))
+            .after_connect(move |conn, _| {
+                Box::pin(async move { prepare_connection(conn, backend).await })
+            })
             .connect_with(opts.clone())
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open database {}: {e}", redact(&url))))?;
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open database {}: {e}", redact(&url)))
+            })?;
         schema::migrate(&pool, backend).await?;
         let blobs = BlobStore::open(blob_dir)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let store = Store {
-            inner: Arc::new(Inner { backend, pool, writer: tx, blobs, notifier: notify::Notifier::default() }),
+            inner: Arc::new(Inner {
+                backend,
+                pool,
+                writer: tx,
+                blobs,
+                notifier: notify::Notifier::default(),
+            }),
         };
         let weak = Arc::downgrade(&store.inner);
         tokio::spawn(writer::run(opts, backend, rx, weak));
@@ -110,7 +122,10 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> futures::future::BoxFuture<'c, Result<T>>
+        F: for<'c> FnOnce(
+                &'c mut AnyConnection,
+                &'c mut Touched,
+            ) -> futures::future::BoxFuture<'c, Result<T>>
             + Send
             + 'static,
     {
@@ -139,7 +154,10 @@ async fn prepare_connection(conn: &mut AnyConnection, backend: Backend) -> Resul
     Ok(())
 }
 
-pub(crate) async fn connect_writer(opts: &AnyConnectOptions, backend: Backend) -> Result<AnyConnection> {
+pub(crate) async fn connect_writer(
+    opts: &AnyConnectOptions,
+    backend: Backend,
+) -> Result<AnyConnection> {
     let mut conn = AnyConnection::connect_with(opts).await?;
     prepare_connection(&mut conn, backend).await?;
     Ok(conn)
@@ -151,16 +169,24 @@ fn normalize_url(url: &str) -> Result<(Backend, String)> {
     } else if url.starts_with("sqlite:") {
         let mut u = url.to_string();
         if !u.contains("mode=") {
-            u.push_str(if u.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            u.push_str(if u.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
         }
         Ok((Backend::Sqlite, u))
     } else {
-        Err(StoreError::Invalid(format!("storage.url {url:?}: expected sqlite:// or postgres://")))
+        Err(StoreError::Invalid(format!(
+            "storage.url {url:?}: expected sqlite:// or postgres://"
+        )))
     }
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     Some(rest.split('?').next().unwrap_or(rest))
 }
 

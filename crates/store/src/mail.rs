@@ -18,8 +18,13 @@ pub const DELETED: i64 = 8;
 pub const DRAFT: i64 = 16;
 
 /// System flags by IMAP name.
-pub const SYSTEM_FLAGS: &[(&str, i64)] =
-    &[("\\Seen", SEEN), ("\\Answered", ANSWERED), ("\\Flagged", FLAGGED), ("\\Deleted", DELETED), ("\\Draft", DRAFT)];
+pub const SYSTEM_FLAGS: &[(&str, i64)] = &[
+    ("\\Seen", SEEN),
+    ("\\Answered", ANSWERED),
+    ("\\Flagged", FLAGGED),
+    ("\\Deleted", DELETED),
+    ("\\Draft", DRAFT),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -96,7 +101,8 @@ pub(crate) fn new_uidvalidity() -> i64 {
     (now() - 1_577_836_800).max(1)
 }
 
-const MAILBOX_COLS: &str = "id, principal_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
+const MAILBOX_COLS: &str =
+    "id, principal_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
 
 fn mailbox_row(r: &AnyRow) -> Result<Mailbox> {
     Ok(Mailbox {
@@ -143,10 +149,14 @@ pub fn canonical_mailbox_name(name: &str) -> String {
 pub fn check_mailbox_name(name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name.len() > 512
-        || name.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
         || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
     if bad {
-        return Err(StoreError::Invalid(format!("invalid mailbox name {name:?}")));
+        return Err(StoreError::Invalid(format!(
+            "invalid mailbox name {name:?}"
+        )));
     }
     Ok(())
 }
@@ -154,7 +164,13 @@ pub fn check_mailbox_name(name: &str) -> Result<()> {
 impl Store {
     pub async fn mailboxes(&self, principal: i64) -> Result<Vec<Mailbox>> {
         let q = format!("SELECT {MAILBOX_COLS} FROM collections WHERE principal_id = $1 AND kind = 'mailbox' ORDER BY name");
-        sqlx::query(&q).bind(principal).fetch_all(self.pool()).await?.iter().map(mailbox_row).collect()
+        sqlx::query(&q)
+            .bind(principal)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(mailbox_row)
+            .collect()
     }
 
     pub async fn mailbox(&self, principal: i64, name: &str) -> Result<Option<Mailbox>> {
@@ -172,8 +188,15 @@ impl Store {
     }
 
     pub async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>> {
-        let q = format!("SELECT {MAILBOX_COLS} FROM collections WHERE id = $1 AND kind = 'mailbox'");
-        sqlx::query(&q).bind(id).fetch_optional(self.pool()).await?.as_ref().map(mailbox_row).transpose()
+        let q =
+            format!("SELECT {MAILBOX_COLS} FROM collections WHERE id = $1 AND kind = 'mailbox'");
+        sqlx::query(&q)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(mailbox_row)
+            .transpose()
     }
 
     /// The mailbox with a special-use role (e.g. "\\Junk"), if any.
@@ -191,7 +214,12 @@ impl Store {
             .transpose()
     }
 
-    pub async fn create_mailbox(&self, principal: i64, name: &str, special_use: Option<String>) -> Result<Mailbox> {
+    pub async fn create_mailbox(
+        &self,
+        principal: i64,
+        name: &str,
+        special_use: Option<String>,
+    ) -> Result<Mailbox> {
         let name = canonical_mailbox_name(name);
         check_mailbox_name(&name)?;
         self.write(move |c, t| {
@@ -258,9 +286,17 @@ impl Store {
         let to = canonical_mailbox_name(to);
         check_mailbox_name(&to)?;
         if from == "INBOX" {
-            let inbox = self.mailbox(principal, "INBOX").await?.ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
+            let inbox = self
+                .mailbox(principal, "INBOX")
+                .await?
+                .ok_or_else(|| StoreError::NotFound("INBOX".into()))?;
             let dest = self.create_mailbox(principal, &to, None).await?;
-            let uids: Vec<i64> = self.message_list(inbox.id).await?.iter().map(|m| m.uid).collect();
+            let uids: Vec<i64> = self
+                .message_list(inbox.id)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
             self.copy_messages(inbox.id, &uids, dest.id, true).await?;
             return Ok(());
         }
@@ -327,8 +363,13 @@ impl Store {
     /// Every message of a mailbox in UID order, with flags and keywords.
     pub async fn message_list(&self, mailbox: i64) -> Result<Vec<MessageInfo>> {
         let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 ORDER BY uid");
-        let mut list: Vec<MessageInfo> =
-            sqlx::query(&q).bind(mailbox).fetch_all(self.pool()).await?.iter().map(message_row).collect::<Result<_>>()?;
+        let mut list: Vec<MessageInfo> = sqlx::query(&q)
+            .bind(mailbox)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(message_row)
+            .collect::<Result<_>>()?;
         let kw = sqlx::query(
             "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
              WHERE m.collection_id = $1",
@@ -340,10 +381,37 @@ impl Store {
         Ok(list)
     }
 
+    /// One message by UID.
+    pub async fn message_by_uid(&self, mailbox: i64, uid: i64) -> Result<Option<MessageInfo>> {
+        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid = $2");
+        let Some(r) = sqlx::query(&q)
+            .bind(mailbox)
+            .bind(uid)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut m = message_row(&r)?;
+        m.keywords = sqlx::query_scalar(
+            "SELECT keyword FROM message_keywords WHERE message_id = $1 ORDER BY keyword",
+        )
+        .bind(m.id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Some(m))
+    }
+
     /// Messages changed (added or flags changed) after `modseq`, and UIDs
     /// expunged after it, from the change journal.
-    pub async fn changes_since(&self, mailbox: i64, modseq: i64) -> Result<(Vec<MessageInfo>, Vec<i64>)> {
-        let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND modseq > $2 ORDER BY uid");
+    pub async fn changes_since(
+        &self,
+        mailbox: i64,
+        modseq: i64,
+    ) -> Result<(Vec<MessageInfo>, Vec<i64>)> {
+        let q = format!(
+            "SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND modseq > $2 ORDER BY uid"
+        );
         let mut changed: Vec<MessageInfo> = sqlx::query(&q)
             .bind(mailbox)
             .bind(modseq)
@@ -398,14 +466,25 @@ impl Store {
     }
 
     /// Parsed metadata of messages by UID.
-    pub async fn message_meta(&self, mailbox: i64, uids: &[i64]) -> Result<HashMap<i64, MessageMeta>> {
+    pub async fn message_meta(
+        &self,
+        mailbox: i64,
+        uids: &[i64],
+    ) -> Result<HashMap<i64, MessageMeta>> {
         let mut out = HashMap::with_capacity(uids.len());
         for chunk in uids.chunks(500) {
-            let list = chunk.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
-            let q = format!("SELECT uid, meta FROM messages WHERE collection_id = $1 AND uid IN ({list})");
+            let list = chunk
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let q = format!(
+                "SELECT uid, meta FROM messages WHERE collection_id = $1 AND uid IN ({list})"
+            );
             for r in sqlx::query(&q).bind(mailbox).fetch_all(self.pool()).await? {
                 let json: String = r.try_get("meta")?;
-                let meta = serde_json::from_str(&json).map_err(|e| StoreError::Internal(format!("bad meta: {e}")))?;
+                let meta = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Internal(format!("bad meta: {e}")))?;
                 out.insert(r.try_get("uid")?, meta);
             }
         }
@@ -418,10 +497,16 @@ impl Store {
 
     /// Stores a message once and files it into every target mailbox in one
     /// transaction. Returns only when the blob and the rows are durable.
-    pub async fn deliver(&self, raw: Arc<[u8]>, targets: Vec<Target>, internal_date: i64) -> Result<Vec<Delivered>> {
+    pub async fn deliver(
+        &self,
+        raw: Arc<[u8]>,
+        targets: Vec<Target>,
+        internal_date: i64,
+    ) -> Result<Vec<Delivered>> {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
+        let raw = crlf_normalized(raw);
         let parse_input = raw.clone();
         let meta = tokio::task::spawn_blocking(move || {
             let m = MessageMeta::parse(&parse_input);
@@ -554,7 +639,13 @@ impl Store {
 
     /// Copies (or moves) messages to another mailbox in one transaction.
     /// Returns (source uid, new uid) pairs and the destination UIDVALIDITY.
-    pub async fn copy_messages(&self, from: i64, uids: &[i64], to: i64, remove: bool) -> Result<(i64, Vec<(i64, i64)>)> {
+    pub async fn copy_messages(
+        &self,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+        remove: bool,
+    ) -> Result<(i64, Vec<(i64, i64)>)> {
         let uids = uids.to_vec();
         let blobs = self.blobs().clone();
         self.write(move |c, t| {
@@ -610,13 +701,17 @@ impl Store {
         let blobs = self.blobs().clone();
         self.write(move |c, _| {
             Box::pin(async move {
-                let hashes: Vec<String> =
-                    sqlx::query_scalar("SELECT hash FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000")
-                        .bind(now() - grace_secs)
-                        .fetch_all(&mut *c)
-                        .await?;
+                let hashes: Vec<String> = sqlx::query_scalar(
+                    "SELECT hash FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
+                )
+                .bind(now() - grace_secs)
+                .fetch_all(&mut *c)
+                .await?;
                 for h in &hashes {
-                    sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0").bind(h).execute(&mut *c).await?;
+                    sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0")
+                        .bind(h)
+                        .execute(&mut *c)
+                        .await?;
                     blobs.remove(h)?;
                 }
                 Ok(hashes.len())
@@ -626,8 +721,37 @@ impl Store {
     }
 }
 
+/// Messages are stored with CRLF line endings (as SMTP carries them), so
+/// that every protocol's size equals the octets it sends.
+pub fn crlf_normalized(raw: Arc<[u8]>) -> Arc<[u8]> {
+    let needs = raw.iter().enumerate().any(|(i, &b)| {
+        (b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+            || (b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
+    });
+    if !needs {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 20);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out.into()
+}
+
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn attach_keywords(list: &mut [MessageInfo], rows: &[AnyRow]) -> Result<()> {
@@ -636,7 +760,10 @@ fn attach_keywords(list: &mut [MessageInfo], rows: &[AnyRow]) -> Result<()> {
     }
     let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
     for r in rows {
-        by_id.entry(r.try_get("message_id")?).or_default().push(r.try_get("keyword")?);
+        by_id
+            .entry(r.try_get("message_id")?)
+            .or_default()
+            .push(r.try_get("keyword")?);
     }
     for m in list {
         if let Some(mut k) = by_id.remove(&m.id) {
@@ -647,13 +774,26 @@ fn attach_keywords(list: &mut [MessageInfo], rows: &[AnyRow]) -> Result<()> {
     Ok(())
 }
 
-async fn load_messages(c: &mut AnyConnection, mailbox: i64, uids: &[i64]) -> Result<Vec<MessageInfo>> {
+async fn load_messages(
+    c: &mut AnyConnection,
+    mailbox: i64,
+    uids: &[i64],
+) -> Result<Vec<MessageInfo>> {
     let mut out = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(500) {
-        let list = chunk.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",");
+        let list = chunk
+            .iter()
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid IN ({list}) ORDER BY uid");
-        let mut part: Vec<MessageInfo> =
-            sqlx::query(&q).bind(mailbox).fetch_all(&mut *c).await?.iter().map(message_row).collect::<Result<_>>()?;
+        let mut part: Vec<MessageInfo> = sqlx::query(&q)
+            .bind(mailbox)
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .map(message_row)
+            .collect::<Result<_>>()?;
         let kq = format!(
             "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
              WHERE m.collection_id = $1 AND m.uid IN ({list})"
@@ -666,15 +806,26 @@ async fn load_messages(c: &mut AnyConnection, mailbox: i64, uids: &[i64]) -> Res
     Ok(out)
 }
 
-async fn remove_messages(c: &mut AnyConnection, t: &mut Touched, mailbox: i64, msgs: &[MessageInfo]) -> Result<Vec<i64>> {
+async fn remove_messages(
+    c: &mut AnyConnection,
+    t: &mut Touched,
+    mailbox: i64,
+    msgs: &[MessageInfo],
+) -> Result<Vec<i64>> {
     if msgs.is_empty() {
         return Ok(Vec::new());
     }
     let modseq = bump_modseq(c, mailbox).await?;
     let mut uids = Vec::with_capacity(msgs.len());
     for m in msgs {
-        sqlx::query("DELETE FROM message_keywords WHERE message_id = $1").bind(m.id).execute(&mut *c).await?;
-        sqlx::query("DELETE FROM messages WHERE id = $1").bind(m.id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM message_keywords WHERE message_id = $1")
+            .bind(m.id)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query("DELETE FROM messages WHERE id = $1")
+            .bind(m.id)
+            .execute(&mut *c)
+            .await?;
         release_blob(c, &m.blob_hash, 1).await?;
         journal(c, mailbox, modseq, m.uid, "expunge").await?;
         uids.push(m.uid);
@@ -683,15 +834,23 @@ async fn remove_messages(c: &mut AnyConnection, t: &mut Touched, mailbox: i64, m
     Ok(uids)
 }
 
-async fn journal(c: &mut AnyConnection, collection: i64, modseq: i64, item: i64, kind: &str) -> Result<()> {
-    sqlx::query("INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(collection)
-        .bind(modseq)
-        .bind(item)
-        .bind(kind)
-        .bind(now())
-        .execute(&mut *c)
-        .await?;
+async fn journal(
+    c: &mut AnyConnection,
+    collection: i64,
+    modseq: i64,
+    item: i64,
+    kind: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(collection)
+    .bind(modseq)
+    .bind(item)
+    .bind(kind)
+    .bind(now())
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -725,8 +884,10 @@ async fn insert_message(
     internal_date: i64,
 ) -> Result<Delivered> {
     let (uid, modseq) = next_uid(c, target.mailbox).await?;
-    let uidvalidity: i64 =
-        sqlx::query_scalar("SELECT uidvalidity FROM collections WHERE id = $1").bind(target.mailbox).fetch_one(&mut *c).await?;
+    let uidvalidity: i64 = sqlx::query_scalar("SELECT uidvalidity FROM collections WHERE id = $1")
+        .bind(target.mailbox)
+        .fetch_one(&mut *c)
+        .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (collection_id, uid, blob_hash, size, internal_date, save_date, flags, modseq, subject, sent_date, message_id, meta) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
@@ -753,13 +914,23 @@ async fn insert_message(
             .await?;
     }
     journal(c, target.mailbox, modseq, uid, "add").await?;
-    Ok(Delivered { mailbox: target.mailbox, uidvalidity, uid, modseq })
+    Ok(Delivered {
+        mailbox: target.mailbox,
+        uidvalidity,
+        uid,
+        modseq,
+    })
 }
 
 /// Takes `n` references to a blob. If the row is new or was unreferenced,
 /// the sweeper may have removed the file: check it is there (the sweeper runs
 /// in this same writer, so it cannot remove it between check and commit).
-async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &BlobRef, n: i64) -> Result<()> {
+async fn acquire_blob(
+    c: &mut AnyConnection,
+    blobs: &crate::BlobStore,
+    blob: &BlobRef,
+    n: i64,
+) -> Result<()> {
     let prev: Option<i64> = sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
         .bind(&blob.hash)
         .fetch_optional(&mut *c)
@@ -774,7 +945,10 @@ async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &Bl
         }
         _ => {
             if !blobs.exists(&blob.hash) {
-                return Err(StoreError::Unavailable(format!("blob {} vanished before commit", blob.hash)));
+                return Err(StoreError::Unavailable(format!(
+                    "blob {} vanished before commit",
+                    blob.hash
+                )));
             }
             sqlx::query(
                 "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \

@@ -3,7 +3,9 @@
 //! every part, and the fields SORT/THREAD/SEARCH use. Computed once at
 //! delivery with mail-parser and stored as JSON next to the message row.
 
-use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 use serde::{Deserialize, Serialize};
 
 /// An address as IMAP's ENVELOPE lists it. Names are decoded to UTF-8; the
@@ -163,15 +165,25 @@ fn addresses(v: Option<&Address>) -> Vec<EnvelopeAddress> {
             },
             None => (None, None),
         };
-        EnvelopeAddress { name: a.name.as_deref().map(str::to_string), mailbox, host }
+        EnvelopeAddress {
+            name: a.name.as_deref().map(str::to_string),
+            mailbox,
+            host,
+        }
     };
     match v {
-        Some(Address::List(list)) => out.extend(list.iter().filter(|a| a.address.is_some()).map(one)),
+        Some(Address::List(list)) => {
+            out.extend(list.iter().filter(|a| a.address.is_some()).map(one))
+        }
         Some(Address::Group(groups)) => {
             for g in groups {
                 match &g.name {
                     Some(name) => {
-                        out.push(EnvelopeAddress { name: None, mailbox: Some(name.to_string()), host: None });
+                        out.push(EnvelopeAddress {
+                            name: None,
+                            mailbox: Some(name.to_string()),
+                            host: None,
+                        });
                         out.extend(g.addresses.iter().filter(|a| a.address.is_some()).map(one));
                         out.push(EnvelopeAddress::default());
                     }
@@ -191,7 +203,12 @@ fn envelope(msg: &Message, raw: &[u8]) -> Envelope {
 
 fn envelope_of_part(part: &MessagePart, raw: &[u8]) -> Envelope {
     let addr = |name: HeaderName| {
-        addresses(part.headers.iter().find(|h| h.name == name).and_then(|h| h.value.as_address()))
+        addresses(
+            part.headers
+                .iter()
+                .find(|h| h.name == name)
+                .and_then(|h| h.value.as_address()),
+        )
     };
     let from = addr(HeaderName::From);
     let mut sender = addr(HeaderName::Sender);
@@ -218,7 +235,11 @@ fn envelope_of_part(part: &MessagePart, raw: &[u8]) -> Envelope {
 
 fn ct_params(ct: &mail_parser::ContentType) -> Vec<(String, String)> {
     ct.attributes()
-        .map(|a| a.iter().map(|at| (at.name.to_ascii_lowercase(), at.value.to_string())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|at| (at.name.to_ascii_lowercase(), at.value.to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -227,13 +248,19 @@ fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize) -> BodyPart {
     let (mime_type, subtype, params) = match part.content_type() {
         Some(ct) => (
             ct.ctype().to_ascii_lowercase(),
-            ct.subtype().map(|s| s.to_ascii_lowercase()).unwrap_or_else(|| default_subtype(ct.ctype())),
+            ct.subtype()
+                .map(|s| s.to_ascii_lowercase())
+                .unwrap_or_else(|| default_subtype(ct.ctype())),
             ct_params(ct),
         ),
         None => match &part.body {
             PartType::Multipart(_) => ("multipart".into(), "mixed".into(), Vec::new()),
             PartType::Message(_) => ("message".into(), "rfc822".into(), Vec::new()),
-            _ => ("text".into(), "plain".into(), vec![("charset".into(), "us-ascii".into())]),
+            _ => (
+                "text".into(),
+                "plain".into(),
+                vec![("charset".into(), "us-ascii".into())],
+            ),
         },
     };
     let start = part.offset_body.min(part.offset_end) as usize;
@@ -271,7 +298,10 @@ fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize) -> BodyPart {
     }
     match &part.body {
         PartType::Multipart(children) => {
-            bp.parts = children.iter().map(|&c| body_part(msg, c as usize, raw, depth + 1)).collect();
+            bp.parts = children
+                .iter()
+                .map(|&c| body_part(msg, c as usize, raw, depth + 1))
+                .collect();
         }
         PartType::Message(inner) if !inner.parts.is_empty() => {
             bp.lines = count_lines(body_bytes);
@@ -328,7 +358,10 @@ inner body\r\n\
     fn multipart_with_message() {
         let m = MessageMeta::parse(MULTI);
         assert_eq!(m.subject.as_deref(), Some("Grüße"));
-        assert_eq!(m.envelope.subject.as_deref(), Some("=?utf-8?q?Gr=C3=BC=C3=9Fe?="));
+        assert_eq!(
+            m.envelope.subject.as_deref(),
+            Some("=?utf-8?q?Gr=C3=BC=C3=9Fe?=")
+        );
         assert_eq!(m.envelope.from[0].name.as_deref(), Some("Jörg"));
         assert_eq!(m.envelope.from[0].host.as_deref(), Some("example.org"));
         assert_eq!(m.envelope.sender, m.envelope.from);
@@ -339,7 +372,10 @@ inner body\r\n\
         assert_eq!(m.body.mime_type, "multipart");
         assert_eq!(m.body.parts.len(), 2);
         let text = &m.body.parts[0];
-        assert_eq!((text.mime_type.as_str(), text.subtype.as_str()), ("text", "plain"));
+        assert_eq!(
+            (text.mime_type.as_str(), text.subtype.as_str()),
+            ("text", "plain")
+        );
         let body = &MULTI[text.body_start as usize..text.end as usize];
         assert_eq!(body, b"hello\r\nworld");
         assert_eq!(text.lines, 1);

@@ -17,7 +17,9 @@ impl Notifier {
     /// A receiver that changes whenever the collection's modseq does.
     pub fn subscribe(&self, collection: i64) -> watch::Receiver<i64> {
         let mut map = self.senders.lock().unwrap();
-        map.entry(collection).or_insert_with(|| watch::channel(0).0).subscribe()
+        map.entry(collection)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     pub fn announce(&self, collection: i64, modseq: i64) {

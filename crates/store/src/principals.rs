@@ -72,7 +72,11 @@ fn principal_row(r: &AnyRow) -> Result<Principal> {
     let kind: String = r.try_get("kind")?;
     Ok(Principal {
         id: r.try_get("id")?,
-        kind: if kind == "group" { PrincipalKind::Group } else { PrincipalKind::User },
+        kind: if kind == "group" {
+            PrincipalKind::Group
+        } else {
+            PrincipalKind::User
+        },
         display_name: r.try_get("display_name")?,
         password_hash: r.try_get("password_hash")?,
         source: r.try_get("source")?,
@@ -86,7 +90,10 @@ fn principal_row(r: &AnyRow) -> Result<Principal> {
 /// Lower-cases the domain and keeps the local part as given but compared
 /// case-insensitively: addresses are stored lower-case.
 pub fn normalize_address(a: &str) -> String {
-    a.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase()
+    a.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_lowercase()
 }
 
 pub fn domain_of(a: &str) -> Option<&str> {
@@ -96,30 +103,49 @@ pub fn domain_of(a: &str) -> Option<&str> {
 impl Store {
     pub async fn add_domain(&self, name: &str) -> Result<Domain> {
         let name = name.trim().trim_end_matches('.').to_lowercase();
-        if name.is_empty() || !name.contains('.') && name != "localhost" || name.contains(['@', ' ', '/']) {
-            return Err(StoreError::Invalid(format!("{name:?} is not a domain name")));
+        if name.is_empty()
+            || !name.contains('.') && name != "localhost"
+            || name.contains(['@', ' ', '/'])
+        {
+            return Err(StoreError::Invalid(format!(
+                "{name:?} is not a domain name"
+            )));
         }
         self.write(move |c, _| {
             Box::pin(async move {
-                let id: i64 = sqlx::query_scalar("INSERT INTO domains (name, created_at) VALUES ($1, $2) RETURNING id")
-                    .bind(&name)
-                    .bind(now())
-                    .fetch_one(&mut *c)
-                    .await
-                    .map_err(|e| match StoreError::from(e) {
-                        StoreError::Exists(_) => StoreError::Exists(format!("domain {name}")),
-                        e => e,
-                    })?;
-                Ok(Domain { id, name, catchall: None })
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO domains (name, created_at) VALUES ($1, $2) RETURNING id",
+                )
+                .bind(&name)
+                .bind(now())
+                .fetch_one(&mut *c)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Exists(_) => StoreError::Exists(format!("domain {name}")),
+                    e => e,
+                })?;
+                Ok(Domain {
+                    id,
+                    name,
+                    catchall: None,
+                })
             })
         })
         .await
     }
 
     pub async fn domains(&self) -> Result<Vec<Domain>> {
-        let rows = sqlx::query("SELECT id, name, catchall FROM domains ORDER BY name").fetch_all(self.pool()).await?;
+        let rows = sqlx::query("SELECT id, name, catchall FROM domains ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
-            .map(|r| Ok(Domain { id: r.try_get("id")?, name: r.try_get("name")?, catchall: r.try_get("catchall")? }))
+            .map(|r| {
+                Ok(Domain {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    catchall: r.try_get("catchall")?,
+                })
+            })
             .collect()
     }
 
@@ -128,8 +154,14 @@ impl Store {
             .bind(name.to_lowercase())
             .fetch_optional(self.pool())
             .await?;
-        r.map(|r| Ok(Domain { id: r.try_get("id")?, name: r.try_get("name")?, catchall: r.try_get("catchall")? }))
-            .transpose()
+        r.map(|r| {
+            Ok(Domain {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                catchall: r.try_get("catchall")?,
+            })
+        })
+        .transpose()
     }
 
     /// Removes a domain that has no addresses left.
@@ -181,7 +213,8 @@ impl Store {
     /// the default mailboxes. The address's domain must be hosted.
     pub async fn create_principal(&self, p: NewPrincipal) -> Result<Principal> {
         let address = normalize_address(&p.address);
-        let domain = domain_of(&address).ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?;
+        let domain = domain_of(&address)
+            .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?;
         let domain = domain.to_string();
         self.write(move |c, _| {
             Box::pin(async move {
@@ -222,12 +255,21 @@ impl Store {
     /// Creates any of the default mailboxes the user lacks (first use of a
     /// directory-sourced user, or repair).
     pub async fn ensure_default_mailboxes(&self, principal: i64) -> Result<()> {
-        self.write(move |c, _| Box::pin(async move { ensure_default_mailboxes_tx(c, principal).await })).await
+        self.write(move |c, _| {
+            Box::pin(async move { ensure_default_mailboxes_tx(c, principal).await })
+        })
+        .await
     }
 
     pub async fn principal(&self, id: i64) -> Result<Option<Principal>> {
         let q = format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.id = $1");
-        sqlx::query(&q).bind(id).fetch_optional(self.pool()).await?.as_ref().map(principal_row).transpose()
+        sqlx::query(&q)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(principal_row)
+            .transpose()
     }
 
     pub async fn principal_by_address(&self, address: &str) -> Result<Option<Principal>> {
@@ -243,8 +285,14 @@ impl Store {
             .transpose()
     }
 
-    pub async fn principal_by_external_id(&self, source: &str, external_id: &str) -> Result<Option<Principal>> {
-        let q = format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.source = $1 AND p.external_id = $2");
+    pub async fn principal_by_external_id(
+        &self,
+        source: &str,
+        external_id: &str,
+    ) -> Result<Option<Principal>> {
+        let q = format!(
+            "SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.source = $1 AND p.external_id = $2"
+        );
         sqlx::query(&q)
             .bind(source)
             .bind(external_id)
@@ -256,8 +304,15 @@ impl Store {
     }
 
     pub async fn principals(&self, kind: PrincipalKind) -> Result<Vec<Principal>> {
-        let q = format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.kind = $1 ORDER BY address");
-        sqlx::query(&q).bind(kind.as_str()).fetch_all(self.pool()).await?.iter().map(principal_row).collect()
+        let q =
+            format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.kind = $1 ORDER BY address");
+        sqlx::query(&q)
+            .bind(kind.as_str())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(principal_row)
+            .collect()
     }
 
     /// Removes a principal with its addresses, mailboxes and messages
@@ -304,11 +359,21 @@ impl Store {
         self.update_principal(id, "display_name", Some(name)).await
     }
 
-    async fn update_principal(&self, id: i64, column: &'static str, value: Option<String>) -> Result<()> {
+    async fn update_principal(
+        &self,
+        id: i64,
+        column: &'static str,
+        value: Option<String>,
+    ) -> Result<()> {
         self.write(move |c, _| {
             Box::pin(async move {
                 let q = format!("UPDATE principals SET {column} = $1 WHERE id = $2");
-                let n = sqlx::query(&q).bind(value).bind(id).execute(&mut *c).await?.rows_affected();
+                let n = sqlx::query(&q)
+                    .bind(value)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("principal {id}")));
                 }
@@ -335,8 +400,9 @@ impl Store {
     /// Adds a secondary address (an alias) to a principal.
     pub async fn add_address(&self, principal: i64, address: &str) -> Result<()> {
         let address = normalize_address(address);
-        let domain =
-            domain_of(&address).ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?.to_string();
+        let domain = domain_of(&address)
+            .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?
+            .to_string();
         self.write(move |c, _| {
             Box::pin(async move {
                 let domain_id = domain_id(c, &domain).await?;
@@ -351,17 +417,21 @@ impl Store {
         let address = normalize_address(address);
         self.write(move |c, _| {
             Box::pin(async move {
-                let primary: Option<i64> = sqlx::query_scalar("SELECT is_primary FROM addresses WHERE address = $1")
-                    .bind(&address)
-                    .fetch_optional(&mut *c)
-                    .await?;
+                let primary: Option<i64> =
+                    sqlx::query_scalar("SELECT is_primary FROM addresses WHERE address = $1")
+                        .bind(&address)
+                        .fetch_optional(&mut *c)
+                        .await?;
                 match primary {
                     None => Err(StoreError::NotFound(format!("address {address}"))),
                     Some(1) => Err(StoreError::Invalid(format!(
                         "{address} is a primary address; remove its user or group instead"
                     ))),
                     Some(_) => {
-                        sqlx::query("DELETE FROM addresses WHERE address = $1").bind(&address).execute(&mut *c).await?;
+                        sqlx::query("DELETE FROM addresses WHERE address = $1")
+                            .bind(&address)
+                            .execute(&mut *c)
+                            .await?;
                         Ok(())
                     }
                 }
@@ -378,7 +448,14 @@ impl Store {
         .bind(principal)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("address")?, r.try_get::<i64, _>("is_primary")? != 0))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("address")?,
+                    r.try_get::<i64, _>("is_primary")? != 0,
+                ))
+            })
+            .collect()
     }
 
     /// Every secondary address with its principal's primary address.
@@ -390,7 +467,9 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("alias")?, r.try_get("target")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("alias")?, r.try_get("target")?)))
+            .collect()
     }
 
     pub async fn add_member(&self, group: i64, member: &str) -> Result<()> {
@@ -412,12 +491,13 @@ impl Store {
         let member = normalize_address(member);
         self.write(move |c, _| {
             Box::pin(async move {
-                let n = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member = $2")
-                    .bind(group)
-                    .bind(&member)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
+                let n =
+                    sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member = $2")
+                        .bind(group)
+                        .bind(&member)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("member {member}")));
                 }
@@ -428,18 +508,22 @@ impl Store {
     }
 
     pub async fn members(&self, group: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT member FROM group_members WHERE group_id = $1 ORDER BY member")
-            .bind(group)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT member FROM group_members WHERE group_id = $1 ORDER BY member",
+        )
+        .bind(group)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Groups that list `address` as a direct member.
     pub async fn groups_with_member(&self, address: &str) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT group_id FROM group_members WHERE member = $1")
-            .bind(normalize_address(address))
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT group_id FROM group_members WHERE member = $1")
+                .bind(normalize_address(address))
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// Total octets of a principal's messages (for quota).
@@ -455,12 +539,20 @@ impl Store {
 }
 
 async fn domain_id(c: &mut AnyConnection, domain: &str) -> Result<i64> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM domains WHERE name = $1").bind(domain).fetch_optional(&mut *c).await?;
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+        .bind(domain)
+        .fetch_optional(&mut *c)
+        .await?;
     id.ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))
 }
 
-async fn insert_address(c: &mut AnyConnection, principal: i64, domain: i64, address: &str, primary: bool) -> Result<()> {
+async fn insert_address(
+    c: &mut AnyConnection,
+    principal: i64,
+    domain: i64,
+    address: &str,
+    primary: bool,
+) -> Result<()> {
     sqlx::query("INSERT INTO addresses (address, principal_id, domain_id, is_primary) VALUES ($1, $2, $3, $4)")
         .bind(address)
         .bind(principal)
@@ -475,7 +567,10 @@ async fn insert_address(c: &mut AnyConnection, principal: i64, domain: i64, addr
     Ok(())
 }
 
-pub(crate) async fn ensure_default_mailboxes_tx(c: &mut AnyConnection, principal: i64) -> Result<()> {
+pub(crate) async fn ensure_default_mailboxes_tx(
+    c: &mut AnyConnection,
+    principal: i64,
+) -> Result<()> {
     for (name, role) in DEFAULT_MAILBOXES {
         sqlx::query(
             "INSERT INTO collections (principal_id, kind, name, special_use, subscribed, uidvalidity, created_at) \

@@ -55,7 +55,9 @@ async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
             }
             Err(e) => {
                 let _ = conn.execute("ROLLBACK").await;
-                return Err(crate::StoreError::Internal(format!("migration {version} failed: {e}")));
+                return Err(crate::StoreError::Internal(format!(
+                    "migration {version} failed: {e}"
+                )));
             }
         }
     }

@@ -32,11 +32,16 @@ impl Drop for TestStore {
         if let Some((admin, db)) = self.pg_db.take() {
             // Best effort, on a thread of its own: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut c).await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                            .execute(&mut c)
+                            .await;
                     }
                 });
             })
@@ -52,8 +57,14 @@ pub fn pg_base() -> String {
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/outpost.db", dir.path().display());
-    let store = Store::open(&url, &dir.path().join("blobs")).await.expect("open sqlite store");
-    TestStore { store, dir, pg_db: None }
+    let store = Store::open(&url, &dir.path().join("blobs"))
+        .await
+        .expect("open sqlite store");
+    TestStore {
+        store,
+        dir,
+        pg_db: None,
+    }
 }
 
 /// A store on a new PostgreSQL database, or `None` (skip) when the server
@@ -77,9 +88,19 @@ async fn try_postgres() -> Result<TestStore> {
     let base = pg_base();
     let admin = format!("{base}/postgres");
     let mut c = sqlx::AnyConnection::connect(&admin).await?;
-    let db = format!("outpost_test_{}_{}", std::process::id(), rand::random::<u32>());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut c).await?;
+    let db = format!(
+        "outpost_test_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut c)
+        .await?;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("{base}/{db}"), &dir.path().join("blobs")).await?;
-    Ok(TestStore { store, dir, pg_db: Some((admin, db)) })
+    Ok(TestStore {
+        store,
+        dir,
+        pg_db: Some((admin, db)),
+    })
 }

@@ -24,7 +24,9 @@ impl Touched {
     }
 }
 
-type JobFn = Box<dyn for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<()>> + Send>;
+type JobFn = Box<
+    dyn for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<()>> + Send,
+>;
 
 pub(crate) struct Job {
     f: JobFn,
@@ -34,7 +36,9 @@ pub(crate) struct Job {
 pub(crate) async fn submit<T, F>(tx: &mpsc::Sender<Job>, f: F) -> Result<T>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<T>>
+        + Send
+        + 'static,
 {
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
@@ -49,12 +53,18 @@ where
     tx.send(Job { f: job, done })
         .await
         .map_err(|_| StoreError::Unavailable("store is shutting down".into()))?;
-    rx.await.map_err(|_| StoreError::Unavailable("store writer stopped".into()))??;
+    rx.await
+        .map_err(|_| StoreError::Unavailable("store writer stopped".into()))??;
     let v = slot.lock().unwrap().take();
     v.ok_or_else(|| StoreError::Internal("write produced no value".into()))
 }
 
-pub(crate) async fn run(opts: AnyConnectOptions, backend: Backend, mut rx: mpsc::Receiver<Job>, store: Weak<Inner>) {
+pub(crate) async fn run(
+    opts: AnyConnectOptions,
+    backend: Backend,
+    mut rx: mpsc::Receiver<Job>,
+    store: Weak<Inner>,
+) {
     let mut conn: Option<AnyConnection> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -91,8 +101,16 @@ pub(crate) async fn run(opts: AnyConnectOptions, backend: Backend, mut rx: mpsc:
 
 /// Returns the collections touched by committed jobs, and whether the
 /// connection is still usable.
-async fn run_batch(c: &mut AnyConnection, backend: Backend, batch: Vec<Job>) -> (Vec<(i64, i64)>, bool) {
-    let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+async fn run_batch(
+    c: &mut AnyConnection,
+    backend: Backend,
+    batch: Vec<Job>,
+) -> (Vec<(i64, i64)>, bool) {
+    let begin = if backend == Backend::Sqlite {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
     if let Err(e) = c.execute(begin).await {
         let err = StoreError::from(e);
         for j in batch {

@@ -57,7 +57,10 @@ async fn user(s: &Store, addr: &str) -> Principal {
 }
 
 async fn inbox(s: &Store, p: &Principal) -> Mailbox {
-    s.mailbox(p.id, "inbox").await.unwrap().expect("INBOX exists")
+    s.mailbox(p.id, "inbox")
+        .await
+        .unwrap()
+        .expect("INBOX exists")
 }
 
 async fn concurrent_deliveries_get_increasing_uids(s: TestStore) {
@@ -70,7 +73,15 @@ async fn concurrent_deliveries_get_increasing_uids(s: TestStore) {
             let mut got = Vec::new();
             for i in 0..10 {
                 let d = st
-                    .deliver(msg(w * 100 + i), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0)
+                    .deliver(
+                        msg(w * 100 + i),
+                        vec![Target {
+                            mailbox: mb.id,
+                            flags: 0,
+                            keywords: vec![],
+                        }],
+                        0,
+                    )
                     .await
                     .unwrap();
                 got.push((d[0].uid, d[0].modseq));
@@ -82,7 +93,10 @@ async fn concurrent_deliveries_get_increasing_uids(s: TestStore) {
     for t in tasks {
         let got = t.await.unwrap();
         // each writer sees its own deliveries in increasing order
-        assert!(got.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{got:?}");
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "{got:?}"
+        );
         all.extend(got);
     }
     let mut uids: Vec<i64> = all.iter().map(|x| x.0).collect();
@@ -110,11 +124,25 @@ async fn waiter_is_woken_by_commit(s: TestStore) {
     let mut rx = s.subscribe(mb.id);
     let st = s.store.clone();
     let waiter = tokio::spawn(async move {
-        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.expect("woken in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .expect("woken in time")
+            .unwrap();
         *rx.borrow()
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let d = st.deliver(msg(1), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+    let d = st
+        .deliver(
+            msg(1),
+            vec![Target {
+                mailbox: mb.id,
+                flags: 0,
+                keywords: vec![],
+            }],
+            0,
+        )
+        .await
+        .unwrap();
     let seen = waiter.await.unwrap();
     assert_eq!(seen, d[0].modseq);
 }
@@ -124,21 +152,38 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
     let mut targets = Vec::new();
     for i in 0..50 {
         let u = user(&s, &format!("u{i}@many.test")).await;
-        targets.push(Target { mailbox: inbox(&s, &u).await.id, flags: 0, keywords: vec![] });
+        targets.push(Target {
+            mailbox: inbox(&s, &u).await.id,
+            flags: 0,
+            keywords: vec![],
+        });
     }
     let raw = msg(42);
     let d = s.deliver(raw.clone(), targets.clone(), 0).await.unwrap();
     assert_eq!(d.len(), 50);
     assert_eq!(s.blobs().count_files(), 1);
-    let refs: i64 = sqlx::query_scalar("SELECT refcount FROM blobs").fetch_one(s.pool()).await.unwrap();
+    let refs: i64 = sqlx::query_scalar("SELECT refcount FROM blobs")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
     assert_eq!(refs, 50);
     // the same message again: still one file
-    s.deliver(raw.clone(), targets[..2].to_vec(), 0).await.unwrap();
+    s.deliver(raw.clone(), targets[..2].to_vec(), 0)
+        .await
+        .unwrap();
     assert_eq!(s.blobs().count_files(), 1);
     // expunge everywhere, sweep: the file goes
     for t in &targets {
-        let uids: Vec<i64> = s.message_list(t.mailbox).await.unwrap().iter().map(|m| m.uid).collect();
-        s.store_flags(t.mailbox, uids, FlagOp::Add, DELETED, vec![], None).await.unwrap();
+        let uids: Vec<i64> = s
+            .message_list(t.mailbox)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        s.store_flags(t.mailbox, uids, FlagOp::Add, DELETED, vec![], None)
+            .await
+            .unwrap();
         s.expunge(t.mailbox, None).await.unwrap();
     }
     assert_eq!(s.sweep_blobs(-10).await.unwrap(), 1);
@@ -149,31 +194,66 @@ async fn flags_and_expunge_are_journaled(s: TestStore) {
     let u = user(&s, "f@example.test").await;
     let mb = inbox(&s, &u).await;
     for i in 0..3 {
-        s.deliver(msg(i), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+        s.deliver(
+            msg(i),
+            vec![Target {
+                mailbox: mb.id,
+                flags: 0,
+                keywords: vec![],
+            }],
+            0,
+        )
+        .await
+        .unwrap();
     }
     let before = s.status(mb.id).await.unwrap().highest_modseq;
     let r = s
-        .store_flags(mb.id, vec![1, 2], FlagOp::Add, SEEN | DELETED, vec!["$Junk".into()], None)
+        .store_flags(
+            mb.id,
+            vec![1, 2],
+            FlagOp::Add,
+            SEEN | DELETED,
+            vec!["$Junk".into()],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.changed.len(), 2);
     assert!(r.modseq > before);
     assert_eq!(r.changed[0].keywords, vec!["$Junk".to_string()]);
     // no-op store changes nothing and takes no modseq
-    let r2 = s.store_flags(mb.id, vec![1], FlagOp::Add, SEEN, vec![], None).await.unwrap();
+    let r2 = s
+        .store_flags(mb.id, vec![1], FlagOp::Add, SEEN, vec![], None)
+        .await
+        .unwrap();
     assert!(r2.changed.is_empty());
     let list = s.message_list(mb.id).await.unwrap();
     assert_eq!(list[0].flags, SEEN | DELETED);
     assert_eq!(list[2].flags, 0);
     let gone = s.expunge(mb.id, Some(vec![2, 3])).await.unwrap();
-    assert_eq!(gone, vec![2], "UID EXPUNGE removes only \\Deleted messages of the set");
+    assert_eq!(
+        gone,
+        vec![2],
+        "UID EXPUNGE removes only \\Deleted messages of the set"
+    );
     let gone = s.expunge(mb.id, None).await.unwrap();
     assert_eq!(gone, vec![1]);
     let (changed, expunged) = s.changes_since(mb.id, before).await.unwrap();
     assert!(changed.is_empty(), "{changed:?}");
     assert_eq!(expunged, vec![1, 2]);
     // UIDs are never reused
-    let d = s.deliver(msg(9), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+    let d = s
+        .deliver(
+            msg(9),
+            vec![Target {
+                mailbox: mb.id,
+                flags: 0,
+                keywords: vec![],
+            }],
+            0,
+        )
+        .await
+        .unwrap();
     assert_eq!(d[0].uid, 4);
 }
 
@@ -181,14 +261,31 @@ async fn copy_move_and_rename(s: TestStore) {
     let u = user(&s, "c@example.test").await;
     let mb = inbox(&s, &u).await;
     for i in 0..2 {
-        s.deliver(msg(i), vec![Target { mailbox: mb.id, flags: FLAGGED, keywords: vec!["work".into()] }], 0)
-            .await
-            .unwrap();
+        s.deliver(
+            msg(i),
+            vec![Target {
+                mailbox: mb.id,
+                flags: FLAGGED,
+                keywords: vec!["work".into()],
+            }],
+            0,
+        )
+        .await
+        .unwrap();
     }
     let dst = s.create_mailbox(u.id, "Projects/2026", None).await.unwrap();
-    assert!(matches!(s.create_mailbox(u.id, "Projects/2026", None).await, Err(StoreError::Exists(_))));
-    assert!(matches!(s.create_mailbox(u.id, "../x", None).await, Err(StoreError::Invalid(_))));
-    let (uv, pairs) = s.copy_messages(mb.id, &[1, 2], dst.id, false).await.unwrap();
+    assert!(matches!(
+        s.create_mailbox(u.id, "Projects/2026", None).await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        s.create_mailbox(u.id, "../x", None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let (uv, pairs) = s
+        .copy_messages(mb.id, &[1, 2], dst.id, false)
+        .await
+        .unwrap();
     assert_eq!(uv, dst.uidvalidity);
     assert_eq!(pairs, vec![(1, 1), (2, 2)]);
     let copied = s.message_list(dst.id).await.unwrap();
@@ -213,20 +310,66 @@ async fn copy_move_and_rename(s: TestStore) {
 async fn principals_and_addresses(s: TestStore) {
     let u = user(&s, "Alice@Example.test").await;
     assert_eq!(u.address.as_deref(), Some("alice@example.test"));
-    let names: Vec<String> = s.mailboxes(u.id).await.unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = s
+        .mailboxes(u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     for n in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
         assert!(names.contains(&n.to_string()), "{names:?}");
     }
-    assert_eq!(s.mailbox_by_role(u.id, "\\Junk").await.unwrap().unwrap().name, "Junk");
+    assert_eq!(
+        s.mailbox_by_role(u.id, "\\Junk")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Junk"
+    );
     s.add_address(u.id, "al@example.test").await.unwrap();
-    assert!(matches!(s.add_address(u.id, "al@example.test").await, Err(StoreError::Exists(_))));
-    assert!(matches!(s.add_address(u.id, "x@nowhere.test").await, Err(StoreError::NotFound(_))));
-    assert_eq!(s.principal_by_address("AL@example.test").await.unwrap().unwrap().id, u.id);
-    assert!(matches!(s.remove_address("alice@example.test").await, Err(StoreError::Invalid(_))));
-    assert!(matches!(s.remove_domain("example.test").await, Err(StoreError::Invalid(_))));
-    s.deliver(msg(1), vec![Target { mailbox: inbox(&s, &u).await.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+    assert!(matches!(
+        s.add_address(u.id, "al@example.test").await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        s.add_address(u.id, "x@nowhere.test").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.principal_by_address("AL@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert!(matches!(
+        s.remove_address("alice@example.test").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.remove_domain("example.test").await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.deliver(
+        msg(1),
+        vec![Target {
+            mailbox: inbox(&s, &u).await.id,
+            flags: 0,
+            keywords: vec![],
+        }],
+        0,
+    )
+    .await
+    .unwrap();
     s.remove_principal(u.id).await.unwrap();
-    assert!(s.principal_by_address("al@example.test").await.unwrap().is_none());
+    assert!(s
+        .principal_by_address("al@example.test")
+        .await
+        .unwrap()
+        .is_none());
     s.remove_domain("example.test").await.unwrap();
     assert_eq!(s.sweep_blobs(-10).await.unwrap(), 1);
 }
@@ -234,11 +377,41 @@ async fn principals_and_addresses(s: TestStore) {
 async fn unchanged_since_reports_modified(s: TestStore) {
     let u = user(&s, "m@example.test").await;
     let mb = inbox(&s, &u).await;
-    let d1 = s.deliver(msg(1), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
-    s.deliver(msg(2), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
-    s.store_flags(mb.id, vec![2], FlagOp::Add, SEEN, vec![], None).await.unwrap();
+    let d1 = s
+        .deliver(
+            msg(1),
+            vec![Target {
+                mailbox: mb.id,
+                flags: 0,
+                keywords: vec![],
+            }],
+            0,
+        )
+        .await
+        .unwrap();
+    s.deliver(
+        msg(2),
+        vec![Target {
+            mailbox: mb.id,
+            flags: 0,
+            keywords: vec![],
+        }],
+        0,
+    )
+    .await
+    .unwrap();
+    s.store_flags(mb.id, vec![2], FlagOp::Add, SEEN, vec![], None)
+        .await
+        .unwrap();
     let r = s
-        .store_flags(mb.id, vec![1, 2], FlagOp::Add, FLAGGED, vec![], Some(d1[0].modseq))
+        .store_flags(
+            mb.id,
+            vec![1, 2],
+            FlagOp::Add,
+            FLAGGED,
+            vec![],
+            Some(d1[0].modseq),
+        )
         .await
         .unwrap();
     assert_eq!(r.modified, vec![2]);
@@ -251,14 +424,27 @@ async fn messages_survive_reopen() {
     let s = testing::sqlite().await;
     let u = user(&s, "r@example.test").await;
     let mb = inbox(&s, &u).await;
-    s.deliver(msg(1), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+    s.deliver(
+        msg(1),
+        vec![Target {
+            mailbox: mb.id,
+            flags: 0,
+            keywords: vec![],
+        }],
+        0,
+    )
+    .await
+    .unwrap();
     let url = format!("sqlite://{}/outpost.db", s.dir.path().display());
     let again = Store::open(&url, &s.blob_dir()).await.unwrap();
     let mb2 = again.mailbox(u.id, "INBOX").await.unwrap().unwrap();
     assert_eq!(mb2.uidvalidity, mb.uidvalidity);
     assert_eq!(mb2.uidnext, 2);
     let list = again.message_list(mb2.id).await.unwrap();
-    assert_eq!(again.read_blob(&list[0].blob_hash).await.unwrap(), &msg(1)[..]);
+    assert_eq!(
+        again.read_blob(&list[0].blob_hash).await.unwrap(),
+        &msg(1)[..]
+    );
 }
 
 #[tokio::test]
@@ -267,9 +453,30 @@ async fn blob_fault_is_an_error_not_a_delivery() {
     let u = user(&s, "d@example.test").await;
     let mb = inbox(&s, &u).await;
     s.blobs().set_fault(Fault::DiskFull);
-    let e = s.deliver(msg(1), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap_err();
+    let e = s
+        .deliver(
+            msg(1),
+            vec![Target {
+                mailbox: mb.id,
+                flags: 0,
+                keywords: vec![],
+            }],
+            0,
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Full(_)), "{e:?}");
     assert_eq!(s.status(mb.id).await.unwrap().messages, 0);
     s.blobs().set_fault(Fault::None);
-    s.deliver(msg(1), vec![Target { mailbox: mb.id, flags: 0, keywords: vec![] }], 0).await.unwrap();
+    s.deliver(
+        msg(1),
+        vec![Target {
+            mailbox: mb.id,
+            flags: 0,
+            keywords: vec![],
+        }],
+        0,
+    )
+    .await
+    .unwrap();
 }

@@ -1,0 +1,352 @@
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use outpost_config::Config;
+use outpost_directory::Directory;
+use outpost_store::PrincipalKind;
+
+use crate::setup;
+
+#[derive(Parser)]
+#[command(
+    name = "outpost",
+    version,
+    about = "One program for self-hosted mail, calendars and Exchange access"
+)]
+pub struct Args {
+    /// Config file. Without one, `serve` runs the demo and the other commands
+    /// work on the demo's data directory (./outpost-data).
+    #[arg(long, short = 'c', global = true, env = "OUTPOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run every configured service (with no config file: a local demo).
+    Serve,
+    /// Write a commented starter config, the data directory and a self-signed certificate.
+    Init {
+        /// Host name for greetings, headers and the certificate.
+        #[arg(long, default_value = "localhost")]
+        hostname: String,
+        /// Data directory to create.
+        #[arg(long, default_value = "/var/lib/outpost")]
+        data_dir: PathBuf,
+        /// Overwrite an existing config file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the config and storage; say exactly what is wrong.
+    Check,
+    /// Hosted domains.
+    Domain {
+        #[command(subcommand)]
+        action: DomainCmd,
+    },
+    /// Users (mailboxes with a login).
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+    /// Extra addresses of a user or group.
+    Alias {
+        #[command(subcommand)]
+        action: AliasCmd,
+    },
+    /// Distribution lists.
+    Group {
+        #[command(subcommand)]
+        action: GroupCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    Add { domain: String },
+    List,
+    Remove { domain: String },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user; the password comes from --password-stdin or a prompt.
+    Add {
+        address: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    Remove {
+        address: String,
+    },
+    /// Set a user's password.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AliasCmd {
+    /// Give the user or group that owns TARGET the extra address ALIAS.
+    Add {
+        alias: String,
+        target: String,
+    },
+    List,
+    Remove {
+        alias: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    /// Create a group, or add members to an existing one.
+    Add {
+        group: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// A member address (a user, another group, or an outside address). Repeatable.
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    List,
+    /// Remove a group, or only the given members from it.
+    Remove {
+        group: String,
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    match args.command {
+        Command::Serve => crate::serve::serve(args.config).await,
+        Command::Init {
+            hostname,
+            data_dir,
+            force,
+        } => {
+            let path = args.config.unwrap_or_else(|| PathBuf::from("outpost.toml"));
+            setup::init(&path, &hostname, &data_dir, force)
+        }
+        Command::Check => check(args.config).await,
+        Command::Domain { action } => domain(args.config, action).await,
+        Command::User { action } => user(args.config, action).await,
+        Command::Alias { action } => alias(args.config, action).await,
+        Command::Group { action } => group(args.config, action).await,
+    }
+}
+
+/// The config for administrative commands: the file, or the demo's.
+fn admin_config(path: Option<PathBuf>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(&p)?),
+        None => Ok(setup::demo_config()),
+    }
+}
+
+async fn open(path: Option<PathBuf>) -> Result<(Config, Directory)> {
+    let cfg = admin_config(path)?;
+    let store = setup::open_store(&cfg).await?;
+    Ok((cfg, Directory::new(store)))
+}
+
+async fn check(path: Option<PathBuf>) -> Result<()> {
+    let path =
+        path.ok_or_else(|| anyhow!("check needs a config file: outpost check --config FILE"))?;
+    let cfg = Config::load(&path)?;
+    setup::tls_acceptor(&cfg, false)?;
+    let store = setup::open_store(&cfg).await?;
+    let domains = store.domains().await?;
+    let users = store.principals(PrincipalKind::User).await?;
+    println!(
+        "{}: config valid; storage {} reachable ({} domain(s), {} user(s)); {} listener(s)",
+        path.display(),
+        outpost_store::redact(&cfg.storage_url()),
+        domains.len(),
+        users.len(),
+        cfg.listen.all().len()
+    );
+    Ok(())
+}
+
+async fn domain(path: Option<PathBuf>, action: DomainCmd) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    let store = dir.store();
+    match action {
+        DomainCmd::Add { domain } => {
+            let d = store.add_domain(&domain).await?;
+            println!("added domain {}", d.name);
+        }
+        DomainCmd::List => {
+            for d in store.domains().await? {
+                match d.catchall {
+                    Some(c) => println!("{}\tcatch-all: {c}", d.name),
+                    None => println!("{}", d.name),
+                }
+            }
+        }
+        DomainCmd::Remove { domain } => {
+            store.remove_domain(&domain).await?;
+            println!("removed domain {domain}");
+        }
+    }
+    Ok(())
+}
+
+async fn user(path: Option<PathBuf>, action: UserCmd) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    match action {
+        UserCmd::Add {
+            address,
+            name,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin, &format!("Password for {address}: "))?;
+            let p = dir.add_user(&address, &name, &pw).await?;
+            println!(
+                "added user {} with mailboxes INBOX, Sent, Drafts, Trash, Junk, Archive",
+                p.address.unwrap_or_default()
+            );
+        }
+        UserCmd::List => {
+            for p in dir.store().principals(PrincipalKind::User).await? {
+                let addrs = dir.store().addresses_of(p.id).await?;
+                let aliases: Vec<&str> = addrs
+                    .iter()
+                    .filter(|a| !a.1)
+                    .map(|a| a.0.as_str())
+                    .collect();
+                println!(
+                    "{}\t{}{}{}",
+                    p.address.unwrap_or_default(),
+                    p.display_name,
+                    if aliases.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\taliases: {}", aliases.join(", "))
+                    },
+                    if p.disabled { "\t(disabled)" } else { "" }
+                );
+            }
+        }
+        UserCmd::Remove { address } => {
+            let p = dir.user(&address).await?;
+            dir.store().remove_principal(p.id).await?;
+            println!(
+                "removed user {} and its mail",
+                p.address.unwrap_or_default()
+            );
+        }
+        UserCmd::Passwd {
+            address,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin, &format!("New password for {address}: "))?;
+            dir.set_password(&address, &pw).await?;
+            println!("password changed for {address}");
+        }
+    }
+    Ok(())
+}
+
+async fn alias(path: Option<PathBuf>, action: AliasCmd) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    match action {
+        AliasCmd::Add { alias, target } => {
+            dir.add_alias(&alias, &target).await?;
+            println!("{alias} now reaches {target}");
+        }
+        AliasCmd::List => {
+            for (a, t) in dir.store().aliases().await? {
+                println!("{a}\t{t}");
+            }
+        }
+        AliasCmd::Remove { alias } => {
+            dir.store().remove_address(&alias).await?;
+            println!("removed alias {alias}");
+        }
+    }
+    Ok(())
+}
+
+async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    let store = dir.store();
+    match action {
+        GroupCmd::Add {
+            group,
+            name,
+            members,
+        } => {
+            let g = match store.principal_by_address(&group).await? {
+                Some(p) if p.kind == PrincipalKind::Group => p,
+                Some(_) => bail!("{group} belongs to a user, not a group"),
+                None => {
+                    let g = dir.add_group(&group, &name).await?;
+                    println!("added group {}", g.address.clone().unwrap_or_default());
+                    g
+                }
+            };
+            for m in members {
+                store.add_member(g.id, &m).await?;
+                println!("{m} is a member of {group}");
+            }
+        }
+        GroupCmd::List => {
+            for g in store.principals(PrincipalKind::Group).await? {
+                let members = store.members(g.id).await?;
+                println!(
+                    "{}\t{}\tmembers: {}",
+                    g.address.unwrap_or_default(),
+                    g.display_name,
+                    members.join(", ")
+                );
+            }
+        }
+        GroupCmd::Remove { group, members } => {
+            let g = dir.group(&group).await?;
+            if members.is_empty() {
+                store.remove_principal(g.id).await?;
+                println!("removed group {group}");
+            } else {
+                for m in members {
+                    store.remove_member(g.id, &m).await?;
+                    println!("{m} removed from {group}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
+    let pw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let pw = rpassword::prompt_password(prompt).context("reading the password")?;
+        let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+        if pw != again {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        pw
+    };
+    if pw.is_empty() {
+        bail!("empty password; give one on standard input with --password-stdin");
+    }
+    Ok(pw)
+}

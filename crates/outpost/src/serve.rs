@@ -1,0 +1,336 @@
+//! `outpost serve`: bind every configured listener, hand each connection to
+//! its protocol, shut down gracefully on SIGTERM/SIGINT.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use outpost_config::Config;
+use outpost_directory::Directory;
+use outpost_net::{AuthThrottle, Conn, ConnLimiter, Session, ThrottleConfig, TlsAcceptor};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::setup;
+
+/// What answers on a listener.
+#[derive(Clone)]
+enum Service {
+    Pop3(Arc<outpost_pop3::Pop3Context>),
+    /// Not built yet: greet with the protocol's "not available" reply.
+    Unavailable(&'static [u8]),
+}
+
+struct Listener {
+    name: &'static str,
+    implicit_tls: bool,
+    socket: TcpListener,
+    service: Service,
+    limiter: ConnLimiter,
+}
+
+pub async fn serve(config: Option<PathBuf>) -> Result<()> {
+    let demo = config.is_none();
+    let cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => {
+            let mut c = setup::demo_config();
+            setup::demo_listeners(&mut c);
+            c
+        }
+    };
+    init_logging(&cfg);
+    if demo {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    }
+    let tls = setup::tls_acceptor(&cfg, true)?;
+    let store = setup::open_store(&cfg).await?;
+    let demo_password = if demo {
+        setup::provision_demo(&store).await?
+    } else {
+        None
+    };
+    let dir = Directory::new(store.clone());
+    let throttle = AuthThrottle::new(ThrottleConfig {
+        window: Duration::from_secs(cfg.auth.window_seconds),
+        slow_after: cfg.auth.slow_after,
+        delay: Duration::from_secs(2),
+        block_after: cfg.auth.block_after,
+        block_for: Duration::from_secs(cfg.auth.block_seconds),
+    });
+
+    let pop3 = {
+        let mut ctx = outpost_pop3::Pop3Context::new(
+            cfg.hostname.clone(),
+            Some(tls.clone()),
+            crate::backends::pop3_backend(dir.clone()),
+            throttle.clone(),
+        );
+        ctx.allow_plaintext_on_loopback = cfg.auth.allow_plaintext_on_loopback;
+        ctx.limits.idle_timeout = Duration::from_secs(cfg.limits.pop3_idle_timeout);
+        Arc::new(ctx)
+    };
+
+    let mut listeners = Vec::new();
+    for (name, addr) in cfg.listen.all() {
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow!("listen.{name}: cannot listen on {addr}: {e}"))?;
+        let service = match name {
+            "pop3" | "pop3s" => Service::Pop3(pop3.clone()),
+            "smtp" | "submission" | "submissions" | "lmtp" => {
+                Service::Unavailable(b"421 4.3.2 Service not available yet\r\n")
+            }
+            "imap" | "imaps" => Service::Unavailable(b"* BYE [UNAVAILABLE] Service not available yet\r\n"),
+            "managesieve" => Service::Unavailable(b"BYE \"Service not available yet\"\r\n"),
+            _ => Service::Unavailable(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        };
+        listeners.push(Listener {
+            name,
+            implicit_tls: matches!(name, "submissions" | "imaps" | "pop3s" | "https"),
+            socket,
+            service,
+            limiter: ConnLimiter::new(cfg.limits.connections_per_ip, cfg.limits.connections_total),
+        });
+    }
+
+    // Record what was bound (port 0 becomes a real port) for tools and tests.
+    let mut bound: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for l in &listeners {
+        let a = l.socket.local_addr()?;
+        bound.entry(l.name).or_default().push(a.to_string());
+        tracing::info!("listening: {} on {a}", l.name);
+    }
+    let json = serde_json::to_string_pretty(&bound)?;
+    setup::write_atomically(&cfg.data_dir.join("listeners.json"), json.as_bytes())?;
+
+    if demo {
+        print_demo_table(&cfg, &listeners, demo_password.as_deref());
+    }
+    if listeners.is_empty() {
+        tracing::warn!("no listeners configured under [listen]; nothing to serve");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accept_tasks = JoinSet::new();
+    let sessions_done = Arc::new(tokio::sync::Notify::new());
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for l in listeners {
+        accept_tasks.spawn(accept_loop(
+            l,
+            tls.clone(),
+            stop_rx.clone(),
+            active.clone(),
+            sessions_done.clone(),
+        ));
+    }
+
+    // Blob sweeper: files whose last message went away an hour ago.
+    let sweeper_store = store.clone();
+    let mut sweeper_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                _ = sweeper_stop.changed() => return,
+            }
+            match sweeper_store.sweep_blobs(3600).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed {n} unreferenced message blob(s)"),
+                Err(e) => tracing::warn!("blob sweep failed: {e}"),
+            }
+        }
+    });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; waiting for sessions in flight");
+    let _ = stop_tx.send(true);
+    while accept_tasks.join_next().await.is_some() {}
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while active.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if tokio::time::timeout_at(deadline, sessions_done.notified())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                "{} session(s) still open after 10 s; closing them",
+                active.load(std::sync::atomic::Ordering::SeqCst)
+            );
+            break;
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    l: Listener,
+    tls: TlsAcceptor,
+    mut stop: watch::Receiver<bool>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    done: Arc<tokio::sync::Notify>,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = l.socket.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("{}: accept failed: {e}", l.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().unwrap_or(peer);
+        let permit = match l.limiter.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!("{}: refused {peer}: {why:?}", l.name);
+                let greeting = refusal(&l.service);
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), tcp.write_all(greeting)).await;
+                });
+                continue;
+            }
+        };
+        let session = Session::new(peer, local, l.name);
+        let service = l.service.clone();
+        let implicit = l.implicit_tls;
+        let tls = tls.clone();
+        let active = active.clone();
+        let done = done.clone();
+        active.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let _permit = permit;
+            handle(Conn::Plain(tcp), session, service, implicit, tls).await;
+            active.fetch_sub(1, Ordering::SeqCst);
+            done.notify_waiters();
+        });
+    }
+}
+
+async fn handle(
+    conn: Conn,
+    session: Session,
+    service: Service,
+    implicit_tls: bool,
+    tls: TlsAcceptor,
+) {
+    let conn = if implicit_tls {
+        match tokio::time::timeout(Duration::from_secs(30), conn.into_tls(&tls)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::debug!(
+                    session = session.id,
+                    "TLS handshake with {} failed: {e}",
+                    session.peer
+                );
+                return;
+            }
+            Err(_) => return,
+        }
+    } else {
+        conn
+    };
+    match service {
+        Service::Pop3(ctx) => outpost_pop3::serve(conn, session, ctx).await,
+        Service::Unavailable(greeting) => {
+            let mut conn = conn;
+            let _ = conn.write_all(greeting).await;
+            let _ = conn.shutdown().await;
+        }
+    }
+}
+
+fn refusal(service: &Service) -> &'static [u8] {
+    match service {
+        Service::Pop3(_) => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+        Service::Unavailable(g) => g,
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>) {
+    let addr_of = |name: &str| -> Option<SocketAddr> {
+        listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.socket.local_addr().ok())
+    };
+    println!();
+    println!(
+        "Outpost demo is running (data in {}).",
+        cfg.data_dir.display()
+    );
+    println!();
+    println!("  user:      {}", setup::DEMO_USER);
+    match password {
+        Some(pw) => println!(
+            "  password:  {pw}    (shown only now; change it with: outpost user passwd {})",
+            setup::DEMO_USER
+        ),
+        None => println!(
+            "  password:  as printed at first start (reset: outpost user passwd {})",
+            setup::DEMO_USER
+        ),
+    }
+    println!();
+    println!("  {:<12} {:<22} {}", "service", "address", "security");
+    for (name, sec) in [
+        ("smtp", "MX: mail for example.test (STARTTLS)"),
+        ("submission", "STARTTLS, then AUTH PLAIN/LOGIN"),
+        ("submissions", "implicit TLS"),
+        ("lmtp", "LMTP, no authentication"),
+        ("imap", "STARTTLS (plaintext login allowed on loopback)"),
+        ("imaps", "implicit TLS"),
+        ("pop3", "STLS (plaintext login allowed on loopback)"),
+        ("pop3s", "implicit TLS"),
+    ] {
+        if let Some(a) = addr_of(name) {
+            println!("  {name:<12} {:<22} {sec}", a.to_string());
+        }
+    }
+    println!();
+    println!("  The certificate is self-signed: tell your client to accept it.");
+    println!("  Add users with: outpost user add someone@example.test");
+    println!("  Stop with Ctrl-C.");
+    println!();
+}
