@@ -1,0 +1,198 @@
+//! The thin async loop: reads from the connection, feeds the
+//! [`Machine`], carries out its effects against the backend, writes replies.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use outpost_net::{Conn, Session, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{info, warn};
+
+use crate::backend::{AuthUser, DeliverError, TempFail};
+use crate::session::{Answer, Delivery, Effect, Machine, SessionConfig, Step};
+use crate::SmtpContext;
+
+/// Output is sent once this much has piled up, even if more pipelined
+/// commands are waiting (a client that pipelines without reading must not
+/// grow our buffer without bound).
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Read buffer size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs one SMTP, submission or LMTP session on `conn` until the client
+/// quits, the connection drops, a timeout passes or the session is closed
+/// for misbehaving. Implicit TLS (465) is the caller's job: hand over an
+/// already-TLS `conn`. Never panics on client input; every outcome is
+/// logged with the session id.
+pub async fn serve(conn: Conn, session: Session, ctx: Arc<SmtpContext>) {
+    let id = session.id;
+    info!(
+        session = id,
+        listener = session.listener,
+        role = ctx.role.as_str(),
+        peer = %session.peer,
+        tls = conn.is_tls(),
+        "smtp: connected"
+    );
+    match run(conn, &session, &ctx).await {
+        Ok(end) => info!(session = id, "smtp: disconnected ({end})"),
+        Err(e) => info!(session = id, "smtp: disconnected (connection error: {e})"),
+    }
+}
+
+async fn run(mut conn: Conn, session: &Session, ctx: &SmtpContext) -> io::Result<&'static str> {
+    let limits = &ctx.limits;
+    let mut m = Machine::new(SessionConfig {
+        role: ctx.role,
+        hostname: ctx.hostname.clone(),
+        limits: limits.clone(),
+        session_id: session.id,
+        peer_ip: session.peer.ip(),
+        tls_available: ctx.tls.is_some(),
+        tls: conn.tls_description(),
+        plaintext_auth_allowed: ctx.allow_plaintext_auth_on_loopback && session.is_loopback(),
+    });
+    m.greeting();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let step = m.poll();
+        match step {
+            Step::NeedInput => {
+                flush(&mut conn, &mut m, ctx).await?;
+                match tokio::time::timeout(m.read_timeout(), conn.read(&mut buf)).await {
+                    Err(_) => {
+                        info!(
+                            session = session.id,
+                            in_message = m.in_message(),
+                            "smtp: timeout"
+                        );
+                        m.timed_out();
+                    }
+                    Ok(Ok(0)) => return Ok(m.end_reason()),
+                    Ok(Ok(n)) => m.feed(&buf[..n]),
+                    Ok(Err(e)) => {
+                        if m.in_message() {
+                            info!(
+                                session = session.id,
+                                "smtp: connection lost mid-message, message discarded"
+                            );
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Step::Close => {
+                let _ = flush(&mut conn, &mut m, ctx).await;
+                let _ = tokio::time::timeout(limits.command_timeout, conn.shutdown()).await;
+                return Ok(m.end_reason());
+            }
+            Step::Effect(Effect::StartTls) => {
+                flush(&mut conn, &mut m, ctx).await?;
+                let Some(acceptor) = &ctx.tls else {
+                    return Ok("STARTTLS without TLS configured");
+                };
+                let handshake = conn.into_tls(acceptor);
+                conn = match tokio::time::timeout(limits.command_timeout, handshake).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        info!(session = session.id, "smtp: STARTTLS handshake failed: {e}");
+                        return Ok("TLS handshake failed");
+                    }
+                    Err(_) => return Ok("TLS handshake timed out"),
+                };
+                let description = conn.tls_description().unwrap_or_else(|| "TLS".into());
+                m.answer(Answer::TlsStarted { description });
+            }
+            Step::Effect(Effect::Authenticate { login, password }) => {
+                let answer = authenticate(ctx, session, &login, &password.0).await;
+                m.answer(answer);
+            }
+            Step::Effect(Effect::MaySendAs { user, address }) => {
+                let r = ctx.backend.may_send_as(&user, &address).await;
+                m.answer(Answer::MaySendAs(r));
+            }
+            Step::Effect(Effect::ResolveRecipient { address }) => {
+                let r = ctx.backend.resolve_recipient(&address).await;
+                m.answer(Answer::Recipient(r));
+            }
+            Step::Effect(Effect::Deliver(delivery)) => {
+                let answer = deliver(ctx, *delivery).await;
+                m.answer(answer);
+            }
+        }
+        if m.output_len() >= FLUSH_AT {
+            flush(&mut conn, &mut m, ctx).await?;
+        }
+    }
+}
+
+/// Sends the machine's output, bounded by the command timeout (a client
+/// that does not read its replies is dropped).
+async fn flush(conn: &mut Conn, m: &mut Machine, ctx: &SmtpContext) -> io::Result<()> {
+    let out = m.take_output();
+    if out.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        conn.write_all(&out).await?;
+        conn.flush().await
+    };
+    match tokio::time::timeout(ctx.limits.command_timeout, write).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client does not read its replies",
+        )),
+    }
+}
+
+/// Throttle first, then the credentials; a slowed answer waits out the
+/// throttle's delay whatever the outcome.
+async fn authenticate(ctx: &SmtpContext, session: &Session, login: &str, password: &str) -> Answer {
+    let ip = session.peer.ip();
+    let verdict = ctx.throttle.check(ip, login);
+    if verdict == Verdict::Blocked {
+        return Answer::AuthBlocked;
+    }
+    let started = Instant::now();
+    let result: Result<Option<AuthUser>, TempFail> =
+        ctx.backend.authenticate(login, password).await;
+    match &result {
+        Ok(Some(_)) => ctx.throttle.success(ip),
+        Ok(None) => ctx.throttle.failure(ip, login),
+        Err(_) => {}
+    }
+    if let Verdict::Delay(d) = verdict {
+        if let Some(rest) = d.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    Answer::Auth(result)
+}
+
+/// Local delivery, then the outbound queue. Both are durable before they
+/// return `Ok`.
+async fn deliver(ctx: &SmtpContext, d: Delivery) -> Answer {
+    let local = match &d.local {
+        Some(env) => {
+            let results = ctx.backend.deliver(env, d.message.clone()).await;
+            if results.len() != env.recipients.len() {
+                warn!(
+                    session = env.session_id,
+                    expected = env.recipients.len(),
+                    got = results.len(),
+                    "smtp: backend returned the wrong number of delivery results"
+                );
+            }
+            results
+        }
+        None => Vec::new(),
+    };
+    let remote = match &d.remote {
+        Some(env) => Some(ctx.backend.enqueue(env, d.message.clone()).await),
+        None => None::<Result<(), DeliverError>>,
+    };
+    Answer::Delivered { local, remote }
+}
