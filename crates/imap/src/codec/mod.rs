@@ -49,3 +49,8 @@ pub use framing::{Frame, FrameError, Framer, FramerLimits};
 pub use parse::{parse_command, ParseError, ParseOptions};
 pub use response::{Code, Data, Encoder, Response, StatusResponse};
 pub use types::{Command, CommandBody};
+
+#[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
+mod response_tests;

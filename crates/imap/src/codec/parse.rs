@@ -45,12 +45,8 @@ impl std::error::Error for ParseError {}
 
 /// Parses one command. `input` is what [`crate::codec::framing::Frame::Command`]
 /// carries: the command line(s) with literals inline and without the final
-/// CRLF (a trailing CRLF is tolerated).
+/// CRLF. (A trailing CRLF is not stripped: it may be the end of a literal.)
 pub fn parse_command(input: &[u8], opts: &ParseOptions) -> Result<Command, ParseError> {
-    let input = input
-        .strip_suffix(b"\n")
-        .map(|s| s.strip_suffix(b"\r").unwrap_or(s))
-        .unwrap_or(input);
     let mut p = P {
         b: input,
         i: 0,
@@ -796,7 +792,7 @@ impl<'a> P<'a> {
         let mut initial_response = None;
         if !self.at_end() {
             self.sp()?;
-            let data = self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+            let data = self.take_while(|b| b != b' ');
             if data == b"=" {
                 initial_response = Some(Vec::new());
             } else {
