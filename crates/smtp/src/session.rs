@@ -936,7 +936,7 @@ impl Machine {
         }
         let notify_bits =
             RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY | RCPT_NOTIFY_NEVER;
-        let notify = (to.flags & notify_bits != 0).then(|| Notify {
+        let notify = (to.flags & notify_bits != 0).then_some(Notify {
             success: to.flags & RCPT_NOTIFY_SUCCESS != 0,
             failure: to.flags & RCPT_NOTIFY_FAILURE != 0,
             delay: to.flags & RCPT_NOTIFY_DELAY != 0,
