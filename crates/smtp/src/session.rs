@@ -558,6 +558,16 @@ impl Machine {
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
             Err(e) => {
+                if self.helo.is_none() && looks_like_http(line) {
+                    // Cross-protocol requests (a browser or proxy pointed
+                    // at port 25): hang up, as Postfix does.
+                    info!(
+                        session = self.cfg.session_id,
+                        "smtp: HTTP request on an SMTP port, closing"
+                    );
+                    self.write(Reply::new(421, [4, 7, 0], "This is an SMTP server"));
+                    return self.close("HTTP request");
+                }
                 let r = parse_error_reply(e);
                 debug!(session = self.cfg.session_id, reply = %r, "smtp: bad command");
                 return self.error(r);
@@ -637,9 +647,18 @@ impl Machine {
                 ehlo.auth_mechanisms = smtp_proto::AUTH_PLAIN | smtp_proto::AUTH_LOGIN;
             }
             ehlo.size = self.cfg.limits.message_size;
-            // The first line reads "<hostname> you had me at EHLO"
-            // (smtp-proto's fixed text); harmless, clients ignore it.
-            let _ = ehlo.write(&mut self.out);
+            // smtp-proto writes a fixed first line ("<hostname> you had me
+            // at EHLO"); we keep its capability lines and write our own
+            // greeting line instead.
+            let mut lines = Vec::with_capacity(256);
+            let _ = ehlo.write(&mut lines);
+            let caps = lines
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&lines[..0], |i| &lines[i + 1..]);
+            let first = format!("250-{} Hello {}\r\n", self.cfg.hostname, helo_shown(&host));
+            self.out.extend_from_slice(first.as_bytes());
+            self.out.extend_from_slice(caps);
         } else {
             // RFC 2034 §3: no enhanced code in the HELO reply either.
             let line = format!("250 {}\r\n", self.cfg.hostname);
@@ -956,7 +975,8 @@ impl Machine {
         let id = self.cfg.session_id;
         let may_relay = !self.is_lmtp() && self.auth.is_some();
         let Some(tx) = self.tx.as_mut() else {
-            return;
+            // Cannot happen: nothing runs while a lookup is out. Still answer.
+            return self.error(Reply::new(503, [5, 5, 1], "Need MAIL command first"));
         };
         match r {
             Ok(Rcpt::Local) => {
@@ -1312,7 +1332,8 @@ impl Machine {
     ) {
         let id = self.cfg.session_id;
         let Some(tx) = self.tx.take() else {
-            return;
+            // Cannot happen: nothing runs while a delivery is out.
+            return self.write(Reply::new(451, [4, 3, 0], "Transaction lost, try again"));
         };
         let mut results = local.into_iter();
         // Pair every recipient with its outcome; a missing result counts
@@ -1474,6 +1495,29 @@ fn header_from_addresses(message: &[u8]) -> HeaderFrom {
     } else {
         HeaderFrom::Absent
     }
+}
+
+/// "GET / HTTP/1.1" and friends.
+fn looks_like_http(line: &[u8]) -> bool {
+    let line = trim_crlf(line);
+    let methods: [&[u8]; 6] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"CONNECT ",
+        b"OPTIONS ",
+    ];
+    methods.iter().any(|m| line.starts_with(m))
+        && line.windows(6).any(|w| w.eq_ignore_ascii_case(b" HTTP/"))
+}
+
+/// The client's EHLO argument as we echo it: printable ASCII, bounded.
+fn helo_shown(host: &str) -> String {
+    host.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 fn trim_crlf(line: &[u8]) -> &[u8] {

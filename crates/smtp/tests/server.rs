@@ -437,3 +437,33 @@ async fn idle_client_gets_421() {
     assert!(r.starts_with("421 4.4.2"), "{r}");
     assert!(c.closed().await);
 }
+
+#[tokio::test]
+async fn slowed_logins_wait_out_the_delay() {
+    let srv = Setup::new(Role::Submission)
+        .implicit_tls()
+        .with(|ctx| {
+            ctx.throttle = outpost_net::AuthThrottle::new(ThrottleConfig {
+                slow_after: 1,
+                delay: Duration::from_millis(300),
+                block_after: 100,
+                ..Default::default()
+            });
+        })
+        .start()
+        .await;
+    let mut c = srv.connect_tls().await;
+    c.ok("EHLO client.example", "250").await;
+    c.ok(
+        &format!("AUTH PLAIN {}", plain("alice", "wrong")),
+        "535 5.7.8",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    c.ok(
+        &format!("AUTH PLAIN {}", plain("alice", "secret")),
+        "235 2.7.0",
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}

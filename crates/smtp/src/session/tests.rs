@@ -149,6 +149,10 @@ fn greeting_and_ehlo_on_plain_mx() {
     let mut t = T::mx();
     let out = t.send("EHLO client.example\r\n");
     assert!(out.starts_with("220 mx.example.org ESMTP"), "{out}");
+    assert!(
+        out.contains("\r\n250-mx.example.org Hello client.example\r\n"),
+        "{out}"
+    );
     for cap in [
         "PIPELINING",
         "SIZE 26214400",
@@ -592,6 +596,17 @@ fn bad_commands_keep_session_until_error_limit() {
 }
 
 #[test]
+fn http_request_hangs_up() {
+    let mut t = T::mx();
+    let out = t.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        out.ends_with("421 4.7.0 This is an SMTP server\r\n"),
+        "{out}"
+    );
+    assert!(t.closed());
+}
+
+#[test]
 fn too_many_recipients() {
     let mut t = T::new(SessionConfig {
         limits: SmtpLimits {
@@ -643,4 +658,76 @@ fn auth_on_mx_allows_relay() {
     });
     let out = t.send("EHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\n");
     assert!(out.ends_with("235 2.7.0 Authentication successful\r\n250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"), "{out}");
+}
+
+/// Random garbage, random splits, random (valid-looking) commands mixed
+/// in: the machine never panics, never wedges, and its output is always
+/// whole CRLF-terminated reply lines.
+#[test]
+fn random_input_never_panics() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let pieces: [&[u8]; 16] = [
+        b"EHLO c\r\n",
+        b"LHLO c\r\n",
+        b"MAIL FROM:<a@b.example> SIZE=10\r\n",
+        b"MAIL FROM:<alice@example.org> BODY=BINARYMIME\r\n",
+        b"RCPT TO:<bob@example.org>\r\n",
+        b"RCPT TO:<x@elsewhere.example> NOTIFY=NEVER\r\n",
+        b"DATA\r\n",
+        b"BDAT 3\r\n",
+        b"BDAT 0 LAST\r\n",
+        b".\r\n",
+        b"\r\n.\r\n",
+        b"AUTH PLAIN\r\n",
+        b"AUTH LOGIN YWxpY2U=\r\n",
+        b"STARTTLS\r\n",
+        b"RSET\r\n",
+        b"\xff\x00\r\n",
+    ];
+    for role in [Role::Mx, Role::Submission, Role::Lmtp] {
+        for round in 0..300 {
+            let mut t = T::new(SessionConfig {
+                plaintext_auth_allowed: round % 2 == 0,
+                limits: SmtpLimits {
+                    max_errors: 1000,
+                    max_auth_failures: 1000,
+                    message_size: 64,
+                    max_line_length: 40,
+                    ..Default::default()
+                },
+                ..config(role)
+            });
+            let mut input = Vec::new();
+            for _ in 0..(next() % 40) {
+                match next() % 4 {
+                    0 => {
+                        let n = (next() % 20) as usize;
+                        input.extend((0..n).map(|_| (next() % 256) as u8));
+                    }
+                    _ => input.extend_from_slice(pieces[(next() % 16) as usize]),
+                }
+            }
+            let mut out = String::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = ((next() % 17) as usize + 1).min(rest.len());
+                out.push_str(&t.send_bytes(&rest[..n]));
+                rest = &rest[n..];
+            }
+            assert!(out.is_empty() || out.ends_with("\r\n"), "{out:?}");
+            for line in out.split_terminator("\r\n") {
+                assert!(
+                    line.len() >= 3 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit),
+                    "{line:?} in {out:?}"
+                );
+            }
+        }
+    }
 }
