@@ -127,7 +127,7 @@ pub struct Envelope {
     /// The session id that every log line of this session carries.
     pub session_id: u64,
     /// Identifies the message in logs and in the `Received:` header
-    /// (`<session id in hex>.<transaction number>`).
+    /// (`<session id>.<transaction number>`, the session id as in the logs).
     pub message_id: String,
     /// TLS version and cipher, e.g. "TLSv1.3 TLS13_AES_256_GCM_SHA384";
     /// `None` on a plain connection.

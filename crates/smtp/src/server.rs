@@ -36,6 +36,12 @@ pub async fn serve(conn: Conn, session: Session, ctx: Arc<SmtpContext>) {
         tls = conn.is_tls(),
         "smtp: connected"
     );
+    // Replies are written in one piece per flush; don't let Nagle hold
+    // them back behind the client's delayed ACK.
+    let _ = match &conn {
+        Conn::Plain(tcp) => tcp.set_nodelay(true),
+        Conn::Tls(tls) => tls.get_ref().0.set_nodelay(true),
+    };
     match run(conn, &session, &ctx).await {
         Ok(end) => info!(session = id, "smtp: disconnected ({end})"),
         Err(e) => info!(session = id, "smtp: disconnected (connection error: {e})"),

@@ -1080,6 +1080,12 @@ impl Machine {
     // ---- message content ----
 
     fn pump_data(&mut self) {
+        if self.tx.is_none() {
+            // Cannot happen (DATA starts only inside a transaction); never
+            // spin on it.
+            self.phase = Phase::Command;
+            return;
+        }
         let Machine {
             phase,
             tx,
@@ -1174,8 +1180,9 @@ impl Machine {
         let mut it = input.iter();
         let done = match (&mut st.rx, tx.as_mut()) {
             (BdatRx::Keep(rx), Some(tx)) => rx.ingest(&mut it, &mut tx.data),
-            (BdatRx::Keep(_), None) => unreachable!("BDAT without a transaction"),
             (BdatRx::Skip(rx), _) => rx.ingest(&mut it),
+            // Cannot happen (Keep is chosen only inside a transaction).
+            (BdatRx::Keep(_), None) => true,
         };
         let used = input.len() - it.as_slice().len();
         input.advance(used);
@@ -1264,7 +1271,7 @@ impl Machine {
             return;
         };
         self.transactions += 1;
-        let message_id = format!("{:X}.{}", self.cfg.session_id, self.transactions);
+        let message_id = format!("{}.{}", self.cfg.session_id, self.transactions);
         let helo = self.helo.clone().unwrap_or_default();
         let single = match &tx.rcpts[..] {
             [(r, _)] => Some(r.address.as_str()),
