@@ -467,3 +467,48 @@ async fn slowed_logins_wait_out_the_delay() {
     .await;
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+/// Rough throughput of the protocol layer alone (in-memory backend):
+/// `cargo test -p outpost-smtp --release -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn throughput_smoke() {
+    let srv = Setup::new(Role::Mx).start().await;
+    let body = format!(
+        "Subject: bench\r\n\r\n{}",
+        format!("{}\r\n", "x".repeat(78)).repeat(50)
+    );
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let addr = srv.connect().await;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = addr;
+            c.ok("EHLO bench.example", "250").await;
+            for _ in 0..250 {
+                c.send(
+                    format!(
+                        "MAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await;
+                for _ in 0..3 {
+                    c.reply().await;
+                }
+                c.send(format!("{body}.\r\n").as_bytes()).await;
+                let r = c.reply().await;
+                assert!(r.starts_with("250"), "{r}");
+            }
+            c.ok("QUIT", "221").await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = srv.backend.delivered().len();
+    let secs = started.elapsed().as_secs_f64();
+    println!("{n} messages in {secs:.2}s: {:.0} msgs/s", n as f64 / secs);
+    assert_eq!(n, 5000);
+}
