@@ -487,13 +487,8 @@ async fn throughput_smoke() {
             let mut c = addr;
             c.ok("EHLO bench.example", "250").await;
             for _ in 0..250 {
-                c.send(
-                    format!(
-                        "MAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
-                    )
-                    .as_bytes(),
-                )
-                .await;
+                c.send(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+                    .await;
                 for _ in 0..3 {
                     c.reply().await;
                 }
