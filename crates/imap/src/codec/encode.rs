@@ -183,7 +183,7 @@ fn search_key(out: &mut Vec<u8>, k: &SearchKey) {
             if keys.is_empty() {
                 out.extend_from_slice(b"ALL");
             } else {
-                list(out, keys, |o, k| search_key(o, k));
+                list(out, keys, search_key);
             }
         }
         K::ModSeq { entry, mod_seq } => {
@@ -562,7 +562,7 @@ impl Command {
                     FetchItems::All => out.extend_from_slice(b"ALL"),
                     FetchItems::Fast => out.extend_from_slice(b"FAST"),
                     FetchItems::Full => out.extend_from_slice(b"FULL"),
-                    FetchItems::Attrs(a) => list(out, a, |o, a| fetch_attr(o, a)),
+                    FetchItems::Attrs(a) => list(out, a, fetch_attr),
                 }
                 let mut mods: Vec<String> = Vec::new();
                 if let Some(m) = f.changed_since {

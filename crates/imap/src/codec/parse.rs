@@ -316,29 +316,38 @@ impl<'a> P<'a> {
         }
     }
 
+    /// At `{` or `~{`. (A lone `~` is an atom character: `~peter/mail`.)
+    fn at_literal(&self) -> bool {
+        match self.peek() {
+            Some(b'{') => true,
+            Some(b'~') => self.b.get(self.i + 1) == Some(&b'{'),
+            _ => false,
+        }
+    }
+
     fn string(&mut self) -> R<Cow<'a, [u8]>> {
+        if self.at_literal() {
+            return Ok(Cow::Borrowed(self.literal()?.0));
+        }
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') | Some(b'~') => Ok(Cow::Borrowed(self.literal()?.0)),
             _ => Err(format!("Expected a string at: {}", self.excerpt()).into()),
         }
     }
 
     fn astring(&mut self) -> R<Cow<'a, [u8]>> {
-        match self.peek() {
-            Some(b'"') | Some(b'{') | Some(b'~') => self.string(),
-            _ => {
-                let a = self.take_while(is_astring_char);
-                if a.is_empty() {
-                    Err(if self.eof() {
-                        "Missing arguments".into()
-                    } else {
-                        format!("Expected a string at: {}", self.excerpt()).into()
-                    })
-                } else {
-                    Ok(Cow::Borrowed(a))
-                }
-            }
+        if self.peek() == Some(b'"') || self.at_literal() {
+            return self.string();
+        }
+        let a = self.take_while(is_astring_char);
+        if a.is_empty() {
+            Err(if self.eof() {
+                "Missing arguments".into()
+            } else {
+                format!("Expected a string at: {}", self.excerpt()).into()
+            })
+        } else {
+            Ok(Cow::Borrowed(a))
         }
     }
 
@@ -387,7 +396,8 @@ impl<'a> P<'a> {
     /// list-mailbox: list-chars (atom chars plus `%`, `*`, `]`) or a string.
     fn list_mailbox(&mut self) -> R<String> {
         let raw: Cow<'a, [u8]> = match self.peek() {
-            Some(b'"') | Some(b'{') | Some(b'~') => self.string()?,
+            Some(b'"') => self.string()?,
+            _ if self.at_literal() => self.string()?,
             _ => {
                 let a = self.take_while(|b| is_astring_char(b) || b == b'%' || b == b'*');
                 if a.is_empty() {
@@ -750,10 +760,9 @@ impl<'a> P<'a> {
                             let k = self.string()?;
                             let k = self.utf8_string("ID field", k)?;
                             self.sp()?;
-                            let v = match self.nstring()? {
-                                Some(v) => Some(String::from_utf8_lossy(&v).into_owned()),
-                                None => None,
-                            };
+                            let v = self
+                                .nstring()?
+                                .map(|v| String::from_utf8_lossy(&v).into_owned());
                             params.push((k, v));
                             if params.len() > 30 {
                                 return Err("Too many ID fields".into());
@@ -938,7 +947,7 @@ impl<'a> P<'a> {
                 self.sp()?;
             }
             let content = match self.peek() {
-                Some(b'{') | Some(b'~') => {
+                _ if self.at_literal() => {
                     let (data, binary) = self.literal()?;
                     AppendContent::Literal {
                         data: data.to_vec(),
@@ -1178,8 +1187,8 @@ impl<'a> P<'a> {
             "UNSEEN" => K::Unseen,
             "MODSEQ" => {
                 self.sp()?;
-                let entry = if self.peek() == Some(b'"') {
-                    let name = self.quoted()?;
+                let entry = if self.peek() == Some(b'"') || self.at_literal() {
+                    let name = self.string()?;
                     let name = self.utf8_string("Entry name", name)?;
                     self.sp()?;
                     let t = match self.keyword()?.as_str() {

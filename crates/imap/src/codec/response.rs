@@ -801,7 +801,7 @@ impl Encoder {
                 out.extend_from_slice(b"STATUS ");
                 mailbox_name(out, mailbox.as_str(), utf8);
                 out.push(b' ');
-                paren_list(out, items, |o, v| status_value(o, v));
+                paren_list(out, items, status_value);
             }
             Data::Search { ids, mod_seq } | Data::Sort { ids, mod_seq } => {
                 out.extend_from_slice(if matches!(d, Data::Search { .. }) {
