@@ -95,27 +95,46 @@ fn search_returns(out: &mut Vec<u8>, r: &Option<Vec<SearchReturn>>) {
     }
 }
 
+/// Whether search strings are to be written in ISO-8859-1 (the only
+/// charset besides UTF-8 the parser understands).
+fn is_latin1(charset: Option<&str>) -> bool {
+    matches!(
+        charset.map(|c| c.to_ascii_uppercase()).as_deref(),
+        Some("ISO-8859-1" | "LATIN1" | "ISO8859-1")
+    )
+}
+
+/// A search string in the command's charset.
+fn search_string(out: &mut Vec<u8>, v: &str, latin1: bool) {
+    if latin1 && v.chars().all(|c| (c as u32) < 0x100) {
+        let bytes: Vec<u8> = v.chars().map(|c| c as u8).collect();
+        astring(out, &bytes);
+    } else {
+        astring(out, v.as_bytes());
+    }
+}
+
 /// Writes the keys of a top-level `And` separated by spaces, or one key.
-fn search_program(out: &mut Vec<u8>, k: &SearchKey) {
+fn search_program(out: &mut Vec<u8>, k: &SearchKey, latin1: bool) {
     match k {
         SearchKey::And(keys) if !keys.is_empty() => {
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
-                search_key(out, k);
+                search_key(out, k, latin1);
             }
         }
-        other => search_key(out, other),
+        other => search_key(out, other, latin1),
     }
 }
 
-fn search_key(out: &mut Vec<u8>, k: &SearchKey) {
+fn search_key(out: &mut Vec<u8>, k: &SearchKey, latin1: bool) {
     use SearchKey as K;
     let s = |out: &mut Vec<u8>, kw: &str, v: &str| {
         out.extend_from_slice(kw.as_bytes());
         out.push(b' ');
-        astring(out, v.as_bytes());
+        search_string(out, v, latin1);
     };
     let date = |out: &mut Vec<u8>, kw: &str, v: &Date| {
         let _ = write!(out, "{kw} {v}");
@@ -134,7 +153,7 @@ fn search_key(out: &mut Vec<u8>, k: &SearchKey) {
         K::Header(h, v) => {
             s(out, "HEADER", h);
             out.push(b' ');
-            astring(out, v.as_bytes());
+            search_string(out, v, latin1);
         }
         K::Keyword(a) => {
             let _ = write!(out, "KEYWORD {a}");
@@ -145,15 +164,15 @@ fn search_key(out: &mut Vec<u8>, k: &SearchKey) {
         K::New => out.extend_from_slice(b"NEW"),
         K::Not(k) => {
             out.extend_from_slice(b"NOT ");
-            search_key(out, k);
+            search_key(out, k, latin1);
         }
         K::Old => out.extend_from_slice(b"OLD"),
         K::On(v) => date(out, "ON", v),
         K::Or(a, b) => {
             out.extend_from_slice(b"OR ");
-            search_key(out, a);
+            search_key(out, a, latin1);
             out.push(b' ');
-            search_key(out, b);
+            search_key(out, b, latin1);
         }
         K::Recent => out.extend_from_slice(b"RECENT"),
         K::Seen => out.extend_from_slice(b"SEEN"),
@@ -183,7 +202,7 @@ fn search_key(out: &mut Vec<u8>, k: &SearchKey) {
             if keys.is_empty() {
                 out.extend_from_slice(b"ALL");
             } else {
-                list(out, keys, search_key);
+                list(out, keys, |o, k| search_key(o, k, latin1));
             }
         }
         K::ModSeq { entry, mod_seq } => {
@@ -524,7 +543,7 @@ impl Command {
                     astring(out, cs.as_bytes());
                 }
                 out.push(b' ');
-                search_program(out, &s.criteria);
+                search_program(out, &s.criteria, is_latin1(s.charset.as_deref()));
             }
             C::Sort(s) => {
                 if s.uid {
@@ -542,7 +561,7 @@ impl Command {
                 out.push(b' ');
                 astring(out, s.charset.as_bytes());
                 out.push(b' ');
-                search_program(out, &s.search);
+                search_program(out, &s.search, is_latin1(Some(&s.charset)));
             }
             C::Thread(t) => {
                 if t.uid {
@@ -551,7 +570,7 @@ impl Command {
                 let _ = write!(out, "THREAD {} ", t.algorithm.name());
                 astring(out, t.charset.as_bytes());
                 out.push(b' ');
-                search_program(out, &t.search);
+                search_program(out, &t.search, is_latin1(Some(&t.charset)));
             }
             C::Fetch(f) => {
                 if f.uid {

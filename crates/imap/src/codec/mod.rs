@@ -40,6 +40,8 @@
 
 pub mod encode;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod parse;
 pub mod response;
 pub mod types;
