@@ -15,7 +15,10 @@ pub use starter::starter_config;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config: {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config: {key}: {message}")]
@@ -219,7 +222,9 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into() }
+        Log {
+            level: "info".into(),
+        }
     }
 }
 
@@ -234,8 +239,10 @@ fn default_data_dir() -> PathBuf {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 
@@ -257,12 +264,21 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
         if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
-            return Err(invalid("hostname", format!("{:?} is not a host name", self.hostname)));
+            return Err(invalid(
+                "hostname",
+                format!("{:?} is not a host name", self.hostname),
+            ));
         }
         if let Some(url) = &self.storage.url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 return Err(invalid(
                     "storage.url",
                     format!("{url:?}: use sqlite:///path/outpost.db or postgres://user@host/db"),
@@ -270,7 +286,10 @@ impl Config {
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(invalid("tls", "set both tls.cert and tls.key, or neither".into()));
+            return Err(invalid(
+                "tls",
+                "set both tls.cert and tls.key, or neither".into(),
+            ));
         }
         let mut seen = std::collections::HashMap::new();
         for (name, addr) in self.listen.all() {
@@ -284,13 +303,22 @@ impl Config {
             }
         }
         if self.limits.message_size < 1024 {
-            return Err(invalid("limits.message_size", "must be at least 1024 bytes".into()));
+            return Err(invalid(
+                "limits.message_size",
+                "must be at least 1024 bytes".into(),
+            ));
         }
         if self.limits.max_recipients == 0 {
-            return Err(invalid("limits.max_recipients", "must be at least 1".into()));
+            return Err(invalid(
+                "limits.max_recipients",
+                "must be at least 1".into(),
+            ));
         }
         if self.limits.connections_per_ip == 0 || self.limits.connections_total == 0 {
-            return Err(invalid("limits.connections_per_ip", "connection limits must be at least 1".into()));
+            return Err(invalid(
+                "limits.connections_per_ip",
+                "connection limits must be at least 1".into(),
+            ));
         }
         if self.auth.block_after == 0 {
             return Err(invalid("auth.block_after", "must be at least 1".into()));
@@ -307,14 +335,21 @@ impl Config {
     }
 
     pub fn blob_dir(&self) -> PathBuf {
-        self.storage.blobs.clone().unwrap_or_else(|| self.data_dir.join("blobs"))
+        self.storage
+            .blobs
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     /// Certificate and key paths (configured, or the generated pair).
     pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
         match (&self.tls.cert, &self.tls.key) {
             (Some(c), Some(k)) => (c.clone(), k.clone(), false),
-            _ => (self.data_dir.join("tls/cert.pem"), self.data_dir.join("tls/key.pem"), true),
+            _ => (
+                self.data_dir.join("tls/cert.pem"),
+                self.data_dir.join("tls/key.pem"),
+                true,
+            ),
         }
     }
 }
@@ -326,7 +361,12 @@ fn one_line(e: &toml::de::Error) -> String {
             // toml's Display has the line/column and a snippet; keep the first
             // line only (it names the position) and the message.
             let full = e.to_string();
-            let pos = full.lines().next().unwrap_or("").trim_start_matches("TOML parse error ").to_string();
+            let pos = full
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("TOML parse error ")
+                .to_string();
             format!("{pos}: {msg}")
         }
         None => msg,
@@ -347,35 +387,48 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::parse("[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("smpt"), "{e}");
         assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
     fn bad_address_is_named() {
-        let e = Config::parse("[listen]\nimap = [\"nowhere\"]\n", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[listen]\nimap = [\"nowhere\"]\n", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
     fn starter_config_parses() {
-        let c = Config::parse(&starter_config("mail.example.org", Path::new("/srv/outpost")), "starter").unwrap();
+        let c = Config::parse(
+            &starter_config("mail.example.org", Path::new("/srv/outpost")),
+            "starter",
+        )
+        .unwrap();
         assert_eq!(c.hostname, "mail.example.org");
         assert!(!c.listen.all().is_empty());
     }
 
     #[test]
     fn duplicate_listener() {
-        let e = Config::parse("[listen]\nimap=[\"127.0.0.1:143\"]\npop3=[\"127.0.0.1:143\"]\n", "t")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "[listen]\nimap=[\"127.0.0.1:143\"]\npop3=[\"127.0.0.1:143\"]\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("listen.pop3"), "{e}");
     }
 
     #[test]
     fn half_tls() {
-        let e = Config::parse("[tls]\ncert=\"/x\"\n", "t").unwrap_err().to_string();
+        let e = Config::parse("[tls]\ncert=\"/x\"\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tls.key"), "{e}");
     }
 }

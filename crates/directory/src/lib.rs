@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use outpost_store::{domain_of, normalize_address, NewPrincipal, Principal, PrincipalKind, Store, StoreError};
+use outpost_store::{
+    domain_of, normalize_address, NewPrincipal, Principal, PrincipalKind, Store, StoreError,
+};
 use sha2::{Digest, Sha256};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -61,7 +63,11 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(store: Store) -> Directory {
-        Directory { store, auth_cache: Arc::default(), cache_key: rand::random() }
+        Directory {
+            store,
+            auth_cache: Arc::default(),
+            cache_key: rand::random(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -76,8 +82,12 @@ impl Directory {
     /// recursively (each user once, loops cut), or the domain's catch-all.
     pub async fn resolve(&self, address: &str) -> Result<Lookup> {
         let address = normalize_address(address);
-        let Some(domain) = domain_of(&address) else { return Ok(Lookup::NotLocal) };
-        let Some(dom) = self.store.domain(domain).await? else { return Ok(Lookup::NotLocal) };
+        let Some(domain) = domain_of(&address) else {
+            return Ok(Lookup::NotLocal);
+        };
+        let Some(dom) = self.store.domain(domain).await? else {
+            return Ok(Lookup::NotLocal);
+        };
         let start = match self.store.principal_by_address(&address).await? {
             Some(_) => address.clone(),
             None => match subaddress_base(&address) {
@@ -108,7 +118,10 @@ impl Directory {
             match self.store.principal_by_address(&addr).await? {
                 Some(p) if p.kind == PrincipalKind::User => {
                     if !p.disabled && seen_user.insert(p.id) {
-                        out.users.push(Recipient { principal_id: p.id, address: p.address.unwrap_or(addr) });
+                        out.users.push(Recipient {
+                            principal_id: p.id,
+                            address: p.address.unwrap_or(addr),
+                        });
                     }
                 }
                 Some(p) => {
@@ -153,13 +166,18 @@ impl Directory {
         if p.kind != PrincipalKind::User || p.disabled {
             return Ok(None);
         }
-        let Some(hash) = p.password_hash.clone() else { return Ok(None) };
+        let Some(hash) = p.password_hash.clone() else {
+            return Ok(None);
+        };
         let pw = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         if ok {
-            self.auth_cache.lock().unwrap().insert(key, (p.id, Instant::now()));
+            self.auth_cache
+                .lock()
+                .unwrap()
+                .insert(key, (p.id, Instant::now()));
             Ok(Some(p))
         } else {
             Ok(None)
@@ -246,7 +264,9 @@ impl Directory {
     pub async fn set_password(&self, address: &str, password: &str) -> Result<()> {
         check_password(password)?;
         let p = self.user(address).await?;
-        self.store.set_password_hash(p.id, hash_password(password)?).await?;
+        self.store
+            .set_password_hash(p.id, hash_password(password)?)
+            .await?;
         self.clear_cache();
         Ok(())
     }
@@ -258,7 +278,9 @@ impl Directory {
             .store
             .principal_by_address(target)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("{target} (no user or group has this address)")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("{target} (no user or group has this address)"))
+            })?;
         self.store.add_address(owner.id, &alias).await
     }
 
@@ -266,24 +288,37 @@ impl Directory {
     pub async fn user(&self, address: &str) -> Result<Principal> {
         match self.store.principal_by_address(address).await? {
             Some(p) if p.kind == PrincipalKind::User => Ok(p),
-            _ => Err(StoreError::NotFound(format!("user {}", normalize_address(address)))),
+            _ => Err(StoreError::NotFound(format!(
+                "user {}",
+                normalize_address(address)
+            ))),
         }
     }
 
     pub async fn group(&self, address: &str) -> Result<Principal> {
         match self.store.principal_by_address(address).await? {
             Some(p) if p.kind == PrincipalKind::Group => Ok(p),
-            _ => Err(StoreError::NotFound(format!("group {}", normalize_address(address)))),
+            _ => Err(StoreError::NotFound(format!(
+                "group {}",
+                normalize_address(address)
+            ))),
         }
     }
 
     async fn check_new_address(&self, address: &str) -> Result<String> {
         let address = normalize_address(address);
-        let (local, domain) = address
-            .rsplit_once('@')
-            .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address (expected name@domain)")))?;
-        if local.is_empty() || local.contains(char::is_whitespace) || local.contains(['<', '>', ',', ';', '"', '@']) {
-            return Err(StoreError::Invalid(format!("{address:?} is not a valid address")));
+        let (local, domain) = address.rsplit_once('@').ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "{address:?} is not an address (expected name@domain)"
+            ))
+        })?;
+        if local.is_empty()
+            || local.contains(char::is_whitespace)
+            || local.contains(['<', '>', ',', ';', '"', '@'])
+        {
+            return Err(StoreError::Invalid(format!(
+                "{address:?} is not a valid address"
+            )));
         }
         if self.store.domain(domain).await?.is_none() {
             return Err(StoreError::Invalid(format!(
@@ -308,10 +343,14 @@ fn subaddress_base(address: &str) -> Option<String> {
 
 fn check_password(pw: &str) -> Result<()> {
     if pw.chars().count() < 8 {
-        return Err(StoreError::Invalid("password must have at least 8 characters".into()));
+        return Err(StoreError::Invalid(
+            "password must have at least 8 characters".into(),
+        ));
     }
     if pw.contains(['\r', '\n', '\0']) {
-        return Err(StoreError::Invalid("password must not contain line breaks or NUL".into()));
+        return Err(StoreError::Invalid(
+            "password must not contain line breaks or NUL".into(),
+        ));
     }
     Ok(())
 }

@@ -62,6 +62,16 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupCmd,
     },
+    /// Deliver a message from standard input to local recipients (like
+    /// Dovecot's LDA). Exit codes follow sysexits: 67 unknown user,
+    /// 75 temporary failure.
+    Deliver {
+        /// Envelope sender, for Return-Path.
+        #[arg(long, short = 'f', default_value = "")]
+        from: String,
+        #[arg(required = true)]
+        recipients: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,6 +153,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::User { action } => user(args.config, action).await,
         Command::Alias { action } => alias(args.config, action).await,
         Command::Group { action } => group(args.config, action).await,
+        Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
     }
 }
 
@@ -349,4 +360,48 @@ fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
         bail!("empty password; give one on standard input with --password-stdin");
     }
     Ok(pw)
+}
+
+async fn deliver(path: Option<PathBuf>, from: String, recipients: Vec<String>) -> Result<()> {
+    use std::io::Read;
+    use outpost_directory::Lookup;
+    let (cfg, dir) = open(path).await.map_err(|e| exit_with(75, e))?;
+    let mut message = Vec::new();
+    std::io::stdin().take(cfg.limits.message_size + 1).read_to_end(&mut message)?;
+    if message.len() as u64 > cfg.limits.message_size {
+        return Err(exit_with(73, anyhow!("message larger than limits.message_size ({})", cfg.limits.message_size)));
+    }
+    let mut users = Vec::new();
+    for r in &recipients {
+        match dir.resolve(r).await.map_err(|e| exit_with(75, e.into()))? {
+            Lookup::Local(res) => {
+                for u in res.users {
+                    if !users.iter().any(|x: &outpost_directory::Recipient| x.principal_id == u.principal_id) {
+                        users.push(u);
+                    }
+                }
+            }
+            Lookup::Unknown | Lookup::NotLocal => return Err(exit_with(67, anyhow!("{r}: no such local recipient"))),
+        }
+    }
+    crate::delivery::deliver_local(dir.store(), &from, &users, &message)
+        .await
+        .map_err(|e| exit_with(75, anyhow!("delivery failed: {e}")))?;
+    Ok(())
+}
+
+/// An error that makes the process exit with a particular code.
+#[derive(Debug)]
+pub struct ExitWith(pub u8, pub anyhow::Error);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+fn exit_with(code: u8, e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(ExitWith(code, e))
 }

@@ -4,6 +4,7 @@
 
 mod backends;
 mod cli;
+mod delivery;
 mod serve;
 mod setup;
 
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("outpost: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<cli::ExitWith>() {
+                Some(cli::ExitWith(code, _)) => ExitCode::from(*code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -61,12 +61,31 @@ impl BlobStore {
     /// Stores `data` durably and returns its reference. Idempotent.
     pub async fn put(&self, data: Arc<[u8]>) -> Result<BlobRef, StoreError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.put_sync(&data))
+        tokio::task::spawn_blocking(move || this.put_sync(&data, true))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
-    pub fn put_sync(&self, data: &[u8]) -> Result<BlobRef, StoreError> {
+    /// Writes `data` into place without waiting for the disk; the caller
+    /// must call [`BlobStore::sync`] before it commits a row naming the blob.
+    /// This is how concurrent deliveries share one flush (group commit).
+    pub async fn put_deferred(&self, data: Arc<[u8]>) -> Result<BlobRef, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.put_sync(&data, false))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    /// Flushes every blob written with `put_deferred` (and anything else
+    /// dirty on the blob file system) to stable storage: one syncfs(2).
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || sync_filesystem(&dir))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    fn put_sync(&self, data: &[u8], durable: bool) -> Result<BlobRef, StoreError> {
         match self.fault.load(Ordering::SeqCst) {
             1 => {
                 return Err(StoreError::Full(
@@ -142,4 +161,23 @@ impl BlobStore {
             .map(|d| d.count())
             .sum()
     }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir)?;
+    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(_dir: &Path) -> Result<(), StoreError> {
+    // Without syncfs(2), fall back to the global sync(2)-less path: callers
+    // on other systems use durable puts.
+    Err(StoreError::Internal("deferred blob sync needs Linux".into()))
 }

@@ -12,6 +12,7 @@
 //!   row in `changes`, in the same transaction. Waiters are woken after commit.
 
 pub mod blob;
+mod bulk;
 mod error;
 pub mod mail;
 pub mod meta;
@@ -130,6 +131,10 @@ impl Store {
             + 'static,
     {
         writer::submit(&self.inner.writer, f).await
+    }
+
+    pub(crate) fn writer(&self) -> &tokio::sync::mpsc::Sender<writer::Job> {
+        &self.inner.writer
     }
 
     /// Waits for changes to a collection: the receiver's value is the

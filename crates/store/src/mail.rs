@@ -515,22 +515,10 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let blob = self.blobs().put(raw).await?;
-        let blobs = self.blobs().clone();
-        self.write(move |c, t| {
-            Box::pin(async move {
-                acquire_blob(c, &blobs, &blob, targets.len() as i64).await?;
-                let mut out = Vec::with_capacity(targets.len());
-                let (meta, json) = &meta;
-                for target in &targets {
-                    let d = insert_message(c, target, &blob, meta, json, internal_date).await?;
-                    t.add(d.mailbox, d.modseq);
-                    out.push(d);
-                }
-                Ok(out)
-            })
-        })
-        .await
+        let deferred = cfg!(target_os = "linux") && std::env::var_os("OUTPOST_BLOB_FSYNC_EACH").is_none();
+        let blob = if deferred { self.blobs().put_deferred(raw).await? } else { self.blobs().put(raw).await? };
+        let req = crate::bulk::DeliverReq { blob, targets, internal_date, meta: Arc::new(meta), needs_sync: deferred };
+        crate::writer::submit_delivery(self.writer(), req).await
     }
 
     /// Changes flags of the given UIDs. With `unchanged_since`, messages
@@ -864,102 +852,41 @@ async fn bump_modseq(c: &mut AnyConnection, mailbox: i64) -> Result<i64> {
 
 /// Allocates the next UID and modseq of a mailbox.
 async fn next_uid(c: &mut AnyConnection, mailbox: i64) -> Result<(i64, i64)> {
+    let (uid, modseq, _) = next_uid_full(c, mailbox).await?;
+    Ok((uid, modseq))
+}
+
+/// Allocates the next UID and modseq; also returns the UIDVALIDITY.
+async fn next_uid_full(c: &mut AnyConnection, mailbox: i64) -> Result<(i64, i64, i64)> {
     let r = sqlx::query(
         "UPDATE collections SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 \
-         RETURNING uidnext - 1 AS uid, highest_modseq",
+         RETURNING uidnext - 1 AS uid, highest_modseq, uidvalidity",
     )
     .bind(mailbox)
     .fetch_optional(&mut *c)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    Ok((r.try_get("uid")?, r.try_get("highest_modseq")?))
+    Ok((r.try_get("uid")?, r.try_get("highest_modseq")?, r.try_get("uidvalidity")?))
 }
 
-async fn insert_message(
-    c: &mut AnyConnection,
-    target: &Target,
-    blob: &BlobRef,
-    meta: &MessageMeta,
-    json: &str,
-    internal_date: i64,
-) -> Result<Delivered> {
-    let (uid, modseq) = next_uid(c, target.mailbox).await?;
-    let uidvalidity: i64 = sqlx::query_scalar("SELECT uidvalidity FROM collections WHERE id = $1")
-        .bind(target.mailbox)
-        .fetch_one(&mut *c)
-        .await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (collection_id, uid, blob_hash, size, internal_date, save_date, flags, modseq, subject, sent_date, message_id, meta) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+
+/// Takes `n` references to a blob in one statement. When the row is new
+/// or was unreferenced, the sweeper may have removed the file: check it is
+/// there (the sweeper runs in this same writer, so it cannot remove it
+/// between this check and the commit).
+async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &BlobRef, n: i64) -> Result<()> {
+    let refs: i64 = sqlx::query_scalar(
+        "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \
+         ON CONFLICT (hash) DO UPDATE SET refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + $3 ELSE $3 END, \
+         zero_since = NULL RETURNING refcount",
     )
-    .bind(target.mailbox)
-    .bind(uid)
     .bind(&blob.hash)
     .bind(blob.size as i64)
-    .bind(internal_date)
-    .bind(now())
-    .bind(target.flags)
-    .bind(modseq)
-    .bind(meta.subject.as_deref())
-    .bind(meta.sent_date)
-    .bind(meta.message_id.as_deref())
-    .bind(json)
+    .bind(n)
     .fetch_one(&mut *c)
     .await?;
-    for k in &target.keywords {
-        sqlx::query("INSERT INTO message_keywords (message_id, keyword) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(k)
-            .execute(&mut *c)
-            .await?;
-    }
-    journal(c, target.mailbox, modseq, uid, "add").await?;
-    Ok(Delivered {
-        mailbox: target.mailbox,
-        uidvalidity,
-        uid,
-        modseq,
-    })
-}
-
-/// Takes `n` references to a blob. If the row is new or was unreferenced,
-/// the sweeper may have removed the file: check it is there (the sweeper runs
-/// in this same writer, so it cannot remove it between check and commit).
-async fn acquire_blob(
-    c: &mut AnyConnection,
-    blobs: &crate::BlobStore,
-    blob: &BlobRef,
-    n: i64,
-) -> Result<()> {
-    let prev: Option<i64> = sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
-        .bind(&blob.hash)
-        .fetch_optional(&mut *c)
-        .await?;
-    match prev {
-        Some(r) if r > 0 => {
-            sqlx::query("UPDATE blobs SET refcount = refcount + $1 WHERE hash = $2")
-                .bind(n)
-                .bind(&blob.hash)
-                .execute(&mut *c)
-                .await?;
-        }
-        _ => {
-            if !blobs.exists(&blob.hash) {
-                return Err(StoreError::Unavailable(format!(
-                    "blob {} vanished before commit",
-                    blob.hash
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \
-                 ON CONFLICT (hash) DO UPDATE SET refcount = $3, zero_since = NULL",
-            )
-            .bind(&blob.hash)
-            .bind(blob.size as i64)
-            .bind(n)
-            .execute(&mut *c)
-            .await?;
-        }
+    if refs == n && !blobs.exists(&blob.hash) {
+        return Err(StoreError::Unavailable(format!("blob {} vanished before commit", blob.hash)));
     }
     Ok(())
 }

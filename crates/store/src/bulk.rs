@@ -1,0 +1,188 @@
+//! Deliveries filed in bulk: the writer gathers every delivery of a batch
+//! and files them with a handful of multi-row statements (one blob upsert,
+//! one UID/modseq allocation per mailbox, multi-row inserts of messages and
+//! journal rows) instead of several statements per message. This is what
+//! lets one writer keep up with many concurrent SMTP sessions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, Row};
+
+use crate::meta::MessageMeta;
+use crate::{now, BlobRef, BlobStore, Delivered, Result, StoreError, Target, Touched};
+
+pub(crate) struct DeliverReq {
+    pub blob: BlobRef,
+    pub targets: Vec<Target>,
+    pub internal_date: i64,
+    pub meta: Arc<(MessageMeta, String)>,
+    /// The blob was written with `put_deferred`: the writer flushes the blob
+    /// file system once for the whole batch before filing.
+    pub needs_sync: bool,
+}
+
+const ROWS_PER_INSERT: usize = 40;
+
+/// Files every request; on error nothing of the call should be kept (the
+/// caller rolls back to its savepoint).
+pub(crate) async fn deliver_all(
+    c: &mut AnyConnection,
+    blobs: &BlobStore,
+    reqs: &[&DeliverReq],
+    touched: &mut Touched,
+) -> Result<Vec<Vec<Delivered>>> {
+    // 1. Blob references, one row per distinct blob.
+    let mut refs: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    for r in reqs {
+        let e = refs.entry(r.blob.hash.as_str()).or_insert((r.blob.size, 0));
+        e.1 += r.targets.len() as i64;
+    }
+    for hash in refs.keys() {
+        // The sweeper runs in this writer, so a file present now stays until commit.
+        if !blobs.exists(hash) {
+            return Err(StoreError::Unavailable(format!("blob {hash} vanished before commit")));
+        }
+    }
+    let refs: Vec<(&str, (u64, i64))> = refs.into_iter().collect();
+    for chunk in refs.chunks(100) {
+        let values = placeholders(chunk.len(), 3);
+        let q = format!(
+            "INSERT INTO blobs (hash, size, refcount) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
+             refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + excluded.refcount ELSE excluded.refcount END, \
+             zero_since = NULL"
+        );
+        let mut query = sqlx::query(&q);
+        for (hash, (size, n)) in chunk {
+            query = query.bind(*hash).bind(*size as i64).bind(*n);
+        }
+        query.execute(&mut *c).await?;
+    }
+
+    // 2. UIDs and modseqs: one allocation per mailbox, in request order.
+    let mut per_mailbox: HashMap<i64, i64> = HashMap::new();
+    let mut order = Vec::new();
+    for r in reqs {
+        for t in &r.targets {
+            let n = per_mailbox.entry(t.mailbox).or_insert(0);
+            if *n == 0 {
+                order.push(t.mailbox);
+            }
+            *n += 1;
+        }
+    }
+    // (next uid, next modseq, uidvalidity) per mailbox
+    let mut next: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    for mb in order {
+        let k = per_mailbox[&mb];
+        let row = sqlx::query(
+            "UPDATE collections SET uidnext = uidnext + $1, highest_modseq = highest_modseq + $1 WHERE id = $2 \
+             RETURNING uidnext - $1 AS first_uid, highest_modseq - $1 + 1 AS first_modseq, uidvalidity",
+        )
+        .bind(k)
+        .bind(mb)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mb}")))?;
+        next.insert(mb, (row.try_get("first_uid")?, row.try_get("first_modseq")?, row.try_get("uidvalidity")?));
+    }
+
+    // 3. Message rows and journal rows.
+    struct Row<'a> {
+        req: &'a DeliverReq,
+        target: &'a Target,
+        d: Delivered,
+    }
+    let save_date = now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut out: Vec<Vec<Delivered>> = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        let mut ds = Vec::with_capacity(r.targets.len());
+        for t in &r.targets {
+            let n = next.get_mut(&t.mailbox).expect("allocated above");
+            let d = Delivered { mailbox: t.mailbox, uidvalidity: n.2, uid: n.0, modseq: n.1 };
+            n.0 += 1;
+            n.1 += 1;
+            touched.add(d.mailbox, d.modseq);
+            ds.push(d);
+            rows.push(Row { req: r, target: t, d });
+        }
+        out.push(ds);
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values = placeholders(chunk.len(), 12);
+        let q = format!(
+            "INSERT INTO messages (collection_id, uid, blob_hash, size, internal_date, save_date, flags, modseq, \
+             subject, sent_date, message_id, meta) VALUES {values}"
+        );
+        let mut query = sqlx::query(&q);
+        for row in chunk {
+            let (meta, json) = &*row.req.meta;
+            query = query
+                .bind(row.d.mailbox)
+                .bind(row.d.uid)
+                .bind(row.req.blob.hash.as_str())
+                .bind(row.req.blob.size as i64)
+                .bind(row.req.internal_date)
+                .bind(save_date)
+                .bind(row.target.flags)
+                .bind(row.d.modseq)
+                .bind(meta.subject.as_deref())
+                .bind(meta.sent_date)
+                .bind(meta.message_id.as_deref())
+                .bind(json.as_str());
+        }
+        query.execute(&mut *c).await?;
+        let values = placeholders(chunk.len(), 5);
+        let q = format!("INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES {values}");
+        let mut query = sqlx::query(&q);
+        for row in chunk {
+            query = query.bind(row.d.mailbox).bind(row.d.modseq).bind(row.d.uid).bind("add").bind(save_date);
+        }
+        query.execute(&mut *c).await?;
+    }
+    for row in &rows {
+        for k in &row.target.keywords {
+            sqlx::query(
+                "INSERT INTO message_keywords (message_id, keyword) \
+                 SELECT id, $1 FROM messages WHERE collection_id = $2 AND uid = $3 ON CONFLICT DO NOTHING",
+            )
+            .bind(k)
+            .bind(row.d.mailbox)
+            .bind(row.d.uid)
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    Ok(out)
+}
+
+/// "($1, $2, $3), ($4, $5, $6)" for `rows` rows of `cols` columns.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders() {
+        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}
