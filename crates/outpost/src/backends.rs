@@ -154,3 +154,211 @@ fn ends_with_crlf(path: &std::path::Path) -> bool {
 pub fn pop3_backend(dir: Directory) -> Arc<dyn Pop3Backend> {
     Arc::new(Pop3Store { dir })
 }
+
+// --- SMTP ------------------------------------------------------------------
+
+use outpost_directory::Lookup;
+use outpost_smtp::{AuthUser, DeliverError, Envelope, Rcpt, SmtpBackend};
+
+pub struct SmtpStore {
+    pub dir: Directory,
+}
+
+fn smtp_temp(e: StoreError) -> outpost_smtp::TempFail {
+    outpost_smtp::TempFail(e.to_string())
+}
+
+fn deliver_error(e: &StoreError) -> DeliverError {
+    match e {
+        StoreError::Full(m) => DeliverError::StorageFull(m.clone()),
+        StoreError::NotFound(m) | StoreError::Invalid(m) => DeliverError::Permanent(m.clone()),
+        other => DeliverError::Temporary(other.to_string()),
+    }
+}
+
+impl SmtpStore {
+    async fn queue(
+        &self,
+        envelope: &Envelope,
+        addresses: Vec<outpost_store::QueuedRecipient>,
+        message: &[u8],
+    ) -> Result<(), StoreError> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let q = outpost_store::NewQueued {
+            mail_from: envelope.mail_from.clone(),
+            recipients: addresses,
+            envid: envelope.envid.clone(),
+            ret: envelope.ret.map(|r| match r {
+                outpost_smtp::Ret::Full => "full".to_string(),
+                outpost_smtp::Ret::Headers => "headers".to_string(),
+            }),
+            body: match envelope.body {
+                outpost_smtp::Body::SevenBit => "7bit",
+                outpost_smtp::Body::EightBitMime => "8bitmime",
+                outpost_smtp::Body::BinaryMime => "binarymime",
+            }
+            .to_string(),
+            smtputf8: envelope.smtputf8,
+            submitted_by: envelope.auth.as_ref().map(|a| a.principal_id),
+        };
+        let id = self.dir.store().enqueue(Arc::from(message), q).await?;
+        tracing::info!(
+            session = envelope.session_id,
+            "queued for outbound delivery as {id}"
+        );
+        Ok(())
+    }
+}
+
+fn notify_text(n: &Option<outpost_smtp::Notify>) -> Option<String> {
+    n.map(|n| {
+        let mut v = Vec::new();
+        if n.success {
+            v.push("success");
+        }
+        if n.failure {
+            v.push("failure");
+        }
+        if n.delay {
+            v.push("delay");
+        }
+        if v.is_empty() {
+            "never".to_string()
+        } else {
+            v.join(",")
+        }
+    })
+}
+
+#[async_trait]
+impl SmtpBackend for SmtpStore {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, outpost_smtp::TempFail> {
+        Ok(self
+            .dir
+            .authenticate(login, password)
+            .await
+            .map_err(smtp_temp)?
+            .map(|p| AuthUser {
+                principal_id: p.id,
+                login: p.address.unwrap_or_else(|| login.to_string()),
+            }))
+    }
+
+    async fn may_send_as(
+        &self,
+        user: &AuthUser,
+        address: &str,
+    ) -> Result<bool, outpost_smtp::TempFail> {
+        if address.is_empty() {
+            return Ok(false);
+        }
+        self.dir
+            .may_send_as(user.principal_id, address)
+            .await
+            .map_err(smtp_temp)
+    }
+
+    async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, outpost_smtp::TempFail> {
+        Ok(match self.dir.resolve(address).await.map_err(smtp_temp)? {
+            Lookup::Local(_) => Rcpt::Local,
+            Lookup::Unknown => Rcpt::UnknownLocal,
+            Lookup::NotLocal => Rcpt::Remote,
+        })
+    }
+
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        message: bytes::Bytes,
+    ) -> Vec<Result<(), DeliverError>> {
+        let n = envelope.recipients.len();
+        let mut users: Vec<outpost_directory::Recipient> = Vec::new();
+        let mut external: Vec<outpost_store::QueuedRecipient> = Vec::new();
+        for r in &envelope.recipients {
+            match self.dir.resolve(&r.address).await {
+                Ok(Lookup::Local(res)) => {
+                    for u in res.users {
+                        if !users.iter().any(|x| x.principal_id == u.principal_id) {
+                            users.push(u);
+                        }
+                    }
+                    for x in res.external {
+                        if !external.iter().any(|e| e.address == x) {
+                            external.push(outpost_store::QueuedRecipient {
+                                address: x,
+                                notify: notify_text(&r.notify),
+                                orcpt: None,
+                            });
+                        }
+                    }
+                }
+                Ok(_) => {
+                    return vec![
+                        Err(DeliverError::Temporary(format!(
+                            "{} no longer resolves",
+                            r.address
+                        )));
+                        n
+                    ];
+                }
+                Err(e) => return vec![Err(deliver_error(&e)); n],
+            }
+        }
+        let res =
+            crate::delivery::deliver_local(self.dir.store(), &envelope.mail_from, &users, &message)
+                .await;
+        let res = match res {
+            Ok(()) => self.queue(envelope, external, &message).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => {
+                tracing::info!(
+                    session = envelope.session_id,
+                    "delivered {} to {} mailbox(es)",
+                    envelope.message_id,
+                    users.len()
+                );
+                vec![Ok(()); n]
+            }
+            Err(e) => {
+                tracing::warn!(
+                    session = envelope.session_id,
+                    "delivery of {} failed: {e}",
+                    envelope.message_id
+                );
+                vec![Err(deliver_error(&e)); n]
+            }
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        envelope: &Envelope,
+        message: bytes::Bytes,
+    ) -> Result<(), DeliverError> {
+        let rcpts = envelope
+            .recipients
+            .iter()
+            .map(|r| outpost_store::QueuedRecipient {
+                address: r.address.clone(),
+                notify: notify_text(&r.notify),
+                orcpt: r.orcpt.clone(),
+            })
+            .collect();
+        // Queued mail gets a Return-Path only when it is finally delivered.
+        self.queue(envelope, rcpts, &message)
+            .await
+            .map_err(|e| deliver_error(&e))
+    }
+}
+
+pub fn smtp_backend(dir: Directory) -> Arc<dyn SmtpBackend> {
+    Arc::new(SmtpStore { dir })
+}

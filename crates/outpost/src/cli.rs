@@ -363,25 +363,38 @@ fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
 }
 
 async fn deliver(path: Option<PathBuf>, from: String, recipients: Vec<String>) -> Result<()> {
-    use std::io::Read;
     use outpost_directory::Lookup;
+    use std::io::Read;
     let (cfg, dir) = open(path).await.map_err(|e| exit_with(75, e))?;
     let mut message = Vec::new();
-    std::io::stdin().take(cfg.limits.message_size + 1).read_to_end(&mut message)?;
+    std::io::stdin()
+        .take(cfg.limits.message_size + 1)
+        .read_to_end(&mut message)?;
     if message.len() as u64 > cfg.limits.message_size {
-        return Err(exit_with(73, anyhow!("message larger than limits.message_size ({})", cfg.limits.message_size)));
+        return Err(exit_with(
+            73,
+            anyhow!(
+                "message larger than limits.message_size ({})",
+                cfg.limits.message_size
+            ),
+        ));
     }
     let mut users = Vec::new();
     for r in &recipients {
         match dir.resolve(r).await.map_err(|e| exit_with(75, e.into()))? {
             Lookup::Local(res) => {
                 for u in res.users {
-                    if !users.iter().any(|x: &outpost_directory::Recipient| x.principal_id == u.principal_id) {
+                    if !users
+                        .iter()
+                        .any(|x: &outpost_directory::Recipient| x.principal_id == u.principal_id)
+                    {
                         users.push(u);
                     }
                 }
             }
-            Lookup::Unknown | Lookup::NotLocal => return Err(exit_with(67, anyhow!("{r}: no such local recipient"))),
+            Lookup::Unknown | Lookup::NotLocal => {
+                return Err(exit_with(67, anyhow!("{r}: no such local recipient")))
+            }
         }
     }
     crate::delivery::deliver_local(dir.store(), &from, &users, &message)

@@ -35,7 +35,11 @@ pub async fn deliver_local(
                     .ok_or_else(|| StoreError::Internal(format!("no INBOX for {}", r.address)))?
             }
         };
-        targets.push(Target { mailbox: inbox.id, flags: 0, keywords: Vec::new() });
+        targets.push(Target {
+            mailbox: inbox.id,
+            flags: 0,
+            keywords: Vec::new(),
+        });
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,8 +81,14 @@ mod tests {
 
     #[test]
     fn client_return_path_is_dropped() {
-        assert_eq!(strip_return_path(b"Return-Path: <x@y>\r\nSubject: a\r\n\r\nb"), b"Subject: a\r\n\r\nb");
-        assert_eq!(strip_return_path(b"return-path: <x@y>\r\n <z>\r\nA: b\r\n"), b"A: b\r\n");
+        assert_eq!(
+            strip_return_path(b"Return-Path: <x@y>\r\nSubject: a\r\n\r\nb"),
+            b"Subject: a\r\n\r\nb"
+        );
+        assert_eq!(
+            strip_return_path(b"return-path: <x@y>\r\n <z>\r\nA: b\r\n"),
+            b"A: b\r\n"
+        );
         assert_eq!(strip_return_path(b"Subject: a\r\n"), b"Subject: a\r\n");
     }
 }

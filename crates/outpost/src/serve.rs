@@ -22,6 +22,7 @@ use crate::setup;
 #[derive(Clone)]
 enum Service {
     Pop3(Arc<outpost_pop3::Pop3Context>),
+    Smtp(Arc<outpost_smtp::SmtpContext>),
     /// Not built yet: greet with the protocol's "not available" reply.
     Unavailable(&'static [u8]),
 }
@@ -77,6 +78,30 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         Arc::new(ctx)
     };
 
+    let smtp_backend = crate::backends::smtp_backend(dir.clone());
+    let smtp = |role: outpost_smtp::Role| {
+        let mut ctx = outpost_smtp::SmtpContext::new(
+            role,
+            cfg.hostname.clone(),
+            Some(tls.clone()),
+            smtp_backend.clone(),
+            throttle.clone(),
+        );
+        ctx.allow_plaintext_auth_on_loopback = cfg.auth.allow_plaintext_on_loopback;
+        ctx.limits.message_size = cfg.limits.message_size as usize;
+        ctx.limits.max_recipients = cfg.limits.max_recipients;
+        ctx.limits.command_timeout = Duration::from_secs(cfg.limits.smtp_command_timeout);
+        if role != outpost_smtp::Role::Submission {
+            // Like Postfix, accept over-long lines from other servers rather
+            // than bounce mail from sloppy generators; size stays bounded.
+            ctx.limits.max_data_line_length = 0;
+        }
+        Arc::new(ctx)
+    };
+    let mx = smtp(outpost_smtp::Role::Mx);
+    let submission = smtp(outpost_smtp::Role::Submission);
+    let lmtp = smtp(outpost_smtp::Role::Lmtp);
+
     let mut listeners = Vec::new();
     for (name, addr) in cfg.listen.all() {
         let socket = TcpListener::bind(addr)
@@ -84,9 +109,9 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             .map_err(|e| anyhow!("listen.{name}: cannot listen on {addr}: {e}"))?;
         let service = match name {
             "pop3" | "pop3s" => Service::Pop3(pop3.clone()),
-            "smtp" | "submission" | "submissions" | "lmtp" => {
-                Service::Unavailable(b"421 4.3.2 Service not available yet\r\n")
-            }
+            "smtp" => Service::Smtp(mx.clone()),
+            "submission" | "submissions" => Service::Smtp(submission.clone()),
+            "lmtp" => Service::Smtp(lmtp.clone()),
             "imap" | "imaps" => Service::Unavailable(b"* BYE [UNAVAILABLE] Service not available yet\r\n"),
             "managesieve" => Service::Unavailable(b"BYE \"Service not available yet\"\r\n"),
             _ => Service::Unavailable(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
@@ -246,6 +271,7 @@ async fn handle(
     };
     match service {
         Service::Pop3(ctx) => outpost_pop3::serve(conn, session, ctx).await,
+        Service::Smtp(ctx) => outpost_smtp::serve(conn, session, ctx).await,
         Service::Unavailable(greeting) => {
             let mut conn = conn;
             let _ = conn.write_all(greeting).await;
@@ -257,6 +283,9 @@ async fn handle(
 fn refusal(service: &Service) -> &'static [u8] {
     match service {
         Service::Pop3(_) => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+        Service::Smtp(_) => {
+            b"421 4.7.0 Too many connections from your address, try again later\r\n"
+        }
         Service::Unavailable(g) => g,
     }
 }

@@ -14,7 +14,10 @@ use outpost_store::testing::{self, TestStore};
 use outpost_store::*;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn message(i: usize) -> Arc<[u8]> {
@@ -24,7 +27,9 @@ fn message(i: usize) -> Arc<[u8]> {
         i % 100
     )
     .into_bytes();
-    let line = format!("{i:08} lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod\r\n");
+    let line = format!(
+        "{i:08} lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod\r\n"
+    );
     while m.len() < 4096 {
         m.extend_from_slice(line.as_bytes());
     }
@@ -67,9 +72,17 @@ async fn run(name: &str, s: TestStore) {
             let mut i = w;
             while i < bodies.len() {
                 let mb = boxes[i % boxes.len()];
-                st.deliver(bodies[i].clone(), vec![Target { mailbox: mb, flags: 0, keywords: vec![] }], 0)
-                    .await
-                    .unwrap();
+                st.deliver(
+                    bodies[i].clone(),
+                    vec![Target {
+                        mailbox: mb,
+                        flags: 0,
+                        keywords: vec![],
+                    }],
+                    0,
+                )
+                .await
+                .unwrap();
                 i += writers;
             }
         }));
@@ -78,7 +91,10 @@ async fn run(name: &str, s: TestStore) {
         t.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(s.pool()).await.unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
     assert_eq!(total as usize, messages);
     println!(
         "store-deliver backend={name} messages={messages} writers={writers} mailboxes={mailboxes} size=4096 \

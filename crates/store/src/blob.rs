@@ -98,7 +98,13 @@ impl BlobStore {
         let hash = Self::hash(data);
         let path = self.path(&hash);
         let parent = path.parent().expect("blob path has a parent");
-        if !path.exists() {
+        // A file left by a crash before its flush may be short: only a file
+        // of the right size counts as present (the file system writes data
+        // before it records the size).
+        let present = fs::metadata(&path)
+            .map(|m| m.len() == data.len() as u64)
+            .unwrap_or(false);
+        if !present {
             fs::create_dir_all(parent)?;
             let tmp = self
                 .dir
@@ -107,7 +113,9 @@ impl BlobStore {
             let res = (|| {
                 let mut f = File::create(&tmp)?;
                 f.write_all(data)?;
-                f.sync_all()?;
+                if durable {
+                    f.sync_all()?;
+                }
                 fs::rename(&tmp, &path)
             })();
             if let Err(e) = res {
@@ -115,9 +123,11 @@ impl BlobStore {
                 return Err(e.into());
             }
         }
-        // Also when the file was already there: its writer may not have
-        // synced the directory yet.
-        File::open(parent)?.sync_all()?;
+        if durable {
+            // Also when the file was already there: its writer may not have
+            // synced the directory yet.
+            File::open(parent)?.sync_all()?;
+        }
         Ok(BlobRef {
             hash,
             size: data.len() as u64,
@@ -179,5 +189,7 @@ fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
 fn sync_filesystem(_dir: &Path) -> Result<(), StoreError> {
     // Without syncfs(2), fall back to the global sync(2)-less path: callers
     // on other systems use durable puts.
-    Err(StoreError::Internal("deferred blob sync needs Linux".into()))
+    Err(StoreError::Internal(
+        "deferred blob sync needs Linux".into(),
+    ))
 }

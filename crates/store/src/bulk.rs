@@ -41,7 +41,9 @@ pub(crate) async fn deliver_all(
     for hash in refs.keys() {
         // The sweeper runs in this writer, so a file present now stays until commit.
         if !blobs.exists(hash) {
-            return Err(StoreError::Unavailable(format!("blob {hash} vanished before commit")));
+            return Err(StoreError::Unavailable(format!(
+                "blob {hash} vanished before commit"
+            )));
         }
     }
     let refs: Vec<(&str, (u64, i64))> = refs.into_iter().collect();
@@ -84,7 +86,14 @@ pub(crate) async fn deliver_all(
         .fetch_optional(&mut *c)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {mb}")))?;
-        next.insert(mb, (row.try_get("first_uid")?, row.try_get("first_modseq")?, row.try_get("uidvalidity")?));
+        next.insert(
+            mb,
+            (
+                row.try_get("first_uid")?,
+                row.try_get("first_modseq")?,
+                row.try_get("uidvalidity")?,
+            ),
+        );
     }
 
     // 3. Message rows and journal rows.
@@ -100,12 +109,21 @@ pub(crate) async fn deliver_all(
         let mut ds = Vec::with_capacity(r.targets.len());
         for t in &r.targets {
             let n = next.get_mut(&t.mailbox).expect("allocated above");
-            let d = Delivered { mailbox: t.mailbox, uidvalidity: n.2, uid: n.0, modseq: n.1 };
+            let d = Delivered {
+                mailbox: t.mailbox,
+                uidvalidity: n.2,
+                uid: n.0,
+                modseq: n.1,
+            };
             n.0 += 1;
             n.1 += 1;
             touched.add(d.mailbox, d.modseq);
             ds.push(d);
-            rows.push(Row { req: r, target: t, d });
+            rows.push(Row {
+                req: r,
+                target: t,
+                d,
+            });
         }
         out.push(ds);
     }
@@ -134,10 +152,16 @@ pub(crate) async fn deliver_all(
         }
         query.execute(&mut *c).await?;
         let values = placeholders(chunk.len(), 5);
-        let q = format!("INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES {values}");
+        let q =
+            format!("INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES {values}");
         let mut query = sqlx::query(&q);
         for row in chunk {
-            query = query.bind(row.d.mailbox).bind(row.d.modseq).bind(row.d.uid).bind("add").bind(save_date);
+            query = query
+                .bind(row.d.mailbox)
+                .bind(row.d.modseq)
+                .bind(row.d.uid)
+                .bind("add")
+                .bind(save_date);
         }
         query.execute(&mut *c).await?;
     }

@@ -18,6 +18,7 @@ pub mod mail;
 pub mod meta;
 mod notify;
 pub mod principals;
+pub mod queue;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -37,6 +38,7 @@ pub use error::StoreError;
 pub use mail::*;
 pub use meta::MessageMeta;
 pub use principals::*;
+pub use queue::*;
 pub use writer::Touched;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -515,9 +515,20 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let deferred = cfg!(target_os = "linux") && std::env::var_os("OUTPOST_BLOB_FSYNC_EACH").is_none();
-        let blob = if deferred { self.blobs().put_deferred(raw).await? } else { self.blobs().put(raw).await? };
-        let req = crate::bulk::DeliverReq { blob, targets, internal_date, meta: Arc::new(meta), needs_sync: deferred };
+        let deferred =
+            cfg!(target_os = "linux") && std::env::var_os("OUTPOST_BLOB_FSYNC_EACH").is_none();
+        let blob = if deferred {
+            self.blobs().put_deferred(raw).await?
+        } else {
+            self.blobs().put(raw).await?
+        };
+        let req = crate::bulk::DeliverReq {
+            blob,
+            targets,
+            internal_date,
+            meta: Arc::new(meta),
+            needs_sync: deferred,
+        };
         crate::writer::submit_delivery(self.writer(), req).await
     }
 
@@ -866,15 +877,23 @@ async fn next_uid_full(c: &mut AnyConnection, mailbox: i64) -> Result<(i64, i64,
     .fetch_optional(&mut *c)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    Ok((r.try_get("uid")?, r.try_get("highest_modseq")?, r.try_get("uidvalidity")?))
+    Ok((
+        r.try_get("uid")?,
+        r.try_get("highest_modseq")?,
+        r.try_get("uidvalidity")?,
+    ))
 }
-
 
 /// Takes `n` references to a blob in one statement. When the row is new
 /// or was unreferenced, the sweeper may have removed the file: check it is
 /// there (the sweeper runs in this same writer, so it cannot remove it
 /// between this check and the commit).
-async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &BlobRef, n: i64) -> Result<()> {
+pub(crate) async fn acquire_blob(
+    c: &mut AnyConnection,
+    blobs: &crate::BlobStore,
+    blob: &BlobRef,
+    n: i64,
+) -> Result<()> {
     let refs: i64 = sqlx::query_scalar(
         "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \
          ON CONFLICT (hash) DO UPDATE SET refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + $3 ELSE $3 END, \
@@ -886,7 +905,10 @@ async fn acquire_blob(c: &mut AnyConnection, blobs: &crate::BlobStore, blob: &Bl
     .fetch_one(&mut *c)
     .await?;
     if refs == n && !blobs.exists(&blob.hash) {
-        return Err(StoreError::Unavailable(format!("blob {} vanished before commit", blob.hash)));
+        return Err(StoreError::Unavailable(format!(
+            "blob {} vanished before commit",
+            blob.hash
+        )));
     }
     Ok(())
 }

@@ -3,7 +3,10 @@ use sqlx::{AnyPool, Executor};
 use crate::{Backend, Result};
 
 /// Migrations in order. Each is applied once, in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_queue.sql")),
+];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
     let mut conn = pool.acquire().await?;

@@ -27,17 +27,27 @@ impl Touched {
     }
 }
 
-type JobFn = Box<dyn for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<()>> + Send>;
+type JobFn = Box<
+    dyn for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<()>> + Send,
+>;
 
 pub(crate) enum Job {
-    Closure { f: JobFn, done: oneshot::Sender<Result<()>> },
-    Deliver { req: DeliverReq, done: oneshot::Sender<Result<Vec<Delivered>>> },
+    Closure {
+        f: JobFn,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Deliver {
+        req: DeliverReq,
+        done: oneshot::Sender<Result<Vec<Delivered>>>,
+    },
 }
 
 pub(crate) async fn submit<T, F>(tx: &mpsc::Sender<Job>, f: F) -> Result<T>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut AnyConnection, &'c mut Touched) -> BoxFuture<'c, Result<T>>
+        + Send
+        + 'static,
 {
     let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
@@ -49,15 +59,22 @@ where
         })
     });
     let (done, rx) = oneshot::channel();
-    tx.send(Job::Closure { f: job, done }).await.map_err(|_| stopped())?;
+    tx.send(Job::Closure { f: job, done })
+        .await
+        .map_err(|_| stopped())?;
     rx.await.map_err(|_| stopped())??;
     let v = slot.lock().unwrap().take();
     v.ok_or_else(|| StoreError::Internal("write produced no value".into()))
 }
 
-pub(crate) async fn submit_delivery(tx: &mpsc::Sender<Job>, req: DeliverReq) -> Result<Vec<Delivered>> {
+pub(crate) async fn submit_delivery(
+    tx: &mpsc::Sender<Job>,
+    req: DeliverReq,
+) -> Result<Vec<Delivered>> {
     let (done, rx) = oneshot::channel();
-    tx.send(Job::Deliver { req, done }).await.map_err(|_| stopped())?;
+    tx.send(Job::Deliver { req, done })
+        .await
+        .map_err(|_| stopped())?;
     rx.await.map_err(|_| stopped())?
 }
 
@@ -65,8 +82,15 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("store writer stopped".into())
 }
 
-pub(crate) async fn run(opts: AnyConnectOptions, backend: Backend, mut rx: mpsc::Receiver<Job>, store: Weak<Inner>) {
-    let Some(blobs) = store.upgrade().map(|s| s.blobs.clone()) else { return };
+pub(crate) async fn run(
+    opts: AnyConnectOptions,
+    backend: Backend,
+    mut rx: mpsc::Receiver<Job>,
+    store: Weak<Inner>,
+) {
+    let Some(blobs) = store.upgrade().map(|s| s.blobs.clone()) else {
+        return;
+    };
     let mut conn: Option<AnyConnection> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -120,8 +144,17 @@ enum Waiting {
 
 /// Returns the collections touched by committed jobs, and whether the
 /// connection is still usable.
-async fn run_batch(c: &mut AnyConnection, backend: Backend, blobs: &BlobStore, batch: Vec<Job>) -> (Vec<(i64, i64)>, bool) {
-    let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+async fn run_batch(
+    c: &mut AnyConnection,
+    backend: Backend,
+    blobs: &BlobStore,
+    batch: Vec<Job>,
+) -> (Vec<(i64, i64)>, bool) {
+    let begin = if backend == Backend::Sqlite {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
     if let Err(e) = c.execute(begin).await {
         fail_all(batch, &e.into());
         return (Vec::new(), false);
@@ -227,7 +260,11 @@ async fn run_batch(c: &mut AnyConnection, backend: Backend, blobs: &BlobStore, b
             let _ = done.send(Err(StoreError::Unavailable("transaction aborted".into())));
         }
     }
-    let commit = if healthy { c.execute("COMMIT").await.map_err(StoreError::from) } else { Err(StoreError::Unavailable("transaction aborted".into())) };
+    let commit = if healthy {
+        c.execute("COMMIT").await.map_err(StoreError::from)
+    } else {
+        Err(StoreError::Unavailable("transaction aborted".into()))
+    };
     match commit {
         Ok(_) => {
             for w in waiting {
@@ -262,7 +299,10 @@ async fn run_batch(c: &mut AnyConnection, backend: Backend, blobs: &BlobStore, b
 
 /// Releases the savepoint after success or rolls back to it after an
 /// error. Outer `Err`: the transaction is broken.
-async fn end_savepoint<T>(c: &mut AnyConnection, r: Result<T>) -> std::result::Result<Result<T>, StoreError> {
+async fn end_savepoint<T>(
+    c: &mut AnyConnection,
+    r: Result<T>,
+) -> std::result::Result<Result<T>, StoreError> {
     match r {
         Ok(v) => {
             c.execute("RELEASE SAVEPOINT job").await?;
