@@ -410,7 +410,7 @@ impl Framer {
                     self.cmd.extend_from_slice(b"\r\n");
                     self.cmd_text += 2;
                     let tag = peek_tag(&self.cmd);
-                    let total = self.cmd.len() as u64 + lit.size;
+                    let total = (self.cmd.len() as u64).saturating_add(lit.size);
                     if lit.size > self.limits.max_literal || total > self.limits.max_command {
                         self.reset_cmd();
                         self.state = if lit.non_sync {
@@ -686,6 +686,17 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn huge_literal_size_does_not_overflow() {
+        let mut f = framer();
+        f.push(b"a APPEND x {47777777771111111111}\r\nb NOOP\r\n");
+        assert!(matches!(
+            f.poll(),
+            Err(FrameError::LiteralTooBig { size: u64::MAX, .. })
+        ));
+        assert_eq!(cmd(&mut f), b"b NOOP");
     }
 
     #[test]
