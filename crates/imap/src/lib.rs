@@ -34,3 +34,4 @@
 //! response codes from RFC 5530.
 
 pub mod codec;
+pub mod search;

@@ -1,0 +1,1 @@
+//! SEARCH, SORT and THREAD evaluation over stored messages (pure: no I/O).
