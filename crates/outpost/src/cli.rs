@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupCmd,
     },
+    /// The outbound queue.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCmd,
+    },
     /// Deliver a message from standard input to local recipients (like
     /// Dovecot's LDA). Exit codes follow sysexits: 67 unknown user,
     /// 75 temporary failure.
@@ -72,6 +77,12 @@ pub enum Command {
         #[arg(required = true)]
         recipients: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCmd {
+    /// Queued messages with each recipient's state.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +164,9 @@ pub async fn run(args: Args) -> Result<()> {
         Command::User { action } => user(args.config, action).await,
         Command::Alias { action } => alias(args.config, action).await,
         Command::Group { action } => group(args.config, action).await,
+        Command::Queue {
+            action: QueueCmd::List,
+        } => queue_list(args.config).await,
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
     }
 }
@@ -417,4 +431,30 @@ impl std::error::Error for ExitWith {}
 
 fn exit_with(code: u8, e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(ExitWith(code, e))
+}
+
+async fn queue_list(path: Option<PathBuf>) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    let entries = dir.store().queue_list().await?;
+    if entries.is_empty() {
+        println!("queue is empty");
+    }
+    for e in entries {
+        let from = if e.mail_from.is_empty() {
+            "<>"
+        } else {
+            e.mail_from.as_str()
+        };
+        println!(
+            "{}	{} bytes	from {from}	queued at {}",
+            e.id, e.size, e.created_at
+        );
+        for (addr, status, attempts, err) in e.recipients {
+            println!(
+                "	{addr}	{status}	{attempts} attempt(s){}",
+                err.map(|e| format!("\t{e}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }

@@ -515,8 +515,7 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let deferred =
-            cfg!(target_os = "linux") && std::env::var_os("OUTPOST_BLOB_FSYNC_EACH").is_none();
+        let deferred = cfg!(target_os = "linux");
         let blob = if deferred {
             self.blobs().put_deferred(raw).await?
         } else {
