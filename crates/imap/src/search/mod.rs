@@ -12,7 +12,13 @@
 use outpost_store::{MessageInfo, MessageMeta};
 
 use crate::codec::response::ThreadTree;
-use crate::codec::types::{SearchKey, SortCriterion, ThreadAlgorithm};
+use crate::codec::types::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
+
+mod eval;
+mod text;
+
+#[cfg(test)]
+mod tests;
 
 /// One message as the evaluator sees it.
 #[derive(Debug, Clone, Copy)]
@@ -60,20 +66,56 @@ pub enum ThreadIds {
 
 /// What [`matches`] needs loaded to evaluate `key`.
 pub fn needs(key: &SearchKey) -> Needs {
-    let _ = key;
-    Needs::default()
+    use SearchKey as K;
+    match key {
+        K::Bcc(_)
+        | K::Cc(_)
+        | K::From(_)
+        | K::To(_)
+        | K::Subject(_)
+        | K::SentBefore(_)
+        | K::SentOn(_)
+        | K::SentSince(_) => Needs {
+            meta: true,
+            raw: false,
+        },
+        K::Header(..) | K::Body(_) | K::Text(_) => Needs {
+            meta: false,
+            raw: true,
+        },
+        K::Not(k) => needs(k),
+        K::Or(a, b) => needs(a).or(needs(b)),
+        K::And(keys) => keys.iter().fold(Needs::default(), |n, k| n.or(needs(k))),
+        _ => Needs::default(),
+    }
+}
+
+impl Needs {
+    /// Both sets of needs together.
+    pub fn or(self, other: Needs) -> Needs {
+        Needs {
+            meta: self.meta || other.meta,
+            raw: self.raw || other.raw,
+        }
+    }
 }
 
 /// What [`sort`] needs loaded for `criteria` (meta for any envelope key).
 pub fn sort_needs(criteria: &[SortCriterion]) -> Needs {
-    let _ = criteria;
-    Needs::default()
+    Needs {
+        meta: criteria
+            .iter()
+            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size)),
+        raw: false,
+    }
 }
 
 /// Whether `msg` satisfies `key` (RFC 3501/9051 6.4.4 and extensions).
+///
+/// Keys needing data the view lacks (see [`needs`]) do not match. Decoded
+/// header and body text is computed at most once per call.
 pub fn matches(key: &SearchKey, msg: &MessageView, ctx: &SearchContext) -> bool {
-    let _ = (key, msg, ctx);
-    false
+    eval::Evaluator::new(msg, ctx).matches(key)
 }
 
 /// The OBJECTID EMAILID of a message: "M" and the first 24 hex digits of
