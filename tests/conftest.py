@@ -262,3 +262,8 @@ def unstarted(tmp_path):
     s = Server(tmp_path)
     yield s
     s.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: uses fixed ports or global state; never run concurrently with "
+                                       "another such test (e.g. under pytest-xdist use --dist loadgroup)")

@@ -355,7 +355,14 @@ impl Config {
 }
 
 fn one_line(e: &toml::de::Error) -> String {
-    let msg = e.message().to_string();
+    // Some toml messages span lines ("invalid table header\nexpected ...").
+    let msg = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     match e.span() {
         Some(_) => {
             // toml's Display has the line/column and a snippet; keep the first
@@ -383,6 +390,15 @@ mod tests {
         assert!(c.listen.all().is_empty());
         assert!(!c.auth.allow_plaintext_on_loopback);
         assert_eq!(c.storage_url(), "sqlite:///var/lib/outpost/outpost.db");
+    }
+
+    #[test]
+    fn syntax_error_is_one_line() {
+        let e = Config::parse("hostname = \"a\"\n[listen\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]

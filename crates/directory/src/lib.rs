@@ -57,7 +57,7 @@ const MAX_EXPANSION: usize = 10_000;
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
-    auth_cache: Arc<Mutex<HashMap<[u8; 32], (i64, Instant)>>>,
+    auth_cache: Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>,
     cache_key: [u8; 32],
 }
 
@@ -150,12 +150,20 @@ impl Directory {
     pub async fn authenticate(&self, login: &str, password: &str) -> Result<Option<Principal>> {
         let login = normalize_address(login);
         let key = self.cache_entry(&login, password);
-        if let Some(id) = self.cached(&key) {
-            if let Some(p) = self.store.principal(id).await? {
-                if !p.disabled {
+        if let Some((id, hash)) = self.cached(&key) {
+            // Valid only while the login still names that user and the
+            // password has not changed, also when another process (the
+            // CLI, another node) changed it.
+            if let Some(p) = self.store.principal_by_address(&login).await? {
+                if p.id == id
+                    && !p.disabled
+                    && p.kind == PrincipalKind::User
+                    && p.password_hash.as_deref() == Some(hash.as_str())
+                {
                     return Ok(Some(p));
                 }
             }
+            self.auth_cache.lock().unwrap().remove(&key);
         }
         let Some(p) = self.store.principal_by_address(&login).await? else {
             // Spend the same time as a real check so timing tells nothing.
@@ -174,10 +182,11 @@ impl Directory {
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         if ok {
+            let hash = p.password_hash.clone().unwrap_or_default();
             self.auth_cache
                 .lock()
                 .unwrap()
-                .insert(key, (p.id, Instant::now()));
+                .insert(key, (p.id, hash, Instant::now()));
             Ok(Some(p))
         } else {
             Ok(None)
@@ -193,10 +202,10 @@ impl Directory {
         h.finalize().into()
     }
 
-    fn cached(&self, key: &[u8; 32]) -> Option<i64> {
+    fn cached(&self, key: &[u8; 32]) -> Option<(i64, String)> {
         let mut c = self.auth_cache.lock().unwrap();
         match c.get(key) {
-            Some((id, at)) if at.elapsed() < AUTH_CACHE_TTL => Some(*id),
+            Some((id, hash, at)) if at.elapsed() < AUTH_CACHE_TTL => Some((*id, hash.clone())),
             Some(_) => {
                 c.remove(key);
                 None

@@ -22,7 +22,8 @@ both!(
     login_by_alias,
     sender_check,
     unknown_and_catchall,
-    admin_errors_say_what_to_do
+    admin_errors_say_what_to_do,
+    cached_login_ends_when_password_changes_elsewhere
 );
 
 async fn setup(s: &TestStore) -> Directory {
@@ -201,4 +202,21 @@ fn hashes_are_argon2id() {
     assert!(verify_password("secret password", &h));
     assert!(!verify_password("other", &h));
     let _ = testing::pg_base();
+}
+
+/// The login cache of a running server must not keep an old password alive
+/// after another process (the CLI, another node) changed it.
+async fn cached_login_ends_when_password_changes_elsewhere(s: TestStore) {
+    let server = setup(&s).await;
+    let cli = Directory::new(s.store.clone());
+    server.add_user("u@example.test", "U", "old-password").await.unwrap();
+    cli.add_alias("alias@example.test", "u@example.test").await.unwrap();
+    assert!(server.authenticate("u@example.test", "old-password").await.unwrap().is_some());
+    assert!(server.authenticate("alias@example.test", "old-password").await.unwrap().is_some());
+    cli.set_password("u@example.test", "new-password").await.unwrap();
+    assert!(server.authenticate("u@example.test", "old-password").await.unwrap().is_none());
+    assert!(server.authenticate("u@example.test", "new-password").await.unwrap().is_some());
+    assert!(server.authenticate("alias@example.test", "new-password").await.unwrap().is_some());
+    s.store.remove_address("alias@example.test").await.unwrap();
+    assert!(server.authenticate("alias@example.test", "new-password").await.unwrap().is_none());
 }
