@@ -15,7 +15,10 @@ use crate::codec::response::ThreadTree;
 use crate::codec::types::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
 
 mod eval;
+mod sort;
+mod subject;
 mod text;
+mod thread;
 
 #[cfg(test)]
 mod tests;
@@ -125,24 +128,34 @@ pub fn email_id(info: &MessageInfo) -> String {
     format!("M{hex}")
 }
 
-/// The base subject of RFC 5256 section 2.1 (input already decoded from
-/// encoded words), upper-cased so that base subjects compare with `==`.
+/// The base subject of RFC 5256 section 2.1: encoded words decoded,
+/// whitespace runs folded to one space, `Re:`/`Fw:`/`Fwd:` leaders (with
+/// any `[blob]`s), `(fwd)` trailers and `[fwd: ...]` wrappers removed.
+/// Case is kept; SORT and THREAD compare base subjects case-insensitively.
 pub fn base_subject(subject: &str) -> String {
-    subject.to_string()
+    subject::extract(subject).0
 }
 
-/// SORT (RFC 5256, RFC 5957): indices into `msgs` in sorted order. Ties
-/// (after all criteria) go by sequence number.
+/// SORT (RFC 5256, RFC 5957): indices into `msgs` in sorted order. Strings
+/// compare case-insensitively; FROM/TO/CC use the first address's local
+/// part, DISPLAYFROM/DISPLAYTO its display name (else the address); DATE
+/// is the Date: header, else the internal date. Messages equal on every
+/// criterion go in sequence-number order. `meta` must be loaded for any
+/// key but ARRIVAL and SIZE (see [`sort_needs`]).
 pub fn sort(criteria: &[SortCriterion], msgs: &[MessageView]) -> Vec<usize> {
-    let _ = criteria;
-    (0..msgs.len()).collect()
+    sort::sort(criteria, msgs)
 }
 
 /// THREAD (RFC 5256 ORDEREDSUBJECT and REFERENCES, RFC 9228 REFS) over
 /// `msgs` (the messages that matched the search; `meta` must be loaded).
 /// Returns the top-level threads in response order, naming messages by
-/// sequence number or UID as `ids` says.
+/// sequence number or UID as `ids` says. Dates are Date: header dates
+/// (internal date when missing); REFS orders threads by their latest
+/// message.
 pub fn thread(alg: ThreadAlgorithm, msgs: &[MessageView], ids: ThreadIds) -> Vec<ThreadTree> {
-    let _ = (alg, msgs, ids);
-    Vec::new()
+    match alg {
+        ThreadAlgorithm::OrderedSubject => thread::ordered_subject(msgs, ids),
+        ThreadAlgorithm::References => thread::references(msgs, ids, true),
+        ThreadAlgorithm::Refs => thread::references(msgs, ids, false),
+    }
 }
