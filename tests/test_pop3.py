@@ -643,3 +643,38 @@ def test_fetchmail(tmp_path, server, ssl_mode):
     assert p.stat() == (0, 0)
     p.quit()
     assert inbox_count_in_store(server) == 0
+
+
+# --- SMTP to POP3, idle timeout -------------------------------------------------------------
+
+def test_message_received_by_smtp_is_retrieved(server):
+    import smtplib
+    msg = make_message(subject="by smtp", to=USER, body="over the wire\r\n.dot line\r\n")
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as s:
+        s.sendmail("sender@outside.example", [USER], msg)
+    p = pop(server, tls=True)
+    assert subjects(p) == ["by smtp"]
+    _, lines, octets = p.retr(1)
+    assert lines[-2:] == [b"over the wire", b".dot line"]
+    assert octets == int(p.list(1).split()[2])
+    p.dele(1)
+    p.quit()
+    assert inbox_count_in_store(server) == 0
+
+
+def test_idle_timeout(tmp_path):
+    s = Server(tmp_path, listeners=["pop3"], extra_config="[limits]\npop3_idle_timeout = 1\n")
+    try:
+        s.add_user(USER)
+        s.start()
+        deliver(s, "stays")
+        r = Raw(s.port("pop3"))
+        r.login()
+        assert r.cmd("DELE 1").startswith(b"+OK")
+        time.sleep(2.5)
+        # Told why, then closed; the DELE is not carried out.
+        assert r.line().startswith(b"-ERR")
+        assert r.closed()
+        assert inbox_count_in_store(s) == 1
+    finally:
+        s.close()
