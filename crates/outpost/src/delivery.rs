@@ -22,7 +22,7 @@ pub async fn deliver_local(
     }
     let mut raw = Vec::with_capacity(message.len() + return_path.len() + 20);
     raw.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
-    raw.extend_from_slice(strip_return_path(message));
+    raw.extend_from_slice(&strip_return_path(message));
     let mut targets = Vec::with_capacity(recipients.len());
     for r in recipients {
         let inbox = match store.mailbox(r.principal_id, "INBOX").await? {
@@ -49,30 +49,55 @@ pub async fn deliver_local(
     Ok(())
 }
 
-/// RFC 5321 4.4: the delivering server adds Return-Path; one a client
-/// supplied is dropped.
-fn strip_return_path(message: &[u8]) -> &[u8] {
-    let mut m = message;
-    while m.len() > 12 && m[..12].eq_ignore_ascii_case(b"return-path:") {
-        // Skip the field with its folded continuation lines.
-        let mut end = 0;
+/// RFC 5321 4.4: the delivering server adds Return-Path; any a client
+/// supplied is dropped (as Postfix's `message_drop_headers` does). Looks at
+/// the whole header section, not just its start: the SMTP server has put
+/// its `Received:` in front of the client's fields by now.
+fn strip_return_path(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut pos = 0;
+    while pos < message.len() {
+        let rest = &message[pos..];
+        // An empty line ends the header section.
+        if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
+            break;
+        }
+        // The field runs to the end of its last folded continuation line.
+        let mut end = pos;
         loop {
-            match m[end..].iter().position(|&b| b == b'\n') {
+            match message[end..].iter().position(|&b| b == b'\n') {
                 Some(p) => {
                     end += p + 1;
-                    if !matches!(m.get(end), Some(b' ') | Some(b'\t')) {
+                    if !matches!(message.get(end), Some(b' ') | Some(b'\t')) {
                         break;
                     }
                 }
                 None => {
-                    end = m.len();
+                    end = message.len();
                     break;
                 }
             }
         }
-        m = &m[end..];
+        let field = &message[pos..end];
+        let name = field
+            .iter()
+            .position(|&b| b == b':')
+            .map(|c| field[..c].trim_ascii_end());
+        let drop = name.is_some_and(|n| n.eq_ignore_ascii_case(b"return-path"));
+        match (&mut out, drop) {
+            (None, true) => out = Some(message[..pos].to_vec()),
+            (Some(o), false) => o.extend_from_slice(field),
+            _ => {}
+        }
+        pos = end;
     }
-    m
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&message[pos..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(message),
+    }
 }
 
 #[cfg(test)]
@@ -83,12 +108,30 @@ mod tests {
     fn client_return_path_is_dropped() {
         assert_eq!(
             strip_return_path(b"Return-Path: <x@y>\r\nSubject: a\r\n\r\nb"),
-            b"Subject: a\r\n\r\nb"
+            b"Subject: a\r\n\r\nb".as_slice()
         );
         assert_eq!(
             strip_return_path(b"return-path: <x@y>\r\n <z>\r\nA: b\r\n"),
-            b"A: b\r\n"
+            b"A: b\r\n".as_slice()
         );
-        assert_eq!(strip_return_path(b"Subject: a\r\n"), b"Subject: a\r\n");
+        assert_eq!(
+            strip_return_path(b"Subject: a\r\n"),
+            b"Subject: a\r\n".as_slice()
+        );
+    }
+
+    #[test]
+    fn return_path_below_received_is_dropped_too() {
+        let m = b"Received: from x\r\n\tby y; date\r\nReturn-Path : <f@e>\r\nSubject: s\r\n\r\nReturn-Path: <body>\r\n";
+        assert_eq!(
+            strip_return_path(m),
+            b"Received: from x\r\n\tby y; date\r\nSubject: s\r\n\r\nReturn-Path: <body>\r\n"
+                .as_slice()
+        );
+        let lf = b"A: 1\nreturn-path: <x>\nB: 2\n\nbody";
+        assert_eq!(strip_return_path(lf), b"A: 1\nB: 2\n\nbody".as_slice());
+        // Not a field name, only a prefix of one.
+        let other = b"Return-Path-X: 1\r\n\r\n";
+        assert_eq!(strip_return_path(other), other.as_slice());
     }
 }
