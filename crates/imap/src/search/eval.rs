@@ -5,7 +5,9 @@ use std::cell::OnceCell;
 use mail_parser::DateTime as MailDate;
 use outpost_store::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 
-use super::text::{body_text, contains_fold, decode_header_value, header_block, header_fields, header_text};
+use super::text::{
+    body_text, contains_fold, decode_header_value, header_block, header_fields, header_text,
+};
 use super::{email_id, MessageView, SearchContext};
 use crate::codec::types::{Date, SearchKey, SequenceSet};
 use outpost_store::meta::EnvelopeAddress;

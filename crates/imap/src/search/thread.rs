@@ -85,7 +85,11 @@ fn date_key(m: &MessageView) -> (i64, u32) {
 }
 
 fn normalize_id(id: &str) -> Option<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     (!id.is_empty()).then(|| id.to_string())
 }
 
@@ -163,9 +167,11 @@ impl Arena {
             // (B) Chain the referenced containers, never making a loop and
             // never moving one that already has a parent.
             let refs: Vec<String> = match meta {
-                Some(x) if !x.references.is_empty() => {
-                    x.references.iter().filter_map(|r| normalize_id(r)).collect()
-                }
+                Some(x) if !x.references.is_empty() => x
+                    .references
+                    .iter()
+                    .filter_map(|r| normalize_id(r))
+                    .collect(),
                 Some(x) => x
                     .in_reply_to
                     .iter()
@@ -176,10 +182,12 @@ impl Arena {
             };
             let refs: Vec<usize> = refs
                 .into_iter()
-                .map(|id| *table.entry(id).or_insert_with(|| {
-                    self.nodes.push(Node::default());
-                    self.nodes.len() - 1
-                }))
+                .map(|id| {
+                    *table.entry(id).or_insert_with(|| {
+                        self.nodes.push(Node::default());
+                        self.nodes.len() - 1
+                    })
+                })
                 .collect();
             for w in refs.windows(2) {
                 let (a, b) = (w[0], w[1]);
@@ -318,7 +326,11 @@ impl Arena {
     /// Step 6: children in date order (a dummy dated by its first child).
     /// Returns, per node, its (date, seq) key and the latest key in its
     /// subtree (for REFS).
-    fn sort_children(&mut self, msgs: &[MessageView], roots: &[usize]) -> Vec<((i64, u32), (i64, u32))> {
+    fn sort_children(
+        &mut self,
+        msgs: &[MessageView],
+        roots: &[usize],
+    ) -> Vec<((i64, u32), (i64, u32))> {
         let mut keys = vec![((0, 0), (0, 0)); self.nodes.len()];
         for n in self.post_order(roots) {
             let mut children = std::mem::take(&mut self.nodes[n].children);
