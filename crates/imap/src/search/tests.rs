@@ -575,7 +575,13 @@ fn thread_survives_loops_duplicates_and_depth() {
         }
         seen.sort_unstable();
         assert_eq!(seen, (1..=ms.len() as u32).collect::<Vec<_>>(), "{alg:?}");
-        std::mem::forget(got); // a 3000-deep tree would drop recursively
+        let mut deepest = 0;
+        let mut stack: Vec<(&ThreadTree, usize)> = got.iter().map(|t| (t, 1)).collect();
+        while let Some((t, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            stack.extend(t.children.iter().map(|c| (c, d + 1)));
+        }
+        assert!(deepest <= thread::MAX_DEPTH + 1, "{alg:?}: depth {deepest}");
     }
 }
 

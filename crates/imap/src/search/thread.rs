@@ -69,8 +69,14 @@ pub(crate) fn references(
         }
     };
     roots.sort_by_key(|&n| key(n));
+    t.flatten_below(MAX_DEPTH, &roots);
     t.build(msgs, ids, &roots)
 }
+
+/// Replies nested deeper than this are listed as direct children of their
+/// ancestor at this depth, so the response tree (and its encoder and its
+/// drop) stays shallow whatever the reference chains look like.
+pub(crate) const MAX_DEPTH: usize = 100;
 
 fn number(m: &MessageView, ids: ThreadIds) -> u32 {
     match ids {
@@ -344,6 +350,29 @@ impl Arena {
             self.nodes[n].children = children;
         }
         keys
+    }
+
+    /// Makes every descendant of a node at depth `max` (roots are depth 1)
+    /// its direct child, in pre-order, keeping the thread's order.
+    fn flatten_below(&mut self, max: usize, roots: &[usize]) {
+        let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&r| (r, 1)).collect();
+        while let Some((n, depth)) = stack.pop() {
+            if depth < max {
+                for &c in self.nodes[n].children.iter().rev() {
+                    stack.push((c, depth + 1));
+                }
+                continue;
+            }
+            let mut flat = Vec::new();
+            let mut below: Vec<usize> = self.nodes[n].children.iter().rev().copied().collect();
+            while let Some(c) = below.pop() {
+                flat.push(c);
+                let grandchildren = std::mem::take(&mut self.nodes[c].children);
+                below.extend(grandchildren.into_iter().rev());
+                self.nodes[c].parent = Some(n);
+            }
+            self.nodes[n].children = flat;
+        }
     }
 
     /// The response trees, built bottom-up.
