@@ -35,3 +35,112 @@
 
 pub mod codec;
 pub mod search;
+
+mod fetch;
+mod mailbox;
+mod server;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use outpost_net::{AuthThrottle, TlsAcceptor};
+pub use server::serve;
+
+/// Everything an IMAP listener needs. Build one per process and share it
+/// (in an `Arc`) between the `imap` and `imaps` listeners.
+pub struct ImapContext {
+    /// Our name, in the greeting and the sign-off.
+    pub hostname: String,
+    /// For STARTTLS on the plain `imap` listener. `None`: STARTTLS is not
+    /// offered (and logins are refused on plain connections unless
+    /// plaintext is allowed on loopback). `imaps` does the handshake
+    /// before calling [`serve`].
+    pub tls: Option<TlsAcceptor>,
+    pub store: outpost_store::Store,
+    /// Checks logins against the directory.
+    pub auth: Arc<dyn ImapAuth>,
+    /// Failed-login throttle, shared with the other protocols.
+    pub throttle: AuthThrottle,
+    pub limits: ImapLimits,
+    /// Accept LOGIN and AUTHENTICATE on unencrypted connections from
+    /// loopback addresses (a local webmail). Default `false`: logins need
+    /// TLS (STARTTLS or imaps) everywhere, and LOGINDISABLED is advertised.
+    pub allow_plaintext_on_loopback: bool,
+}
+
+/// Per-session limits. The defaults are safe on a public server.
+#[derive(Clone, Debug)]
+pub struct ImapLimits {
+    /// Longest command text, literals excluded. Default 64 KiB (RFC 7162
+    /// section 4 asks servers to accept at least 8,192 octets).
+    pub max_line: usize,
+    /// Largest message APPEND accepts, advertised as APPENDLIMIT (RFC
+    /// 7889); larger literals get `NO [TOOBIG]`. Default 50 MiB.
+    pub max_literal: u64,
+    /// Largest whole command, literals included (bounds MULTIAPPEND).
+    /// Default 100 MiB.
+    pub max_command: u64,
+    /// How long IDLE may last without any client input (RFC 2177 asks
+    /// clients to re-issue IDLE at least every 29 minutes). Default 30 min.
+    pub idle_timeout: Duration,
+    /// How long a session may sit between commands (outside IDLE) before
+    /// it is closed; RFC 9051 5.4 requires at least 30 minutes.
+    /// Default 30 min.
+    pub command_timeout: Duration,
+    /// Time allowed for a pre-login client (greeting to LOGIN), which is
+    /// shorter so that idle unauthenticated sockets do not pile up.
+    /// Default 60 s.
+    pub login_timeout: Duration,
+    /// Malformed or refused commands in a row before `* BYE`. Default 20.
+    pub max_bad_commands: u32,
+}
+
+impl Default for ImapLimits {
+    fn default() -> Self {
+        ImapLimits {
+            max_line: 64 * 1024,
+            max_literal: 50 * 1024 * 1024,
+            max_command: 100 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30 * 60),
+            command_timeout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(60),
+            max_bad_commands: 20,
+        }
+    }
+}
+
+/// A temporary failure of the directory (database down, LDAP
+/// unreachable). The client is told `NO [UNAVAILABLE]`; the text is
+/// logged, never sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TempFail(pub String);
+
+impl std::fmt::Display for TempFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TempFail {}
+
+/// An authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImapUser {
+    /// The principal whose mailboxes the session works on.
+    pub principal_id: i64,
+    /// Canonical login (primary address), for logs.
+    pub login: String,
+    /// Storage quota in octets; 0 means unlimited.
+    pub quota_bytes: i64,
+}
+
+/// Checks logins. Implemented by the binary on the directory; tests use a
+/// fake.
+#[async_trait::async_trait]
+pub trait ImapAuth: Send + Sync {
+    /// `Ok(None)` for an unknown user or a wrong password alike. The server
+    /// does the failed-login throttling; the implementation need not.
+    async fn authenticate(&self, login: &str, password: &str)
+        -> Result<Option<ImapUser>, TempFail>;
+}

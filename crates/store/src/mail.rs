@@ -717,6 +717,56 @@ impl Store {
         })
         .await
     }
+
+    /// UIDs and system flags of every message of a mailbox, in UID order.
+    /// Lean on purpose: IMAP SELECT of a 100,000-message mailbox needs only
+    /// these.
+    pub async fn uids_and_flags(&self, mailbox: i64) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT uid, flags FROM messages WHERE collection_id = $1 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?)))
+            .collect()
+    }
+
+    /// Messages whose UID is in `lo..=hi`, in UID order, with keywords
+    /// (IMAP FETCH of a UID range without listing the whole mailbox).
+    pub async fn messages_in_uid_range(
+        &self,
+        mailbox: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<MessageInfo>> {
+        let q = format!(
+            "SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid"
+        );
+        let mut list: Vec<MessageInfo> = sqlx::query(&q)
+            .bind(mailbox)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(message_row)
+            .collect::<Result<_>>()?;
+        if !list.is_empty() {
+            let kw = sqlx::query(
+                "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+                 WHERE m.collection_id = $1 AND m.uid >= $2 AND m.uid <= $3",
+            )
+            .bind(mailbox)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.pool())
+            .await?;
+            attach_keywords(&mut list, &kw)?;
+        }
+        Ok(list)
+    }
 }
 
 /// Messages are stored with CRLF line endings (as SMTP carries them), so
