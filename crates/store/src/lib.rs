@@ -78,6 +78,26 @@ impl Store {
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Invalid(format!("storage.url: {e}")))?
             .disable_statement_logging();
+        // One direct connection first: a pool only reports "timed out"
+        // after its acquire timeout, hiding the cause (refused, unknown
+        // host, authentication, no such database).
+        match tokio::time::timeout(Duration::from_secs(10), AnyConnection::connect_with(&opts)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close().await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot open database {}: {e}",
+                    redact(&url)
+                )))
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot open database {}: no answer within 10 s",
+                    redact(&url)
+                )))
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
