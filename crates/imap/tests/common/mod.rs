@@ -1,0 +1,317 @@
+//! Test harness: a real IMAP server on 127.0.0.1:0 over the SQLite test
+//! store, a fake directory, and a tiny client that makes each exchange one
+//! line of test code (`tc.cmd("a1 select inbox").ok()`).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_imap::{ImapAuth, ImapContext, ImapLimits, ImapUser, TempFail};
+use outpost_net::{AuthThrottle, Conn, Session, ThrottleConfig, TlsAcceptor};
+use outpost_store::testing::TestStore;
+use outpost_store::{NewPrincipal, PrincipalKind, Store, Target};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const MSG: &str = "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: hello\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\nHello Bob,\r\nhow are you?\r\n";
+
+pub struct FakeAuth {
+    pub principal: i64,
+    pub quota: i64,
+}
+
+#[async_trait::async_trait]
+impl ImapAuth for FakeAuth {
+    async fn authenticate(&self, login: &str, password: &str) -> Result<Option<ImapUser>, TempFail> {
+        if login == "tempfail" {
+            return Err(TempFail("directory down".into()));
+        }
+        Ok((login == "bob@example.org" && password == "secret").then(|| ImapUser {
+            principal_id: self.principal,
+            login: login.into(),
+            quota_bytes: self.quota,
+        }))
+    }
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub principal: i64,
+    pub ctx: Arc<ImapContext>,
+    _ts: TestStore,
+}
+
+pub struct Options {
+    pub tls: Option<TlsAcceptor>,
+    pub plaintext: bool,
+    pub quota: i64,
+    pub limits: ImapLimits,
+    pub implicit_tls: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tls: None,
+            plaintext: true,
+            quota: 0,
+            limits: ImapLimits::default(),
+            implicit_tls: false,
+        }
+    }
+}
+
+pub async fn server() -> Server {
+    server_with(Options::default()).await
+}
+
+pub async fn server_with(o: Options) -> Server {
+    let ts = outpost_store::testing::sqlite().await;
+    let store = ts.store.clone();
+    store.add_domain("example.org").await.unwrap();
+    let p = store
+        .create_principal(NewPrincipal {
+            kind: PrincipalKind::User,
+            address: "bob@example.org".into(),
+            display_name: "Bob".into(),
+            password_hash: None,
+            source: "local".into(),
+            external_id: None,
+            quota_bytes: o.quota,
+        })
+        .await
+        .unwrap();
+    let ctx = Arc::new(ImapContext {
+        hostname: "mail.example.org".into(),
+        tls: o.tls.clone(),
+        store: store.clone(),
+        auth: Arc::new(FakeAuth {
+            principal: p.id,
+            quota: o.quota,
+        }),
+        throttle: AuthThrottle::new(ThrottleConfig {
+            window: Duration::from_secs(60),
+            slow_after: 100,
+            delay: Duration::from_millis(1),
+            block_after: 1000,
+            block_for: Duration::from_secs(1),
+        }),
+        limits: o.limits,
+        allow_plaintext_on_loopback: o.plaintext,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let c2 = ctx.clone();
+    let implicit = o.implicit_tls;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else { return };
+            let ctx = c2.clone();
+            tokio::spawn(async move {
+                let local = tcp.local_addr().unwrap();
+                let mut conn = Conn::Plain(tcp);
+                let name = if implicit { "imaps" } else { "imap" };
+                if implicit {
+                    let acc = ctx.tls.clone().unwrap();
+                    conn = match conn.into_tls(&acc).await {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    };
+                }
+                outpost_imap::serve(conn, Session::new(peer, local, name), ctx).await;
+            });
+        }
+    });
+    Server {
+        addr,
+        store,
+        principal: p.id,
+        ctx,
+        _ts: ts,
+    }
+}
+
+impl Server {
+    pub async fn client(&self) -> Client<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let mut c = Client::new(tcp);
+        let g = c.line().await;
+        assert!(g.starts_with("* OK"), "greeting: {g}");
+        c
+    }
+
+    /// A client that has logged in.
+    pub async fn login(&self) -> Client<TcpStream> {
+        let mut c = self.client().await;
+        c.cmd("l1 LOGIN bob@example.org secret").await.ok();
+        c
+    }
+
+    pub async fn mailbox_id(&self, name: &str) -> i64 {
+        self.store.mailbox(self.principal, name).await.unwrap().unwrap().id
+    }
+
+    /// Delivers a message as SMTP would.
+    pub async fn deliver(&self, mailbox: &str, raw: &str) -> i64 {
+        let id = self.mailbox_id(mailbox).await;
+        let d = self
+            .store
+            .deliver(
+                raw.as_bytes().to_vec().into(),
+                vec![Target {
+                    mailbox: id,
+                    flags: 0,
+                    keywords: vec![],
+                }],
+                1_700_000_000,
+            )
+            .await
+            .unwrap();
+        d[0].uid
+    }
+}
+
+/// The client: every response line up to the tagged one, literals inline.
+pub struct Client<S> {
+    r: BufReader<S>,
+}
+
+pub struct Reply {
+    pub lines: Vec<String>,
+    pub tagged: String,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn ok(self) -> Reply {
+        let t = self.tagged.split(' ').nth(1).unwrap_or("");
+        assert_eq!(t, "OK", "expected OK, got {:?} after {:#?}", self.tagged, self.lines);
+        self
+    }
+    #[track_caller]
+    pub fn no(self) -> Reply {
+        let t = self.tagged.split(' ').nth(1).unwrap_or("");
+        assert_eq!(t, "NO", "expected NO, got {:?} after {:#?}", self.tagged, self.lines);
+        self
+    }
+    #[track_caller]
+    pub fn bad(self) -> Reply {
+        let t = self.tagged.split(' ').nth(1).unwrap_or("");
+        assert_eq!(t, "BAD", "expected BAD, got {:?} after {:#?}", self.tagged, self.lines);
+        self
+    }
+    /// Some untagged line contains `s`.
+    #[track_caller]
+    pub fn has(self, s: &str) -> Reply {
+        assert!(
+            self.lines.iter().any(|l| l.contains(s)),
+            "no line contains {s:?}: {:#?}",
+            self.lines
+        );
+        self
+    }
+    #[track_caller]
+    pub fn lacks(self, s: &str) -> Reply {
+        assert!(
+            !self.lines.iter().any(|l| l.contains(s)),
+            "a line contains {s:?}: {:#?}",
+            self.lines
+        );
+        self
+    }
+    #[track_caller]
+    pub fn code(self, s: &str) -> Reply {
+        assert!(self.tagged.contains(s), "tagged {:?} lacks {s:?}", self.tagged);
+        self
+    }
+    pub fn count(&self, s: &str) -> usize {
+        self.lines.iter().filter(|l| l.contains(s)).count()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(s: S) -> Self {
+        Client { r: BufReader::new(s) }
+    }
+
+    pub fn into_inner(self) -> S {
+        self.r.into_inner()
+    }
+
+    pub async fn send(&mut self, s: &str) {
+        self.r.get_mut().write_all(s.as_bytes()).await.unwrap();
+        self.r.get_mut().write_all(b"\r\n").await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, b: &[u8]) {
+        self.r.get_mut().write_all(b).await.unwrap();
+    }
+
+    /// One response line; a trailing literal `{n}` is read and appended.
+    pub async fn line(&mut self) -> String {
+        let mut out = String::new();
+        loop {
+            let mut l = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut l))
+                .await
+                .expect("timed out waiting for the server")
+                .unwrap();
+            assert!(n > 0, "server closed the connection; so far {out:?}");
+            let l = l.trim_end_matches(['\r', '\n']).to_string();
+            out.push_str(&l);
+            let lit = l
+                .strip_suffix('}')
+                .and_then(|x| x.rsplit_once('{'))
+                .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok());
+            match lit {
+                Some(n) => {
+                    let mut b = vec![0u8; n];
+                    self.r.read_exact(&mut b).await.unwrap();
+                    out.push_str(&String::from_utf8_lossy(&b));
+                }
+                None => return out,
+            }
+        }
+    }
+
+    /// Reads until the line tagged with `tag`.
+    pub async fn until(&mut self, tag: &str) -> Reply {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await;
+            if l.starts_with(&format!("{tag} ")) {
+                return Reply { lines, tagged: l };
+            }
+            lines.push(l);
+        }
+    }
+
+    /// Sends a command (`tag rest`) and reads its reply.
+    pub async fn cmd(&mut self, c: &str) -> Reply {
+        self.send(c).await;
+        let tag = c.split(' ').next().unwrap().to_string();
+        self.until(&tag).await
+    }
+
+    /// True when the server closed the connection (after draining).
+    pub async fn closed(&mut self) -> bool {
+        let mut b = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.r.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Shortcut for `cmd` that awaits: `tc!(c, "a1 noop").ok();`
+#[macro_export]
+macro_rules! tc {
+    ($c:expr, $s:expr) => {
+        $c.cmd($s).await
+    };
+}
