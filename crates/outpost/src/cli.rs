@@ -323,6 +323,13 @@ async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
                 }
             };
             for m in members {
+                let hosted = match outpost_store::domain_of(&m) {
+                    Some(d) => store.domain(d).await?.is_some(),
+                    None => bail!("{m:?} is not an address"),
+                };
+                if hosted && store.principal_by_address(&m).await?.is_none() {
+                    bail!("{m}: no user or group has this address (add it first, or use an outside address)");
+                }
                 store.add_member(g.id, &m).await?;
                 println!("{m} is a member of {group}");
             }

@@ -51,6 +51,14 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     }
     let tls = setup::tls_acceptor(&cfg, true)?;
+    // Bind before touching storage, so a port in use leaves nothing behind.
+    let mut sockets = Vec::new();
+    for (name, addr) in cfg.listen.all() {
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow!("listen.{name}: cannot listen on {addr}: {e}"))?;
+        sockets.push((name, socket));
+    }
     let store = setup::open_store(&cfg).await?;
     let demo_password = if demo {
         setup::provision_demo(&store).await?
@@ -103,10 +111,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let lmtp = smtp(outpost_smtp::Role::Lmtp);
 
     let mut listeners = Vec::new();
-    for (name, addr) in cfg.listen.all() {
-        let socket = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow!("listen.{name}: cannot listen on {addr}: {e}"))?;
+    for (name, socket) in sockets {
         let service = match name {
             "pop3" | "pop3s" => Service::Pop3(pop3.clone()),
             "smtp" => Service::Smtp(mx.clone()),
