@@ -355,6 +355,30 @@ def test_mx_alias_is_delivered_to_its_target(srv):
     assert stored.endswith(msg)
 
 
+def test_mx_catch_all(srv):
+    # No CLI for it yet: set the domain's catch-all in the store directly.
+    db = sqlite3.connect(srv.data / "outpost.db", timeout=10)
+    with db:
+        db.execute("UPDATE domains SET catchall = ? WHERE name = 'example.test'", (OTHER,))
+    db.close()
+    with smtp(srv) as c:
+        assert c.sendmail("alice@outside.example", ["whoever@example.test"], make_message()) == {}
+        # an existing address still goes to its owner, not to the catch-all
+        assert c.sendmail("alice@outside.example", [USER], make_message()) == {}
+        # other domains are still relaying
+        c.mail("alice@outside.example")
+        assert c.rcpt("x@elsewhere.example")[0] in (550, 554)
+    assert len(mailbox(srv, OTHER)) == 1 and len(mailbox(srv, USER)) == 1
+
+
+def test_mx_subaddress_goes_to_the_user(srv):
+    with smtp(srv) as c:
+        assert c.sendmail("alice@outside.example", ["user+lists@example.test"], make_message()) == {}
+        c.mail("alice@outside.example")
+        assert c.rcpt("nobody+x@example.test")[0] == 550
+    assert len(mailbox(srv, USER)) == 1
+
+
 def test_mx_recipient_case_and_domain_case_insensitive(srv):
     with smtp(srv) as c:
         assert c.sendmail("alice@outside.example", ["User@EXAMPLE.test"], make_message()) == {}
