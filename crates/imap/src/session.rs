@@ -1151,7 +1151,7 @@ impl Session {
         }
         let code = Code::AppendUid {
             uid_validity: uidvalidity as u32,
-            uids: SequenceSet::Ranges(uids.iter().map(|&u| SeqRange::single(u)).collect()),
+            uids: SequenceSet::from_numbers(uids.iter().copied()),
         };
         self.send(StatusResponse::ok(Some(tag.clone()), "APPEND completed").with_code(code));
     }
@@ -1511,12 +1511,8 @@ impl Session {
             Ok((uidvalidity, pairs)) => {
                 let code = Code::CopyUid {
                     uid_validity: uidvalidity as u32,
-                    source: SequenceSet::Ranges(
-                        pairs.iter().map(|p| SeqRange::single(p.0 as u32)).collect(),
-                    ),
-                    destination: SequenceSet::Ranges(
-                        pairs.iter().map(|p| SeqRange::single(p.1 as u32)).collect(),
-                    ),
+                    source: SequenceSet::from_numbers(pairs.iter().map(|p| p.0 as u32)),
+                    destination: SequenceSet::from_numbers(pairs.iter().map(|p| p.1 as u32)),
                 };
                 if mv {
                     self.send(StatusResponse::ok(None, "Moved").with_code(code));

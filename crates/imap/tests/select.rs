@@ -57,13 +57,23 @@ async fn updates_from_other_sessions() {
     s.deliver("INBOX", MSG).await;
     a.cmd("a2 NOOP").await.ok().has("* 3 EXISTS");
     b.cmd("b2 STORE 1 +FLAGS (\\Deleted)").await.ok();
-    a.cmd("a3 NOOP").await.ok().has("* 1 FETCH (UID 1 FLAGS (\\Deleted))");
+    a.cmd("a3 NOOP")
+        .await
+        .ok()
+        .has("* 1 FETCH (UID 1 FLAGS (\\Deleted))");
     b.cmd("b3 EXPUNGE").await.ok().has("* 1 EXPUNGE");
     // No EXPUNGE during FETCH (RFC 3501 7.4.1) ...
-    a.cmd("a4 FETCH 1:* (UID)").await.ok().lacks("EXPUNGE").has("* 3 FETCH (UID 3)");
+    a.cmd("a4 FETCH 1:* (UID)")
+        .await
+        .ok()
+        .lacks("EXPUNGE")
+        .has("* 3 FETCH (UID 3)");
     // ... but at the next NOOP.
     a.cmd("a5 NOOP").await.ok().has("* 1 EXPUNGE");
-    a.cmd("a6 FETCH 1:* (UID)").await.ok().has("* 2 FETCH (UID 3)");
+    a.cmd("a6 FETCH 1:* (UID)")
+        .await
+        .ok()
+        .has("* 2 FETCH (UID 3)");
 }
 
 #[tokio::test]
@@ -73,7 +83,10 @@ async fn close_expunges_unselect_does_not() {
     s.deliver("INBOX", MSG).await;
     let mut c = s.login().await;
     c.cmd("a1 SELECT INBOX").await.ok();
-    c.cmd("a2 STORE 1 +FLAGS.SILENT (\\Deleted)").await.ok().lacks("FETCH");
+    c.cmd("a2 STORE 1 +FLAGS.SILENT (\\Deleted)")
+        .await
+        .ok()
+        .lacks("FETCH");
     c.cmd("a3 UNSELECT").await.ok();
     c.cmd("a4 SELECT INBOX").await.ok().has("* 2 EXISTS");
     c.cmd("a5 CLOSE").await.ok().lacks("EXPUNGE");

@@ -7,14 +7,31 @@ use common::*;
 async fn login_capability_logout() {
     let s = server().await;
     let mut c = s.client().await;
-    c.cmd("a1 CAPABILITY").await.ok().has("IMAP4rev1").has("AUTH=PLAIN").lacks("LOGINDISABLED");
-    c.cmd("a2 LOGIN bob@example.org wrong").await.no().code("[AUTHENTICATIONFAILED]");
+    c.cmd("a1 CAPABILITY")
+        .await
+        .ok()
+        .has("IMAP4rev1")
+        .has("AUTH=PLAIN")
+        .lacks("LOGINDISABLED");
+    c.cmd("a2 LOGIN bob@example.org wrong")
+        .await
+        .no()
+        .code("[AUTHENTICATIONFAILED]");
     c.cmd("a3 SELECT INBOX").await.bad();
-    c.cmd("a4 LOGIN bob@example.org secret").await.ok().code("[CAPABILITY");
+    c.cmd("a4 LOGIN bob@example.org secret")
+        .await
+        .ok()
+        .code("[CAPABILITY");
     c.cmd("a5 LOGIN bob@example.org secret").await.bad();
     c.cmd("a6 ID (\"name\" \"test\")").await.ok().has("* ID");
-    c.cmd("a7 NAMESPACE").await.ok().has("* NAMESPACE ((\"\" \"/\")) NIL NIL");
-    c.cmd("a8 ENABLE CONDSTORE QRESYNC").await.ok().has("* ENABLED CONDSTORE QRESYNC");
+    c.cmd("a7 NAMESPACE")
+        .await
+        .ok()
+        .has("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+    c.cmd("a8 ENABLE CONDSTORE QRESYNC")
+        .await
+        .ok()
+        .has("* ENABLED CONDSTORE QRESYNC");
     c.cmd("a9 LOGOUT").await.ok().has("* BYE");
     assert!(c.closed().await);
 }
@@ -24,7 +41,9 @@ async fn authenticate_plain() {
     let s = server().await;
     let mut c = s.client().await;
     // SASL-IR: "\0bob@example.org\0secret"
-    c.cmd("a1 AUTHENTICATE PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=").await.ok();
+    c.cmd("a1 AUTHENTICATE PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=")
+        .await
+        .ok();
     let mut c = s.client().await;
     c.send("a1 AUTHENTICATE PLAIN").await;
     assert_eq!(c.line().await.trim_end(), "+");
@@ -46,7 +65,10 @@ async fn authenticate_plain() {
 async fn tempfail_is_unavailable() {
     let s = server().await;
     let mut c = s.client().await;
-    c.cmd("a1 LOGIN tempfail x").await.no().code("[UNAVAILABLE]");
+    c.cmd("a1 LOGIN tempfail x")
+        .await
+        .no()
+        .code("[UNAVAILABLE]");
 }
 
 #[tokio::test]
@@ -57,9 +79,18 @@ async fn plaintext_refused_without_tls() {
     })
     .await;
     let mut c = s.client().await;
-    c.cmd("a1 CAPABILITY").await.ok().has("LOGINDISABLED").lacks("AUTH=PLAIN");
-    c.cmd("a2 LOGIN bob@example.org secret").await.no().code("[PRIVACYREQUIRED]");
-    c.cmd("a3 AUTHENTICATE PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=").await.no();
+    c.cmd("a1 CAPABILITY")
+        .await
+        .ok()
+        .has("LOGINDISABLED")
+        .lacks("AUTH=PLAIN");
+    c.cmd("a2 LOGIN bob@example.org secret")
+        .await
+        .no()
+        .code("[PRIVACYREQUIRED]");
+    c.cmd("a3 AUTHENTICATE PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=")
+        .await
+        .no();
 }
 
 #[tokio::test]

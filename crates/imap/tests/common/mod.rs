@@ -23,15 +23,21 @@ pub struct FakeAuth {
 
 #[async_trait::async_trait]
 impl ImapAuth for FakeAuth {
-    async fn authenticate(&self, login: &str, password: &str) -> Result<Option<ImapUser>, TempFail> {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<ImapUser>, TempFail> {
         if login == "tempfail" {
             return Err(TempFail("directory down".into()));
         }
-        Ok((login == "bob@example.org" && password == "secret").then(|| ImapUser {
-            principal_id: self.principal,
-            login: login.into(),
-            quota_bytes: self.quota,
-        }))
+        Ok(
+            (login == "bob@example.org" && password == "secret").then(|| ImapUser {
+                principal_id: self.principal,
+                login: login.into(),
+                quota_bytes: self.quota,
+            }),
+        )
     }
 }
 
@@ -107,7 +113,9 @@ pub async fn server_with(o: Options) -> Server {
     let implicit = o.implicit_tls;
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else { return };
+            let Ok((tcp, peer)) = listener.accept().await else {
+                return;
+            };
             let ctx = c2.clone();
             tokio::spawn(async move {
                 let local = tcp.local_addr().unwrap();
@@ -150,7 +158,12 @@ impl Server {
     }
 
     pub async fn mailbox_id(&self, name: &str) -> i64 {
-        self.store.mailbox(self.principal, name).await.unwrap().unwrap().id
+        self.store
+            .mailbox(self.principal, name)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
     }
 
     /// Delivers a message as SMTP would.
@@ -187,19 +200,31 @@ impl Reply {
     #[track_caller]
     pub fn ok(self) -> Reply {
         let t = self.tagged.split(' ').nth(1).unwrap_or("");
-        assert_eq!(t, "OK", "expected OK, got {:?} after {:#?}", self.tagged, self.lines);
+        assert_eq!(
+            t, "OK",
+            "expected OK, got {:?} after {:#?}",
+            self.tagged, self.lines
+        );
         self
     }
     #[track_caller]
     pub fn no(self) -> Reply {
         let t = self.tagged.split(' ').nth(1).unwrap_or("");
-        assert_eq!(t, "NO", "expected NO, got {:?} after {:#?}", self.tagged, self.lines);
+        assert_eq!(
+            t, "NO",
+            "expected NO, got {:?} after {:#?}",
+            self.tagged, self.lines
+        );
         self
     }
     #[track_caller]
     pub fn bad(self) -> Reply {
         let t = self.tagged.split(' ').nth(1).unwrap_or("");
-        assert_eq!(t, "BAD", "expected BAD, got {:?} after {:#?}", self.tagged, self.lines);
+        assert_eq!(
+            t, "BAD",
+            "expected BAD, got {:?} after {:#?}",
+            self.tagged, self.lines
+        );
         self
     }
     /// Some untagged line contains `s`.
@@ -223,7 +248,11 @@ impl Reply {
     }
     #[track_caller]
     pub fn code(self, s: &str) -> Reply {
-        assert!(self.tagged.contains(s), "tagged {:?} lacks {s:?}", self.tagged);
+        assert!(
+            self.tagged.contains(s),
+            "tagged {:?} lacks {s:?}",
+            self.tagged
+        );
         self
     }
     pub fn count(&self, s: &str) -> usize {
@@ -233,7 +262,9 @@ impl Reply {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn new(s: S) -> Self {
-        Client { r: BufReader::new(s) }
+        Client {
+            r: BufReader::new(s),
+        }
     }
 
     pub fn into_inner(self) -> S {

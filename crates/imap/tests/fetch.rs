@@ -1,0 +1,84 @@
+//! FETCH: flags, envelope, body structure, sections, partial, BINARY, \Seen.
+mod common;
+use common::*;
+
+const MULTI: &str = "From: =?UTF-8?Q?J=C3=B6rg?= <j@example.org>\r\nTo: bob@example.org\r\nSubject: parts\r\nMessage-ID: <p1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--XX\r\nContent-Type: application/octet-stream; name=a.bin\r\nContent-Disposition: attachment; filename=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--XX--\r\n";
+
+#[tokio::test]
+async fn fetch_items() {
+    let s = server().await;
+    s.deliver("INBOX", MSG).await;
+    s.deliver("INBOX", MULTI).await;
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 FETCH 1 (FLAGS UID RFC822.SIZE INTERNALDATE)")
+        .await
+        .ok()
+        .has(&format!(
+            "* 1 FETCH (FLAGS () UID 1 RFC822.SIZE {} INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+            MSG.len()
+        ));
+    c.cmd("a3 FETCH 1 ENVELOPE")
+        .await
+        .ok()
+        .has("ENVELOPE (\"Mon, 1 Jan 2024 10:00:00 +0000\" \"hello\" ((\"Alice\" NIL \"alice\" \"example.org\"))");
+    c.cmd("a4 FETCH 2 BODYSTRUCTURE")
+        .await
+        .ok()
+        .has("BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\"")
+        .has("\"MIXED\" (\"BOUNDARY\" \"XX\")");
+    c.cmd("a5 FETCH 2 ENVELOPE").await.ok().has("=?UTF-8?B?");
+    c.cmd("a6 FETCH 2 BODY.PEEK[1]")
+        .await
+        .ok()
+        .has("BODY[1] {9}caf=C3=A9");
+    c.cmd("a7 FETCH 2 BINARY.PEEK[1]")
+        .await
+        .ok()
+        .has("BINARY[1] {5}café");
+    c.cmd("a8 FETCH 2 BINARY.SIZE[2]")
+        .await
+        .ok()
+        .has("BINARY.SIZE[2] 4");
+    c.cmd("a9 FETCH 2 BODY.PEEK[2.MIME]")
+        .await
+        .ok()
+        .has("Content-Disposition: attachment");
+    c.cmd("b1 FETCH 1 BODY.PEEK[HEADER.FIELDS (Subject)]")
+        .await
+        .ok()
+        .has("{18}Subject: hello");
+    c.cmd("b2 FETCH 1 BODY.PEEK[HEADER.FIELDS.NOT (Subject From To Date)]")
+        .await
+        .ok()
+        .has("Message-ID: <m1@example.org>")
+        .lacks("Subject:");
+    c.cmd("b3 FETCH 1 BODY.PEEK[TEXT]<0.5>")
+        .await
+        .ok()
+        .has("BODY[TEXT]<0> {5}Hello");
+    c.cmd("b4 FETCH 1 BODY.PEEK[5]")
+        .await
+        .ok()
+        .has("BODY[5] NIL");
+    c.cmd("b5 FETCH 1 (FLAGS)").await.ok().lacks("\\Seen");
+    c.cmd("b6 FETCH 1 BODY[]").await.ok().has("\\Seen");
+    c.cmd("b7 FETCH 1 (FLAGS)").await.ok().has("\\Seen");
+    c.cmd("b8 FETCH 1:* (EMAILID THREADID SAVEDATE MODSEQ)")
+        .await
+        .ok()
+        .has("EMAILID (M")
+        .has("THREADID NIL")
+        .has("MODSEQ (");
+    c.cmd("b9 UID FETCH 2 RFC822.HEADER")
+        .await
+        .ok()
+        .has("UID 2")
+        .has("Subject: parts");
+    c.cmd("c1 FETCH 1:* FAST").await.ok();
+    c.cmd("c2 FETCH 1 BODY")
+        .await
+        .ok()
+        .has("BODY (\"TEXT\" \"PLAIN\"");
+    c.cmd("c3 UID FETCH 99 FLAGS").await.ok().lacks("FETCH (");
+}
