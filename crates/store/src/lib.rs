@@ -20,6 +20,7 @@ mod notify;
 pub mod principals;
 pub mod queue;
 mod schema;
+pub mod sieve;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod writer;

@@ -6,6 +6,7 @@ use crate::{Backend, Result};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_queue.sql")),
+    (3, include_str!("../migrations/0003_sieve.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
