@@ -99,7 +99,12 @@ async fn run(mut conn: Conn, net: NetSession, ctx: Arc<ImapContext>) -> std::io:
                         }
                     };
                     drop(bytes);
+                    let bad_before = s.bad;
                     let next = Box::pin(s.handle(cmd, &mut conn)).await?;
+                    if s.bad == bad_before {
+                        // Only bad commands in a row count.
+                        s.bad = 0;
+                    }
                     if s.bad > ctx.limits.max_bad_commands {
                         return bye(&mut conn, &mut s, "Too many bad commands").await;
                     }

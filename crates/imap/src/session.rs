@@ -21,7 +21,7 @@ use crate::{ImapContext, ImapUser};
 
 /// SORT, THREAD, ESORT, WITHIN are advertised once the search module
 /// evaluates them (it is developed separately).
-pub(crate) const SEARCH_EXTENSIONS: bool = false;
+pub(crate) const SEARCH_EXTENSIONS: bool = true;
 
 /// What the loop must do after a command.
 pub(crate) enum Next {
@@ -479,11 +479,11 @@ impl Session {
                 );
                 Next::Continue
             }
+            CommandBody::Idle => return Ok(Next::Idle(tag)),
             _ if !selected => {
                 self.bad_cmd(Some(tag), "No mailbox selected");
                 return Ok(Next::Continue);
             }
-            CommandBody::Idle => return Ok(Next::Idle(tag)),
             CommandBody::Close | CommandBody::Unselect => {
                 let close = matches!(body, CommandBody::Close);
                 let sel = self.sel.take().unwrap();

@@ -1,0 +1,62 @@
+//! SEARCH / ESEARCH / SEARCHRES / SORT / THREAD wiring (the evaluator has
+//! its own unit tests).
+mod common;
+use common::*;
+
+const A: &str = "From: carol@example.org\r\nSubject: apples\r\nDate: Tue, 2 Jan 2024 10:00:00 +0000\r\nMessage-ID: <a@x>\r\n\r\nred fruit\r\n";
+const B: &str = "From: alice@example.org\r\nSubject: Re: apples\r\nDate: Wed, 3 Jan 2024 10:00:00 +0000\r\nMessage-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nReferences: <a@x>\r\n\r\ngreen fruit\r\n";
+const C: &str = "From: bob@example.org\r\nSubject: bananas\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <c@x>\r\n\r\nyellow\r\n";
+
+#[tokio::test]
+async fn search_sort_thread() {
+    let s = server().await;
+    s.deliver("INBOX", A).await;
+    s.deliver("INBOX", B).await;
+    s.deliver("INBOX", C).await;
+    let mut c = s.login().await;
+    c.cmd("a0 CAPABILITY")
+        .await
+        .ok()
+        .has("SORT")
+        .has("THREAD=REFERENCES")
+        .has("ESORT");
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 SEARCH SUBJECT apples")
+        .await
+        .ok()
+        .has("* SEARCH 1 2");
+    c.cmd("a3 UID SEARCH BODY yellow")
+        .await
+        .ok()
+        .has("* SEARCH 3");
+    c.cmd("a4 STORE 2 +FLAGS (\\Flagged)").await.ok();
+    c.cmd("a5 SEARCH RETURN (MIN MAX COUNT ALL) UNFLAGGED")
+        .await
+        .ok()
+        .has("* ESEARCH (TAG \"a5\") MIN 1 MAX 3 ALL 1,3 COUNT 2");
+    c.cmd("a6 SEARCH RETURN (SAVE) FROM alice")
+        .await
+        .ok()
+        .lacks("ESEARCH");
+    c.cmd("a7 FETCH $ (UID)")
+        .await
+        .ok()
+        .has("* 2 FETCH (UID 2)");
+    c.cmd("a8 SORT (DATE) UTF-8 ALL")
+        .await
+        .ok()
+        .has("* SORT 3 1 2");
+    c.cmd("a9 UID SORT (REVERSE SUBJECT) UTF-8 ALL")
+        .await
+        .ok()
+        .has("* SORT 3");
+    c.cmd("b1 THREAD REFERENCES UTF-8 ALL")
+        .await
+        .ok()
+        .has("* THREAD ");
+    c.cmd("b2 SEARCH MODSEQ 1").await.ok().has("(MODSEQ ");
+    c.cmd("b3 SEARCH YOUNGER 999999999")
+        .await
+        .ok()
+        .has("* SEARCH 1 2 3");
+}
