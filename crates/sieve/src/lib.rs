@@ -1,0 +1,14 @@
+//! Sieve: filtering at delivery and ManageSieve.
+//!
+//! - [`engine`]: compiles and runs scripts (on `sieve-rs`), global
+//!   before/after scripts around the user's active one, producing an
+//!   [`Outcome`] that the delivery code carries out.
+//! - [`codec`], [`session`], [`serve`]: the ManageSieve server (RFC 5804),
+//!   shaped like the POP3 crate: pure codec, sans-I/O session, thin loop.
+
+pub mod engine;
+
+pub use engine::{
+    sieve_capability, ActiveScript, DeliveryEnvelope, Engine, EngineLimits, FileInto, Notify,
+    Outcome, Redirect, ScriptError, SieveHost, Vacation, EXTENSIONS,
+};
