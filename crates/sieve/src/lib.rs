@@ -9,6 +9,14 @@
 pub mod engine;
 
 pub use engine::{
-    sieve_capability, ActiveScript, DeliveryEnvelope, Engine, EngineLimits, FileInto, Notify,
-    Outcome, Redirect, ScriptError, SieveHost, Vacation, EXTENSIONS,
+    no_auto_reply, sieve_capability, ActiveScript, DeliveryEnvelope, Engine, EngineLimits,
+    FileInto, Notify, Outcome, Redirect, ScriptError, SieveHost, Vacation, EXTENSIONS,
+};
+
+pub mod codec;
+mod managesieve;
+
+pub use managesieve::{
+    decode_plain, serve, ManageSieveContext, ManageSieveLimits, ScriptInfo, ScriptOpError,
+    SieveBackend, SieveUser, TempFail,
 };
