@@ -49,6 +49,8 @@ pub struct Config {
     pub queue: Queue,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub sieve: Sieve,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -224,6 +226,42 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
+        }
+    }
+}
+
+/// Sieve filtering at delivery and ManageSieve.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sieve {
+    /// Global scripts run before each user's active script, in order (as
+    /// Dovecot's sieve_before), e.g. ["/etc/outpost/spam.sieve"] with
+    /// `if header :is "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }`.
+    /// A `stop` ends the whole sequence. Default: none.
+    pub before: Vec<PathBuf>,
+    /// Global scripts run after the user's active script (sieve_after).
+    pub after: Vec<PathBuf>,
+    /// Scripts a user may keep (ManageSieve quota). Default: 32.
+    pub max_scripts: usize,
+    /// Largest script in bytes (ManageSieve quota). Default: 65536.
+    pub max_script_size: usize,
+    /// Redirects one delivery's scripts may do (ManageSieve MAXREDIRECTS).
+    /// Default: 4.
+    pub max_redirects: usize,
+    /// Instructions the scripts of one delivery may run before they are
+    /// stopped (the message is then kept in INBOX). Default: 100000.
+    pub cpu_limit: usize,
+}
+
+impl Default for Sieve {
+    fn default() -> Self {
+        Sieve {
+            before: Vec::new(),
+            after: Vec::new(),
+            max_scripts: 32,
+            max_script_size: 64 * 1024,
+            max_redirects: 4,
+            cpu_limit: 100_000,
         }
     }
 }
