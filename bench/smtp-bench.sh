@@ -7,6 +7,7 @@
 #   RUNS=3 bench/smtp-bench.sh          # repeat (each run: Outpost, then the reference)
 #   RECORD=1 bench/smtp-bench.sh        # also add a row per run to docs/benchmarks.md
 #   SKIP_REF=1 / SKIP_BUILD=1 / KEEP=1  # Outpost only / use the existing build / keep the data dir
+#   PERF=1                              # perf record the Outpost server during its load
 #
 # Outpost: release build, fresh data directory (SQLite store, blobs next to it,
 # durability on: every 250 follows fsync), only the smtp listener, on a free
@@ -102,8 +103,14 @@ EOF
   [ -f "$dir/data/listeners.json" ] || { cat "$dir/server.log" >&2; exit 1; }
   sync; sleep "$SETTLE"
   log "outpost run $r: load $(cut -d' ' -f1-3 /proc/loadavg), port $port, data $dir"
+  local perf_pid=
+  if [ -n "${PERF:-}" ]; then  # PERF=1: profile the server during the load (perf report -i FILE)
+    perf record -F 997 -g -p "$SERVER_PID" -o "$OUT/outpost-$r.perf" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   load_outpost "$dir/data/outpost.db" "$port" "$OUT/outpost-$r.json" > "$OUT/outpost-$r.out" 2>&1 \
     || { log "outpost run $r: load tool failed, see $OUT/outpost-$r.out"; cat "$OUT/outpost-$r.out" >&2; }
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
   cp "$dir/server.log" "$OUT/outpost-$r.server.log"

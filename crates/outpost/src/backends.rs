@@ -157,11 +157,64 @@ pub fn pop3_backend(dir: Directory) -> Arc<dyn Pop3Backend> {
 
 // --- SMTP ------------------------------------------------------------------
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use outpost_directory::Lookup;
 use outpost_smtp::{AuthUser, DeliverError, Envelope, Rcpt, SmtpBackend};
 
 pub struct SmtpStore {
     pub dir: Directory,
+    /// INBOX ids by user, for delivery.
+    inboxes: crate::delivery::InboxCache,
+    /// What each local address resolved to at RCPT time, so that delivery
+    /// files the message where the RCPT reply promised without asking the
+    /// directory again (the issue: "recipients resolved at RCPT time").
+    resolved: ResolvedCache,
+}
+
+/// Recent RCPT-time resolutions, by lower-cased address. Every transaction
+/// resolves its recipients at RCPT, which (re)writes the entry, so the entry
+/// that `deliver` finds is never older than its own transaction's lookup
+/// unless it was dropped or expired; then `deliver` asks the directory
+/// again. A lookup that no longer finds the address removes the entry.
+#[derive(Default)]
+struct ResolvedCache {
+    map: std::sync::Mutex<HashMap<String, (Instant, outpost_directory::Resolution)>>,
+}
+
+impl ResolvedCache {
+    /// Longer than any normal transaction; older entries are looked up again.
+    const TTL: Duration = Duration::from_secs(120);
+    /// Past this many entries, expired ones are dropped (then all, if need be).
+    const MAX: usize = 20_000;
+
+    fn put(&self, address: &str, res: outpost_directory::Resolution) {
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap();
+        if map.len() >= Self::MAX {
+            map.retain(|_, (at, _)| now.duration_since(*at) < Self::TTL);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(address.to_ascii_lowercase(), (now, res));
+    }
+
+    fn get(&self, address: &str) -> Option<outpost_directory::Resolution> {
+        let map = self.map.lock().unwrap();
+        match map.get(&address.to_ascii_lowercase()) {
+            Some((at, res)) if at.elapsed() < Self::TTL => Some(res.clone()),
+            _ => None,
+        }
+    }
+
+    fn forget(&self, address: &str) {
+        self.map
+            .lock()
+            .unwrap()
+            .remove(&address.to_ascii_lowercase());
+    }
 }
 
 fn smtp_temp(e: StoreError) -> outpost_smtp::TempFail {
@@ -266,9 +319,18 @@ impl SmtpBackend for SmtpStore {
 
     async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, outpost_smtp::TempFail> {
         Ok(match self.dir.resolve(address).await.map_err(smtp_temp)? {
-            Lookup::Local(_) => Rcpt::Local,
-            Lookup::Unknown => Rcpt::UnknownLocal,
-            Lookup::NotLocal => Rcpt::Remote,
+            Lookup::Local(res) => {
+                self.resolved.put(address, res);
+                Rcpt::Local
+            }
+            Lookup::Unknown => {
+                self.resolved.forget(address);
+                Rcpt::UnknownLocal
+            }
+            Lookup::NotLocal => {
+                self.resolved.forget(address);
+                Rcpt::Remote
+            }
         })
     }
 
@@ -281,7 +343,11 @@ impl SmtpBackend for SmtpStore {
         let mut users: Vec<outpost_directory::Recipient> = Vec::new();
         let mut external: Vec<outpost_store::QueuedRecipient> = Vec::new();
         for r in &envelope.recipients {
-            match self.dir.resolve(&r.address).await {
+            let lookup = match self.resolved.get(&r.address) {
+                Some(res) => Ok(Lookup::Local(res)),
+                None => self.dir.resolve(&r.address).await,
+            };
+            match lookup {
                 Ok(Lookup::Local(res)) => {
                     for u in res.users {
                         if !users.iter().any(|x| x.principal_id == u.principal_id) {
@@ -310,9 +376,14 @@ impl SmtpBackend for SmtpStore {
                 Err(e) => return vec![Err(deliver_error(&e)); n],
             }
         }
-        let res =
-            crate::delivery::deliver_local(self.dir.store(), &envelope.mail_from, &users, &message)
-                .await;
+        let res = crate::delivery::deliver_local_cached(
+            self.dir.store(),
+            Some(&self.inboxes),
+            &envelope.mail_from,
+            &users,
+            &message,
+        )
+        .await;
         let res = match res {
             Ok(()) => self.queue(envelope, external, &message).await,
             Err(e) => Err(e),
@@ -360,5 +431,9 @@ impl SmtpBackend for SmtpStore {
 }
 
 pub fn smtp_backend(dir: Directory) -> Arc<dyn SmtpBackend> {
-    Arc::new(SmtpStore { dir })
+    Arc::new(SmtpStore {
+        dir,
+        inboxes: Default::default(),
+        resolved: Default::default(),
+    })
 }

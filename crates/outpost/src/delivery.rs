@@ -3,10 +3,44 @@
 //! Sieve engine has one place to hook into (it will choose the target
 //! mailboxes per recipient; until then every copy goes to INBOX).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use outpost_directory::Recipient;
 use outpost_store::{Store, StoreError, Target};
+
+/// Remembers each user's INBOX id, so that a delivery does not have to look
+/// it up every time (a collection's id never changes). A stale entry (the
+/// user or mailbox was removed) shows as `NotFound` from the store; the
+/// delivery then forgets the entries it used and looks them up again once.
+#[derive(Default)]
+pub struct InboxCache {
+    ids: Mutex<HashMap<i64, i64>>,
+}
+
+impl InboxCache {
+    /// Bound on remembered users; past it the cache starts over.
+    const MAX: usize = 100_000;
+
+    fn get(&self, principal: i64) -> Option<i64> {
+        self.ids.lock().unwrap().get(&principal).copied()
+    }
+
+    fn put(&self, principal: i64, mailbox: i64) {
+        let mut ids = self.ids.lock().unwrap();
+        if ids.len() >= Self::MAX {
+            ids.clear();
+        }
+        ids.insert(principal, mailbox);
+    }
+
+    fn forget(&self, principals: impl Iterator<Item = i64>) {
+        let mut ids = self.ids.lock().unwrap();
+        for p in principals {
+            ids.remove(&p);
+        }
+    }
+}
 
 /// Delivers one message to local recipients. The blob is stored once and
 /// every copy is filed in one transaction; returns after it is durable.
@@ -17,36 +51,84 @@ pub async fn deliver_local(
     recipients: &[Recipient],
     message: &[u8],
 ) -> Result<(), StoreError> {
+    deliver_local_cached(store, None, return_path, recipients, message).await
+}
+
+/// [`deliver_local`] for long-running servers, with the INBOX ids kept in
+/// `cache`.
+pub async fn deliver_local_cached(
+    store: &Store,
+    cache: Option<&InboxCache>,
+    return_path: &str,
+    recipients: &[Recipient],
+    message: &[u8],
+) -> Result<(), StoreError> {
     if recipients.is_empty() {
         return Ok(());
     }
     let mut raw = Vec::with_capacity(message.len() + return_path.len() + 20);
     raw.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
     raw.extend_from_slice(&strip_return_path(message));
-    let mut targets = Vec::with_capacity(recipients.len());
-    for r in recipients {
-        let inbox = match store.mailbox(r.principal_id, "INBOX").await? {
-            Some(m) => m,
-            None => {
-                store.ensure_default_mailboxes(r.principal_id).await?;
-                store
-                    .mailbox(r.principal_id, "INBOX")
-                    .await?
-                    .ok_or_else(|| StoreError::Internal(format!("no INBOX for {}", r.address)))?
-            }
-        };
-        targets.push(Target {
-            mailbox: inbox.id,
-            flags: 0,
-            keywords: Vec::new(),
-        });
-    }
+    let raw: Arc<[u8]> = Arc::from(raw);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    store.deliver(Arc::from(raw), targets, now).await?;
+    let targets = inbox_targets(store, cache, recipients).await?;
+    match store.deliver(raw.clone(), targets, now).await {
+        Err(StoreError::NotFound(_)) if cache.is_some() => {
+            let cache = cache.unwrap();
+            cache.forget(recipients.iter().map(|r| r.principal_id));
+            let targets = inbox_targets(store, Some(cache), recipients).await?;
+            store.deliver(raw, targets, now).await?;
+        }
+        r => {
+            r?;
+        }
+    }
     Ok(())
+}
+
+async fn inbox_targets(
+    store: &Store,
+    cache: Option<&InboxCache>,
+    recipients: &[Recipient],
+) -> Result<Vec<Target>, StoreError> {
+    let mut targets = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        let cached = cache.and_then(|c| c.get(r.principal_id));
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let id = inbox(store, r).await?;
+                if let Some(c) = cache {
+                    c.put(r.principal_id, id);
+                }
+                id
+            }
+        };
+        targets.push(Target {
+            mailbox: id,
+            flags: 0,
+            keywords: Vec::new(),
+        });
+    }
+    Ok(targets)
+}
+
+/// The user's INBOX id; creates the default mailboxes when missing.
+async fn inbox(store: &Store, r: &Recipient) -> Result<i64, StoreError> {
+    let inbox = match store.mailbox(r.principal_id, "INBOX").await? {
+        Some(m) => m,
+        None => {
+            store.ensure_default_mailboxes(r.principal_id).await?;
+            store
+                .mailbox(r.principal_id, "INBOX")
+                .await?
+                .ok_or_else(|| StoreError::Internal(format!("no INBOX for {}", r.address)))?
+        }
+    };
+    Ok(inbox.id)
 }
 
 /// RFC 5321 4.4: the delivering server adds Return-Path; any a client
