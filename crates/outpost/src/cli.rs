@@ -387,6 +387,7 @@ async fn deliver(path: Option<PathBuf>, from: String, recipients: Vec<String>) -
     use outpost_directory::Lookup;
     use std::io::Read;
     let (cfg, dir) = open(path).await.map_err(|e| exit_with(75, e))?;
+    crate::sieve_delivery::install(&cfg).map_err(|e| exit_with(78, e))?;
     let mut message = Vec::new();
     std::io::stdin()
         .take(cfg.limits.message_size + 1)

@@ -74,6 +74,10 @@ pub async fn deliver_local_cached(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // Sieve chooses the mailboxes when a global or personal script applies.
+    if crate::sieve_delivery::deliver(store, return_path, recipients, &raw, now).await? {
+        return Ok(());
+    }
     let targets = inbox_targets(store, cache, recipients).await?;
     match store.deliver(raw.clone(), targets, now).await {
         Err(StoreError::NotFound(_)) if cache.is_some() => {

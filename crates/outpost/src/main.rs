@@ -7,6 +7,8 @@ mod cli;
 mod delivery;
 mod serve;
 mod setup;
+mod sieve_backend;
+mod sieve_delivery;
 
 use std::process::ExitCode;
 

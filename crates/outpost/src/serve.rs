@@ -23,6 +23,7 @@ use crate::setup;
 enum Service {
     Pop3(Arc<outpost_pop3::Pop3Context>),
     Smtp(Arc<outpost_smtp::SmtpContext>),
+    ManageSieve(Arc<outpost_sieve::ManageSieveContext>),
     /// Not built yet: greet with the protocol's "not available" reply.
     Unavailable(&'static [u8]),
 }
@@ -110,6 +111,21 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let submission = smtp(outpost_smtp::Role::Submission);
     let lmtp = smtp(outpost_smtp::Role::Lmtp);
 
+    let sieve_engine = crate::sieve_delivery::install(&cfg)?;
+    let managesieve = Arc::new(outpost_sieve::ManageSieveContext {
+        hostname: cfg.hostname.clone(),
+        tls: Some(tls.clone()),
+        backend: Arc::new(crate::sieve_backend::SieveStore { dir: dir.clone() }),
+        engine: sieve_engine,
+        throttle: throttle.clone(),
+        limits: outpost_sieve::ManageSieveLimits {
+            max_scripts: cfg.sieve.max_scripts,
+            max_script_size: cfg.sieve.max_script_size,
+            ..Default::default()
+        },
+        allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
+    });
+
     let mut listeners = Vec::new();
     for (name, socket) in sockets {
         let service = match name {
@@ -118,7 +134,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             "submission" | "submissions" => Service::Smtp(submission.clone()),
             "lmtp" => Service::Smtp(lmtp.clone()),
             "imap" | "imaps" => Service::Unavailable(b"* BYE [UNAVAILABLE] Service not available yet\r\n"),
-            "managesieve" => Service::Unavailable(b"BYE \"Service not available yet\"\r\n"),
+            "managesieve" => Service::ManageSieve(managesieve.clone()),
             _ => Service::Unavailable(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         };
         listeners.push(Listener {
@@ -277,6 +293,7 @@ async fn handle(
     match service {
         Service::Pop3(ctx) => outpost_pop3::serve(conn, session, ctx).await,
         Service::Smtp(ctx) => outpost_smtp::serve(conn, session, ctx).await,
+        Service::ManageSieve(ctx) => outpost_sieve::serve(conn, session, ctx).await,
         Service::Unavailable(greeting) => {
             let mut conn = conn;
             let _ = conn.write_all(greeting).await;
@@ -291,6 +308,7 @@ fn refusal(service: &Service) -> &'static [u8] {
         Service::Smtp(_) => {
             b"421 4.7.0 Too many connections from your address, try again later\r\n"
         }
+        Service::ManageSieve(_) => b"BYE \"Too many connections, try again later\"\r\n",
         Service::Unavailable(g) => g,
     }
 }

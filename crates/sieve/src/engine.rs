@@ -317,6 +317,11 @@ impl Engine {
         })
     }
 
+    /// True when `[sieve] before`/`after` scripts are configured.
+    pub fn has_global_scripts(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+
     pub fn limits(&self) -> &EngineLimits {
         &self.limits
     }

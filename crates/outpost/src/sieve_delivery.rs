@@ -1,0 +1,439 @@
+//! Sieve at delivery: runs the global and personal scripts for each local
+//! recipient (from [`crate::delivery`]) and carries out the outcome —
+//! copies filed (one blob for all recipients with the same message bytes),
+//! redirects delivered locally or queued, vacation replies and
+//! notifications queued from the null sender.
+
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context as _, Result};
+use outpost_config::Config;
+use outpost_directory::{Directory, Lookup, Recipient};
+use outpost_sieve::{ActiveScript, DeliveryEnvelope, Engine, EngineLimits, Outcome, SieveHost};
+use outpost_store::{NewQueued, QueuedRecipient, Store, StoreError, Target};
+use tracing::{info, warn};
+
+static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+
+/// Received:/Delivered-To: fields beyond which a message is not redirected
+/// again (a forwarding loop between servers).
+const MAX_HOPS: usize = 30;
+
+/// Builds the engine from `[sieve]` (reading the global scripts) and makes
+/// it the one deliveries use. Errors name the file and line.
+pub fn install(cfg: &Config) -> Result<Arc<Engine>> {
+    let read = |paths: &[std::path::PathBuf]| -> Result<Vec<(String, String)>> {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("sieve: reading global script {}", p.display()))
+                    .map(|s| (p.display().to_string(), s))
+            })
+            .collect()
+    };
+    let limits = EngineLimits {
+        cpu_limit: cfg.sieve.cpu_limit,
+        max_redirects: cfg.sieve.max_redirects,
+        max_script_size: cfg.sieve.max_script_size,
+        ..EngineLimits::default()
+    };
+    let engine = Engine::new(
+        &cfg.hostname,
+        limits,
+        read(&cfg.sieve.before)?,
+        read(&cfg.sieve.after)?,
+    )
+    .map_err(|e| anyhow::anyhow!("config: sieve: {e}"))?;
+    let engine = Arc::new(engine);
+    let _ = ENGINE.set(engine.clone());
+    Ok(ENGINE.get().cloned().unwrap_or(engine))
+}
+
+fn engine() -> Arc<Engine> {
+    ENGINE
+        .get_or_init(|| {
+            Arc::new(
+                Engine::new("localhost", EngineLimits::default(), vec![], vec![])
+                    .expect("the empty sieve engine builds"),
+            )
+        })
+        .clone()
+}
+
+struct Host<'a> {
+    store: &'a Store,
+    principal: i64,
+}
+
+#[async_trait::async_trait]
+impl SieveHost for Host<'_> {
+    async fn mailbox_exists(&self, name: &str) -> bool {
+        matches!(self.store.mailbox(self.principal, name).await, Ok(Some(_)))
+    }
+    async fn special_use_exists(&self, role: &str) -> bool {
+        matches!(
+            self.store.mailbox_by_role(self.principal, role).await,
+            Ok(Some(_))
+        )
+    }
+    async fn duplicate(&self, id: &str, period_secs: u64) -> bool {
+        !self
+            .store
+            .vacation_should_send(self.principal, "", &format!("dup:{id}"), period_secs as i64)
+            .await
+            .unwrap_or(true)
+    }
+    async fn personal_script(&self, name: &str) -> Option<(String, i64)> {
+        let s = self.store.sieve_get(self.principal, name).await.ok()??;
+        Some((s.content, s.updated_at))
+    }
+}
+
+/// Runs Sieve for `recipients` and delivers accordingly. `raw` already
+/// carries our Return-Path. Returns `Ok(false)` without doing anything
+/// when no script applies (no global scripts, no active user script), so
+/// the caller takes its fast path.
+pub async fn deliver(
+    store: &Store,
+    return_path: &str,
+    recipients: &[Recipient],
+    raw: &Arc<[u8]>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let engine = engine();
+    let mut actives = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        actives.push(store.sieve_active(r.principal_id).await?);
+    }
+    if !engine.has_global_scripts() && actives.iter().all(Option::is_none) {
+        return Ok(false);
+    }
+    // Message bytes (None: as delivered) -> targets.
+    let mut groups: Vec<(Option<Arc<[u8]>>, Vec<Target>)> = vec![(None, Vec::new())];
+    for (r, active) in recipients.iter().zip(actives) {
+        let active = active.map(|s| ActiveScript {
+            owner: r.principal_id,
+            name: s.name,
+            content: s.content,
+            updated_at: s.updated_at,
+        });
+        let name = store
+            .principal(r.principal_id)
+            .await?
+            .map(|p| p.display_name)
+            .unwrap_or_default();
+        let env = DeliveryEnvelope {
+            from: return_path.to_string(),
+            to: r.address.clone(),
+            to_name: name,
+        };
+        let host = Host {
+            store,
+            principal: r.principal_id,
+        };
+        let outcome = engine.run(raw, &env, active.as_ref(), &host).await;
+        for n in &outcome.notes {
+            info!(rcpt = %r.address, "sieve: {n}");
+        }
+        file(store, r, &outcome, &mut groups).await?;
+        send(store, r, return_path, raw, &outcome, now).await;
+    }
+    for (bytes, targets) in groups {
+        if targets.is_empty() {
+            continue;
+        }
+        let body = bytes.unwrap_or_else(|| raw.clone());
+        store.deliver(body, targets, now).await?;
+    }
+    Ok(true)
+}
+
+async fn inbox(store: &Store, principal: i64) -> Result<i64, StoreError> {
+    if let Some(m) = store.mailbox(principal, "INBOX").await? {
+        return Ok(m.id);
+    }
+    store.ensure_default_mailboxes(principal).await?;
+    store
+        .mailbox(principal, "INBOX")
+        .await?
+        .map(|m| m.id)
+        .ok_or_else(|| StoreError::Internal(format!("no INBOX for principal {principal}")))
+}
+
+/// Chooses the mailbox for one fileinto: the named one; for "Spam"/"Junk"
+/// without such a mailbox the \Junk special-use one; created with
+/// `:create`; otherwise INBOX (logged).
+async fn target_mailbox(
+    store: &Store,
+    r: &Recipient,
+    f: &outpost_sieve::FileInto,
+) -> Result<i64, StoreError> {
+    let p = r.principal_id;
+    if f.mailbox.eq_ignore_ascii_case("INBOX") {
+        return inbox(store, p).await;
+    }
+    if let Some(role) = &f.special_use {
+        if let Some(m) = store.mailbox_by_role(p, role).await? {
+            return Ok(m.id);
+        }
+    }
+    if let Some(m) = store.mailbox(p, &f.mailbox).await? {
+        return Ok(m.id);
+    }
+    if f.mailbox.eq_ignore_ascii_case("Junk") || f.mailbox.eq_ignore_ascii_case("Spam") {
+        if let Some(m) = store.mailbox_by_role(p, "\\Junk").await? {
+            return Ok(m.id);
+        }
+    }
+    if f.create {
+        match store.create_mailbox(p, &f.mailbox, None).await {
+            Ok(m) => {
+                info!(rcpt = %r.address, mailbox = %f.mailbox, "sieve: created mailbox");
+                return Ok(m.id);
+            }
+            Err(StoreError::Exists(_)) => {
+                if let Some(m) = store.mailbox(p, &f.mailbox).await? {
+                    return Ok(m.id);
+                }
+            }
+            Err(e) => {
+                warn!(rcpt = %r.address, mailbox = %f.mailbox, "sieve: cannot create mailbox ({e}); filing into INBOX");
+            }
+        }
+    } else {
+        info!(rcpt = %r.address, mailbox = %f.mailbox, "sieve: fileinto a missing mailbox without :create; filing into INBOX");
+    }
+    inbox(store, p).await
+}
+
+async fn file(
+    store: &Store,
+    r: &Recipient,
+    outcome: &Outcome,
+    groups: &mut Vec<(Option<Arc<[u8]>>, Vec<Target>)>,
+) -> Result<(), StoreError> {
+    if outcome.reject.is_some() {
+        return Ok(());
+    }
+    for f in &outcome.file_into {
+        let mailbox = target_mailbox(store, r, f).await?;
+        let mut flags = 0;
+        let mut keywords = Vec::new();
+        for flag in &f.flags {
+            match outpost_store::SYSTEM_FLAGS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(flag))
+            {
+                Some((_, bit)) => flags |= bit,
+                None if !flag.starts_with('\\') && !flag.is_empty() => keywords.push(flag.clone()),
+                None => {}
+            }
+        }
+        let gi = match groups.iter().position(|(b, _)| *b == f.edited) {
+            Some(i) => i,
+            None => {
+                groups.push((f.edited.clone(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let targets = &mut groups[gi].1;
+        // One copy per mailbox and message; flags merge.
+        match targets.iter_mut().find(|t| t.mailbox == mailbox) {
+            Some(t) => {
+                t.flags |= flags;
+                for k in keywords {
+                    if !t.keywords.contains(&k) {
+                        t.keywords.push(k);
+                    }
+                }
+            }
+            None => targets.push(Target {
+                mailbox,
+                flags,
+                keywords,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Redirects, vacation replies, notifications, reject notices. Failures
+/// are logged: the copies are filed regardless.
+async fn send(
+    store: &Store,
+    r: &Recipient,
+    return_path: &str,
+    raw: &Arc<[u8]>,
+    outcome: &Outcome,
+    now: i64,
+) {
+    for rd in &outcome.redirects {
+        if let Err(e) = redirect(store, r, return_path, raw, rd, now).await {
+            warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect failed: {e}");
+        }
+    }
+    for v in &outcome.vacations {
+        match store
+            .vacation_should_send(r.principal_id, &v.to, &v.handle, v.period_secs as i64)
+            .await
+        {
+            Ok(true) => {
+                let q = queued("", &v.to);
+                match store.enqueue(Arc::from(v.message.clone()), q).await {
+                    Ok(id) => {
+                        info!(rcpt = %r.address, to = %v.to, queue = id, "sieve: vacation reply queued")
+                    }
+                    Err(e) => {
+                        warn!(rcpt = %r.address, "sieve: queueing vacation reply failed: {e}")
+                    }
+                }
+            }
+            Ok(false) => {
+                info!(rcpt = %r.address, to = %v.to, "sieve: vacation already answered within its period")
+            }
+            Err(e) => warn!(rcpt = %r.address, "sieve: vacation log failed: {e}"),
+        }
+    }
+    for n in &outcome.notifies {
+        for to in &n.to {
+            if let Err(e) = store
+                .enqueue(Arc::from(n.message.clone()), queued("", to))
+                .await
+            {
+                warn!(rcpt = %r.address, "sieve: queueing notification failed: {e}");
+            }
+        }
+    }
+    if let Some(reason) = &outcome.reject {
+        if outpost_sieve::no_auto_reply(raw, return_path).is_none() {
+            let notice = format!(
+                "From: Mail Delivery System <MAILER-DAEMON@{domain}>\r\nTo: <{return_path}>\r\nSubject: Message rejected\r\nAuto-Submitted: auto-replied\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour message to <{rcpt}> was rejected by the recipient's filter:\r\n\r\n{reason}\r\n",
+                domain = outpost_store::domain_of(&r.address).unwrap_or("localhost"),
+                rcpt = r.address,
+            );
+            if let Err(e) = store
+                .enqueue(Arc::from(notice.into_bytes()), queued("", return_path))
+                .await
+            {
+                warn!(rcpt = %r.address, "sieve: queueing reject notice failed: {e}");
+            }
+        }
+        info!(rcpt = %r.address, "sieve: message rejected");
+    }
+}
+
+fn queued(from: &str, to: &str) -> NewQueued {
+    NewQueued {
+        mail_from: from.to_string(),
+        recipients: vec![QueuedRecipient {
+            address: to.to_string(),
+            notify: Some("never".into()),
+            orcpt: None,
+        }],
+        body: "8bitmime".into(),
+        ..NewQueued::default()
+    }
+}
+
+/// Sends the message on unchanged but for a `Delivered-To:` naming the
+/// recipient (RFC 9228), refusing when that field is already there (a
+/// loop) or the message has passed too many hops. Local targets are
+/// delivered at once (their own scripts run), others are queued.
+async fn redirect(
+    store: &Store,
+    r: &Recipient,
+    return_path: &str,
+    raw: &Arc<[u8]>,
+    rd: &outpost_sieve::Redirect,
+    now: i64,
+) -> Result<(), StoreError> {
+    let body: &[u8] = rd.edited.as_deref().unwrap_or(raw);
+    // Our own Return-Path goes; the next delivery adds its own.
+    let body = strip_first_return_path(body);
+    let (delivered_to, hops) = trace_fields(body, &r.address);
+    if delivered_to {
+        warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect loop (Delivered-To already names the recipient); not sent");
+        return Ok(());
+    }
+    if hops >= MAX_HOPS {
+        warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect refused after {hops} hops");
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(body.len() + r.address.len() + 20);
+    out.extend_from_slice(format!("Delivered-To: {}\r\n", r.address).as_bytes());
+    out.extend_from_slice(body);
+    let dir = Directory::new(store.clone());
+    match dir.resolve(&rd.address).await? {
+        Lookup::Local(res) => {
+            let users: Vec<Recipient> = res
+                .users
+                .into_iter()
+                .filter(|u| u.principal_id != r.principal_id)
+                .collect();
+            if !users.is_empty() {
+                Box::pin(crate::delivery::deliver_local(
+                    store,
+                    return_path,
+                    &users,
+                    &out,
+                ))
+                .await?;
+                info!(rcpt = %r.address, to = %rd.address, "sieve: redirected locally");
+            }
+            for x in res.external {
+                store
+                    .enqueue(Arc::from(out.clone()), queued(return_path, &x))
+                    .await?;
+            }
+        }
+        Lookup::Unknown => {
+            warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect to an unknown local address; not sent");
+        }
+        Lookup::NotLocal => {
+            let id = store
+                .enqueue(Arc::from(out), queued(return_path, &rd.address))
+                .await?;
+            info!(rcpt = %r.address, to = %rd.address, queue = id, "sieve: redirect queued");
+        }
+    }
+    let _ = now;
+    Ok(())
+}
+
+fn strip_first_return_path(m: &[u8]) -> &[u8] {
+    if m.len() > 12 && m[..12].eq_ignore_ascii_case(b"return-path:") {
+        if let Some(p) = m.iter().position(|&b| b == b'\n') {
+            return &m[p + 1..];
+        }
+    }
+    m
+}
+
+/// (a Delivered-To: field names `rcpt`, number of Received:/Delivered-To:
+/// fields) in the header section.
+fn trace_fields(m: &[u8], rcpt: &str) -> (bool, usize) {
+    let end = m
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(m.len());
+    let head = String::from_utf8_lossy(&m[..end]);
+    let mut hops = 0;
+    let mut looped = false;
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("received") {
+            hops += 1;
+        } else if name.eq_ignore_ascii_case("delivered-to") {
+            hops += 1;
+            let v = value.trim().trim_start_matches('<').trim_end_matches('>');
+            if v.eq_ignore_ascii_case(rcpt) {
+                looped = true;
+            }
+        }
+    }
+    (looped, hops)
+}
