@@ -437,3 +437,33 @@ pub fn smtp_backend(dir: Directory) -> Arc<dyn SmtpBackend> {
         resolved: Default::default(),
     })
 }
+
+// --- IMAP ------------------------------------------------------------------
+
+pub struct ImapDirectory {
+    pub dir: Directory,
+}
+
+#[async_trait]
+impl outpost_imap::ImapAuth for ImapDirectory {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<outpost_imap::ImapUser>, outpost_imap::TempFail> {
+        let p = self
+            .dir
+            .authenticate(login, password)
+            .await
+            .map_err(|e| outpost_imap::TempFail(e.to_string()))?;
+        Ok(p.map(|p| outpost_imap::ImapUser {
+            principal_id: p.id,
+            login: p.address.unwrap_or_else(|| login.to_string()),
+            quota_bytes: p.quota_bytes,
+        }))
+    }
+}
+
+pub fn imap_auth(dir: Directory) -> Arc<dyn outpost_imap::ImapAuth> {
+    Arc::new(ImapDirectory { dir })
+}

@@ -23,6 +23,7 @@ use crate::setup;
 enum Service {
     Pop3(Arc<outpost_pop3::Pop3Context>),
     Smtp(Arc<outpost_smtp::SmtpContext>),
+    Imap(Arc<outpost_imap::ImapContext>),
     ManageSieve(Arc<outpost_sieve::ManageSieveContext>),
     /// Not built yet: greet with the protocol's "not available" reply.
     Unavailable(&'static [u8]),
@@ -126,6 +127,20 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
     });
 
+    let imap = Arc::new(outpost_imap::ImapContext {
+        hostname: cfg.hostname.clone(),
+        tls: Some(tls.clone()),
+        store: store.clone(),
+        auth: crate::backends::imap_auth(dir.clone()),
+        throttle: throttle.clone(),
+        limits: outpost_imap::ImapLimits {
+            max_literal: cfg.limits.message_size,
+            idle_timeout: Duration::from_secs(cfg.limits.imap_idle_timeout),
+            ..Default::default()
+        },
+        allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
+    });
+
     let mut listeners = Vec::new();
     for (name, socket) in sockets {
         let service = match name {
@@ -133,7 +148,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             "smtp" => Service::Smtp(mx.clone()),
             "submission" | "submissions" => Service::Smtp(submission.clone()),
             "lmtp" => Service::Smtp(lmtp.clone()),
-            "imap" | "imaps" => Service::Unavailable(b"* BYE [UNAVAILABLE] Service not available yet\r\n"),
+            "imap" | "imaps" => Service::Imap(imap.clone()),
             "managesieve" => Service::ManageSieve(managesieve.clone()),
             _ => Service::Unavailable(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         };
@@ -293,6 +308,7 @@ async fn handle(
     match service {
         Service::Pop3(ctx) => outpost_pop3::serve(conn, session, ctx).await,
         Service::Smtp(ctx) => outpost_smtp::serve(conn, session, ctx).await,
+        Service::Imap(ctx) => outpost_imap::serve(conn, session, ctx).await,
         Service::ManageSieve(ctx) => outpost_sieve::serve(conn, session, ctx).await,
         Service::Unavailable(greeting) => {
             let mut conn = conn;
@@ -309,6 +325,7 @@ fn refusal(service: &Service) -> &'static [u8] {
             b"421 4.7.0 Too many connections from your address, try again later\r\n"
         }
         Service::ManageSieve(_) => b"BYE \"Too many connections, try again later\"\r\n",
+        Service::Imap(_) => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
         Service::Unavailable(g) => g,
     }
 }
