@@ -36,6 +36,11 @@ pub async fn serve(conn: Conn, session: NetSession, ctx: Arc<ImapContext>) {
     let id = session.id;
     let peer = session.peer;
     tracing::info!(session = id, %peer, listener = session.listener, tls = conn.is_tls(), "imap: connect");
+    // Responses are written whole; Nagle would only add round-trip stalls.
+    let _ = match &conn {
+        Conn::Plain(tcp) => tcp.set_nodelay(true),
+        Conn::Tls(tls) => tls.get_ref().0.set_nodelay(true),
+    };
     let r = run(conn, session, ctx).await;
     match r {
         Ok(Ended::Logout) => tracing::info!(session = id, "imap: logout"),

@@ -1006,10 +1006,7 @@ impl Session {
                     if l.selection.special_use && m.special_use.is_none() {
                         continue;
                     }
-                    if (lsub || l.selection.subscribed || l.returns.subscribed)
-                        && m.subscribed
-                        && !lsub
-                    {
+                    if !lsub && (l.selection.subscribed || l.returns.subscribed) && m.subscribed {
                         attrs.push(MailboxAttr::Subscribed);
                     }
                     if !lsub {

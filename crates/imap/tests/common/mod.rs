@@ -272,8 +272,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     pub async fn send(&mut self, s: &str) {
-        self.r.get_mut().write_all(s.as_bytes()).await.unwrap();
-        self.r.get_mut().write_all(b"\r\n").await.unwrap();
+        let mut b = Vec::with_capacity(s.len() + 2);
+        b.extend_from_slice(s.as_bytes());
+        b.extend_from_slice(b"\r\n");
+        self.r.get_mut().write_all(&b).await.unwrap();
     }
 
     pub async fn send_raw(&mut self, b: &[u8]) {
