@@ -1368,18 +1368,25 @@ impl Session {
                 } else {
                     None
                 };
-                let with_flags;
-                let a: &[FetchAttr] =
-                    if seen_set.contains(&uid) && !attrs.contains(&FetchAttr::Flags) {
-                        with_flags = attrs
-                            .iter()
-                            .cloned()
-                            .chain([FetchAttr::Flags])
-                            .collect::<Vec<_>>();
-                        &with_flags
-                    } else {
-                        &attrs
-                    };
+                let extra;
+                let a: &[FetchAttr] = if seen_set.contains(&uid) {
+                    // \Seen was set: report the new flags, and with
+                    // CONDSTORE also UID and MODSEQ (RFC 7162 3.2).
+                    let mut v = attrs.clone();
+                    let mut want = vec![FetchAttr::Flags];
+                    if self.condstore {
+                        want.extend([FetchAttr::Uid, FetchAttr::ModSeq]);
+                    }
+                    for w in want {
+                        if !v.contains(&w) {
+                            v.push(w);
+                        }
+                    }
+                    extra = v;
+                    &extra
+                } else {
+                    &attrs
+                };
                 match fetch::render(
                     a,
                     info,
@@ -1448,7 +1455,7 @@ impl Session {
                     continue;
                 };
                 let mut items = Vec::new();
-                if s.uid {
+                if s.uid || self.condstore {
                     items.push(crate::codec::response::FetchValue::Uid(m.uid as u32));
                 }
                 if !s.silent {
@@ -1503,6 +1510,21 @@ impl Session {
         let verb = if mv { "MOVE" } else { "COPY" };
         if uids.is_empty() {
             return self.ok(tag, &format!("{verb} completed (nothing matched)"));
+        }
+        let quota = self.user.as_ref().map(|u| u.quota_bytes).unwrap_or(0);
+        if quota > 0 && !mv {
+            // A copy takes space again as far as the quota goes (RFC 9208 4.2).
+            let size: i64 = match self.load_infos(&idx).await {
+                Ok(m) => m.values().map(|m| m.size).sum(),
+                Err(e) => return self.send(store_err(tag, &e)),
+            };
+            match store.usage(self.principal()).await {
+                Ok(used) if used + size > quota => {
+                    return self.no(tag, Some(Code::OverQuota), "Quota exceeded");
+                }
+                Ok(_) => {}
+                Err(e) => return self.send(store_err(tag, &e)),
+            }
         }
         match store.copy_messages(from, &uids, dest.id, mv).await {
             Ok((uidvalidity, pairs)) => {

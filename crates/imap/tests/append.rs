@@ -71,4 +71,11 @@ async fn limits_and_quota() {
         .await
         .ok()
         .has("* QUOTA \"\" (STORAGE 0 0)");
+    let m = "y".repeat(60);
+    c.cmd(&format!("a5 APPEND INBOX {{{}+}}\r\n{m}", m.len()))
+        .await
+        .ok();
+    c.cmd("a6 SELECT INBOX").await.ok();
+    c.cmd("a7 COPY 1 Archive").await.no().code("[OVERQUOTA]");
+    c.cmd("a8 MOVE 1 Archive").await.ok();
 }

@@ -30,7 +30,7 @@ async fn condstore() {
     c.cmd("a2 STORE 1 +FLAGS (\\Seen)")
         .await
         .ok()
-        .has("MODSEQ (");
+        .has("* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (");
     c.cmd(&format!("a3 FETCH 1:* (FLAGS) (CHANGEDSINCE {m0})"))
         .await
         .ok()
