@@ -166,3 +166,46 @@ impl Selected {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::types::{SeqNum, SeqRange};
+
+    fn sel(uids: &[u32]) -> Selected {
+        Selected {
+            id: 1,
+            read_only: false,
+            uidvalidity: 1,
+            uids: uids.to_vec(),
+            pending_expunge: vec![],
+            modseq: 0,
+            watch: tokio::sync::watch::channel(0).1,
+            saved: vec![7],
+        }
+    }
+
+    #[test]
+    fn resolve_sets() {
+        let s = sel(&[3, 5, 7, 20]);
+        let star = |a| {
+            SequenceSet::Ranges(vec![SeqRange {
+                start: SeqNum::Value(a),
+                end: SeqNum::Last,
+            }])
+        };
+        assert_eq!(s.resolve(&star(2), false), vec![1, 2, 3]);
+        assert_eq!(s.resolve(&star(6), true), vec![2, 3]);
+        // n:* with n above the highest UID still names the last message.
+        assert_eq!(s.resolve(&star(100), true), vec![3]);
+        assert_eq!(s.resolve(&SequenceSet::range(4, 9), false), vec![3]);
+        assert_eq!(
+            s.resolve(&SequenceSet::from_numbers([4, 5, 6]), true),
+            vec![1]
+        );
+        assert_eq!(s.resolve(&SequenceSet::Saved, true), vec![2]);
+        assert_eq!(s.seq_of(20), Some(4));
+        assert_eq!(s.seq_of(4), None);
+        assert!(sel(&[]).resolve(&star(1), true).is_empty());
+    }
+}

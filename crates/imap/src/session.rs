@@ -1748,3 +1748,23 @@ impl Session {
         self.ok(tag, "THREAD completed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::list_match;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(list_match("*", "a/b/c"));
+        assert!(list_match("%", "a"));
+        assert!(!list_match("%", "a/b"));
+        assert!(list_match("a/%", "a/b"));
+        assert!(!list_match("a/%", "a/b/c"));
+        assert!(list_match("a/*", "a/b/c"));
+        assert!(list_match("inbox", "INBOX"));
+        assert!(list_match("Inbox/%", "INBOX/x"));
+        assert!(!list_match("inbox", "Inboxes"));
+        assert!(list_match("%x%", "axb"));
+        assert!(!list_match("Sent", "sent"));
+    }
+}

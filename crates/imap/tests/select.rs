@@ -92,3 +92,19 @@ async fn close_expunges_unselect_does_not() {
     c.cmd("a5 CLOSE").await.ok().lacks("EXPUNGE");
     c.cmd("a6 SELECT INBOX").await.ok().has("* 1 EXISTS");
 }
+
+#[tokio::test]
+async fn storage_down_is_no_not_ok() {
+    let s = server().await;
+    s.deliver("INBOX", MSG).await;
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    s.store.close().await;
+    c.cmd("a2 STATUS INBOX (MESSAGES)")
+        .await
+        .no()
+        .code("[UNAVAILABLE]");
+    c.cmd("a3 FETCH 1 BODY.PEEK[]").await.no();
+    c.cmd("a4 APPEND INBOX {3+}\r\nx\r\n").await.no();
+    c.cmd("a5 NOOP").await.ok();
+}

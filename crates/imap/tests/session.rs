@@ -118,3 +118,58 @@ async fn literal_login_and_too_big_literal() {
     c.cmd("a2 LOGIN bob {999999}").await.no().code("[TOOBIG]");
     c.cmd("a3 NOOP").await.ok();
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled() {
+    let s = server_with(Options {
+        throttle: Some(outpost_net::ThrottleConfig {
+            window: std::time::Duration::from_secs(60),
+            slow_after: 1,
+            delay: std::time::Duration::from_millis(200),
+            block_after: 3,
+            block_for: std::time::Duration::from_secs(60),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let mut c = s.client().await;
+    c.cmd("a1 LOGIN bob@example.org x").await.no();
+    let t = std::time::Instant::now();
+    c.cmd("a2 LOGIN bob@example.org x").await.no();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(150));
+    c.cmd("a3 LOGIN bob@example.org x").await.no();
+    // Blocked now, even with the right password.
+    c.cmd("a4 LOGIN bob@example.org secret")
+        .await
+        .no()
+        .code("[UNAVAILABLE]");
+}
+
+#[tokio::test]
+async fn garbage_does_not_hurt_other_sessions() {
+    let s = server().await;
+    s.deliver("INBOX", MSG).await;
+    let mut good = s.login().await;
+    good.cmd("g1 SELECT INBOX").await.ok();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for round in 0..20 {
+        let mut c = s.login().await;
+        c.cmd("x SELECT INBOX").await.ok();
+        let mut junk = Vec::new();
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let pool = b"a1 FETCH STORE UID ( ) [ ] { } 1:* \\ \" ~ * % BODY[] \r\n\0\xff~{3}";
+            junk.push(pool[(seed % pool.len() as u64) as usize]);
+        }
+        c.send_raw(&junk).await;
+        c.send_raw(format!("\r\nz{round} NOOP\r\n").as_bytes())
+            .await;
+        drop(c);
+    }
+    good.cmd("g2 FETCH 1 (FLAGS BODY.PEEK[])")
+        .await
+        .ok()
+        .has("Hello Bob");
+}

@@ -55,6 +55,7 @@ pub struct Options {
     pub quota: i64,
     pub limits: ImapLimits,
     pub implicit_tls: bool,
+    pub throttle: Option<ThrottleConfig>,
 }
 
 impl Default for Options {
@@ -65,6 +66,7 @@ impl Default for Options {
             quota: 0,
             limits: ImapLimits::default(),
             implicit_tls: false,
+            throttle: None,
         }
     }
 }
@@ -97,13 +99,13 @@ pub async fn server_with(o: Options) -> Server {
             principal: p.id,
             quota: o.quota,
         }),
-        throttle: AuthThrottle::new(ThrottleConfig {
+        throttle: AuthThrottle::new(o.throttle.clone().unwrap_or(ThrottleConfig {
             window: Duration::from_secs(60),
             slow_after: 100,
             delay: Duration::from_millis(1),
             block_after: 1000,
             block_for: Duration::from_secs(1),
-        }),
+        })),
         limits: o.limits,
         allow_plaintext_on_loopback: o.plaintext,
     });
