@@ -1,8 +1,10 @@
 //! outpost-imap: the IMAP4rev1 / IMAP4rev2 server.
 //!
-//! This crate starts with its wire codec, [`codec`]: a pure parser and
-//! serializer with no I/O, so it can be unit-tested with bytes and fuzzed
-//! (`fuzz/`). The session state machine and the tokio loop build on it.
+//! Layers: the wire codec, [`codec`] (a pure parser and serializer with no
+//! I/O, unit-tested with bytes and fuzzed in `fuzz/`); the search evaluator,
+//! [`search`]; the session state machine (`session.rs`, with `mailbox.rs`
+//! for the selected mailbox and `fetch.rs` for FETCH rendering); and the
+//! tokio loop, [`serve`]. See `README.md` for the RFC status.
 //!
 //! # Why our own codec rather than `imap-codec`
 //!
@@ -67,6 +69,28 @@ pub struct ImapContext {
     /// loopback addresses (a local webmail). Default `false`: logins need
     /// TLS (STARTTLS or imaps) everywhere, and LOGINDISABLED is advertised.
     pub allow_plaintext_on_loopback: bool,
+}
+
+impl ImapContext {
+    /// A context with safe defaults: [`ImapLimits::default`] and no
+    /// plaintext logins.
+    pub fn new(
+        hostname: impl Into<String>,
+        tls: Option<TlsAcceptor>,
+        store: outpost_store::Store,
+        auth: Arc<dyn ImapAuth>,
+        throttle: AuthThrottle,
+    ) -> ImapContext {
+        ImapContext {
+            hostname: hostname.into(),
+            tls,
+            store,
+            auth,
+            throttle,
+            limits: ImapLimits::default(),
+            allow_plaintext_on_loopback: false,
+        }
+    }
 }
 
 /// Per-session limits. The defaults are safe on a public server.
