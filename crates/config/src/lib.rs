@@ -51,6 +51,8 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub sieve: Sieve,
+    #[serde(default)]
+    pub dkim: Dkim,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -206,12 +208,105 @@ impl Default for Auth {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The outbound queue and its delivery. Durations are written as a number
+/// with a unit: "30s", "5m", "4h", "5d".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Queue {
     /// Smarthost for outbound mail, "host:port" (like Postfix's relayhost).
     /// Absent: deliver by MX.
     pub relay: Option<String>,
+    /// User name for AUTH at the relay (PLAIN or LOGIN, only after STARTTLS).
+    pub relay_username: Option<String>,
+    /// File holding the relay password (first line). Kept out of this file
+    /// so the config can be world-readable.
+    pub relay_password_file: Option<PathBuf>,
+    /// Deliveries in flight at once, over all destinations. Default: 16.
+    pub workers: usize,
+    /// Deliveries in flight at once to one destination domain, so a slow or
+    /// dead destination never takes every worker. Default: 4.
+    pub domain_workers: usize,
+    /// Waits between attempts: the first retry after the first entry, and
+    /// so on; the last entry repeats. Default: ["1m","5m","15m","1h","4h"].
+    pub retry: Vec<String>,
+    /// A recipient still undelivered after this long is bounced. Default "5d".
+    pub max_age: String,
+    /// After this long undelivered, the sender gets one delay notice (DSN
+    /// action "delayed") when NOTIFY allows it. Default "4h".
+    pub delay_warning: String,
+    /// Domains whose mail goes out only over STARTTLS with a certificate
+    /// that verifies against the system's trust store; otherwise the
+    /// attempt is deferred. Other destinations use STARTTLS when offered
+    /// and accept any certificate (opportunistic TLS, RFC 3207 practice).
+    pub require_tls_domains: Vec<String>,
+    /// Fixed MX answers instead of DNS: domain -> "host:port". For tests
+    /// and closed networks; a domain not listed here is looked up in DNS.
+    pub test_mx: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            relay: None,
+            relay_username: None,
+            relay_password_file: None,
+            workers: 16,
+            domain_workers: 4,
+            retry: ["1m", "5m", "15m", "1h", "4h"].map(String::from).to_vec(),
+            max_age: "5d".into(),
+            delay_warning: "4h".into(),
+            require_tls_domains: Vec::new(),
+            test_mx: Default::default(),
+        }
+    }
+}
+
+impl Queue {
+    /// The retry schedule as durations (validated at load).
+    pub fn retry_schedule(&self) -> Vec<std::time::Duration> {
+        self.retry
+            .iter()
+            .filter_map(|s| parse_duration(s).ok())
+            .collect()
+    }
+}
+
+/// DKIM signing of outgoing mail. Keys live in `<data_dir>/dkim/` as
+/// `<domain>.<selector>.key` (PKCS#8 PEM), made by `outpost dkim generate`;
+/// mail from a domain without a key goes out unsigned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim {
+    /// The selector used for signing and for new keys. Default "outpost".
+    pub selector: String,
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            selector: "outpost".into(),
+        }
+    }
+}
+
+/// Parses "90", "30s", "5m", "4h" or "5d" into a duration.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], t[i..].trim()),
+        None => (t, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| {
+        format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\", \"4h\", \"5d\"")
+    })?;
+    let mul = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n * mul))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +455,56 @@ impl Config {
         }
         if self.auth.block_after == 0 {
             return Err(invalid("auth.block_after", "must be at least 1".into()));
+        }
+        if self.queue.retry.is_empty() {
+            return Err(invalid(
+                "queue.retry",
+                "give at least one wait, e.g. [\"5m\"]".into(),
+            ));
+        }
+        for d in &self.queue.retry {
+            parse_duration(d).map_err(|m| invalid("queue.retry", m))?;
+        }
+        parse_duration(&self.queue.max_age).map_err(|m| invalid("queue.max_age", m))?;
+        parse_duration(&self.queue.delay_warning).map_err(|m| invalid("queue.delay_warning", m))?;
+        if self.queue.workers == 0 || self.queue.domain_workers == 0 {
+            return Err(invalid(
+                "queue.workers",
+                "workers and domain_workers must be at least 1".into(),
+            ));
+        }
+        for (key, v) in self
+            .queue
+            .relay
+            .iter()
+            .map(|r| ("queue.relay", r))
+            .chain(self.queue.test_mx.values().map(|v| ("queue.test_mx", v)))
+        {
+            if !matches!(v.rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok())
+            {
+                return Err(invalid(
+                    key,
+                    format!("{v:?}: write \"host:port\", e.g. \"smtp.example.net:587\""),
+                ));
+            }
+        }
+        if self.queue.relay_username.is_some() != self.queue.relay_password_file.is_some() {
+            return Err(invalid(
+                "queue.relay_username",
+                "set both relay_username and relay_password_file, or neither".into(),
+            ));
+        }
+        if self.dkim.selector.is_empty()
+            || !self
+                .dkim
+                .selector
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(invalid(
+                "dkim.selector",
+                format!("{:?} is not a DNS label", self.dkim.selector),
+            ));
         }
         Ok(())
     }
