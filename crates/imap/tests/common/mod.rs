@@ -76,7 +76,14 @@ pub async fn server() -> Server {
 }
 
 pub async fn server_with(o: Options) -> Server {
-    let ts = outpost_store::testing::sqlite().await;
+    // OUTPOST_TEST_BACKEND=postgres runs the same tests on PostgreSQL.
+    let ts = if std::env::var("OUTPOST_TEST_BACKEND").as_deref() == Ok("postgres") {
+        outpost_store::testing::postgres()
+            .await
+            .expect("PostgreSQL test database")
+    } else {
+        outpost_store::testing::sqlite().await
+    };
     let store = ts.store.clone();
     store.add_domain("example.org").await.unwrap();
     let p = store
