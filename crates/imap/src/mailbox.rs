@@ -86,6 +86,21 @@ impl Selected {
         out
     }
 
+    /// False when a message sequence set names a number beyond EXISTS
+    /// (RFC 3501 9, seq-number: the server answers BAD). Ranges that use
+    /// `*` are always valid.
+    pub fn seqset_valid(&self, set: &SequenceSet) -> bool {
+        use crate::codec::types::SeqNum;
+        let n = self.exists();
+        match set {
+            SequenceSet::Saved => true,
+            SequenceSet::Ranges(r) => r.iter().all(|r| match (r.start, r.end) {
+                (SeqNum::Value(a), SeqNum::Value(b)) => a <= n && b <= n,
+                _ => true,
+            }),
+        }
+    }
+
     /// Whether some other session may have changed the mailbox since the
     /// last sync (or expunges are waiting to be reported).
     pub fn maybe_changed(&self, mode: SyncMode) -> bool {

@@ -504,6 +504,29 @@ impl Session {
                 self.expunge(&tag, Some(set)).await;
                 Next::Continue
             }
+            CommandBody::Fetch(FetchCommand {
+                uid: false,
+                ref set,
+                ..
+            })
+            | CommandBody::Store(StoreCommand {
+                uid: false,
+                ref set,
+                ..
+            })
+            | CommandBody::Copy {
+                uid: false,
+                ref set,
+                ..
+            }
+            | CommandBody::Move {
+                uid: false,
+                ref set,
+                ..
+            } if !self.sel.as_ref().unwrap().seqset_valid(set) => {
+                self.bad_cmd(Some(tag), "Invalid message sequence number");
+                return Ok(Next::Continue);
+            }
             CommandBody::Fetch(f) => {
                 expunge_ok = f.uid;
                 self.fetch(&tag, f, w).await?;

@@ -82,3 +82,17 @@ async fn fetch_items() {
         .has("BODY (\"TEXT\" \"PLAIN\"");
     c.cmd("c3 UID FETCH 99 FLAGS").await.ok().lacks("FETCH (");
 }
+
+#[tokio::test]
+async fn sequence_number_beyond_exists_is_bad() {
+    let s = server().await;
+    s.deliver("INBOX", MSG).await;
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 FETCH 5 (FLAGS)").await.bad();
+    c.cmd("a3 STORE 2 +FLAGS (\\Seen)").await.bad();
+    c.cmd("a4 COPY 1:3 Trash").await.bad();
+    c.cmd("a5 FETCH 1:* (FLAGS)").await.ok();
+    c.cmd("a6 FETCH 5:* (FLAGS)").await.ok();
+    c.cmd("a7 UID FETCH 5 (FLAGS)").await.ok();
+}
