@@ -1,0 +1,259 @@
+//! Where mail for a domain goes: MX lookup (RFC 5321 §5.1) behind a
+//! [`Resolver`] trait, so tests can use a fixed table and no query ever
+//! leaves the machine.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use async_trait::async_trait;
+use rand::seq::SliceRandom;
+
+/// One host to try, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why a domain has no host to deliver to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// The domain says it takes no mail (null MX, RFC 7505) or does not
+    /// exist: a permanent failure.
+    Permanent(String),
+    /// DNS failed for now: try again later.
+    Temporary(String),
+}
+
+/// Answer to an MX query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxAnswer {
+    /// (preference, exchange host, port)
+    Records(Vec<(u16, String, u16)>),
+    /// The domain exists but has no MX records: the implicit MX applies.
+    NoRecords,
+    /// The domain does not exist.
+    NxDomain,
+}
+
+#[async_trait]
+pub trait Resolver: Send + Sync {
+    /// The MX records of `domain`, unordered.
+    async fn mx(&self, domain: &str) -> Result<MxAnswer, String>;
+    /// Addresses of a host (A and AAAA).
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The hosts to try for `domain`, best first: ordered by preference with
+/// equal preferences shuffled (RFC 5321 §5.1); the domain itself when it has
+/// no MX (implicit MX); a permanent failure for a null MX (RFC 7505) or a
+/// domain that does not exist.
+pub async fn route(resolver: &dyn Resolver, domain: &str) -> Result<Vec<Hop>, RouteError> {
+    match resolver.mx(domain).await.map_err(RouteError::Temporary)? {
+        MxAnswer::NxDomain => Err(RouteError::Permanent(format!(
+            "domain {domain} does not exist"
+        ))),
+        MxAnswer::NoRecords => Ok(vec![Hop {
+            host: domain.to_string(),
+            port: 25,
+        }]),
+        MxAnswer::Records(records) => order_mx(domain, records, &mut rand::thread_rng()),
+    }
+}
+
+/// Orders MX records (RFC 5321 §5.1) and recognises a null MX.
+pub fn order_mx(
+    domain: &str,
+    mut records: Vec<(u16, String, u16)>,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<Hop>, RouteError> {
+    let is_null = |h: &str| h.is_empty() || h == ".";
+    // RFC 7505 §3: a single record with an empty exchange means "no mail";
+    // a null MX next to real ones is a misconfiguration and is skipped.
+    if records.iter().all(|r| is_null(&r.1)) && !records.is_empty() {
+        return Err(RouteError::Permanent(format!(
+            "{domain} does not accept mail (null MX, RFC 7505)"
+        )));
+    }
+    records.retain(|r| !is_null(&r.1));
+    records.shuffle(rng);
+    // Stable sort keeps the shuffled order among equal preferences.
+    records.sort_by_key(|r| r.0);
+    let mut out: Vec<Hop> = Vec::new();
+    for (_, host, port) in records {
+        let host = host.trim_end_matches('.').to_lowercase();
+        if !out.iter().any(|h| h.host == host && h.port == port) {
+            out.push(Hop { host, port });
+        }
+    }
+    if out.is_empty() {
+        return Err(RouteError::Temporary(format!("no MX hosts for {domain}")));
+    }
+    Ok(out)
+}
+
+/// DNS through hickory-resolver with the system's resolver configuration.
+pub struct DnsResolver {
+    inner: hickory_resolver::TokioResolver,
+}
+
+impl DnsResolver {
+    pub fn from_system() -> Result<DnsResolver, String> {
+        let b = hickory_resolver::TokioResolver::builder_tokio()
+            .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
+        Ok(DnsResolver {
+            inner: b.build().map_err(|e| format!("DNS resolver: {e}"))?,
+        })
+    }
+}
+
+#[async_trait]
+impl Resolver for DnsResolver {
+    async fn mx(&self, domain: &str) -> Result<MxAnswer, String> {
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        match self.inner.mx_lookup(name.as_str()).await {
+            Ok(l) => {
+                let mut v = Vec::new();
+                for r in l.answers() {
+                    if let hickory_resolver::proto::rr::RData::MX(mx) = &r.data {
+                        v.push((mx.preference, mx.exchange.to_ascii(), 25));
+                    }
+                }
+                Ok(if v.is_empty() {
+                    MxAnswer::NoRecords
+                } else {
+                    MxAnswer::Records(v)
+                })
+            }
+            Err(e) if e.is_nx_domain() => Ok(MxAnswer::NxDomain),
+            Err(e) if e.is_no_records_found() => Ok(MxAnswer::NoRecords),
+            Err(e) => Err(format!("MX lookup for {domain} failed: {e}")),
+        }
+    }
+
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let name = format!("{}.", host.trim_end_matches('.'));
+        match self.inner.lookup_ip(name.as_str()).await {
+            Ok(l) => Ok(l.iter().collect()),
+            Err(e) => Err(format!("address lookup for {host} failed: {e}")),
+        }
+    }
+}
+
+/// A fixed table (config `[queue] test_mx`), falling back to another
+/// resolver (or to nothing) for domains it does not list. Hosts must be IP
+/// literals.
+#[derive(Default)]
+pub struct FixedResolver {
+    pub table: BTreeMap<String, MxAnswer>,
+    pub fallback: Option<Box<dyn Resolver>>,
+}
+
+impl FixedResolver {
+    /// From `domain -> "host:port"` entries.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        let mut table = BTreeMap::new();
+        for (d, hp) in pairs {
+            if let Ok(sa) = hp.parse::<SocketAddr>() {
+                table.insert(
+                    d.to_lowercase(),
+                    MxAnswer::Records(vec![(10, sa.ip().to_string(), sa.port())]),
+                );
+            }
+        }
+        FixedResolver {
+            table,
+            fallback: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Resolver for FixedResolver {
+    async fn mx(&self, domain: &str) -> Result<MxAnswer, String> {
+        match self.table.get(&domain.to_lowercase()) {
+            Some(a) => Ok(a.clone()),
+            None => match &self.fallback {
+                Some(f) => f.mx(domain).await,
+                None => Ok(MxAnswer::NxDomain),
+            },
+        }
+    }
+
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        match &self.fallback {
+            Some(f) => f.addresses(host).await,
+            None => Err(format!("{host}: not in the fixed resolver table")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rec(p: u16, h: &str) -> (u16, String, u16) {
+        (p, h.to_string(), 25)
+    }
+
+    #[test]
+    fn mx_ordered_by_preference_equals_shuffled() {
+        let mut seen_first = std::collections::HashSet::new();
+        for seed in 0..64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let hops = order_mx(
+                "d",
+                vec![rec(20, "c."), rec(10, "a."), rec(10, "b."), rec(30, "d.")],
+                &mut rng,
+            )
+            .unwrap();
+            let hosts: Vec<_> = hops.iter().map(|h| h.host.as_str()).collect();
+            assert_eq!(&hosts[2..], &["c", "d"]);
+            seen_first.insert(hosts[0].to_string());
+        }
+        assert_eq!(seen_first.len(), 2, "equal preferences are randomised");
+    }
+
+    #[test]
+    fn null_mx_is_permanent() {
+        let mut rng = rand::thread_rng();
+        assert!(matches!(
+            order_mx("d", vec![rec(0, ".")], &mut rng),
+            Err(RouteError::Permanent(_))
+        ));
+        // Next to a real MX a null one is ignored.
+        let hops = order_mx("d", vec![rec(0, "."), rec(10, "mx.d.")], &mut rng).unwrap();
+        assert_eq!(hops[0].host, "mx.d");
+    }
+
+    #[tokio::test]
+    async fn implicit_mx_and_nxdomain() {
+        let mut f = FixedResolver::default();
+        f.table.insert("plain.example".into(), MxAnswer::NoRecords);
+        f.table
+            .insert("null.example".into(), MxAnswer::Records(vec![rec(0, ".")]));
+        let hops = route(&f, "plain.example").await.unwrap();
+        assert_eq!(
+            hops,
+            vec![Hop {
+                host: "plain.example".into(),
+                port: 25
+            }]
+        );
+        assert!(matches!(
+            route(&f, "null.example").await,
+            Err(RouteError::Permanent(_))
+        ));
+        assert!(matches!(
+            route(&f, "gone.example").await,
+            Err(RouteError::Permanent(_))
+        ));
+    }
+}
