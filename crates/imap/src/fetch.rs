@@ -104,7 +104,13 @@ pub(crate) fn render(
             FetchAttr::Uid => FetchValue::Uid(info.uid as u32),
             FetchAttr::InternalDate => FetchValue::InternalDate(datetime(info.internal_date)),
             FetchAttr::Rfc822Size => FetchValue::Rfc822Size(info.size as u64),
-            FetchAttr::Envelope => FetchValue::Envelope(Box::new(envelope(&meta.envelope, utf8))),
+            FetchAttr::Envelope => {
+                let mut env = envelope(&meta.envelope, utf8);
+                if !raw.is_empty() {
+                    raw_address_names(&mut env, slice(raw, 0, meta.body.body_start));
+                }
+                FetchValue::Envelope(Box::new(env))
+            }
             FetchAttr::Body => FetchValue::Body(Box::new(structure(&meta.body, false, utf8))),
             FetchAttr::BodyStructure => {
                 FetchValue::BodyStructure(Box::new(structure(&meta.body, true, utf8)))
@@ -332,6 +338,123 @@ fn qp_decode(b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether ENVELOPE needs the raw header: the stored display names are
+/// decoded, and RFC 3501 7.4.2 wants them as written; for ASCII names the
+/// two are the same.
+pub(crate) fn envelope_needs_raw(e: &StoreEnvelope) -> bool {
+    [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc]
+        .iter()
+        .any(|l| {
+            l.iter()
+                .any(|a| a.name.as_deref().is_some_and(|n| !n.is_ascii()))
+        })
+}
+
+/// The unfolded value of the first header field `name`.
+fn raw_field(header: &[u8], name: &str) -> Option<String> {
+    let mut value: Option<Vec<u8>> = None;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.is_empty() {
+            break;
+        }
+        if body[0] == b' ' || body[0] == b'\t' {
+            if let Some(v) = value.as_mut() {
+                v.extend_from_slice(body);
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some(colon) = body.iter().position(|&b| b == b':') {
+            if body[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(name.as_bytes())
+            {
+                value = Some(body[colon + 1..].to_vec());
+            }
+        }
+    }
+    value.map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Puts the display names back as the header writes them (encoded words
+/// or raw UTF-8), matching each address by its `<local@domain>`.
+fn raw_address_names(env: &mut Envelope, header: &[u8]) {
+    let fields: [(&str, &mut Vec<Address>); 6] = [
+        ("From", &mut env.from),
+        ("Sender", &mut env.sender),
+        ("Reply-To", &mut env.reply_to),
+        ("To", &mut env.to),
+        ("Cc", &mut env.cc),
+        ("Bcc", &mut env.bcc),
+    ];
+    for (name, list) in fields {
+        if !list.iter().any(|a| a.name.is_some()) {
+            continue;
+        }
+        let Some(value) = raw_field(header, name) else {
+            continue;
+        };
+        let lower = value.to_ascii_lowercase();
+        let mut cursor = 0;
+        for a in list.iter_mut() {
+            let (Some(m), Some(h)) = (&a.mailbox, &a.host) else {
+                continue;
+            };
+            let needle = format!("<{m}@{h}>").to_ascii_lowercase();
+            let Some(pos) = lower[cursor..].find(&needle).map(|p| p + cursor) else {
+                continue;
+            };
+            if a.name.is_some() {
+                let mut display = value[cursor..pos].trim();
+                // Drop what belongs to earlier addresses or a group name.
+                if let Some(i) = last_unquoted(display, &[',', ':', ';']) {
+                    display = display[i + 1..].trim();
+                }
+                if let Some(q) = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
+                    let mut out = String::with_capacity(q.len());
+                    let mut esc = false;
+                    for c in q.chars() {
+                        if c == '\\' && !esc {
+                            esc = true;
+                            continue;
+                        }
+                        esc = false;
+                        out.push(c);
+                    }
+                    a.name = Some(out);
+                } else if !display.is_empty() {
+                    a.name = Some(display.to_string());
+                }
+            }
+            cursor = pos + needle.len();
+        }
+    }
+}
+
+/// Byte index of the last of `chars` outside double quotes.
+fn last_unquoted(s: &str, chars: &[char]) -> Option<usize> {
+    let mut quoted = false;
+    let mut esc = false;
+    let mut last = None;
+    for (i, c) in s.char_indices() {
+        if esc {
+            esc = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => esc = true,
+            '"' => quoted = !quoted,
+            c if !quoted && chars.contains(&c) => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
 /// RFC 2047-encodes a decoded header text that is not ASCII (unless the
 /// client enabled UTF8=ACCEPT).
 fn text(s: &Option<String>, utf8: bool) -> Option<String> {
@@ -472,6 +595,42 @@ mod tests {
             binary(&[2], &meta.body, MULTI).unwrap().unwrap(),
             b"hello world"
         );
+    }
+
+    fn info() -> MessageInfo {
+        MessageInfo {
+            id: 1,
+            uid: 1,
+            flags: 0,
+            keywords: vec![],
+            modseq: 1,
+            size: 0,
+            internal_date: 0,
+            save_date: 0,
+            blob_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn raw_display_names() {
+        let raw = b"From: =?UTF-8?Q?J=C3=BCrgen?= <j@x.org>, \"Doe, Jane\" <jane@x.org>\r\nTo: Ren\xc3\xa9\r\n <r@x.org>\r\nSubject: s\r\n\r\nbody";
+        let meta = MessageMeta::parse(raw);
+        assert!(envelope_needs_raw(&meta.envelope));
+        let out = render(
+            &[FetchAttr::Envelope],
+            &info(),
+            Some(&meta),
+            Some(raw),
+            false,
+            false,
+        )
+        .unwrap();
+        let FetchValue::Envelope(e) = &out[0] else {
+            panic!()
+        };
+        assert_eq!(e.from[0].name.as_deref(), Some("=?UTF-8?Q?J=C3=BCrgen?="));
+        assert_eq!(e.from[1].name.as_deref(), Some("Doe, Jane"));
+        assert_eq!(e.to[0].name.as_deref(), Some("René"));
     }
 
     #[test]

@@ -1379,7 +1379,11 @@ impl Session {
                 let Some(info) = infos.get(&uid) else {
                     continue;
                 };
-                let raw = if needs.raw {
+                let envelope_raw = attrs.contains(&FetchAttr::Envelope)
+                    && metas
+                        .get(&(uid as i64))
+                        .is_some_and(|m| fetch::envelope_needs_raw(&m.envelope));
+                let raw = if needs.raw || envelope_raw {
                     match self.ctx.store.read_blob(&info.blob_hash).await {
                         Ok(r) => Some(r),
                         Err(e) => {

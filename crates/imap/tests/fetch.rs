@@ -27,7 +27,10 @@ async fn fetch_items() {
         .ok()
         .has("BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"QUOTED-PRINTABLE\"")
         .has("\"MIXED\" (\"BOUNDARY\" \"XX\")");
-    c.cmd("a5 FETCH 2 ENVELOPE").await.ok().has("=?UTF-8?B?");
+    c.cmd("a5 FETCH 2 ENVELOPE")
+        .await
+        .ok()
+        .has("((\"=?UTF-8?Q?J=C3=B6rg?=\" NIL \"j\" \"example.org\"))");
     c.cmd("a6 FETCH 2 BODY.PEEK[1]")
         .await
         .ok()
