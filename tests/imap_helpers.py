@@ -25,6 +25,9 @@ def client(server, tls=None, user=USER, password=PASSWORD, login=True):
             c.starttls(client_tls_context())
     if login:
         c.login(user, password)
+        # imapclient forgets capabilities at login and its literal sender reads
+        # the cache directly (TypeError on None): fill it again.
+        c.capabilities()
     return c
 
 
