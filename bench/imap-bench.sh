@@ -176,6 +176,7 @@ for r in $(seq 1 "$RUNS"); do
     opcpu=$(jget "$OUT/load-outpost-$r.json" server_cores_avg || echo ?)
     if [ -n "$HAVE_REF" ]; then
       wait_quiet
+      REF_PID=$(cat /opt/ref/run/dovecot/master.pid)  # (re-read: other benches restart it)
       log "run $r: dovecot load, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
       "$SHARED/imap-load.sh" -e py -H 127.0.0.1 -P 1143 -u 'user%d@example.test' -w pw \
         -n "$USERS" -c "$CLIENTS" -s "$SECS" -p "$REF_PID" -- --json "$OUT/load-ref-$r.json" \
@@ -202,6 +203,7 @@ for r in $(seq 1 "$RUNS"); do
     oi=$(jget "$OUT/idle-outpost-$r.json" kib_per_conn_rss || echo ?)
     oip=$(jget "$OUT/idle-outpost-$r.json" slope_kib_per_conn.rss || echo ?)
     if [ -n "$HAVE_REF" ]; then
+      REF_PID=$(cat /opt/ref/run/dovecot/master.pid)
       log "run $r: dovecot idle-mem $CONNS conns"
       python3 "$SHARED/idle-mem.py" --port 1143 --user-pattern 'user%d@example.test' --password pw \
         --users "$USERS" --conns "$CONNS" --pids "$REF_PID" --json "$OUT/idle-ref-$r.json" \
