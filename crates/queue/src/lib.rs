@@ -9,9 +9,11 @@
 //! the store. Neither depends on the other.
 
 pub mod client;
+pub mod dkim;
 pub mod dsn;
 pub mod resolve;
 pub mod runner;
 
 pub use resolve::{route, DnsResolver, FixedResolver, Hop, MxAnswer, Resolver, RouteError};
 pub use runner::{LocalDelivery, QueueSettings, Runner, Signer};
+pub use dkim::KeyDir;
