@@ -67,6 +67,14 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueCmd,
     },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+    },
+    /// Print the DNS records to publish for DOMAIN: MX, SPF, DKIM, DMARC,
+    /// RFC 6186 SRV records and autoconfig/autodiscover names.
+    Dns { domain: String },
     /// Deliver a message from standard input to local recipients (like
     /// Dovecot's LDA). Exit codes follow sysexits: 67 unknown user,
     /// 75 temporary failure.
@@ -83,6 +91,24 @@ pub enum Command {
 pub enum QueueCmd {
     /// Queued messages with each recipient's state.
     List,
+    /// Try message ID's pending recipients now.
+    Retry { id: i64 },
+    /// Drop message ID from the queue (no bounce is sent).
+    Remove { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCmd {
+    /// Make a signing key for DOMAIN in <data_dir>/dkim and print its DNS record.
+    Generate {
+        domain: String,
+        /// Default: [dkim] selector.
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (2048 bits, understood everywhere) or ed25519 (RFC 8463).
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,6 +193,35 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Queue {
             action: QueueCmd::List,
         } => queue_list(args.config).await,
+        Command::Queue {
+            action: QueueCmd::Retry { id },
+        } => {
+            let (_, dir) = open(args.config).await?;
+            if !dir.store().queue_retry(id).await? {
+                bail!("queue: no message {id} with pending recipients");
+            }
+            println!("queue: message {id} will be tried now");
+            Ok(())
+        }
+        Command::Queue {
+            action: QueueCmd::Remove { id },
+        } => {
+            let (_, dir) = open(args.config).await?;
+            if !dir.store().queue_remove(id).await? {
+                bail!("queue: no message {id}");
+            }
+            println!("queue: message {id} removed");
+            Ok(())
+        }
+        Command::Dkim {
+            action:
+                DkimCmd::Generate {
+                    domain,
+                    selector,
+                    algorithm,
+                },
+        } => crate::dkim::generate(&admin_config(args.config)?, &domain, selector, &algorithm),
+        Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
     }
 }

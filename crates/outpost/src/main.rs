@@ -5,6 +5,8 @@
 mod backends;
 mod cli;
 mod delivery;
+mod dkim;
+mod outbound;
 mod serve;
 mod setup;
 mod sieve_backend;

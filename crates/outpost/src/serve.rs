@@ -209,6 +209,10 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         }
     });
 
+    // Outbound queue runner (crate outpost-queue).
+    let queue_runner =
+        tokio::spawn(crate::outbound::runner(&cfg, store.clone())?.run(stop_rx.clone()));
+
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; waiting for sessions in flight");
     let _ = stop_tx.send(true);
@@ -226,6 +230,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             break;
         }
     }
+    let _ = queue_runner.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,223 @@
+"""Outbound queue (issue 5), against a real receiving peer: an aiosmtpd
+sink on loopback that accepts, temp-fails once (451) then accepts, or
+rejects (550) by recipient local part. Outpost relays to it through
+`[queue] relay`, so nothing leaves the machine.
+
+Checked: delivery of submitted mail with a DKIM signature that dkimpy
+verifies against the record `outpost dns` prints; retry after 451; a DSN
+in the sender's INBOX after 550; a restart in the middle of the retry
+schedule loses nothing and sends nothing twice; the queue CLI.
+"""
+
+import collections
+import re
+import time
+
+import pytest
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+dkim = pytest.importorskip("dkim")
+
+from conftest import Server, free_port, make_message  # noqa: E402
+from test_smtp import mailbox, submission  # noqa: E402
+
+USER = "user@example.test"
+
+
+class Sink:
+    """reject*@ → 550; later*@ → 451 on the first try, then 250; else 250."""
+
+    def __init__(self):
+        self.messages = []  # (mail_from, [rcpts], bytes)
+        self.tries = collections.Counter()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.tries[address] += 1
+        local = address.split("@")[0]
+        if local.startswith("reject"):
+            return "550 5.1.1 no such user here"
+        if local.startswith("later") and self.tries[address] == 1:
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 queued"
+
+    def received_by(self, rcpt):
+        return [m for m in self.messages if rcpt in m[1]]
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    c = aiosmtpd_controller.Controller(s, hostname="127.0.0.1", port=free_port())
+    c.start()
+    try:
+        yield s, c.port
+    finally:
+        c.stop()
+
+
+def make_server(tmp_path, port, retry='["1s", "2s"]'):
+    s = Server(tmp_path, extra_config=f'[queue]\nrelay = "127.0.0.1:{port}"\nretry = {retry}\n')
+    s.add_user(USER, name="Test User")
+    s.cli("dkim", "generate", "example.test")
+    s.start()
+    return s
+
+
+@pytest.fixture
+def srv_and_sink(tmp_path, sink):
+    sk, port = sink
+    s = make_server(tmp_path, port)
+    try:
+        yield s, sk
+    finally:
+        s.close()
+
+
+def submit(server, to, subject="outbound"):
+    msg = make_message(subject=subject, sender=USER, to=", ".join(to))
+    with submission(server) as c:
+        refused = c.sendmail(USER, to, msg)
+    assert refused == {}
+    return msg
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def dkim_txt(server, domain="example.test"):
+    out = server.cli("dns", domain).stdout
+    line = next(l for l in out.splitlines() if "._domainkey." in l and " TXT " in l)
+    return "".join(re.findall(r'"([^"]*)"', line))
+
+
+def test_delivered_dkim_signed_and_verifiable(srv_and_sink):
+    server, sink = srv_and_sink
+    submit(server, ["friend@outside.example"])
+    got = wait_for(lambda: sink.received_by("friend@outside.example"), what="delivery")
+    assert len(got) == 1
+    mail_from, _, data = got[0]
+    assert mail_from == USER
+    assert data.startswith(b"DKIM-Signature:"), data[:200]
+    txt = dkim_txt(server)
+    assert txt.startswith("v=DKIM1; k=rsa; p=")
+
+    def dnsfunc(name, timeout=5):
+        assert name in (b"outpost._domainkey.example.test.", "outpost._domainkey.example.test."), name
+        return txt.encode()
+
+    assert dkim.verify(data, dnsfunc=dnsfunc), "DKIM signature does not verify"
+    # Tampered: no longer verifies.
+    assert not dkim.verify(data.replace(b"hello", b"hullo"), dnsfunc=dnsfunc)
+    wait_for(lambda: "queue is empty" in server.cli("queue", "list").stdout, what="queue emptied")
+
+
+def test_temp_failure_retried_then_delivered(srv_and_sink):
+    server, sink = srv_and_sink
+    submit(server, ["later1@outside.example"])
+    got = wait_for(lambda: sink.received_by("later1@outside.example"), what="delivery after retry")
+    assert len(got) == 1
+    assert sink.tries["later1@outside.example"] == 2
+    time.sleep(2.5)
+    assert len(sink.received_by("later1@outside.example")) == 1, "sent twice"
+
+
+def test_permanent_failure_bounces_to_sender_inbox(srv_and_sink):
+    server, sink = srv_and_sink
+    before = len(mailbox(server, USER))
+    submit(server, ["reject1@outside.example", "ok1@outside.example"], subject="mixed")
+    wait_for(lambda: sink.received_by("ok1@outside.example"), what="delivery of the good recipient")
+    inbox = wait_for(lambda: mailbox(server, USER)[before:], what="DSN in INBOX")
+    assert len(inbox) == 1
+    dsn = inbox[0]
+    assert b"Return-Path: <>" in dsn
+    assert b"multipart/report" in dsn and b"report-type=delivery-status" in dsn
+    assert b"Final-Recipient: rfc822; reject1@outside.example" in dsn
+    assert b"Action: failed" in dsn and b"Status: 5.1.1" in dsn
+    assert b"550 5.1.1 no such user here" in dsn
+    assert b"ok1@outside.example" not in dsn.split(b"message/delivery-status")[1].split(b"message/rfc822")[0]
+    assert b"Subject: mixed" in dsn, "original message attached"
+    assert sink.tries["reject1@outside.example"] == 1, "a 5xx is not retried"
+    wait_for(lambda: "queue is empty" in server.cli("queue", "list").stdout, what="queue emptied")
+
+
+def test_no_bounce_when_notify_never(srv_and_sink):
+    server, sink = srv_and_sink
+    before = len(mailbox(server, USER))
+    msg = make_message(subject="quiet", sender=USER, to="reject2@outside.example")
+    with submission(server) as c:
+        c.ehlo()
+        if not c.has_extn("dsn"):
+            pytest.skip("submission does not offer DSN")
+        c.sendmail(USER, ["reject2@outside.example"], msg, rcpt_options=["NOTIFY=NEVER"])
+    wait_for(lambda: sink.tries["reject2@outside.example"] >= 1, what="attempt")
+    wait_for(lambda: "queue is empty" in server.cli("queue", "list").stdout, what="queue emptied")
+    time.sleep(1)
+    assert len(mailbox(server, USER)) == before
+
+
+def test_queue_survives_restart_mid_retry(tmp_path, sink):
+    sk, port = sink
+    server = make_server(tmp_path, port, retry='["4s"]')
+    try:
+        submit(server, ["later2@outside.example"])
+        wait_for(lambda: "later2@outside.example\tpending\t1 attempt(s)" in server.cli("queue", "list").stdout,
+                 what="first attempt recorded")
+        assert sk.tries["later2@outside.example"] == 1
+        server.restart()
+        got = wait_for(lambda: sk.received_by("later2@outside.example"), what="delivery after restart")
+        assert len(got) == 1
+        time.sleep(2)
+        assert len(sk.received_by("later2@outside.example")) == 1, "sent twice"
+        assert sk.tries["later2@outside.example"] == 2
+    finally:
+        server.close()
+
+
+def test_queue_cli_retry_and_remove(tmp_path, sink):
+    sk, port = sink
+    server = make_server(tmp_path, port, retry='["1h"]')
+    try:
+        submit(server, ["later3@outside.example"])
+        wait_for(lambda: "1 attempt(s)" in server.cli("queue", "list").stdout, what="first attempt recorded")
+        qid = server.cli("queue", "list").stdout.split()[0]
+        server.cli("queue", "retry", qid)
+        wait_for(lambda: sk.received_by("later3@outside.example"), what="delivery after queue retry")
+        submit(server, ["later4@outside.example"])
+        wait_for(lambda: "1 attempt(s)" in server.cli("queue", "list").stdout, what="first attempt recorded")
+        qid = server.cli("queue", "list").stdout.split()[0]
+        assert "removed" in server.cli("queue", "remove", qid).stdout
+        assert "queue is empty" in server.cli("queue", "list").stdout
+        assert server.cli("queue", "remove", qid, check=False).returncode != 0
+    finally:
+        server.close()
+
+
+def test_dns_records(tmp_path):
+    s = Server(tmp_path)
+    s.add_domain("example.test")
+    s.cli("dkim", "generate", "example.test", "--algorithm", "ed25519", "--selector", "ed")
+    out = s.cli("dns", "example.test").stdout
+    for want in ["example.test. IN MX 10 mail.example.test.", '"v=spf1 mx -all"', "_dmarc.example.test.",
+                 "_submission._tcp.example.test. IN SRV 0 1 587 mail.example.test.",
+                 "_submissions._tcp.example.test. IN SRV 0 1 465", "_imap._tcp.example.test. IN SRV 0 1 143",
+                 "_imaps._tcp.example.test. IN SRV 0 1 993", "_pop3s._tcp.example.test. IN SRV 0 1 995",
+                 "autoconfig.example.test. IN CNAME mail.example.test.",
+                 "autodiscover.example.test. IN CNAME mail.example.test."]:
+        assert want in out, (want, out)
+    # The configured selector (outpost) has no key yet: the output says how to make one.
+    assert "outpost dkim generate example.test" in out
+    s.cli("dkim", "generate", "example.test")
+    assert "outpost._domainkey.example.test. IN TXT" in s.cli("dns", "example.test").stdout
+    assert s.cli("dkim", "generate", "example.test", check=False).returncode != 0, "no overwrite"
