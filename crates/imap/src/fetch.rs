@@ -383,6 +383,17 @@ fn raw_field(header: &[u8], name: &str) -> Option<String> {
 /// Puts the display names back as the header writes them (encoded words
 /// or raw UTF-8), matching each address by its `<local@domain>`.
 fn raw_address_names(env: &mut Envelope, header: &[u8]) {
+    raw_names_of_fields(env, header);
+    // Sender and Reply-To default to From (RFC 3501 7.4.2).
+    if raw_field(header, "Sender").is_none() {
+        env.sender = env.from.clone();
+    }
+    if raw_field(header, "Reply-To").is_none() {
+        env.reply_to = env.from.clone();
+    }
+}
+
+fn raw_names_of_fields(env: &mut Envelope, header: &[u8]) {
     let fields: [(&str, &mut Vec<Address>); 6] = [
         ("From", &mut env.from),
         ("Sender", &mut env.sender),
@@ -631,6 +642,8 @@ mod tests {
         assert_eq!(e.from[0].name.as_deref(), Some("=?UTF-8?Q?J=C3=BCrgen?="));
         assert_eq!(e.from[1].name.as_deref(), Some("Doe, Jane"));
         assert_eq!(e.to[0].name.as_deref(), Some("René"));
+        assert_eq!(e.sender, e.from);
+        assert_eq!(e.reply_to, e.from);
     }
 
     #[test]
