@@ -95,8 +95,14 @@ async fn run(mut conn: Conn, net: NetSession, ctx: Arc<ImapContext>) -> std::io:
                 Frame::Command(bytes) => {
                     let cmd = match parse_command(&bytes, &ParseOptions::default()) {
                         Ok(c) => c,
+                        Err(e) if matches!(e.code, Some(Code::BadCharset(_))) => {
+                            // RFC 3501 6.4.4: an unknown charset is NO [BADCHARSET].
+                            s.send(StatusResponse::no(e.tag, e.message).with_code(e.code));
+                            continue;
+                        }
                         Err(e) => {
-                            s.bad_cmd(e.tag.clone(), &e.message);
+                            s.bad += 1;
+                            s.send(StatusResponse::bad(e.tag, e.message).with_code(e.code));
                             if s.bad > ctx.limits.max_bad_commands {
                                 return bye(&mut conn, &mut s, "Too many bad commands").await;
                             }

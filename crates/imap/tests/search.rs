@@ -60,3 +60,15 @@ async fn search_sort_thread() {
         .ok()
         .has("* SEARCH 1 2 3");
 }
+
+#[tokio::test]
+async fn unknown_charset_is_no_badcharset() {
+    let s = server().await;
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 SEARCH CHARSET X-NOSUCH SUBJECT x")
+        .await
+        .no()
+        .code("[BADCHARSET");
+    c.cmd("a3 SEARCH CHARSET UTF-8 SUBJECT x").await.ok();
+}
