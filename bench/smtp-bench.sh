@@ -7,6 +7,7 @@
 #   RUNS=3 bench/smtp-bench.sh          # repeat (each run: Outpost, then the reference)
 #   RECORD=1 bench/smtp-bench.sh        # also add a row per run to docs/benchmarks.md
 #   SKIP_REF=1 / SKIP_BUILD=1 / KEEP=1  # Outpost only / use the existing build / keep the data dir
+#   OUTPOST_BIN=PATH                    # benchmark this binary (implies SKIP_BUILD=1)
 #   PERF=1                              # perf record the Outpost server during its load
 #
 # Outpost: release build, fresh data directory (SQLite store, blobs next to it,
@@ -37,8 +38,8 @@ command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || {
   echo "smtp-source missing: apt-get install postfix (it ships /usr/sbin/smtp-source)" >&2; exit 2; }
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/outpost
-if [ -z "${SKIP_BUILD:-}" ]; then
+BIN=${OUTPOST_BIN:-$TARGET_DIR/release/outpost}
+if [ -z "${SKIP_BUILD:-}" ] && [ -z "${OUTPOST_BIN:-}" ]; then
   log "cargo build --release -p outpost"
   (cd "$ROOT" && cargo build --release -p outpost)
 fi
@@ -139,7 +140,7 @@ if [ -z "${SKIP_REF:-}" ] && [ ! -f /opt/ref/etc/dovecot/dovecot.conf ]; then
   "$SHARED/start-ref.sh" >/dev/null
 fi
 
-COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- crates || echo "+dirty")
+COMMIT=${COMMIT:-$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- crates || echo "+dirty")}
 for r in $(seq 1 "$RUNS"); do
   run_outpost "$r"
   [ -n "${SKIP_REF:-}" ] || run_ref "$r"
