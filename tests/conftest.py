@@ -121,6 +121,11 @@ class Server:
         auth_lines += [f"{k} = {_toml_value(v)}" for k, v in (auth or {}).items()]
         extra_auth, extra_config = _split_section(extra_config, "auth")
         auth_lines += extra_auth
+        # The outbound queue never looks up DNS in tests (no traffic leaves
+        # loopback): outside mail stays queued unless a test points
+        # [queue] relay or test_mx at a local sink.
+        queue_lines, extra_config = _split_section(extra_config, "queue")
+        queue_lines = ["dns = false"] + queue_lines
         self.config = tmp / "outpost.toml"
         self.config.write_text(
             f'hostname = "mail.example.test"\n'
@@ -128,6 +133,7 @@ class Server:
             f'[storage]\nurl = "{url}"\n'
             f"[listen]\n{listen}\n"
             "[auth]\n" + "\n".join(auth_lines) + "\n"
+            "[queue]\n" + "\n".join(queue_lines) + "\n"
             f"{extra_config}\n"
         )
         self.ports = {}

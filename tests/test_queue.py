@@ -221,3 +221,22 @@ def test_dns_records(tmp_path):
     s.cli("dkim", "generate", "example.test")
     assert "outpost._domainkey.example.test. IN TXT" in s.cli("dns", "example.test").stdout
     assert s.cli("dkim", "generate", "example.test", check=False).returncode != 0, "no overwrite"
+
+
+def test_delivery_by_mx_from_fixed_table(tmp_path, sink):
+    """Without a relay: the MX route, with [queue] test_mx standing in for
+    DNS; a domain not in the table stays queued (DNS is off in tests)."""
+    sk, port = sink
+    s = Server(tmp_path, extra_config=f'[queue]\nretry = ["1s"]\ntest_mx = {{ "mx.example" = "127.0.0.1:{port}" }}\n')
+    s.add_user(USER)
+    s.start()
+    try:
+        submit(s, ["someone@mx.example", "someone@nowhere.example"])
+        got = wait_for(lambda: sk.received_by("someone@mx.example"), what="delivery by MX")
+        assert len(got) == 1 and got[0][1] == ["someone@mx.example"]
+        listing = wait_for(lambda: (lambda o: "someone@nowhere.example\tpending" in o and o)(s.cli("queue", "list").stdout),
+                           what="other domain still queued")
+        assert "DNS lookups are off" in listing
+        assert "someone@mx.example\tdelivered" in listing
+    finally:
+        s.close()

@@ -242,6 +242,11 @@ pub struct Queue {
     /// Fixed MX answers instead of DNS: domain -> "host:port". For tests
     /// and closed networks; a domain not listed here is looked up in DNS.
     pub test_mx: std::collections::BTreeMap<String, String>,
+    /// Look destinations up in DNS. Off: only `relay` and `test_mx`
+    /// destinations are tried, and mail for any other domain stays queued
+    /// (deferred) — for test rigs and machines without outside access.
+    /// Default: true.
+    pub dns: bool,
 }
 
 impl Default for Queue {
@@ -257,6 +262,7 @@ impl Default for Queue {
             delay_warning: "4h".into(),
             require_tls_domains: Vec::new(),
             test_mx: Default::default(),
+            dns: true,
         }
     }
 }

@@ -54,6 +54,10 @@ pub fn settings(cfg: &Config) -> Result<QueueSettings> {
 /// The resolver: the `[queue] test_mx` table first, DNS for the rest.
 pub fn resolver(cfg: &Config) -> Arc<dyn Resolver> {
     let mut fixed = FixedResolver::from_pairs(cfg.queue.test_mx.iter());
+    fixed.unlisted_temporary = !cfg.queue.dns;
+    if !cfg.queue.dns {
+        return Arc::new(fixed);
+    }
     match outpost_queue::DnsResolver::from_system() {
         Ok(d) => fixed.fallback = Some(Box::new(d)),
         Err(e) => tracing::warn!("queue: {e}; only [queue] test_mx destinations are reachable"),

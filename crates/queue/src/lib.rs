@@ -14,6 +14,6 @@ pub mod dsn;
 pub mod resolve;
 pub mod runner;
 
+pub use dkim::KeyDir;
 pub use resolve::{route, DnsResolver, FixedResolver, Hop, MxAnswer, Resolver, RouteError};
 pub use runner::{LocalDelivery, QueueSettings, Runner, Signer};
-pub use dkim::KeyDir;

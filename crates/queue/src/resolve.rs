@@ -150,6 +150,9 @@ impl Resolver for DnsResolver {
 pub struct FixedResolver {
     pub table: BTreeMap<String, MxAnswer>,
     pub fallback: Option<Box<dyn Resolver>>,
+    /// Without a fallback: answer domains not in the table with a
+    /// temporary failure (mail stays queued) instead of "does not exist".
+    pub unlisted_temporary: bool,
 }
 
 impl FixedResolver {
@@ -166,7 +169,7 @@ impl FixedResolver {
         }
         FixedResolver {
             table,
-            fallback: None,
+            ..Default::default()
         }
     }
 }
@@ -178,6 +181,9 @@ impl Resolver for FixedResolver {
             Some(a) => Ok(a.clone()),
             None => match &self.fallback {
                 Some(f) => f.mx(domain).await,
+                None if self.unlisted_temporary => Err(format!(
+                    "{domain}: DNS lookups are off ([queue] dns = false) and it is not in [queue] test_mx"
+                )),
                 None => Ok(MxAnswer::NxDomain),
             },
         }
