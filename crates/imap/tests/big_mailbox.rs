@@ -98,3 +98,70 @@ async fn idle_memory_1000() {
         (after - before) as f64 / 1000.0
     );
 }
+
+/// The same over implicit TLS (rustls buffers on both sides count here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn idle_memory_1000_tls() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use std::sync::Arc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let client_cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
+    let s = server_with(Options {
+        tls: Some(outpost_net::TlsAcceptor::from(Arc::new(server_cfg))),
+        implicit_tls: true,
+        ..Default::default()
+    })
+    .await;
+    let open = |i: usize| {
+        let connector = connector.clone();
+        let addr = s.addr;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let tls = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let mut c = Client::new(tls);
+            c.line().await;
+            c.cmd("l LOGIN bob@example.org secret").await.ok();
+            c.cmd(&format!("s{i} SELECT INBOX")).await.ok();
+            c.send("i IDLE").await;
+            assert!(c.line().await.starts_with('+'));
+            c.into_inner()
+        }
+    };
+    let mut warm = Vec::new();
+    for i in 0..50 {
+        warm.push(open(i).await);
+    }
+    drop(warm);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = rss_kib();
+    let mut held = Vec::new();
+    for i in 0..1000 {
+        held.push(open(i).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = rss_kib();
+    eprintln!(
+        "TLS: RSS {before} KiB -> {after} KiB: {:.1} KiB per idle connection (server and client)",
+        (after - before) as f64 / 1000.0
+    );
+}
