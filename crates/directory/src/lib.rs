@@ -82,6 +82,19 @@ impl Directory {
     /// recursively (each user once, loops cut), or the domain's catch-all.
     pub async fn resolve(&self, address: &str) -> Result<Lookup> {
         let address = normalize_address(address);
+        // Fast path, one query: the address belongs to an enabled user.
+        if let Some(p) = self.store.principal_by_address(&address).await? {
+            if p.kind == PrincipalKind::User && !p.disabled {
+                let address = p.address.unwrap_or(address);
+                return Ok(Lookup::Local(Resolution {
+                    users: vec![Recipient {
+                        principal_id: p.id,
+                        address,
+                    }],
+                    external: Vec::new(),
+                }));
+            }
+        }
         let Some(domain) = domain_of(&address) else {
             return Ok(Lookup::NotLocal);
         };

@@ -722,12 +722,11 @@ impl Store {
     /// Lean on purpose: IMAP SELECT of a 100,000-message mailbox needs only
     /// these.
     pub async fn uids_and_flags(&self, mailbox: i64) -> Result<Vec<(i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT uid, flags FROM messages WHERE collection_id = $1 ORDER BY uid",
-        )
-        .bind(mailbox)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT uid, flags FROM messages WHERE collection_id = $1 ORDER BY uid")
+                .bind(mailbox)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?)))
             .collect()
@@ -771,7 +770,14 @@ impl Store {
 
 /// Messages are stored with CRLF line endings (as SMTP carries them), so
 /// that every protocol's size equals the octets it sends.
+///
+/// Messages with a part labelled `Content-Transfer-Encoding: binary`
+/// (BINARYMIME, RFC 3030) are kept byte for byte: there, CR and LF may be
+/// data.
 pub fn crlf_normalized(raw: Arc<[u8]>) -> Arc<[u8]> {
+    if has_binary_part(&raw) {
+        return raw;
+    }
     let needs = raw.iter().enumerate().any(|(i, &b)| {
         (b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
             || (b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
@@ -794,6 +800,31 @@ pub fn crlf_normalized(raw: Arc<[u8]>) -> Arc<[u8]> {
         i += 1;
     }
     out.into()
+}
+
+fn has_binary_part(raw: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"content-transfer-encoding:";
+    let mut i = 0;
+    while let Some(p) = raw[i..]
+        .windows(NEEDLE.len())
+        .position(|w| w.eq_ignore_ascii_case(NEEDLE))
+    {
+        let start = i + p + NEEDLE.len();
+        let value: Vec<u8> = raw[start..]
+            .iter()
+            .take(40)
+            .take_while(|&&b| b != b'\r' && b != b'\n')
+            .copied()
+            .collect();
+        if String::from_utf8_lossy(&value)
+            .trim()
+            .eq_ignore_ascii_case("binary")
+        {
+            return true;
+        }
+        i = start;
+    }
+    false
 }
 
 fn like_escape(s: &str) -> String {
