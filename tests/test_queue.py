@@ -18,6 +18,7 @@ import pytest
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 dkim = pytest.importorskip("dkim")
 
+import conftest  # noqa: E402
 from conftest import Server, free_port, make_message  # noqa: E402
 from test_smtp import mailbox, submission  # noqa: E402
 
@@ -25,7 +26,8 @@ USER = "user@example.test"
 
 
 class Sink:
-    """reject*@ → 550; later*@ → 451 on the first try, then 250; else 250."""
+    """reject*@ → 550; later*@ → 451 on the first try, then 250;
+    never*@ → 451 always; else 250."""
 
     def __init__(self):
         self.messages = []  # (mail_from, [rcpts], bytes)
@@ -36,7 +38,7 @@ class Sink:
         local = address.split("@")[0]
         if local.startswith("reject"):
             return "550 5.1.1 no such user here"
-        if local.startswith("later") and self.tries[address] == 1:
+        if local.startswith("never") or (local.startswith("later") and self.tries[address] == 1):
             return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -47,6 +49,11 @@ class Sink:
 
     def received_by(self, rcpt):
         return [m for m in self.messages if rcpt in m[1]]
+
+
+@pytest.fixture(params=conftest._backends())
+def backend(request):
+    return request.param
 
 
 @pytest.fixture
@@ -60,8 +67,9 @@ def sink():
         c.stop()
 
 
-def make_server(tmp_path, port, retry='["1s", "2s"]'):
-    s = Server(tmp_path, extra_config=f'[queue]\nrelay = "127.0.0.1:{port}"\nretry = {retry}\n')
+def make_server(tmp_path, port, retry='["1s", "2s"]', backend="sqlite", extra=""):
+    s = Server(tmp_path, backend=backend,
+               extra_config=f'[queue]\nrelay = "127.0.0.1:{port}"\nretry = {retry}\n{extra}')
     s.add_user(USER, name="Test User")
     s.cli("dkim", "generate", "example.test")
     s.start()
@@ -69,9 +77,9 @@ def make_server(tmp_path, port, retry='["1s", "2s"]'):
 
 
 @pytest.fixture
-def srv_and_sink(tmp_path, sink):
+def srv_and_sink(tmp_path, sink, backend):
     sk, port = sink
-    s = make_server(tmp_path, port)
+    s = make_server(tmp_path, port, backend=backend)
     try:
         yield s, sk
     finally:
@@ -167,15 +175,20 @@ def test_no_bounce_when_notify_never(srv_and_sink):
     assert len(mailbox(server, USER)) == before
 
 
-def test_queue_survives_restart_mid_retry(tmp_path, sink):
+@pytest.mark.parametrize("how", ["restart", "kill -9"])
+def test_queue_survives_restart_mid_retry(tmp_path, sink, backend, how):
     sk, port = sink
-    server = make_server(tmp_path, port, retry='["4s"]')
+    server = make_server(tmp_path, port, retry='["4s"]', backend=backend)
     try:
         submit(server, ["later2@outside.example"])
         wait_for(lambda: "later2@outside.example\tpending\t1 attempt(s)" in server.cli("queue", "list").stdout,
                  what="first attempt recorded")
         assert sk.tries["later2@outside.example"] == 1
-        server.restart()
+        if how == "restart":
+            server.restart()
+        else:
+            server.kill()
+            server.start()
         got = wait_for(lambda: sk.received_by("later2@outside.example"), what="delivery after restart")
         assert len(got) == 1
         time.sleep(2)
@@ -185,9 +198,9 @@ def test_queue_survives_restart_mid_retry(tmp_path, sink):
         server.close()
 
 
-def test_queue_cli_retry_and_remove(tmp_path, sink):
+def test_queue_cli_retry_and_remove(tmp_path, sink, backend):
     sk, port = sink
-    server = make_server(tmp_path, port, retry='["1h"]')
+    server = make_server(tmp_path, port, retry='["1h"]', backend=backend)
     try:
         submit(server, ["later3@outside.example"])
         wait_for(lambda: "1 attempt(s)" in server.cli("queue", "list").stdout, what="first attempt recorded")
@@ -240,3 +253,53 @@ def test_delivery_by_mx_from_fixed_table(tmp_path, sink):
         assert "someone@mx.example\tdelivered" in listing
     finally:
         s.close()
+
+
+def test_delay_notice_once_then_bounce_at_max_age(tmp_path, sink, backend):
+    sk, port = sink
+    server = make_server(tmp_path, port, retry='["1s"]', backend=backend,
+                         extra='delay_warning = "2s"\nmax_age = "6s"\n')
+    try:
+        before = len(mailbox(server, USER))
+        submit(server, ["never1@outside.example"], subject="slow")
+        dsns = wait_for(lambda: [m for m in mailbox(server, USER)[before:] if b"Action: failed" in m] and
+                        mailbox(server, USER)[before:], timeout=30, what="bounce after max_age")
+        delayed = [m for m in dsns if b"Action: delayed" in m]
+        failed = [m for m in dsns if b"Action: failed" in m]
+        assert len(delayed) == 1, "one delay notice, not one per attempt"
+        assert len(failed) == 1
+        assert b"Will-Retry-Until:" in delayed[0]
+        assert b"Status: 4.3.0" in delayed[0]
+        assert b"gave up after" in failed[0] and b"451 4.3.0 try again later" in failed[0]
+        assert sk.tries["never1@outside.example"] >= 3
+        wait_for(lambda: "queue is empty" in server.cli("queue", "list").stdout, what="queue emptied")
+    finally:
+        server.close()
+
+
+def test_relay_auth_plain(tmp_path, backend):
+    """[queue] relay_username/relay_password_file: AUTH at the relay (sent
+    without TLS only because the relay is on loopback)."""
+    from aiosmtpd.smtp import AuthResult
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"relay-secret")
+
+    sk = Sink()
+    c = aiosmtpd_controller.Controller(sk, hostname="127.0.0.1", port=free_port(), authenticator=authenticator,
+                                       auth_require_tls=False, auth_required=True)
+    c.start()
+    pw = tmp_path / "relay.pw"
+    pw.write_text("relay-secret\n")
+    server = make_server(tmp_path, c.port, backend=backend,
+                         extra=f'relay_username = "outpost"\nrelay_password_file = "{pw}"\n')
+    try:
+        submit(server, ["friend2@outside.example"])
+        wait_for(lambda: sk.received_by("friend2@outside.example"), what="delivery through the relay")
+        assert logins and logins[0][1:] == (b"outpost", b"relay-secret")
+    finally:
+        server.close()
+        c.stop()
