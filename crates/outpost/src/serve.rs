@@ -397,6 +397,10 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
         ("imaps", "implicit TLS"),
         ("pop3", "STLS (plaintext login allowed on loopback)"),
         ("pop3s", "implicit TLS"),
+        (
+            "managesieve",
+            "ManageSieve, STARTTLS (plaintext login allowed on loopback)",
+        ),
     ] {
         if let Some(a) = addr_of(name) {
             println!("  {name:<12} {:<22} {sec}", a.to_string());

@@ -24,6 +24,7 @@ pub const DEMO_PORTS: &[(&str, u16)] = &[
     ("imaps", 10993),
     ("pop3", 10110),
     ("pop3s", 10995),
+    ("managesieve", 10190),
 ];
 
 /// `outpost init`: config file, data directory, self-signed certificate.
@@ -145,6 +146,7 @@ pub fn demo_listeners(cfg: &mut Config) {
             "imaps" => l.imaps = vec![addr],
             "pop3" => l.pop3 = vec![addr],
             "pop3s" => l.pop3s = vec![addr],
+            "managesieve" => l.managesieve = vec![addr],
             _ => {}
         }
     }
