@@ -128,7 +128,18 @@ impl Runner {
             let busy = in_flight.lock().unwrap().clone();
             let total: usize = busy.values().sum();
             let free = self.settings.workers.saturating_sub(total);
-            let leased = if free > 0 {
+            // A cheap read first: the lease is a write transaction, not
+            // worth an fsync a second on an idle queue.
+            let due = free > 0
+                && match self.store.queue_next_due().await {
+                    Ok(Some(t)) => t <= now(),
+                    Ok(None) => false,
+                    Err(e) => {
+                        warn!("queue: cannot read the queue: {e}");
+                        false
+                    }
+                };
+            let leased = if due {
                 self.store
                     .queue_lease(
                         now(),
