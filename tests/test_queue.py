@@ -303,3 +303,38 @@ def test_relay_auth_plain(tmp_path, backend):
     finally:
         server.close()
         c.stop()
+
+
+def test_outpost_to_outpost_starttls_pipelining(tmp_path, backend):
+    """Outbound to another Outpost's MX (found through [queue] test_mx): a
+    peer that offers STARTTLS (self-signed: accepted, opportunistic),
+    PIPELINING, 8BITMIME and DSN. The 8-bit message arrives intact over
+    TLS, and an unknown recipient there bounces back to the sender."""
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    b = Server(b_dir, backend=backend, listeners=["smtp"])
+    b.add_user("friend@other.test")
+    b.start()
+    a_dir = tmp_path / "a"
+    a_dir.mkdir()
+    a = Server(a_dir, backend=backend,
+               extra_config=f'[queue]\nretry = ["1s"]\ntest_mx = {{ "other.test" = "127.0.0.1:{b.port("smtp")}" }}\n')
+    a.add_user(USER)
+    a.start()
+    try:
+        body = "Grüße aus Köln\r\n"
+        msg = make_message(subject="8bit", sender=USER, to="friend@other.test", body=body,
+                           extra_headers="MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                         "Content-Transfer-Encoding: 8bit\r\n")
+        with submission(a) as c:
+            assert c.sendmail(USER, ["friend@other.test", "nobody@other.test"], msg,
+                              mail_options=["BODY=8BITMIME"]) == {}
+        [got] = wait_for(lambda: mailbox(b, "friend@other.test"), what="delivery to the other server")
+        assert body.encode() in got
+        assert b"with ESMTPS" in got or b"TLS" in got, got[:600]
+        dsn = wait_for(lambda: mailbox(a, USER), what="bounce for the unknown recipient")
+        assert b"Final-Recipient: rfc822; nobody@other.test" in dsn[0]
+        assert b"Action: failed" in dsn[0] and b"Status: 5.1.1" in dsn[0]
+    finally:
+        a.close()
+        b.close()
