@@ -106,10 +106,10 @@ impl BlobStore {
             .unwrap_or(false);
         if !present {
             fs::create_dir_all(parent)?;
-            let tmp = self
-                .dir
-                .join("tmp")
-                .join(format!("{hash}.{}", rand::random::<u64>()));
+            // The temporary file lives in the blob's own shard directory:
+            // the rename then locks one directory, not two, and concurrent
+            // writers spread over 256 directories instead of queueing on one.
+            let tmp = parent.join(format!(".tmp.{hash}.{}", rand::random::<u64>()));
             let res = (|| {
                 let mut f = File::create(&tmp)?;
                 f.write_all(data)?;
@@ -168,7 +168,11 @@ impl BlobStore {
         rd.filter_map(Result::ok)
             .filter(|e| e.file_name() != "tmp")
             .filter_map(|e| fs::read_dir(e.path()).ok())
-            .map(|d| d.count())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|f| !f.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
             .sum()
     }
 }
