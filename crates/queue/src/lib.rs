@@ -1,7 +1,9 @@
 //! The outbound half of the mail server: the queue runner that takes due
 //! recipients from the store under a lease, delivers them over SMTP (by MX
 //! or through a relay), retries on a schedule, and returns DSNs (RFC 3464)
-//! for failures; plus DKIM signing of what leaves.
+//! for failures; plus DKIM signing of what leaves, and the SPF/DKIM/DMARC
+//! checks (Authentication-Results) on what arrives — the mail-auth side of
+//! the server lives here with the DKIM keys.
 //!
 //! Its own crate rather than part of `outpost-smtp`: that crate is the
 //! server side (codec, session, listener) and knows nothing of DNS, TLS
@@ -11,6 +13,7 @@
 pub mod client;
 pub mod dkim;
 pub mod dsn;
+pub mod inbound;
 pub mod resolve;
 pub mod runner;
 
