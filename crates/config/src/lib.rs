@@ -574,6 +574,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_and_queue_settings() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("30s").unwrap().as_secs(), 30);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("4h").unwrap().as_secs(), 14400);
+        assert_eq!(parse_duration("5d").unwrap().as_secs(), 432000);
+        assert!(parse_duration("5w").is_err() && parse_duration("m").is_err());
+        let c =
+            Config::parse("[queue]\nretry = [\"1s\", \"2s\"]\nmax_age = \"1h\"\n", "t").unwrap();
+        assert_eq!(c.queue.retry_schedule().len(), 2);
+        assert_eq!(c.queue.workers, 16);
+        assert!(c.queue.dns);
+        assert_eq!(c.dkim.selector, "outpost");
+        let e = Config::parse("[queue]\nretry = [\"soon\"]\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queue.retry"), "{e}");
+        let e = Config::parse("[queue]\nrelay = \"smtp.example\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host:port"), "{e}");
+        let e = Config::parse("[queue]\nrelay_username = \"u\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relay_password_file"), "{e}");
+    }
+    use super::*;
+
+    #[test]
     fn empty_is_valid_and_safe() {
         let c = Config::parse("", "t").unwrap();
         assert!(c.listen.all().is_empty());

@@ -48,6 +48,18 @@ block_seconds = 900
 
 [queue]
 # relay = "smtp.provider.example:587"   # smarthost; absent: deliver by MX
+# relay_username = "outpost"            # AUTH at the relay (only over STARTTLS)
+# relay_password_file = "/etc/outpost/relay.pw"
+# retry = ["1m", "5m", "15m", "1h", "4h"]   # waits between attempts; the last repeats
+# max_age = "5d"                        # then bounce
+# delay_warning = "4h"                  # one delay notice to the sender
+# workers = 16                          # deliveries at once
+# domain_workers = 4                    # deliveries at once per destination domain
+# require_tls_domains = ["bank.example"]   # STARTTLS with a verified certificate, or wait
+
+[dkim]
+# Keys: `outpost dkim generate DOMAIN`; records to publish: `outpost dns DOMAIN`.
+selector = "outpost"
 
 [log]
 level = "info"
