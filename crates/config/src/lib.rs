@@ -571,7 +571,6 @@ fn one_line(e: &toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn durations_and_queue_settings() {
