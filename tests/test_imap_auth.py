@@ -198,3 +198,21 @@ def test_id_and_namespace(server):
     untagged = r.ok("NAMESPACE")
     assert any(u.startswith(b'* NAMESPACE (("" "/"))') for u in untagged), untagged
     r.close()
+
+
+def test_limits_long_line_big_literal_pipelining(server):
+    r = Raw(server.port("imap"))
+    r.login()
+    status, _ = r.cmd("NOOP " + "x" * 200000)
+    assert status_word(status) == b"BAD", status
+    r.ok("NOOP")
+    # a synchronizing literal bigger than allowed is refused at once (no "+")
+    r.send(b"z1 LOGIN {999999999}\r\n")
+    resp = r.read_response()
+    assert resp.startswith(b"z1 NO") or resp.startswith(b"z1 BAD"), resp
+    r.ok("NOOP")
+    # pipelined commands are answered in order
+    r.send(b"p1 NOOP\r\np2 CAPABILITY\r\np3 NOOP\r\n")
+    status, untagged = r.wait("p3")
+    assert untagged[0].startswith(b"p1 OK") and untagged[-1].startswith(b"p2 OK"), untagged
+    r.close()
