@@ -229,8 +229,7 @@ def test_imap4rev2_enable(server):
     r.close()
 
 
-@pytest.mark.xfail(strict=True, reason="after ENABLE IMAP4rev2, 'SEARCH ALL' still answers '* SEARCH 1 2'; "
-                   "RFC 9051 6.4.4 replaces the SEARCH response by ESEARCH: '* ESEARCH (TAG \"t3\") ALL 1:2'")
+# RFC 9051 6.4.4: under IMAP4rev2 SEARCH answers ESEARCH
 def test_imap4rev2_search_answers_esearch(server):
     send_many(server, MSGS[:2])
     r = Raw(server.port("imap"))
