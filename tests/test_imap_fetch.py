@@ -271,8 +271,7 @@ def test_fetch_sequence_number_out_of_range_is_bad(server):
     assert status_word(status) == b"BAD", status
 
 
-@pytest.mark.xfail(strict=True, reason="'FETCH * (FLAGS)' in an empty selected mailbox answers OK; RFC 3501 "
-                   "section 9 (seq-number): a tagged BAD, 'This includes \"*\" if the selected mailbox is empty'")
+# RFC 3501 section 9: "*" in an empty mailbox is BAD
 def test_fetch_star_in_empty_mailbox_is_bad(server):
     r = Raw(server.port("imap"))
     r.login()

@@ -88,12 +88,14 @@ impl Selected {
 
     /// False when a message sequence set names a number beyond EXISTS
     /// (RFC 3501 9, seq-number: the server answers BAD). Ranges that use
-    /// `*` are always valid.
+    /// `*` are valid, except in an empty mailbox ("This includes "*" if the
+    /// selected mailbox is empty").
     pub fn seqset_valid(&self, set: &SequenceSet) -> bool {
         use crate::codec::types::SeqNum;
         let n = self.exists();
         match set {
             SequenceSet::Saved => true,
+            SequenceSet::Ranges(_) if n == 0 => false,
             SequenceSet::Ranges(r) => r.iter().all(|r| match (r.start, r.end) {
                 (SeqNum::Value(a), SeqNum::Value(b)) => a <= n && b <= n,
                 _ => true,

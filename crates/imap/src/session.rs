@@ -1633,7 +1633,12 @@ impl Session {
         Ok((hits, list, metas))
     }
 
-    async fn search(&mut self, tag: &Tag, s: SearchCommand) {
+    async fn search(&mut self, tag: &Tag, mut s: SearchCommand) {
+        // RFC 9051 6.4.4: under IMAP4rev2, SEARCH without RETURN answers
+        // with ESEARCH, as if RETURN (ALL) had been given.
+        if self.rev2 && s.returns.is_none() {
+            s.returns = Some(Vec::new());
+        }
         let (hits, list, _) = match self.run_search(&s.criteria, false).await {
             Ok(r) => r,
             Err(e) => return self.send(store_err(tag, &e)),
