@@ -97,6 +97,45 @@ async fn exercise(store: &Store) {
     );
     assert!(store.queue_list().await.unwrap().is_empty());
     assert!(!store.queue_remove(id).await.unwrap());
+
+    // A lease held by a worker that died (kill -9) runs out, and the
+    // recipient is leased again — not before.
+    let id = store
+        .enqueue(
+            Arc::from(&b"Subject: y\r\n\r\nhi\r\n"[..]),
+            NewQueued {
+                mail_from: "a@example.test".into(),
+                recipients: vec![rcpt("x@three.example")],
+                body: "7bit".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let now = now + 10;
+    assert_eq!(
+        store
+            .queue_lease(now, 60, 10, 4, HashMap::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .queue_lease(now + 59, 60, 10, 4, HashMap::new())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.queue_next_due().await.unwrap(), Some(now + 60));
+    let again = store
+        .queue_lease(now + 60, 60, 10, 4, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.id, id);
+    assert!(store.queue_retry(id).await.unwrap());
+    assert!(store.queue_remove(id).await.unwrap());
+    assert!(store.queue_list().await.unwrap().is_empty());
 }
 
 #[tokio::test]
