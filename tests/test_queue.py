@@ -338,3 +338,33 @@ def test_outpost_to_outpost_starttls_pipelining(tmp_path, backend):
     finally:
         a.close()
         b.close()
+
+
+def test_slow_destination_does_not_block_others(tmp_path, sink, backend):
+    """A destination that accepts the connection and never greets holds
+    its own worker only: mail for another domain goes out at once."""
+    import socket
+
+    sk, port = sink
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(16)
+    slow_port = tarpit.getsockname()[1]
+    s = Server(tmp_path, backend=backend, extra_config=(
+        f'[queue]\nretry = ["1s"]\nworkers = 2\ndomain_workers = 1\n'
+        f'test_mx = {{ "slow.example" = "127.0.0.1:{slow_port}", "fast.example" = "127.0.0.1:{port}" }}\n'))
+    s.add_user(USER)
+    s.start()
+    try:
+        submit(s, ["a@slow.example"], subject="slow 1")
+        submit(s, ["b@slow.example"], subject="slow 2")
+        time.sleep(1.5)
+        t0 = time.time()
+        submit(s, ["c@fast.example"], subject="fast")
+        wait_for(lambda: sk.received_by("c@fast.example"), timeout=10, what="fast delivery")
+        assert time.time() - t0 < 5
+        listing = s.cli("queue", "list").stdout
+        assert "a@slow.example\tpending" in listing and "b@slow.example\tpending" in listing
+    finally:
+        s.close()
+        tarpit.close()
