@@ -186,6 +186,20 @@ pub fn parse_ehlo(r: &Reply) -> Extensions {
     e
 }
 
+/// xtext (RFC 3461 §4): printable ASCII but "+" and "=" as is, the rest
+/// as "+XX".
+pub fn xtext_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
 /// True when the message has bytes outside 7-bit ASCII.
 pub fn is_8bit(msg: &[u8]) -> bool {
     msg.iter().any(|b| *b >= 0x80)
@@ -297,11 +311,15 @@ pub async fn transact(
         mail.push_str(" SMTPUTF8");
     }
     if ext.dsn {
-        if let Some(r) = tx.ret {
-            mail.push_str(&format!(" RET={}", r.to_ascii_uppercase()));
+        // The queue keeps RET as "full"/"headers" and ENVID/ORCPT
+        // decoded; on the wire they are FULL/HDRS and xtext (RFC 3461 §4).
+        match tx.ret.map(str::to_ascii_lowercase).as_deref() {
+            Some("full") => mail.push_str(" RET=FULL"),
+            Some("headers") | Some("hdrs") => mail.push_str(" RET=HDRS"),
+            _ => {}
         }
         if let Some(e) = tx.envid {
-            mail.push_str(&format!(" ENVID={e}"));
+            mail.push_str(&format!(" ENVID={}", xtext_encode(e)));
         }
     }
     let rcpt_lines: Vec<String> = tx
@@ -314,7 +332,7 @@ pub async fn transact(
                     l.push_str(&format!(" NOTIFY={}", n.to_ascii_uppercase()));
                 }
                 if let Some(o) = &r.orcpt {
-                    l.push_str(&format!(" ORCPT={o}"));
+                    l.push_str(&format!(" ORCPT={}", xtext_encode(o)));
                 }
             }
             l
@@ -606,6 +624,140 @@ mod tests {
         assert!(e.pipelining && e.eightbit && e.starttls && !e.dsn);
         assert_eq!(e.size, Some(1000));
         assert_eq!(e.auth, vec!["PLAIN", "LOGIN"]);
+    }
+
+    /// A scripted peer: replies to each line read (None: read, no reply).
+    async fn peer(
+        ehlo: &'static str,
+        script: Vec<(&'static str, Option<&'static str>)>,
+    ) -> tokio::net::TcpStream {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut s = BufReader::new(s);
+            s.get_mut().write_all(b"220 peer ESMTP\r\n").await.unwrap();
+            let mut line = String::new();
+            s.read_line(&mut line).await.unwrap();
+            assert!(line.starts_with("EHLO "));
+            s.get_mut().write_all(ehlo.as_bytes()).await.unwrap();
+            for (expect, reply) in script {
+                line.clear();
+                if expect == "<data>" {
+                    loop {
+                        line.clear();
+                        s.read_line(&mut line).await.unwrap();
+                        if line == ".\r\n" {
+                            break;
+                        }
+                    }
+                } else {
+                    s.read_line(&mut line).await.unwrap();
+                    assert!(line.starts_with(expect), "{line:?} is not {expect}");
+                }
+                if let Some(r) = reply {
+                    s.get_mut().write_all(r.as_bytes()).await.unwrap();
+                }
+            }
+        });
+        tokio::net::TcpStream::connect(addr).await.unwrap()
+    }
+
+    fn opts() -> ClientOptions {
+        ClientOptions {
+            helo: "me.example".into(),
+            require_tls: false,
+            verify_tls: false,
+            auth: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn rcpts(a: &[&str]) -> Vec<Recipient> {
+        a.iter()
+            .map(|a| Recipient {
+                address: a.to_string(),
+                notify: Some("failure".into()),
+                orcpt: None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pipelined_transaction_per_recipient_results() {
+        let tcp = peer(
+            "250-peer\r\n250-PIPELINING\r\n250-DSN\r\n250 8BITMIME\r\n",
+            vec![
+                ("MAIL FROM:<a@me.example> RET=HDRS", None),
+                ("RCPT TO:<ok@x> NOTIFY=FAILURE", None),
+                ("RCPT TO:<gone@x>", None),
+                ("RCPT TO:<later@x>", None),
+                (
+                    "DATA",
+                    Some("250 ok\r\n250 ok\r\n550 5.1.1 gone\r\n451 4.2.0 later\r\n354 go\r\n"),
+                ),
+                ("<data>", Some("250 2.0.0 queued\r\n")),
+                ("QUIT", Some("221 bye\r\n")),
+            ],
+        )
+        .await;
+        let r = rcpts(&["ok@x", "gone@x", "later@x"]);
+        let tx = Transaction {
+            mail_from: "a@me.example",
+            recipients: &r,
+            envid: None,
+            ret: Some("headers"),
+            smtputf8: false,
+            message: b"Subject: x\r\n\r\n.dot\r\n",
+        };
+        let res = transact(tcp, "peer", &opts(), &tx).await.unwrap();
+        assert!(matches!(&res[0], RcptResult::Delivered(t) if t.contains("250 2.0.0")));
+        assert!(matches!(&res[1], RcptResult::Permanent(t) if t.contains("550 5.1.1")));
+        assert!(matches!(&res[2], RcptResult::Temporary(t) if t.contains("451")));
+    }
+
+    #[tokio::test]
+    async fn eight_bit_to_a_peer_without_8bitmime_fails_permanently() {
+        let tcp = peer(
+            "250-peer\r\n250 SIZE 100000\r\n",
+            vec![("QUIT", Some("221 bye\r\n"))],
+        )
+        .await;
+        let r = rcpts(&["x@y"]);
+        let tx = Transaction {
+            mail_from: "",
+            recipients: &r,
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            message: "Subject: x\r\n\r\nGrüße\r\n".as_bytes(),
+        };
+        match transact(tcp, "peer", &opts(), &tx).await {
+            Err(SessionError::Permanent(e)) => assert!(e.contains("8BITMIME"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn too_big_for_peer_size_fails_permanently() {
+        let tcp = peer("250-peer\r\n250 SIZE 10\r\n", vec![]).await;
+        let r = rcpts(&["x@y"]);
+        let tx = Transaction {
+            mail_from: "",
+            recipients: &r,
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            message: b"Subject: a long one\r\n\r\nbody\r\n",
+        };
+        assert!(
+            matches!(transact(tcp, "peer", &opts(), &tx).await, Err(SessionError::Permanent(e)) if e.contains("SIZE"))
+        );
+    }
+
+    #[test]
+    fn xtext() {
+        assert_eq!(xtext_encode("rfc822;a+b=c@x y"), "rfc822;a+2Bb+3Dc@x+20y");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct DsnRecipient {
     pub address: String,
-    /// ORCPT as given ("rfc822;user@example"), xtext-encoded.
+    /// ORCPT as given ("rfc822;user@example"), xtext-decoded (as queued).
     pub orcpt: Option<String>,
     pub action: Action,
     /// The reply or reason, e.g. "mx.example said: 550 5.1.1 no such user".
@@ -66,25 +66,6 @@ pub fn status_code(diagnostic: &str, action: Action) -> String {
         Action::Failed => "5.0.0".into(),
         Action::Delayed => "4.0.0".into(),
     }
-}
-
-/// Decodes xtext (RFC 3461 §4): "+2B" → "+".
-pub fn xtext_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn date(ts: i64) -> String {
@@ -155,19 +136,13 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     ));
     m.push_str(&format!("Reporting-MTA: dns; {}\r\n", r.reporting_mta));
     if let Some(e) = r.envid {
-        m.push_str(&format!(
-            "Original-Envelope-Id: {}\r\n",
-            clean(&xtext_decode(e))
-        ));
+        m.push_str(&format!("Original-Envelope-Id: {}\r\n", clean(e)));
     }
     m.push_str(&format!("Arrival-Date: {}\r\n", date(r.arrival)));
     for x in r.recipients {
         m.push_str("\r\n");
         if let Some(o) = &x.orcpt {
-            m.push_str(&format!(
-                "Original-Recipient: {}\r\n",
-                clean(&xtext_decode(o))
-            ));
+            m.push_str(&format!("Original-Recipient: {}\r\n", clean(o)));
         }
         m.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n",
@@ -218,7 +193,7 @@ mod tests {
         build(&Report {
             reporting_mta: "mail.example.test",
             to: "user@example.test",
-            envid: Some("abc+2Bdef"),
+            envid: Some("abc+def"),
             arrival: 1_700_000_000,
             now: 1_700_000_100,
             recipients: &[DsnRecipient {
