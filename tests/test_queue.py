@@ -368,3 +368,20 @@ def test_slow_destination_does_not_block_others(tmp_path, sink, backend):
     finally:
         s.close()
         tarpit.close()
+
+
+def test_dsn_echoes_envid_orcpt_and_honours_ret_hdrs(srv_and_sink):
+    server, sink = srv_and_sink
+    before = len(mailbox(server, USER))
+    msg = make_message(subject="with dsn params", sender=USER, to="reject3@outside.example",
+                       body="secret body\r\n")
+    with submission(server) as c:
+        c.ehlo()
+        assert c.has_extn("dsn")
+        assert c.sendmail(USER, ["reject3@outside.example"], msg, mail_options=["ENVID=env-42", "RET=HDRS"],
+                          rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;Reject3@outside.example"]) == {}
+    [dsn] = wait_for(lambda: mailbox(server, USER)[before:], what="DSN")
+    assert b"Original-Envelope-Id: env-42\r\n" in dsn
+    assert b"Original-Recipient: rfc822;Reject3@outside.example\r\n" in dsn
+    assert b"Content-Type: text/rfc822-headers" in dsn
+    assert b"Subject: with dsn params" in dsn and b"secret body" not in dsn

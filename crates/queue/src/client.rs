@@ -200,6 +200,15 @@ pub fn xtext_encode(s: &str) -> String {
     out
 }
 
+/// ORCPT as "addr-type;address": the SMTP server keeps only the address.
+pub fn with_addr_type(orcpt: &str) -> String {
+    if orcpt.contains(';') {
+        orcpt.to_string()
+    } else {
+        format!("rfc822;{orcpt}")
+    }
+}
+
 /// True when the message has bytes outside 7-bit ASCII.
 pub fn is_8bit(msg: &[u8]) -> bool {
     msg.iter().any(|b| *b >= 0x80)
@@ -332,7 +341,7 @@ pub async fn transact(
                     l.push_str(&format!(" NOTIFY={}", n.to_ascii_uppercase()));
                 }
                 if let Some(o) = &r.orcpt {
-                    l.push_str(&format!(" ORCPT={}", xtext_encode(o)));
+                    l.push_str(&format!(" ORCPT={}", xtext_encode(&with_addr_type(o))));
                 }
             }
             l

@@ -142,7 +142,10 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     for x in r.recipients {
         m.push_str("\r\n");
         if let Some(o) = &x.orcpt {
-            m.push_str(&format!("Original-Recipient: {}\r\n", clean(o)));
+            m.push_str(&format!(
+                "Original-Recipient: {}\r\n",
+                clean(&crate::client::with_addr_type(o))
+            ));
         }
         m.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n",
