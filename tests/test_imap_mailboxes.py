@@ -180,3 +180,19 @@ def test_mailbox_names_bad_input(server):
             status, _ = r.cmd(b"EXAMINE " + name)
             assert status_word(status) == b"OK", (line, status)
     r.close()
+
+
+def test_delete_parent_with_children_becomes_noselect(server):
+    r = Raw(server.port("imap"))
+    r.login()
+    r.ok("CREATE p/q")
+    status, _ = r.cmd("DELETE p")
+    if status_word(status) == b"OK":  # RFC 3501 6.3.4: the name stays, \Noselect
+        u = r.ok('LIST "" "%"')
+        assert any(b"\\Noselect" in x and x.rstrip().endswith((b' "p"', b" p")) for x in u), u
+        status, _ = r.cmd("SELECT p")
+        assert status_word(status) == b"NO"
+        r.ok("CREATE p")  # can be re-created as a real mailbox
+    u = r.ok('LIST "" "p/%"')
+    assert len(u) == 1 and b"p/q" in u[0], u
+    r.close()

@@ -105,3 +105,20 @@ def test_store_in_other_session_seen_as_fetch(server):
     untagged = a.ok("NOOP")
     assert any(u.startswith(b"* 1 FETCH") and b"\\Flagged" in u for u in untagged), untagged
     a.close()
+
+
+def test_unsolicited_fetch_carries_modseq_after_enable_condstore(server):
+    send_many(server, [msg("a")])
+    a = Raw(server.port("imap"))
+    a.login()
+    a.ok("ENABLE CONDSTORE")
+    a.ok("SELECT INBOX")
+    b = Raw(server.port("imap"))
+    b.login()
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS (\\Flagged)")
+    b.close()
+    u = a.ok("NOOP")
+    f = [x for x in u if x.startswith(b"* 1 FETCH")]
+    assert f and b"\\Flagged" in f[0] and b"MODSEQ (" in f[0], u  # RFC 7162 3.1
+    a.close()
