@@ -268,7 +268,8 @@ def test_mx_delivers_to_hosted_user_with_trace_fields(srv):
     [stored] = mailbox(srv, USER)
     fields = added_by_server(stored, msg)
     names = [n for n, _ in fields]
-    assert names == ["return-path", "received"], names
+    # From another server (MX, not authenticated): SPF/DKIM/DMARC results too.
+    assert names == ["return-path", "received", "authentication-results"], names
     assert fields[0][1].strip() == b"<alice@outside.example>"
     received = fields[1][1].decode()
     assert CLIENT_NAME in received and "127.0.0.1" in received and "mail.example.test" in received
@@ -614,7 +615,8 @@ def test_bdat_raw_socket(srv):
         assert cmd(s, f, "QUIT")[0] == 221
     [stored] = mailbox(srv, USER)
     assert stored.endswith(msg)
-    assert [n for n, _ in added_by_server(stored, msg)] == ["return-path", "received"]
+    assert [n for n, _ in added_by_server(stored, msg)] == ["return-path", "received",
+                                                            "authentication-results"]
 
 
 def test_bdat_binarymime_stays_byte_exact(srv):
@@ -963,7 +965,7 @@ def test_core_delivery_on_each_backend(any_backend_server):
     for u in (USER, OTHER):
         [stored] = mailbox(s, u)
         fields = added_by_server(stored, msg)
-        assert [n for n, _ in fields] == ["return-path", "received"]
+        assert [n for n, _ in fields] == ["return-path", "received", "authentication-results"]
     with submission(s) as c:
         assert c.sendmail(USER, ["far@elsewhere.example"], make_message(sender=USER)) == {}
     rows = _query(s, "SELECT address, status FROM queue_recipients")

@@ -48,6 +48,8 @@ pub struct Config {
     #[serde(default)]
     pub queue: Queue,
     #[serde(default)]
+    pub inbound: Inbound,
+    #[serde(default)]
     pub log: Log,
     #[serde(default)]
     pub sieve: Sieve,
@@ -247,6 +249,33 @@ pub struct Queue {
     /// (deferred) — for test rigs and machines without outside access.
     /// Default: true.
     pub dns: bool,
+}
+
+/// Checks on mail arriving from other servers (the MX role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    /// Check SPF, DKIM and DMARC (mail-auth) and put the result on top of
+    /// the message as an `Authentication-Results:` field (RFC 8601), which
+    /// Sieve rules can test. Default: true.
+    pub check: bool,
+    /// Refuse, with 550 5.7.1 at the end of DATA, mail that fails DMARC
+    /// when the From: domain publishes `p=reject`. Default: true.
+    pub dmarc_reject: bool,
+    /// Fixed DNS TXT records (name -> value) used instead of DNS for these
+    /// checks; with any set, or with `queue.dns = false`, no DNS server is
+    /// asked. For tests and closed networks.
+    pub test_txt: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            check: true,
+            dmarc_reject: true,
+            test_txt: Default::default(),
+        }
+    }
 }
 
 impl Default for Queue {

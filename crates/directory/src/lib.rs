@@ -180,8 +180,7 @@ impl Directory {
         }
         let Some(p) = self.store.principal_by_address(&login).await? else {
             // Spend the same time as a real check so timing tells nothing.
-            let pw = password.to_string();
-            let _ = tokio::task::spawn_blocking(move || verify_password(&pw, DUMMY_HASH)).await;
+            let _ = verify_limited(password, DUMMY_HASH).await;
             return Ok(None);
         };
         if p.kind != PrincipalKind::User || p.disabled {
@@ -190,10 +189,7 @@ impl Directory {
         let Some(hash) = p.password_hash.clone() else {
             return Ok(None);
         };
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
-            .await
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let ok = verify_limited(password, &hash).await;
         if ok {
             let hash = p.password_hash.clone().unwrap_or_default();
             self.auth_cache
@@ -352,6 +348,28 @@ impl Directory {
         }
         Ok(address)
     }
+}
+
+/// Password checks running at once: argon2id is deliberately costly (CPU
+/// and 19 MiB each), so a burst of logins queues instead of exhausting
+/// memory; one per core keeps every core busy.
+fn hash_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(n)
+    })
+}
+
+/// Verifies a password on the blocking pool, at most one check per core.
+async fn verify_limited(password: &str, phc: &str) -> bool {
+    let _slot = hash_slots().acquire().await;
+    let (pw, phc) = (password.to_string(), phc.to_string());
+    tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(300);

@@ -209,14 +209,45 @@ fn hashes_are_argon2id() {
 async fn cached_login_ends_when_password_changes_elsewhere(s: TestStore) {
     let server = setup(&s).await;
     let cli = Directory::new(s.store.clone());
-    server.add_user("u@example.test", "U", "old-password").await.unwrap();
-    cli.add_alias("alias@example.test", "u@example.test").await.unwrap();
-    assert!(server.authenticate("u@example.test", "old-password").await.unwrap().is_some());
-    assert!(server.authenticate("alias@example.test", "old-password").await.unwrap().is_some());
-    cli.set_password("u@example.test", "new-password").await.unwrap();
-    assert!(server.authenticate("u@example.test", "old-password").await.unwrap().is_none());
-    assert!(server.authenticate("u@example.test", "new-password").await.unwrap().is_some());
-    assert!(server.authenticate("alias@example.test", "new-password").await.unwrap().is_some());
+    server
+        .add_user("u@example.test", "U", "old-password")
+        .await
+        .unwrap();
+    cli.add_alias("alias@example.test", "u@example.test")
+        .await
+        .unwrap();
+    assert!(server
+        .authenticate("u@example.test", "old-password")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(server
+        .authenticate("alias@example.test", "old-password")
+        .await
+        .unwrap()
+        .is_some());
+    cli.set_password("u@example.test", "new-password")
+        .await
+        .unwrap();
+    assert!(server
+        .authenticate("u@example.test", "old-password")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(server
+        .authenticate("u@example.test", "new-password")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(server
+        .authenticate("alias@example.test", "new-password")
+        .await
+        .unwrap()
+        .is_some());
     s.store.remove_address("alias@example.test").await.unwrap();
-    assert!(server.authenticate("alias@example.test", "new-password").await.unwrap().is_none());
+    assert!(server
+        .authenticate("alias@example.test", "new-password")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -163,8 +163,16 @@ use std::time::{Duration, Instant};
 use outpost_directory::Lookup;
 use outpost_smtp::{AuthUser, DeliverError, Envelope, Rcpt, SmtpBackend};
 
+/// SPF/DKIM/DMARC on mail from other servers, and what to do with a DMARC
+/// reject verdict.
+pub struct InboundChecks {
+    pub auth: outpost_queue::inbound::InboundAuth,
+    pub dmarc_reject: bool,
+}
+
 pub struct SmtpStore {
     pub dir: Directory,
+    inbound: Option<InboundChecks>,
     /// INBOX ids by user, for delivery.
     inboxes: crate::delivery::InboxCache,
     /// What each local address resolved to at RCPT time, so that delivery
@@ -409,6 +417,35 @@ impl SmtpBackend for SmtpStore {
         }
     }
 
+    async fn check_inbound(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Vec<u8>, DeliverError> {
+        let Some(checks) = &self.inbound else {
+            return Ok(Vec::new());
+        };
+        let v = checks
+            .auth
+            .check(
+                envelope.peer_ip,
+                &envelope.helo,
+                &envelope.mail_from,
+                message,
+            )
+            .await;
+        if v.dmarc_reject && checks.dmarc_reject {
+            tracing::info!(
+                session = envelope.session_id,
+                "refused: DMARC policy of the From: domain is reject"
+            );
+            return Err(DeliverError::Policy(
+                "Message refused: it fails the DMARC policy (p=reject) of its From: domain".into(),
+            ));
+        }
+        Ok(v.header.into_bytes())
+    }
+
     async fn enqueue(
         &self,
         envelope: &Envelope,
@@ -430,9 +467,10 @@ impl SmtpBackend for SmtpStore {
     }
 }
 
-pub fn smtp_backend(dir: Directory) -> Arc<dyn SmtpBackend> {
+pub fn smtp_backend(dir: Directory, inbound: Option<InboundChecks>) -> Arc<dyn SmtpBackend> {
     Arc::new(SmtpStore {
         dir,
+        inbound,
         inboxes: Default::default(),
         resolved: Default::default(),
     })

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tune_allocator();
     let args = cli::Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,5 +38,18 @@ fn main() -> ExitCode {
                 None => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+/// Logins verify argon2id hashes, each with a 19 MiB working buffer. glibc
+/// serves such blocks with mmap, but after the first one is freed it raises
+/// its mmap threshold and keeps later ones on the heap, resident for good:
+/// 1,000 idle IMAP sessions then cost ~1 GB. A fixed threshold keeps large
+/// buffers on mmap, returned to the system when freed.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }

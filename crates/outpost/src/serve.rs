@@ -88,7 +88,32 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         Arc::new(ctx)
     };
 
-    let smtp_backend = crate::backends::smtp_backend(dir.clone());
+    let inbound = if cfg.inbound.check {
+        let auth = if !cfg.inbound.test_txt.is_empty() || !cfg.queue.dns {
+            outpost_queue::inbound::InboundAuth::with_records(
+                &cfg.hostname,
+                cfg.inbound
+                    .test_txt
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+        } else {
+            outpost_queue::inbound::InboundAuth::from_system(&cfg.hostname)
+        };
+        match auth {
+            Ok(auth) => Some(crate::backends::InboundChecks {
+                auth,
+                dmarc_reject: cfg.inbound.dmarc_reject,
+            }),
+            Err(e) => {
+                tracing::warn!("inbound SPF/DKIM/DMARC checks are off: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound);
     let smtp = |role: outpost_smtp::Role| {
         let mut ctx = outpost_smtp::SmtpContext::new(
             role,

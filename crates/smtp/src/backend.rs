@@ -55,6 +55,9 @@ pub enum DeliverError {
     /// disabled, recipient vanished since RCPT): 550 5.2.0.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// Refused by policy (e.g. DMARC p=reject): 550 5.7.1 with this text.
+    #[error("refused by policy: {0}")]
+    Policy(String),
 }
 
 /// The `BODY=` parameter of MAIL FROM (RFC 6152, RFC 3030).
@@ -177,4 +180,18 @@ pub trait SmtpBackend: Send + Sync {
     /// recipients in `envelope.recipients` (only reached for authenticated
     /// sessions). `Ok` only once it is on stable storage.
     async fn enqueue(&self, envelope: &Envelope, message: Bytes) -> Result<(), DeliverError>;
+
+    /// Checks a message arriving from another server (MX role, not
+    /// authenticated) before it is delivered: SPF, DKIM, DMARC. Returns the
+    /// header fields to put on top of the message (Authentication-Results),
+    /// or `Err(DeliverError::Policy)` to refuse it with 550 5.7.1. The
+    /// default accepts everything unchanged.
+    async fn check_inbound(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Vec<u8>, DeliverError> {
+        let _ = (envelope, message);
+        Ok(Vec::new())
+    }
 }

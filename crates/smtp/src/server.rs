@@ -180,7 +180,31 @@ async fn authenticate(ctx: &SmtpContext, session: &Session, login: &str, passwor
 
 /// Local delivery, then the outbound queue. Both are durable before they
 /// return `Ok`.
-async fn deliver(ctx: &SmtpContext, d: Delivery) -> Answer {
+async fn deliver(ctx: &SmtpContext, mut d: Delivery) -> Answer {
+    // Mail from other servers is checked (SPF/DKIM/DMARC) before delivery.
+    if ctx.role == crate::Role::Mx {
+        if let Some(env) = d.local.as_ref().filter(|e| e.auth.is_none()) {
+            match ctx.backend.check_inbound(env, &d.message).await {
+                Ok(prepend) if !prepend.is_empty() => {
+                    let mut m = Vec::with_capacity(prepend.len() + d.message.len());
+                    // Keep our Received: first; the results go right below it.
+                    let split = received_end(&d.message);
+                    m.extend_from_slice(&d.message[..split]);
+                    m.extend_from_slice(&prepend);
+                    m.extend_from_slice(&d.message[split..]);
+                    d.message = bytes::Bytes::from(m);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let n = env.recipients.len();
+                    return Answer::Delivered {
+                        local: vec![Err(e); n],
+                        remote: None,
+                    };
+                }
+            }
+        }
+    }
     let local = match &d.local {
         Some(env) => {
             let results = ctx.backend.deliver(env, d.message.clone()).await;
@@ -201,4 +225,16 @@ async fn deliver(ctx: &SmtpContext, d: Delivery) -> Answer {
         None => None::<Result<(), DeliverError>>,
     };
     Answer::Delivered { local, remote }
+}
+
+/// End of the first header field (our Received:, with its continuation lines).
+fn received_end(m: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(p) = m[i..].iter().position(|&b| b == b'\n') {
+        i += p + 1;
+        if !matches!(m.get(i), Some(b' ') | Some(b'\t')) {
+            return i;
+        }
+    }
+    0
 }

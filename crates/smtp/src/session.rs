@@ -1429,6 +1429,7 @@ fn deliver_error_reply(e: &DeliverError) -> Reply {
         }
         DeliverError::MailboxFull(_) => Reply::new(552, [5, 2, 2], "Mailbox full"),
         DeliverError::Permanent(_) => Reply::new(550, [5, 2, 0], "Delivery failed"),
+        DeliverError::Policy(why) => Reply::new(550, [5, 7, 1], why.clone()),
     }
 }
 

@@ -82,7 +82,9 @@ impl Store {
         // One direct connection first: a pool only reports "timed out"
         // after its acquire timeout, hiding the cause (refused, unknown
         // host, authentication, no such database).
-        match tokio::time::timeout(Duration::from_secs(10), AnyConnection::connect_with(&opts)).await {
+        match tokio::time::timeout(Duration::from_secs(10), AnyConnection::connect_with(&opts))
+            .await
+        {
             Ok(Ok(c)) => {
                 let _ = c.close().await;
             }

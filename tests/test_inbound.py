@@ -1,0 +1,97 @@
+"""Inbound checks on the MX role (issue 5): SPF, DKIM and DMARC with
+mail-auth, the result as an Authentication-Results: field, and DMARC
+p=reject honoured at the end of DATA. DNS answers come from fixed records
+in the config ([inbound] test_txt): nothing leaves loopback."""
+
+import smtplib
+import sqlite3
+
+import pytest
+
+from conftest import Server
+
+RECORDS = """
+[inbound.test_txt]
+"good.example" = "v=spf1 ip4:127.0.0.1 -all"
+"_dmarc.good.example" = "v=DMARC1; p=reject"
+"bad.example" = "v=spf1 ip4:192.0.2.1 -all"
+"_dmarc.bad.example" = "v=DMARC1; p=reject"
+"soft.example" = "v=spf1 ip4:192.0.2.1 -all"
+"_dmarc.soft.example" = "v=DMARC1; p=none"
+"""
+
+
+@pytest.fixture
+def mx(tmp_path):
+    s = Server(tmp_path, extra_config=RECORDS)
+    try:
+        s.add_user("user@example.test")
+        s.start()
+        yield s
+    finally:
+        s.close()
+
+
+def stored(server):
+    con = sqlite3.connect(server.data / "outpost.db")
+    try:
+        hashes = [r[0] for r in con.execute("SELECT blob_hash FROM messages ORDER BY id")]
+    finally:
+        con.close()
+    return [(server.data / "blobs" / h[:2] / h).read_bytes() for h in hashes]
+
+
+def send(server, sender_domain):
+    msg = (f"From: someone@{sender_domain}\r\nTo: user@example.test\r\nSubject: check\r\n"
+           f"Message-ID: <x@{sender_domain}>\r\n\r\nbody\r\n").encode()
+    c = smtplib.SMTP("127.0.0.1", server.port("smtp"))
+    try:
+        c.ehlo("mta.example")
+        return c.sendmail(f"someone@{sender_domain}", ["user@example.test"], msg)
+    finally:
+        c.quit()
+
+
+def header_block(raw):
+    return raw.split(b"\r\n\r\n", 1)[0].decode()
+
+
+def test_spf_pass_is_recorded(mx):
+    send(mx, "good.example")
+    [m] = stored(mx)
+    h = header_block(m)
+    assert "Authentication-Results: mail.example.test;" in h, h
+    assert "spf=pass" in h, h
+    # Return-Path, our Received:, then the results
+    names = [l.split(":", 1)[0].lower() for l in h.split("\r\n") if l and not l[0].isspace()]
+    assert names[:3] == ["return-path", "received", "authentication-results"], names
+
+
+def test_dmarc_reject_is_refused_at_data(mx):
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(mx, "bad.example")
+    assert e.value.smtp_code == 550
+    assert b"5.7.1" in e.value.smtp_error and b"DMARC" in e.value.smtp_error
+    assert stored(mx) == []
+
+
+def test_dmarc_none_is_delivered_with_fail(mx):
+    send(mx, "soft.example")
+    [m] = stored(mx)
+    h = header_block(m)
+    assert "spf=fail" in h and "dmarc=fail" in h, h
+
+
+def test_authenticated_submission_is_not_checked(mx):
+    # Mail from our own users is signed and sent by us; the MX checks are
+    # for other servers only.
+    import ssl
+    from conftest import client_tls_context, PASSWORD
+    c = smtplib.SMTP("127.0.0.1", mx.port("submission"))
+    c.starttls(context=client_tls_context())
+    c.login("user@example.test", PASSWORD)
+    c.sendmail("user@example.test", ["user@example.test"],
+               b"From: user@example.test\r\nTo: user@example.test\r\nSubject: self\r\n\r\nhi\r\n")
+    c.quit()
+    [m] = stored(mx)
+    assert "Authentication-Results" not in header_block(m)
