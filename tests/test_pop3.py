@@ -678,3 +678,31 @@ def test_idle_timeout(tmp_path):
         assert inbox_count_in_store(s) == 1
     finally:
         s.close()
+
+
+def test_dele_quit_is_seen_from_imap(server):
+    """DELE+QUIT expunges through the store: an IMAP session that has INBOX
+    selected is told (EXPUNGE), and a new one no longer sees the message."""
+    import imapclient
+    server.deliver(make_message(subject="keep"), "user@example.test")
+    server.deliver(make_message(subject="drop"), "user@example.test")
+    imap = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"))
+    imap.login("user@example.test", PASSWORD)
+    assert imap.select_folder("INBOX")[b"EXISTS"] == 2
+    p = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=10)
+    p.user("user@example.test")
+    p.pass_(PASSWORD)
+    lines = [p.retr(i)[1] for i in (1, 2)]
+    drop = next(i for i, l in enumerate(lines, 1) if b"Subject: drop" in l)
+    p.dele(drop)
+    p.quit()
+    responses = imap.noop()[1]
+    assert (drop, b"EXPUNGE") in responses, responses
+    imap.logout()
+    fresh = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"))
+    fresh.login("user@example.test", PASSWORD)
+    fresh.select_folder("INBOX")
+    msgs = fresh.fetch("1:*", ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+    subjects = [v[b"BODY[HEADER.FIELDS (SUBJECT)]"].strip() for v in msgs.values()]
+    assert subjects == [b"Subject: keep"], subjects
+    fresh.logout()
