@@ -686,7 +686,7 @@ def test_dele_quit_is_seen_from_imap(server):
     import imapclient
     server.deliver(make_message(subject="keep"), "user@example.test")
     server.deliver(make_message(subject="drop"), "user@example.test")
-    imap = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"))
+    imap = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"), ssl=False)
     imap.login("user@example.test", PASSWORD)
     assert imap.select_folder("INBOX")[b"EXISTS"] == 2
     p = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=10)
@@ -699,7 +699,7 @@ def test_dele_quit_is_seen_from_imap(server):
     responses = imap.noop()[1]
     assert (drop, b"EXPUNGE") in responses, responses
     imap.logout()
-    fresh = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"))
+    fresh = imapclient.IMAPClient("127.0.0.1", port=server.port("imap"), ssl=False)
     fresh.login("user@example.test", PASSWORD)
     fresh.select_folder("INBOX")
     msgs = fresh.fetch("1:*", ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
