@@ -162,3 +162,24 @@ def test_redirect_to_local_user(server):
     server.deliver(make_message(subject="forward me"), "user@example.test", sender="ann@outside.example")
     assert mailboxes_of(server, "other@example.test").get("INBOX") == ["forward me"]
     assert "INBOX" not in mailboxes_of(server, "user@example.test")
+
+
+def test_cli_import_of_dovecot_sieve_files(server, tmp_path):
+    """`outpost sieve put` takes an existing Pigeonhole file as it is."""
+    broken = tmp_path / "broken.sieve"
+    broken.write_text('require ["fileinto"];\nif header :contains "subject" "x" {\n  fileinto "A"\n}\n')
+    r = server.cli("sieve", "put", "user@example.test", "broken", str(broken), check=False)
+    assert r.returncode != 0 and "line" in r.stderr and "nothing was stored" in r.stderr, r.stderr
+    good = tmp_path / "dovecot.sieve"
+    good.write_text('require ["fileinto", "mailbox"];\n'
+                    'if header :contains "subject" "lists" { fileinto :create "Lists"; }\n')
+    server.cli("sieve", "put", "user@example.test", "imported", str(good), "--activate")
+    assert server.cli("sieve", "list", "user@example.test").stdout.split() == ["imported", "(active)"]
+    assert server.cli("sieve", "get", "user@example.test", "imported").stdout == good.read_text()
+    r = server.cli("sieve", "remove", "user@example.test", "imported", check=False)
+    assert r.returncode != 0, "the active script cannot be removed"
+    server.deliver(make_message(subject="from lists"), "user@example.test", sender="a@outside.example")
+    assert mailboxes_of(server, "user@example.test").get("Lists") == ["from lists"]
+    server.cli("sieve", "activate", "user@example.test", "")
+    server.cli("sieve", "remove", "user@example.test", "imported")
+    assert server.cli("sieve", "list", "user@example.test").stdout.strip() == ""

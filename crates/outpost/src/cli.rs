@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupCmd,
     },
+    /// A user's Sieve scripts (what ManageSieve clients edit).
+    Sieve {
+        #[command(subcommand)]
+        action: SieveCmd,
+    },
     /// The outbound queue.
     Queue {
         #[command(subcommand)]
@@ -85,6 +90,28 @@ pub enum Command {
         #[arg(required = true)]
         recipients: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum SieveCmd {
+    /// List a user's scripts; the active one is marked.
+    List { user: String },
+    /// Print a script.
+    Get { user: String, name: String },
+    /// Store a script from FILE (or standard input with "-"); it must compile.
+    /// A Dovecot/Pigeonhole `NAME.sieve` file can be given as it is.
+    Put {
+        user: String,
+        name: String,
+        file: PathBuf,
+        /// Also make it the active script.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make a script the active one ("" deactivates all).
+    Activate { user: String, name: String },
+    /// Remove a script (not the active one).
+    Remove { user: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +250,7 @@ pub async fn run(args: Args) -> Result<()> {
         } => crate::dkim::generate(&admin_config(args.config)?, &domain, selector, &algorithm),
         Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
+        Command::Sieve { action } => sieve(args.config, action).await,
     }
 }
 
@@ -517,6 +545,69 @@ async fn queue_list(path: Option<PathBuf>) -> Result<()> {
                 "	{addr}	{status}	{attempts} attempt(s){}",
                 err.map(|e| format!("\t{e}")).unwrap_or_default()
             );
+        }
+    }
+    Ok(())
+}
+
+async fn sieve(path: Option<PathBuf>, action: SieveCmd) -> Result<()> {
+    let (cfg, dir) = open(path).await?;
+    let store = dir.store();
+    match action {
+        SieveCmd::List { user } => {
+            let p = dir.user(&user).await?;
+            for s in store.sieve_list(p.id).await? {
+                println!("{}{}", s.name, if s.active { "\t(active)" } else { "" });
+            }
+        }
+        SieveCmd::Get { user, name } => {
+            let p = dir.user(&user).await?;
+            match store.sieve_get(p.id, &name).await? {
+                Some(s) => print!("{}", s.content),
+                None => bail!("{user} has no script named {name:?}"),
+            }
+        }
+        SieveCmd::Put {
+            user,
+            name,
+            file,
+            activate,
+        } => {
+            let p = dir.user(&user).await?;
+            let content = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let engine = crate::sieve_delivery::install(&cfg)?;
+            if let Err(e) = engine.compile(&content) {
+                bail!("{}: {e}; nothing was stored", file.display());
+            }
+            store.sieve_put(p.id, &name, &content).await?;
+            if activate {
+                store.sieve_set_active(p.id, Some(&name)).await?;
+            }
+            println!(
+                "stored script {name:?} for {user}{}",
+                if activate { " (active)" } else { "" }
+            );
+        }
+        SieveCmd::Activate { user, name } => {
+            let p = dir.user(&user).await?;
+            let target = (!name.is_empty()).then_some(name.as_str());
+            store.sieve_set_active(p.id, target).await?;
+            match target {
+                Some(n) => println!("{n:?} is now the active script of {user}"),
+                None => println!("{user} has no active script now"),
+            }
+        }
+        SieveCmd::Remove { user, name } => {
+            let p = dir.user(&user).await?;
+            store.sieve_delete(p.id, &name).await?;
+            println!("removed script {name:?} of {user}");
         }
     }
     Ok(())
