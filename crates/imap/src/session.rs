@@ -1651,8 +1651,10 @@ impl Session {
             .collect();
         let mod_seq = if contains_modseq(&s.criteria) && !hits.is_empty() {
             self.condstore = true;
+            let hit_uids: std::collections::HashSet<u32> =
+                hits.iter().map(|&i| sel.uids[i]).collect();
             list.iter()
-                .filter(|m| hits.iter().any(|&i| sel.uids[i] == m.uid as u32))
+                .filter(|m| hit_uids.contains(&(m.uid as u32)))
                 .map(|m| m.modseq as u64)
                 .max()
         } else {
@@ -1699,19 +1701,7 @@ impl Session {
             Err(e) => return self.send(store_err(tag, &e)),
         };
         let sel = self.sel.as_ref().unwrap();
-        let by_uid: HashMap<u32, &MessageInfo> = list.iter().map(|m| (m.uid as u32, m)).collect();
-        let views: Vec<search::MessageView> = hits
-            .iter()
-            .filter_map(|&i| {
-                let info = by_uid.get(&sel.uids[i])?;
-                Some(search::MessageView {
-                    seq: i as u32 + 1,
-                    info,
-                    meta: metas.get(&info.uid),
-                    raw: None,
-                })
-            })
-            .collect();
+        let views = hit_views(&hits, &sel.uids, &list, &metas);
         let order = search::sort(&s.criteria, &views);
         let ids: Vec<u32> = order
             .iter()
@@ -1757,19 +1747,7 @@ impl Session {
             Err(e) => return self.send(store_err(tag, &e)),
         };
         let sel = self.sel.as_ref().unwrap();
-        let by_uid: HashMap<u32, &MessageInfo> = list.iter().map(|m| (m.uid as u32, m)).collect();
-        let views: Vec<search::MessageView> = hits
-            .iter()
-            .filter_map(|&i| {
-                let info = by_uid.get(&sel.uids[i])?;
-                Some(search::MessageView {
-                    seq: i as u32 + 1,
-                    info,
-                    meta: metas.get(&info.uid),
-                    raw: None,
-                })
-            })
-            .collect();
+        let views = hit_views(&hits, &sel.uids, &list, &metas);
         let ids = if t.uid {
             search::ThreadIds::Uid
         } else {
@@ -1799,4 +1777,26 @@ mod tests {
         assert!(list_match("%x%", "axb"));
         assert!(!list_match("Sent", "sent"));
     }
+}
+
+/// The search hits (indices into the selected mailbox's UID list) as views
+/// for SORT and THREAD, with their metadata.
+fn hit_views<'a>(
+    hits: &[usize],
+    uids: &[u32],
+    list: &'a [MessageInfo],
+    metas: &'a HashMap<i64, outpost_store::MessageMeta>,
+) -> Vec<search::MessageView<'a>> {
+    let by_uid: HashMap<u32, &MessageInfo> = list.iter().map(|m| (m.uid as u32, m)).collect();
+    hits.iter()
+        .filter_map(|&i| {
+            let info = *by_uid.get(&uids[i])?;
+            Some(search::MessageView {
+                seq: i as u32 + 1,
+                info,
+                meta: metas.get(&info.uid),
+                raw: None,
+            })
+        })
+        .collect()
 }
