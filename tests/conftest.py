@@ -8,6 +8,7 @@ on OUTPOST_TEST_PG (default postgres://postgres@127.0.0.1:5432). Under
 CI=true a missing PostgreSQL or client tool is a failure, never a skip.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -216,6 +217,28 @@ class Server:
                            input=message, capture_output=True, timeout=60)
         assert r.returncode == 0, r.stderr.decode()
         return r
+
+
+def read_blob(server, sha256):
+    """A stored message body by its hash: from its `blobs` row when it is
+    kept inline, else from its file. Checked against the hash."""
+    if server.backend == "postgres":
+        r = subprocess.run(["psql", f"{PG_BASE}/{server.pg_db}", "-At", "-c",
+                            f"SELECT encode(data, 'hex') FROM blobs WHERE hash = '{sha256}'"],
+                           capture_output=True, text=True, check=True, timeout=30)
+        data = bytes.fromhex(r.stdout.strip()) if r.stdout.strip() else None
+    else:
+        import sqlite3
+        db = sqlite3.connect(f"file:{server.data / 'outpost.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            row = db.execute("SELECT data FROM blobs WHERE hash = ?", (sha256,)).fetchone()
+        finally:
+            db.close()
+        data = row[0] if row else None
+    if data is None:
+        data = (server.data / "blobs" / sha256[:2] / sha256).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == sha256, "blob does not match its hash"
+    return data
 
 
 def client_tls_context():

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from conftest import Server
+from conftest import Server, read_blob
 
 RECORDS = """
 [inbound.test_txt]
@@ -38,7 +38,7 @@ def stored(server):
         hashes = [r[0] for r in con.execute("SELECT blob_hash FROM messages ORDER BY id")]
     finally:
         con.close()
-    return [(server.data / "blobs" / h[:2] / h).read_bytes() for h in hashes]
+    return [read_blob(server, h) for h in hashes]
 
 
 def send(server, sender_domain):

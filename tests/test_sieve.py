@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import sievelib.managesieve as managesieve
 
-from conftest import PASSWORD, Server, client_tls_context, make_message
+from conftest import PASSWORD, Server, client_tls_context, make_message, read_blob
 
 
 @pytest.fixture(autouse=True)
@@ -150,8 +150,7 @@ def test_vacation_once_per_sender_and_not_for_bulk(server):
     q = queued(server)
     assert [(f, to) for f, to, _ in q] == [("", "ann@outside.example")]
     blob = q[0][2]
-    text = (server.data / "blobs").rglob(blob)
-    body = next(text).read_bytes()
+    body = read_blob(server, blob)
     assert b"Auto-Submitted: auto-replied" in body and b"I am away until Monday." in body
     assert len(mailboxes_of(server, "user@example.test")["INBOX"]) == 3
 

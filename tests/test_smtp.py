@@ -46,9 +46,7 @@ def _query(server, sql, params=()):
 
 
 def blob(server, sha256):
-    data = (server.data / "blobs" / sha256[:2] / sha256).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == sha256, "blob file does not match its name"
-    return data
+    return conftest.read_blob(server, sha256)
 
 
 def mailbox(server, address, name="INBOX"):

@@ -67,22 +67,16 @@ impl Pop3Backend for Pop3Store {
         // The store keeps messages with CRLF line endings, so the POP3 size
         // (pop3::wire_size) is the stored size, plus the CRLF that POP3 adds
         // when a message (e.g. from `outpost deliver` or IMAP APPEND) lacks
-        // a final one. Only the blob's last two bytes tell.
-        let blobs = self.store().blobs().clone();
-        let sized = tokio::task::spawn_blocking(move || {
-            list.into_iter()
-                .map(|m| {
-                    let extra = if m.size > 0 && !ends_with_crlf(&blobs.path(&m.blob_hash)) {
-                        2
-                    } else {
-                        0
-                    };
-                    (m.uid, m.size as u64 + extra)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| TempFail(e.to_string()))?;
+        // a final one.
+        let open = self
+            .store()
+            .uids_without_final_crlf(inbox.id)
+            .await
+            .map_err(temp)?;
+        let sized = list.into_iter().map(|m| {
+            let extra = if open.contains(&m.uid) { 2 } else { 0 };
+            (m.uid, m.size as u64 + extra)
+        });
         Ok(sized
             .into_iter()
             .map(|(uid, size)| MaildropEntry {
@@ -130,25 +124,6 @@ impl Pop3Backend for Pop3Store {
             .map_err(temp)?;
         Ok(())
     }
-}
-
-/// True if the file ends in CRLF (a missing or unreadable file counts as
-/// true: RETR will report it, and the size then matters to no one).
-fn ends_with_crlf(path: &std::path::Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return true;
-    };
-    match f.metadata() {
-        Ok(m) if m.len() < 2 => return false,
-        Ok(_) => {}
-        Err(_) => return true,
-    }
-    let mut tail = [0u8; 2];
-    if f.seek(SeekFrom::End(-2)).is_err() || f.read_exact(&mut tail).is_err() {
-        return true;
-    }
-    tail == *b"\r\n"
 }
 
 pub fn pop3_backend(dir: Directory) -> Arc<dyn Pop3Backend> {

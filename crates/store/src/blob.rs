@@ -1,5 +1,8 @@
-//! Message bodies as immutable, content-addressed files:
-//! `<dir>/<first two hex digits>/<sha256>`. A write goes to a temporary file,
+//! Message bodies, content-addressed by SHA-256. Small ones (up to the
+//! store's inline limit) live in the `blobs` row itself, so the database
+//! commit that files a message also makes its body durable: one flush for a
+//! whole batch of deliveries. Larger ones are immutable files,
+//! `<dir>/<first two hex digits>/<sha256>`: a write goes to a temporary file,
 //! is fsynced, renamed into place, and the directory is fsynced, so a blob
 //! named in a committed row is always whole on disk.
 
@@ -17,6 +20,8 @@ use crate::StoreError;
 pub struct BlobRef {
     pub hash: String,
     pub size: u64,
+    /// The body, when it is stored in the database row instead of a file.
+    pub inline: Option<Arc<[u8]>>,
 }
 
 /// Faults a test can switch on to prove that no write failure is ever
@@ -85,16 +90,29 @@ impl BlobStore {
             .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
-    fn put_sync(&self, data: &[u8], durable: bool) -> Result<BlobRef, StoreError> {
+    /// A reference for a body kept in the database row: nothing is written
+    /// here; the row insert carries the bytes.
+    pub fn inline(&self, data: Arc<[u8]>) -> Result<BlobRef, StoreError> {
+        self.check_fault()?;
+        Ok(BlobRef {
+            hash: Self::hash(&data),
+            size: data.len() as u64,
+            inline: Some(data),
+        })
+    }
+
+    fn check_fault(&self) -> Result<(), StoreError> {
         match self.fault.load(Ordering::SeqCst) {
-            1 => {
-                return Err(StoreError::Full(
-                    "injected fault: no space left on device".into(),
-                ))
-            }
-            2 => return Err(StoreError::Unavailable("injected fault: I/O error".into())),
-            _ => {}
+            1 => Err(StoreError::Full(
+                "injected fault: no space left on device".into(),
+            )),
+            2 => Err(StoreError::Unavailable("injected fault: I/O error".into())),
+            _ => Ok(()),
         }
+    }
+
+    fn put_sync(&self, data: &[u8], durable: bool) -> Result<BlobRef, StoreError> {
+        self.check_fault()?;
         let hash = Self::hash(data);
         let path = self.path(&hash);
         let parent = path.parent().expect("blob path has a parent");
@@ -131,9 +149,12 @@ impl BlobStore {
         Ok(BlobRef {
             hash,
             size: data.len() as u64,
+            inline: None,
         })
     }
 
+    /// Reads a blob file. Bodies kept inline are read with
+    /// `Store::read_blob`, which knows where each blob lives.
     pub async fn get(&self, hash: &str) -> Result<Vec<u8>, StoreError> {
         if hash.len() < 3 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::Invalid(format!("bad blob id {hash:?}")));
@@ -146,6 +167,25 @@ impl BlobStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// True if the blob file ends in CRLF (a missing or unreadable file
+    /// counts as true: reading it will report the problem).
+    pub fn ends_with_crlf(&self, hash: &str) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = File::open(self.path(hash)) else {
+            return true;
+        };
+        match f.metadata() {
+            Ok(m) if m.len() < 2 => return false,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        let mut tail = [0u8; 2];
+        if f.seek(SeekFrom::End(-2)).is_err() || f.read_exact(&mut tail).is_err() {
+            return true;
+        }
+        tail == *b"\r\n"
     }
 
     pub fn exists(&self, hash: &str) -> bool {

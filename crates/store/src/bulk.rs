@@ -17,8 +17,8 @@ pub(crate) struct DeliverReq {
     pub targets: Vec<Target>,
     pub internal_date: i64,
     pub meta: Arc<(MessageMeta, String)>,
-    /// The blob was written with `put_deferred`: the writer flushes the blob
-    /// file system once for the whole batch before filing.
+    /// The blob is a file written with `put_deferred`: the writer flushes
+    /// the blob file system once for the whole batch before filing.
     pub needs_sync: bool,
 }
 
@@ -32,31 +32,36 @@ pub(crate) async fn deliver_all(
     reqs: &[&DeliverReq],
     touched: &mut Touched,
 ) -> Result<Vec<Vec<Delivered>>> {
-    // 1. Blob references, one row per distinct blob.
-    let mut refs: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    // 1. Blob references, one row per distinct blob; small bodies ride in
+    // the row itself and become durable with this commit.
+    let mut refs: BTreeMap<&str, (&BlobRef, i64)> = BTreeMap::new();
     for r in reqs {
-        let e = refs.entry(r.blob.hash.as_str()).or_insert((r.blob.size, 0));
+        let e = refs.entry(r.blob.hash.as_str()).or_insert((&r.blob, 0));
         e.1 += r.targets.len() as i64;
     }
-    for hash in refs.keys() {
+    for (hash, (blob, _)) in &refs {
         // The sweeper runs in this writer, so a file present now stays until commit.
-        if !blobs.exists(hash) {
+        if blob.inline.is_none() && !blobs.exists(hash) {
             return Err(StoreError::Unavailable(format!(
                 "blob {hash} vanished before commit"
             )));
         }
     }
-    let refs: Vec<(&str, (u64, i64))> = refs.into_iter().collect();
+    let refs: Vec<(&str, (&BlobRef, i64))> = refs.into_iter().collect();
     for chunk in refs.chunks(100) {
-        let values = placeholders(chunk.len(), 3);
+        let values = placeholders(chunk.len(), 4);
         let q = format!(
-            "INSERT INTO blobs (hash, size, refcount) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
+            "INSERT INTO blobs (hash, size, refcount, data) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
              refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + excluded.refcount ELSE excluded.refcount END, \
-             zero_since = NULL"
+             zero_since = NULL, data = COALESCE(blobs.data, excluded.data)"
         );
         let mut query = sqlx::query(&q);
-        for (hash, (size, n)) in chunk {
-            query = query.bind(*hash).bind(*size as i64).bind(*n);
+        for (hash, (blob, n)) in chunk {
+            query = query
+                .bind(*hash)
+                .bind(blob.size as i64)
+                .bind(*n)
+                .bind(blob.inline.as_deref());
         }
         query.execute(&mut *c).await?;
     }

@@ -61,7 +61,14 @@ struct Inner {
     writer: tokio::sync::mpsc::Sender<writer::Job>,
     blobs: BlobStore,
     notifier: notify::Notifier,
+    /// Bodies up to this size are kept in the database row.
+    inline_max: std::sync::atomic::AtomicUsize,
 }
+
+/// Default for [`Store::set_inline_max`]: most mail is smaller, and a body
+/// of this size costs the database little more than a file would cost the
+/// file system.
+pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `url` and the
@@ -122,6 +129,7 @@ impl Store {
                 writer: tx,
                 blobs,
                 notifier: notify::Notifier::default(),
+                inline_max: DEFAULT_INLINE_MAX.into(),
             }),
         };
         let weak = Arc::downgrade(&store.inner);
@@ -140,6 +148,20 @@ impl Store {
 
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    /// Bodies up to `bytes` are stored in the database, larger ones as
+    /// files; 0 puts every body in a file. Applies to later writes.
+    pub fn set_inline_max(&self, bytes: usize) {
+        self.inner
+            .inline_max
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn inline_max(&self) -> usize {
+        self.inner
+            .inline_max
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` inside the writer's next transaction (group commit) and

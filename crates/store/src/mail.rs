@@ -2,7 +2,7 @@
 //! group-commit writer. Every write that changes a mailbox bumps its
 //! `highest_modseq` once and journals each item in `changes`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::any::AnyRow;
@@ -491,8 +491,73 @@ impl Store {
         Ok(out)
     }
 
+    /// A message body, from its database row or its file.
     pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        self.blobs().get(hash).await
+        let row: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT data FROM blobs WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(self.pool())
+                .await?;
+        match row {
+            Some(Some(data)) => Ok(data),
+            _ => self.blobs().get(hash).await,
+        }
+    }
+
+    /// Turns a body into a blob reference: inline (written with the row that
+    /// names it) when it is small, otherwise a file. A `deferred` file is not
+    /// flushed yet; the writer flushes the blob file system once for the
+    /// whole batch before committing (see `DeliverReq::needs_sync`).
+    pub(crate) async fn put_blob(&self, raw: Arc<[u8]>, deferred: bool) -> Result<BlobRef> {
+        if raw.len() <= self.inline_max() {
+            self.blobs().inline(raw)
+        } else if deferred {
+            self.blobs().put_deferred(raw).await
+        } else {
+            self.blobs().put(raw).await
+        }
+    }
+
+    /// UIDs in a mailbox whose stored body is non-empty and does not end in
+    /// CRLF (POP3 adds one when it sends them, and counts it in sizes).
+    pub async fn uids_without_final_crlf(&self, mailbox: i64) -> Result<HashSet<i64>> {
+        let tail_is_not_crlf = match self.backend() {
+            crate::Backend::Sqlite => "substr(b.data, length(b.data) - 1, 2) <> x'0d0a'",
+            crate::Backend::Postgres => {
+                "substring(b.data from length(b.data) - 1 for 2) <> '\\x0d0a'::bytea"
+            }
+        };
+        let q = format!(
+            "SELECT m.uid FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NOT NULL AND {tail_is_not_crlf}"
+        );
+        let mut out: HashSet<i64> = sqlx::query_scalar(&q)
+            .bind(mailbox)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .collect();
+        let on_disk: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT m.uid, m.blob_hash FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL",
+        )
+        .bind(mailbox)
+        .fetch_all(self.pool())
+        .await?;
+        if !on_disk.is_empty() {
+            let blobs = self.blobs().clone();
+            let missing = tokio::task::spawn_blocking(move || {
+                on_disk
+                    .into_iter()
+                    .filter(|(_, hash)| !blobs.ends_with_crlf(hash))
+                    .map(|(uid, _)| uid)
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+            out.extend(missing);
+        }
+        Ok(out)
     }
 
     /// Stores a message once and files it into every target mailbox in one
@@ -516,17 +581,13 @@ impl Store {
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?;
         let deferred = cfg!(target_os = "linux");
-        let blob = if deferred {
-            self.blobs().put_deferred(raw).await?
-        } else {
-            self.blobs().put(raw).await?
-        };
+        let blob = self.put_blob(raw, deferred).await?;
         let req = crate::bulk::DeliverReq {
+            needs_sync: deferred && blob.inline.is_none(),
             blob,
             targets,
             internal_date,
             meta: Arc::new(meta),
-            needs_sync: deferred,
         };
         crate::writer::submit_delivery(self.writer(), req).await
     }
@@ -657,7 +718,7 @@ impl Store {
                 let mut pairs = Vec::with_capacity(msgs.len());
                 for m in &msgs {
                     let meta: String = sqlx::query_scalar("SELECT meta FROM messages WHERE id = $1").bind(m.id).fetch_one(&mut *c).await?;
-                    let blob = BlobRef { hash: m.blob_hash.clone(), size: m.size as u64 };
+                    let blob = BlobRef { hash: m.blob_hash.clone(), size: m.size as u64, inline: None };
                     acquire_blob(c, &blobs, &blob, 1).await?;
                     let (uid, modseq) = next_uid(c, to).await?;
                     let new_id: i64 = sqlx::query_scalar(
@@ -974,17 +1035,21 @@ pub(crate) async fn acquire_blob(
     blob: &BlobRef,
     n: i64,
 ) -> Result<()> {
-    let refs: i64 = sqlx::query_scalar(
-        "INSERT INTO blobs (hash, size, refcount, zero_since) VALUES ($1, $2, $3, NULL) \
+    let row = sqlx::query(
+        "INSERT INTO blobs (hash, size, refcount, zero_since, data) VALUES ($1, $2, $3, NULL, $4) \
          ON CONFLICT (hash) DO UPDATE SET refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + $3 ELSE $3 END, \
-         zero_since = NULL RETURNING refcount",
+         zero_since = NULL, data = COALESCE(blobs.data, excluded.data) \
+         RETURNING refcount, CAST(CASE WHEN data IS NULL THEN 1 ELSE 0 END AS BIGINT) AS on_disk",
     )
     .bind(&blob.hash)
     .bind(blob.size as i64)
     .bind(n)
+    .bind(blob.inline.as_deref())
     .fetch_one(&mut *c)
     .await?;
-    if refs == n && !blobs.exists(&blob.hash) {
+    let refs: i64 = row.try_get("refcount")?;
+    let on_disk: i64 = row.try_get("on_disk")?;
+    if refs == n && on_disk == 1 && !blobs.exists(&blob.hash) {
         return Err(StoreError::Unavailable(format!(
             "blob {} vanished before commit",
             blob.hash

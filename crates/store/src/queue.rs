@@ -41,7 +41,7 @@ impl Store {
     /// message and its recipients are durable.
     pub async fn enqueue(&self, raw: Arc<[u8]>, q: NewQueued) -> Result<i64> {
         let raw = crate::mail::crlf_normalized(raw);
-        let blob = self.blobs().put(raw).await?;
+        let blob = self.put_blob(raw, false).await?;
         let blobs = self.blobs().clone();
         self.write(move |c, _| {
             Box::pin(async move {

@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_queue.sql")),
     (3, include_str!("../migrations/0003_sieve.sql")),
     (4, include_str!("../migrations/0004_queue_lease.sql")),
+    (5, include_str!("../migrations/0005_inline_blobs.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
@@ -37,7 +38,11 @@ async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
-        let sql = sql.replace("{ID}", id);
+        let bytes = match backend {
+            Backend::Sqlite => "BLOB",
+            Backend::Postgres => "BYTEA",
+        };
+        let sql = sql.replace("{ID}", id).replace("{BYTES}", bytes);
         conn.execute("BEGIN").await?;
         let mut res = Ok(());
         for stmt in statements(&sql) {

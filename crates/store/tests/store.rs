@@ -158,36 +158,59 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
             keywords: vec![],
         });
     }
-    let raw = msg(42);
-    let d = s.deliver(raw.clone(), targets.clone(), 0).await.unwrap();
-    assert_eq!(d.len(), 50);
-    assert_eq!(s.blobs().count_files(), 1);
-    let refs: i64 = sqlx::query_scalar("SELECT refcount FROM blobs")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(refs, 50);
-    // the same message again: still one file
-    s.deliver(raw.clone(), targets[..2].to_vec(), 0)
-        .await
-        .unwrap();
-    assert_eq!(s.blobs().count_files(), 1);
-    // expunge everywhere, sweep: the file goes
-    for t in &targets {
-        let uids: Vec<i64> = s
-            .message_list(t.mailbox)
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.uid)
-            .collect();
-        s.store_flags(t.mailbox, uids, FlagOp::Add, DELETED, vec![], None)
+    // A small body lives in its blob row, a large one in a file; either way
+    // it is stored once, read back whole, and removed with its last copy.
+    let small = msg(42);
+    let mut big = msg(43).to_vec();
+    big.extend(std::iter::repeat_n(b'x', DEFAULT_INLINE_MAX));
+    big.extend_from_slice(b"\r\n");
+    let big: Arc<[u8]> = big.into();
+    for (raw, files) in [(small, 0), (big, 1)] {
+        let hash = BlobStore::hash(&raw);
+        let d = s.deliver(raw.clone(), targets.clone(), 0).await.unwrap();
+        assert_eq!(d.len(), 50);
+        assert_eq!(s.blobs().count_files(), files);
+        let refs: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
+            .bind(&hash)
+            .fetch_one(s.pool())
             .await
             .unwrap();
-        s.expunge(t.mailbox, None).await.unwrap();
+        assert_eq!(refs, 50);
+        let inline: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM blobs WHERE hash = $1")
+            .bind(&hash)
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(inline.is_some(), files == 0);
+        // the same message again: still one copy
+        s.deliver(raw.clone(), targets[..2].to_vec(), 0)
+            .await
+            .unwrap();
+        assert_eq!(s.blobs().count_files(), files);
+        assert_eq!(&s.read_blob(&hash).await.unwrap()[..], &raw[..]);
+        // expunge everywhere, sweep: the copy goes
+        for t in &targets {
+            let uids: Vec<i64> = s
+                .message_list(t.mailbox)
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            s.store_flags(t.mailbox, uids, FlagOp::Add, DELETED, vec![], None)
+                .await
+                .unwrap();
+            s.expunge(t.mailbox, None).await.unwrap();
+        }
+        assert_eq!(s.sweep_blobs(-10).await.unwrap(), 1);
+        assert_eq!(s.blobs().count_files(), 0);
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blobs")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+        assert!(matches!(s.read_blob(&hash).await, Err(StoreError::NotFound(_))));
     }
-    assert_eq!(s.sweep_blobs(-10).await.unwrap(), 1);
-    assert_eq!(s.blobs().count_files(), 0);
 }
 
 async fn flags_and_expunge_are_journaled(s: TestStore) {
