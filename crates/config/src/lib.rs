@@ -65,6 +65,10 @@ pub struct Storage {
     pub url: Option<String>,
     /// Directory for message blobs. Default: `<data_dir>/blobs`.
     pub blobs: Option<PathBuf>,
+    /// Message bodies up to this many bytes are stored in the database row
+    /// (made durable by the same commit as the message), larger ones as
+    /// files under `blobs`. 0 stores every body as a file. Default 65536.
+    pub inline_max: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

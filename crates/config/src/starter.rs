@@ -16,6 +16,8 @@ data_dir = "{d}"
 # Embedded SQLite (the default) or PostgreSQL, e.g. "postgres://outpost@db.example.org/outpost".
 url = "sqlite://{d}/outpost.db"
 # blobs = "{d}/blobs"
+# Bodies up to this size live in the database, larger ones as files in blobs/.
+# inline_max = 65536
 
 [tls]
 # A self-signed pair was generated into {d}/tls/. Point these at your real

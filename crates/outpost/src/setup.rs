@@ -120,9 +120,13 @@ pub fn tls_acceptor(cfg: &Config, generate: bool) -> Result<TlsAcceptor> {
 
 pub async fn open_store(cfg: &Config) -> Result<Store> {
     let url = cfg.storage_url();
-    Store::open(&url, &cfg.blob_dir())
+    let store = Store::open(&url, &cfg.blob_dir())
         .await
-        .map_err(|e| anyhow!("storage: {e}"))
+        .map_err(|e| anyhow!("storage: {e}"))?;
+    if let Some(n) = cfg.storage.inline_max {
+        store.set_inline_max(n);
+    }
+    Ok(store)
 }
 
 /// The demo configuration: ./outpost-data, loopback listeners on high ports.

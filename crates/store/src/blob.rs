@@ -44,7 +44,18 @@ pub struct BlobStore {
 
 impl BlobStore {
     pub fn open(dir: &Path) -> Result<BlobStore, StoreError> {
-        fs::create_dir_all(dir.join("tmp"))?;
+        fs::create_dir_all(dir)?;
+        // A crash between creating a temporary file and renaming it leaves
+        // the temporary file behind; no row ever names it. Remove old ones
+        // in the background (old: another node sharing the directory may be
+        // writing a young one right now).
+        let d = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let n = remove_stale_tmp(&d, std::time::Duration::from_secs(3600));
+            if n > 0 {
+                tracing::info!("removed {n} stale temporary blob file(s)");
+            }
+        });
         Ok(BlobStore {
             dir: Arc::new(dir.to_path_buf()),
             fault: Arc::new(AtomicU8::new(0)),
@@ -214,6 +225,55 @@ impl BlobStore {
                     .count()
             })
             .sum()
+    }
+}
+
+/// Removes `.tmp.*` files older than `age` from the shard directories (and
+/// the `tmp/` directory of earlier versions). Returns how many went.
+pub(crate) fn remove_stale_tmp(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(shards) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for shard in shards.filter_map(Result::ok) {
+        let Ok(files) = fs::read_dir(shard.path()) else {
+            continue;
+        };
+        let legacy_tmp = shard.file_name() == "tmp";
+        for f in files.filter_map(Result::ok) {
+            if !legacy_tmp && !f.file_name().to_string_lossy().starts_with(".tmp.") {
+                continue;
+            }
+            let old = f
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e >= age);
+            if old && fs::remove_file(f.path()).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_blobs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path().join("ab");
+        fs::create_dir_all(&shard).unwrap();
+        fs::write(shard.join("abcdef"), b"blob").unwrap();
+        fs::write(shard.join(".tmp.abcdef.1"), b"half").unwrap();
+        // Young temporary files stay: their writer may still be at work.
+        assert_eq!(remove_stale_tmp(dir.path(), std::time::Duration::from_secs(3600)), 0);
+        assert_eq!(remove_stale_tmp(dir.path(), std::time::Duration::ZERO), 1);
+        assert!(shard.join("abcdef").exists());
+        assert!(!shard.join(".tmp.abcdef.1").exists());
     }
 }
 

@@ -187,7 +187,7 @@ pub(crate) async fn deliver_all(
 }
 
 /// "($1, $2, $3), ($4, $5, $6)" for `rows` rows of `cols` columns.
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     let mut n = 1;
     for r in 0..rows {

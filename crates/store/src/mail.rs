@@ -2,7 +2,7 @@
 //! group-commit writer. Every write that changes a mailbox bumps its
 //! `highest_modseq` once and journals each item in `changes`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::any::AnyRow;
@@ -608,6 +608,8 @@ impl Store {
                 let mut res = FlagResult::default();
                 let current = load_messages(c, mailbox, &uids).await?;
                 let mut modseq = 0;
+                // Indexes into res.changed of messages whose keywords changed.
+                let mut kw_changed = Vec::new();
                 for mut m in current {
                     if let Some(since) = unchanged_since {
                         if m.modseq > since {
@@ -645,27 +647,16 @@ impl Store {
                     if modseq == 0 {
                         modseq = bump_modseq(c, mailbox).await?;
                     }
-                    sqlx::query("UPDATE messages SET flags = $1, modseq = $2 WHERE id = $3")
-                        .bind(new_flags)
-                        .bind(modseq)
-                        .bind(m.id)
-                        .execute(&mut *c)
-                        .await?;
                     if new_kw != old_kw {
-                        sqlx::query("DELETE FROM message_keywords WHERE message_id = $1").bind(m.id).execute(&mut *c).await?;
-                        for k in &new_kw {
-                            sqlx::query("INSERT INTO message_keywords (message_id, keyword) VALUES ($1, $2)")
-                                .bind(m.id)
-                                .bind(k)
-                                .execute(&mut *c)
-                                .await?;
-                        }
+                        kw_changed.push(res.changed.len());
                     }
-                    journal(c, mailbox, modseq, m.uid, "flags").await?;
                     m.flags = new_flags;
                     m.keywords = new_kw;
                     m.modseq = modseq;
                     res.changed.push(m);
+                }
+                if modseq > 0 {
+                    write_flag_changes(c, mailbox, modseq, &res.changed, &kw_changed).await?;
                 }
                 res.modseq = modseq;
                 if modseq > 0 {
@@ -972,6 +963,71 @@ async fn remove_messages(
     }
     t.add(mailbox, modseq);
     Ok(uids)
+}
+
+/// Writes the new flags, keywords and modseq of `changed` (all at `modseq`)
+/// with a few set-based statements: one UPDATE per distinct flag value and
+/// chunk of ids, multi-row inserts for keywords and journal rows.
+async fn write_flag_changes(
+    c: &mut AnyConnection,
+    mailbox: i64,
+    modseq: i64,
+    changed: &[MessageInfo],
+    kw_changed: &[usize],
+) -> Result<()> {
+    const CHUNK: usize = 500;
+    let mut by_flags: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for m in changed {
+        by_flags.entry(m.flags).or_default().push(m.id);
+    }
+    for (flags, ids) in by_flags {
+        for chunk in ids.chunks(CHUNK) {
+            let q = format!(
+                "UPDATE messages SET flags = $1, modseq = $2 WHERE id IN ({})",
+                id_list(chunk)
+            );
+            sqlx::query(&q).bind(flags).bind(modseq).execute(&mut *c).await?;
+        }
+    }
+    let kw_msgs: Vec<&MessageInfo> = kw_changed.iter().map(|&i| &changed[i]).collect();
+    for chunk in kw_msgs.chunks(CHUNK) {
+        let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
+        let q = format!("DELETE FROM message_keywords WHERE message_id IN ({})", id_list(&ids));
+        sqlx::query(&q).execute(&mut *c).await?;
+        let pairs: Vec<(i64, &str)> = chunk
+            .iter()
+            .flat_map(|m| m.keywords.iter().map(move |k| (m.id, k.as_str())))
+            .collect();
+        for rows in pairs.chunks(200) {
+            let q = format!(
+                "INSERT INTO message_keywords (message_id, keyword) VALUES {}",
+                crate::bulk::placeholders(rows.len(), 2)
+            );
+            let mut query = sqlx::query(&q);
+            for (id, k) in rows {
+                query = query.bind(*id).bind(*k);
+            }
+            query.execute(&mut *c).await?;
+        }
+    }
+    let at = now();
+    for rows in changed.chunks(200) {
+        let q = format!(
+            "INSERT INTO changes (collection_id, modseq, item, kind, at) VALUES {}",
+            crate::bulk::placeholders(rows.len(), 5)
+        );
+        let mut query = sqlx::query(&q);
+        for m in rows {
+            query = query.bind(mailbox).bind(modseq).bind(m.uid).bind("flags").bind(at);
+        }
+        query.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// "1,2,3": integers are safe to inline in SQL.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
 async fn journal(
