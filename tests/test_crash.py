@@ -77,3 +77,49 @@ def test_sigkill_mid_smtp_load_loses_nothing(any_backend_server):
     c = smtplib.SMTP("127.0.0.1", any_backend_server.port("smtp"))
     c.sendmail("a@outside.example", ["user@example.test"], b"Subject: after\r\n\r\nok\r\n")
     c.quit()
+
+
+def appender(port, tag, acked, stop, errors):
+    """APPENDs until told to stop; records Message-IDs that got OK."""
+    import imaplib
+    from conftest import PASSWORD
+    n = 0
+    while not stop.is_set():
+        try:
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+            m.login("user@example.test", PASSWORD)
+            while not stop.is_set():
+                mid = f"{tag}-{n}-{uuid.uuid4().hex[:8]}@crash.test"
+                n += 1
+                msg = (f"From: a@outside.example\r\nTo: user@example.test\r\nSubject: append {mid}\r\n"
+                       f"Message-ID: <{mid}>\r\n\r\n" + "z" * 3000 + "\r\n").encode()
+                typ, _ = m.append("INBOX", "(\\Seen)", None, msg)
+                if typ == "OK":
+                    acked.append(mid)  # only after the tagged OK
+        except (OSError, imaplib.IMAP4.error) as e:
+            errors.append(repr(e))
+            time.sleep(0.05)
+
+
+def test_sigkill_mid_imap_append_loses_nothing(any_backend_server):
+    s = any_backend_server
+    port = s.port("imap")
+    acked, errors = [], []
+    stop = threading.Event()
+    threads = [threading.Thread(target=appender, args=(port, f"a{i}", acked, stop, errors), daemon=True)
+               for i in range(10)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    assert s.kill() is not None
+    acked_at_kill = list(acked)
+    stop.set()
+    for t in threads:
+        t.join(15)
+    s.start()
+    stored = stored_message_ids(s)
+    lost = [m for m in acked_at_kill if m not in stored]
+    print(f"\nAPPEND crash test ({s.backend}): acknowledged {len(acked_at_kill)}, stored {len(stored)}, "
+          f"lost {len(lost)}, duplicates {len(stored) - len(set(stored))}")
+    assert len(acked_at_kill) > 20, f"load too small to mean anything: {len(acked_at_kill)} ({errors[:3]})"
+    assert not lost, f"{len(lost)} acknowledged APPENDs lost, e.g. {lost[:5]}"
