@@ -466,7 +466,10 @@ impl State<'_> {
     fn op_error(&mut self, out: &mut String, e: ScriptOpError, name: &str) {
         match e {
             ScriptOpError::NotFound => {
-                self.no(out, Some("NONEXISTENT"), &format!("No script {name}"))
+                // The name is not echoed: it may be long or full of
+                // controls, and the reply is the same for every name.
+                let _ = name;
+                self.no(out, Some("NONEXISTENT"), "No such script")
             }
             ScriptOpError::Exists => {
                 self.no(out, Some("ALREADYEXISTS"), "A script of that name exists")
