@@ -95,3 +95,43 @@ def test_authenticated_submission_is_not_checked(mx):
     c.quit()
     [m] = stored(mx)
     assert "Authentication-Results" not in header_block(m)
+
+
+def test_arc_chain_from_a_forwarder_is_verified(tmp_path):
+    """A list/forwarder seals the message with ARC (dkimpy's arc_sign, RSA);
+    the MX reports arc=pass, and arc=fail once the body was changed after
+    sealing."""
+    import re
+    import dkim
+
+    # The forwarder's key: made by Outpost's own CLI in a scratch config.
+    (tmp_path / "keygen").mkdir()
+    (tmp_path / "mx").mkdir()
+    keygen = Server(tmp_path / "keygen")
+    out = keygen.cli("dkim", "generate", "forwarder.example", "--selector", "arc").stdout
+    line = next(l for l in out.splitlines() if "arc._domainkey." in l and " TXT " in l)
+    txt = "".join(re.findall(r'"([^"]*)"', line))
+    pem = (keygen.data / "dkim" / "forwarder.example.arc.key").read_bytes()
+
+    s = Server(tmp_path / "mx", extra_config=RECORDS + f'"arc._domainkey.forwarder.example" = "{txt}"\n')
+    try:
+        s.add_user("user@example.test")
+        s.start()
+        msg = (b"From: someone@origin.example\r\nTo: list@forwarder.example\r\nSubject: via the list\r\n"
+               b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <arc1@origin.example>\r\n\r\nHello list\r\n")
+        # What the forwarder found when the message reached it, then its seal.
+        msg = b"Authentication-Results: forwarder.example; spf=pass smtp.mailfrom=origin.example\r\n" + msg
+        seal = dkim.arc_sign(msg, b"arc", b"forwarder.example", pem, b"forwarder.example",
+                             include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+        sealed = b"".join(seal) + msg
+        for body in (sealed, sealed.replace(b"Hello list", b"Hello there")):
+            c = smtplib.SMTP("127.0.0.1", s.port("smtp"))
+            c.ehlo("forwarder.example")
+            c.sendmail("", ["user@example.test"], body)
+            c.quit()
+        first, second = stored(s)
+        assert "arc=pass" in header_block(first), header_block(first)
+        h = header_block(second)
+        assert "arc=" in h and "arc=pass" not in h, h
+    finally:
+        s.close()

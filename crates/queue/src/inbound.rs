@@ -1,13 +1,9 @@
 //! Checks on mail arriving at the MX: SPF (RFC 7208) for the MAIL FROM (or
-//! HELO) identity, DKIM (RFC 6376) signatures, and DMARC (RFC 7489) on the
-//! From: domain, with mail-auth; the outcome as an
+//! HELO) identity, DKIM (RFC 6376) signatures, ARC (RFC 8617) chains added
+//! by forwarders and lists, and DMARC (RFC 7489) on the From: domain, with
+//! mail-auth; the outcome as an
 //! `Authentication-Results:` field (RFC 8601) for Sieve rules and clients,
 //! and whether the domain's DMARC policy asks for rejection.
-//!
-//! Not wired into the SMTP server yet: that needs a per-message hook on the
-//! MX role at the end of DATA, before the 250, which can add header fields
-//! and answer 550 5.7.1 (DMARC p=reject) — the SMTP crate's backend has no
-//! such call and its `Envelope` does not say which role received the mail.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -181,9 +177,16 @@ impl InboundAuth {
                 .with_txt_cache(&self.cache),
             )
             .await;
+        // ARC is reported for Sieve rules and clients; it does not override
+        // DMARC here (a local policy on trusted sealers would be needed).
+        let arc = self
+            .auth
+            .verify_arc(Parameters::new(&msg).with_txt_cache(&self.cache))
+            .await;
         let header = AuthenticationResults::new(&self.hostname)
             .with_dkim_results(&dkim, msg.from())
             .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
+            .with_arc_result(&arc, ip)
             .with_dmarc_result(&dmarc)
             .to_header();
         // RFC 7489 §6.6.2: DMARC passes when either aligned mechanism
@@ -261,6 +264,9 @@ mod tests {
         assert!(v.header.contains("dmarc=fail"), "{}", v.header);
         assert!(v.dmarc_reject);
 
+        // Without ARC headers the chain is reported as none.
+        assert!(v.header.contains("arc=none"), "{}", v.header);
+
         // Tampered body: the signature no longer passes (mail-auth says
         // "neutral (body hash did not verify)").
         let tampered = String::from_utf8(signed).unwrap().replace("Hello", "Hullo");
@@ -269,6 +275,62 @@ mod tests {
             .await;
         assert!(
             !v.header.contains("dkim=pass") && v.header.contains("body hash"),
+            "{}",
+            v.header
+        );
+    }
+
+    /// A forwarder's ARC set (made with mail-auth's sealer and an RSA key
+    /// whose record the checker knows) verifies as arc=pass; a body changed
+    /// after sealing makes it fail.
+    #[tokio::test]
+    async fn arc_chain_pass_and_fail() {
+        use mail_auth::arc::ArcSealer;
+        use mail_auth::common::crypto::{RsaKey, Sha256};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dkim::generate(dir.path(), "forwarder.example", "arc", Algorithm::Rsa).unwrap();
+        let pem = std::fs::read_to_string(path).unwrap();
+        let key_txt = dkim::dns_txt(&pem).unwrap();
+        let checks = InboundAuth::with_records(
+            "mx.example.test",
+            [("arc._domainkey.forwarder.example", key_txt.as_str())],
+        )
+        .unwrap();
+        let msg = b"From: A <a@origin.example>\r\nTo: list@forwarder.example\r\nSubject: via a list\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <y@origin.example>\r\n\r\nHello list\r\n";
+        // The forwarder checks what it received and seals it.
+        let forwarder = InboundAuth::with_records("forwarder.example", []).unwrap();
+        let parsed = AuthenticatedMessage::parse(msg).unwrap();
+        let arc_in = forwarder
+            .auth
+            .verify_arc(Parameters::new(&parsed).with_txt_cache(&forwarder.cache))
+            .await;
+        let results = AuthenticationResults::new("forwarder.example").with_arc_result(
+            &arc_in,
+            "192.0.2.9".parse().unwrap(),
+        );
+        #[allow(deprecated)]
+        let key = RsaKey::<Sha256>::from_pkcs8_pem(&pem).unwrap();
+        let set = ArcSealer::from_key(key)
+            .domain("forwarder.example")
+            .selector("arc")
+            .headers(["From", "To", "Subject", "Date", "Message-ID"])
+            .seal(&parsed, &results, &arc_in)
+            .unwrap();
+        let mut sealed = set.to_header().into_bytes();
+        sealed.extend_from_slice(msg);
+
+        let ip: IpAddr = "198.51.100.20".parse().unwrap();
+        let v = checks.check(ip, "forwarder.example", "", &sealed).await;
+        assert!(v.header.contains("arc=pass"), "{}", v.header);
+
+        let tampered = String::from_utf8(sealed)
+            .unwrap()
+            .replace("Hello list", "Hello there");
+        let v = checks
+            .check(ip, "forwarder.example", "", tampered.as_bytes())
+            .await;
+        assert!(
+            v.header.contains("arc=") && !v.header.contains("arc=pass"),
             "{}",
             v.header
         );
