@@ -385,3 +385,42 @@ def test_dsn_echoes_envid_orcpt_and_honours_ret_hdrs(srv_and_sink):
     assert b"Original-Recipient: rfc822;Reject3@outside.example\r\n" in dsn
     assert b"Content-Type: text/rfc822-headers" in dsn
     assert b"Subject: with dsn params" in dsn and b"secret body" not in dsn
+
+
+class SevenBitSink(Sink):
+    """A peer that does not announce 8BITMIME (aiosmtpd's EHLO hook)."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [r for r in responses if "8BITMIME" not in r]
+
+
+def test_8bit_mail_is_converted_for_a_peer_without_8bitmime(tmp_path):
+    """RFC 6152 §3: the message reaches the 7-bit peer as 7-bit MIME, reads
+    the same after decoding, and carries a DKIM signature that verifies
+    over what was sent."""
+    import email
+    import email.policy
+
+    sk = SevenBitSink()
+    c = aiosmtpd_controller.Controller(sk, hostname="127.0.0.1", port=free_port())
+    c.start()
+    s = make_server(tmp_path, c.port)
+    try:
+        body = "Grüße aus Köln, ça va?\r\nZweite Zeile.\r\n"
+        msg = (f"From: Test User <{USER}>\r\nTo: friend@outside.example\r\nSubject: umlauts\r\n"
+               f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               f"Content-Transfer-Encoding: 8bit\r\nMessage-ID: <8bit@example.test>\r\n\r\n{body}").encode()
+        with submission(s) as sm:
+            assert sm.sendmail(USER, ["friend@outside.example"], msg, mail_options=["BODY=8BITMIME"]) == {}
+        got = wait_for(lambda: sk.received_by("friend@outside.example"), what="delivery")
+        mail_from, _, data = got[0]
+        assert all(b < 0x80 for b in data), "8-bit octets reached a 7-bit peer"
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert parsed["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+        assert parsed.get_content().replace("\r\n", "\n") == body.replace("\r\n", "\n")
+        txt = dkim_txt(s)
+        assert dkim.verify(data, dnsfunc=lambda name, timeout=5: txt.encode()), "DKIM does not verify"
+    finally:
+        s.close()
+        c.stop()

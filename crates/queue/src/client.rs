@@ -58,6 +58,10 @@ pub struct Transaction<'a> {
     pub smtputf8: bool,
     /// The message, CRLF line ends, not dot-stuffed.
     pub message: &'a [u8],
+    /// The same message converted to 7-bit MIME (and signed as such), sent
+    /// instead when `message` has 8-bit content and the peer does not
+    /// announce 8BITMIME (RFC 6152 §3). None: no conversion is possible.
+    pub seven_bit: Option<&'a [u8]>,
 }
 
 pub struct ClientOptions {
@@ -290,19 +294,28 @@ pub async fn transact(
         }
         auth(&mut c, &ext, user, pass).await?;
     }
-    let size = tx.message.len() as u64;
+    let mut message = tx.message;
+    let mut eight = is_8bit(message);
+    if eight && !ext.eightbit {
+        match tx.seven_bit {
+            Some(m) => {
+                message = m;
+                eight = false;
+            }
+            None => {
+                return Err(SessionError::Permanent(format!(
+                    "message has 8-bit content that cannot be converted to 7 bit, and {host} does not support 8BITMIME"
+                )))
+            }
+        }
+    }
+    let size = message.len() as u64;
     if let Some(limit) = ext.size {
         if limit > 0 && size > limit {
             return Err(SessionError::Permanent(format!(
                 "message of {size} bytes exceeds {host}'s limit of {limit} bytes (SIZE)"
             )));
         }
-    }
-    let eight = is_8bit(tx.message);
-    if eight && !ext.eightbit {
-        return Err(SessionError::Permanent(format!(
-            "message has 8-bit content and {host} does not support 8BITMIME"
-        )));
     }
     if tx.smtputf8 && !ext.smtputf8 {
         return Err(SessionError::Permanent(format!(
@@ -402,7 +415,7 @@ pub async fn transact(
     };
     if any_accepted {
         let final_reply = if data_reply.code == 354 {
-            c.send(&dot_stuff(tx.message)).await?;
+            c.send(&dot_stuff(message)).await?;
             c.reply().await?
         } else {
             data_reply
@@ -718,6 +731,7 @@ mod tests {
             ret: Some("headers"),
             smtputf8: false,
             message: b"Subject: x\r\n\r\n.dot\r\n",
+            seven_bit: None,
         };
         let res = transact(tcp, "peer", &opts(), &tx).await.unwrap();
         assert!(matches!(&res[0], RcptResult::Delivered(t) if t.contains("250 2.0.0")));
@@ -740,11 +754,42 @@ mod tests {
             ret: None,
             smtputf8: false,
             message: "Subject: x\r\n\r\nGrüße\r\n".as_bytes(),
+            seven_bit: None,
         };
         match transact(tcp, "peer", &opts(), &tx).await {
             Err(SessionError::Permanent(e)) => assert!(e.contains("8BITMIME"), "{e}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn eight_bit_to_a_peer_without_8bitmime_is_sent_converted() {
+        let converted =
+            b"Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n";
+        let tcp = peer(
+            "250-peer\r\n250 SIZE 100000\r\n",
+            vec![
+                // The converted size, and no BODY=8BITMIME.
+                ("MAIL FROM:<a@me.example> SIZE=76\r\n", Some("250 ok\r\n")),
+                ("RCPT TO:<x@y>", Some("250 ok\r\n")),
+                ("DATA", Some("354 go\r\n")),
+                ("<data>", Some("250 2.0.0 queued\r\n")),
+                ("QUIT", Some("221 bye\r\n")),
+            ],
+        )
+        .await;
+        let r = rcpts(&["x@y"]);
+        let tx = Transaction {
+            mail_from: "a@me.example",
+            recipients: &r,
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            message: "Subject: x\r\n\r\nGrüße\r\n".as_bytes(),
+            seven_bit: Some(converted),
+        };
+        let res = transact(tcp, "peer", &opts(), &tx).await.unwrap();
+        assert!(matches!(&res[0], RcptResult::Delivered(_)), "{res:?}");
     }
 
     #[tokio::test]
@@ -758,6 +803,7 @@ mod tests {
             ret: None,
             smtputf8: false,
             message: b"Subject: a long one\r\n\r\nbody\r\n",
+            seven_bit: None,
         };
         assert!(
             matches!(transact(tcp, "peer", &opts(), &tx).await, Err(SessionError::Permanent(e)) if e.contains("SIZE"))

@@ -304,10 +304,8 @@ mod tests {
             .auth
             .verify_arc(Parameters::new(&parsed).with_txt_cache(&forwarder.cache))
             .await;
-        let results = AuthenticationResults::new("forwarder.example").with_arc_result(
-            &arc_in,
-            "192.0.2.9".parse().unwrap(),
-        );
+        let results = AuthenticationResults::new("forwarder.example")
+            .with_arc_result(&arc_in, "192.0.2.9".parse().unwrap());
         #[allow(deprecated)]
         let key = RsaKey::<Sha256>::from_pkcs8_pem(&pem).unwrap();
         let set = ArcSealer::from_key(key)

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod dkim;
+pub mod downgrade;
 pub mod dsn;
 pub mod inbound;
 pub mod resolve;

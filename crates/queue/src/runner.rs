@@ -214,8 +214,24 @@ impl Runner {
                 .collect(),
             Ok(raw) => {
                 let signed = self.sign(&raw);
-                match tokio::time::timeout(self.settings.attempt_timeout, self.attempt(&g, &signed))
-                    .await
+                // For peers without 8BITMIME: the 7-bit form, signed as
+                // such (a signature over the 8-bit form would break).
+                let seven_bit = if client::is_8bit(&raw) {
+                    match crate::downgrade::to_7bit(&raw) {
+                        Ok(m) => Some(self.sign(&m)),
+                        Err(e) => {
+                            info!(queue = m.id, "queue: no 7-bit form of the message: {e}");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                match tokio::time::timeout(
+                    self.settings.attempt_timeout,
+                    self.attempt(&g, &signed, seven_bit.as_deref()),
+                )
+                .await
                 {
                     Ok(r) => r,
                     Err(_) => g
@@ -240,7 +256,12 @@ impl Runner {
         }
     }
 
-    async fn attempt(&self, g: &LeasedGroup, message: &[u8]) -> Vec<RcptResult> {
+    async fn attempt(
+        &self,
+        g: &LeasedGroup,
+        message: &[u8],
+        seven_bit: Option<&[u8]>,
+    ) -> Vec<RcptResult> {
         let all = |r: RcptResult| vec![r; g.recipients.len()];
         let (hops, via_relay) = match &self.settings.relay {
             Some(h) => (vec![h.clone()], true),
@@ -283,6 +304,7 @@ impl Runner {
             ret: g.message.ret.as_deref(),
             smtputf8: g.message.smtputf8,
             message,
+            seven_bit,
         };
         let mut last = format!("no host to deliver to for {}", g.domain);
         for hop in &hops {
