@@ -424,3 +424,36 @@ def test_8bit_mail_is_converted_for_a_peer_without_8bitmime(tmp_path):
     finally:
         s.close()
         c.stop()
+
+
+def test_notify_success_local_delivered_and_remote_relayed(srv_and_sink):
+    """NOTIFY=SUCCESS (RFC 3461): for a local recipient the sender gets a
+    "delivered" report; for a recipient handed to a peer without DSN (the
+    aiosmtpd sink announces none) a "relayed" one; without NOTIFY, none."""
+    server, sink = srv_and_sink
+    server.add_user("friend@example.test")
+    msg = make_message(subject="tell me", sender=USER, to="friend@example.test, far@outside.example")
+    with submission(server) as c:
+        c.ehlo()
+        assert c.has_extn("dsn")
+        c.mail(USER, ["ENVID=track-42"])
+        assert c.rcpt("friend@example.test", ["NOTIFY=SUCCESS,FAILURE"])[0] == 250
+        assert c.rcpt("far@outside.example", ["NOTIFY=SUCCESS"])[0] == 250
+        assert c.data(msg)[0] == 250
+    wait_for(lambda: sink.received_by("far@outside.example"), what="relay delivery")
+    reports = wait_for(lambda: [m for m in mailbox(server, USER) if b"multipart/report" in m]
+                       if len([m for m in mailbox(server, USER) if b"multipart/report" in m]) >= 2 else None,
+                       what="two success reports")
+    text = b"\n".join(reports).decode()
+    assert "Action: delivered" in text and "Final-Recipient: rfc822; friend@example.test" in text, text
+    assert "Action: relayed" in text and "Final-Recipient: rfc822; far@outside.example" in text, text
+    assert text.count("Original-Envelope-Id: track-42") == 2, text
+    assert "Subject: Successful Mail Delivery Report" in text
+    assert "friend@example.test" in text and len(mailbox(server, "friend@example.test")) == 1
+
+    # Without NOTIFY: no report at all.
+    before = len(mailbox(server, USER))
+    submit(server, ["friend@example.test", "far2@outside.example"], subject="quiet")
+    wait_for(lambda: sink.received_by("far2@outside.example"), what="relay delivery")
+    time.sleep(1.5)
+    assert len(mailbox(server, USER)) == before

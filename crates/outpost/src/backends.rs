@@ -154,6 +154,8 @@ pub struct SmtpStore {
     /// files the message where the RCPT reply promised without asking the
     /// directory again (the issue: "recipients resolved at RCPT time").
     resolved: ResolvedCache,
+    /// Our host name, the Reporting-MTA of success notices.
+    hostname: String,
 }
 
 /// Recent RCPT-time resolutions, by lower-cased address. Every transaction
@@ -213,6 +215,61 @@ fn deliver_error(e: &StoreError) -> DeliverError {
 }
 
 impl SmtpStore {
+    /// NOTIFY=SUCCESS (RFC 3461): tells the sender which of its local
+    /// recipients got the message. Headers only; never for the null sender.
+    /// A failure to send the notice is logged; the delivery stands.
+    async fn success_notices(&self, envelope: &Envelope, message: &[u8]) {
+        if envelope.mail_from.is_empty() {
+            return;
+        }
+        let recipients: Vec<outpost_queue::dsn::DsnRecipient> = envelope
+            .recipients
+            .iter()
+            .filter(|r| r.notify.is_some_and(|n| n.success))
+            .map(|r| outpost_queue::dsn::DsnRecipient {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: outpost_queue::dsn::Action::Delivered,
+                diagnostic: "delivered to the mailbox".into(),
+            })
+            .collect();
+        if recipients.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let report = outpost_queue::dsn::build(&outpost_queue::dsn::Report {
+            reporting_mta: &self.hostname,
+            to: &envelope.mail_from,
+            envid: envelope.envid.as_deref(),
+            arrival: now,
+            now,
+            recipients: &recipients,
+            original: message,
+            full: false,
+            retry_until: None,
+        });
+        let local = crate::outbound::LocalDsn {
+            dir: self.dir.clone(),
+        };
+        match outpost_queue::dsn::dispatch(self.dir.store(), &local, &envelope.mail_from, report)
+            .await
+        {
+            Ok(how) => tracing::info!(
+                session = envelope.session_id,
+                "success notice for {} to {}: {how}",
+                envelope.message_id,
+                envelope.mail_from
+            ),
+            Err(e) => tracing::warn!(
+                session = envelope.session_id,
+                "success notice for {} not sent: {e}",
+                envelope.message_id
+            ),
+        }
+    }
+
     async fn queue(
         &self,
         envelope: &Envelope,
@@ -379,6 +436,7 @@ impl SmtpBackend for SmtpStore {
                     envelope.message_id,
                     users.len()
                 );
+                self.success_notices(envelope, &message).await;
                 vec![Ok(()); n]
             }
             Err(e) => {
@@ -442,12 +500,17 @@ impl SmtpBackend for SmtpStore {
     }
 }
 
-pub fn smtp_backend(dir: Directory, inbound: Option<InboundChecks>) -> Arc<dyn SmtpBackend> {
+pub fn smtp_backend(
+    dir: Directory,
+    inbound: Option<InboundChecks>,
+    hostname: &str,
+) -> Arc<dyn SmtpBackend> {
     Arc::new(SmtpStore {
         dir,
         inbound,
         inboxes: Default::default(),
         resolved: Default::default(),
+        hostname: hostname.to_string(),
     })
 }
 

@@ -66,8 +66,9 @@ pub fn resolver(cfg: &Config) -> Arc<dyn Resolver> {
 }
 
 /// DSNs for hosted senders are filed like any local delivery.
-struct LocalDsn {
-    dir: Directory,
+/// Files reports (DSNs) for hosted addresses into their mailboxes.
+pub(crate) struct LocalDsn {
+    pub(crate) dir: Directory,
 }
 
 #[async_trait::async_trait]

@@ -113,7 +113,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound);
+    let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound, &cfg.hostname);
     let smtp = |role: outpost_smtp::Role| {
         let mut ctx = outpost_smtp::SmtpContext::new(
             role,

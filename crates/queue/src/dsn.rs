@@ -9,6 +9,11 @@ use rand::Rng;
 pub enum Action {
     Failed,
     Delayed,
+    /// Delivered into a local mailbox (NOTIFY=SUCCESS).
+    Delivered,
+    /// Handed to a next hop that does not support DSN, so no further
+    /// success notice will come (NOTIFY=SUCCESS, RFC 3464 §2.3.3).
+    Relayed,
 }
 
 #[derive(Debug, Clone)]
@@ -38,13 +43,16 @@ pub struct Report<'a> {
 }
 
 /// Whether DSN NOTIFY (RFC 3461 §4.1) asks for this kind of notice. Without
-/// NOTIFY, failures and delays are reported.
+/// NOTIFY, failures and delays are reported, successes not.
 pub fn wanted(notify: Option<&str>, action: Action) -> bool {
-    let Some(n) = notify else { return true };
+    let Some(n) = notify else {
+        return matches!(action, Action::Failed | Action::Delayed);
+    };
     let n = n.to_ascii_lowercase();
     let word = match action {
         Action::Failed => "failure",
         Action::Delayed => "delay",
+        Action::Delivered | Action::Relayed => "success",
     };
     n.split(',').any(|w| w.trim() == word)
 }
@@ -65,6 +73,7 @@ pub fn status_code(diagnostic: &str, action: Action) -> String {
     match action {
         Action::Failed => "5.0.0".into(),
         Action::Delayed => "4.0.0".into(),
+        Action::Delivered | Action::Relayed => "2.0.0".into(),
     }
 }
 
@@ -93,10 +102,13 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         r.reporting_mta
     );
     let failed = r.recipients.iter().any(|x| x.action == Action::Failed);
+    let delayed = r.recipients.iter().any(|x| x.action == Action::Delayed);
     let subject = if failed {
         "Undelivered Mail Returned to Sender"
-    } else {
+    } else if delayed {
         "Delayed Mail (still being retried)"
+    } else {
+        "Successful Mail Delivery Report"
     };
     let mut m = String::new();
     m.push_str(&format!(
@@ -117,12 +129,20 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             "This is the mail system at {}.\r\n\r\nYour message could not be delivered to one or more recipients.\r\nIt is attached below.\r\n\r\n",
             r.reporting_mta
         ));
-    } else {
+    } else if delayed {
         m.push_str(&format!(
             "This is the mail system at {}.\r\n\r\nYour message has not been delivered yet to the recipients below.\r\nThe mail system will keep trying{}; you do not need to resend it.\r\n\r\n",
             r.reporting_mta,
             r.retry_until.map(|t| format!(" until {}", date(t))).unwrap_or_default()
         ));
+    } else {
+        m.push_str(&format!(
+            "This is the mail system at {}.\r\n\r\nYour message was delivered to the recipients below, as you asked to be told.\r\n\r\n",
+            r.reporting_mta
+        ));
+        if r.recipients.iter().any(|x| x.action == Action::Relayed) {
+            m.push_str("Where it says \"relayed\", the message was passed to a system that\r\ndoes not report delivery, so no further notice will come from there.\r\n\r\n");
+        }
     }
     for x in r.recipients {
         m.push_str(&format!(
@@ -151,10 +171,13 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             "Final-Recipient: rfc822; {}\r\n",
             clean(&x.address)
         ));
-        let (action, status) = match x.action {
-            Action::Failed => ("failed", status_code(&x.diagnostic, Action::Failed)),
-            Action::Delayed => ("delayed", status_code(&x.diagnostic, Action::Delayed)),
+        let action = match x.action {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         };
+        let status = status_code(&x.diagnostic, x.action);
         m.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
         if let Some((host, _)) = x.diagnostic.split_once(" said: ") {
             m.push_str(&format!("Remote-MTA: dns; {}\r\n", clean(host)));
@@ -186,6 +209,40 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
+}
+
+/// Sends a report to `to` from the null sender: filed locally when `to` is
+/// hosted here, otherwise queued (with NOTIFY=NEVER, so a report about a
+/// report never happens). Returns what was done, for the log.
+pub async fn dispatch(
+    store: &outpost_store::Store,
+    local: &dyn crate::LocalDelivery,
+    to: &str,
+    report: Vec<u8>,
+) -> Result<String, String> {
+    if local.deliver_local(to, &report).await? {
+        return Ok("delivered locally".into());
+    }
+    let q = outpost_store::NewQueued {
+        mail_from: String::new(),
+        recipients: vec![outpost_store::QueuedRecipient {
+            address: to.to_string(),
+            notify: Some("never".into()),
+            orcpt: None,
+        }],
+        body: if crate::client::is_8bit(&report) {
+            "8bitmime"
+        } else {
+            "7bit"
+        }
+        .into(),
+        ..outpost_store::NewQueued::default()
+    };
+    let id = store
+        .enqueue(std::sync::Arc::from(report), q)
+        .await
+        .map_err(|e| format!("cannot queue it: {e}"))?;
+    Ok(format!("queued as {id}"))
 }
 
 #[cfg(test)]
@@ -251,5 +308,43 @@ mod tests {
         assert!(!wanted(Some("failure"), Action::Delayed));
         assert!(wanted(Some("FAILURE,DELAY"), Action::Delayed));
         assert_eq!(status_code("timeout", Action::Delayed), "4.0.0");
+        // Success notices only when asked for.
+        assert!(!wanted(None, Action::Delivered));
+        assert!(!wanted(Some("failure,delay"), Action::Relayed));
+        assert!(wanted(Some("SUCCESS"), Action::Delivered));
+        assert!(wanted(Some("success,failure"), Action::Relayed));
+        assert_eq!(status_code("delivered to mailbox", Action::Delivered), "2.0.0");
+    }
+
+    #[test]
+    fn success_report_says_delivered_with_headers_only() {
+        let success = |action| {
+            build(&Report {
+                reporting_mta: "mail.example.test",
+                to: "user@example.test",
+                envid: None,
+                arrival: 1_700_000_000,
+                now: 1_700_000_100,
+                recipients: &[DsnRecipient {
+                    address: "friend@example.test".into(),
+                    orcpt: None,
+                    action,
+                    diagnostic: "delivered to the mailbox".into(),
+                }],
+                original: b"Subject: hi\r\nFrom: user@example.test\r\n\r\nbody text\r\n",
+                full: true,
+                retry_until: None,
+            })
+        };
+        let raw = success(Action::Delivered);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Subject: Successful Mail Delivery Report"), "{text}");
+        assert!(text.contains("Action: delivered\r\nStatus: 2.0.0"), "{text}");
+        // Only the headers come back with a success notice.
+        assert!(text.contains("text/rfc822-headers") && !text.contains("body text"), "{text}");
+        let raw = success(Action::Relayed);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Action: relayed\r\nStatus: 2.0.0"), "{text}");
+        assert!(text.contains("no further notice"), "{text}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use outpost_store::{LeasedGroup, NewQueued, QueuedRecipient, RecipientOutcome, Store};
+use outpost_store::{LeasedGroup, RecipientOutcome, Store};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -354,10 +354,18 @@ impl Runner {
         let mut outcomes = Vec::new();
         let mut failed = Vec::new();
         let mut delayed = Vec::new();
+        let mut relayed = Vec::new();
         for (r, res) in g.recipients.iter().zip(results) {
             let outcome = match res {
                 RcptResult::Delivered(reply) => {
                     info!(queue = m.id, rcpt = %r.address, "queue: delivered: {reply}");
+                    RecipientOutcome::Delivered(reply)
+                }
+                RcptResult::Relayed(reply) => {
+                    info!(queue = m.id, rcpt = %r.address, "queue: delivered (to a peer without DSN): {reply}");
+                    if dsn::wanted(r.notify.as_deref(), Action::Relayed) {
+                        relayed.push((r, reply.clone()));
+                    }
                     RecipientOutcome::Delivered(reply)
                 }
                 RcptResult::Permanent(e) => {
@@ -392,7 +400,11 @@ impl Runner {
             .filter(|(r, _)| dsn::wanted(r.notify.as_deref(), Action::Failed))
             .collect();
         if !m.mail_from.is_empty() {
-            for (list, action) in [(failed, Action::Failed), (delayed, Action::Delayed)] {
+            for (list, action) in [
+                (failed, Action::Failed),
+                (delayed, Action::Delayed),
+                (relayed, Action::Relayed),
+            ] {
                 if !list.is_empty() {
                     self.notify_sender(g, action, &list).await;
                 }
@@ -440,34 +452,9 @@ impl Runner {
             full: action == Action::Failed && m.ret.as_deref() != Some("headers"),
             retry_until: Some(m.created_at + self.settings.max_age.as_secs() as i64),
         });
-        match self.local.deliver_local(&m.mail_from, &report).await {
-            Ok(true) => {
-                info!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) delivered locally")
-            }
-            Ok(false) => {
-                let q = NewQueued {
-                    mail_from: String::new(),
-                    recipients: vec![QueuedRecipient {
-                        address: m.mail_from.clone(),
-                        notify: Some("never".into()),
-                        orcpt: None,
-                    }],
-                    body: if client::is_8bit(&report) {
-                        "8bitmime"
-                    } else {
-                        "7bit"
-                    }
-                    .into(),
-                    ..NewQueued::default()
-                };
-                match self.store.enqueue(Arc::from(report), q).await {
-                    Ok(id) => {
-                        info!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) queued as {id}")
-                    }
-                    Err(e) => warn!(queue = m.id, "queue: cannot queue the DSN: {e}"),
-                }
-            }
-            Err(e) => warn!(queue = m.id, to = %m.mail_from, "queue: DSN delivery failed: {e}"),
+        match dsn::dispatch(&self.store, self.local.as_ref(), &m.mail_from, report).await {
+            Ok(how) => info!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) {how}"),
+            Err(e) => warn!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) not sent: {e}"),
         }
     }
 }
