@@ -34,10 +34,13 @@ pub struct QueueSettings {
     pub relay: Option<Hop>,
     pub relay_auth: Option<(String, String)>,
     pub require_tls_domains: Vec<String>,
-    /// How often the store is asked for due work.
+    /// How often the store is asked for due work (new entries made by this
+    /// process wake the runner at once; this catches retries coming due and
+    /// entries made by other nodes).
     pub poll: Duration,
-    /// How long a leased recipient stays ours; must exceed an attempt's
-    /// longest duration (`attempt_timeout`).
+    /// How long a leased recipient stays ours without renewal; a running
+    /// attempt renews it every third of this. After a crash, its
+    /// recipients are due again when the lease runs out.
     pub lease: Duration,
     /// Per SMTP command.
     pub command_timeout: Duration,
@@ -60,7 +63,7 @@ impl Default for QueueSettings {
             relay_auth: None,
             require_tls_domains: Vec::new(),
             poll: Duration::from_secs(1),
-            lease: Duration::from_secs(900),
+            lease: Duration::from_secs(120),
             command_timeout: Duration::from_secs(300),
             attempt_timeout: Duration::from_secs(600),
         }
@@ -182,6 +185,7 @@ impl Runner {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = self.store.queue_changed() => {}
                 _ = done.notified() => {}
                 _ = stop.changed() => {}
             }
@@ -205,6 +209,32 @@ impl Runner {
 
     /// One attempt for the recipients of one message at one domain.
     pub async fn deliver_group(&self, g: LeasedGroup) {
+        let renewal = self.renew_lease(&g);
+        self.deliver_group_leased(&g).await;
+        renewal.abort();
+    }
+
+    /// Keeps the group's lease alive while its attempt runs.
+    fn renew_lease(&self, g: &LeasedGroup) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let lease = self.settings.lease;
+        let ids: Vec<i64> = g.recipients.iter().map(|r| r.id).collect();
+        tokio::spawn(async move {
+            let every = (lease / 3).max(Duration::from_secs(1));
+            loop {
+                tokio::time::sleep(every).await;
+                let t = now();
+                if let Err(e) = store
+                    .queue_renew(ids.clone(), t, t + lease.as_secs() as i64)
+                    .await
+                {
+                    warn!("queue: cannot renew a lease: {e}");
+                }
+            }
+        })
+    }
+
+    async fn deliver_group_leased(&self, g: &LeasedGroup) {
         let m = &g.message;
         let results: Vec<RcptResult> = match self.store.read_blob(&m.blob_hash).await {
             Err(e) => g

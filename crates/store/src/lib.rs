@@ -61,6 +61,9 @@ struct Inner {
     writer: tokio::sync::mpsc::Sender<writer::Job>,
     blobs: BlobStore,
     notifier: notify::Notifier,
+    /// Signalled after new queue entries commit (the outbound runner waits
+    /// on it instead of only polling).
+    queue_wakeup: tokio::sync::Notify,
     /// Bodies up to this size are kept in the database row.
     inline_max: std::sync::atomic::AtomicUsize,
 }
@@ -129,6 +132,7 @@ impl Store {
                 writer: tx,
                 blobs,
                 notifier: notify::Notifier::default(),
+                queue_wakeup: tokio::sync::Notify::new(),
                 inline_max: DEFAULT_INLINE_MAX.into(),
             }),
         };
@@ -152,6 +156,16 @@ impl Store {
 
     /// Bodies up to `bytes` are stored in the database, larger ones as
     /// files; 0 puts every body in a file. Applies to later writes.
+    /// Resolves after the next new queue entry (or at once if one came
+    /// since the last wait): the outbound runner's wake-up.
+    pub async fn queue_changed(&self) {
+        self.inner.queue_wakeup.notified().await
+    }
+
+    pub(crate) fn announce_queue(&self) {
+        self.inner.queue_wakeup.notify_one();
+    }
+
     pub fn set_inline_max(&self, bytes: usize) {
         self.inner
             .inline_max

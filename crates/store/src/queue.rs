@@ -43,7 +43,7 @@ impl Store {
         let raw = crate::mail::crlf_normalized(raw);
         let blob = self.put_blob(raw, false).await?;
         let blobs = self.blobs().clone();
-        self.write(move |c, _| {
+        let id = self.write(move |c, _| {
             Box::pin(async move {
                 acquire_blob(c, &blobs, &blob, 1).await?;
                 let at = now();
@@ -80,7 +80,9 @@ impl Store {
                 Ok(id)
             })
         })
-        .await
+        .await?;
+        self.announce_queue();
+        Ok(id)
     }
 
     /// The queue as the administrator sees it, oldest first.
@@ -258,6 +260,31 @@ impl Store {
                     });
                 }
                 Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Extends the lease of recipients whose attempt is still running, so
+    /// a lease can be short (a crashed node's recipients come back soon)
+    /// while an attempt may take longer than one lease.
+    pub async fn queue_renew(&self, recipients: Vec<i64>, now: i64, until: i64) -> Result<()> {
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c, _| {
+            Box::pin(async move {
+                let ids = recipients
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let q = format!(
+                    "UPDATE queue_recipients SET lease_until = $1 \
+                     WHERE id IN ({ids}) AND status = 'pending' AND lease_until > $2"
+                );
+                sqlx::query(&q).bind(until).bind(now).execute(&mut *c).await?;
+                Ok(())
             })
         })
         .await

@@ -133,6 +133,25 @@ async fn exercise(store: &Store) {
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.id, id);
+    // A running attempt renews its lease: not leased again at the old end.
+    let rid = vec![again[0].recipients[0].id];
+    store
+        .queue_renew(rid.clone(), now + 90, now + 180)
+        .await
+        .unwrap();
+    assert!(store
+        .queue_lease(now + 121, 60, 10, 4, HashMap::new())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.queue_next_due().await.unwrap(), Some(now + 180));
+    // An expired lease is not revived by a late renewal (another worker
+    // may hold the recipient by then).
+    store
+        .queue_renew(rid, now + 200, now + 300)
+        .await
+        .unwrap();
+    assert_eq!(store.queue_next_due().await.unwrap(), Some(now + 180));
     assert!(store.queue_retry(id).await.unwrap());
     assert!(store.queue_remove(id).await.unwrap());
     assert!(store.queue_list().await.unwrap().is_empty());

@@ -46,7 +46,11 @@ fn slice(raw: &[u8], a: u32, b: u32) -> &[u8] {
 fn check_part(p: &BodyPart, raw: &[u8], depth: usize) {
     assert!(depth < 200, "part tree deeper than the parser's limit");
     let body = slice(raw, p.body_start, p.end);
-    assert_eq!(p.size, body.len() as u64, "part size differs from its octets");
+    assert_eq!(
+        p.size,
+        body.len() as u64,
+        "part size differs from its octets"
+    );
     if p.mime_type == "text" && p.parts.is_empty() {
         let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
         assert_eq!(p.lines, lines, "text part line count");
