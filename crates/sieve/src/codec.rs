@@ -43,7 +43,25 @@ pub enum Parsed {
 }
 
 /// Parses the first command in `buf`.
+///
+/// A whole command is at most `max_line + max_literal` bytes (one
+/// full-size literal, a script, plus a line's worth of the rest). A longer
+/// one is `TooBig` even where the parser would otherwise wait for more:
+/// for the line end after a syntax error, or for yet another literal.
+/// Without that bound a client could make the server buffer without limit.
 pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
+    let max_command = max_line.saturating_add(max_literal);
+    let too_big = || Parsed::TooBig(format!("command longer than {max_command} bytes"));
+    match parse_command(buf, max_line, max_literal) {
+        Parsed::Incomplete if buf.len() > max_command => too_big(),
+        Parsed::Command(_, used) | Parsed::Bad(_, used) if used > max_command => too_big(),
+        parsed => parsed,
+    }
+}
+
+fn parse_command(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
+    let bad =
+        |at: usize, line_start: usize, why: &str| bad_line(buf, at, why, line_start, max_line);
     let mut pos = 0;
     let mut line_start = 0;
     let mut words: Vec<Arg> = Vec::new();
@@ -98,14 +116,14 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                                 out.push(c);
                                 p += 2;
                             }
-                            Some(_) => return bad_line(buf, p, "bad escape in quoted string"),
+                            Some(_) => return bad(p, line_start, "bad escape in quoted string"),
                         },
                         Some(b'"') => {
                             p += 1;
                             break;
                         }
                         Some(b'\r' | b'\n') => {
-                            return bad_line(buf, p, "quoted string runs past the line end")
+                            return bad(p, line_start, "quoted string runs past the line end")
                         }
                         Some(&c) => {
                             out.push(c);
@@ -117,9 +135,12 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                 pos = p;
             }
             b'{' => {
-                let Some(close) = buf[pos..].iter().position(|&c| c == b'}') else {
-                    if buf.len() - pos > 24 {
-                        return bad_line(buf, pos, "bad literal");
+                // The length ends at "}"; a line end before it ends the
+                // search (a bad literal, not a wait for more input).
+                let close = buf[pos..].iter().position(|&c| c == b'}' || c == b'\n');
+                let Some(close) = close.filter(|&i| buf[pos + i] == b'}') else {
+                    if close.is_some() || buf.len() - pos > 24 {
+                        return bad(pos, line_start, "bad literal");
                     }
                     return Parsed::Incomplete;
                 };
@@ -136,7 +157,7 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                     None if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
                         return Parsed::TooBig(format!("literal larger than {max_literal} bytes"))
                     }
-                    None => return bad_line(buf, pos, "bad literal length"),
+                    None => return bad(pos, line_start, "bad literal length"),
                 };
                 if n > max_literal {
                     return Parsed::TooBig(format!("literal larger than {max_literal} bytes"));
@@ -146,7 +167,7 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                     (Some(b'\r'), Some(b'\n')) => p += 2,
                     (Some(b'\n'), _) => p += 1,
                     (None, _) | (Some(b'\r'), None) => return Parsed::Incomplete,
-                    _ => return bad_line(buf, p, "literal length must end the line"),
+                    _ => return bad(p, line_start, "literal length must end the line"),
                 }
                 if buf.len() < p + n {
                     return Parsed::Incomplete;
@@ -167,7 +188,7 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                     }
                 }
                 if pos == start {
-                    return bad_line(buf, pos, "unexpected character");
+                    return bad(pos, line_start, "unexpected character");
                 }
                 words.push(Arg::Atom(
                     String::from_utf8_lossy(&buf[start..pos]).into_owned(),
@@ -178,10 +199,16 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
 }
 
 /// A `Bad` that skips to the end of the line holding `at`, or `Incomplete`
-/// while that line end has not arrived.
-fn bad_line(buf: &[u8], at: usize, why: &str) -> Parsed {
-    match buf[at..].iter().position(|&c| c == b'\n') {
-        Some(p) => Parsed::Bad(why.into(), at + p + 1),
+/// while that line end has not arrived. A line longer than `max_line` is
+/// `TooBig` here too, whether or not its end is in the buffer yet, so that
+/// the answer does not depend on how the bytes arrived.
+fn bad_line(buf: &[u8], at: usize, why: &str, line_start: usize, max_line: usize) -> Parsed {
+    let end = buf[at..].iter().position(|&c| c == b'\n').map(|p| at + p);
+    if end.unwrap_or(buf.len()) - line_start > max_line {
+        return Parsed::TooBig(format!("line longer than {max_line} bytes"));
+    }
+    match end {
+        Some(lf) => Parsed::Bad(why.into(), lf + 1),
         None => Parsed::Incomplete,
     }
 }
@@ -293,6 +320,43 @@ mod tests {
         assert!(matches!(parse(&[b'A'; 200], 100, 100), Parsed::TooBig(_)));
         assert!(matches!(parse(b"\r\n", 100, 100), Parsed::Bad(_, 2)));
         assert!(matches!(parse(b"X @\r\n", 100, 100), Parsed::Bad(_, 5)));
+    }
+
+    /// Found by the `managesieve` fuzz target: after a syntax error the
+    /// parser waited for a line end without limit ("X @" and no LF), and
+    /// literal after literal, each within `max_literal`, never ended a
+    /// command; the server buffered all of it. And an over-long bad line
+    /// was `Bad` when its end had arrived but `TooBig` while it was still
+    /// arriving, so the answer depended on how the bytes were split.
+    #[test]
+    fn input_is_bounded_by_a_line_plus_a_literal() {
+        let mut long = b"X \"".to_vec();
+        long.extend(vec![b'q'; 200]);
+        assert!(matches!(parse(&long, 100, 100), Parsed::TooBig(_)));
+        long.extend_from_slice(b"\r\n");
+        assert!(matches!(parse(&long, 100, 100), Parsed::TooBig(_)));
+        let mut endless = b"X @".to_vec();
+        endless.extend(vec![b'a'; 4000]);
+        assert!(matches!(parse(&endless, 100, 100), Parsed::TooBig(_)));
+        let mut literals = b"X".to_vec();
+        for _ in 0..5 {
+            literals.extend_from_slice(b" {50+}\r\n");
+            literals.extend(vec![b'x'; 50]);
+        }
+        assert!(matches!(parse(&literals, 100, 100), Parsed::TooBig(_)));
+        // A bad literal length followed by the next command is a bad line,
+        // not part of a command too long.
+        assert_eq!(
+            parse(b"X {3x\r\nX {9999999", 16, 0),
+            Parsed::Bad("bad literal".into(), 7)
+        );
+        // A full-size literal with its line still parses, and waits while
+        // it arrives.
+        let mut put = b"PUTSCRIPT \"s\" {100+}\r\n".to_vec();
+        put.extend(vec![b'k'; 100]);
+        put.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&put[..put.len() - 1], 100, 100), Parsed::Incomplete);
+        assert!(matches!(parse(&put, 100, 100), Parsed::Command(..)));
     }
 
     #[test]
