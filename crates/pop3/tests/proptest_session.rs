@@ -57,7 +57,10 @@ fn seeds_reach_the_transaction_state() {
 #[test]
 fn wire_form_is_what_retr_sends() {
     assert_eq!(check::wire(b"a\nb\r\nc\rd", None), b"a\r\nb\r\nc\r\nd\r\n");
-    assert_eq!(check::wire(b"H: 1\n\nb1\nb2\n", Some(1)), b"H: 1\r\n\r\nb1\r\n");
+    assert_eq!(
+        check::wire(b"H: 1\n\nb1\nb2\n", Some(1)),
+        b"H: 1\r\n\r\nb1\r\n"
+    );
     assert_eq!(check::wire(b"", None), b"");
 }
 

@@ -47,7 +47,12 @@ fn seeds_pass_in_every_mode() {
 #[test]
 fn seeds_reach_delivery() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/session");
-    for (name, want) in [("mx_data", 1), ("submission_auth_plain", 1), ("lmtp", 2), ("mx_bdat", 2)] {
+    for (name, want) in [
+        ("mx_data", 1),
+        ("submission_auth_plain", 1),
+        ("lmtp", 2),
+        ("mx_bdat", 2),
+    ] {
         let seed = std::fs::read(dir.join(name)).unwrap();
         let (bodies, codes) = deliver_through_session(seed[0] | 0xc0, &seed[1..]);
         assert_eq!(bodies.len(), want, "{name}: {codes:?}");
@@ -86,7 +91,14 @@ fn command_line() -> impl Strategy<Value = Vec<u8>> {
             format!("BDAT {n}{}", if last { " LAST" } else { "" }).into_bytes()
         }),
         (
-            prop::sample::select(vec!["MAIL FROM:", "RCPT TO:", "EHLO ", "HELO ", "VRFY ", "NOOP "]),
+            prop::sample::select(vec![
+                "MAIL FROM:",
+                "RCPT TO:",
+                "EHLO ",
+                "HELO ",
+                "VRFY ",
+                "NOOP "
+            ]),
             word
         )
             .prop_map(|(k, w)| format!("{k}{w}").into_bytes()),
@@ -199,7 +211,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn body_line() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        prop::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..60),
+        prop::collection::vec(
+            any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'),
+            0..60
+        ),
         Just(b".".to_vec()),
         Just(b"..".to_vec()),
         "[ -~]{0,20}".prop_map(|s| format!(".{s}").into_bytes()),

@@ -95,7 +95,10 @@ impl Maildrop {
             104 => Ok(None),
             105 => Err(TempFail("disk on fire".into())),
             _ => {
-                let i = IDS.iter().position(|&x| x == id).expect("Fetch of an unknown id");
+                let i = IDS
+                    .iter()
+                    .position(|&x| x == id)
+                    .expect("Fetch of an unknown id");
                 Ok(Some(self.raw[i].clone()))
             }
         }
@@ -203,7 +206,12 @@ fn multi_line_body(body: &[u8]) {
         let eol = rest
             .windows(2)
             .position(|w| w == b"\r\n")
-            .unwrap_or_else(|| panic!("multi-line response not terminated: {:?}", String::from_utf8_lossy(body)));
+            .unwrap_or_else(|| {
+                panic!(
+                    "multi-line response not terminated: {:?}",
+                    String::from_utf8_lossy(body)
+                )
+            });
         let line = &rest[..eol];
         assert!(
             !line.contains(&b'\r') && !line.contains(&b'\n'),
@@ -375,7 +383,10 @@ pub fn session(data: &[u8]) -> Reached {
             if ok && model.logged_in {
                 match cmd {
                     Some(Command::Dele(n)) => {
-                        assert!(model.deleted.insert(n.0), "DELE of a deleted message succeeded");
+                        assert!(
+                            model.deleted.insert(n.0),
+                            "DELE of a deleted message succeeded"
+                        );
                     }
                     Some(Command::Rset) => model.deleted.clear(),
                     Some(Command::Stat) => {

@@ -103,14 +103,18 @@ impl Fake {
                     _ => Answer::Auth(Ok(None)),
                 }
             }
-            Effect::MaySendAs { address, .. } => Answer::MaySendAs(if address.contains("tempfail")
-            {
-                Err(TempFail("directory down".into()))
-            } else {
-                Ok(!address.contains("other"))
-            }),
+            Effect::MaySendAs { address, .. } => {
+                Answer::MaySendAs(if address.contains("tempfail") {
+                    Err(TempFail("directory down".into()))
+                } else {
+                    Ok(!address.contains("other"))
+                })
+            }
             Effect::ResolveRecipient { address } => {
-                assert!(!address.is_empty(), "ResolveRecipient with an empty address");
+                assert!(
+                    !address.is_empty(),
+                    "ResolveRecipient with an empty address"
+                );
                 Answer::Recipient(if address.starts_with("tempfail") {
                     Err(TempFail("directory down".into()))
                 } else if address.starts_with("unknown") {
@@ -129,7 +133,12 @@ impl Fake {
                 let local = d
                     .local
                     .as_ref()
-                    .map(|env| env.recipients.iter().map(|r| deliver_result(&r.address)).collect())
+                    .map(|env| {
+                        env.recipients
+                            .iter()
+                            .map(|r| deliver_result(&r.address))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let remote = d.remote.as_ref().map(|_| Ok(()));
                 assert!(
@@ -190,18 +199,24 @@ pub fn replies(out: &[u8]) -> Vec<u16> {
     let mut codes = Vec::new();
     let mut open: Option<u16> = None; // code of an unfinished multi-line reply
     for line in out.split_inclusive(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r\n").unwrap_or_else(|| {
-            panic!("bare LF in output: {:?}", String::from_utf8_lossy(out))
-        });
+        let line = line
+            .strip_suffix(b"\r\n")
+            .unwrap_or_else(|| panic!("bare LF in output: {:?}", String::from_utf8_lossy(out)));
         let shown = String::from_utf8_lossy(line);
         assert!(!line.contains(&b'\r'), "bare CR in reply line {shown:?}");
-        assert!(line.len() + 2 <= 512, "reply line longer than 512 octets: {shown:?}");
+        assert!(
+            line.len() + 2 <= 512,
+            "reply line longer than 512 octets: {shown:?}"
+        );
         assert!(
             line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit),
             "reply line without a code: {shown:?}"
         );
         let code: u16 = std::str::from_utf8(&line[..3]).unwrap().parse().unwrap();
-        assert!((200..600).contains(&code), "reply code out of range: {shown:?}");
+        assert!(
+            (200..600).contains(&code),
+            "reply code out of range: {shown:?}"
+        );
         if let Some(c) = open {
             assert_eq!(c, code, "multi-line reply changes its code: {shown:?}");
         }
