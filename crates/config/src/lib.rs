@@ -345,7 +345,10 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
     };
-    Ok(std::time::Duration::from_secs(n * mul))
+    let secs = n
+        .checked_mul(mul)
+        .ok_or_else(|| format!("{s:?} is too long a duration"))?;
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -633,6 +636,23 @@ mod tests {
         assert!(e.contains("relay_password_file"), "{e}");
     }
     use super::*;
+
+    /// Found by the config property test: "213503982334602d" is a u64 of
+    /// days but not of seconds; the multiplication overflowed (a panic in
+    /// debug builds, a wrapped, far too short duration in release).
+    #[test]
+    fn duration_that_overflows_is_refused() {
+        assert!(parse_duration("213503982334602d").is_err());
+        assert!(parse_duration("18446744073709551615m").is_err());
+        assert_eq!(
+            parse_duration("213503982334601d").unwrap().as_secs(),
+            213503982334601 * 86400
+        );
+        let e = Config::parse("[queue]\nmax_age = \"999999999999999d\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queue.max_age"), "{e}");
+    }
 
     #[test]
     fn empty_is_valid_and_safe() {
