@@ -5,7 +5,9 @@
 //!     cargo bench -p outpost-store --bench deliver
 //!
 //! Environment: BENCH_MESSAGES (default 10000), BENCH_WRITERS (20),
-//! BENCH_MAILBOXES (100), OUTPOST_TEST_PG for the PostgreSQL server.
+//! BENCH_MAILBOXES (100), BENCH_INLINE_MAX (bodies up to this size in the
+//! database; default the store's, 0 = every body a file), BENCH_BACKENDS
+//! ("sqlite,postgres"), OUTPOST_TEST_PG for the PostgreSQL server.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +44,9 @@ async fn run(name: &str, s: TestStore) {
     let messages = env("BENCH_MESSAGES", 10_000);
     let writers = env("BENCH_WRITERS", 20);
     let mailboxes = env("BENCH_MAILBOXES", 100);
+    if let Ok(n) = std::env::var("BENCH_INLINE_MAX") {
+        s.set_inline_max(n.parse().expect("BENCH_INLINE_MAX is a number"));
+    }
     s.add_domain("bench.test").await.unwrap();
     let mut boxes = Vec::new();
     for i in 0..mailboxes {
@@ -98,7 +103,8 @@ async fn run(name: &str, s: TestStore) {
     assert_eq!(total as usize, messages);
     println!(
         "store-deliver backend={name} messages={messages} writers={writers} mailboxes={mailboxes} size=4096 \
-         seconds={secs:.2} msgs_per_sec={:.0}",
+         inline_max={} seconds={secs:.2} msgs_per_sec={:.0}",
+        s.inline_max(),
         messages as f64 / secs
     );
 }
@@ -109,9 +115,14 @@ async fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    run("sqlite", testing::sqlite().await).await;
-    match testing::postgres().await {
-        Some(s) => run("postgres", s).await,
-        None => println!("store-deliver backend=postgres skipped: server unreachable"),
+    let backends = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    if backends.contains("sqlite") {
+        run("sqlite", testing::sqlite().await).await;
+    }
+    if backends.contains("postgres") {
+        match testing::postgres().await {
+            Some(s) => run("postgres", s).await,
+            None => println!("store-deliver backend=postgres skipped: server unreachable"),
+        }
     }
 }
