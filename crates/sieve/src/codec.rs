@@ -62,6 +62,16 @@ pub fn parse(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
 fn parse_command(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
     let bad =
         |at: usize, line_start: usize, why: &str| bad_line(buf, at, why, line_start, max_line);
+    // Waiting for more of a line that is already too long is TooBig,
+    // wherever the parser waits, so that the answer does not depend on how
+    // the bytes were split.
+    let wait = |line_start: usize| {
+        if buf.len() - line_start > max_line {
+            Parsed::TooBig(format!("line longer than {max_line} bytes"))
+        } else {
+            Parsed::Incomplete
+        }
+    };
     let mut pos = 0;
     let mut line_start = 0;
     let mut words: Vec<Arg> = Vec::new();
@@ -102,16 +112,9 @@ fn parse_command(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                 let mut p = pos + 1;
                 loop {
                     match buf.get(p) {
-                        None => {
-                            if p - line_start > max_line {
-                                return Parsed::TooBig(format!(
-                                    "line longer than {max_line} bytes"
-                                ));
-                            }
-                            return Parsed::Incomplete;
-                        }
+                        None => return wait(line_start),
                         Some(b'\\') => match buf.get(p + 1) {
-                            None => return Parsed::Incomplete,
+                            None => return wait(line_start),
                             Some(&c @ (b'"' | b'\\')) => {
                                 out.push(c);
                                 p += 2;
@@ -142,8 +145,11 @@ fn parse_command(buf: &[u8], max_line: usize, max_literal: usize) -> Parsed {
                     if close.is_some() || buf.len() - pos > 24 {
                         return bad(pos, line_start, "bad literal");
                     }
-                    return Parsed::Incomplete;
+                    return wait(line_start);
                 };
+                if pos + close + 1 - line_start > max_line {
+                    return Parsed::TooBig(format!("line longer than {max_line} bytes"));
+                }
                 let spec = &buf[pos + 1..pos + close];
                 let digits = spec.strip_suffix(b"+").unwrap_or(spec);
                 let n: usize = match std::str::from_utf8(digits).ok().and_then(|d| {
@@ -344,6 +350,25 @@ mod tests {
             literals.extend(vec![b'x'; 50]);
         }
         assert!(matches!(parse(&literals, 100, 100), Parsed::TooBig(_)));
+        // Too long a line is TooBig also where the parser waits inside a
+        // quoted string or a literal length, and when the line ends in one.
+        assert!(matches!(
+            parse(b"X \"\\\\\\\\\\", 6, 100),
+            Parsed::TooBig(_)
+        ));
+        assert!(matches!(
+            parse(b"X \"\\\\\\\\\\\\", 6, 100),
+            Parsed::TooBig(_)
+        ));
+        assert!(matches!(parse(b"NOOP {12", 6, 100), Parsed::TooBig(_)));
+        assert!(matches!(
+            parse(b"NOOP {1}\r\nx\r\n", 6, 100),
+            Parsed::TooBig(_)
+        ));
+        assert!(matches!(
+            parse(b"NOOP {1}\r\nx\r\n", 8, 100),
+            Parsed::Command(..)
+        ));
         // A bad literal length followed by the next command is a bad line,
         // not part of a command too long.
         assert_eq!(
