@@ -221,20 +221,29 @@ class Server:
 
 def read_blob(server, sha256):
     """A stored message body by its hash: from its `blobs` row when it is
-    kept inline, else from its file. Checked against the hash."""
+    kept inline, from its pack file, or from its own file. Checked against
+    the hash."""
+    q = f"SELECT encode(data, 'hex'), pack, pack_offset, size FROM blobs WHERE hash = '{sha256}'"
     if server.backend == "postgres":
-        r = subprocess.run(["psql", f"{PG_BASE}/{server.pg_db}", "-At", "-c",
-                            f"SELECT encode(data, 'hex') FROM blobs WHERE hash = '{sha256}'"],
+        r = subprocess.run(["psql", f"{PG_BASE}/{server.pg_db}", "-At", "-F", "\t", "-c", q],
                            capture_output=True, text=True, check=True, timeout=30)
-        data = bytes.fromhex(r.stdout.strip()) if r.stdout.strip() else None
+        line = r.stdout.rstrip("\n")
+        row = line.split("\t") if line else None
+        if row:
+            row = [bytes.fromhex(row[0]) if row[0] else None] + [int(x) if x else None for x in row[1:]]
     else:
         import sqlite3
         db = sqlite3.connect(f"file:{server.data / 'outpost.db'}?mode=ro", uri=True, timeout=10)
         try:
-            row = db.execute("SELECT data FROM blobs WHERE hash = ?", (sha256,)).fetchone()
+            row = db.execute("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = ?",
+                             (sha256,)).fetchone()
         finally:
             db.close()
-        data = row[0] if row else None
+    data, pack, offset, size = row if row else (None, None, None, None)
+    if data is None and pack is not None:
+        with open(server.data / "blobs" / "packs" / f"{pack:08d}.pack", "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
     if data is None:
         data = (server.data / "blobs" / sha256[:2] / sha256).read_bytes()
     assert hashlib.sha256(data).hexdigest() == sha256, "blob does not match its hash"

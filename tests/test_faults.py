@@ -57,10 +57,10 @@ def inbox_message_ids(server):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A server whose whole data directory lives on a 6 MiB tmpfs."""
+    """A server whose whole data directory lives on a 12 MiB tmpfs."""
     data = tmp_path / "data"
     data.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(data)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(data)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         if os.environ.get("CI") == "true":

@@ -66,9 +66,14 @@ pub struct Storage {
     /// Directory for message blobs. Default: `<data_dir>/blobs`.
     pub blobs: Option<PathBuf>,
     /// Message bodies up to this many bytes are stored in the database row
-    /// (made durable by the same commit as the message), larger ones as
-    /// files under `blobs`. 0 stores every body as a file. Default 65536.
+    /// (made durable by the same commit as the message) instead of under
+    /// `blobs`. Default 0: every body on the file system.
     pub inline_max: Option<usize>,
+    /// Bodies up to this many bytes are appended to pack files under
+    /// `blobs/packs/` with the rest of their batch (one write and one flush
+    /// per batch); larger ones get a file each. 0: a file for every body.
+    /// Default 1048576.
+    pub pack_max: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -16,8 +16,11 @@ data_dir = "{d}"
 # Embedded SQLite (the default) or PostgreSQL, e.g. "postgres://outpost@db.example.org/outpost".
 url = "sqlite://{d}/outpost.db"
 # blobs = "{d}/blobs"
-# Bodies up to this size live in the database, larger ones as files in blobs/.
-# inline_max = 65536
+# Bodies up to pack_max are appended to pack files in blobs/packs/ (one write
+# and one flush per batch of deliveries), larger ones get a file each.
+# Bodies up to inline_max (default 0: none) are kept in the database instead.
+# pack_max = 1048576
+# inline_max = 0
 
 [tls]
 # A self-signed pair was generated into {d}/tls/. Point these at your real

@@ -126,6 +126,9 @@ pub async fn open_store(cfg: &Config) -> Result<Store> {
     if let Some(n) = cfg.storage.inline_max {
         store.set_inline_max(n);
     }
+    if let Some(n) = cfg.storage.pack_max {
+        store.set_pack_max(n);
+    }
     Ok(store)
 }
 

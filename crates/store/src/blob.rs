@@ -22,6 +22,8 @@ pub struct BlobRef {
     pub size: u64,
     /// The body, when it is stored in the database row instead of a file.
     pub inline: Option<Arc<[u8]>>,
+    /// The body, when the writer is to append it to a pack file.
+    pub packed: Option<Arc<[u8]>>,
 }
 
 /// Faults a test can switch on to prove that no write failure is ever
@@ -40,6 +42,7 @@ pub enum Fault {
 pub struct BlobStore {
     dir: Arc<PathBuf>,
     fault: Arc<AtomicU8>,
+    packs: Arc<crate::pack::Packs>,
 }
 
 impl BlobStore {
@@ -59,6 +62,7 @@ impl BlobStore {
         Ok(BlobStore {
             dir: Arc::new(dir.to_path_buf()),
             fault: Arc::new(AtomicU8::new(0)),
+            packs: crate::pack::Packs::open(dir)?,
         })
     }
 
@@ -109,7 +113,51 @@ impl BlobStore {
             hash: Self::hash(&data),
             size: data.len() as u64,
             inline: Some(data),
+            packed: None,
         })
+    }
+
+    /// A reference for a body the writer appends to a pack file with the
+    /// rest of its batch (see `pack.rs`).
+    pub fn for_pack(&self, data: Arc<[u8]>) -> Result<BlobRef, StoreError> {
+        self.check_fault()?;
+        Ok(BlobRef {
+            hash: Self::hash(&data),
+            size: data.len() as u64,
+            inline: None,
+            packed: Some(data),
+        })
+    }
+
+    /// Reserves places for bodies in the current pack and starts writing
+    /// and flushing them in the background; the returned task must have
+    /// succeeded before any row naming a place is committed.
+    pub(crate) async fn pack_start(
+        &self,
+        bodies: Vec<Arc<[u8]>>,
+    ) -> Result<(Vec<(i64, i64)>, tokio::task::JoinHandle<Result<(), StoreError>>), StoreError> {
+        self.check_fault()?;
+        let packs = self.packs.clone();
+        let (slots, write) = tokio::task::spawn_blocking(move || packs.reserve(&bodies))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))??;
+        Ok((slots, tokio::task::spawn_blocking(move || write.run())))
+    }
+
+    pub(crate) async fn pack_read(&self, pack: i64, offset: i64, len: i64) -> Result<Vec<u8>, StoreError> {
+        let packs = self.packs.clone();
+        tokio::task::spawn_blocking(move || packs.read(pack, offset, len))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    pub(crate) fn packs(&self) -> &crate::pack::Packs {
+        &self.packs
+    }
+
+    /// Number of pack files on disk (for tests).
+    pub fn count_packs(&self) -> usize {
+        self.packs.count()
     }
 
     fn check_fault(&self) -> Result<(), StoreError> {
@@ -161,6 +209,7 @@ impl BlobStore {
             hash,
             size: data.len() as u64,
             inline: None,
+            packed: None,
         })
     }
 
@@ -217,7 +266,7 @@ impl BlobStore {
             return 0;
         };
         rd.filter_map(Result::ok)
-            .filter(|e| e.file_name() != "tmp")
+            .filter(|e| e.file_name() != "tmp" && e.file_name() != "packs")
             .filter_map(|e| fs::read_dir(e.path()).ok())
             .map(|d| {
                 d.filter_map(Result::ok)

@@ -26,9 +26,60 @@ const ROWS_PER_INSERT: usize = 40;
 
 /// Files every request; on error nothing of the call should be kept (the
 /// caller rolls back to its savepoint).
+/// Where each pack-bound body goes, and the write (one write, one flush
+/// for the batch) that must finish before COMMIT.
+pub(crate) type PackedBodies = (
+    HashMap<String, (i64, i64)>,
+    Option<tokio::task::JoinHandle<Result<()>>>,
+);
+
+/// Places the batch's pack-bound bodies that the store does not have yet
+/// in a pack file and starts writing them. Runs in the writer's
+/// transaction, so no sweep can remove a row it found.
+pub(crate) async fn pack_bodies(
+    c: &mut AnyConnection,
+    blobs: &BlobStore,
+    reqs: &[&DeliverReq],
+) -> Result<PackedBodies> {
+    let mut wanted: BTreeMap<&str, &Arc<[u8]>> = BTreeMap::new();
+    for r in reqs {
+        if let Some(body) = &r.blob.packed {
+            wanted.insert(r.blob.hash.as_str(), body);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok((HashMap::new(), None));
+    }
+    let hashes: Vec<&str> = wanted.keys().copied().collect();
+    for chunk in hashes.chunks(200) {
+        // Hex digests: safe as literals.
+        let list = chunk
+            .iter()
+            .map(|h| format!("'{h}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let q = format!("SELECT hash FROM blobs WHERE hash IN ({list})");
+        let present: Vec<String> = sqlx::query_scalar(&q).fetch_all(&mut *c).await?;
+        for h in present {
+            wanted.remove(h.as_str());
+        }
+    }
+    let order: Vec<&str> = wanted.keys().copied().collect();
+    let bodies: Vec<Arc<[u8]>> = wanted.values().map(|b| Arc::clone(b)).collect();
+    if bodies.is_empty() {
+        return Ok((HashMap::new(), None));
+    }
+    let (slots, write) = blobs.pack_start(bodies).await?;
+    Ok((
+        order.into_iter().map(str::to_string).zip(slots).collect(),
+        Some(write),
+    ))
+}
+
 pub(crate) async fn deliver_all(
     c: &mut AnyConnection,
     blobs: &BlobStore,
+    slots: &HashMap<String, (i64, i64)>,
     reqs: &[&DeliverReq],
     touched: &mut Touched,
 ) -> Result<Vec<Vec<Delivered>>> {
@@ -40,8 +91,10 @@ pub(crate) async fn deliver_all(
         e.1 += r.targets.len() as i64;
     }
     for (hash, (blob, _)) in &refs {
-        // The sweeper runs in this writer, so a file present now stays until commit.
-        if blob.inline.is_none() && !blobs.exists(hash) {
+        // The sweeper runs in this writer, so a file present now stays until
+        // commit. A pack-bound body without a slot was already stored: its
+        // row was found in this transaction.
+        if blob.inline.is_none() && blob.packed.is_none() && !blobs.exists(hash) {
             return Err(StoreError::Unavailable(format!(
                 "blob {hash} vanished before commit"
             )));
@@ -49,19 +102,22 @@ pub(crate) async fn deliver_all(
     }
     let refs: Vec<(&str, (&BlobRef, i64))> = refs.into_iter().collect();
     for chunk in refs.chunks(100) {
-        let values = placeholders(chunk.len(), 4);
+        let values = placeholders(chunk.len(), 6);
         let q = format!(
-            "INSERT INTO blobs (hash, size, refcount, data) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
+            "INSERT INTO blobs (hash, size, refcount, data, pack, pack_offset) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
              refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + excluded.refcount ELSE excluded.refcount END, \
              zero_since = NULL, data = COALESCE(blobs.data, excluded.data)"
         );
         let mut query = sqlx::query(&q);
         for (hash, (blob, n)) in chunk {
+            let slot = slots.get(*hash);
             query = query
                 .bind(*hash)
                 .bind(blob.size as i64)
                 .bind(*n)
-                .bind(blob.inline.as_deref());
+                .bind(blob.inline.as_deref())
+                .bind(slot.map(|s| s.0))
+                .bind(slot.map(|s| s.1));
         }
         query.execute(&mut *c).await?;
     }

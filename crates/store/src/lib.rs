@@ -17,6 +17,7 @@ mod error;
 pub mod mail;
 pub mod meta;
 mod notify;
+mod pack;
 pub mod principals;
 pub mod queue;
 mod schema;
@@ -66,12 +67,17 @@ struct Inner {
     queue_wakeup: tokio::sync::Notify,
     /// Bodies up to this size are kept in the database row.
     inline_max: std::sync::atomic::AtomicUsize,
+    /// Larger bodies up to this size go into pack files; larger still,
+    /// a file each.
+    pack_max: std::sync::atomic::AtomicUsize,
 }
 
-/// Default for [`Store::set_inline_max`]: most mail is smaller, and a body
-/// of this size costs the database little more than a file would cost the
-/// file system.
-pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
+/// Default for [`Store::set_inline_max`]: bodies live on the file system
+/// (in pack files) unless configured otherwise.
+pub const DEFAULT_INLINE_MAX: usize = 0;
+
+/// Default for [`Store::set_pack_max`].
+pub const DEFAULT_PACK_MAX: usize = 1024 * 1024;
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `url` and the
@@ -134,6 +140,7 @@ impl Store {
                 notifier: notify::Notifier::default(),
                 queue_wakeup: tokio::sync::Notify::new(),
                 inline_max: DEFAULT_INLINE_MAX.into(),
+                pack_max: DEFAULT_PACK_MAX.into(),
             }),
         };
         let weak = Arc::downgrade(&store.inner);
@@ -170,6 +177,20 @@ impl Store {
         self.inner
             .inline_max
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bodies above the inline limit and up to `bytes` are appended to
+    /// pack files, larger ones get a file each; 0: no packs.
+    pub fn set_pack_max(&self, bytes: usize) {
+        self.inner
+            .pack_max
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn pack_max(&self) -> usize {
+        self.inner
+            .pack_max
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn inline_max(&self) -> usize {

@@ -491,26 +491,39 @@ impl Store {
         Ok(out)
     }
 
-    /// A message body, from its database row or its file.
+    /// A message body, from its database row, its pack or its file.
     pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        let row: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT data FROM blobs WHERE hash = $1")
-                .bind(hash)
-                .fetch_optional(self.pool())
-                .await?;
-        match row {
-            Some(Some(data)) => Ok(data),
-            _ => self.blobs().get(hash).await,
+        let row = sqlx::query("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?;
+        if let Some(r) = row {
+            if let Some(data) = r.try_get::<Option<Vec<u8>>, _>("data")? {
+                return Ok(data);
+            }
+            if let (Some(pack), Some(offset)) = (
+                r.try_get::<Option<i64>, _>("pack")?,
+                r.try_get::<Option<i64>, _>("pack_offset")?,
+            ) {
+                let size: i64 = r.try_get("size")?;
+                return self.blobs().pack_read(pack, offset, size).await;
+            }
         }
+        self.blobs().get(hash).await
     }
 
     /// Turns a body into a blob reference: inline (written with the row that
-    /// names it) when it is small, otherwise a file. A `deferred` file is not
-    /// flushed yet; the writer flushes the blob file system once for the
-    /// whole batch before committing (see `DeliverReq::needs_sync`).
+    /// names it) when it is small, in a pack file (appended by the writer
+    /// with the rest of its batch) up to the pack limit, otherwise a file of
+    /// its own. A `deferred` file is not flushed yet; the writer flushes the
+    /// blob file system once for the whole batch before committing (see
+    /// `DeliverReq::needs_sync`). Packs are only used for deliveries, whose
+    /// blobs the writer handles itself.
     pub(crate) async fn put_blob(&self, raw: Arc<[u8]>, deferred: bool) -> Result<BlobRef> {
         if raw.len() <= self.inline_max() {
             self.blobs().inline(raw)
+        } else if deferred && raw.len() <= self.pack_max() {
+            self.blobs().for_pack(raw)
         } else if deferred {
             self.blobs().put_deferred(raw).await
         } else {
@@ -537,9 +550,26 @@ impl Store {
             .await?
             .into_iter()
             .collect();
+        let in_packs: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.uid, b.pack, b.pack_offset, b.size FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL AND b.pack IS NOT NULL",
+        )
+        .bind(mailbox)
+        .fetch_all(self.pool())
+        .await?;
+        for (uid, pack, offset, size) in in_packs {
+            let tail = if size >= 2 {
+                self.blobs().pack_read(pack, offset + size - 2, 2).await.ok()
+            } else {
+                None
+            };
+            if tail.is_some_and(|t| t != b"\r\n") || size < 2 {
+                out.insert(uid);
+            }
+        }
         let on_disk: Vec<(i64, String)> = sqlx::query_as(
             "SELECT m.uid, m.blob_hash FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
-             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL",
+             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL AND b.pack IS NULL",
         )
         .bind(mailbox)
         .fetch_all(self.pool())
@@ -709,7 +739,7 @@ impl Store {
                 let mut pairs = Vec::with_capacity(msgs.len());
                 for m in &msgs {
                     let meta: String = sqlx::query_scalar("SELECT meta FROM messages WHERE id = $1").bind(m.id).fetch_one(&mut *c).await?;
-                    let blob = BlobRef { hash: m.blob_hash.clone(), size: m.size as u64, inline: None };
+                    let blob = BlobRef { hash: m.blob_hash.clone(), size: m.size as u64, inline: None, packed: None };
                     acquire_blob(c, &blobs, &blob, 1).await?;
                     let (uid, modseq) = next_uid(c, to).await?;
                     let new_id: i64 = sqlx::query_scalar(
@@ -751,20 +781,39 @@ impl Store {
         let blobs = self.blobs().clone();
         self.write(move |c, _| {
             Box::pin(async move {
-                let hashes: Vec<String> = sqlx::query_scalar(
-                    "SELECT hash FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
+                let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(
+                    "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
                 )
                 .bind(now() - grace_secs)
                 .fetch_all(&mut *c)
                 .await?;
-                for h in &hashes {
+                let mut packs = std::collections::BTreeSet::new();
+                for (h, pack) in &doomed {
                     sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0")
                         .bind(h)
                         .execute(&mut *c)
                         .await?;
-                    blobs.remove(h)?;
+                    match pack {
+                        Some(p) => {
+                            packs.insert(*p);
+                        }
+                        None => blobs.remove(h)?,
+                    }
                 }
-                Ok(hashes.len())
+                // A pack goes when no row names it any more. (Space of
+                // removed bodies inside a pack still in use comes back
+                // only then: there is no compaction yet.)
+                for p in packs {
+                    let left: Option<i64> =
+                        sqlx::query_scalar("SELECT pack FROM blobs WHERE pack = $1 LIMIT 1")
+                            .bind(p)
+                            .fetch_optional(&mut *c)
+                            .await?;
+                    if left.is_none() {
+                        blobs.packs().remove(p)?;
+                    }
+                }
+                Ok(doomed.len())
             })
         })
         .await
@@ -1095,7 +1144,7 @@ pub(crate) async fn acquire_blob(
         "INSERT INTO blobs (hash, size, refcount, zero_since, data) VALUES ($1, $2, $3, NULL, $4) \
          ON CONFLICT (hash) DO UPDATE SET refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + $3 ELSE $3 END, \
          zero_since = NULL, data = COALESCE(blobs.data, excluded.data) \
-         RETURNING refcount, CAST(CASE WHEN data IS NULL THEN 1 ELSE 0 END AS BIGINT) AS on_disk",
+         RETURNING refcount, CAST(CASE WHEN data IS NULL AND pack IS NULL THEN 1 ELSE 0 END AS BIGINT) AS on_disk",
     )
     .bind(&blob.hash)
     .bind(blob.size as i64)

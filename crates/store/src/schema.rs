@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_sieve.sql")),
     (4, include_str!("../migrations/0004_queue_lease.sql")),
     (5, include_str!("../migrations/0005_inline_blobs.sql")),
+    (6, include_str!("../migrations/0006_blob_packs.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {

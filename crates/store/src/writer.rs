@@ -11,7 +11,7 @@ use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bulk::{deliver_all, DeliverReq};
+use crate::bulk::{deliver_all, pack_bodies, DeliverReq};
 use crate::{Backend, BlobStore, Delivered, Inner, Result, StoreError};
 
 const MAX_BATCH: usize = 512;
@@ -203,12 +203,31 @@ async fn run_batch(
             }
         }
     }
+    // Bodies bound for a pack: appended and flushed before any row names them.
+    // The pack write runs while the rows are inserted; COMMIT waits for it.
+    let mut slots = std::collections::HashMap::new();
+    let mut pack_write = None;
+    if healthy && deliveries.iter().any(|(r, _)| r.blob.packed.is_some()) {
+        let reqs: Vec<&DeliverReq> = deliveries.iter().map(|(r, _)| r).collect();
+        match pack_bodies(c, blobs, &reqs).await {
+            Ok((s, w)) => {
+                slots = s;
+                pack_write = w;
+            }
+            Err(e) => {
+                tracing::error!("writing message bodies to a pack failed: {e}");
+                for (_, done) in deliveries.drain(..) {
+                    let _ = done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
     if !deliveries.is_empty() && healthy {
         let reqs: Vec<&DeliverReq> = deliveries.iter().map(|(r, _)| r).collect();
         let mut t = Touched::default();
         let r = match c.execute("SAVEPOINT job").await {
             Ok(_) => {
-                let r = deliver_all(c, blobs, &reqs, &mut t).await;
+                let r = deliver_all(c, blobs, &slots, &reqs, &mut t).await;
                 end_savepoint(c, r).await
             }
             Err(e) => Err(e.into()),
@@ -228,7 +247,7 @@ async fn run_batch(
                     let mut t = Touched::default();
                     let r = match c.execute("SAVEPOINT job").await {
                         Ok(_) => {
-                            let r = deliver_all(c, blobs, &[&req], &mut t).await;
+                            let r = deliver_all(c, blobs, &slots, &[&req], &mut t).await;
                             end_savepoint(c, r).await
                         }
                         Err(e) => Err(e.into()),
@@ -258,6 +277,30 @@ async fn run_batch(
     } else {
         for (_, done) in deliveries {
             let _ = done.send(Err(StoreError::Unavailable("transaction aborted".into())));
+        }
+    }
+    if let Some(w) = pack_write {
+        let flushed = w
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = flushed {
+            // Rows naming bodies that are not on disk must not commit; the
+            // whole batch fails and is retried by its clients.
+            tracing::error!("writing message bodies to a pack failed: {e}");
+            let err = e;
+            let _ = c.execute("ROLLBACK").await;
+            for w in waiting {
+                match w {
+                    Waiting::Closure(d) => {
+                        let _ = d.send(Err(err.clone()));
+                    }
+                    Waiting::Deliver(d, _) => {
+                        let _ = d.send(Err(err.clone()));
+                    }
+                }
+            }
+            return (Vec::new(), false);
         }
     }
     let commit = if healthy {

@@ -158,18 +158,23 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
             keywords: vec![],
         });
     }
-    // A small body lives in its blob row, a large one in a file; either way
+    // A body lives in its blob row (up to inline_max), in a pack file (up to
+    // pack_max, the default placement) or in a file of its own; either way
     // it is stored once, read back whole, and removed with its last copy.
-    let small = msg(42);
     let mut big = msg(43).to_vec();
-    big.extend(std::iter::repeat_n(b'x', DEFAULT_INLINE_MAX));
+    big.extend(std::iter::repeat_n(b'x', 2 * DEFAULT_PACK_MAX));
     big.extend_from_slice(b"\r\n");
     let big: Arc<[u8]> = big.into();
-    for (raw, files) in [(small, 0), (big, 1)] {
+    // (body, inline_max, files, packs)
+    // (the pack of the second case stays: it is the one being written)
+    let cases = [(msg(42), 64 * 1024, 0, 0), (msg(44), 0, 0, 1), (big, 0, 1, 1)];
+    for (raw, inline_max, files, packs) in cases {
+        s.set_inline_max(inline_max);
         let hash = BlobStore::hash(&raw);
         let d = s.deliver(raw.clone(), targets.clone(), 0).await.unwrap();
         assert_eq!(d.len(), 50);
         assert_eq!(s.blobs().count_files(), files);
+        assert_eq!(s.blobs().count_packs(), packs);
         let refs: i64 = sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
             .bind(&hash)
             .fetch_one(s.pool())
@@ -181,14 +186,16 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
             .fetch_one(s.pool())
             .await
             .unwrap();
-        assert_eq!(inline.is_some(), files == 0);
+        assert_eq!(inline.is_some(), inline_max > 0);
         // the same message again: still one copy
         s.deliver(raw.clone(), targets[..2].to_vec(), 0)
             .await
             .unwrap();
         assert_eq!(s.blobs().count_files(), files);
+        assert_eq!(s.blobs().count_packs(), packs);
         assert_eq!(&s.read_blob(&hash).await.unwrap()[..], &raw[..]);
-        // expunge everywhere, sweep: the copy goes
+        // expunge everywhere, sweep: the copy goes (a pack stays while it
+        // is the one being written)
         for t in &targets {
             let uids: Vec<i64> = s
                 .message_list(t.mailbox)
@@ -211,6 +218,7 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
         assert_eq!(rows, 0);
         assert!(matches!(s.read_blob(&hash).await, Err(StoreError::NotFound(_))));
     }
+    s.set_inline_max(DEFAULT_INLINE_MAX);
 }
 
 async fn flags_and_expunge_are_journaled(s: TestStore) {

@@ -1,0 +1,241 @@
+//! Pack files: message bodies of a batch of deliveries appended to one
+//! file, `<blobs>/packs/<id>.pack`, with one `fdatasync` for the batch.
+//!
+//! Why: a file per body costs an inode, a directory entry and a flush of
+//! its own; a pack costs one write and one flush per batch. A new pack is
+//! filled with zeros and flushed before its first use, so later appends
+//! overwrite blocks that already exist: the flush then writes data only,
+//! without a journal commit for a changed file size.
+//!
+//! The database is the index: a `blobs` row names the pack and offset, and
+//! is committed only after the bytes are flushed. Bytes past the last
+//! committed body (a crash between the flush and the commit) are never
+//! referenced. Each process starts a new pack, so no process writes into a
+//! pack another one may have left half-written. A pack file is removed when
+//! no row names it any more (see `Store::sweep_blobs`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::StoreError;
+
+/// Size of a new pack (larger when one batch needs more).
+pub const PACK_SIZE: u64 = 8 * 1024 * 1024;
+
+struct Current {
+    id: i64,
+    file: File,
+    pos: u64,
+    capacity: u64,
+}
+
+pub struct Packs {
+    dir: PathBuf,
+    state: Mutex<(Option<Current>, i64)>,
+}
+
+/// Bodies to write at their reserved place, and flush.
+pub struct PackWrite {
+    packs: Arc<Packs>,
+    id: i64,
+    file: File,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl PackWrite {
+    /// Writes and flushes (data only: the pack's blocks already exist).
+    /// Blocking.
+    pub fn run(self) -> Result<(), StoreError> {
+        let res = self
+            .file
+            .write_all_at(&self.buf, self.pos)
+            .and_then(|_| self.file.sync_data());
+        if let Err(e) = res {
+            self.packs.retire(self.id);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Packs {
+    pub fn open(blob_dir: &Path) -> Result<Arc<Packs>, StoreError> {
+        let dir = blob_dir.join("packs");
+        fs::create_dir_all(&dir)?;
+        let mut max = 0;
+        for e in fs::read_dir(&dir)?.filter_map(Result::ok) {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if let Some(n) = name
+                .strip_suffix(".pack")
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                max = max.max(n);
+            }
+        }
+        Ok(Arc::new(Packs {
+            dir,
+            state: Mutex::new((None, max + 1)),
+        }))
+    }
+
+    pub fn path(&self, id: i64) -> PathBuf {
+        self.dir.join(format!("{id:08}.pack"))
+    }
+
+    /// Appends the bodies, flushes them, and returns (pack, offset) for
+    /// each, in order. Blocking.
+    #[cfg(test)]
+    pub fn append(self: &Arc<Self>, bodies: &[Arc<[u8]>]) -> Result<Vec<(i64, i64)>, StoreError> {
+        let (slots, write) = self.reserve(bodies)?;
+        write.run()?;
+        Ok(slots)
+    }
+
+    /// Assigns each body its place, opening a new pack when the current
+    /// one is full, and returns the places and the write that puts the
+    /// bodies there. Nothing may name a place before that write has run.
+    /// Blocking (a new pack is filled with zeros).
+    pub fn reserve(
+        self: &Arc<Self>,
+        bodies: &[Arc<[u8]>],
+    ) -> Result<(Vec<(i64, i64)>, PackWrite), StoreError> {
+        let total: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+        let mut st = self.state.lock().unwrap();
+        let need_new = match &st.0 {
+            Some(c) => c.pos + total > c.capacity,
+            None => true,
+        };
+        if need_new {
+            let id = st.1;
+            st.1 += 1;
+            let capacity = PACK_SIZE.max(total);
+            let file = self.create(id, capacity)?;
+            st.0 = Some(Current {
+                id,
+                file,
+                pos: 0,
+                capacity,
+            });
+        }
+        let cur = st.0.as_mut().expect("a current pack");
+        let mut buf = Vec::with_capacity(total as usize);
+        let mut out = Vec::with_capacity(bodies.len());
+        for b in bodies {
+            out.push((cur.id, cur.pos as i64 + buf.len() as i64));
+            buf.extend_from_slice(b);
+        }
+        let write = PackWrite {
+            packs: Arc::clone(self),
+            id: cur.id,
+            file: cur.file.try_clone()?,
+            pos: cur.pos,
+            buf,
+        };
+        cur.pos += total;
+        Ok((out, write))
+    }
+
+    /// Stops writing to pack `id` (after a failed write): the next batch
+    /// opens a new one.
+    fn retire(&self, id: i64) {
+        let mut st = self.state.lock().unwrap();
+        if st.0.as_ref().is_some_and(|c| c.id == id) {
+            st.0 = None;
+        }
+    }
+
+    /// A new pack of `capacity` zero bytes, flushed, its name flushed into
+    /// the directory.
+    fn create(&self, id: i64, capacity: u64) -> Result<File, StoreError> {
+        let path = self.path(id);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let res = (|| {
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = capacity;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        Ok(file)
+    }
+
+    /// Reads `len` bytes at `offset` of pack `id`. Blocking.
+    pub fn read(&self, id: i64, offset: i64, len: i64) -> Result<Vec<u8>, StoreError> {
+        let f = match File::open(self.path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(format!("pack {id}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = vec![0u8; len.max(0) as usize];
+        f.read_exact_at(&mut buf, offset.max(0) as u64)?;
+        Ok(buf)
+    }
+
+    /// Removes pack `id` unless it is the one being written.
+    pub fn remove(&self, id: i64) -> Result<(), StoreError> {
+        let st = self.state.lock().unwrap();
+        if st.0.as_ref().is_some_and(|c| c.id == id) {
+            return Ok(());
+        }
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pack files on disk (for tests).
+    pub fn count(&self) -> usize {
+        fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_read_and_roll_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open(dir.path()).unwrap();
+        let a: Arc<[u8]> = Arc::from(&b"first body\r\n"[..]);
+        let b: Arc<[u8]> = Arc::from(&b"second\r\n"[..]);
+        let slots = packs.append(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(slots, vec![(1, 0), (1, a.len() as i64)]);
+        assert_eq!(packs.read(1, slots[1].1, b.len() as i64).unwrap(), &b[..]);
+        // A batch larger than what is left opens the next pack.
+        let big: Arc<[u8]> = vec![7u8; PACK_SIZE as usize].into();
+        let slots = packs.append(&[big.clone()]).unwrap();
+        assert_eq!(slots, vec![(2, 0)]);
+        assert_eq!(packs.count(), 2);
+        // The pack being written stays; an old one can go.
+        packs.remove(2).unwrap();
+        packs.remove(1).unwrap();
+        assert_eq!(packs.count(), 1);
+        assert!(matches!(packs.read(1, 0, 1), Err(StoreError::NotFound(_))));
+        // A new process numbers on from the files it finds.
+        let again = Packs::open(dir.path()).unwrap();
+        assert_eq!(again.append(&[a]).unwrap(), vec![(3, 0)]);
+    }
+}
