@@ -620,6 +620,22 @@ impl LdapSource {
         c.insert(key, (Instant::now(), v));
     }
 
+    /// Connects, binds as the service account and reads the base DN: what
+    /// `outpost check` runs to prove the settings work.
+    pub async fn probe(&self) -> Result<()> {
+        let found = self
+            .search(&self.s.base_dn, Scope::Base, "(objectClass=*)", 0)
+            .await
+            .map_err(|e| unavailable(&self.s.url, e))?;
+        if found.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "directory {}: base_dn {} does not exist or is not readable by {}",
+                self.s.url, self.s.base_dn, self.s.bind_dn
+            )));
+        }
+        Ok(())
+    }
+
     /// Forgets every cached answer.
     pub fn clear_cache(&self) {
         self.cache.lock().unwrap().clear();

@@ -57,6 +57,38 @@ pub enum Lookup {
     NotLocal,
 }
 
+/// What `Directory::describe` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// "internal" or "ldap".
+    pub source: String,
+    pub kind: PrincipalKind,
+    pub dn: Option<String>,
+    /// objectGUID / entryUUID.
+    pub external_id: Option<String>,
+    /// The store principal (absent for an LDAP entry never used yet).
+    pub principal_id: Option<i64>,
+    pub name: String,
+    pub primary: Option<String>,
+    pub secondary: Vec<String>,
+    /// Login attribute values (sAMAccountName, userPrincipalName, uid).
+    pub logins: Vec<String>,
+    /// Groups the entry belongs to (nested included for LDAP).
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    /// A group's members (LDAP: every user, nested groups expanded).
+    pub members: Vec<String>,
+}
+
+/// One entry of a directory search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub name: String,
+    pub address: String,
+    pub kind: PrincipalKind,
+    pub source: String,
+}
+
 /// Nesting deeper than this is treated as a loop.
 const MAX_EXPANSION: usize = 10_000;
 
@@ -338,19 +370,21 @@ impl Directory {
             return Ok(None);
         }
         let ttl = ldap.settings().cache_ttl;
-        {
+        let hit = {
             let mut c = self.ldap_auth.lock().unwrap();
-            if let Some((id, addr, at)) = c.get(&key) {
-                if at.elapsed() < ttl {
-                    let (id, addr) = (*id, addr.clone());
-                    drop(c);
-                    if let Some(mut p) = self.store.principal(id).await? {
-                        p.address = Some(addr);
-                        return Ok(Some(p));
-                    }
-                } else {
+            match c.get(&key) {
+                Some((id, addr, at)) if at.elapsed() < ttl => Some((*id, addr.clone())),
+                Some(_) => {
                     c.remove(&key);
+                    None
                 }
+                None => None,
+            }
+        };
+        if let Some((id, addr)) = hit {
+            if let Some(mut p) = self.store.principal(id).await? {
+                p.address = Some(addr);
+                return Ok(Some(p));
             }
         }
         let entry = match &stored {
@@ -440,6 +474,133 @@ impl Directory {
             }
             None => Ok(false),
         }
+    }
+
+    // --- inspection -----------------------------------------------------
+
+    /// How a login or address resolves, for `outpost directory lookup`:
+    /// the entry behind it, its addresses, groups and state. `None` when
+    /// neither the store nor the LDAP directory knows it.
+    pub async fn describe(&self, query: &str) -> Result<Option<Description>> {
+        let q = normalize_address(query);
+        let stored = self.store.principal_by_address(&q).await?;
+        let entry = match &stored {
+            Some(p) if p.source == LDAP_SOURCE => self.ldap_entry_of(p).await?,
+            Some(p) => {
+                let addrs = self.store.addresses_of(p.id).await?;
+                let mut groups = Vec::new();
+                for (a, _) in &addrs {
+                    for g in self.store.groups_with_member(a).await? {
+                        if let Some(g) = self.store.principal(g).await? {
+                            groups.push(g.address.unwrap_or_default());
+                        }
+                    }
+                }
+                return Ok(Some(Description {
+                    source: p.source.clone(),
+                    kind: p.kind,
+                    dn: None,
+                    external_id: None,
+                    principal_id: Some(p.id),
+                    name: p.display_name.clone(),
+                    primary: p.address.clone(),
+                    secondary: addrs.into_iter().filter(|(_, pr)| !pr).map(|(a, _)| a).collect(),
+                    logins: Vec::new(),
+                    groups,
+                    enabled: !p.disabled,
+                    members: match p.kind {
+                        PrincipalKind::Group => self.store.members(p.id).await?,
+                        PrincipalKind::User => Vec::new(),
+                    },
+                }));
+            }
+            None => match &self.ldap {
+                Some(l) => match l.by_address(&q).await? {
+                    Some(e) => Some(e),
+                    None => l.by_login(query.trim()).await?,
+                },
+                None => None,
+            },
+        };
+        let (Some(e), Some(l)) = (entry, &self.ldap) else {
+            return Ok(None);
+        };
+        let groups = l
+            .groups_of(&e)
+            .await?
+            .into_iter()
+            .map(|g| match g.primary {
+                Some(a) => format!("{a} ({})", g.name),
+                None => g.name,
+            })
+            .collect();
+        let members = match e.kind {
+            PrincipalKind::Group => l
+                .group_users(&e)
+                .await?
+                .into_iter()
+                .map(|u| u.primary.unwrap_or(u.dn))
+                .collect(),
+            PrincipalKind::User => Vec::new(),
+        };
+        let principal_id = self
+            .store
+            .principal_by_external_id(LDAP_SOURCE, &e.id)
+            .await?
+            .map(|p| p.id);
+        Ok(Some(Description {
+            source: LDAP_SOURCE.into(),
+            kind: e.kind,
+            dn: Some(e.dn),
+            external_id: Some(e.id),
+            principal_id,
+            name: e.name,
+            primary: e.primary,
+            secondary: e.secondary,
+            logins: e.logins,
+            groups,
+            enabled: e.enabled,
+            members,
+        }))
+    }
+
+    /// Users and groups whose name or address starts with `prefix`, at most
+    /// `limit`: the store's and the LDAP directory's (for a global address
+    /// list).
+    pub async fn search(&self, prefix: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let p = prefix.trim().to_lowercase();
+        let mut hits = Vec::new();
+        for kind in [PrincipalKind::User, PrincipalKind::Group] {
+            for pr in self.store.principals(kind).await? {
+                let Some(addr) = pr.address.clone() else {
+                    continue;
+                };
+                if addr.starts_with(&p) || pr.display_name.to_lowercase().starts_with(&p) {
+                    hits.push(SearchHit {
+                        name: pr.display_name,
+                        address: addr,
+                        kind,
+                        source: pr.source,
+                    });
+                }
+            }
+        }
+        if let Some(l) = &self.ldap {
+            for e in l.search_prefix(&p, limit).await? {
+                let Some(address) = e.primary else { continue };
+                if !hits.iter().any(|h: &SearchHit| h.address == address) {
+                    hits.push(SearchHit {
+                        name: e.name,
+                        address,
+                        kind: e.kind,
+                        source: LDAP_SOURCE.into(),
+                    });
+                }
+            }
+        }
+        hits.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        hits.truncate(limit);
+        Ok(hits)
     }
 
     // --- administration -------------------------------------------------
