@@ -211,7 +211,7 @@ impl Directory {
     }
 
     /// Does the store or the LDAP directory have this address?
-    async fn knows(&self, address: &str) -> Result<bool> {
+    pub async fn knows(&self, address: &str) -> Result<bool> {
         if self.store.principal_by_address(address).await?.is_some() {
             return Ok(true);
         }
@@ -652,14 +652,24 @@ impl Directory {
     /// Adds an alias address to the user or group that owns `target`.
     pub async fn add_alias(&self, alias: &str, target: &str) -> Result<()> {
         let alias = self.check_new_address(alias).await?;
-        let owner = self
-            .store
-            .principal_by_address(target)
-            .await?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("{target} (no user or group has this address)"))
-            })?;
-        self.store.add_address(owner.id, &alias).await
+        let owner = match self.store.principal_by_address(target).await? {
+            Some(p) => p.id,
+            // A local alias of an LDAP user or group: it points at the
+            // entry's principal, so it follows the entry through renames.
+            None => match &self.ldap {
+                Some(l) => match l.by_address(target).await? {
+                    Some(e) => self.ensure_ldap_principal(&e).await?,
+                    None => 0,
+                },
+                None => 0,
+            },
+        };
+        if owner == 0 {
+            return Err(StoreError::NotFound(format!(
+                "{target} (no user or group has this address)"
+            )));
+        }
+        self.store.add_address(owner, &alias).await
     }
 
     /// A user by any of its addresses.

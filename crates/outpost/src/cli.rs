@@ -432,6 +432,16 @@ async fn user(path: Option<PathBuf>, action: UserCmd) -> Result<()> {
         }
         UserCmd::List => {
             for p in dir.store().principals(PrincipalKind::User).await? {
+                if p.source != "internal" {
+                    // Mailboxes of directory users: addresses live there.
+                    println!(
+                        "{}:{}\t{}\t(from the directory; outpost directory lookup for details)",
+                        p.source,
+                        p.external_id.unwrap_or_default(),
+                        p.display_name
+                    );
+                    continue;
+                }
                 let addrs = dir.store().addresses_of(p.id).await?;
                 let aliases: Vec<&str> = addrs
                     .iter()
@@ -514,7 +524,7 @@ async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
                     Some(d) => store.domain(d).await?.is_some(),
                     None => bail!("{m:?} is not an address"),
                 };
-                if hosted && store.principal_by_address(&m).await?.is_none() {
+                if hosted && !dir.knows(&m).await? {
                     bail!("{m}: no user or group has this address (add it first, or use an outside address)");
                 }
                 store.add_member(g.id, &m).await?;
