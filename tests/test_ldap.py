@@ -178,13 +178,32 @@ class OpenLDAP:
     def __init__(self, root: Path):
         self.root = root
         self.port = free_port()
+        self.tls_port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}/"
+        self.ldaps_url = f"ldaps://127.0.0.1:{self.tls_port}/"
+        self.ca = root / "ca.pem"
         self.proc = None
+
+    def make_certificates(self):
+        """A test CA and a server certificate for 127.0.0.1 signed by it."""
+        need_tool("openssl")
+        r = self.root
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(r / "ca.key"),
+            "-out", str(self.ca), "-days", "2", "-subj", "/CN=Outpost Test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(r / "server.key"),
+            "-out", str(r / "server.csr"), "-subj", "/CN=127.0.0.1")
+        (r / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                                   "extendedKeyUsage=serverAuth\n")
+        run("openssl", "x509", "-req", "-in", str(r / "server.csr"), "-CA", str(self.ca),
+            "-CAkey", str(r / "ca.key"), "-CAcreateserial", "-out", str(r / "server.pem"), "-days", "2",
+            "-extfile", str(r / "ext.cnf"))
 
     def provision(self):
         need_tool("slapd")
         need_tool("ldapadd")
         (self.root / "db").mkdir(parents=True)
+        self.make_certificates()
         (self.root / "outpost.schema").write_text(SCHEMA)
         (self.root / "slapd.conf").write_text(f"""
 include /etc/ldap/schema/core.schema
@@ -192,6 +211,9 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include {self.root}/outpost.schema
 pidfile {self.root}/slapd.pid
+TLSCACertificateFile {self.ca}
+TLSCertificateFile {self.root}/server.pem
+TLSCertificateKeyFile {self.root}/server.key
 modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
@@ -237,7 +259,8 @@ access to * by * read
                                 f"newrdn: uid=erin2\ndeleteoldrdn: 1\n\n")
 
     def start(self):
-        self.proc = subprocess.Popen(["slapd", "-f", str(self.root / "slapd.conf"), "-h", self.url, "-d", "0"],
+        self.proc = subprocess.Popen(["slapd", "-f", str(self.root / "slapd.conf"), "-h",
+                                      f"{self.url} {self.ldaps_url}", "-d", "0"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.root / "slapd.log", "ab"))
         wait_port("127.0.0.1", self.port, 30)
 
@@ -459,6 +482,38 @@ def test_renamed_user_keeps_mailbox(srv):
         c.mail("someone@outside.example")
         code, _ = c.rcpt("erin@example.test")
         assert code == 550
+
+
+@pytest.mark.parametrize("mode", ["ldaps", "starttls", "untrusted"])
+def test_tls_to_the_directory(directory, tmp_path, mode):
+    """ldaps:// and StartTLS with the CA given by ca_file; without it the
+    certificate is refused, and a refused certificate is a temporary
+    failure, never a login."""
+    if directory.kind != "openldap":
+        pytest.skip("the Samba DC's self-signed certificate names DC1.outpost.test, not its loopback address")
+    cfg = directory.config().replace("starttls = false\n", "")
+    if mode == "ldaps":
+        cfg = cfg.replace(directory.url, directory.ldaps_url) + f'ca_file = "{directory.ca}"\n'
+    elif mode == "starttls":
+        cfg += f'ca_file = "{directory.ca}"\n'
+    os.environ["OUTPOST_TEST_LDAP_PW"] = SERVICE_PW
+    s = Server(tmp_path, extra_config=cfg)
+    try:
+        s.add_domain(DOMAIN)
+        s.start()
+        if mode == "untrusted":
+            with pytest.raises(imaplib.IMAP4.error) as e:
+                imap_login(s, "alice", ALICE_PW)
+            assert "UNAVAILABLE" in str(e.value)
+            r = s.cli("check", check=False)
+            assert r.returncode != 0 and "directory" in r.stderr, r.stderr
+        else:
+            imap_login(s, "alice", ALICE_PW).logout()
+            send(s, "ali@example.test", "over-tls")
+            assert inbox_subjects(s, "alice", ALICE_PW) == ["over-tls"]
+            assert "reachable" in s.cli("check").stdout
+    finally:
+        s.close()
 
 
 # Stops and restarts the directory: keep it last.
