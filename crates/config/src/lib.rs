@@ -231,7 +231,6 @@ impl DirectoryConfig {
     }
 }
 
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {

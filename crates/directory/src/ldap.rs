@@ -266,7 +266,7 @@ pub struct LdapEntry {
 impl LdapEntry {
     pub fn has_address(&self, address: &str) -> bool {
         let a = address.to_lowercase();
-        self.primary.as_deref() == Some(a.as_str()) || self.secondary.iter().any(|s| *s == a)
+        self.primary.as_deref() == Some(a.as_str()) || self.secondary.contains(&a)
     }
 }
 
@@ -1010,11 +1010,17 @@ mod tests {
 
     #[test]
     fn filter_escaping() {
-        assert_eq!(escape_filter_value("a*b(c)d\\e\0"), "a\\2ab\\28c\\29d\\5ce\\00");
+        assert_eq!(
+            escape_filter_value("a*b(c)d\\e\0"),
+            "a\\2ab\\28c\\29d\\5ce\\00"
+        );
         assert_eq!(escape_filter_value("José"), "José");
         // An injection attempt stays one value inside its own clause.
         let f = Mapping::ad().login_filter("*)(sAMAccountName=*");
-        assert!(f.contains("(sAMAccountName=\\2a\\29\\28sAMAccountName=\\2a)"), "{f}");
+        assert!(
+            f.contains("(sAMAccountName=\\2a\\29\\28sAMAccountName=\\2a)"),
+            "{f}"
+        );
         assert_eq!(f.matches('(').count(), f.matches(')').count());
     }
 
@@ -1056,7 +1062,8 @@ mod tests {
             "proxyAddresses".into(),
             s(&["SMTP:alice@example.org", "smtp:a@example.org"]),
         );
-        e.bin_attrs.insert("objectGUID".into(), vec![vec![0xab; 16]]);
+        e.bin_attrs
+            .insert("objectGUID".into(), vec![vec![0xab; 16]]);
         let m = Mapping::ad().entry(&e).unwrap();
         assert_eq!(m.kind, PrincipalKind::User);
         assert!(!m.enabled);

@@ -57,6 +57,10 @@ pub enum Lookup {
     NotLocal,
 }
 
+/// Recent logins by a keyed hash of login and password: (principal id,
+/// password hash or primary address, when).
+type LoginCache = Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>;
+
 /// What `Directory::describe` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description {
@@ -95,13 +99,13 @@ const MAX_EXPANSION: usize = 10_000;
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
-    auth_cache: Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>,
+    auth_cache: LoginCache,
     cache_key: [u8; 32],
     /// An external directory consulted for what the store does not know.
     ldap: Option<Arc<LdapSource>>,
     /// Recent LDAP logins: (principal id, primary address, when), kept for
     /// the directory's cache time.
-    ldap_auth: Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>,
+    ldap_auth: LoginCache,
     /// Principal ids of LDAP entries, by entry id, once ensured in the store.
     ldap_ids: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -504,7 +508,11 @@ impl Directory {
                     principal_id: Some(p.id),
                     name: p.display_name.clone(),
                     primary: p.address.clone(),
-                    secondary: addrs.into_iter().filter(|(_, pr)| !pr).map(|(a, _)| a).collect(),
+                    secondary: addrs
+                        .into_iter()
+                        .filter(|(_, pr)| !pr)
+                        .map(|(a, _)| a)
+                        .collect(),
                     logins: Vec::new(),
                     groups,
                     enabled: !p.disabled,
@@ -598,7 +606,7 @@ impl Directory {
                 }
             }
         }
-        hits.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        hits.sort_by_key(|h| h.name.to_lowercase());
         hits.truncate(limit);
         Ok(hits)
     }

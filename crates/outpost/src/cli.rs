@@ -295,7 +295,13 @@ async fn directory(path: Option<PathBuf>, action: DirectoryCmd) -> Result<()> {
                 PrincipalKind::User => "user",
                 PrincipalKind::Group => "group",
             };
-            let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
             println!("{query}: {} {kind}", d.source);
             if let Some(dn) = &d.dn {
                 println!("  dn:        {dn}");
@@ -371,9 +377,7 @@ async fn check(path: Option<PathBuf>) -> Result<()> {
     let domains = store.domains().await?;
     let users = store.principals(PrincipalKind::User).await?;
     if let Some(ldap) = setup::ldap_source(&cfg, Some(&path))? {
-        ldap.probe()
-            .await
-            .map_err(|e| anyhow!("directory: {e}"))?;
+        ldap.probe().await.map_err(|e| anyhow!("directory: {e}"))?;
         println!(
             "directory: {} reachable; base {} readable",
             ldap.settings().url,
