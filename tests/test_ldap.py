@@ -2,7 +2,7 @@
 (issue 9), against real servers started here on loopback: a Samba AD
 domain controller (provisioned with samba-tool, populated with samba-tool
 and ldbmodify) and OpenLDAP's slapd. Every test runs against both with the
-same data: alice (two secondary addresses), bob, carol (disabled), erin
+same data: alice (two secondary addresses), bob, carol (disabled, or locked with ppolicy), erin
 (renamed during a test), and the distribution groups staff ⊃ devs ⊃
 {alice, bob}, nested both ways to make a loop.
 
@@ -73,6 +73,11 @@ class SambaAD:
         self.sam = root / "private" / "sam.ldb"
         self.proc = None
         self.log = root / "samba.log"
+        self.added_ip = False
+
+    def cleanup(self):
+        if self.added_ip:
+            subprocess.run(["ip", "addr", "del", f"{SAMBA_IP}/32", "dev", "lo"], capture_output=True)
 
     def provision(self):
         need_tool("samba-tool")
@@ -81,6 +86,7 @@ class SambaAD:
         have = run("ip", "-4", "addr", "show", "dev", "lo")
         if f"inet {SAMBA_IP}/" not in have:
             run("ip", "addr", "add", f"{SAMBA_IP}/32", "dev", "lo")
+            self.added_ip = True
         try:
             with socket.create_connection((SAMBA_IP, 389), timeout=1):
                 raise RuntimeError(f"{SAMBA_IP}:389 is already in use")
@@ -216,11 +222,13 @@ TLSCertificateFile {self.root}/server.pem
 TLSCertificateKeyFile {self.root}/server.key
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload ppolicy
 database mdb
 suffix "{self.base}"
 rootdn "{self.admin}"
 rootpw admin-secret
 directory {self.root}/db
+overlay ppolicy
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 """)
@@ -241,6 +249,7 @@ access to * by * read
                 + user("alice", "Alice Smith", ALICE_PW, "alice@example.test",
                        ["ali@example.test", "alice.smith@example.test"])
                 + user("bob", "Bob Jones", BOB_PW, "bob@example.test")
+                + user("carol", "Carol Disabled", CAROL_PW, "carol@example.test")
                 + user("erin", "Erin Renamed", ERIN_PW, "erin@example.test")
                 + f"dn: cn=devs,{groups}\nobjectClass: groupOfNames\nobjectClass: outpostMailRecipient\n"
                   f"cn: devs\nmail: devs@example.test\nmember: uid=alice,{people}\nmember: uid=bob,{people}\n"
@@ -248,6 +257,9 @@ access to * by * read
                 + f"dn: cn=staff,{groups}\nobjectClass: groupOfNames\nobjectClass: outpostMailRecipient\n"
                   f"cn: staff\nmail: staff@example.test\nmember: cn=devs,{groups}\nmember: uid=alice,{people}\n\n")
         self.ldap("ldapadd", ldif)
+        # Locked for good (slapo-ppolicy's "administratively locked" value).
+        self.ldap("ldapmodify", f"dn: uid=carol,{people}\nchangetype: modify\nreplace: pwdAccountLockedTime\n"
+                                f"pwdAccountLockedTime: 000001010000Z\n\n")
 
     def ldap(self, tool, ldif):
         run(tool, "-x", "-H", self.url, "-D", self.admin, "-w", "admin-secret", input=ldif)
@@ -295,11 +307,10 @@ def directory(request, tmp_path_factory):
         d = OpenLDAP(tmp_path_factory.mktemp("slapd"))
     try:
         d.provision()
-    except Exception:
+        yield d
+    finally:
         d.stop()
-        raise
-    yield d
-    d.stop()
+        d.cleanup()
 
 
 @pytest.fixture
@@ -319,6 +330,19 @@ def imap_login(server, login, password):
     c = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=15)
     c.login(login, password)
     return c
+
+
+def managesieve_auth(server, login, password):
+    """AUTHENTICATE PLAIN on ManageSieve (plain text, allowed on loopback here);
+    returns the server's answer line."""
+    import base64
+    with socket.create_connection(("127.0.0.1", server.port("managesieve")), timeout=15) as sock:
+        f = sock.makefile("rb")
+        while not f.readline().startswith(b"OK"):
+            pass
+        token = base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+        sock.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+        return f.readline().decode()
 
 
 def smtp(server, listener="smtp"):
@@ -367,6 +391,11 @@ def test_login_by_account_name_upn_and_any_address(srv):
     typ, data = c.select("Drafts")
     assert data[0] == b"1"
     c.logout()
+    assert managesieve_auth(srv, "alice", ALICE_PW).startswith("OK")
+    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=10)
+    p.user("alice.smith@example.test")
+    p.pass_(ALICE_PW)
+    p.quit()
 
 
 def test_wrong_and_empty_password_refused(srv):
@@ -383,8 +412,8 @@ def test_wrong_and_empty_password_refused(srv):
 
 
 def test_disabled_account_cannot_log_in_but_receives_mail(srv):
-    if srv.directory.kind != "ad":
-        pytest.skip("the OpenLDAP preset has no account-disabled flag")
+    # AD: userAccountControl ACCOUNTDISABLE; OpenLDAP: ppolicy's pwdAccountLockedTime.
+    assert "enabled:   no" in srv.cli("directory", "lookup", "carol@example.test").stdout
     with pytest.raises(imaplib.IMAP4.error) as e:
         imap_login(srv, "carol", CAROL_PW)
     assert "AUTHENTICATIONFAILED" in str(e.value)
@@ -537,6 +566,8 @@ def test_directory_outage_is_temporary(srv):
             p.pass_(BOB_PW)
         assert b"SYS/TEMP" in e.value.args[0]
         p.close()
+        answer = managesieve_auth(srv, "alice", ALICE_PW)
+        assert answer.startswith("NO (TRYLATER)"), answer
         with smtp(srv, "submission") as c:
             c.starttls(context=client_tls_context())
             c.ehlo()

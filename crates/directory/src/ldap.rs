@@ -58,6 +58,9 @@ pub struct Mapping {
     pub member_attr: String,
     /// `userAccountControl`, whose bit 0x2 disables the account.
     pub uac_attr: Option<String>,
+    /// An attribute whose presence locks the account (OpenLDAP ppolicy's
+    /// `pwdAccountLockedTime`).
+    pub locked_attr: Option<String>,
     /// Expand nested groups with LDAP_MATCHING_RULE_IN_CHAIN (falls back to
     /// walking `member` when the server refuses it).
     pub in_chain: bool,
@@ -78,6 +81,7 @@ impl Mapping {
             id_binary: true,
             member_attr: "member".into(),
             uac_attr: Some("userAccountControl".into()),
+            locked_attr: None,
             in_chain: true,
         }
     }
@@ -96,6 +100,7 @@ impl Mapping {
             id_binary: false,
             member_attr: "member".into(),
             uac_attr: None,
+            locked_attr: Some("pwdAccountLockedTime".into()),
             in_chain: false,
         }
     }
@@ -107,6 +112,7 @@ impl Mapping {
         v.extend(self.proxy_attr.iter().cloned());
         v.extend(self.name_attrs.iter().cloned());
         v.extend(self.uac_attr.iter().cloned());
+        v.extend(self.locked_attr.iter().cloned());
         v.push(self.member_attr.clone());
         v
     }
@@ -221,7 +227,10 @@ impl Mapping {
                 .map(|v| !uac_disabled(v))
                 .unwrap_or(true),
             None => true,
-        };
+        } && !self
+            .locked_attr
+            .as_ref()
+            .is_some_and(|a| !values(e, a).is_empty());
         let name = self
             .name_attrs
             .iter()
@@ -440,11 +449,16 @@ pub struct LdapSource {
     /// Idle connections for user binds.
     binders: Mutex<Vec<Ldap>>,
     cache: Mutex<HashMap<String, (Instant, Cached)>>,
+    /// When the last attempt to connect failed, and why.
+    down: Mutex<Option<(Instant, String)>>,
     /// False once the server refused LDAP_MATCHING_RULE_IN_CHAIN.
     in_chain: std::sync::atomic::AtomicBool,
 }
 
 const CACHE_MAX: usize = 50_000;
+
+/// After a failed connect, requests fail at once for this long.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 fn unavailable(url: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("directory {url}: {e}"))
@@ -469,6 +483,7 @@ impl LdapSource {
             service: Default::default(),
             binders: Default::default(),
             cache: Default::default(),
+            down: Default::default(),
             in_chain: in_chain.into(),
         })
     }
@@ -502,6 +517,19 @@ impl LdapSource {
             }
         }
         *slot = None;
+        self.fail_fast()?;
+        let r = self.connect_service().await;
+        match &r {
+            Ok(l) => {
+                *slot = Some(l.clone());
+                *self.down.lock().unwrap() = None;
+            }
+            Err(e) => *self.down.lock().unwrap() = Some((Instant::now(), e.to_string())),
+        }
+        r
+    }
+
+    async fn connect_service(&self) -> Result<Ldap> {
         let mut ldap = self
             .connect()
             .await
@@ -516,8 +544,18 @@ impl LdapSource {
                     format!("bind as the service account {}: {e}", self.s.bind_dn),
                 )
             })?;
-        *slot = Some(ldap.clone());
         Ok(ldap)
+    }
+
+    /// Right after a failed connect, answers at once with that failure
+    /// instead of making every waiting request time out in turn against a
+    /// server that does not answer.
+    fn fail_fast(&self) -> Result<()> {
+        let down = self.down.lock().unwrap();
+        match &*down {
+            Some((at, e)) if at.elapsed() < RETRY_AFTER => Err(StoreError::Unavailable(e.clone())),
+            _ => Ok(()),
+        }
     }
 
     /// One search under the base DN (or `base` itself with `Scope::Base`),
@@ -818,6 +856,7 @@ impl LdapSource {
         if password.is_empty() || dn.is_empty() {
             return Ok(false);
         }
+        self.fail_fast()?;
         let mut last = String::new();
         for _ in 0..2 {
             let pooled = self.binders.lock().unwrap().pop();
@@ -1075,5 +1114,32 @@ mod tests {
         assert_eq!(Mapping::ad().entry(&e).unwrap().kind, PrincipalKind::Group);
         e.bin_attrs.clear();
         assert!(Mapping::ad().entry(&e).is_none());
+    }
+
+    #[test]
+    fn entry_mapping_openldap_lock() {
+        let mut e = SearchEntry {
+            dn: "uid=carol,ou=people,dc=example,dc=org".into(),
+            attrs: HashMap::new(),
+            bin_attrs: HashMap::new(),
+        };
+        e.attrs
+            .insert("objectClass".into(), s(&["top", "inetOrgPerson"]));
+        e.attrs.insert(
+            "entryUUID".into(),
+            s(&["8E2D9D2C-1111-4C3B-9A0B-0123456789AB"]),
+        );
+        e.attrs
+            .insert("mail".into(), s(&["carol@example.org", "c@example.org"]));
+        e.attrs
+            .insert("mailAlternateAddress".into(), s(&["cc@example.org"]));
+        let m = Mapping::openldap().entry(&e).unwrap();
+        assert!(m.enabled);
+        assert_eq!(m.id, "8e2d9d2c-1111-4c3b-9a0b-0123456789ab");
+        assert_eq!(m.primary.as_deref(), Some("carol@example.org"));
+        assert_eq!(m.secondary, s(&["c@example.org", "cc@example.org"]));
+        e.attrs
+            .insert("pwdAccountLockedTime".into(), s(&["000001010000Z"]));
+        assert!(!Mapping::openldap().entry(&e).unwrap().enabled);
     }
 }
