@@ -190,6 +190,9 @@ class OpenLDAP:
         self.ca = root / "ca.pem"
         self.proc = None
 
+    def cleanup(self):
+        pass
+
     def make_certificates(self):
         """A test CA and a server certificate for 127.0.0.1 signed by it."""
         need_tool("openssl")
