@@ -503,6 +503,21 @@ def test_directory_lookup_cli(srv):
     assert "alice@example.test" in out and "bob@example.test" not in out
 
 
+def test_sieve_scripts_of_directory_users(srv, tmp_path):
+    script = tmp_path / "junk.sieve"
+    script.write_text('require "fileinto";\nif header :contains "subject" "spam" { fileinto "Junk"; stop; }\n')
+    srv.cli("sieve", "put", "alice", "main", str(script), "--activate")
+    send(srv, "ali@example.test", "this is spam")
+    send(srv, "alice@example.test", "not filtered")
+    assert inbox_subjects(srv, "alice", ALICE_PW) == ["not filtered"]
+    c = imap_login(srv, "alice", ALICE_PW)
+    typ, data = c.select("Junk", readonly=True)
+    assert data[0] == b"1"
+    c.logout()
+    r = srv.cli("user", "passwd", "alice@example.test", "--password-stdin", input="New-Pass-999!\n", check=False)
+    assert r.returncode != 0 and "directory" in r.stderr, r.stderr
+
+
 def test_renamed_user_keeps_mailbox(srv):
     d = srv.directory
     send(srv, "erin@example.test", "before-rename")

@@ -650,6 +650,12 @@ impl Directory {
     pub async fn set_password(&self, address: &str, password: &str) -> Result<()> {
         check_password(password)?;
         let p = self.user(address).await?;
+        if p.source != "internal" {
+            return Err(StoreError::Invalid(format!(
+                "{address} comes from the directory ({}); change the password there",
+                p.source
+            )));
+        }
         self.store
             .set_password_hash(p.id, hash_password(password)?)
             .await?;
@@ -680,9 +686,32 @@ impl Directory {
         self.store.add_address(owner, &alias).await
     }
 
-    /// A user by any of its addresses.
+    /// A user by any of its addresses (or, from LDAP, any login name).
     pub async fn user(&self, address: &str) -> Result<Principal> {
-        match self.store.principal_by_address(address).await? {
+        let found = match self.store.principal_by_address(address).await? {
+            Some(p) if p.source == LDAP_SOURCE => {
+                let e = self.ldap_entry_of(&p).await?;
+                Some(p).map(|mut p| {
+                    p.address = e.and_then(|e| e.primary);
+                    p
+                })
+            }
+            Some(p) => Some(p),
+            None => match &self.ldap {
+                Some(l) => match l.by_login(address.trim()).await? {
+                    Some(e) => {
+                        let id = self.ensure_ldap_principal(&e).await?;
+                        self.store.principal(id).await?.map(|mut p| {
+                            p.address = e.primary.clone();
+                            p
+                        })
+                    }
+                    None => None,
+                },
+                None => None,
+            },
+        };
+        match found {
             Some(p) if p.kind == PrincipalKind::User => Ok(p),
             _ => Err(StoreError::NotFound(format!(
                 "user {}",

@@ -209,7 +209,10 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
             .await
             .unwrap();
         assert_eq!(rows, 0);
-        assert!(matches!(s.read_blob(&hash).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.read_blob(&hash).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
 
