@@ -55,6 +55,180 @@ pub struct Config {
     pub sieve: Sieve,
     #[serde(default)]
     pub dkim: Dkim,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+}
+
+/// Where users, addresses and groups come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectorySource {
+    /// Outpost's own tables (`outpost user add`, ...).
+    #[default]
+    Internal,
+    /// An LDAP server: Active Directory, Samba AD or OpenLDAP.
+    Ldap,
+}
+
+/// Attribute and filter layout of an LDAP directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryPreset {
+    /// Active Directory / Samba AD: users `(&(objectClass=person)(!(objectClass=computer)))`
+    /// logging in by `sAMAccountName`, `userPrincipalName` or any address;
+    /// addresses from `mail` and `proxyAddresses` (`SMTP:` primary,
+    /// `smtp:` secondary); `userAccountControl` 0x2 disables the login;
+    /// `(objectClass=group)` with `mail` are distribution lists, nested
+    /// through `member`; mailboxes keyed by `objectGUID`.
+    #[default]
+    Ad,
+    /// OpenLDAP: `inetOrgPerson` users logging in by `uid` or `mail`;
+    /// addresses `mail` + `mailAlternateAddress`; `groupOfNames` with
+    /// `mail` are distribution lists; mailboxes keyed by `entryUUID`.
+    Openldap,
+}
+
+/// The directory of users, addresses and groups. With `source = "ldap"`,
+/// the LDAP server is asked for everything the built-in tables do not hold;
+/// local aliases and groups still work on top of it. Hosted domains are
+/// still added with `outpost domain add`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// "internal" (default) or "ldap".
+    pub source: DirectorySource,
+    /// `ldaps://dc1.example.org` (TLS from the start) or
+    /// `ldap://dc1.example.org` (upgraded with StartTLS unless `starttls =
+    /// false`).
+    pub url: Option<String>,
+    /// Upgrade an `ldap://` connection with StartTLS. Default: true. Turn
+    /// off only for a server on loopback: passwords cross this connection.
+    pub starttls: bool,
+    /// PEM file with the CA certificate(s) that signed the server's
+    /// certificate (e.g. Samba's `private/tls/ca.pem`). Absent: the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Check the server's certificate. Default: true. Turning it off lets
+    /// anyone on the path read every password; for tests only.
+    pub tls_verify: bool,
+    /// The service account that searches, e.g.
+    /// "CN=outpost,CN=Users,DC=example,DC=org". It needs read access only.
+    pub bind_dn: Option<String>,
+    /// File whose first line is the service account's password (keep it
+    /// readable by Outpost only).
+    pub bind_password_file: Option<PathBuf>,
+    /// Name of an environment variable holding the password instead.
+    pub bind_password_env: Option<String>,
+    /// The password inline. Discouraged: Outpost warns when this config
+    /// file can be read by other users.
+    pub bind_password: Option<String>,
+    /// Where users and groups are searched, e.g. "DC=example,DC=org".
+    pub base_dn: Option<String>,
+    /// "ad" (default) or "openldap".
+    pub preset: DirectoryPreset,
+    /// Replaces the preset's filter for user entries.
+    pub user_filter: Option<String>,
+    /// Replaces the preset's filter for group entries.
+    pub group_filter: Option<String>,
+    /// Replaces the preset's login attributes (addresses always work too).
+    pub login_attributes: Option<Vec<String>>,
+    /// Replaces the preset's plain address attributes (the first value of
+    /// the first is primary unless `proxyAddresses` says `SMTP:`).
+    pub address_attributes: Option<Vec<String>>,
+    /// How long found and not-found answers (and successful logins) are
+    /// reused, e.g. "60s"; "0" turns caching off. Default "60s".
+    pub cache_ttl: String,
+    /// Time limit to connect and for each operation. Default "5s".
+    pub timeout: String,
+    /// Idle connections kept open for login binds. Default 4.
+    pub pool_size: usize,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            source: DirectorySource::Internal,
+            url: None,
+            starttls: true,
+            ca_file: None,
+            tls_verify: true,
+            bind_dn: None,
+            bind_password_file: None,
+            bind_password_env: None,
+            bind_password: None,
+            base_dn: None,
+            preset: DirectoryPreset::Ad,
+            user_filter: None,
+            group_filter: None,
+            login_attributes: None,
+            address_attributes: None,
+            cache_ttl: "60s".into(),
+            timeout: "5s".into(),
+            pool_size: 4,
+        }
+    }
+}
+
+impl DirectoryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("directory.{key}"),
+            message,
+        };
+        parse_duration(&self.cache_ttl).map_err(|m| invalid("cache_ttl", m))?;
+        let t = parse_duration(&self.timeout).map_err(|m| invalid("timeout", m))?;
+        if t.is_zero() {
+            return Err(invalid("timeout", "must be more than 0".into()));
+        }
+        if self.source == DirectorySource::Internal {
+            return Ok(());
+        }
+        match &self.url {
+            None => {
+                return Err(invalid(
+                    "url",
+                    "source = \"ldap\" needs url, e.g. \"ldaps://dc1.example.org\"".into(),
+                ))
+            }
+            Some(u) if !(u.starts_with("ldap://") || u.starts_with("ldaps://")) => {
+                return Err(invalid(
+                    "url",
+                    format!("{u:?}: write ldap://host[:port] or ldaps://host[:port]"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if self.base_dn.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "base_dn",
+                "source = \"ldap\" needs base_dn, e.g. \"DC=example,DC=org\"".into(),
+            ));
+        }
+        if self.bind_dn.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "bind_dn",
+                "source = \"ldap\" needs a service account to search with (bind_dn)".into(),
+            ));
+        }
+        let n = [
+            self.bind_password_file.is_some(),
+            self.bind_password_env.is_some(),
+            self.bind_password.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if n != 1 {
+            return Err(invalid(
+                "bind_password_file",
+                "set exactly one of bind_password_file, bind_password_env or bind_password".into(),
+            ));
+        }
+        if self.pool_size == 0 {
+            return Err(invalid("pool_size", "must be at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -541,6 +715,7 @@ impl Config {
                 "set both relay_username and relay_password_file, or neither".into(),
             ));
         }
+        self.directory.validate()?;
         if self.dkim.selector.is_empty()
             || !self
                 .dkim
@@ -713,6 +888,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("listen.pop3"), "{e}");
+    }
+
+    #[test]
+    fn directory_section() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.directory.source, DirectorySource::Internal);
+        let ok = "[directory]\nsource = \"ldap\"\nurl = \"ldaps://dc1.example.org\"\n\
+                  base_dn = \"DC=example,DC=org\"\nbind_dn = \"CN=outpost,CN=Users,DC=example,DC=org\"\n\
+                  bind_password_file = \"/etc/outpost/ldap.pw\"\npreset = \"openldap\"\n";
+        let c = Config::parse(ok, "t").unwrap();
+        assert_eq!(c.directory.preset, DirectoryPreset::Openldap);
+        assert!(c.directory.tls_verify && c.directory.starttls);
+        let e = Config::parse("[directory]\nsource = \"ldap\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("directory.url"), "{e}");
+        let e = Config::parse(&ok.replace("ldaps://", "http://"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ldap://host"), "{e}");
+        let e = Config::parse(&format!("{ok}bind_password_env = \"PW\"\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let e = Config::parse("[directory]\nsource = \"ad\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]

@@ -66,6 +66,20 @@ block_seconds = 900
 # Keys: `outpost dkim generate DOMAIN`; records to publish: `outpost dns DOMAIN`.
 selector = "outpost"
 
+[directory]
+# Users, addresses and groups: Outpost's own tables ("internal", managed with
+# `outpost user/alias/group`), or an existing Active Directory, Samba AD or
+# OpenLDAP ("ldap"). Hosted domains are still added with `outpost domain add`;
+# local aliases and groups keep working on top of LDAP.
+source = "internal"
+# url = "ldaps://dc1.example.org"        # or ldap://... (upgraded with StartTLS)
+# ca_file = "/etc/outpost/ad-ca.pem"     # absent: the system trust store
+# base_dn = "DC=example,DC=org"
+# bind_dn = "CN=outpost,CN=Users,DC=example,DC=org"   # read-only service account
+# bind_password_file = "/etc/outpost/ldap.pw"         # or bind_password_env = "OUTPOST_LDAP_PW"
+# preset = "ad"                          # or "openldap"
+# cache_ttl = "60s"                      # found / not-found answers and logins are reused this long
+
 [log]
 level = "info"
 "#

@@ -23,6 +23,12 @@ use outpost_store::{
 };
 use sha2::{Digest, Sha256};
 
+pub mod ldap;
+pub use ldap::{LdapEntry, LdapSettings, LdapSource, Mapping};
+
+/// The `source` recorded on principals that stand for LDAP entries.
+pub const LDAP_SOURCE: &str = "ldap";
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Where mail for one address goes.
@@ -51,14 +57,57 @@ pub enum Lookup {
     NotLocal,
 }
 
+/// Recent logins by a keyed hash of login and password: (principal id,
+/// password hash or primary address, when).
+type LoginCache = Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>;
+
+/// What `Directory::describe` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// "internal" or "ldap".
+    pub source: String,
+    pub kind: PrincipalKind,
+    pub dn: Option<String>,
+    /// objectGUID / entryUUID.
+    pub external_id: Option<String>,
+    /// The store principal (absent for an LDAP entry never used yet).
+    pub principal_id: Option<i64>,
+    pub name: String,
+    pub primary: Option<String>,
+    pub secondary: Vec<String>,
+    /// Login attribute values (sAMAccountName, userPrincipalName, uid).
+    pub logins: Vec<String>,
+    /// Groups the entry belongs to (nested included for LDAP).
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    /// A group's members (LDAP: every user, nested groups expanded).
+    pub members: Vec<String>,
+}
+
+/// One entry of a directory search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub name: String,
+    pub address: String,
+    pub kind: PrincipalKind,
+    pub source: String,
+}
+
 /// Nesting deeper than this is treated as a loop.
 const MAX_EXPANSION: usize = 10_000;
 
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
-    auth_cache: Arc<Mutex<HashMap<[u8; 32], (i64, String, Instant)>>>,
+    auth_cache: LoginCache,
     cache_key: [u8; 32],
+    /// An external directory consulted for what the store does not know.
+    ldap: Option<Arc<LdapSource>>,
+    /// Recent LDAP logins: (principal id, primary address, when), kept for
+    /// the directory's cache time.
+    ldap_auth: LoginCache,
+    /// Principal ids of LDAP entries, by entry id, once ensured in the store.
+    ldap_ids: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl Directory {
@@ -67,7 +116,53 @@ impl Directory {
             store,
             auth_cache: Arc::default(),
             cache_key: rand::random(),
+            ldap: None,
+            ldap_auth: Arc::default(),
+            ldap_ids: Arc::default(),
         }
+    }
+
+    /// The store's principals plus an LDAP directory: users, addresses and
+    /// groups come from LDAP; the store's own aliases, groups and users
+    /// still work on top (e.g. postmaster@ as a local group of LDAP users).
+    pub fn with_ldap(store: Store, ldap: Arc<LdapSource>) -> Directory {
+        Directory {
+            ldap: Some(ldap),
+            ..Directory::new(store)
+        }
+    }
+
+    pub fn ldap(&self) -> Option<&LdapSource> {
+        self.ldap.as_deref()
+    }
+
+    /// The store principal standing for an LDAP entry (created with its
+    /// mailboxes on first use), by the entry's stable id.
+    pub async fn ensure_ldap_principal(&self, e: &LdapEntry) -> Result<i64> {
+        if let Some(id) = self.ldap_ids.lock().unwrap().get(&e.id) {
+            return Ok(*id);
+        }
+        let id = self
+            .store
+            .ensure_external_principal(LDAP_SOURCE, &e.id, e.kind, &e.name)
+            .await?;
+        self.ldap_ids.lock().unwrap().insert(e.id.clone(), id);
+        Ok(id)
+    }
+
+    /// The LDAP entry behind a store principal of source "ldap".
+    async fn ldap_entry_of(&self, p: &Principal) -> Result<Option<LdapEntry>> {
+        match (&self.ldap, &p.external_id) {
+            (Some(l), Some(id)) if p.source == LDAP_SOURCE => l.by_id(id).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn ldap_recipient(&self, e: &LdapEntry, fallback: &str) -> Result<Recipient> {
+        Ok(Recipient {
+            principal_id: self.ensure_ldap_principal(e).await?,
+            address: e.primary.clone().unwrap_or_else(|| fallback.to_string()),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -84,7 +179,7 @@ impl Directory {
         let address = normalize_address(address);
         // Fast path, one query: the address belongs to an enabled user.
         if let Some(p) = self.store.principal_by_address(&address).await? {
-            if p.kind == PrincipalKind::User && !p.disabled {
+            if p.kind == PrincipalKind::User && !p.disabled && p.source != LDAP_SOURCE {
                 let address = p.address.unwrap_or(address);
                 return Ok(Lookup::Local(Resolution {
                     users: vec![Recipient {
@@ -101,21 +196,33 @@ impl Directory {
         let Some(dom) = self.store.domain(domain).await? else {
             return Ok(Lookup::NotLocal);
         };
-        let start = match self.store.principal_by_address(&address).await? {
-            Some(_) => address.clone(),
-            None => match subaddress_base(&address) {
-                Some(base) if self.store.principal_by_address(&base).await?.is_some() => base,
+        let start = if self.knows(&address).await? {
+            address.clone()
+        } else {
+            match subaddress_base(&address) {
+                Some(base) if self.knows(&base).await? => base,
                 _ => match dom.catchall {
                     Some(c) => c,
                     None => return Ok(Lookup::Unknown),
                 },
-            },
+            }
         };
         let res = self.expand(&start).await?;
         if res.users.is_empty() && res.external.is_empty() {
             return Ok(Lookup::Unknown);
         }
         Ok(Lookup::Local(res))
+    }
+
+    /// Does the store or the LDAP directory have this address?
+    pub async fn knows(&self, address: &str) -> Result<bool> {
+        if self.store.principal_by_address(address).await?.is_some() {
+            return Ok(true);
+        }
+        match &self.ldap {
+            Some(l) => Ok(l.by_address(address).await?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// Breadth-first expansion of an address through groups.
@@ -128,7 +235,25 @@ impl Directory {
             if !seen_addr.insert(addr.clone()) || seen_addr.len() > MAX_EXPANSION {
                 continue;
             }
-            match self.store.principal_by_address(&addr).await? {
+            let stored = self.store.principal_by_address(&addr).await?;
+            if let Some(p) = stored.as_ref().filter(|p| p.source == LDAP_SOURCE) {
+                // A local alias or group member naming an LDAP entry.
+                if let Some(e) = self.ldap_entry_of(p).await? {
+                    self.expand_ldap(&e, &addr, &mut out, &mut seen_user)
+                        .await?;
+                }
+                continue;
+            }
+            if stored.is_none() {
+                if let Some(l) = &self.ldap {
+                    if let Some(e) = l.by_address(&addr).await? {
+                        self.expand_ldap(&e, &addr, &mut out, &mut seen_user)
+                            .await?;
+                        continue;
+                    }
+                }
+            }
+            match stored {
                 Some(p) if p.kind == PrincipalKind::User => {
                     if !p.disabled && seen_user.insert(p.id) {
                         out.users.push(Recipient {
@@ -158,16 +283,46 @@ impl Directory {
         Ok(out)
     }
 
+    /// An LDAP user, or every user of an LDAP group (nested groups through
+    /// the directory). Disabled accounts still receive mail, as in AD,
+    /// where shared mailboxes are disabled accounts; they cannot log in.
+    async fn expand_ldap(
+        &self,
+        e: &LdapEntry,
+        addr: &str,
+        out: &mut Resolution,
+        seen_user: &mut HashSet<i64>,
+    ) -> Result<()> {
+        let users = match e.kind {
+            PrincipalKind::User => vec![e.clone()],
+            PrincipalKind::Group => match &self.ldap {
+                Some(l) => l.group_users(e).await?,
+                None => Vec::new(),
+            },
+        };
+        for u in users {
+            let r = self.ldap_recipient(&u, addr).await?;
+            if seen_user.insert(r.principal_id) {
+                out.users.push(r);
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a login (primary address or any alias) and password. `Ok(None)`
     /// for a wrong login or password, a disabled account, or a group.
     pub async fn authenticate(&self, login: &str, password: &str) -> Result<Option<Principal>> {
         let login = normalize_address(login);
         let key = self.cache_entry(&login, password);
+        let stored = self.store.principal_by_address(&login).await?;
+        if self.ldap.is_some() && stored.as_ref().is_none_or(|p| p.source == LDAP_SOURCE) {
+            return self.authenticate_ldap(&login, password, stored, key).await;
+        }
         if let Some((id, hash)) = self.cached(&key) {
             // Valid only while the login still names that user and the
             // password has not changed, also when another process (the
             // CLI, another node) changed it.
-            if let Some(p) = self.store.principal_by_address(&login).await? {
+            if let Some(p) = stored.clone() {
                 if p.id == id
                     && !p.disabled
                     && p.kind == PrincipalKind::User
@@ -178,7 +333,7 @@ impl Directory {
             }
             self.auth_cache.lock().unwrap().remove(&key);
         }
-        let Some(p) = self.store.principal_by_address(&login).await? else {
+        let Some(p) = stored else {
             // Spend the same time as a real check so timing tells nothing.
             let _ = verify_limited(password, DUMMY_HASH).await;
             return Ok(None);
@@ -200,6 +355,70 @@ impl Directory {
         } else {
             Ok(None)
         }
+    }
+
+    /// Login against LDAP: find the user with the service account, then
+    /// bind as the user's DN with the password. Successful logins are
+    /// remembered for the directory's cache time only.
+    async fn authenticate_ldap(
+        &self,
+        login: &str,
+        password: &str,
+        stored: Option<Principal>,
+        key: [u8; 32],
+    ) -> Result<Option<Principal>> {
+        let Some(ldap) = &self.ldap else {
+            return Ok(None);
+        };
+        if password.is_empty() {
+            return Ok(None);
+        }
+        let ttl = ldap.settings().cache_ttl;
+        let hit = {
+            let mut c = self.ldap_auth.lock().unwrap();
+            match c.get(&key) {
+                Some((id, addr, at)) if at.elapsed() < ttl => Some((*id, addr.clone())),
+                Some(_) => {
+                    c.remove(&key);
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some((id, addr)) = hit {
+            if let Some(mut p) = self.store.principal(id).await? {
+                p.address = Some(addr);
+                return Ok(Some(p));
+            }
+        }
+        let entry = match &stored {
+            Some(p) => self.ldap_entry_of(p).await?,
+            None => ldap.by_login(login).await?,
+        };
+        let Some(e) = entry.filter(|e| e.kind == PrincipalKind::User) else {
+            return Ok(None);
+        };
+        if !e.enabled {
+            tracing::info!("login refused: {} is disabled in the directory", e.dn);
+            return Ok(None);
+        }
+        if !ldap.check_password(&e.dn, password).await? {
+            return Ok(None);
+        }
+        let id = self.ensure_ldap_principal(&e).await?;
+        let Some(mut p) = self.store.principal(id).await? else {
+            return Ok(None);
+        };
+        let address = e.primary.clone().unwrap_or_else(|| login.to_string());
+        p.address = Some(address.clone());
+        if !ttl.is_zero() {
+            let mut c = self.ldap_auth.lock().unwrap();
+            if c.len() > 10_000 {
+                c.retain(|_, (_, _, at)| at.elapsed() < ttl);
+            }
+            c.insert(key, (id, address, Instant::now()));
+        }
+        Ok(Some(p))
     }
 
     fn cache_entry(&self, login: &str, password: &str) -> [u8; 32] {
@@ -226,6 +445,10 @@ impl Directory {
     /// Forgets cached logins (after a password change or removal).
     pub fn clear_cache(&self) {
         self.auth_cache.lock().unwrap().clear();
+        self.ldap_auth.lock().unwrap().clear();
+        if let Some(l) = &self.ldap {
+            l.clear_cache();
+        }
     }
 
     /// May this user use `address` as envelope sender or From:? Yes for any
@@ -234,13 +457,158 @@ impl Directory {
     pub async fn may_send_as(&self, principal_id: i64, address: &str) -> Result<bool> {
         let address = normalize_address(address);
         match self.store.principal_by_address(&address).await? {
-            Some(p) if p.id == principal_id => Ok(true),
-            Some(p) if p.kind == PrincipalKind::Group => {
+            Some(p) if p.id == principal_id => return Ok(true),
+            Some(p) if p.kind == PrincipalKind::Group || p.source == LDAP_SOURCE => {
+                let res = self.expand(&address).await?;
+                return Ok(res.users.iter().any(|r| r.principal_id == principal_id));
+            }
+            Some(_) => return Ok(false),
+            None => {}
+        }
+        let Some(ldap) = &self.ldap else {
+            return Ok(false);
+        };
+        match ldap.by_address(&address).await? {
+            Some(e) if e.kind == PrincipalKind::User => {
+                Ok(self.ensure_ldap_principal(&e).await? == principal_id)
+            }
+            Some(_) => {
                 let res = self.expand(&address).await?;
                 Ok(res.users.iter().any(|r| r.principal_id == principal_id))
             }
-            _ => Ok(false),
+            None => Ok(false),
         }
+    }
+
+    // --- inspection -----------------------------------------------------
+
+    /// How a login or address resolves, for `outpost directory lookup`:
+    /// the entry behind it, its addresses, groups and state. `None` when
+    /// neither the store nor the LDAP directory knows it.
+    pub async fn describe(&self, query: &str) -> Result<Option<Description>> {
+        let q = normalize_address(query);
+        let stored = self.store.principal_by_address(&q).await?;
+        let entry = match &stored {
+            Some(p) if p.source == LDAP_SOURCE => self.ldap_entry_of(p).await?,
+            Some(p) => {
+                let addrs = self.store.addresses_of(p.id).await?;
+                let mut groups = Vec::new();
+                for (a, _) in &addrs {
+                    for g in self.store.groups_with_member(a).await? {
+                        if let Some(g) = self.store.principal(g).await? {
+                            groups.push(g.address.unwrap_or_default());
+                        }
+                    }
+                }
+                return Ok(Some(Description {
+                    source: p.source.clone(),
+                    kind: p.kind,
+                    dn: None,
+                    external_id: None,
+                    principal_id: Some(p.id),
+                    name: p.display_name.clone(),
+                    primary: p.address.clone(),
+                    secondary: addrs
+                        .into_iter()
+                        .filter(|(_, pr)| !pr)
+                        .map(|(a, _)| a)
+                        .collect(),
+                    logins: Vec::new(),
+                    groups,
+                    enabled: !p.disabled,
+                    members: match p.kind {
+                        PrincipalKind::Group => self.store.members(p.id).await?,
+                        PrincipalKind::User => Vec::new(),
+                    },
+                }));
+            }
+            None => match &self.ldap {
+                Some(l) => match l.by_address(&q).await? {
+                    Some(e) => Some(e),
+                    None => l.by_login(query.trim()).await?,
+                },
+                None => None,
+            },
+        };
+        let (Some(e), Some(l)) = (entry, &self.ldap) else {
+            return Ok(None);
+        };
+        let groups = l
+            .groups_of(&e)
+            .await?
+            .into_iter()
+            .map(|g| match g.primary {
+                Some(a) => format!("{a} ({})", g.name),
+                None => g.name,
+            })
+            .collect();
+        let members = match e.kind {
+            PrincipalKind::Group => l
+                .group_users(&e)
+                .await?
+                .into_iter()
+                .map(|u| u.primary.unwrap_or(u.dn))
+                .collect(),
+            PrincipalKind::User => Vec::new(),
+        };
+        let principal_id = self
+            .store
+            .principal_by_external_id(LDAP_SOURCE, &e.id)
+            .await?
+            .map(|p| p.id);
+        Ok(Some(Description {
+            source: LDAP_SOURCE.into(),
+            kind: e.kind,
+            dn: Some(e.dn),
+            external_id: Some(e.id),
+            principal_id,
+            name: e.name,
+            primary: e.primary,
+            secondary: e.secondary,
+            logins: e.logins,
+            groups,
+            enabled: e.enabled,
+            members,
+        }))
+    }
+
+    /// Users and groups whose name or address starts with `prefix`, at most
+    /// `limit`: the store's and the LDAP directory's (for a global address
+    /// list).
+    pub async fn search(&self, prefix: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let p = prefix.trim().to_lowercase();
+        let mut hits = Vec::new();
+        for kind in [PrincipalKind::User, PrincipalKind::Group] {
+            for pr in self.store.principals(kind).await? {
+                let Some(addr) = pr.address.clone() else {
+                    continue;
+                };
+                if addr.starts_with(&p) || pr.display_name.to_lowercase().starts_with(&p) {
+                    hits.push(SearchHit {
+                        name: pr.display_name,
+                        address: addr,
+                        kind,
+                        source: pr.source,
+                    });
+                }
+            }
+        }
+        if let Some(l) = &self.ldap {
+            for e in l.search_prefix(&p, limit).await? {
+                let Some(address) = e.primary else { continue };
+                if !hits.iter().any(|h: &SearchHit| h.address == address) {
+                    hits.push(SearchHit {
+                        name: e.name,
+                        address,
+                        kind: e.kind,
+                        source: LDAP_SOURCE.into(),
+                    });
+                }
+            }
+        }
+        hits.sort_by_key(|h| h.name.to_lowercase());
+        hits.truncate(limit);
+        Ok(hits)
     }
 
     // --- administration -------------------------------------------------
@@ -282,6 +650,12 @@ impl Directory {
     pub async fn set_password(&self, address: &str, password: &str) -> Result<()> {
         check_password(password)?;
         let p = self.user(address).await?;
+        if p.source != "internal" {
+            return Err(StoreError::Invalid(format!(
+                "{address} comes from the directory ({}); change the password there",
+                p.source
+            )));
+        }
         self.store
             .set_password_hash(p.id, hash_password(password)?)
             .await?;
@@ -292,19 +666,52 @@ impl Directory {
     /// Adds an alias address to the user or group that owns `target`.
     pub async fn add_alias(&self, alias: &str, target: &str) -> Result<()> {
         let alias = self.check_new_address(alias).await?;
-        let owner = self
-            .store
-            .principal_by_address(target)
-            .await?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("{target} (no user or group has this address)"))
-            })?;
-        self.store.add_address(owner.id, &alias).await
+        let owner = match self.store.principal_by_address(target).await? {
+            Some(p) => p.id,
+            // A local alias of an LDAP user or group: it points at the
+            // entry's principal, so it follows the entry through renames.
+            None => match &self.ldap {
+                Some(l) => match l.by_address(target).await? {
+                    Some(e) => self.ensure_ldap_principal(&e).await?,
+                    None => 0,
+                },
+                None => 0,
+            },
+        };
+        if owner == 0 {
+            return Err(StoreError::NotFound(format!(
+                "{target} (no user or group has this address)"
+            )));
+        }
+        self.store.add_address(owner, &alias).await
     }
 
-    /// A user by any of its addresses.
+    /// A user by any of its addresses (or, from LDAP, any login name).
     pub async fn user(&self, address: &str) -> Result<Principal> {
-        match self.store.principal_by_address(address).await? {
+        let found = match self.store.principal_by_address(address).await? {
+            Some(p) if p.source == LDAP_SOURCE => {
+                let e = self.ldap_entry_of(&p).await?;
+                Some(p).map(|mut p| {
+                    p.address = e.and_then(|e| e.primary);
+                    p
+                })
+            }
+            Some(p) => Some(p),
+            None => match &self.ldap {
+                Some(l) => match l.by_login(address.trim()).await? {
+                    Some(e) => {
+                        let id = self.ensure_ldap_principal(&e).await?;
+                        self.store.principal(id).await?.map(|mut p| {
+                            p.address = e.primary.clone();
+                            p
+                        })
+                    }
+                    None => None,
+                },
+                None => None,
+            },
+        };
+        match found {
             Some(p) if p.kind == PrincipalKind::User => Ok(p),
             _ => Err(StoreError::NotFound(format!(
                 "user {}",

@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         action: GroupCmd,
     },
+    /// Ask the directory (built-in or LDAP) how something resolves.
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryCmd,
+    },
     /// A user's Sieve scripts (what ManageSieve clients edit).
     Sieve {
         #[command(subcommand)]
@@ -89,6 +94,20 @@ pub enum Command {
         from: String,
         #[arg(required = true)]
         recipients: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DirectoryCmd {
+    /// How a login or address resolves: DN, primary and secondary
+    /// addresses, groups, enabled, and where mail to it goes. Exit code 67
+    /// when nothing has it, 75 when the directory cannot be reached.
+    Lookup { query: String },
+    /// Users and groups whose name or address starts with PREFIX.
+    Search {
+        prefix: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -251,7 +270,87 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
         Command::Sieve { action } => sieve(args.config, action).await,
+        Command::Directory { action } => directory(args.config, action).await,
     }
+}
+
+async fn directory(path: Option<PathBuf>, action: DirectoryCmd) -> Result<()> {
+    let (_, dir) = open(path).await?;
+    let temp = |e: outpost_store::StoreError| {
+        if e.is_temporary() {
+            exit_with(75, e.into())
+        } else {
+            e.into()
+        }
+    };
+    match action {
+        DirectoryCmd::Lookup { query } => {
+            let Some(d) = dir.describe(&query).await.map_err(temp)? else {
+                return Err(exit_with(
+                    67,
+                    anyhow!("{query}: no user, group or address has this name"),
+                ));
+            };
+            let kind = match d.kind {
+                PrincipalKind::User => "user",
+                PrincipalKind::Group => "group",
+            };
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            println!("{query}: {} {kind}", d.source);
+            if let Some(dn) = &d.dn {
+                println!("  dn:        {dn}");
+            }
+            if let Some(id) = &d.external_id {
+                println!("  id:        {id}");
+            }
+            if let Some(id) = d.principal_id {
+                println!("  principal: {id}");
+            }
+            println!("  name:      {}", d.name);
+            println!("  primary:   {}", d.primary.as_deref().unwrap_or("-"));
+            println!("  secondary: {}", list(&d.secondary));
+            if !d.logins.is_empty() {
+                println!("  logins:    {}", list(&d.logins));
+            }
+            println!("  groups:    {}", list(&d.groups));
+            if d.kind == PrincipalKind::Group {
+                println!("  members:   {}", list(&d.members));
+            }
+            println!("  enabled:   {}", if d.enabled { "yes" } else { "no" });
+            if query.contains('@') {
+                match dir.resolve(&query).await.map_err(temp)? {
+                    outpost_directory::Lookup::Local(res) => {
+                        let mut to: Vec<String> =
+                            res.users.into_iter().map(|u| u.address).collect();
+                        to.extend(res.external);
+                        println!("  mail to {query} goes to: {}", to.join(", "));
+                    }
+                    outpost_directory::Lookup::Unknown => {
+                        println!("  mail to {query}: refused (no mailbox)")
+                    }
+                    outpost_directory::Lookup::NotLocal => {
+                        println!("  mail to {query}: not a hosted domain (outpost domain add)")
+                    }
+                }
+            }
+        }
+        DirectoryCmd::Search { prefix, limit } => {
+            for h in dir.search(&prefix, limit).await.map_err(temp)? {
+                let kind = match h.kind {
+                    PrincipalKind::User => "user",
+                    PrincipalKind::Group => "group",
+                };
+                println!("{}\t{}\t{kind}\t{}", h.address, h.name, h.source);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The config for administrative commands: the file, or the demo's.
@@ -263,9 +362,10 @@ fn admin_config(path: Option<PathBuf>) -> Result<Config> {
 }
 
 async fn open(path: Option<PathBuf>) -> Result<(Config, Directory)> {
-    let cfg = admin_config(path)?;
+    let cfg = admin_config(path.clone())?;
     let store = setup::open_store(&cfg).await?;
-    Ok((cfg, Directory::new(store)))
+    setup::install_directory(&cfg, path.as_deref())?;
+    Ok((cfg, setup::directory(store)))
 }
 
 async fn check(path: Option<PathBuf>) -> Result<()> {
@@ -276,6 +376,14 @@ async fn check(path: Option<PathBuf>) -> Result<()> {
     let store = setup::open_store(&cfg).await?;
     let domains = store.domains().await?;
     let users = store.principals(PrincipalKind::User).await?;
+    if let Some(ldap) = setup::ldap_source(&cfg, Some(&path))? {
+        ldap.probe().await.map_err(|e| anyhow!("directory: {e}"))?;
+        println!(
+            "directory: {} reachable; base {} readable",
+            ldap.settings().url,
+            ldap.settings().base_dn
+        );
+    }
     println!(
         "{}: config valid; storage {} reachable ({} domain(s), {} user(s)); {} listener(s)",
         path.display(),
@@ -328,6 +436,16 @@ async fn user(path: Option<PathBuf>, action: UserCmd) -> Result<()> {
         }
         UserCmd::List => {
             for p in dir.store().principals(PrincipalKind::User).await? {
+                if p.source != "internal" {
+                    // Mailboxes of directory users: addresses live there.
+                    println!(
+                        "{}:{}\t{}\t(from the directory; outpost directory lookup for details)",
+                        p.source,
+                        p.external_id.unwrap_or_default(),
+                        p.display_name
+                    );
+                    continue;
+                }
                 let addrs = dir.store().addresses_of(p.id).await?;
                 let aliases: Vec<&str> = addrs
                     .iter()
@@ -410,7 +528,7 @@ async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
                     Some(d) => store.domain(d).await?.is_some(),
                     None => bail!("{m:?} is not an address"),
                 };
-                if hosted && store.principal_by_address(&m).await?.is_none() {
+                if hosted && !dir.knows(&m).await? {
                     bail!("{m}: no user or group has this address (add it first, or use an outside address)");
                 }
                 store.add_member(g.id, &m).await?;

@@ -94,7 +94,7 @@ pub fn runner(cfg: &Config, store: Store) -> Result<Arc<Runner>> {
         settings: settings(cfg)?,
         resolver: resolver(cfg),
         local: Arc::new(LocalDsn {
-            dir: Directory::new(store),
+            dir: crate::setup::directory(store),
         }),
         signer,
     }))

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use outpost_config::Config;
-use outpost_directory::Directory;
 use outpost_net::{AuthThrottle, Conn, ConnLimiter, Session, ThrottleConfig, TlsAcceptor};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -67,7 +66,8 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let dir = Directory::new(store.clone());
+    setup::install_directory(&cfg, config.as_deref())?;
+    let dir = setup::directory(store.clone());
     let throttle = AuthThrottle::new(ThrottleConfig {
         window: Duration::from_secs(cfg.auth.window_seconds),
         slow_after: cfg.auth.slow_after,

@@ -183,3 +183,114 @@ pub async fn provision_demo(store: &Store) -> Result<Option<String>> {
     dir.add_user(DEMO_USER, "Demo User", &pw).await?;
     Ok(Some(pw))
 }
+
+// --- directory source ----------------------------------------------------------
+
+/// The LDAP source of this process, once set up: every `Directory` made
+/// through [`directory`] (serve, delivery, Sieve redirects, DSNs, the CLI)
+/// shares it and its caches.
+static LDAP: std::sync::OnceLock<std::sync::Arc<outpost_directory::LdapSource>> =
+    std::sync::OnceLock::new();
+
+/// The directory over `store`: built-in only, or with the configured LDAP
+/// source on top.
+pub fn directory(store: Store) -> outpost_directory::Directory {
+    match LDAP.get() {
+        Some(l) => outpost_directory::Directory::with_ldap(store, l.clone()),
+        None => outpost_directory::Directory::new(store),
+    }
+}
+
+/// Sets up `[directory]` for this process (a no-op for the built-in source).
+/// `config_path` is checked for other users' read access when the
+/// service password is written inline.
+pub fn install_directory(cfg: &Config, config_path: Option<&Path>) -> Result<()> {
+    if let Some(src) = ldap_source(cfg, config_path)? {
+        let _ = LDAP.set(std::sync::Arc::new(src));
+    }
+    Ok(())
+}
+
+/// Builds the LDAP source described by `[directory]`, or `None` when the
+/// directory is the built-in one.
+pub fn ldap_source(
+    cfg: &Config,
+    config_path: Option<&Path>,
+) -> Result<Option<outpost_directory::LdapSource>> {
+    use outpost_config::{DirectoryPreset, DirectorySource};
+    let d = &cfg.directory;
+    if d.source != DirectorySource::Ldap {
+        return Ok(None);
+    }
+    let password = if let Some(f) = &d.bind_password_file {
+        let text = fs::read_to_string(f).map_err(|e| {
+            anyhow!(
+                "config: directory.bind_password_file: cannot read {}: {e}",
+                f.display()
+            )
+        })?;
+        text.lines().next().unwrap_or("").to_string()
+    } else if let Some(var) = &d.bind_password_env {
+        std::env::var(var).map_err(|_| {
+            anyhow!("config: directory.bind_password_env: environment variable {var} is not set")
+        })?
+    } else {
+        if let Some(p) = config_path {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = fs::metadata(p) {
+                if m.permissions().mode() & 0o004 != 0 {
+                    tracing::warn!(
+                        "config: directory.bind_password is inline and {} is readable by every user; \
+                         move it to bind_password_file or run chmod o-r {}",
+                        p.display(),
+                        p.display()
+                    );
+                }
+            }
+        }
+        d.bind_password.clone().unwrap_or_default()
+    };
+    if password.is_empty() {
+        bail!("config: directory: the service account's password is empty (an empty password is an anonymous bind)");
+    }
+    let mut mapping = match d.preset {
+        DirectoryPreset::Ad => outpost_directory::Mapping::ad(),
+        DirectoryPreset::Openldap => outpost_directory::Mapping::openldap(),
+    };
+    if let Some(f) = &d.user_filter {
+        mapping.user_filter = f.clone();
+    }
+    if let Some(f) = &d.group_filter {
+        mapping.group_filter = f.clone();
+    }
+    if let Some(a) = &d.login_attributes {
+        mapping.login_attrs = a.clone();
+    }
+    if let Some(a) = &d.address_attributes {
+        mapping.address_attrs = a.clone();
+    }
+    let url = d.url.clone().unwrap_or_default();
+    if url.starts_with("ldap://") && !d.starttls {
+        tracing::warn!("directory: {url} without StartTLS: passwords cross the network in the clear (fine on loopback only)");
+    }
+    if !d.tls_verify {
+        tracing::warn!("directory: tls_verify = false: the server's certificate is not checked");
+    }
+    let settings = outpost_directory::LdapSettings {
+        url,
+        starttls: d.starttls,
+        ca_file: d.ca_file.clone(),
+        tls_verify: d.tls_verify,
+        bind_dn: d.bind_dn.clone().unwrap_or_default(),
+        bind_password: password,
+        base_dn: d.base_dn.clone().unwrap_or_default(),
+        mapping,
+        cache_ttl: outpost_config::parse_duration(&d.cache_ttl).unwrap_or_default(),
+        timeout: outpost_config::parse_duration(&d.timeout)
+            .unwrap_or(std::time::Duration::from_secs(5)),
+        pool_size: d.pool_size,
+    };
+    outpost_directory::LdapSource::new(settings)
+        .map(Some)
+        .map_err(|e| anyhow!("config: directory: {e}"))
+}

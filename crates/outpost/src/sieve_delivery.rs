@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use outpost_config::Config;
-use outpost_directory::{Directory, Lookup, Recipient};
+use outpost_directory::{Lookup, Recipient};
 use outpost_sieve::{ActiveScript, DeliveryEnvelope, Engine, EngineLimits, Outcome, SieveHost};
 use outpost_store::{NewQueued, QueuedRecipient, Store, StoreError, Target};
 use tracing::{info, warn};
@@ -363,7 +363,7 @@ async fn redirect(
     let mut out = Vec::with_capacity(body.len() + r.address.len() + 20);
     out.extend_from_slice(format!("Delivered-To: {}\r\n", r.address).as_bytes());
     out.extend_from_slice(body);
-    let dir = Directory::new(store.clone());
+    let dir = crate::setup::directory(store.clone());
     match dir.resolve(&rd.address).await? {
         Lookup::Local(res) => {
             let users: Vec<Recipient> = res

@@ -319,7 +319,10 @@ mod tests {
         fs::write(shard.join("abcdef"), b"blob").unwrap();
         fs::write(shard.join(".tmp.abcdef.1"), b"half").unwrap();
         // Young temporary files stay: their writer may still be at work.
-        assert_eq!(remove_stale_tmp(dir.path(), std::time::Duration::from_secs(3600)), 0);
+        assert_eq!(
+            remove_stale_tmp(dir.path(), std::time::Duration::from_secs(3600)),
+            0
+        );
         assert_eq!(remove_stale_tmp(dir.path(), std::time::Duration::ZERO), 1);
         assert!(shard.join("abcdef").exists());
         assert!(!shard.join(".tmp.abcdef.1").exists());

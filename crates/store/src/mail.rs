@@ -662,9 +662,12 @@ impl Store {
                             }
                             k
                         }
-                        FlagOp::Remove => {
-                            m.keywords.iter().filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x))).cloned().collect()
-                        }
+                        FlagOp::Remove => m
+                            .keywords
+                            .iter()
+                            .filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x)))
+                            .cloned()
+                            .collect(),
                         FlagOp::Replace => keywords.clone(),
                     };
                     new_kw.sort();
@@ -1035,13 +1038,20 @@ async fn write_flag_changes(
                 "UPDATE messages SET flags = $1, modseq = $2 WHERE id IN ({})",
                 id_list(chunk)
             );
-            sqlx::query(&q).bind(flags).bind(modseq).execute(&mut *c).await?;
+            sqlx::query(&q)
+                .bind(flags)
+                .bind(modseq)
+                .execute(&mut *c)
+                .await?;
         }
     }
     let kw_msgs: Vec<&MessageInfo> = kw_changed.iter().map(|&i| &changed[i]).collect();
     for chunk in kw_msgs.chunks(CHUNK) {
         let ids: Vec<i64> = chunk.iter().map(|m| m.id).collect();
-        let q = format!("DELETE FROM message_keywords WHERE message_id IN ({})", id_list(&ids));
+        let q = format!(
+            "DELETE FROM message_keywords WHERE message_id IN ({})",
+            id_list(&ids)
+        );
         sqlx::query(&q).execute(&mut *c).await?;
         let pairs: Vec<(i64, &str)> = chunk
             .iter()
@@ -1067,7 +1077,12 @@ async fn write_flag_changes(
         );
         let mut query = sqlx::query(&q);
         for m in rows {
-            query = query.bind(mailbox).bind(modseq).bind(m.uid).bind("flags").bind(at);
+            query = query
+                .bind(mailbox)
+                .bind(modseq)
+                .bind(m.uid)
+                .bind("flags")
+                .bind(at);
         }
         query.execute(&mut *c).await?;
     }
@@ -1076,7 +1091,10 @@ async fn write_flag_changes(
 
 /// "1,2,3": integers are safe to inline in SQL.
 fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn journal(

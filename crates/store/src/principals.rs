@@ -303,6 +303,66 @@ impl Store {
             .transpose()
     }
 
+    /// The principal standing for an entry of an external directory (an
+    /// LDAP user or group), created on first use (a user with its default
+    /// mailboxes). Keyed by `(source, external_id)` — `objectGUID` or
+    /// `entryUUID` — so an entry renamed in the directory keeps its
+    /// mailboxes. The display name follows the directory. Such principals
+    /// have no rows in `addresses`: their addresses live in the directory;
+    /// local aliases may still point at them.
+    pub async fn ensure_external_principal(
+        &self,
+        source: &str,
+        external_id: &str,
+        kind: PrincipalKind,
+        display_name: &str,
+    ) -> Result<i64> {
+        let (source, external_id, name) = (
+            source.to_string(),
+            external_id.to_string(),
+            display_name.to_string(),
+        );
+        self.write(move |c, _| {
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT id, display_name FROM principals WHERE source = $1 AND external_id = $2",
+                )
+                .bind(&source)
+                .bind(&external_id)
+                .fetch_optional(&mut *c)
+                .await?;
+                if let Some(r) = row {
+                    let id: i64 = r.try_get("id")?;
+                    let old: String = r.try_get("display_name")?;
+                    if old != name {
+                        sqlx::query("UPDATE principals SET display_name = $1 WHERE id = $2")
+                            .bind(&name)
+                            .bind(id)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    return Ok(id);
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO principals (kind, display_name, password_hash, source, external_id, quota_bytes, created_at) \
+                     VALUES ($1, $2, NULL, $3, $4, 0, $5) RETURNING id",
+                )
+                .bind(kind.as_str())
+                .bind(&name)
+                .bind(&source)
+                .bind(&external_id)
+                .bind(now())
+                .fetch_one(&mut *c)
+                .await?;
+                if kind == PrincipalKind::User {
+                    ensure_default_mailboxes_tx(c, id).await?;
+                }
+                Ok(id)
+            })
+        })
+        .await
+    }
+
     pub async fn principals(&self, kind: PrincipalKind) -> Result<Vec<Principal>> {
         let q =
             format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.kind = $1 ORDER BY address");

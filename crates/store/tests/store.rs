@@ -30,6 +30,7 @@ both!(
     copy_move_and_rename,
     principals_and_addresses,
     unchanged_since_reports_modified,
+    external_principals_keyed_by_id,
 );
 
 fn msg(i: usize) -> Arc<[u8]> {
@@ -216,7 +217,10 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
             .await
             .unwrap();
         assert_eq!(rows, 0);
-        assert!(matches!(s.read_blob(&hash).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.read_blob(&hash).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
     s.set_inline_max(DEFAULT_INLINE_MAX);
 }
@@ -510,4 +514,43 @@ async fn blob_fault_is_an_error_not_a_delivery() {
     )
     .await
     .unwrap();
+}
+
+/// LDAP users: one principal per directory id, made with its mailboxes on
+/// first use, found again after a rename (only the display name follows).
+async fn external_principals_keyed_by_id(s: TestStore) {
+    let guid = "67ddbc09-d919-4770-9d80-fcf7bdd0c2b8";
+    let a = s
+        .ensure_external_principal("ldap", guid, PrincipalKind::User, "Alice Smith")
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .mailboxes(a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for n in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+    let again = s
+        .ensure_external_principal("ldap", guid, PrincipalKind::User, "Alice Jones")
+        .await
+        .unwrap();
+    assert_eq!(a, again);
+    let p = s
+        .principal_by_external_id("ldap", guid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.display_name, "Alice Jones");
+    assert_eq!(p.source, "ldap");
+    assert_eq!(p.address, None);
+    let g = s
+        .ensure_external_principal("ldap", "group-uuid", PrincipalKind::Group, "Staff")
+        .await
+        .unwrap();
+    assert_ne!(g, a);
+    assert!(s.mailboxes(g).await.unwrap().is_empty());
 }
