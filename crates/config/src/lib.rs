@@ -609,10 +609,7 @@ impl Config {
         ] {
             if let Some(h) = v {
                 if h.is_empty() || !h.chars().all(|c| c.is_ascii_graphic() && c != ':') {
-                    return Err(invalid(
-                        key,
-                        format!("{h:?} is not a header field name"),
-                    ));
+                    return Err(invalid(key, format!("{h:?} is not a header field name")));
                 }
             }
         }

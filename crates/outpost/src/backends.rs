@@ -461,7 +461,10 @@ impl SmtpBackend for SmtpStore {
                 let text = if why.trim().is_empty() {
                     "Message rejected by the recipient's filter".to_string()
                 } else {
-                    format!("Message rejected: {}", why.split_whitespace().collect::<Vec<_>>().join(" "))
+                    format!(
+                        "Message rejected: {}",
+                        why.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
                 };
                 return vec![Err(DeliverError::Policy(text)); n];
             }

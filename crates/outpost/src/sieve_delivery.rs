@@ -72,7 +72,9 @@ pub async fn srs_route(dir: &Directory, address: &str) -> Result<SrsRoute, Store
         return Ok(SrsRoute::NotSrs);
     }
     let Some(srs) = srs() else {
-        return Err(StoreError::Internal("the SRS secret is not available".into()));
+        return Err(StoreError::Internal(
+            "the SRS secret is not available".into(),
+        ));
     };
     Ok(match srs.reverse(address, unix_now()) {
         Ok(Some(to)) => SrsRoute::Forward(to),
@@ -514,7 +516,10 @@ async fn redirect_sender(store: &Store, r: &Recipient, return_path: &str, now: i
     let Some(sender_domain) = outpost_store::domain_of(return_path) else {
         return return_path.to_string();
     };
-    let hosted = matches!(store.domain(&sender_domain.to_ascii_lowercase()).await, Ok(Some(_)));
+    let hosted = matches!(
+        store.domain(&sender_domain.to_ascii_lowercase()).await,
+        Ok(Some(_))
+    );
     if hosted && !crate::srs::is_srs(return_path) {
         return return_path.to_string();
     }

@@ -217,6 +217,11 @@ pub async fn import(
         sum.users += 1;
         let mut stored = Vec::new();
         for (name, path) in &home.scripts {
+            if let Err(e) = outpost_store::sieve::check_script_name(name) {
+                eprintln!("{}: {e}; skipped", path.display());
+                sum.failed += 1;
+                continue;
+            }
             let content = match std::fs::read(path) {
                 Ok(b) => match String::from_utf8(b) {
                     Ok(s) => s,
@@ -306,12 +311,18 @@ mod tests {
         let scripts: Vec<_> = ann.scripts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(scripts, ["main", "vacation"]);
         assert_eq!(ann.active.as_deref(), Some("vacation"));
-        assert_eq!(ann.address(Some("d.example")).as_deref(), Some("ann@d.example"));
+        assert_eq!(
+            ann.address(Some("d.example")).as_deref(),
+            Some("ann@d.example")
+        );
         assert_eq!(ann.address(None), None);
         let bob = &homes[1];
         assert_eq!(bob.scripts.len(), 1);
         assert_eq!(bob.active.as_deref(), Some("a"));
-        assert_eq!(bob.address(Some("d.example")).as_deref(), Some("bob@x.example"));
+        assert_eq!(
+            bob.address(Some("d.example")).as_deref(),
+            Some("bob@x.example")
+        );
         let dan = &homes[2];
         assert!(dan.active.is_none());
         assert_eq!(dan.problems.len(), 1, "{:?}", dan.problems);

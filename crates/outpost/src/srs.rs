@@ -223,9 +223,7 @@ fn timestamp(now: i64) -> String {
 fn decode_stamp(s: &str) -> Option<u64> {
     let mut t = 0u64;
     for c in s.bytes() {
-        let v = BASE32
-            .iter()
-            .position(|&b| b == c.to_ascii_uppercase())?;
+        let v = BASE32.iter().position(|&b| b == c.to_ascii_uppercase())?;
         t = (t << 5) | v as u64;
     }
     Some(t)
@@ -262,8 +260,9 @@ fn create_secret(path: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e.error)
-            .with_context(|| format!("sieve: writing SRS secret {}", path.display())),
+        Err(e) => {
+            Err(e.error).with_context(|| format!("sieve: writing SRS secret {}", path.display()))
+        }
     }
 }
 
@@ -300,7 +299,10 @@ mod tests {
         assert!(s.reverse(&plus, NOW).unwrap().is_some());
         // The local part may itself contain '='.
         let b = s.forward("a=b@x.example", "example.org", NOW);
-        assert_eq!(s.reverse(&b, NOW).unwrap().as_deref(), Some("a=b@x.example"));
+        assert_eq!(
+            s.reverse(&b, NOW).unwrap().as_deref(),
+            Some("a=b@x.example")
+        );
     }
 
     #[test]
@@ -311,10 +313,19 @@ mod tests {
         assert_eq!(other.reverse(&a, NOW), Err(SrsError::BadHash));
         let forged = a.replace("outside.example", "victim.example");
         assert_eq!(s.reverse(&forged, NOW), Err(SrsError::BadHash));
-        assert_eq!(s.reverse(&a, NOW + 21 * 86_400), Ok(Some("ann@outside.example".into())));
+        assert_eq!(
+            s.reverse(&a, NOW + 21 * 86_400),
+            Ok(Some("ann@outside.example".into()))
+        );
         assert_eq!(s.reverse(&a, NOW + 22 * 86_400), Err(SrsError::Expired));
-        assert_eq!(s.reverse("SRS0=abc@example.org", NOW), Err(SrsError::Malformed));
-        assert_eq!(s.reverse("SRS0=zzzz=ZZ=x=y@example.org", NOW), Err(SrsError::BadHash));
+        assert_eq!(
+            s.reverse("SRS0=abc@example.org", NOW),
+            Err(SrsError::Malformed)
+        );
+        assert_eq!(
+            s.reverse("SRS0=zzzz=ZZ=x=y@example.org", NOW),
+            Err(SrsError::BadHash)
+        );
         assert_eq!(s.reverse("someone@example.org", NOW), Ok(None));
         assert_eq!(s.reverse("srs0@example.org", NOW), Ok(None));
     }
@@ -355,8 +366,15 @@ mod tests {
         // Forwarded once more: still one hop back to the first forwarder.
         let again = Srs::new(vec![b"third".to_vec()], 21);
         let s1b = again.forward(&s1, "third.example", NOW);
-        assert!(s1b.starts_with("SRS1=") && s1b.contains("=fwd.example=="), "{s1b}");
-        assert!(again.reverse(&s1b, NOW).unwrap().unwrap().ends_with("@fwd.example"));
+        assert!(
+            s1b.starts_with("SRS1=") && s1b.contains("=fwd.example=="),
+            "{s1b}"
+        );
+        assert!(again
+            .reverse(&s1b, NOW)
+            .unwrap()
+            .unwrap()
+            .ends_with("@fwd.example"));
     }
 
     #[test]

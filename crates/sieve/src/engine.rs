@@ -96,7 +96,10 @@ impl Scanners {
         let Some(name) = &self.spam_header else {
             return sieve::SpamStatus::Unknown;
         };
-        let Some(score) = header_value(message, name).as_deref().and_then(first_number) else {
+        let Some(score) = header_value(message, name)
+            .as_deref()
+            .and_then(first_number)
+        else {
             return sieve::SpamStatus::Unknown;
         };
         if score <= 0.0 {
@@ -117,7 +120,12 @@ impl Scanners {
             return sieve::VirusStatus::Unknown;
         };
         let v = v.trim().to_ascii_lowercase();
-        if let Ok(n) = v.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("").parse::<u32>() {
+        if let Ok(n) = v
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+            .parse::<u32>()
+        {
             return sieve::VirusStatus::from_number(n);
         }
         if v.starts_with("clean") || v.starts_with("no") {
@@ -1235,8 +1243,8 @@ mod tests {
             spam_max: 15.0,
             virus_header: Some("X-Virus-Status".into()),
         };
-        let e = Engine::with_scanners("h", EngineLimits::default(), scanners, vec![], vec![])
-            .unwrap();
+        let e =
+            Engine::with_scanners("h", EngineLimits::default(), scanners, vec![], vec![]).unwrap();
         assert!(e.capability().contains("spamtestplus"));
         assert!(e.capability().contains("virustest"));
         assert!(!engine().capability().contains("spamtest"));
@@ -1257,7 +1265,9 @@ mod tests {
             let e = &e;
             let active = &active;
             async move {
-                let o = e.run(msg.as_bytes(), &env(), Some(active), &Host::default()).await;
+                let o = e
+                    .run(msg.as_bytes(), &env(), Some(active), &Host::default())
+                    .await;
                 assert!(o.notes.is_empty(), "{:?}", o.notes);
                 o.file_into[0].mailbox.clone()
             }
@@ -1268,8 +1278,14 @@ mod tests {
         assert_eq!(run("X-Spam-Score: -0.4\r\n").await, "Clean");
         assert_eq!(run("X-Spam-Score: 2.0\r\n").await, "Maybe");
         assert_eq!(run("X-Spam-Score: none\r\n").await, "Untested");
-        assert_eq!(run("X-Virus-Status: Infected (Eicar-Test-Signature)\r\nX-Spam-Score: 0\r\n").await, "Virus");
-        assert_eq!(run("X-Virus-Status: Clean\r\nX-Spam-Score: 0\r\n").await, "Clean");
+        assert_eq!(
+            run("X-Virus-Status: Infected (Eicar-Test-Signature)\r\nX-Spam-Score: 0\r\n").await,
+            "Virus"
+        );
+        assert_eq!(
+            run("X-Virus-Status: Clean\r\nX-Spam-Score: 0\r\n").await,
+            "Clean"
+        );
         // Not configured: refused at upload.
         assert!(engine().compile("require \"spamtest\";\nkeep;\n").is_err());
         assert!(e.compile("require \"spamtest\";\nkeep;\n").is_ok());
