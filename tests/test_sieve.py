@@ -8,7 +8,6 @@ import os
 import re
 import smtplib
 import socket
-import sqlite3
 import subprocess
 import time
 
@@ -32,16 +31,18 @@ def sieve_client(server, login="user@example.test"):
     return c
 
 
-def db(server):
-    return sqlite3.connect(server.data / "outpost.db")
+def query(server, sql, params=()):
+    """Rows from the server's store, SQLite or PostgreSQL."""
+    from test_smtp import _query
+    return _query(server, sql, params)
 
 
 def mailboxes_of(server, address):
     """Mailbox name -> list of subjects."""
-    with db(server) as c:
-        rows = c.execute(
-            "SELECT col.name, m.subject FROM messages m JOIN collections col ON col.id = m.collection_id "
-            "JOIN addresses a ON a.principal_id = col.principal_id WHERE a.address = ?", (address,)).fetchall()
+    rows = query(server,
+                 "SELECT col.name, m.subject FROM messages m JOIN collections col ON col.id = m.collection_id "
+                 "JOIN addresses a ON a.principal_id = col.principal_id WHERE a.address = ? ORDER BY m.id",
+                 (address,))
     out = {}
     for name, subject in rows:
         out.setdefault(name, []).append(subject)
@@ -49,9 +50,8 @@ def mailboxes_of(server, address):
 
 
 def queued(server):
-    with db(server) as c:
-        return c.execute("SELECT q.mail_from, r.address, q.blob_hash FROM queue_messages q "
-                         "JOIN queue_recipients r ON r.message_id = q.id ORDER BY q.id").fetchall()
+    return query(server, "SELECT q.mail_from, r.address, q.blob_hash FROM queue_messages q "
+                         "JOIN queue_recipients r ON r.message_id = q.id ORDER BY q.id")
 
 
 def upload(server, script, name="main", login="user@example.test"):
@@ -125,8 +125,7 @@ def test_fileinto_create_and_missing(server):
     boxes = mailboxes_of(server, "user@example.test")
     assert boxes.get("Projects/New") == ["please create"]
     assert boxes.get("INBOX") == ["missing box"]
-    with db(server) as c:
-        flags = c.execute("SELECT m.flags FROM messages m WHERE m.subject = 'please create'").fetchone()[0]
+    flags = int(query(server, "SELECT m.flags FROM messages m WHERE m.subject = 'please create'")[0][0])
     assert flags & 4
 
 
