@@ -326,6 +326,14 @@ def test_redirect_outside_gets_srs_sender_and_bounce_goes_back(wired):
     # Case folded by a relay on the way back: still valid.
     assert mx_send(server, dsn, rcpts=[mail_from.lower()], sender="") == {}
 
+    # Senders in our own domains, and the null sender, are not rewritten.
+    upload(server, 'redirect "pal@far.example";\n', login=OTHER)
+    server.deliver(make_message(subject="from inside", sender=USER), OTHER, sender=USER)
+    server.deliver(make_message(subject="a bounce"), OTHER, sender="")
+    got = wait_for(lambda: len(sink.received_by("pal@far.example")) == 2 and sink.received_by("pal@far.example"),
+                   what="the two redirects")
+    assert sorted(m[0] for m in got) == ["<>", USER]
+
     # Forged (wrong hash) or broken SRS addresses are refused at RCPT.
     h = m.group(1)
     forged = mail_from.replace(f"SRS0={h}=", "SRS0=" + ("AAAA" if h.upper() != "AAAA" else "BBBB") + "=")
@@ -380,6 +388,12 @@ def test_spamtest_and_virustest_from_scanner_headers(tmp_path):
         c = sieve_client(s)
         caps = c.get_sieve_capabilities()
         assert {"spamtest", "spamtestplus", "virustest"} <= set(caps), caps
+        # Everything advertised is accepted, and nothing else.
+        for ext in caps:
+            assert c.checkscript(f'require "{ext}";\nkeep;\n'), (ext, c.errmsg)
+        for ext in ["foreverypart", "extlists", "vnd.dovecot.pipe", "special-use"]:
+            assert ext not in caps
+            assert not c.checkscript(f'require "{ext}";\nkeep;\n'), ext
         assert c.putscript("spam", 'require ["spamtestplus", "virustest", "fileinto", "mailbox", "relational",\n'
                                    ' "comparator-i;ascii-numeric"];\n'
                                    'if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }\n'
