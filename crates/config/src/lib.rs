@@ -734,6 +734,40 @@ mod tests {
     }
 
     #[test]
+    fn sieve_forwarding_and_scanner_settings() {
+        let c = Config::parse("data_dir = \"/d\"\n", "t").unwrap();
+        assert_eq!(c.sieve.redirect_sender, RedirectSender::Srs);
+        assert_eq!(c.srs_secret_path(), Path::new("/d/srs.key"));
+        assert!(c.sieve.spam_score_header.is_none());
+        let c = Config::parse(
+            "[sieve]\nredirect_sender = \"original\"\nsrs_secret_file = \"/etc/o/srs\"\nspam_score_header = \"X-Spam-Score\"\nspam_score_max = 15.0\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.sieve.redirect_sender, RedirectSender::Original);
+        assert_eq!(c.srs_secret_path(), Path::new("/etc/o/srs"));
+        assert_eq!(c.sieve.spam_score_max, 15.0);
+        for (bad, key) in [
+            (
+                "redirect_sender = \"rewrite\"",
+                "expected `srs` or `original`",
+            ),
+            (
+                "spam_score_header = \"X-Spam Score\"",
+                "sieve.spam_score_header",
+            ),
+            ("virus_header = \"X-Virus:\"", "sieve.virus_header"),
+            ("spam_score_max = 0.0", "sieve.spam_score_max"),
+            ("srs_max_age_days = 0", "sieve.srs_max_age_days"),
+        ] {
+            let e = Config::parse(&format!("[sieve]\n{bad}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn empty_is_valid_and_safe() {
         let c = Config::parse("", "t").unwrap();
         assert!(c.listen.all().is_empty());
