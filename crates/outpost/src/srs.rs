@@ -377,6 +377,40 @@ mod tests {
             .ends_with("@fwd.example"));
     }
 
+    proptest::proptest! {
+        /// Whatever arrives at RCPT: no panic, and only addresses made
+        /// with our secret lead anywhere.
+        #[test]
+        fn reverse_never_panics(addr in "\\PC{0,80}", tail in "[A-Za-z0-9=+/.@-]{0,40}") {
+            let s = srs();
+            for a in [addr.clone(), format!("SRS0={tail}"), format!("srs1+{tail}"), format!("SRS0={addr}@x")] {
+                if let Ok(Some(to)) = s.reverse(&a, NOW) {
+                    let ok = s.forward(&to, "x", NOW).eq_ignore_ascii_case(&a)
+                        || a.to_ascii_uppercase().starts_with("SRS1");
+                    proptest::prop_assert!(ok, "{} -> {}", a, to);
+                }
+            }
+        }
+
+        #[test]
+        fn forward_then_reverse(local in "[A-Za-z0-9._=+-]{1,30}", domain in "[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+                                age in 0i64..=21) {
+            let s = srs();
+            let sender = format!("{local}@{domain}");
+            let a = s.forward(&sender, "example.org", NOW);
+            proptest::prop_assert!(a.ends_with("@example.org"));
+            let back = s.reverse(&a, NOW + age * 86_400).unwrap().unwrap();
+            if is_srs(&local) {
+                // Wrapped as SRS1: goes back one hop, to the previous forwarder.
+                let suffix = format!("@{domain}");
+                let ok = back.to_ascii_lowercase().ends_with(&suffix);
+                proptest::prop_assert!(ok, "{} -> {}", a, back);
+            } else {
+                proptest::prop_assert_eq!(back, sender);
+            }
+        }
+    }
+
     #[test]
     fn secret_file_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
