@@ -277,6 +277,7 @@ def test_vacation_over_smtp_reply_through_the_queue(wired):
     assert header(data, "Auto-Submitted") == "auto-replied"
     assert header(data, "In-Reply-To") == header(first, "Message-ID")
     assert header(data, "Subject") == "Away"
+    assert USER in header(data, "From") and "ann@outside.example" in header(data, "To")
     assert b"I am away until Monday." in data
     assert subjects(server, "INBOX") == ["hello 1", "hello 2", "newsletter"]
 
