@@ -1,14 +1,21 @@
-"""Issue 6: Sieve at delivery and ManageSieve, from outside: sievelib over
-STARTTLS, deliveries through `outpost deliver`, results read from the
-database."""
+"""Issue 6: Sieve at delivery and ManageSieve, from outside: sievelib and
+sieve-connect over STARTTLS, deliveries through `outpost deliver` and over
+SMTP, results read from the database or over IMAP (imapclient), replies
+and forwards caught by a local SMTP sink (aiosmtpd) that `[queue] relay`
+points at."""
 
+import os
+import re
+import smtplib
 import socket
-import sqlite3
+import subprocess
+import time
 
 import pytest
 import sievelib.managesieve as managesieve
 
-from conftest import PASSWORD, Server, client_tls_context, make_message, read_blob
+import conftest
+from conftest import PASSWORD, Server, client_tls_context, free_port, make_message, need_tool, read_blob
 
 
 @pytest.fixture(autouse=True)
@@ -24,16 +31,18 @@ def sieve_client(server, login="user@example.test"):
     return c
 
 
-def db(server):
-    return sqlite3.connect(server.data / "outpost.db")
+def query(server, sql, params=()):
+    """Rows from the server's store, SQLite or PostgreSQL."""
+    from test_smtp import _query
+    return _query(server, sql, params)
 
 
 def mailboxes_of(server, address):
     """Mailbox name -> list of subjects."""
-    with db(server) as c:
-        rows = c.execute(
-            "SELECT col.name, m.subject FROM messages m JOIN collections col ON col.id = m.collection_id "
-            "JOIN addresses a ON a.principal_id = col.principal_id WHERE a.address = ?", (address,)).fetchall()
+    rows = query(server,
+                 "SELECT col.name, m.subject FROM messages m JOIN collections col ON col.id = m.collection_id "
+                 "JOIN addresses a ON a.principal_id = col.principal_id WHERE a.address = ? ORDER BY m.id",
+                 (address,))
     out = {}
     for name, subject in rows:
         out.setdefault(name, []).append(subject)
@@ -41,9 +50,8 @@ def mailboxes_of(server, address):
 
 
 def queued(server):
-    with db(server) as c:
-        return c.execute("SELECT q.mail_from, r.address, q.blob_hash FROM queue_messages q "
-                         "JOIN queue_recipients r ON r.message_id = q.id ORDER BY q.id").fetchall()
+    return query(server, "SELECT q.mail_from, r.address, q.blob_hash FROM queue_messages q "
+                         "JOIN queue_recipients r ON r.message_id = q.id ORDER BY q.id")
 
 
 def upload(server, script, name="main", login="user@example.test"):
@@ -117,8 +125,7 @@ def test_fileinto_create_and_missing(server):
     boxes = mailboxes_of(server, "user@example.test")
     assert boxes.get("Projects/New") == ["please create"]
     assert boxes.get("INBOX") == ["missing box"]
-    with db(server) as c:
-        flags = c.execute("SELECT m.flags FROM messages m WHERE m.subject = 'please create'").fetchone()[0]
+    flags = int(query(server, "SELECT m.flags FROM messages m WHERE m.subject = 'please create'")[0][0])
     assert flags & 4
 
 
@@ -182,3 +189,328 @@ def test_cli_import_of_dovecot_sieve_files(server, tmp_path):
     server.cli("sieve", "activate", "user@example.test", "")
     server.cli("sieve", "remove", "user@example.test", "imported")
     assert server.cli("sieve", "list", "user@example.test").stdout.strip() == ""
+
+
+# --- over the wire: SMTP in, IMAP and an SMTP sink out ----------------------
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+
+from imap_helpers import client as imap_client  # noqa: E402
+from test_queue import Sink, wait_for  # noqa: E402
+
+USER = "user@example.test"
+OTHER = "other@example.test"
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    c = aiosmtpd_controller.Controller(s, hostname="127.0.0.1", port=free_port())
+    c.start()
+    try:
+        yield s, c.port
+    finally:
+        c.stop()
+
+
+def relay_server(tmp_path, port, sieve="", users=(USER, OTHER)):
+    s = Server(tmp_path, extra_config=f'[queue]\nrelay = "127.0.0.1:{port}"\nretry = ["1s"]\n'
+                                      + (f"[sieve]\n{sieve}\n" if sieve else ""))
+    try:
+        for u in users:
+            s.add_user(u, name=u.split("@")[0].title())
+        s.start()
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+@pytest.fixture
+def wired(tmp_path, sink):
+    """(server whose outbound mail goes to the sink, sink)."""
+    sk, port = sink
+    s = relay_server(tmp_path, port)
+    try:
+        yield s, sk
+    finally:
+        s.close()
+
+
+def mx_send(server, msg, rcpts=(USER,), sender="ann@outside.example"):
+    with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=30) as c:
+        return c.sendmail(sender, list(rcpts), msg)
+
+
+def subjects(server, folder, user=USER):
+    c = imap_client(server, user=user)
+    try:
+        c.select_folder(folder, readonly=True)
+        ids = c.search("ALL")
+        got = c.fetch(ids, ["ENVELOPE"]) if ids else {}
+        return sorted(got[i][b"ENVELOPE"].subject.decode() for i in ids)
+    finally:
+        c.logout()
+
+
+def header(raw, name):
+    m = re.search(rb"(?im)^" + name.encode() + rb":[ \t]*(.*?)\r?$", raw.split(b"\r\n\r\n", 1)[0])
+    return m.group(1).decode() if m else None
+
+
+def test_vacation_over_smtp_reply_through_the_queue(wired):
+    """Two messages from one outside sender give one auto-reply, caught by
+    the sink; a bulk message gives none; all three are in INBOX (IMAP)."""
+    server, sink = wired
+    upload(server, 'require "vacation";\nvacation :days 1 :subject "Away" "I am away until Monday.";\n')
+    first = make_message(subject="hello 1", sender="ann@outside.example")
+    mx_send(server, first)
+    mx_send(server, make_message(subject="hello 2", sender="ann@outside.example"))
+    mx_send(server, make_message(subject="newsletter", sender="news@outside.example",
+                                 extra_headers="Precedence: bulk\r\n"), sender="news@outside.example")
+    got = wait_for(lambda: sink.received_by("ann@outside.example"), what="the vacation reply")
+    time.sleep(3)  # anything more (a second reply, one to the list) would be here by now
+    assert len(sink.received_by("ann@outside.example")) == 1
+    assert sink.received_by("news@outside.example") == []
+    mail_from, rcpts, data = got[0]
+    assert mail_from in ("", "<>") and rcpts == ["ann@outside.example"]
+    assert header(data, "Auto-Submitted") == "auto-replied"
+    assert header(data, "In-Reply-To") == header(first, "Message-ID")
+    assert header(data, "Subject") == "Away"
+    assert USER in header(data, "From") and "ann@outside.example" in header(data, "To")
+    assert b"I am away until Monday." in data
+    assert subjects(server, "INBOX") == ["hello 1", "hello 2", "newsletter"]
+
+
+def test_fileinto_create_and_redirect_seen_over_imap(wired):
+    server, _ = wired
+    upload(server, 'require ["fileinto", "mailbox", "copy"];\n'
+                   'if header :contains "subject" "project" { fileinto :create "Projects/New"; }\n'
+                   'elsif header :contains "subject" "missing" { fileinto "Nowhere"; }\n'
+                   'elsif header :contains "subject" "share" { redirect :copy "other@example.test"; }\n')
+    mx_send(server, make_message(subject="project plan"))
+    mx_send(server, make_message(subject="missing box"))
+    mx_send(server, make_message(subject="share this"))
+    c = imap_client(server)
+    try:
+        names = [f[2] for f in c.list_folders()]
+    finally:
+        c.logout()
+    assert "Projects/New" in names and "Nowhere" not in names
+    assert subjects(server, "Projects/New") == ["project plan"]
+    assert subjects(server, "INBOX") == ["missing box", "share this"]
+    assert subjects(server, "INBOX", user=OTHER) == ["share this"]
+
+
+def test_redirect_outside_gets_srs_sender_and_bounce_goes_back(wired):
+    server, sink = wired
+    upload(server, 'redirect "friend@far.example";\n')
+    msg = make_message(subject="pass it on", sender="ann@origin.example")
+    mx_send(server, msg, sender="ann@origin.example")
+    got = wait_for(lambda: sink.received_by("friend@far.example"), what="the redirect")
+    mail_from, _, data = got[0]
+    m = re.fullmatch(r"SRS0=([^=]{4})=([A-Z2-7]{2})=origin\.example=ann@example\.test", mail_from)
+    assert m, mail_from
+    # The message itself goes on unmodified; only trace fields are added on top.
+    assert data.endswith(msg), data[:400]
+    assert header(data, "Delivered-To") == USER
+    assert (server.data / "srs.key").exists()
+    assert "INBOX" not in mailboxes_of(server, USER)
+
+    # A bounce to the SRS address is accepted and sent on to the original sender.
+    dsn = (b"From: MAILER-DAEMON@far.example\r\nTo: " + mail_from.encode() +
+           b"\r\nSubject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\r\n"
+           b"friend@far.example: mailbox full\r\n")
+    assert mx_send(server, dsn, rcpts=[mail_from], sender="") == {}
+    back = wait_for(lambda: sink.received_by("ann@origin.example"), what="the bounce sent back")
+    assert back[0][0] in ("", "<>") and b"mailbox full" in back[0][2]
+    # Case folded by a relay on the way back: still valid.
+    assert mx_send(server, dsn, rcpts=[mail_from.lower()], sender="") == {}
+
+    # Senders in our own domains, and the null sender, are not rewritten.
+    upload(server, 'redirect "pal@far.example";\n', login=OTHER)
+    server.deliver(make_message(subject="from inside", sender=USER), OTHER, sender=USER)
+    server.deliver(make_message(subject="a bounce"), OTHER, sender="")
+    got = wait_for(lambda: len(sink.received_by("pal@far.example")) == 2 and sink.received_by("pal@far.example"),
+                   what="the two redirects")
+    assert sorted(m[0] for m in got) == ["<>", USER]
+
+    # Forged (wrong hash) or broken SRS addresses are refused at RCPT.
+    h = m.group(1)
+    forged = mail_from.replace(f"SRS0={h}=", "SRS0=" + ("AAAA" if h.upper() != "AAAA" else "BBBB") + "=")
+    forged_other = mail_from.replace("origin.example", "victim.example")
+    for bad in [forged, forged_other, "SRS0=xx@example.test"]:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+            mx_send(server, dsn, rcpts=[bad], sender="")
+        assert list(e.value.recipients.values())[0][0] == 550, e.value.recipients
+
+
+def test_redirect_with_original_sender_when_configured(tmp_path, sink):
+    sk, port = sink
+    server = relay_server(tmp_path, port, sieve='redirect_sender = "original"')
+    try:
+        upload(server, 'redirect "friend@far.example";\n')
+        mx_send(server, make_message(subject="as is", sender="ann@origin.example"), sender="ann@origin.example")
+        got = wait_for(lambda: sk.received_by("friend@far.example"), what="the redirect")
+        assert got[0][0] == "ann@origin.example"
+        assert not (server.data / "srs.key").exists()
+    finally:
+        server.close()
+
+
+def test_reject_refused_at_end_of_data_for_one_recipient(wired):
+    server, sink = wired
+    upload(server, 'require "reject";\nif header :contains "subject" "offer" { reject "No offers, thank you."; }\n')
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        mx_send(server, make_message(subject="special offer"))
+    assert e.value.smtp_code == 550
+    assert e.value.smtp_error.decode().startswith("5.7.1"), e.value.smtp_error
+    assert "No offers, thank you." in e.value.smtp_error.decode()
+    # Two recipients: accepted (the other one gets it), the sender gets a notice.
+    assert mx_send(server, make_message(subject="special offer 2"), rcpts=[USER, OTHER]) == {}
+    notice = wait_for(lambda: sink.received_by("ann@outside.example"), what="the rejection notice")
+    assert notice[0][0] in ("", "<>") and b"No offers, thank you." in notice[0][2]
+    assert subjects(server, "INBOX", user=OTHER) == ["special offer 2"]
+    assert subjects(server, "INBOX") == []
+    # Over LMTP, a single recipient is refused the same way.
+    with smtplib.LMTP("127.0.0.1", server.port("lmtp"), timeout=30) as c:
+        c.ehlo("mta.example")  # smtplib's LMTP says LHLO
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.sendmail("ann@outside.example", [USER], make_message(subject="offer via lmtp"))
+    assert e.value.smtp_code == 550
+
+
+def test_spamtest_and_virustest_from_scanner_headers(tmp_path):
+    s = Server(tmp_path, extra_config='[sieve]\nspam_score_header = "X-Spam-Score"\nspam_score_max = 15.0\n'
+                                      'virus_header = "X-Virus-Status"\n')
+    try:
+        s.add_user(USER)
+        s.start()
+        c = sieve_client(s)
+        caps = c.get_sieve_capabilities()
+        assert {"spamtest", "spamtestplus", "virustest"} <= set(caps), caps
+        # Everything advertised is accepted, and nothing else.
+        for ext in caps:
+            assert c.checkscript(f'require "{ext}";\nkeep;\n'), (ext, c.errmsg)
+        for ext in ["foreverypart", "extlists", "vnd.dovecot.pipe", "special-use"]:
+            assert ext not in caps
+            assert not c.checkscript(f'require "{ext}";\nkeep;\n'), ext
+        assert c.putscript("spam", 'require ["spamtestplus", "virustest", "fileinto", "mailbox", "relational",\n'
+                                   ' "comparator-i;ascii-numeric"];\n'
+                                   'if virustest :value "ge" :comparator "i;ascii-numeric" "4" { discard; stop; }\n'
+                                   'if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "50"\n'
+                                   '  { fileinto "Junk"; stop; }\n'
+                                   'if spamtest :value "eq" :comparator "i;ascii-numeric" "0"\n'
+                                   '  { fileinto :create "Unscanned"; }\n'), c.errmsg
+        assert c.setactive("spam")
+        c.logout()
+        for subject, extra in [("spammy", "X-Spam-Score: 9.5\r\n"), ("hammy", "X-Spam-Score: -2.1\r\n"),
+                               ("borderline", "X-Spam-Score: 7.0\r\n"), ("unscanned", ""),
+                               ("infected", "X-Virus-Status: Infected (Eicar-Signature)\r\nX-Spam-Score: 0\r\n")]:
+            mx_send(s, make_message(subject=subject, extra_headers=extra))
+        assert subjects(s, "Junk") == ["spammy"]
+        assert subjects(s, "INBOX") == ["borderline", "hammy"]
+        assert subjects(s, "Unscanned") == ["unscanned"]
+    finally:
+        s.close()
+
+
+def test_spamtest_not_offered_without_a_score(server):
+    c = sieve_client(server)
+    caps = c.get_sieve_capabilities()
+    assert "spamtest" not in caps and "virustest" not in caps
+    c.logout()
+
+
+# --- import of a Dovecot/Pigeonhole tree ---------------------------------------
+
+
+def test_sieve_import_of_a_pigeonhole_tree(server, tmp_path):
+    server.add_user(OTHER)
+    vmail = tmp_path / "vmail"
+    user_dir = vmail / "user" / "sieve"
+    user_dir.mkdir(parents=True)
+    (user_dir / "main.sieve").write_text('require ["fileinto", "mailbox"];\n'
+                                         'if header :contains "subject" "lists" { fileinto :create "Lists"; }\n')
+    (user_dir / "vacation.sieve").write_text('require "vacation";\nvacation "Away.";\n')
+    (user_dir / "broken.sieve").write_text('require "fileinto";\n\nfileinto "x"\nkeep;\n')
+    (user_dir / "main.svbin").write_bytes(b"\x00compiled")
+    (vmail / "user" / ".dovecot.sieve").symlink_to("sieve/main.sieve")
+    other_dir = vmail / "other@example.test" / "sieve"
+    other_dir.mkdir(parents=True)
+    (other_dir / "filters.sieve").write_text("keep;\n")
+    (other_dir / "dovecot.sieve").symlink_to("filters.sieve")
+    (vmail / "ghost" / "sieve").mkdir(parents=True)
+    (vmail / "ghost" / "sieve" / "x.sieve").write_text("keep;\n")
+
+    r = server.cli("sieve", "import", str(vmail), "--domain", "example.test", check=False)
+    assert r.returncode == 1, r.stderr
+    assert f"{user_dir / 'broken.sieve'}:4:" in r.stderr, r.stderr
+    assert "ghost@example.test" in r.stderr
+    assert "3 script(s) imported for 2 user(s), 2 activated, 2 skipped" in r.stdout, r.stdout
+    assert server.cli("sieve", "list", USER).stdout.split("\n")[:2] == ["main\t(active)", "vacation"]
+    assert server.cli("sieve", "list", OTHER).stdout.strip() == "filters\t(active)"
+    assert server.cli("sieve", "get", USER, "vacation").stdout == (user_dir / "vacation.sieve").read_text()
+    # The imported active script works at delivery, and ManageSieve sees it.
+    server.deliver(make_message(subject="from lists"), USER, sender="a@outside.example")
+    assert mailboxes_of(server, USER).get("Lists") == ["from lists"]
+    c = sieve_client(server)
+    active, others = c.listscripts()
+    assert active == "main" and others == ["vacation"]
+    c.logout()
+    # Without --domain, local-part directories cannot be placed.
+    r = server.cli("sieve", "import", str(vmail), "--dry-run", check=False)
+    assert r.returncode == 1 and "--domain" in r.stderr
+
+
+# --- sieve-connect -------------------------------------------------------------
+
+
+def sieve_connect(server, *args, password=PASSWORD, user=USER):
+    """Runs sieve-connect over STARTTLS, verifying the server's certificate
+    against the test server's own (self-signed) one."""
+    exe = need_tool("sieve-connect")
+    rfd, wfd = os.pipe()
+    os.write(wfd, (password + "\n").encode())
+    os.close(wfd)
+    try:
+        return subprocess.run(
+            [exe, "--server", "127.0.0.1", "--port", str(server.port("managesieve")), "--user", user,
+             "--passwordfd", str(rfd), "--tlscafile", str(server.data / "tls" / "cert.pem"),
+             "--tlshostname", "mail.example.test", "--authmech", "PLAIN", "--noclearauth", *args],
+            pass_fds=(rfd,), capture_output=True, text=True, timeout=60, cwd=server.tmp)
+    finally:
+        os.close(rfd)
+
+
+def test_sieve_connect_upload_list_activate_download_delete(server, tmp_path):
+    script = tmp_path / "filters.sieve"
+    script.write_text('require ["fileinto"];\nif header :contains "subject" "tps" { fileinto "Reports"; }\n')
+    r = sieve_connect(server, "--upload", "--localsieve", str(script), "--remotesieve", "filters")
+    assert r.returncode == 0, r.stderr
+    r = sieve_connect(server, "--activate", "--remotesieve", "filters")
+    assert r.returncode == 0, r.stderr
+    r = sieve_connect(server, "--list")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\"filters\" ACTIVE$", r.stdout, re.M), r.stdout
+    out = tmp_path / "back.sieve"
+    r = sieve_connect(server, "--download", "--remotesieve", "filters", "--localsieve", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().replace("\r\n", "\n") == script.read_text()
+    # The active script cannot be deleted; after deactivating it can.
+    r = sieve_connect(server, "--delete", "--remotesieve", "filters")
+    assert r.returncode != 0
+    r = sieve_connect(server, "--deactivate")
+    assert r.returncode == 0, r.stderr
+    r = sieve_connect(server, "--delete", "--remotesieve", "filters")
+    assert r.returncode == 0, r.stderr
+    r = sieve_connect(server, "--list")
+    assert r.returncode == 0 and "filters" not in r.stdout, r.stdout
+    # A broken script is refused with its line.
+    bad = tmp_path / "bad.sieve"
+    bad.write_text('require "fileinto";\n\nfileinto "x"\nkeep;\n')
+    r = sieve_connect(server, "--upload", "--localsieve", str(bad), "--remotesieve", "bad")
+    assert r.returncode != 0 and "line 4" in (r.stdout + r.stderr), r.stdout + r.stderr
+    # A wrong password is refused.
+    r = sieve_connect(server, "--list", password="wrong-password")
+    assert r.returncode != 0

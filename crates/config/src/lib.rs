@@ -567,6 +567,49 @@ pub struct Sieve {
     /// Instructions the scripts of one delivery may run before they are
     /// stopped (the message is then kept in INBOX). Default: 100000.
     pub cpu_limit: usize,
+    /// Envelope sender of mail a script `redirect`s to another server:
+    /// "srs" (the default) rewrites it with the Sender Rewriting Scheme to
+    /// `SRS0=hash=time=orig-domain=orig-local@<the user's domain>`, so SPF
+    /// passes at the destination and bounces come back here, where they
+    /// are checked (hash and age) and sent on to the original sender;
+    /// "original" keeps the sender as it was (SPF may then fail at the
+    /// destination). The null sender and senders in hosted domains are
+    /// never rewritten.
+    pub redirect_sender: RedirectSender,
+    /// File with the SRS secret: one secret per line, the first signs new
+    /// addresses, all are accepted on bounces (add a new first line to
+    /// rotate). Default: `<data_dir>/srs.key`, generated (random, mode
+    /// 0600) the first time it is needed. Every node of a cluster needs
+    /// the same file.
+    pub srs_secret_file: Option<PathBuf>,
+    /// Days an SRS address stays valid for bounces. Default: 21.
+    pub srs_max_age_days: u32,
+    /// Header field carrying the spam scanner's score (e.g. "X-Spam-Score"
+    /// from SpamAssassin or rspamd): enables the `spamtest` and
+    /// `spamtestplus` extensions (RFC 5235), which are advertised only
+    /// then. The first number in the topmost such field is the score. Use
+    /// a field your scanner always sets or replaces, so a sender cannot
+    /// bring their own. Default: none.
+    pub spam_score_header: Option<String>,
+    /// Score at and above which a message is certainly spam (spamtest 10,
+    /// spamtestplus :percent 100); 0 and below is certainly not (1 and 0);
+    /// between, proportionally. Default: 10.0.
+    pub spam_score_max: f64,
+    /// Header field carrying the virus scanner's verdict (e.g.
+    /// "X-Virus-Status" from clamav-milter): enables `virustest`
+    /// (RFC 5235). A number 1-5 is taken as the RFC 5235 value; text
+    /// starting with "clean" or "no" is 1 (clean), "infected", "virus" or
+    /// "yes" is 5 (infected); anything else, or no field, is 0 (not
+    /// tested). Default: none.
+    pub virus_header: Option<String>,
+}
+
+/// See [`Sieve::redirect_sender`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectSender {
+    Srs,
+    Original,
 }
 
 impl Default for Sieve {
@@ -578,6 +621,12 @@ impl Default for Sieve {
             max_script_size: 64 * 1024,
             max_redirects: 4,
             cpu_limit: 100_000,
+            redirect_sender: RedirectSender::Srs,
+            srs_secret_file: None,
+            srs_max_age_days: 21,
+            spam_score_header: None,
+            spam_score_max: 10.0,
+            virus_header: None,
         }
     }
 }
@@ -728,7 +777,37 @@ impl Config {
                 format!("{:?} is not a DNS label", self.dkim.selector),
             ));
         }
+        if !(self.sieve.spam_score_max.is_finite() && self.sieve.spam_score_max > 0.0) {
+            return Err(invalid(
+                "sieve.spam_score_max",
+                "must be a number above 0, e.g. 10.0".into(),
+            ));
+        }
+        for (key, v) in [
+            ("sieve.spam_score_header", &self.sieve.spam_score_header),
+            ("sieve.virus_header", &self.sieve.virus_header),
+        ] {
+            if let Some(h) = v {
+                if h.is_empty() || !h.chars().all(|c| c.is_ascii_graphic() && c != ':') {
+                    return Err(invalid(key, format!("{h:?} is not a header field name")));
+                }
+            }
+        }
+        if self.sieve.srs_max_age_days == 0 || self.sieve.srs_max_age_days > 1000 {
+            return Err(invalid(
+                "sieve.srs_max_age_days",
+                "must be between 1 and 1000".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The SRS secret file (`[sieve] srs_secret_file` or its default).
+    pub fn srs_secret_path(&self) -> PathBuf {
+        self.sieve
+            .srs_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("srs.key"))
     }
 
     /// The database URL, defaulting to SQLite inside the data directory.
@@ -832,6 +911,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("queue.max_age"), "{e}");
+    }
+
+    #[test]
+    fn sieve_forwarding_and_scanner_settings() {
+        let c = Config::parse("data_dir = \"/d\"\n", "t").unwrap();
+        assert_eq!(c.sieve.redirect_sender, RedirectSender::Srs);
+        assert_eq!(c.srs_secret_path(), Path::new("/d/srs.key"));
+        assert!(c.sieve.spam_score_header.is_none());
+        let c = Config::parse(
+            "[sieve]\nredirect_sender = \"original\"\nsrs_secret_file = \"/etc/o/srs\"\nspam_score_header = \"X-Spam-Score\"\nspam_score_max = 15.0\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.sieve.redirect_sender, RedirectSender::Original);
+        assert_eq!(c.srs_secret_path(), Path::new("/etc/o/srs"));
+        assert_eq!(c.sieve.spam_score_max, 15.0);
+        for (bad, key) in [
+            (
+                "redirect_sender = \"rewrite\"",
+                "expected `srs` or `original`",
+            ),
+            (
+                "spam_score_header = \"X-Spam Score\"",
+                "sieve.spam_score_header",
+            ),
+            ("virus_header = \"X-Virus:\"", "sieve.virus_header"),
+            ("spam_score_max = 0.0", "sieve.spam_score_max"),
+            ("srs_max_age_days = 0", "sieve.srs_max_age_days"),
+        ] {
+            let e = Config::parse(&format!("[sieve]\n{bad}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

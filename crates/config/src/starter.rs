@@ -62,6 +62,23 @@ block_seconds = 900
 # domain_workers = 4                    # deliveries at once per destination domain
 # require_tls_domains = ["bank.example"]   # STARTTLS with a verified certificate, or wait
 
+[sieve]
+# Global scripts around each user's own (Pigeonhole's sieve_before/after).
+# before = ["/etc/outpost/spam.sieve"]
+# after = []
+# max_scripts = 32                      # per user (ManageSieve quota)
+# max_script_size = 65536
+# max_redirects = 4
+# Envelope sender of redirected mail: "srs" rewrites it (SPF passes at the
+# destination; bounces come back and are sent on), "original" keeps it.
+# redirect_sender = "srs"
+# srs_secret_file = "{d}/srs.key"       # generated on first use; same file on every node
+# srs_max_age_days = 21
+# spamtest/spamtestplus and virustest (RFC 5235), from your scanners' fields:
+# spam_score_header = "X-Spam-Score"
+# spam_score_max = 10.0                 # this score and above: certainly spam
+# virus_header = "X-Virus-Status"       # "Clean" / "Infected", or 1-5
+
 [dkim]
 # Keys: `outpost dkim generate DOMAIN`; records to publish: `outpost dns DOMAIN`.
 selector = "outpost"

@@ -270,6 +270,28 @@ impl SmtpStore {
         }
     }
 
+    /// The directory's answer for `address`, after checking whether it is
+    /// an SRS address of ours (a bounce of redirected mail): a valid one
+    /// resolves to the original sender (sent on through the queue), a
+    /// forged or expired one is unknown (550).
+    async fn lookup(&self, address: &str) -> Result<Lookup, StoreError> {
+        use crate::sieve_delivery::SrsRoute;
+        match crate::sieve_delivery::srs_route(&self.dir, address).await? {
+            SrsRoute::NotSrs => self.dir.resolve(address).await,
+            SrsRoute::Forward(to) => {
+                tracing::info!("SRS address {address} leads back to {to}");
+                Ok(Lookup::Local(outpost_directory::Resolution {
+                    users: Vec::new(),
+                    external: vec![to],
+                }))
+            }
+            SrsRoute::Invalid(e) => {
+                tracing::info!("refused {address}: {e}");
+                Ok(Lookup::Unknown)
+            }
+        }
+    }
+
     async fn queue(
         &self,
         envelope: &Envelope,
@@ -358,7 +380,7 @@ impl SmtpBackend for SmtpStore {
     }
 
     async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, outpost_smtp::TempFail> {
-        Ok(match self.dir.resolve(address).await.map_err(smtp_temp)? {
+        Ok(match self.lookup(address).await.map_err(smtp_temp)? {
             Lookup::Local(res) => {
                 self.resolved.put(address, res);
                 Rcpt::Local
@@ -385,7 +407,7 @@ impl SmtpBackend for SmtpStore {
         for r in &envelope.recipients {
             let lookup = match self.resolved.get(&r.address) {
                 Some(res) => Ok(Lookup::Local(res)),
-                None => self.dir.resolve(&r.address).await,
+                None => self.lookup(&r.address).await,
             };
             match lookup {
                 Ok(Lookup::Local(res)) => {
@@ -416,16 +438,36 @@ impl SmtpBackend for SmtpStore {
                 Err(e) => return vec![Err(deliver_error(&e)); n],
             }
         }
+        // One recipient that is one mailbox: a Sieve reject can refuse the
+        // message in the protocol instead of sending a notice afterwards.
+        let may_refuse = n == 1 && users.len() == 1 && external.is_empty();
         let res = crate::delivery::deliver_local_cached(
             self.dir.store(),
             Some(&self.inboxes),
             &envelope.mail_from,
             &users,
             &message,
+            may_refuse,
         )
         .await;
         let res = match res {
-            Ok(()) => self.queue(envelope, external, &message).await,
+            Ok(crate::delivery::Delivered::Done) => self.queue(envelope, external, &message).await,
+            Ok(crate::delivery::Delivered::Refused(why)) => {
+                tracing::info!(
+                    session = envelope.session_id,
+                    "{} refused: the recipient's Sieve script rejects it",
+                    envelope.message_id
+                );
+                let text = if why.trim().is_empty() {
+                    "Message rejected by the recipient's filter".to_string()
+                } else {
+                    format!(
+                        "Message rejected: {}",
+                        why.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                };
+                return vec![Err(DeliverError::Policy(text)); n];
+            }
             Err(e) => Err(e),
         };
         match res {

@@ -131,6 +131,21 @@ pub enum SieveCmd {
     Activate { user: String, name: String },
     /// Remove a script (not the active one).
     Remove { user: String, name: String },
+    /// Import a Dovecot/Pigeonhole tree: every `DIR/<user>/sieve/NAME.sieve`
+    /// (or `DIR/<domain>/<user>/...`) is compiled and stored as NAME, and
+    /// the one `<user>/.dovecot.sieve` links to is made active. A script
+    /// that does not compile is reported as FILE:LINE and skipped; the
+    /// others go on. Exits 1 if anything was skipped.
+    Import {
+        /// The old homes, e.g. /home/vmail.
+        dir: PathBuf,
+        /// Domain of user directories named by local part only.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Check and report only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -726,6 +741,28 @@ async fn sieve(path: Option<PathBuf>, action: SieveCmd) -> Result<()> {
             let p = dir.user(&user).await?;
             store.sieve_delete(p.id, &name).await?;
             println!("removed script {name:?} of {user}");
+        }
+        SieveCmd::Import {
+            dir: root,
+            domain,
+            dry_run,
+        } => {
+            let sum =
+                crate::sieve_import::import(&cfg, &dir, &root, domain.as_deref(), dry_run).await?;
+            println!(
+                "{}{} script(s) imported for {} user(s), {} activated, {} skipped",
+                if dry_run { "dry run: " } else { "" },
+                sum.scripts,
+                sum.users,
+                sum.activated,
+                sum.failed
+            );
+            if sum.failed > 0 {
+                return Err(exit_with(
+                    1,
+                    anyhow!("{} script(s) or user(s) skipped; see above", sum.failed),
+                ));
+            }
         }
     }
     Ok(())

@@ -51,20 +51,35 @@ pub async fn deliver_local(
     recipients: &[Recipient],
     message: &[u8],
 ) -> Result<(), StoreError> {
-    deliver_local_cached(store, None, return_path, recipients, message).await
+    deliver_local_cached(store, None, return_path, recipients, message, false)
+        .await
+        .map(|_| ())
+}
+
+/// What became of a delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Filed (and whatever the scripts sent is queued).
+    Done,
+    /// The recipient's Sieve script rejected it, and the caller asked to
+    /// refuse in the protocol rather than send a rejection notice.
+    Refused(String),
 }
 
 /// [`deliver_local`] for long-running servers, with the INBOX ids kept in
-/// `cache`.
+/// `cache`. With `may_refuse` and a single recipient, a Sieve
+/// reject/ereject comes back as [`Delivered::Refused`] (nothing stored),
+/// for the SMTP/LMTP server to answer 550 5.7.1 (RFC 5429 §2.1).
 pub async fn deliver_local_cached(
     store: &Store,
     cache: Option<&InboxCache>,
     return_path: &str,
     recipients: &[Recipient],
     message: &[u8],
-) -> Result<(), StoreError> {
+    may_refuse: bool,
+) -> Result<Delivered, StoreError> {
     if recipients.is_empty() {
-        return Ok(());
+        return Ok(Delivered::Done);
     }
     let mut raw = Vec::with_capacity(message.len() + return_path.len() + 20);
     raw.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
@@ -75,8 +90,13 @@ pub async fn deliver_local_cached(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // Sieve chooses the mailboxes when a global or personal script applies.
-    if crate::sieve_delivery::deliver(store, return_path, recipients, &raw, now).await? {
-        return Ok(());
+    use crate::sieve_delivery::Sieved;
+    match crate::sieve_delivery::deliver(store, return_path, recipients, &raw, now, may_refuse)
+        .await?
+    {
+        Sieved::NoScripts => {}
+        Sieved::Delivered => return Ok(Delivered::Done),
+        Sieved::Refused(why) => return Ok(Delivered::Refused(why)),
     }
     let targets = inbox_targets(store, cache, recipients).await?;
     match store.deliver(raw.clone(), targets, now).await {
@@ -90,7 +110,7 @@ pub async fn deliver_local_cached(
             r?;
         }
     }
-    Ok(())
+    Ok(Delivered::Done)
 }
 
 async fn inbox_targets(

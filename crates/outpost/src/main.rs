@@ -11,6 +11,8 @@ mod serve;
 mod setup;
 mod sieve_backend;
 mod sieve_delivery;
+mod sieve_import;
+mod srs;
 
 use std::process::ExitCode;
 

@@ -74,6 +74,34 @@ pub(crate) struct LocalDsn {
 #[async_trait::async_trait]
 impl LocalDelivery for LocalDsn {
     async fn deliver_local(&self, to: &str, message: &[u8]) -> Result<bool, String> {
+        use crate::sieve_delivery::SrsRoute;
+        // A DSN for mail a Sieve redirect sent with an SRS sender goes on
+        // to the original sender.
+        match crate::sieve_delivery::srs_route(&self.dir, to)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            SrsRoute::NotSrs => {}
+            SrsRoute::Forward(orig) => {
+                let q = outpost_store::NewQueued {
+                    mail_from: String::new(),
+                    recipients: vec![outpost_store::QueuedRecipient {
+                        address: orig,
+                        notify: Some("never".into()),
+                        orcpt: None,
+                    }],
+                    body: "8bitmime".into(),
+                    ..outpost_store::NewQueued::default()
+                };
+                self.dir
+                    .store()
+                    .enqueue(std::sync::Arc::from(message), q)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(true);
+            }
+            SrsRoute::Invalid(e) => return Err(format!("{to}: {e}")),
+        }
         match self.dir.resolve(to).await.map_err(|e| e.to_string())? {
             Lookup::Local(res) => {
                 crate::delivery::deliver_local(self.dir.store(), "", &res.users, message)

@@ -4,16 +4,84 @@
 //! redirects delivered locally or queued, vacation replies and
 //! notifications queued from the null sender.
 
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context as _, Result};
-use outpost_config::Config;
-use outpost_directory::{Lookup, Recipient};
-use outpost_sieve::{ActiveScript, DeliveryEnvelope, Engine, EngineLimits, Outcome, SieveHost};
+use outpost_config::{Config, RedirectSender};
+use outpost_directory::{Directory, Lookup, Recipient};
+use outpost_sieve::{
+    ActiveScript, DeliveryEnvelope, Engine, EngineLimits, Outcome, Scanners, SieveHost,
+};
 use outpost_store::{NewQueued, QueuedRecipient, Store, StoreError, Target};
 use tracing::{info, warn};
 
+use crate::srs::{Srs, SrsError};
+
 static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+
+/// `[sieve] redirect_sender` and the SRS secret's place, from [`install`].
+struct SrsSettings {
+    mode: RedirectSender,
+    path: PathBuf,
+    max_age_days: u32,
+    /// Loaded (or generated) on first use; retried after a failure.
+    loaded: Mutex<Option<Arc<Srs>>>,
+}
+
+static SRS: OnceLock<SrsSettings> = OnceLock::new();
+
+/// The SRS signer/verifier, if `[sieve]` was installed and its secret can
+/// be read or made.
+fn srs() -> Option<Arc<Srs>> {
+    let s = SRS.get()?;
+    let mut loaded = s.loaded.lock().unwrap_or_else(|e| e.into_inner());
+    if loaded.is_none() {
+        match Srs::load_or_create(&s.path, s.max_age_days) {
+            Ok(v) => *loaded = Some(Arc::new(v)),
+            Err(e) => warn!("{e:#}"),
+        }
+    }
+    loaded.clone()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Where mail to an SRS address of a hosted domain goes.
+pub enum SrsRoute {
+    /// Not an SRS address of ours: resolve it as usual.
+    NotSrs,
+    /// A valid SRS address: send on to this (original sender's) address.
+    Forward(String),
+    /// Forged, broken or expired: refuse (550).
+    Invalid(SrsError),
+}
+
+/// Checks `address` for an SRS address in one of our domains (a bounce
+/// of redirected mail coming back).
+pub async fn srs_route(dir: &Directory, address: &str) -> Result<SrsRoute, StoreError> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Ok(SrsRoute::NotSrs);
+    };
+    if !crate::srs::is_srs(local) || !dir.is_local_domain(&domain.to_ascii_lowercase()).await? {
+        return Ok(SrsRoute::NotSrs);
+    }
+    let Some(srs) = srs() else {
+        return Err(StoreError::Internal(
+            "the SRS secret is not available".into(),
+        ));
+    };
+    Ok(match srs.reverse(address, unix_now()) {
+        Ok(Some(to)) => SrsRoute::Forward(to),
+        Ok(None) => SrsRoute::NotSrs,
+        Err(e) => SrsRoute::Invalid(e),
+    })
+}
 
 /// Received:/Delivered-To: fields beyond which a message is not redirected
 /// again (a forwarding loop between servers).
@@ -38,13 +106,25 @@ pub fn install(cfg: &Config) -> Result<Arc<Engine>> {
         max_script_size: cfg.sieve.max_script_size,
         ..EngineLimits::default()
     };
-    let engine = Engine::new(
+    let scanners = Scanners {
+        spam_header: cfg.sieve.spam_score_header.clone(),
+        spam_max: cfg.sieve.spam_score_max,
+        virus_header: cfg.sieve.virus_header.clone(),
+    };
+    let engine = Engine::with_scanners(
         &cfg.hostname,
         limits,
+        scanners,
         read(&cfg.sieve.before)?,
         read(&cfg.sieve.after)?,
     )
     .map_err(|e| anyhow::anyhow!("config: sieve: {e}"))?;
+    let _ = SRS.set(SrsSettings {
+        mode: cfg.sieve.redirect_sender,
+        path: cfg.srs_secret_path(),
+        max_age_days: cfg.sieve.srs_max_age_days,
+        loaded: Mutex::new(None),
+    });
     let engine = Arc::new(engine);
     let _ = ENGINE.set(engine.clone());
     Ok(ENGINE.get().cloned().unwrap_or(engine))
@@ -90,24 +170,40 @@ impl SieveHost for Host<'_> {
     }
 }
 
+/// What [`deliver`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sieved {
+    /// No script applies; nothing was done (the caller files into INBOX).
+    NoScripts,
+    /// Filed and sent as the scripts said.
+    Delivered,
+    /// The single recipient's script rejected the message and the caller
+    /// may refuse it in the protocol (RFC 5429 §2.1): nothing was done.
+    Refused(String),
+}
+
 /// Runs Sieve for `recipients` and delivers accordingly. `raw` already
-/// carries our Return-Path. Returns `Ok(false)` without doing anything
-/// when no script applies (no global scripts, no active user script), so
-/// the caller takes its fast path.
+/// carries our Return-Path. Returns [`Sieved::NoScripts`] without doing
+/// anything when no script applies (no global scripts, no active user
+/// script), so the caller takes its fast path. With `may_refuse` and one
+/// recipient, a reject/ereject is returned as [`Sieved::Refused`] instead
+/// of being answered with a rejection notice.
 pub async fn deliver(
     store: &Store,
     return_path: &str,
     recipients: &[Recipient],
     raw: &Arc<[u8]>,
     now: i64,
-) -> Result<bool, StoreError> {
+    may_refuse: bool,
+) -> Result<Sieved, StoreError> {
+    let may_refuse = may_refuse && recipients.len() == 1;
     let engine = engine();
     let mut actives = Vec::with_capacity(recipients.len());
     for r in recipients {
         actives.push(store.sieve_active(r.principal_id).await?);
     }
     if !engine.has_global_scripts() && actives.iter().all(Option::is_none) {
-        return Ok(false);
+        return Ok(Sieved::NoScripts);
     }
     // Message bytes (None: as delivered) -> targets.
     let mut groups: Vec<(Option<Arc<[u8]>>, Vec<Target>)> = vec![(None, Vec::new())];
@@ -136,6 +232,10 @@ pub async fn deliver(
         for n in &outcome.notes {
             info!(rcpt = %r.address, "sieve: {n}");
         }
+        if let (true, Some(reason)) = (may_refuse, &outcome.reject) {
+            info!(rcpt = %r.address, "sieve: message refused at end of data (reject)");
+            return Ok(Sieved::Refused(reason.clone()));
+        }
         file(store, r, &outcome, &mut groups).await?;
         send(store, r, return_path, raw, &outcome, now).await;
     }
@@ -146,7 +246,7 @@ pub async fn deliver(
         let body = bytes.unwrap_or_else(|| raw.clone());
         store.deliver(body, targets, now).await?;
     }
-    Ok(true)
+    Ok(Sieved::Delivered)
 }
 
 async fn inbox(store: &Store, principal: i64) -> Result<i64, StoreError> {
@@ -381,9 +481,10 @@ async fn redirect(
                 .await?;
                 info!(rcpt = %r.address, to = %rd.address, "sieve: redirected locally");
             }
+            let sender = redirect_sender(store, r, return_path, now).await;
             for x in res.external {
                 store
-                    .enqueue(Arc::from(out.clone()), queued(return_path, &x))
+                    .enqueue(Arc::from(out.clone()), queued(&sender, &x))
                     .await?;
             }
         }
@@ -391,14 +492,47 @@ async fn redirect(
             warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect to an unknown local address; not sent");
         }
         Lookup::NotLocal => {
+            let sender = redirect_sender(store, r, return_path, now).await;
             let id = store
-                .enqueue(Arc::from(out), queued(return_path, &rd.address))
+                .enqueue(Arc::from(out), queued(&sender, &rd.address))
                 .await?;
-            info!(rcpt = %r.address, to = %rd.address, queue = id, "sieve: redirect queued");
+            info!(rcpt = %r.address, to = %rd.address, from = %sender, queue = id, "sieve: redirect queued");
         }
     }
-    let _ = now;
     Ok(())
+}
+
+/// The envelope sender for mail redirected to another server: SRS-rewritten
+/// into the recipient's domain unless `[sieve] redirect_sender =
+/// "original"`, the sender is null, or it is in a hosted domain (SPF
+/// passes for those already).
+async fn redirect_sender(store: &Store, r: &Recipient, return_path: &str, now: i64) -> String {
+    let Some(settings) = SRS.get() else {
+        return return_path.to_string();
+    };
+    if settings.mode == RedirectSender::Original || return_path.is_empty() {
+        return return_path.to_string();
+    }
+    let Some(sender_domain) = outpost_store::domain_of(return_path) else {
+        return return_path.to_string();
+    };
+    let hosted = matches!(
+        store.domain(&sender_domain.to_ascii_lowercase()).await,
+        Ok(Some(_))
+    );
+    if hosted && !crate::srs::is_srs(return_path) {
+        return return_path.to_string();
+    }
+    let Some(our_domain) = outpost_store::domain_of(&r.address) else {
+        return return_path.to_string();
+    };
+    match srs() {
+        Some(srs) => srs.forward(return_path, our_domain, now),
+        None => {
+            warn!(rcpt = %r.address, "sieve: no SRS secret; redirecting with the original sender");
+            return_path.to_string()
+        }
+    }
 }
 
 fn strip_first_return_path(m: &[u8]) -> &[u8] {

@@ -44,9 +44,144 @@ pub const EXTENSIONS: &[&str] = &[
     "enotify",
 ];
 
-/// The SIEVE capability string (space-separated [`EXTENSIONS`]).
+/// Extensions that work only when the matching [`Scanners`] field is set.
+pub const SPAM_EXTENSIONS: &[&str] = &["spamtest", "spamtestplus"];
+pub const VIRUS_EXTENSIONS: &[&str] = &["virustest"];
+
+/// The SIEVE capability string of an engine without [`Scanners`]
+/// (space-separated [`EXTENSIONS`]); see [`Engine::capability`].
 pub fn sieve_capability() -> String {
     EXTENSIONS.join(" ")
+}
+
+/// Where the spam and virus scanners' verdicts are read from, for
+/// spamtest/spamtestplus/virustest (RFC 5235). An extension whose field
+/// is not configured is neither advertised nor accepted: without a score
+/// it could only ever answer "not tested".
+#[derive(Clone, Debug)]
+pub struct Scanners {
+    /// Header field with the spam score (first number in the topmost one).
+    pub spam_header: Option<String>,
+    /// Score at and above which a message is certainly spam.
+    pub spam_max: f64,
+    /// Header field with the virus verdict.
+    pub virus_header: Option<String>,
+}
+
+impl Default for Scanners {
+    fn default() -> Self {
+        Scanners {
+            spam_header: None,
+            spam_max: 10.0,
+            virus_header: None,
+        }
+    }
+}
+
+impl Scanners {
+    fn extensions(&self) -> Vec<&'static str> {
+        let mut v = EXTENSIONS.to_vec();
+        if self.spam_header.is_some() {
+            v.extend_from_slice(SPAM_EXTENSIONS);
+        }
+        if self.virus_header.is_some() {
+            v.extend_from_slice(VIRUS_EXTENSIONS);
+        }
+        v
+    }
+
+    /// The spam status for `message`: unknown without a configured field
+    /// or a number in it; else the score's place between 0 and the max.
+    pub fn spam_status(&self, message: &[u8]) -> sieve::SpamStatus {
+        let Some(name) = &self.spam_header else {
+            return sieve::SpamStatus::Unknown;
+        };
+        let Some(score) = header_value(message, name)
+            .as_deref()
+            .and_then(first_number)
+        else {
+            return sieve::SpamStatus::Unknown;
+        };
+        if score <= 0.0 {
+            sieve::SpamStatus::Ham
+        } else if score >= self.spam_max {
+            sieve::SpamStatus::Spam
+        } else {
+            sieve::SpamStatus::MaybeSpam(score / self.spam_max)
+        }
+    }
+
+    /// The virus status for `message` (RFC 5235 §2.3 values).
+    pub fn virus_status(&self, message: &[u8]) -> sieve::VirusStatus {
+        let Some(name) = &self.virus_header else {
+            return sieve::VirusStatus::Unknown;
+        };
+        let Some(v) = header_value(message, name) else {
+            return sieve::VirusStatus::Unknown;
+        };
+        let v = v.trim().to_ascii_lowercase();
+        if let Ok(n) = v
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+            .parse::<u32>()
+        {
+            return sieve::VirusStatus::from_number(n);
+        }
+        if v.starts_with("clean") || v.starts_with("no") {
+            sieve::VirusStatus::Clean
+        } else if v.starts_with("infected") || v.starts_with("virus") || v.starts_with("yes") {
+            sieve::VirusStatus::Virus
+        } else {
+            sieve::VirusStatus::Unknown
+        }
+    }
+}
+
+/// The unfolded value of the first `name:` field in the header section.
+fn header_value(message: &[u8], name: &str) -> Option<String> {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(&message[..end]);
+    let mut found: Option<String> = None;
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = found.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if found.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.trim_end().eq_ignore_ascii_case(name) {
+                found = Some(v.trim().to_string());
+            }
+        }
+    }
+    found.map(|v| v.trim().to_string())
+}
+
+/// The first decimal number in `s` ("-1.5", "7.3 / 15.0", "Yes, score=7.3").
+fn first_number(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| c.is_ascii_digit())?;
+    let mut from = start;
+    if from > 0 && b[from - 1] == b'-' {
+        from -= 1;
+    }
+    let mut end = start;
+    let mut dot = false;
+    while end < b.len() && (b[end].is_ascii_digit() || (b[end] == b'.' && !dot)) {
+        dot |= b[end] == b'.';
+        end += 1;
+    }
+    s[from..end].trim_end_matches('.').parse().ok()
 }
 
 /// Notification methods (RFC 5435) we carry out.
@@ -226,6 +361,7 @@ pub struct Engine {
     compiler: Compiler,
     runtime: Runtime,
     limits: EngineLimits,
+    scanners: Scanners,
     before: Vec<Global>,
     after: Vec<Global>,
     /// The generated sequence scripts: [without user script, with].
@@ -234,8 +370,12 @@ pub struct Engine {
     cache: Mutex<HashMap<(i64, String), (i64, Arc<Sieve>)>>,
 }
 
-fn allowed_capabilities() -> Vec<Capability> {
-    let mut v: Vec<Capability> = EXTENSIONS.iter().map(|e| Capability::parse(e)).collect();
+fn allowed_capabilities(scanners: &Scanners) -> Vec<Capability> {
+    let mut v: Vec<Capability> = scanners
+        .extensions()
+        .iter()
+        .map(|e| Capability::parse(e))
+        .collect();
     v.push(Capability::parse("comparator-i;octet"));
     v.push(Capability::parse("comparator-i;ascii-casemap"));
     v
@@ -251,10 +391,22 @@ impl Engine {
         before: Vec<(String, String)>,
         after: Vec<(String, String)>,
     ) -> Result<Engine, String> {
+        Engine::with_scanners(hostname, limits, Scanners::default(), before, after)
+    }
+
+    /// [`Engine::new`] with spam/virus scanner fields, which enable
+    /// spamtest, spamtestplus and virustest.
+    pub fn with_scanners(
+        hostname: &str,
+        limits: EngineLimits,
+        scanners: Scanners,
+        before: Vec<(String, String)>,
+        after: Vec<(String, String)>,
+    ) -> Result<Engine, String> {
         let compiler = Compiler::new()
             .with_max_script_size(limits.max_script_size)
             .with_max_includes(16);
-        let allowed = allowed_capabilities();
+        let allowed = allowed_capabilities(&scanners);
         let not_allowed: Vec<Capability> = Capability::all()
             .iter()
             .filter(|c| !allowed.contains(c))
@@ -310,6 +462,7 @@ impl Engine {
             compiler,
             runtime,
             limits,
+            scanners,
             before,
             after,
             sequence,
@@ -324,6 +477,12 @@ impl Engine {
 
     pub fn limits(&self) -> &EngineLimits {
         &self.limits
+    }
+
+    /// The SIEVE capability string: exactly the extensions scripts may
+    /// require here (ManageSieve's SIEVE capability).
+    pub fn capability(&self) -> String {
+        self.scanners.extensions().join(" ")
     }
 
     /// Compiles a script as PUTSCRIPT/CHECKSCRIPT must: syntax errors and
@@ -412,7 +571,9 @@ impl Engine {
             .with_envelope(sieve::Envelope::From, envelope.from.as_str())
             .with_envelope(sieve::Envelope::To, envelope.to.as_str())
             .with_user_address(envelope.to.as_str())
-            .with_user_full_name(&envelope.to_name);
+            .with_user_full_name(&envelope.to_name)
+            .with_spam_status(self.scanners.spam_status(message))
+            .with_virus_status(self.scanners.virus_status(message));
         let seq = self.sequence[user.is_some() as usize].clone();
         let mut input = Input::script(Script::Global("outpost:sequence".into()), seq);
         let mut out = Outcome::default();
@@ -1073,6 +1234,74 @@ mod tests {
         assert!(o.notes.iter().any(|n| n.contains("CPU")), "{:?}", o.notes);
         let o = run(r#"redirect "a@x.example"; redirect "b@x.example"; redirect "c@x.example"; redirect "d@x.example"; redirect "e@x.example";"#).await;
         assert!(o.redirects.len() <= 4);
+    }
+
+    #[tokio::test]
+    async fn spamtest_and_virustest_from_scanner_fields() {
+        let scanners = Scanners {
+            spam_header: Some("X-Spam-Score".into()),
+            spam_max: 15.0,
+            virus_header: Some("X-Virus-Status".into()),
+        };
+        let e =
+            Engine::with_scanners("h", EngineLimits::default(), scanners, vec![], vec![]).unwrap();
+        assert!(e.capability().contains("spamtestplus"));
+        assert!(e.capability().contains("virustest"));
+        assert!(!engine().capability().contains("spamtest"));
+        let script = r#"require ["spamtestplus", "virustest", "fileinto", "relational", "comparator-i;ascii-numeric"];
+            if virustest :value "eq" :comparator "i;ascii-numeric" "5" { fileinto "Virus"; stop; }
+            if spamtest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "Untested"; stop; }
+            if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "50" { fileinto "Junk"; stop; }
+            if spamtest :value "eq" :comparator "i;ascii-numeric" "1" { fileinto "Clean"; stop; }
+            fileinto "Maybe";"#;
+        let active = ActiveScript {
+            owner: 1,
+            name: "s".into(),
+            content: script.into(),
+            updated_at: 1,
+        };
+        let run = |head: &str| {
+            let msg = format!("{head}From: a@b.example\r\nSubject: s\r\n\r\nx\r\n");
+            let e = &e;
+            let active = &active;
+            async move {
+                let o = e
+                    .run(msg.as_bytes(), &env(), Some(active), &Host::default())
+                    .await;
+                assert!(o.notes.is_empty(), "{:?}", o.notes);
+                o.file_into[0].mailbox.clone()
+            }
+        };
+        assert_eq!(run("").await, "Untested");
+        assert_eq!(run("X-Spam-Score: 9.1\r\n").await, "Junk");
+        assert_eq!(run("X-Spam-Score: 30\r\n").await, "Junk");
+        assert_eq!(run("X-Spam-Score: -0.4\r\n").await, "Clean");
+        assert_eq!(run("X-Spam-Score: 2.0\r\n").await, "Maybe");
+        assert_eq!(run("X-Spam-Score: none\r\n").await, "Untested");
+        assert_eq!(
+            run("X-Virus-Status: Infected (Eicar-Test-Signature)\r\nX-Spam-Score: 0\r\n").await,
+            "Virus"
+        );
+        assert_eq!(
+            run("X-Virus-Status: Clean\r\nX-Spam-Score: 0\r\n").await,
+            "Clean"
+        );
+        // Not configured: refused at upload.
+        assert!(engine().compile("require \"spamtest\";\nkeep;\n").is_err());
+        assert!(e.compile("require \"spamtest\";\nkeep;\n").is_ok());
+    }
+
+    #[test]
+    fn numbers_in_scanner_fields() {
+        assert_eq!(first_number("7.3"), Some(7.3));
+        assert_eq!(first_number("-1.5"), Some(-1.5));
+        assert_eq!(first_number("Yes, score=7.3 required=5.0"), Some(7.3));
+        assert_eq!(first_number("default: False [3.50 / 15.00]"), Some(3.5));
+        assert_eq!(first_number("12."), Some(12.0));
+        assert_eq!(first_number("none"), None);
+        let m = b"A: 1\r\nX-Spam-Score: \r\n 4.5\r\nX-Spam-Score: 99\r\n\r\nX-Spam-Score: 1\r\n";
+        assert_eq!(header_value(m, "x-spam-score").as_deref(), Some("4.5"));
+        assert_eq!(header_value(m, "b"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod engine;
 
 pub use engine::{
     no_auto_reply, sieve_capability, ActiveScript, DeliveryEnvelope, Engine, EngineLimits,
-    FileInto, Notify, Outcome, Redirect, ScriptError, SieveHost, Vacation, EXTENSIONS,
+    FileInto, Notify, Outcome, Redirect, Scanners, ScriptError, SieveHost, Vacation, EXTENSIONS,
 };
 
 pub mod codec;

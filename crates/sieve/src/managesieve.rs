@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
 use crate::codec::{self, Arg, Command, Parsed};
-use crate::engine::{sieve_capability, Engine, NOTIFY_METHODS};
+use crate::engine::{Engine, NOTIFY_METHODS};
 
 /// A temporary failure of the directory or store; logged, not shown.
 #[derive(Clone, Debug)]
@@ -140,7 +140,7 @@ impl State<'_> {
         out.push_str("\"IMPLEMENTATION\" \"Outpost\"\r\n");
         out.push_str(&format!(
             "\"SIEVE\" {}\r\n",
-            codec::string(&sieve_capability())
+            codec::string(&self.ctx.engine.capability())
         ));
         out.push_str(&format!("\"NOTIFY\" \"{}\"\r\n", NOTIFY_METHODS.join(" ")));
         if self.user.is_none() {

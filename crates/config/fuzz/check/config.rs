@@ -8,7 +8,8 @@
 //! - a config that loads keeps the promises `validate` makes to the rest
 //!   of the program: a usable host name, every duration parses, the retry
 //!   schedule has one entry per configured wait, no two listeners share an
-//!   address, relays are host:port;
+//!   address, relays are host:port, the Sieve spam scale and SRS age are
+//!   usable;
 //! - a duration that parses reads back the same when written in seconds.
 
 #![allow(dead_code)]
@@ -62,5 +63,9 @@ pub fn loaded(cfg: &Config) {
         let (h, p) = v.rsplit_once(':').expect("relay validated");
         assert!(!h.is_empty() && p.parse::<u16>().is_ok());
     }
+    // Sieve: the spam scale and the SRS age are usable as they are.
+    assert!(cfg.sieve.spam_score_max.is_finite() && cfg.sieve.spam_score_max > 0.0);
+    assert!((1..=1000).contains(&cfg.sieve.srs_max_age_days));
     let _ = (cfg.storage_url(), cfg.blob_dir(), cfg.tls_paths());
+    let _ = cfg.srs_secret_path();
 }
