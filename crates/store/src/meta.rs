@@ -294,6 +294,10 @@ fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize) -> BodyPart {
         message: None,
     };
     if depth > 50 {
+        // Not described further, but a text leaf keeps its line count.
+        if bp.mime_type == "text" && !matches!(part.body, PartType::Multipart(_)) {
+            bp.lines = count_lines(body_bytes);
+        }
         return bp;
     }
     match &part.body {
@@ -383,6 +387,36 @@ inner body\r\n\
         assert_eq!(inner.0.subject.as_deref(), Some("inner"));
         assert_eq!(m.sent_date, Some(1_795_514_400));
         assert_eq!(m.message_id.as_deref(), Some("m1@example.org"));
+    }
+
+    /// Found by the `delivery` fuzz target: a text part nested deeper than
+    /// the 50 levels described (here at level 51) had 0 lines in
+    /// BODYSTRUCTURE.
+    #[test]
+    fn deep_text_part_has_its_lines() {
+        let mut raw = Vec::new();
+        for i in 0..51 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"d{i}\"\r\n\r\n--d{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"Content-Type: text/plain\r\n\r\none\r\ntwo\r\n");
+        for i in (0..51).rev() {
+            raw.extend_from_slice(format!("--d{i}--\r\n").as_bytes());
+        }
+        let m = MessageMeta::parse(&raw);
+        let mut p = &m.body;
+        while let Some(c) = p.parts.first() {
+            p = c;
+        }
+        assert_eq!(
+            (p.mime_type.as_str(), p.subtype.as_str()),
+            ("text", "plain")
+        );
+        let body = &raw[p.body_start as usize..p.end as usize];
+        assert!(p.lines > 0);
+        assert_eq!(p.lines, body.iter().filter(|&&b| b == b'\n').count() as u64);
     }
 
     #[test]
