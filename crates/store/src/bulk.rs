@@ -52,14 +52,18 @@ pub(crate) async fn pack_bodies(
     }
     let hashes: Vec<&str> = wanted.keys().copied().collect();
     for chunk in hashes.chunks(200) {
-        // Hex digests: safe as literals.
-        let list = chunk
-            .iter()
-            .map(|h| format!("'{h}'"))
+        // Bound, not literal: the statement text depends only on the count,
+        // so the prepared statement is reused from batch to batch.
+        let list = (1..=chunk.len())
+            .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(",");
         let q = format!("SELECT hash FROM blobs WHERE hash IN ({list})");
-        let present: Vec<String> = sqlx::query_scalar(&q).fetch_all(&mut *c).await?;
+        let mut query = sqlx::query_scalar(&q);
+        for h in chunk {
+            query = query.bind(*h);
+        }
+        let present: Vec<String> = query.fetch_all(&mut *c).await?;
         for h in present {
             wanted.remove(h.as_str());
         }

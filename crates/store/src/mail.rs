@@ -602,14 +602,22 @@ impl Store {
             return Ok(Vec::new());
         }
         let raw = crlf_normalized(raw);
-        let parse_input = raw.clone();
-        let meta = tokio::task::spawn_blocking(move || {
-            let m = MessageMeta::parse(&parse_input);
+        let parse = |input: &[u8]| {
+            let m = MessageMeta::parse(input);
             let json = serde_json::to_string(&m).unwrap_or_else(|_| "{}".into());
             (m, json)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        };
+        // Parsing a small message takes microseconds: doing it here costs
+        // less than handing it to the blocking pool and back. Large ones
+        // go there so they cannot hold up other tasks.
+        let meta = if raw.len() <= 256 * 1024 {
+            parse(&raw)
+        } else {
+            let input = raw.clone();
+            tokio::task::spawn_blocking(move || parse(&input))
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))?
+        };
         let deferred = cfg!(target_os = "linux");
         let blob = self.put_blob(raw, deferred).await?;
         let req = crate::bulk::DeliverReq {
