@@ -88,7 +88,7 @@ impl MessageMeta {
         match parser.parse(raw) {
             Some(msg) if !msg.parts.is_empty() => {
                 let envelope = envelope(&msg, raw);
-                let body = body_part(&msg, 0, raw, 0);
+                let body = body_part(&msg, 0, raw, 0, &mut unseen(&msg));
                 let root = &msg.parts[0];
                 MessageMeta {
                     envelope,
@@ -243,7 +243,17 @@ fn ct_params(ct: &mail_parser::ContentType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize) -> BodyPart {
+/// One flag per part of `msg`, the root already seen: `body_part` describes
+/// each part once.
+fn unseen(msg: &Message) -> Vec<bool> {
+    let mut seen = vec![false; msg.parts.len()];
+    if let Some(root) = seen.first_mut() {
+        *root = true;
+    }
+    seen
+}
+
+fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize, seen: &mut [bool]) -> BodyPart {
     let part = &msg.parts[id];
     let (mime_type, subtype, params) = match part.content_type() {
         Some(ct) => (
@@ -302,15 +312,20 @@ fn body_part(msg: &Message, id: usize, raw: &[u8], depth: usize) -> BodyPart {
     }
     match &part.body {
         PartType::Multipart(children) => {
-            bp.parts = children
-                .iter()
-                .map(|&c| body_part(msg, c as usize, raw, depth + 1))
-                .collect();
+            // In a damaged message mail-parser can list a part under two
+            // parents, or under itself; following such a list again and
+            // again grows the tree exponentially. Each part goes in once.
+            for &c in children {
+                let c = c as usize;
+                if c < seen.len() && !std::mem::replace(&mut seen[c], true) {
+                    bp.parts.push(body_part(msg, c, raw, depth + 1, seen));
+                }
+            }
         }
         PartType::Message(inner) if !inner.parts.is_empty() => {
             bp.lines = count_lines(body_bytes);
             let env = envelope_of_part(&inner.parts[0], raw);
-            let body = body_part(inner, 0, raw, depth + 1);
+            let body = body_part(inner, 0, raw, depth + 1, &mut unseen(inner));
             bp.message = Some(Box::new((env, body)));
         }
         _ => {
@@ -387,6 +402,25 @@ inner body\r\n\
         assert_eq!(inner.0.subject.as_deref(), Some("inner"));
         assert_eq!(m.sent_date, Some(1_795_514_400));
         assert_eq!(m.message_id.as_deref(), Some("m1@example.org"));
+    }
+
+    /// Found by the `delivery` fuzz target (out of memory from 1.7 KB): in
+    /// this damaged message mail-parser lists part 1 as a multipart whose
+    /// children are parts 0 and 1, a cycle; describing it followed the
+    /// cycle 50 levels deep, doubling at each level.
+    #[test]
+    fn part_listed_under_itself_is_described_once() {
+        let raw = b"From: a@example.org\r\n\
+Content-Type: multipart/mixed; boundary=x\r\n\r\n\
+--x\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: a\r\nContent-Type: message/rfc822\r\n\r\n\r\n\
+--x\r\nContent-Type: message/rfc822\r\n\r\ny\r\n\r\n--x--\r\n";
+        fn count(p: &BodyPart) -> usize {
+            1 + p.parts.iter().map(count).sum::<usize>()
+                + p.message.as_ref().map_or(0, |m| count(&m.1))
+        }
+        let m = MessageMeta::parse(raw);
+        assert!(count(&m.body) <= 4, "{}", count(&m.body));
     }
 
     /// Found by the `delivery` fuzz target: a text part nested deeper than
