@@ -112,6 +112,10 @@ impl Pop3Session<'_> {
                         break;
                     }
                     Action::Close(r) => {
+                        // RFC 1939 §6: the lock goes before the final reply,
+                        // so a client that reconnects at once after +OK
+                        // finds its maildrop free.
+                        self._lock = None;
                         out.extend_from_slice(r.as_bytes());
                         self.flush(&mut conn, &mut out).await?;
                         let _ = conn.shutdown().await;
