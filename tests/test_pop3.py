@@ -584,8 +584,11 @@ def test_failed_logins_are_throttled(tmp_path):
             ok, why, took = attempt("wrong")
             assert not ok and b"[AUTH]" in why
             times.append(took)
-        assert max(times[:2]) < 1.0, times       # first failures answered at once
-        assert min(times[2:]) >= 1.5, times      # past slow_after: slowed down
+        # Past slow_after the answers are slowed down (not an absolute bound
+        # on the first ones: a password check on a loaded machine can take
+        # a second by itself).
+        assert min(times[2:]) >= 1.5, times
+        assert min(times[2:]) > max(times[:2]) + 0.5, times
         # Past block_after even the right password is refused, on every listener.
         for port in ["pop3", "pop3s"]:
             ok, why, _ = attempt(PASSWORD, port)
