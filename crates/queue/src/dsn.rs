@@ -313,7 +313,10 @@ mod tests {
         assert!(!wanted(Some("failure,delay"), Action::Relayed));
         assert!(wanted(Some("SUCCESS"), Action::Delivered));
         assert!(wanted(Some("success,failure"), Action::Relayed));
-        assert_eq!(status_code("delivered to mailbox", Action::Delivered), "2.0.0");
+        assert_eq!(
+            status_code("delivered to mailbox", Action::Delivered),
+            "2.0.0"
+        );
     }
 
     #[test]
@@ -338,10 +341,19 @@ mod tests {
         };
         let raw = success(Action::Delivered);
         let text = String::from_utf8_lossy(&raw);
-        assert!(text.contains("Subject: Successful Mail Delivery Report"), "{text}");
-        assert!(text.contains("Action: delivered\r\nStatus: 2.0.0"), "{text}");
+        assert!(
+            text.contains("Subject: Successful Mail Delivery Report"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Action: delivered\r\nStatus: 2.0.0"),
+            "{text}"
+        );
         // Only the headers come back with a success notice.
-        assert!(text.contains("text/rfc822-headers") && !text.contains("body text"), "{text}");
+        assert!(
+            text.contains("text/rfc822-headers") && !text.contains("body text"),
+            "{text}"
+        );
         let raw = success(Action::Relayed);
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("Action: relayed\r\nStatus: 2.0.0"), "{text}");

@@ -484,7 +484,9 @@ impl Runner {
         });
         match dsn::dispatch(&self.store, self.local.as_ref(), &m.mail_from, report).await {
             Ok(how) => info!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) {how}"),
-            Err(e) => warn!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) not sent: {e}"),
+            Err(e) => {
+                warn!(queue = m.id, to = %m.mail_from, "queue: DSN ({action:?}) not sent: {e}")
+            }
         }
     }
 }

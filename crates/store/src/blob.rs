@@ -135,7 +135,13 @@ impl BlobStore {
     pub(crate) async fn pack_start(
         &self,
         bodies: Vec<Arc<[u8]>>,
-    ) -> Result<(Vec<(i64, i64)>, tokio::task::JoinHandle<Result<(), StoreError>>), StoreError> {
+    ) -> Result<
+        (
+            Vec<(i64, i64)>,
+            tokio::task::JoinHandle<Result<(), StoreError>>,
+        ),
+        StoreError,
+    > {
         self.check_fault()?;
         let packs = self.packs.clone();
         let (slots, write) = tokio::task::spawn_blocking(move || packs.reserve(&bodies))
@@ -144,7 +150,12 @@ impl BlobStore {
         Ok((slots, tokio::task::spawn_blocking(move || write.run())))
     }
 
-    pub(crate) async fn pack_read(&self, pack: i64, offset: i64, len: i64) -> Result<Vec<u8>, StoreError> {
+    pub(crate) async fn pack_read(
+        &self,
+        pack: i64,
+        offset: i64,
+        len: i64,
+    ) -> Result<Vec<u8>, StoreError> {
         let packs = self.packs.clone();
         tokio::task::spawn_blocking(move || packs.read(pack, offset, len))
             .await

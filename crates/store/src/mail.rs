@@ -559,7 +559,10 @@ impl Store {
         .await?;
         for (uid, pack, offset, size) in in_packs {
             let tail = if size >= 2 {
-                self.blobs().pack_read(pack, offset + size - 2, 2).await.ok()
+                self.blobs()
+                    .pack_read(pack, offset + size - 2, 2)
+                    .await
+                    .ok()
             } else {
                 None
             };

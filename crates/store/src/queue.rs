@@ -283,7 +283,11 @@ impl Store {
                     "UPDATE queue_recipients SET lease_until = $1 \
                      WHERE id IN ({ids}) AND status = 'pending' AND lease_until > $2"
                 );
-                sqlx::query(&q).bind(until).bind(now).execute(&mut *c).await?;
+                sqlx::query(&q)
+                    .bind(until)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
                 Ok(())
             })
         })

@@ -147,10 +147,7 @@ async fn exercise(store: &Store) {
     assert_eq!(store.queue_next_due().await.unwrap(), Some(now + 180));
     // An expired lease is not revived by a late renewal (another worker
     // may hold the recipient by then).
-    store
-        .queue_renew(rid, now + 200, now + 300)
-        .await
-        .unwrap();
+    store.queue_renew(rid, now + 200, now + 300).await.unwrap();
     assert_eq!(store.queue_next_due().await.unwrap(), Some(now + 180));
     assert!(store.queue_retry(id).await.unwrap());
     assert!(store.queue_remove(id).await.unwrap());

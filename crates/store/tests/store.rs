@@ -168,7 +168,11 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
     let big: Arc<[u8]> = big.into();
     // (body, inline_max, files, packs)
     // (the pack of the second case stays: it is the one being written)
-    let cases = [(msg(42), 64 * 1024, 0, 0), (msg(44), 0, 0, 1), (big, 0, 1, 1)];
+    let cases = [
+        (msg(42), 64 * 1024, 0, 0),
+        (msg(44), 0, 0, 1),
+        (big, 0, 1, 1),
+    ];
     for (raw, inline_max, files, packs) in cases {
         s.set_inline_max(inline_max);
         let hash = BlobStore::hash(&raw);
