@@ -236,9 +236,7 @@ impl SmtpStore {
         if recipients.is_empty() {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = outpost_store::now();
         let report = outpost_queue::dsn::build(&outpost_queue::dsn::Report {
             reporting_mta: &self.hostname,
             to: &envelope.mail_from,

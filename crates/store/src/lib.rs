@@ -291,7 +291,8 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub(crate) fn now() -> i64 {
+/// Seconds since the Unix epoch, as the store records times.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

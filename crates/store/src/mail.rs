@@ -473,11 +473,7 @@ impl Store {
     ) -> Result<HashMap<i64, MessageMeta>> {
         let mut out = HashMap::with_capacity(uids.len());
         for chunk in uids.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(|u| u.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = id_list(chunk);
             let q = format!(
                 "SELECT uid, meta FROM messages WHERE collection_id = $1 AND uid IN ({list})"
             );
@@ -975,11 +971,7 @@ async fn load_messages(
 ) -> Result<Vec<MessageInfo>> {
     let mut out = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(500) {
-        let list = chunk
-            .iter()
-            .map(|u| u.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = id_list(chunk);
         let q = format!("SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid IN ({list}) ORDER BY uid");
         let mut part: Vec<MessageInfo> = sqlx::query(&q)
             .bind(mailbox)
@@ -1101,7 +1093,7 @@ async fn write_flag_changes(
 }
 
 /// "1,2,3": integers are safe to inline in SQL.
-fn id_list(ids: &[i64]) -> String {
+pub(crate) fn id_list(ids: &[i64]) -> String {
     ids.iter()
         .map(|i| i.to_string())
         .collect::<Vec<_>>()

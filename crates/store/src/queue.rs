@@ -274,11 +274,7 @@ impl Store {
         }
         self.write(move |c, _| {
             Box::pin(async move {
-                let ids = recipients
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let ids = crate::mail::id_list(&recipients);
                 let q = format!(
                     "UPDATE queue_recipients SET lease_until = $1 \
                      WHERE id IN ({ids}) AND status = 'pending' AND lease_until > $2"

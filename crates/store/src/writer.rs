@@ -288,18 +288,8 @@ async fn run_batch(
             // Rows naming bodies that are not on disk must not commit; the
             // whole batch fails and is retried by its clients.
             tracing::error!("writing message bodies to a pack failed: {e}");
-            let err = e;
             let _ = c.execute("ROLLBACK").await;
-            for w in waiting {
-                match w {
-                    Waiting::Closure(d) => {
-                        let _ = d.send(Err(err.clone()));
-                    }
-                    Waiting::Deliver(d, _) => {
-                        let _ = d.send(Err(err.clone()));
-                    }
-                }
-            }
+            fail_waiting(waiting, &e);
             return (Vec::new(), false);
         }
     }
@@ -325,17 +315,22 @@ async fn run_batch(
         Err(err) => {
             tracing::error!("store commit failed: {err}");
             let _ = c.execute("ROLLBACK").await;
-            for w in waiting {
-                match w {
-                    Waiting::Closure(d) => {
-                        let _ = d.send(Err(err.clone()));
-                    }
-                    Waiting::Deliver(d, _) => {
-                        let _ = d.send(Err(err.clone()));
-                    }
-                }
-            }
+            fail_waiting(waiting, &err);
             (Vec::new(), false)
+        }
+    }
+}
+
+/// Answers every request of a transaction that did not commit.
+fn fail_waiting(waiting: Vec<Waiting>, err: &StoreError) {
+    for w in waiting {
+        match w {
+            Waiting::Closure(d) => {
+                let _ = d.send(Err(err.clone()));
+            }
+            Waiting::Deliver(d, _) => {
+                let _ = d.send(Err(err.clone()));
+            }
         }
     }
 }
