@@ -36,6 +36,9 @@ pub enum Fault {
     DiskFull = 1,
     /// Blob writes fail with an I/O error.
     Io = 2,
+    /// Blob writes succeed, but flushing SQLite's write-ahead log after a
+    /// commit fails (see `writer.rs`).
+    LogFlush = 3,
 }
 
 #[derive(Clone)]
@@ -68,6 +71,10 @@ impl BlobStore {
 
     pub fn set_fault(&self, f: Fault) {
         self.fault.store(f as u8, Ordering::SeqCst);
+    }
+
+    pub(crate) fn fault(&self) -> u8 {
+        self.fault.load(Ordering::SeqCst)
     }
 
     pub fn hash(data: &[u8]) -> String {

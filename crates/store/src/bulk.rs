@@ -138,27 +138,44 @@ pub(crate) async fn deliver_all(
             *n += 1;
         }
     }
-    // (next uid, next modseq, uidvalidity) per mailbox
+    // (next uid, next modseq, uidvalidity) per mailbox, in one statement
+    // per chunk of mailboxes: each statement is a round trip to the
+    // database thread, and a batch often touches as many mailboxes as it
+    // has deliveries.
     let mut next: HashMap<i64, (i64, i64, i64)> = HashMap::new();
-    for mb in order {
-        let k = per_mailbox[&mb];
-        let row = sqlx::query(
-            "UPDATE collections SET uidnext = uidnext + $1, highest_modseq = highest_modseq + $1 WHERE id = $2 \
-             RETURNING uidnext - $1 AS first_uid, highest_modseq - $1 + 1 AS first_modseq, uidvalidity",
-        )
-        .bind(k)
-        .bind(mb)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mb}")))?;
-        next.insert(
-            mb,
-            (
-                row.try_get("first_uid")?,
-                row.try_get("first_modseq")?,
-                row.try_get("uidvalidity")?,
-            ),
+    for chunk in order.chunks(100) {
+        let mut cases = String::with_capacity(chunk.len() * 40);
+        let mut ids = String::with_capacity(chunk.len() * 6);
+        for i in 0..chunk.len() {
+            let (id, k) = (2 * i + 1, 2 * i + 2);
+            cases.push_str(&format!(" WHEN ${id} THEN CAST(${k} AS BIGINT)"));
+            if i > 0 {
+                ids.push_str(", ");
+            }
+            ids.push_str(&format!("${id}"));
+        }
+        let q = format!(
+            "UPDATE collections SET uidnext = uidnext + (CASE id{cases} END), \
+             highest_modseq = highest_modseq + (CASE id{cases} END) WHERE id IN ({ids}) \
+             RETURNING id, uidnext, highest_modseq, uidvalidity"
         );
+        let mut query = sqlx::query(&q);
+        for mb in chunk {
+            query = query.bind(*mb).bind(per_mailbox[mb]);
+        }
+        for row in query.fetch_all(&mut *c).await? {
+            let id: i64 = row.try_get("id")?;
+            let k = per_mailbox.get(&id).copied().unwrap_or(0);
+            let uidnext: i64 = row.try_get("uidnext")?;
+            let modseq: i64 = row.try_get("highest_modseq")?;
+            next.insert(
+                id,
+                (uidnext - k, modseq - k + 1, row.try_get("uidvalidity")?),
+            );
+        }
+        if let Some(mb) = chunk.iter().find(|mb| !next.contains_key(mb)) {
+            return Err(StoreError::NotFound(format!("mailbox {mb}")));
+        }
     }
 
     // 3. Message rows and journal rows.

@@ -237,6 +237,9 @@ async fn prepare_connection(conn: &mut AnyConnection, backend: Backend) -> Resul
         conn.execute("PRAGMA synchronous = FULL").await?;
         conn.execute("PRAGMA foreign_keys = ON").await?;
         conn.execute("PRAGMA busy_timeout = 10000").await?;
+        // Statement journals and sort spills in memory, not in temporary
+        // files created and unlinked for every batch.
+        conn.execute("PRAGMA temp_store = MEMORY").await?;
     }
     Ok(())
 }

@@ -620,7 +620,9 @@ impl Store {
         let deferred = cfg!(target_os = "linux");
         let blob = self.put_blob(raw, deferred).await?;
         let req = crate::bulk::DeliverReq {
-            needs_sync: deferred && blob.inline.is_none(),
+            // Pack-bound bodies are flushed with their pack, inline ones with
+            // the commit; only a file of its own needs the file-system flush.
+            needs_sync: deferred && blob.inline.is_none() && blob.packed.is_none(),
             blob,
             targets,
             internal_date,
@@ -886,14 +888,13 @@ impl Store {
 /// (BINARYMIME, RFC 3030) are kept byte for byte: there, CR and LF may be
 /// data.
 pub fn crlf_normalized(raw: Arc<[u8]>) -> Arc<[u8]> {
-    if has_binary_part(&raw) {
-        return raw;
-    }
-    let needs = raw.iter().enumerate().any(|(i, &b)| {
-        (b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
-            || (b == b'\r' && raw.get(i + 1) != Some(&b'\n'))
+    // Only line ends are looked at (memchr), so a message that is already
+    // CRLF throughout costs one fast scan.
+    let needs = memchr::memchr2_iter(b'\r', b'\n', &raw).any(|i| match raw[i] {
+        b'\n' => i == 0 || raw[i - 1] != b'\r',
+        _ => raw.get(i + 1) != Some(&b'\n'),
     });
-    if !needs {
+    if !needs || has_binary_part(&raw) {
         return raw;
     }
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 20);

@@ -2,8 +2,20 @@
 //! (group commit). Closure jobs get a savepoint each, so one failing request
 //! does not take the others down; deliveries are filed together in bulk
 //! (see `bulk.rs`), and one by one only if the bulk attempt fails. Every
-//! request is answered only after COMMIT.
+//! request is answered only after its transaction is on stable storage.
+//!
+//! On SQLite the flush is pipelined: the writer's connection commits with
+//! `synchronous = NORMAL` (the WAL frames are written, not flushed) and hands
+//! the batch to a syncer thread, which flushes the WAL file with one
+//! `fdatasync` for every batch committed since its last flush and only then
+//! answers the requests and wakes waiters. Meanwhile the writer already runs
+//! the next batch, so the flush is off the writer's critical path. Because the
+//! WAL is append-only, flushing it makes every earlier commit durable too;
+//! SQLite itself flushes the WAL before a checkpoint copies it into the
+//! database file. A committed batch is visible to readers for the moment
+//! before its flush, but nothing is acknowledged before it.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::BoxFuture;
@@ -91,7 +103,8 @@ pub(crate) async fn run(
     let Some(blobs) = store.upgrade().map(|s| s.blobs.clone()) else {
         return;
     };
-    let mut conn: Option<AnyConnection> = None;
+    let syncer = Syncer::start(store.clone());
+    let mut conn: Option<(AnyConnection, Option<Arc<Path>>)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -101,7 +114,7 @@ pub(crate) async fn run(
             }
         }
         if conn.is_none() {
-            match crate::connect_writer(&opts, backend).await {
+            match connect(&opts, backend).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::error!("store writer cannot connect: {e}");
@@ -110,15 +123,128 @@ pub(crate) async fn run(
                 }
             }
         }
-        let c = conn.as_mut().expect("connected above");
-        let (touched, healthy) = run_batch(c, backend, &blobs, batch).await;
-        if !healthy {
-            conn = None;
+        let (c, wal) = conn.as_mut().expect("connected above");
+        let wal = wal.clone();
+        match run_batch(c, backend, &blobs, batch).await {
+            Ok(done) => syncer.send(Committed { wal, done }),
+            Err(()) => conn = None,
         }
-        if let Some(inner) = store.upgrade() {
-            for (coll, modseq) in touched {
-                inner.notifier.announce(coll, modseq);
-            }
+    }
+}
+
+/// The writer's connection and, when its commits leave the WAL flush to the
+/// syncer, the WAL file to flush.
+async fn connect(
+    opts: &AnyConnectOptions,
+    backend: Backend,
+) -> Result<(AnyConnection, Option<Arc<Path>>)> {
+    let mut c = crate::connect_writer(opts, backend).await?;
+    if backend != Backend::Sqlite {
+        return Ok((c, None));
+    }
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await?;
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&mut c)
+            .await?;
+    if !mode.eq_ignore_ascii_case("wal") || file.is_empty() {
+        // In memory or not in WAL mode: COMMIT flushes by itself.
+        return Ok((c, None));
+    }
+    c.execute("PRAGMA synchronous = NORMAL").await?;
+    let wal = PathBuf::from(format!("{file}-wal"));
+    Ok((c, Some(wal.into())))
+}
+
+/// A committed batch waiting for its flush.
+struct Committed {
+    /// The WAL to flush first; `None` when the commit is already durable.
+    wal: Option<Arc<Path>>,
+    done: Done,
+}
+
+/// A committed transaction's answers and the collections it changed.
+struct Done {
+    waiting: Vec<Waiting>,
+    touched: Vec<(i64, i64)>,
+}
+
+/// Flushes committed batches in order and then answers them (see the module
+/// documentation). Runs on its own thread: `fdatasync` blocks.
+struct Syncer {
+    tx: std::sync::mpsc::Sender<Committed>,
+}
+
+impl Syncer {
+    fn start(store: Weak<Inner>) -> Syncer {
+        let (tx, rx) = std::sync::mpsc::channel::<Committed>();
+        let spawned = std::thread::Builder::new()
+            .name("outpost-store-sync".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    group.extend(rx.try_iter());
+                    let inner = store.upgrade();
+                    let flushed = match group.iter().find_map(|c| c.wal.clone()) {
+                        Some(_)
+                            if inner.as_ref().is_some_and(|i| {
+                                i.blobs.fault() == crate::Fault::LogFlush as u8
+                            }) =>
+                        {
+                            Err(StoreError::Unavailable(
+                                "injected fault: flushing the database failed".into(),
+                            ))
+                        }
+                        Some(wal) => flush_wal(&wal),
+                        None => Ok(()),
+                    };
+                    for c in group {
+                        match &flushed {
+                            Ok(()) => {
+                                answer(c.done.waiting);
+                                if let Some(inner) = &inner {
+                                    for (coll, modseq) in c.done.touched {
+                                        inner.notifier.announce(coll, modseq);
+                                    }
+                                }
+                            }
+                            Err(e) => fail_waiting(c.done.waiting, e),
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without a thread the answers cannot wait for a flush; the
+            // writer would hang its clients, so fail loudly instead.
+            panic!("cannot start the store's flush thread: {e}");
+        }
+        Syncer { tx }
+    }
+
+    fn send(&self, c: Committed) {
+        if let Err(std::sync::mpsc::SendError(c)) = self.tx.send(c) {
+            fail_waiting(c.done.waiting, &stopped());
+        }
+    }
+}
+
+/// Flushes the WAL file (opened afresh: SQLite may have removed and
+/// recreated it when every connection closed, after checkpointing it into
+/// the database file; a WAL that is gone holds nothing unflushed).
+fn flush_wal(wal: &Path) -> Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(wal) {
+        Ok(f) => f.sync_data().map_err(|e| {
+            tracing::error!("flushing {} failed: {e}", wal.display());
+            StoreError::Unavailable(format!("flushing the database failed: {e}"))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            tracing::error!("opening {} to flush it failed: {e}", wal.display());
+            Err(StoreError::Unavailable(format!(
+                "flushing the database failed: {e}"
+            )))
         }
     }
 }
@@ -142,14 +268,15 @@ enum Waiting {
     Deliver(oneshot::Sender<Result<Vec<Delivered>>>, Vec<Delivered>),
 }
 
-/// Returns the collections touched by committed jobs, and whether the
-/// connection is still usable.
+/// Runs a batch in one transaction. `Ok`: it committed (its requests are
+/// answered once it is flushed); `Err`: it did not, its requests are
+/// answered with the error, and the connection should be replaced.
 async fn run_batch(
     c: &mut AnyConnection,
     backend: Backend,
     blobs: &BlobStore,
     batch: Vec<Job>,
-) -> (Vec<(i64, i64)>, bool) {
+) -> std::result::Result<Done, ()> {
     let begin = if backend == Backend::Sqlite {
         "BEGIN IMMEDIATE"
     } else {
@@ -157,7 +284,7 @@ async fn run_batch(
     };
     if let Err(e) = c.execute(begin).await {
         fail_all(batch, &e.into());
-        return (Vec::new(), false);
+        return Err(());
     }
     let mut waiting = Vec::with_capacity(batch.len());
     let mut touched = Touched::default();
@@ -290,7 +417,7 @@ async fn run_batch(
             tracing::error!("writing message bodies to a pack failed: {e}");
             let _ = c.execute("ROLLBACK").await;
             fail_waiting(waiting, &e);
-            return (Vec::new(), false);
+            return Err(());
         }
     }
     let commit = if healthy {
@@ -299,24 +426,29 @@ async fn run_batch(
         Err(StoreError::Unavailable("transaction aborted".into()))
     };
     match commit {
-        Ok(_) => {
-            for w in waiting {
-                match w {
-                    Waiting::Closure(d) => {
-                        let _ = d.send(Ok(()));
-                    }
-                    Waiting::Deliver(d, r) => {
-                        let _ = d.send(Ok(r));
-                    }
-                }
-            }
-            (touched.0, true)
-        }
+        Ok(_) => Ok(Done {
+            waiting,
+            touched: touched.0,
+        }),
         Err(err) => {
             tracing::error!("store commit failed: {err}");
             let _ = c.execute("ROLLBACK").await;
             fail_waiting(waiting, &err);
-            (Vec::new(), false)
+            Err(())
+        }
+    }
+}
+
+/// Answers every request of a transaction that is durable.
+fn answer(waiting: Vec<Waiting>) {
+    for w in waiting {
+        match w {
+            Waiting::Closure(d) => {
+                let _ = d.send(Ok(()));
+            }
+            Waiting::Deliver(d, r) => {
+                let _ = d.send(Ok(r));
+            }
         }
     }
 }

@@ -486,6 +486,34 @@ async fn messages_survive_reopen() {
     );
 }
 
+/// On SQLite a commit is acknowledged only after the syncer flushed the
+/// write-ahead log: when that flush fails, the delivery is an error (the
+/// client retries), never a success.
+#[tokio::test]
+async fn failed_log_flush_is_not_acknowledged() {
+    let s = testing::sqlite().await;
+    let u = user(&s, "f@example.test").await;
+    let mb = inbox(&s, &u).await;
+    let target = || {
+        vec![Target {
+            mailbox: mb.id,
+            flags: 0,
+            keywords: vec![],
+        }]
+    };
+    s.blobs().set_fault(Fault::LogFlush);
+    let e = s.deliver(msg(1), target(), 0).await.unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    let e = s
+        .write(|_c, _t| Box::pin(async { Ok(()) }))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    s.blobs().set_fault(Fault::None);
+    let d = s.deliver(msg(2), target(), 0).await.unwrap();
+    assert_eq!(d.len(), 1);
+}
+
 #[tokio::test]
 async fn blob_fault_is_an_error_not_a_delivery() {
     let s = testing::sqlite().await;
