@@ -178,6 +178,16 @@ impl BlobStore {
         self.packs.count()
     }
 
+    /// Size of pack files created from now on (tests make it small).
+    pub fn set_pack_size(&self, bytes: u64) {
+        self.packs.set_pack_size(bytes)
+    }
+
+    /// The path of pack `id` (for tests and repair tools).
+    pub fn pack_path(&self, id: i64) -> PathBuf {
+        self.packs.path(id)
+    }
+
     fn check_fault(&self) -> Result<(), StoreError> {
         match self.fault.load(Ordering::SeqCst) {
             1 => Err(StoreError::Full(

@@ -9,7 +9,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::meta::MessageMeta;
-use crate::{now, BlobRef, Result, Store, StoreError, Touched};
+use crate::{now, BlobRef, BlobStore, Result, Store, StoreError, Touched};
+
+/// Packs compacted per sweep at most (each is a pause of the writer for
+/// reading and rewriting up to half a pack).
+const COMPACT_PER_SWEEP: usize = 4;
 
 pub const SEEN: i64 = 1;
 pub const ANSWERED: i64 = 2;
@@ -489,11 +493,15 @@ impl Store {
 
     /// A message body, from its database row, its pack or its file.
     pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        let row = sqlx::query("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(self.pool())
-            .await?;
-        if let Some(r) = row {
+        // A second look: compaction may have moved the body, and removed
+        // its old pack, between reading the row and opening the pack.
+        for attempt in 0..2 {
+            let row =
+                sqlx::query("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(self.pool())
+                    .await?;
+            let Some(r) = row else { break };
             if let Some(data) = r.try_get::<Option<Vec<u8>>, _>("data")? {
                 return Ok(data);
             }
@@ -502,8 +510,12 @@ impl Store {
                 r.try_get::<Option<i64>, _>("pack_offset")?,
             ) {
                 let size: i64 = r.try_get("size")?;
-                return self.blobs().pack_read(pack, offset, size).await;
+                match self.blobs().pack_read(pack, offset, size).await {
+                    Err(StoreError::NotFound(_)) if attempt == 0 => continue,
+                    other => return other,
+                }
             }
+            break;
         }
         self.blobs().get(hash).await
     }
@@ -786,49 +798,168 @@ impl Store {
         .await
     }
 
-    /// Deletes blob files whose last reference went away more than
-    /// `grace_secs` ago. Runs in the writer so no delivery can take a new
-    /// reference to a file while it is being removed. Returns files removed.
+    /// Deletes blobs whose last reference went away more than `grace_secs`
+    /// ago, compacts packs that are mostly dead space, and removes pack
+    /// files no row names (see `pack.rs`). Returns the blobs deleted.
     pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<usize> {
         let blobs = self.blobs().clone();
-        self.write(move |c, _| {
-            Box::pin(async move {
-                let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(
-                    "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
-                )
-                .bind(now() - grace_secs)
-                .fetch_all(&mut *c)
-                .await?;
-                let mut packs = std::collections::BTreeSet::new();
-                for (h, pack) in &doomed {
-                    sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0")
-                        .bind(h)
-                        .execute(&mut *c)
-                        .await?;
-                    match pack {
-                        Some(p) => {
-                            packs.insert(*p);
-                        }
-                        None => blobs.remove(h)?,
-                    }
-                }
-                // A pack goes when no row names it any more. (Space of
-                // removed bodies inside a pack still in use comes back
-                // only then: there is no compaction yet.)
-                for p in packs {
-                    let left: Option<i64> =
-                        sqlx::query_scalar("SELECT pack FROM blobs WHERE pack = $1 LIMIT 1")
-                            .bind(p)
-                            .fetch_optional(&mut *c)
+        // Runs in the writer so no delivery can take a new reference to a
+        // body while it is being removed.
+        let (deleted, mut packs) = self
+            .write(move |c, _| {
+                Box::pin(async move {
+                    let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(
+                        "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
+                    )
+                    .bind(now() - grace_secs)
+                    .fetch_all(&mut *c)
+                    .await?;
+                    let mut packs = std::collections::BTreeSet::new();
+                    for (h, pack) in &doomed {
+                        sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0")
+                            .bind(h)
+                            .execute(&mut *c)
                             .await?;
-                    if left.is_none() {
-                        blobs.packs().remove(p)?;
+                        match pack {
+                            Some(p) => {
+                                packs.insert(*p);
+                            }
+                            None => blobs.remove(h)?,
+                        }
                     }
-                }
-                Ok(doomed.len())
+                    Ok((doomed.len(), packs))
+                })
             })
-        })
-        .await
+            .await?;
+        packs.extend(self.compact_packs(COMPACT_PER_SWEEP).await?);
+        // Packs no row names: those just emptied, and any older than the
+        // grace period (a batch that never committed, after a crash between
+        // its flush and its commit).
+        let named: HashSet<i64> =
+            sqlx::query_scalar::<_, i64>("SELECT DISTINCT pack FROM blobs WHERE pack IS NOT NULL")
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .collect();
+        let grace = std::time::Duration::from_secs(grace_secs.max(0) as u64);
+        let list = {
+            let b = self.blobs().clone();
+            tokio::task::spawn_blocking(move || b.packs().list())
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))??
+        };
+        for (id, _, modified) in list {
+            let old = modified.elapsed().is_ok_and(|age| age >= grace);
+            if named.contains(&id) || !(packs.remove(&id) || old) {
+                continue;
+            }
+            let Some(lock) = self.blobs().packs().lock_for_removal(id)? else {
+                continue;
+            };
+            // Looked at again under the lock: a row committed since the
+            // list above keeps the pack.
+            let still: Option<i64> =
+                sqlx::query_scalar("SELECT pack FROM blobs WHERE pack = $1 LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            if still.is_none() {
+                lock.remove()?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Moves the live bodies of up to `limit` packs whose live bytes are
+    /// less than half their size into the current pack, checking each
+    /// against its hash on the way. Returns the packs emptied.
+    pub async fn compact_packs(&self, limit: usize) -> Result<Vec<i64>> {
+        let blobs = self.blobs().clone();
+        let current = blobs.packs().current();
+        let sizes: HashMap<i64, u64> = {
+            let b = blobs.clone();
+            tokio::task::spawn_blocking(move || b.packs().list())
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))??
+                .into_iter()
+                .map(|(id, len, _)| (id, len))
+                .collect()
+        };
+        let live: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT pack, CAST(SUM(size) AS BIGINT) FROM blobs WHERE pack IS NOT NULL GROUP BY pack ORDER BY pack",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let sparse: Vec<i64> = live
+            .into_iter()
+            .filter(|(p, bytes)| {
+                Some(*p) != current && sizes.get(p).is_some_and(|len| (*bytes as u64) * 2 < *len)
+            })
+            .map(|(p, _)| p)
+            .take(limit)
+            .collect();
+        let mut emptied = Vec::new();
+        for pack in sparse {
+            let b = blobs.clone();
+            let moved = self
+                .write(move |c, _| {
+                    Box::pin(async move {
+                        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                            "SELECT hash, size, pack_offset FROM blobs WHERE pack = $1",
+                        )
+                        .bind(pack)
+                        .fetch_all(&mut *c)
+                        .await?;
+                        let b2 = b.clone();
+                        let data = tokio::task::spawn_blocking(move || b2.packs().read_all(pack))
+                            .await
+                            .map_err(|e| StoreError::Internal(e.to_string()))??;
+                        let mut hashes = Vec::new();
+                        let mut bodies: Vec<Arc<[u8]>> = Vec::new();
+                        for (hash, size, offset) in rows {
+                            let body = usize::try_from(offset)
+                                .ok()
+                                .zip(usize::try_from(size).ok())
+                                .and_then(|(o, n)| data.get(o..o.checked_add(n)?));
+                            match body {
+                                Some(body) if BlobStore::hash(body) == hash => {
+                                    hashes.push(hash);
+                                    bodies.push(Arc::from(body));
+                                }
+                                _ => {
+                                    // Left where it is (so the pack stays):
+                                    // a damaged body is not copied over a
+                                    // good-looking place.
+                                    tracing::error!(
+                                        "pack {pack}: body {hash} at {offset} does not match its hash; not moved"
+                                    );
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                        if !bodies.is_empty() {
+                            let (slots, write) = b.pack_start(bodies).await?;
+                            write
+                                .await
+                                .map_err(|e| StoreError::Internal(e.to_string()))??;
+                            for (hash, (p, off)) in hashes.iter().zip(slots) {
+                                sqlx::query("UPDATE blobs SET pack = $1, pack_offset = $2 WHERE hash = $3")
+                                    .bind(p)
+                                    .bind(off)
+                                    .bind(hash)
+                                    .execute(&mut *c)
+                                    .await?;
+                            }
+                        }
+                        Ok(true)
+                    })
+                })
+                .await?;
+            if moved {
+                emptied.push(pack);
+            }
+        }
+        Ok(emptied)
     }
 
     /// UIDs and system flags of every message of a mailbox, in UID order.

@@ -11,8 +11,14 @@
 //! is committed only after the bytes are flushed. Bytes past the last
 //! committed body (a crash between the flush and the commit) are never
 //! referenced. Each process starts a new pack, so no process writes into a
-//! pack another one may have left half-written. A pack file is removed when
-//! no row names it any more (see `Store::sweep_blobs`).
+//! pack another one may have left half-written, and holds an exclusive
+//! `flock` on the pack it writes, so no other process removes it.
+//!
+//! Space comes back in `Store::sweep_blobs`: a pack is removed when no row
+//! names it any more (which also covers a pack whose only batch never
+//! committed), and a pack that is mostly dead space is compacted first: its
+//! live bodies are checked against their hashes, appended to the current
+//! pack, and their rows moved, in one transaction.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -35,6 +41,8 @@ struct Current {
 pub struct Packs {
     dir: PathBuf,
     state: Mutex<(Option<Current>, i64)>,
+    /// Size of a new pack (tests make it small).
+    size: std::sync::atomic::AtomicU64,
 }
 
 /// Bodies to write at their reserved place, and flush.
@@ -80,6 +88,7 @@ impl Packs {
         Ok(Arc::new(Packs {
             dir,
             state: Mutex::new((None, max + 1)),
+            size: PACK_SIZE.into(),
         }))
     }
 
@@ -113,7 +122,10 @@ impl Packs {
         if need_new {
             let id = st.1;
             st.1 += 1;
-            let capacity = PACK_SIZE.max(total);
+            let capacity = self
+                .size
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(total);
             let file = self.create(id, capacity)?;
             st.0 = Some(Current {
                 id,
@@ -159,6 +171,9 @@ impl Packs {
             .create_new(true)
             .open(&path)?;
         let res = (|| {
+            if !try_lock(&file) {
+                return Err(std::io::Error::other("pack is locked by another process"));
+            }
             let zeros = vec![0u8; 1 << 20];
             let mut left = capacity;
             while left > 0 {
@@ -190,16 +205,67 @@ impl Packs {
         Ok(buf)
     }
 
-    /// Removes pack `id` unless it is the one being written.
-    pub fn remove(&self, id: i64) -> Result<(), StoreError> {
+    /// Size of packs created from now on.
+    pub fn set_pack_size(&self, bytes: u64) {
+        self.size
+            .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The pack this process appends to, if it has one.
+    pub fn current(&self) -> Option<i64> {
+        self.state.lock().unwrap().0.as_ref().map(|c| c.id)
+    }
+
+    /// Every pack file: id, length and last modification.
+    pub fn list(&self) -> Result<Vec<(i64, u64, std::time::SystemTime)>, StoreError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir)?.filter_map(Result::ok) {
+            let name = e.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if let Ok(m) = e.metadata() {
+                out.push((id, m.len(), m.modified()?));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The whole of pack `id`. Blocking.
+    pub fn read_all(&self, id: i64) -> Result<Vec<u8>, StoreError> {
+        Ok(fs::read(self.path(id))?)
+    }
+
+    /// Locks pack `id` for removal: `None` when this or another process is
+    /// writing it (the writer holds a `flock` on it from its creation) or it
+    /// is gone. While the lock is held nobody writes into the pack, so rows
+    /// naming it can only be ones already committed: check for them, then
+    /// [`Removal::remove`].
+    pub fn lock_for_removal(&self, id: i64) -> Result<Option<Removal>, StoreError> {
         let st = self.state.lock().unwrap();
         if st.0.as_ref().is_some_and(|c| c.id == id) {
-            return Ok(());
+            return Ok(None);
         }
-        match fs::remove_file(self.path(id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+        let path = self.path(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(try_lock(&file).then_some(Removal { path, _file: file }))
+    }
+
+    /// Removes pack `id` if nobody writes it (tests).
+    #[cfg(test)]
+    pub fn remove(&self, id: i64) -> Result<bool, StoreError> {
+        match self.lock_for_removal(id)? {
+            Some(r) => r.remove().map(|_| true),
+            None => Ok(!self.path(id).exists()),
         }
     }
 
@@ -209,6 +275,30 @@ impl Packs {
             .map(|d| d.filter_map(Result::ok).count())
             .unwrap_or(0)
     }
+}
+
+/// A pack locked for removal.
+pub struct Removal {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Removal {
+    pub fn remove(self) -> Result<(), StoreError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// An exclusive, non-blocking `flock`: held for as long as any handle of
+/// this open file lives. False when another open file holds it.
+fn try_lock(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a valid open descriptor, which `f` holds.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 #[cfg(test)]
@@ -226,16 +316,21 @@ mod tests {
         assert_eq!(packs.read(1, slots[1].1, b.len() as i64).unwrap(), &b[..]);
         // A batch larger than what is left opens the next pack.
         let big: Arc<[u8]> = vec![7u8; PACK_SIZE as usize].into();
-        let slots = packs.append(&[big.clone()]).unwrap();
+        let slots = packs.append(std::slice::from_ref(&big)).unwrap();
         assert_eq!(slots, vec![(2, 0)]);
         assert_eq!(packs.count(), 2);
         // The pack being written stays; an old one can go.
-        packs.remove(2).unwrap();
-        packs.remove(1).unwrap();
+        assert!(!packs.remove(2).unwrap());
+        assert!(packs.remove(1).unwrap());
         assert_eq!(packs.count(), 1);
         assert!(matches!(packs.read(1, 0, 1), Err(StoreError::NotFound(_))));
-        // A new process numbers on from the files it finds.
+        // A new process numbers on from the files it finds, and cannot
+        // remove the pack the first one writes (it holds a flock on it).
         let again = Packs::open(dir.path()).unwrap();
         assert_eq!(again.append(&[a]).unwrap(), vec![(3, 0)]);
+        assert!(!packs.remove(3).unwrap());
+        assert!(packs.path(3).exists());
+        drop(again);
+        assert!(packs.remove(3).unwrap());
     }
 }

@@ -31,6 +31,7 @@ both!(
     principals_and_addresses,
     unchanged_since_reports_modified,
     external_principals_keyed_by_id,
+    sparse_packs_are_compacted_and_dead_ones_removed,
 );
 
 fn msg(i: usize) -> Arc<[u8]> {
@@ -585,4 +586,124 @@ async fn external_principals_keyed_by_id(s: TestStore) {
         .unwrap();
     assert_ne!(g, a);
     assert!(s.mailboxes(g).await.unwrap().is_empty());
+}
+
+async fn pack_of(s: &Store, raw: &[u8]) -> i64 {
+    sqlx::query_scalar("SELECT pack FROM blobs WHERE hash = $1")
+        .bind(BlobStore::hash(raw))
+        .fetch_one(s.pool())
+        .await
+        .unwrap()
+}
+
+/// A 4 KB message numbered `i`.
+fn msg4k(i: usize) -> Arc<[u8]> {
+    let mut m = msg(i).to_vec();
+    while m.len() < 4096 {
+        m.extend_from_slice(
+            format!("line of message {i:06} .................................\r\n").as_bytes(),
+        );
+    }
+    m.into()
+}
+
+/// Expunging frees pack space: a pack whose live bodies take less than half
+/// of it is compacted (bodies checked and moved to the current pack, rows
+/// moved with them) and removed; a damaged body is not moved, so its pack
+/// stays; a pack no row names (a batch that never committed) goes once it
+/// is older than the grace period; the pack being written always stays.
+async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
+    s.set_inline_max(0);
+    s.blobs().set_pack_size(64 * 1024);
+    let u = user(&s, "pk@example.test").await;
+    let mb = inbox(&s, &u).await;
+    let to = || {
+        vec![Target {
+            mailbox: mb.id,
+            flags: 0,
+            keywords: vec![],
+        }]
+    };
+    // 12 × 4 KB fill most of the first pack; 40 KB more open a second.
+    let mut uids = Vec::new();
+    for i in 0..12 {
+        uids.push(s.deliver(msg4k(i), to(), 0).await.unwrap()[0].uid);
+    }
+    let first = pack_of(&s, &msg4k(0)).await;
+    assert_eq!(pack_of(&s, &msg4k(11)).await, first);
+    let mut big = msg(99).to_vec();
+    big.extend(std::iter::repeat_n(b'y', 40 * 1024));
+    big.extend_from_slice(b"\r\n");
+    let big: Arc<[u8]> = big.into();
+    s.deliver(big.clone(), to(), 0).await.unwrap();
+    let second = pack_of(&s, &big).await;
+    assert_ne!(second, first);
+    assert_eq!(s.blobs().count_packs(), 2);
+
+    // Expunge all but message 5 of the first pack.
+    let gone: Vec<i64> = uids.iter().copied().filter(|&u| u != uids[5]).collect();
+    s.store_flags(mb.id, gone, FlagOp::Add, DELETED, vec![], None)
+        .await
+        .unwrap();
+    s.expunge(mb.id, None).await.unwrap();
+    assert_eq!(s.sweep_blobs(-10).await.unwrap(), 11);
+    assert!(
+        !s.blobs().pack_path(first).exists(),
+        "sparse pack not removed"
+    );
+    assert_eq!(pack_of(&s, &msg4k(5)).await, second);
+    assert_eq!(
+        s.read_blob(&BlobStore::hash(&msg4k(5))).await.unwrap(),
+        &msg4k(5)[..]
+    );
+    assert_eq!(s.read_blob(&BlobStore::hash(&big)).await.unwrap(), &big[..]);
+    assert_eq!(s.blobs().count_packs(), 1);
+
+    // A damaged body in a sparse pack: not moved, the pack stays.
+    s.blobs().set_pack_size(32 * 1024);
+    let mut big3 = msg(97).to_vec();
+    big3.extend(std::iter::repeat_n(b'w', 40 * 1024));
+    big3.extend_from_slice(b"\r\n");
+    s.deliver(big3.into(), to(), 0).await.unwrap();
+    s.deliver(msg4k(200), to(), 0).await.unwrap();
+    let third = pack_of(&s, &msg4k(200)).await;
+    assert_ne!(third, second);
+    let mut big2 = msg(98).to_vec();
+    big2.extend(std::iter::repeat_n(b'z', 40 * 1024));
+    big2.extend_from_slice(b"\r\n");
+    let big2: Arc<[u8]> = big2.into();
+    s.deliver(big2.clone(), to(), 0).await.unwrap();
+    assert_ne!(pack_of(&s, &big2).await, third);
+    let offset: i64 = sqlx::query_scalar("SELECT pack_offset FROM blobs WHERE hash = $1")
+        .bind(BlobStore::hash(&msg4k(200)))
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(s.blobs().pack_path(third))
+            .unwrap();
+        f.write_all_at(b"X", offset as u64 + 10).unwrap();
+    }
+    s.sweep_blobs(-10).await.unwrap();
+    assert!(
+        s.blobs().pack_path(third).exists(),
+        "pack with a damaged body removed"
+    );
+    assert_eq!(pack_of(&s, &msg4k(200)).await, third);
+
+    // A pack no row names: kept while young, removed once old.
+    let orphan = s.blobs().pack_path(9_999);
+    std::fs::write(&orphan, vec![0u8; 4096]).unwrap();
+    s.sweep_blobs(3600).await.unwrap();
+    assert!(orphan.exists(), "young unnamed pack removed");
+    let f = std::fs::File::options().write(true).open(&orphan).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    drop(f);
+    s.sweep_blobs(3600).await.unwrap();
+    assert!(!orphan.exists(), "old unnamed pack kept");
+    s.set_inline_max(DEFAULT_INLINE_MAX);
 }
