@@ -144,7 +144,10 @@ impl Store {
             }),
         };
         let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(writer::run(opts, backend, rx, weak));
+        tokio::spawn(writer::run(opts, backend, rx, weak.clone()));
+        if backend == Backend::Postgres {
+            tokio::spawn(notify::listen(url.clone(), weak));
+        }
         Ok(store)
     }
 

@@ -14,6 +14,17 @@ pub struct TestStore {
     pg_db: Option<(String, String)>,
 }
 
+impl TestStore {
+    /// The database URL, to open the same store a second time (as another
+    /// node would).
+    pub fn url(&self) -> String {
+        match &self.pg_db {
+            Some((_, db)) => format!("{}/{db}", pg_base()),
+            None => format!("sqlite://{}/outpost.db", self.dir.path().display()),
+        }
+    }
+}
+
 impl std::ops::Deref for TestStore {
     type Target = Store;
     fn deref(&self) -> &Store {

@@ -420,6 +420,17 @@ async fn run_batch(
             return Err(());
         }
     }
+    // Other nodes on the same PostgreSQL database hear of the changes when
+    // this commits (see `notify.rs`).
+    if healthy && backend == Backend::Postgres {
+        for stmt in crate::notify::notify_statements(&touched.0) {
+            if let Err(e) = c.execute(stmt.as_str()).await {
+                tracing::error!("announcing changes failed: {e}");
+                healthy = false;
+                break;
+            }
+        }
+    }
     let commit = if healthy {
         c.execute("COMMIT").await.map_err(StoreError::from)
     } else {

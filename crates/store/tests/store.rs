@@ -149,6 +149,52 @@ async fn waiter_is_woken_by_commit(s: TestStore) {
     assert_eq!(seen, d[0].modseq);
 }
 
+/// Two nodes on one PostgreSQL database: a waiter on the second is woken
+/// by a delivery committed through the first (LISTEN/NOTIFY).
+#[tokio::test]
+async fn waiter_on_another_node_is_woken() {
+    let Some(s) = testing::postgres().await else {
+        return;
+    };
+    let u = user(&s, "n@example.test").await;
+    let mb = inbox(&s, &u).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Store::open(&s.url(), &other_dir.path().join("blobs"))
+        .await
+        .unwrap();
+    let mut rx = other.subscribe(mb.id);
+    let deliver = |i| {
+        let st = s.store.clone();
+        async move {
+            st.deliver(
+                msg(i),
+                vec![Target {
+                    mailbox: mb.id,
+                    flags: 0,
+                    keywords: vec![],
+                }],
+                0,
+            )
+            .await
+            .unwrap()[0]
+                .modseq
+        }
+    };
+    // The first wake-up may also come from the listener's catch-up after it
+    // connects; the second can only come from NOTIFY.
+    for i in 0..2 {
+        let modseq = deliver(i).await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while *rx.borrow_and_update() < modseq {
+                rx.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the other node's waiter was woken");
+    }
+    other.close().await;
+}
+
 async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
     s.add_domain("many.test").await.unwrap();
     let mut targets = Vec::new();
