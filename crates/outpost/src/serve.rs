@@ -217,7 +217,9 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         ));
     }
 
-    // Blob sweeper: files whose last message went away an hour ago.
+    // Blob sweeper, every 5 minutes: bodies whose last message went away an
+    // hour ago, compaction of packs that are mostly dead space, and pack
+    // files nothing names.
     let sweeper_store = store.clone();
     let mut sweeper_stop = stop_rx.clone();
     tokio::spawn(async move {
