@@ -203,12 +203,14 @@ impl Syncer {
                     for c in group {
                         match &flushed {
                             Ok(()) => {
-                                answer(c.done.waiting);
+                                // Announced first: a session that wrote
+                                // looks for news right after its answer.
                                 if let Some(inner) = &inner {
                                     for (coll, modseq) in c.done.touched {
                                         inner.notifier.announce(coll, modseq);
                                     }
                                 }
+                                answer(c.done.waiting);
                             }
                             Err(e) => fail_waiting(c.done.waiting, e),
                         }
