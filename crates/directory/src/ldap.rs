@@ -227,10 +227,10 @@ impl Mapping {
                 .map(|v| !uac_disabled(v))
                 .unwrap_or(true),
             None => true,
-        } && !self
+        } && self
             .locked_attr
             .as_ref()
-            .is_some_and(|a| !values(e, a).is_empty());
+            .is_none_or(|a| values(e, a).is_empty());
         let name = self
             .name_attrs
             .iter()

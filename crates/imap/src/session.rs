@@ -1759,26 +1759,6 @@ impl Session {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::list_match;
-
-    #[test]
-    fn list_wildcards() {
-        assert!(list_match("*", "a/b/c"));
-        assert!(list_match("%", "a"));
-        assert!(!list_match("%", "a/b"));
-        assert!(list_match("a/%", "a/b"));
-        assert!(!list_match("a/%", "a/b/c"));
-        assert!(list_match("a/*", "a/b/c"));
-        assert!(list_match("inbox", "INBOX"));
-        assert!(list_match("Inbox/%", "INBOX/x"));
-        assert!(!list_match("inbox", "Inboxes"));
-        assert!(list_match("%x%", "axb"));
-        assert!(!list_match("Sent", "sent"));
-    }
-}
-
 /// The search hits (indices into the selected mailbox's UID list) as views
 /// for SORT and THREAD, with their metadata.
 fn hit_views<'a>(
@@ -1799,4 +1779,24 @@ fn hit_views<'a>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_match;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(list_match("*", "a/b/c"));
+        assert!(list_match("%", "a"));
+        assert!(!list_match("%", "a/b"));
+        assert!(list_match("a/%", "a/b"));
+        assert!(!list_match("a/%", "a/b/c"));
+        assert!(list_match("a/*", "a/b/c"));
+        assert!(list_match("inbox", "INBOX"));
+        assert!(list_match("Inbox/%", "INBOX/x"));
+        assert!(!list_match("inbox", "Inboxes"));
+        assert!(list_match("%x%", "axb"));
+        assert!(!list_match("Sent", "sent"));
+    }
 }

@@ -414,7 +414,7 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
         ),
     }
     println!();
-    println!("  {:<12} {:<22} {}", "service", "address", "security");
+    println!("  {:<12} {:<22} security", "service", "address");
     for (name, sec) in [
         ("smtp", "MX: mail for example.test (STARTTLS)"),
         ("submission", "STARTTLS, then AUTH PLAIN/LOGIN"),

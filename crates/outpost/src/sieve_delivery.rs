@@ -18,6 +18,10 @@ use tracing::{info, warn};
 
 use crate::srs::{Srs, SrsError};
 
+/// Targets that get the same body: `None` is the message as received, `Some`
+/// a version a Sieve `editheader` changed.
+type Group = (Option<Arc<[u8]>>, Vec<Target>);
+
 static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
 
 /// `[sieve] redirect_sender` and the SRS secret's place, from [`install`].
@@ -206,7 +210,7 @@ pub async fn deliver(
         return Ok(Sieved::NoScripts);
     }
     // Message bytes (None: as delivered) -> targets.
-    let mut groups: Vec<(Option<Arc<[u8]>>, Vec<Target>)> = vec![(None, Vec::new())];
+    let mut groups: Vec<Group> = vec![(None, Vec::new())];
     for (r, active) in recipients.iter().zip(actives) {
         let active = active.map(|s| ActiveScript {
             owner: r.principal_id,
@@ -311,7 +315,7 @@ async fn file(
     store: &Store,
     r: &Recipient,
     outcome: &Outcome,
-    groups: &mut Vec<(Option<Arc<[u8]>>, Vec<Target>)>,
+    groups: &mut Vec<Group>,
 ) -> Result<(), StoreError> {
     if outcome.reject.is_some() {
         return Ok(());

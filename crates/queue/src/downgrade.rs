@@ -181,9 +181,7 @@ mod tests {
 
     #[test]
     fn single_part_text_becomes_quoted_printable() {
-        let m = format!(
-            "From: a@b.example\r\nSubject: Gruesse\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e aus K\u{f6}ln\r\nzweite Zeile\r\n"
-        );
+        let m = "From: a@b.example\r\nSubject: Gruesse\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\u{fc}\u{df}e aus K\u{f6}ln\r\nzweite Zeile\r\n".to_string();
         let out = to_7bit(m.as_bytes()).unwrap();
         assert!(!has_8bit(&out));
         let text = String::from_utf8(out.clone()).unwrap();

@@ -259,7 +259,7 @@ impl Runner {
                 };
                 match tokio::time::timeout(
                     self.settings.attempt_timeout,
-                    self.attempt(&g, &signed, seven_bit.as_deref()),
+                    self.attempt(g, &signed, seven_bit.as_deref()),
                 )
                 .await
                 {
@@ -272,7 +272,7 @@ impl Runner {
                 }
             }
         };
-        self.settle(&g, results).await;
+        self.settle(g, results).await;
     }
 
     fn sign(&self, raw: &[u8]) -> Vec<u8> {

@@ -357,6 +357,9 @@ struct Global {
     script: Arc<Sieve>,
 }
 
+/// A compiled user script and the `updated_at` of the source it came from.
+type Compiled = (i64, Arc<Sieve>);
+
 pub struct Engine {
     compiler: Compiler,
     runtime: Runtime,
@@ -367,7 +370,7 @@ pub struct Engine {
     /// The generated sequence scripts: [without user script, with].
     sequence: [Arc<Sieve>; 2],
     /// (owner, script name) → (updated_at, compiled).
-    cache: Mutex<HashMap<(i64, String), (i64, Arc<Sieve>)>>,
+    cache: Mutex<HashMap<(i64, String), Compiled>>,
 }
 
 fn allowed_capabilities(scanners: &Scanners) -> Vec<Capability> {
@@ -1221,8 +1224,10 @@ mod tests {
         // `error` is not enabled: refused at compile; at delivery a broken
         // script is skipped and the message kept.
         assert_eq!(boxes(&o), ["INBOX"]);
-        let mut limits = EngineLimits::default();
-        limits.cpu_limit = 50;
+        let limits = EngineLimits {
+            cpu_limit: 50,
+            ..Default::default()
+        };
         let e = Engine::new("h", limits, vec![], vec![]).unwrap();
         let mut src = String::from("require \"fileinto\";\n");
         for _ in 0..100 {

@@ -335,6 +335,27 @@ pub(crate) fn remove_stale_tmp(dir: &Path, age: std::time::Duration) -> usize {
     n
 }
 
+#[cfg(target_os = "linux")]
+fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir)?;
+    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(_dir: &Path) -> Result<(), StoreError> {
+    // Without syncfs(2), fall back to the global sync(2)-less path: callers
+    // on other systems use durable puts.
+    Err(StoreError::Internal(
+        "deferred blob sync needs Linux".into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,25 +376,4 @@ mod tests {
         assert!(shard.join("abcdef").exists());
         assert!(!shard.join(".tmp.abcdef.1").exists());
     }
-}
-
-#[cfg(target_os = "linux")]
-fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(dir)?;
-    // SAFETY: syncfs takes a valid open file descriptor, which `f` holds.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sync_filesystem(_dir: &Path) -> Result<(), StoreError> {
-    // Without syncfs(2), fall back to the global sync(2)-less path: callers
-    // on other systems use durable puts.
-    Err(StoreError::Internal(
-        "deferred blob sync needs Linux".into(),
-    ))
 }
