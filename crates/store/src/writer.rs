@@ -279,10 +279,15 @@ async fn run_batch(
     blobs: &BlobStore,
     batch: Vec<Job>,
 ) -> std::result::Result<Done, ()> {
-    let begin = if backend == Backend::Sqlite {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN"
+    // A batch of deliveries only (the common case under load) opens the
+    // deliveries' savepoint with the transaction: each statement is a round
+    // trip to the database thread.
+    let only_deliveries = batch.iter().all(|j| matches!(j, Job::Deliver { .. }));
+    let begin = match (backend, only_deliveries) {
+        (Backend::Sqlite, false) => "BEGIN IMMEDIATE",
+        (Backend::Sqlite, true) => "BEGIN IMMEDIATE; SAVEPOINT job",
+        (Backend::Postgres, false) => "BEGIN",
+        (Backend::Postgres, true) => "BEGIN; SAVEPOINT job",
     };
     if let Err(e) = c.execute(begin).await {
         fail_all(batch, &e.into());
@@ -354,11 +359,17 @@ async fn run_batch(
     if !deliveries.is_empty() && healthy {
         let reqs: Vec<&DeliverReq> = deliveries.iter().map(|(r, _)| r).collect();
         let mut t = Touched::default();
-        let r = match c.execute("SAVEPOINT job").await {
-            Ok(_) => {
-                let r = deliver_all(c, blobs, &slots, &reqs, &mut t).await;
-                end_savepoint(c, r).await
-            }
+        let opened = if only_deliveries {
+            Ok(())
+        } else {
+            c.execute("SAVEPOINT job").await.map(|_| ())
+        };
+        let r = match opened {
+            Ok(()) => match deliver_all(c, blobs, &slots, &reqs, &mut t).await {
+                // Not released: COMMIT ends it with the transaction.
+                Ok(v) => Ok(Ok(v)),
+                Err(e) => end_savepoint(c, Err(e)).await,
+            },
             Err(e) => Err(e.into()),
         };
         drop(reqs);

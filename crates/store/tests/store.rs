@@ -32,6 +32,7 @@ both!(
     unchanged_since_reports_modified,
     external_principals_keyed_by_id,
     sparse_packs_are_compacted_and_dead_ones_removed,
+    a_bad_delivery_in_a_batch_fails_alone,
 );
 
 fn msg(i: usize) -> Arc<[u8]> {
@@ -752,4 +753,66 @@ async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
     s.sweep_blobs(3600).await.unwrap();
     assert!(!orphan.exists(), "old unnamed pack kept");
     s.set_inline_max(DEFAULT_INLINE_MAX);
+}
+
+/// Deliveries queued while the writer is busy are filed together; one of
+/// them naming a mailbox that does not exist fails on its own and the rest
+/// of its batch is filed (the bulk insert falls back to one by one).
+async fn a_bad_delivery_in_a_batch_fails_alone(s: TestStore) {
+    let u = user(&s, "batch@example.test").await;
+    let mb = inbox(&s, &u).await;
+    // Hold the writer so the deliveries below queue up as one batch.
+    let busy = {
+        let st = s.store.clone();
+        tokio::spawn(async move {
+            st.write(|_c, _t| {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(())
+                })
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let st = s.store.clone();
+        let mailbox = if i == 4 { mb.id + 1_000_000 } else { mb.id };
+        tasks.push(tokio::spawn(async move {
+            st.deliver(
+                msg4k(300 + i),
+                vec![Target {
+                    mailbox,
+                    flags: 0,
+                    keywords: vec![],
+                }],
+                0,
+            )
+            .await
+        }));
+    }
+    busy.await.unwrap().unwrap();
+    let mut uids = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(d) => uids.push(d[0].uid),
+            Err(e) => {
+                assert_eq!(i, 4, "delivery {i} failed: {e:?}");
+                assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+            }
+        }
+    }
+    assert_eq!(uids.len(), 9);
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 9, "UIDs are distinct");
+    assert_eq!(s.status(mb.id).await.unwrap().messages, 9);
+    for i in (0..10).filter(|&i| i != 4) {
+        let body = s
+            .read_blob(&BlobStore::hash(&msg4k(300 + i)))
+            .await
+            .unwrap();
+        assert_eq!(body, &msg4k(300 + i)[..]);
+    }
 }
