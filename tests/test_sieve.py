@@ -345,6 +345,32 @@ def test_redirect_outside_gets_srs_sender_and_bounce_goes_back(wired):
         assert list(e.value.recipients.values())[0][0] == 550, e.value.recipients
 
 
+def test_group_with_outside_member_forwards_with_srs_sender(wired):
+    """A group (or alias) with an outside member sends the message on like a
+    Sieve redirect: SRS sender in the group's domain, bounces find their way
+    back; senders in hosted domains stay as they are."""
+    server, sink = wired
+    server.cli("group", "add", "team@example.test", "--member", USER, "--member", "friend@far.example")
+    msg = make_message(subject="team news", sender="ann@origin.example")
+    mx_send(server, msg, rcpts=["team@example.test"], sender="ann@origin.example")
+    got = wait_for(lambda: sink.received_by("friend@far.example"), what="the forwarded copy")
+    mail_from, rcpts, data = got[0]
+    assert re.fullmatch(r"SRS0=[^=]{4}=[A-Z2-7]{2}=origin\.example=ann@example\.test", mail_from), mail_from
+    assert rcpts == ["friend@far.example"] and data.endswith(msg)
+    assert subjects(server, "INBOX") == ["team news"]
+
+    dsn = (b"From: MAILER-DAEMON@far.example\r\nTo: " + mail_from.encode() +
+           b"\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nfriend@far.example: no such user\r\n")
+    assert mx_send(server, dsn, rcpts=[mail_from], sender="") == {}
+    back = wait_for(lambda: sink.received_by("ann@origin.example"), what="the bounce sent back")
+    assert back[0][0] in ("", "<>") and b"no such user" in back[0][2]
+
+    mx_send(server, make_message(subject="from inside", sender=OTHER), rcpts=["team@example.test"], sender=OTHER)
+    got = wait_for(lambda: len(sink.received_by("friend@far.example")) == 2 and sink.received_by("friend@far.example"),
+                   what="the second forwarded copy")
+    assert OTHER in [m[0] for m in got]
+
+
 def test_redirect_with_original_sender_when_configured(tmp_path, sink):
     sk, port = sink
     server = relay_server(tmp_path, port, sieve='redirect_sender = "original"')

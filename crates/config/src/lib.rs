@@ -567,9 +567,11 @@ pub struct Sieve {
     /// Instructions the scripts of one delivery may run before they are
     /// stopped (the message is then kept in INBOX). Default: 100000.
     pub cpu_limit: usize,
-    /// Envelope sender of mail a script `redirect`s to another server:
+    /// Envelope sender of mail a script `redirect`s to another server, and
+    /// of mail a group or alias sends on to its outside members:
     /// "srs" (the default) rewrites it with the Sender Rewriting Scheme to
-    /// `SRS0=hash=time=orig-domain=orig-local@<the user's domain>`, so SPF
+    /// `SRS0=hash=time=orig-domain=orig-local@<the user's or group's
+    /// domain>`, so SPF
     /// passes at the destination and bounces come back here, where they
     /// are checked (hash and age) and sent on to the original sender;
     /// "original" keeps the sender as it was (SPF may then fail at the

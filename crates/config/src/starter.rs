@@ -69,7 +69,8 @@ block_seconds = 900
 # max_scripts = 32                      # per user (ManageSieve quota)
 # max_script_size = 65536
 # max_redirects = 4
-# Envelope sender of redirected mail: "srs" rewrites it (SPF passes at the
+# Envelope sender of mail redirected by a script or sent on by a group or
+# alias to outside members: "srs" rewrites it (SPF passes at the
 # destination; bounces come back and are sent on), "original" keeps it.
 # redirect_sender = "srs"
 # srs_secret_file = "{d}/srs.key"       # generated on first use; same file on every node

@@ -290,18 +290,50 @@ impl SmtpStore {
         }
     }
 
+    /// Queues the message for outside members of groups and aliases. The
+    /// envelope sender is SRS-rewritten into the forwarding address's
+    /// domain, as for a Sieve redirect (`[sieve] redirect_sender`): one
+    /// queue entry per resulting sender.
     async fn queue(
         &self,
         envelope: &Envelope,
-        addresses: Vec<outpost_store::QueuedRecipient>,
+        addresses: Vec<(outpost_store::QueuedRecipient, &str)>,
         message: &[u8],
     ) -> Result<(), StoreError> {
-        if addresses.is_empty() {
-            return Ok(());
+        let now = outpost_store::now();
+        let mut by_sender: Vec<(String, Vec<outpost_store::QueuedRecipient>)> = Vec::new();
+        for (rcpt, via) in addresses {
+            let sender = crate::sieve_delivery::forwarding_sender(
+                self.dir.store(),
+                via,
+                &envelope.mail_from,
+                now,
+            )
+            .await;
+            match by_sender.iter_mut().find(|(s, _)| *s == sender) {
+                Some((_, list)) => list.push(rcpt),
+                None => by_sender.push((sender, vec![rcpt])),
+            }
         }
+        for (sender, recipients) in by_sender {
+            self.enqueue_as(envelope, sender, recipients, message)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the message for `recipients` with the envelope sender
+    /// `mail_from`.
+    async fn enqueue_as(
+        &self,
+        envelope: &Envelope,
+        mail_from: String,
+        recipients: Vec<outpost_store::QueuedRecipient>,
+        message: &[u8],
+    ) -> Result<(), StoreError> {
         let q = outpost_store::NewQueued {
-            mail_from: envelope.mail_from.clone(),
-            recipients: addresses,
+            mail_from,
+            recipients,
             envid: envelope.envid.clone(),
             ret: envelope.ret.map(|r| match r {
                 outpost_smtp::Ret::Full => "full".to_string(),
@@ -401,7 +433,9 @@ impl SmtpBackend for SmtpStore {
     ) -> Vec<Result<(), DeliverError>> {
         let n = envelope.recipients.len();
         let mut users: Vec<outpost_directory::Recipient> = Vec::new();
-        let mut external: Vec<outpost_store::QueuedRecipient> = Vec::new();
+        // Outside members of groups (and aliases), with the hosted address
+        // that expanded to them (it signs the SRS sender).
+        let mut external: Vec<(outpost_store::QueuedRecipient, &str)> = Vec::new();
         for r in &envelope.recipients {
             let lookup = match self.resolved.get(&r.address) {
                 Some(res) => Ok(Lookup::Local(res)),
@@ -415,12 +449,15 @@ impl SmtpBackend for SmtpStore {
                         }
                     }
                     for x in res.external {
-                        if !external.iter().any(|e| e.address == x) {
-                            external.push(outpost_store::QueuedRecipient {
-                                address: x,
-                                notify: notify_text(&r.notify),
-                                orcpt: None,
-                            });
+                        if !external.iter().any(|(e, _)| e.address == x) {
+                            external.push((
+                                outpost_store::QueuedRecipient {
+                                    address: x,
+                                    notify: notify_text(&r.notify),
+                                    orcpt: None,
+                                },
+                                r.address.as_str(),
+                            ));
                         }
                     }
                 }
@@ -534,7 +571,7 @@ impl SmtpBackend for SmtpStore {
             })
             .collect();
         // Queued mail gets a Return-Path only when it is finally delivered.
-        self.queue(envelope, rcpts, &message)
+        self.enqueue_as(envelope, envelope.mail_from.clone(), rcpts, &message)
             .await
             .map_err(|e| deliver_error(&e))
     }

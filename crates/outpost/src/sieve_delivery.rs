@@ -506,11 +506,16 @@ async fn redirect(
     Ok(())
 }
 
-/// The envelope sender for mail redirected to another server: SRS-rewritten
-/// into the recipient's domain unless `[sieve] redirect_sender =
-/// "original"`, the sender is null, or it is in a hosted domain (SPF
-/// passes for those already).
 async fn redirect_sender(store: &Store, r: &Recipient, return_path: &str, now: i64) -> String {
+    forwarding_sender(store, &r.address, return_path, now).await
+}
+
+/// The envelope sender for mail sent on to another server by the hosted
+/// address `via` (a Sieve redirect, or a group or alias with outside
+/// members): SRS-rewritten into `via`'s domain unless `[sieve]
+/// redirect_sender = "original"`, the sender is null, or it is in a hosted
+/// domain (SPF passes for those already).
+pub async fn forwarding_sender(store: &Store, via: &str, return_path: &str, now: i64) -> String {
     let Some(settings) = SRS.get() else {
         return return_path.to_string();
     };
@@ -527,13 +532,13 @@ async fn redirect_sender(store: &Store, r: &Recipient, return_path: &str, now: i
     if hosted && !crate::srs::is_srs(return_path) {
         return return_path.to_string();
     }
-    let Some(our_domain) = outpost_store::domain_of(&r.address) else {
+    let Some(our_domain) = outpost_store::domain_of(via) else {
         return return_path.to_string();
     };
     match srs() {
         Some(srs) => srs.forward(return_path, our_domain, now),
         None => {
-            warn!(rcpt = %r.address, "sieve: no SRS secret; redirecting with the original sender");
+            warn!(rcpt = %via, "no SRS secret; forwarding with the original sender");
             return_path.to_string()
         }
     }
