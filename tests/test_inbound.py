@@ -18,6 +18,8 @@ RECORDS = """
 "_dmarc.bad.example" = "v=DMARC1; p=reject"
 "soft.example" = "v=spf1 ip4:192.0.2.1 -all"
 "_dmarc.soft.example" = "v=DMARC1; p=none"
+"quar.example" = "v=spf1 ip4:192.0.2.1 -all"
+"_dmarc.quar.example" = "v=DMARC1; p=quarantine"
 """
 
 
@@ -80,6 +82,44 @@ def test_dmarc_none_is_delivered_with_fail(mx):
     [m] = stored(mx)
     h = header_block(m)
     assert "spf=fail" in h and "dmarc=fail" in h, h
+
+
+def folders(server, user="user@example.test"):
+    """Mailbox name -> subjects, as an IMAP client sees them."""
+    from imap_helpers import client
+    c = client(server, user=user)
+    try:
+        out = {}
+        for _, _, name in c.list_folders():
+            c.select_folder(name, readonly=True)
+            ids = c.search("ALL")
+            got = c.fetch(ids, ["ENVELOPE"]) if ids else {}
+            out[name] = sorted(got[i][b"ENVELOPE"].subject.decode() for i in ids)
+        return out
+    finally:
+        c.logout()
+
+
+def test_dmarc_quarantine_goes_to_junk(mx):
+    send(mx, "quar.example")
+    send(mx, "soft.example")
+    got = folders(mx)
+    assert got["Junk"] == ["check"] and got["INBOX"] == ["check"], got
+    [junk, _] = stored(mx)
+    assert "dmarc=fail" in header_block(junk)
+
+
+def test_dmarc_quarantine_to_inbox_when_configured(tmp_path):
+    config = RECORDS.replace("[inbound.test_txt]", "[inbound]\ndmarc_quarantine_junk = false\n\n[inbound.test_txt]")
+    s = Server(tmp_path, extra_config=config)
+    try:
+        s.add_user("user@example.test")
+        s.start()
+        send(s, "quar.example")
+        got = folders(s)
+        assert got["INBOX"] == ["check"] and got["Junk"] == [], got
+    finally:
+        s.close()
 
 
 def test_authenticated_submission_is_not_checked(mx):

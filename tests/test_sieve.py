@@ -371,6 +371,25 @@ def test_group_with_outside_member_forwards_with_srs_sender(wired):
     assert OTHER in [m[0] for m in got]
 
 
+def test_dmarc_quarantine_moves_only_what_goes_to_inbox(tmp_path):
+    """Mail failing DMARC under p=quarantine: a script's fileinto elsewhere
+    still applies; its implicit keep goes to Junk instead of INBOX."""
+    records = ('[inbound.test_txt]\n"quar.example" = "v=spf1 ip4:192.0.2.1 -all"\n'
+               '"_dmarc.quar.example" = "v=DMARC1; p=quarantine"\n')
+    server = Server(tmp_path, extra_config=records)
+    try:
+        server.add_user(USER)
+        server.start()
+        upload(server, 'require "fileinto";\nif header :contains "subject" "work" { fileinto "Archive"; }\n')
+        for subject in ["work plan", "other"]:
+            mx_send(server, make_message(subject=subject, sender="ann@quar.example"), sender="ann@quar.example")
+        assert subjects(server, "Archive") == ["work plan"]
+        assert subjects(server, "Junk") == ["other"]
+        assert subjects(server, "INBOX") == []
+    finally:
+        server.close()
+
+
 def test_redirect_with_original_sender_when_configured(tmp_path, sink):
     sk, port = sink
     server = relay_server(tmp_path, port, sieve='redirect_sender = "original"')

@@ -445,6 +445,11 @@ pub struct Inbound {
     /// Refuse, with 550 5.7.1 at the end of DATA, mail that fails DMARC
     /// when the From: domain publishes `p=reject`. Default: true.
     pub dmarc_reject: bool,
+    /// File mail that fails DMARC when the From: domain publishes
+    /// `p=quarantine` into the recipients' Junk mailbox (a Sieve
+    /// `fileinto` elsewhere still applies; only what would go to INBOX
+    /// moves). Default: true.
+    pub dmarc_quarantine_junk: bool,
     /// Fixed DNS TXT records (name -> value) used instead of DNS for these
     /// checks; with any set, or with `queue.dns = false`, no DNS server is
     /// asked. For tests and closed networks.
@@ -456,6 +461,7 @@ impl Default for Inbound {
         Inbound {
             check: true,
             dmarc_reject: true,
+            dmarc_quarantine_junk: true,
             test_txt: Default::default(),
         }
     }

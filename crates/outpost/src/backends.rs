@@ -138,11 +138,12 @@ use std::time::{Duration, Instant};
 use outpost_directory::Lookup;
 use outpost_smtp::{AuthUser, DeliverError, Envelope, Rcpt, SmtpBackend};
 
-/// SPF/DKIM/DMARC on mail from other servers, and what to do with a DMARC
-/// reject verdict.
+/// SPF/DKIM/DMARC on mail from other servers, and what to do with DMARC
+/// reject and quarantine verdicts.
 pub struct InboundChecks {
     pub auth: outpost_queue::inbound::InboundAuth,
     pub dmarc_reject: bool,
+    pub dmarc_quarantine_junk: bool,
 }
 
 pub struct SmtpStore {
@@ -482,7 +483,10 @@ impl SmtpBackend for SmtpStore {
             &envelope.mail_from,
             &users,
             &message,
-            may_refuse,
+            crate::delivery::Filing {
+                may_refuse,
+                junk: envelope.junk,
+            },
         )
         .await;
         let res = match res {
@@ -531,9 +535,9 @@ impl SmtpBackend for SmtpStore {
         &self,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<Vec<u8>, DeliverError> {
+    ) -> Result<outpost_smtp::Inbound, DeliverError> {
         let Some(checks) = &self.inbound else {
-            return Ok(Vec::new());
+            return Ok(outpost_smtp::Inbound::default());
         };
         let v = checks
             .auth
@@ -553,7 +557,17 @@ impl SmtpBackend for SmtpStore {
                 "Message refused: it fails the DMARC policy (p=reject) of its From: domain".into(),
             ));
         }
-        Ok(v.header.into_bytes())
+        let junk = v.dmarc_quarantine && checks.dmarc_quarantine_junk;
+        if junk {
+            tracing::info!(
+                session = envelope.session_id,
+                "filing as junk: DMARC policy of the From: domain is quarantine"
+            );
+        }
+        Ok(outpost_smtp::Inbound {
+            prepend: v.header.into_bytes(),
+            junk,
+        })
     }
 
     async fn enqueue(

@@ -51,9 +51,16 @@ pub async fn deliver_local(
     recipients: &[Recipient],
     message: &[u8],
 ) -> Result<(), StoreError> {
-    deliver_local_cached(store, None, return_path, recipients, message, false)
-        .await
-        .map(|_| ())
+    deliver_local_cached(
+        store,
+        None,
+        return_path,
+        recipients,
+        message,
+        Filing::default(),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// What became of a delivery.
@@ -66,17 +73,27 @@ pub enum Delivered {
     Refused(String),
 }
 
+/// How a delivery is filed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filing {
+    /// With a single recipient, a Sieve reject/ereject comes back as
+    /// [`Delivered::Refused`] (nothing stored), for the SMTP/LMTP server to
+    /// answer 550 5.7.1 (RFC 5429 §2.1).
+    pub may_refuse: bool,
+    /// File as junk: what would go to INBOX (the implicit keep included)
+    /// goes to the recipient's \Junk mailbox (DMARC `p=quarantine`).
+    pub junk: bool,
+}
+
 /// [`deliver_local`] for long-running servers, with the INBOX ids kept in
-/// `cache`. With `may_refuse` and a single recipient, a Sieve
-/// reject/ereject comes back as [`Delivered::Refused`] (nothing stored),
-/// for the SMTP/LMTP server to answer 550 5.7.1 (RFC 5429 §2.1).
+/// `cache` (not used for junk).
 pub async fn deliver_local_cached(
     store: &Store,
     cache: Option<&InboxCache>,
     return_path: &str,
     recipients: &[Recipient],
     message: &[u8],
-    may_refuse: bool,
+    filing: Filing,
 ) -> Result<Delivered, StoreError> {
     if recipients.is_empty() {
         return Ok(Delivered::Done);
@@ -91,12 +108,22 @@ pub async fn deliver_local_cached(
         .unwrap_or(0);
     // Sieve chooses the mailboxes when a global or personal script applies.
     use crate::sieve_delivery::Sieved;
-    match crate::sieve_delivery::deliver(store, return_path, recipients, &raw, now, may_refuse)
-        .await?
-    {
+    match crate::sieve_delivery::deliver(store, return_path, recipients, &raw, now, filing).await? {
         Sieved::NoScripts => {}
         Sieved::Delivered => return Ok(Delivered::Done),
         Sieved::Refused(why) => return Ok(Delivered::Refused(why)),
+    }
+    if filing.junk {
+        let mut targets = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            targets.push(Target {
+                mailbox: junk(store, r).await?,
+                flags: 0,
+                keywords: Vec::new(),
+            });
+        }
+        store.deliver(raw, targets, now).await?;
+        return Ok(Delivered::Done);
     }
     let targets = inbox_targets(store, cache, recipients).await?;
     match store.deliver(raw.clone(), targets, now).await {
@@ -138,6 +165,14 @@ async fn inbox_targets(
         });
     }
     Ok(targets)
+}
+
+/// The user's \Junk mailbox (INBOX when it has none).
+pub(crate) async fn junk(store: &Store, r: &Recipient) -> Result<i64, StoreError> {
+    match store.mailbox_by_role(r.principal_id, "\\Junk").await? {
+        Some(m) => Ok(m.id),
+        None => inbox(store, r).await,
+    }
 }
 
 /// The user's INBOX id; creates the default mailboxes when missing.

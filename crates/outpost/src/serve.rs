@@ -104,6 +104,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             Ok(auth) => Some(crate::backends::InboundChecks {
                 auth,
                 dmarc_reject: cfg.inbound.dmarc_reject,
+                dmarc_quarantine_junk: cfg.inbound.dmarc_quarantine_junk,
             }),
             Err(e) => {
                 tracing::warn!("inbound SPF/DKIM/DMARC checks are off: {e}");

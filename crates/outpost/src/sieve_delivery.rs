@@ -198,9 +198,9 @@ pub async fn deliver(
     recipients: &[Recipient],
     raw: &Arc<[u8]>,
     now: i64,
-    may_refuse: bool,
+    filing: crate::delivery::Filing,
 ) -> Result<Sieved, StoreError> {
-    let may_refuse = may_refuse && recipients.len() == 1;
+    let may_refuse = filing.may_refuse && recipients.len() == 1;
     let engine = engine();
     let mut actives = Vec::with_capacity(recipients.len());
     for r in recipients {
@@ -240,7 +240,7 @@ pub async fn deliver(
             info!(rcpt = %r.address, "sieve: message refused at end of data (reject)");
             return Ok(Sieved::Refused(reason.clone()));
         }
-        file(store, r, &outcome, &mut groups).await?;
+        file(store, r, &outcome, filing.junk, &mut groups).await?;
         send(store, r, return_path, raw, &outcome, now).await;
     }
     for (bytes, targets) in groups {
@@ -315,13 +315,18 @@ async fn file(
     store: &Store,
     r: &Recipient,
     outcome: &Outcome,
+    junk: bool,
     groups: &mut Vec<Group>,
 ) -> Result<(), StoreError> {
     if outcome.reject.is_some() {
         return Ok(());
     }
     for f in &outcome.file_into {
-        let mailbox = target_mailbox(store, r, f).await?;
+        let mailbox = if junk && f.mailbox.eq_ignore_ascii_case("INBOX") {
+            crate::delivery::junk(store, r).await?
+        } else {
+            target_mailbox(store, r, f).await?
+        };
         let mut flags = 0;
         let mut keywords = Vec::new();
         for flag in &f.flags {

@@ -135,6 +135,19 @@ pub struct Envelope {
     /// TLS version and cipher, e.g. "TLSv1.3 TLS13_AES_256_GCM_SHA384";
     /// `None` on a plain connection.
     pub tls: Option<String>,
+    /// The inbound checks ask for the message to be filed as junk (a DMARC
+    /// failure under `p=quarantine`): what would go to a recipient's INBOX
+    /// goes to its Junk mailbox.
+    pub junk: bool,
+}
+
+/// What the inbound checks decided about a message they let through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inbound {
+    /// Header fields to put on top of the message (Authentication-Results).
+    pub prepend: Vec<u8>,
+    /// File it as junk (see [`Envelope::junk`]).
+    pub junk: bool,
 }
 
 /// The directory and store, as the SMTP server sees them. One instance is
@@ -183,15 +196,15 @@ pub trait SmtpBackend: Send + Sync {
 
     /// Checks a message arriving from another server (MX role, not
     /// authenticated) before it is delivered: SPF, DKIM, DMARC. Returns the
-    /// header fields to put on top of the message (Authentication-Results),
-    /// or `Err(DeliverError::Policy)` to refuse it with 550 5.7.1. The
-    /// default accepts everything unchanged.
+    /// header fields to put on top of the message (Authentication-Results)
+    /// and whether to file it as junk, or `Err(DeliverError::Policy)` to
+    /// refuse it with 550 5.7.1. The default accepts everything unchanged.
     async fn check_inbound(
         &self,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<Vec<u8>, DeliverError> {
+    ) -> Result<Inbound, DeliverError> {
         let _ = (envelope, message);
-        Ok(Vec::new())
+        Ok(Inbound::default())
     }
 }

@@ -24,7 +24,8 @@ mod server;
 pub mod session;
 
 pub use backend::{
-    AuthUser, Body, DeliverError, Envelope, Notify, Rcpt, Recipient, Ret, SmtpBackend, TempFail,
+    AuthUser, Body, DeliverError, Envelope, Inbound, Notify, Rcpt, Recipient, Ret, SmtpBackend,
+    TempFail,
 };
 pub use server::serve;
 

@@ -183,18 +183,22 @@ async fn authenticate(ctx: &SmtpContext, session: &Session, login: &str, passwor
 async fn deliver(ctx: &SmtpContext, mut d: Delivery) -> Answer {
     // Mail from other servers is checked (SPF/DKIM/DMARC) before delivery.
     if ctx.role == crate::Role::Mx {
-        if let Some(env) = d.local.as_ref().filter(|e| e.auth.is_none()) {
+        if let Some(env) = d.local.as_mut().filter(|e| e.auth.is_none()) {
             match ctx.backend.check_inbound(env, &d.message).await {
-                Ok(prepend) if !prepend.is_empty() => {
-                    let mut m = Vec::with_capacity(prepend.len() + d.message.len());
-                    // Keep our Received: first; the results go right below it.
-                    let split = received_end(&d.message);
-                    m.extend_from_slice(&d.message[..split]);
-                    m.extend_from_slice(&prepend);
-                    m.extend_from_slice(&d.message[split..]);
-                    d.message = bytes::Bytes::from(m);
+                Ok(verdict) => {
+                    env.junk = verdict.junk;
+                    let prepend = verdict.prepend;
+                    if !prepend.is_empty() {
+                        let mut m = Vec::with_capacity(prepend.len() + d.message.len());
+                        // Keep our Received: first; the results go right
+                        // below it.
+                        let split = received_end(&d.message);
+                        m.extend_from_slice(&d.message[..split]);
+                        m.extend_from_slice(&prepend);
+                        m.extend_from_slice(&d.message[split..]);
+                        d.message = bytes::Bytes::from(m);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     let n = env.recipients.len();
                     return Answer::Delivered {

@@ -1313,6 +1313,7 @@ impl Machine {
             session_id: self.cfg.session_id,
             message_id: message_id.clone(),
             tls: self.cfg.tls.clone(),
+            junk: false,
         };
         let (local, remote): (Vec<_>, Vec<_>) =
             tx.rcpts.iter().partition(|(_, kind)| *kind == Rcpt::Local);
