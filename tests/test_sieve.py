@@ -423,6 +423,25 @@ def test_reject_refused_at_end_of_data_for_one_recipient(wired):
         with pytest.raises(smtplib.SMTPDataError) as e:
             c.sendmail("ann@outside.example", [USER], make_message(subject="offer via lmtp"))
     assert e.value.smtp_code == 550
+    # LMTP with several recipients answers each: refused for the one whose
+    # script rejects, delivered for the others; a group that reaches a user
+    # already served gives no second copy; no rejection notice is sent.
+    server.cli("group", "add", "both@example.test", "--member", USER, "--member", OTHER)
+    with smtplib.LMTP("127.0.0.1", server.port("lmtp"), timeout=30) as c:
+        c.ehlo("mta.example")
+        assert c.mail("bob@outside.example")[0] == 250
+        for r in (USER, OTHER, "both@example.test"):
+            assert c.rcpt(r)[0] == 250
+        assert c.docmd("DATA")[0] == 354
+        c.send(smtplib.quotedata(make_message(subject="offer for two", sender="bob@outside.example").decode())
+               .encode() + b".\r\n")
+        replies = [c.getreply() for _ in range(3)]
+    assert [r[0] for r in replies] == [550, 250, 250], replies
+    assert b"5.7.1" in replies[0][1] and b"No offers, thank you." in replies[0][1], replies
+    assert subjects(server, "INBOX", user=OTHER) == ["offer for two", "special offer 2"]
+    assert subjects(server, "INBOX") == []
+    time.sleep(2)
+    assert sink.received_by("bob@outside.example") == []
 
 
 def test_spamtest_and_virustest_from_scanner_headers(tmp_path):

@@ -132,7 +132,7 @@ pub fn pop3_backend(dir: Directory) -> Arc<dyn Pop3Backend> {
 
 // --- SMTP ------------------------------------------------------------------
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use outpost_directory::Lookup;
@@ -291,6 +291,119 @@ impl SmtpStore {
         }
     }
 
+    /// Delivers to every recipient of `envelope` in one go: one result for
+    /// all of them. Users in `done` already have the message (or refused it)
+    /// and are left out; the users this delivery reaches are added.
+    async fn deliver_set(
+        &self,
+        envelope: &Envelope,
+        message: bytes::Bytes,
+        done: &mut HashSet<i64>,
+    ) -> Vec<Result<(), DeliverError>> {
+        let n = envelope.recipients.len();
+        let mut users: Vec<outpost_directory::Recipient> = Vec::new();
+        // Outside members of groups (and aliases), with the hosted address
+        // that expanded to them (it signs the SRS sender).
+        let mut external: Vec<(outpost_store::QueuedRecipient, &str)> = Vec::new();
+        for r in &envelope.recipients {
+            let lookup = match self.resolved.get(&r.address) {
+                Some(res) => Ok(Lookup::Local(res)),
+                None => self.lookup(&r.address).await,
+            };
+            match lookup {
+                Ok(Lookup::Local(res)) => {
+                    for u in res.users {
+                        if !users.iter().any(|x| x.principal_id == u.principal_id) {
+                            users.push(u);
+                        }
+                    }
+                    for x in res.external {
+                        if !external.iter().any(|(e, _)| e.address == x) {
+                            external.push((
+                                outpost_store::QueuedRecipient {
+                                    address: x,
+                                    notify: notify_text(&r.notify),
+                                    orcpt: None,
+                                },
+                                r.address.as_str(),
+                            ));
+                        }
+                    }
+                }
+                Ok(_) => {
+                    return vec![
+                        Err(DeliverError::Temporary(format!(
+                            "{} no longer resolves",
+                            r.address
+                        )));
+                        n
+                    ];
+                }
+                Err(e) => return vec![Err(deliver_error(&e)); n],
+            }
+        }
+        users.retain(|u| !done.contains(&u.principal_id));
+        // One recipient that is one mailbox: a Sieve reject can refuse the
+        // message in the protocol instead of sending a notice afterwards.
+        let may_refuse = n == 1 && users.len() == 1 && external.is_empty();
+        let res = crate::delivery::deliver_local_cached(
+            self.dir.store(),
+            Some(&self.inboxes),
+            &envelope.mail_from,
+            &users,
+            &message,
+            crate::delivery::Filing {
+                may_refuse,
+                junk: envelope.junk,
+            },
+        )
+        .await;
+        let res = match res {
+            Ok(crate::delivery::Delivered::Done) => self.queue(envelope, external, &message).await,
+            Ok(crate::delivery::Delivered::Refused(why)) => {
+                // Its script has decided: another recipient of the same
+                // transaction that reaches this user does not ask again.
+                done.extend(users.iter().map(|u| u.principal_id));
+                tracing::info!(
+                    session = envelope.session_id,
+                    "{} refused: the recipient's Sieve script rejects it",
+                    envelope.message_id
+                );
+                let text = if why.trim().is_empty() {
+                    "Message rejected by the recipient's filter".to_string()
+                } else {
+                    format!(
+                        "Message rejected: {}",
+                        why.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                };
+                return vec![Err(DeliverError::Policy(text)); n];
+            }
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => {
+                done.extend(users.iter().map(|u| u.principal_id));
+                tracing::info!(
+                    session = envelope.session_id,
+                    "delivered {} to {} mailbox(es)",
+                    envelope.message_id,
+                    users.len()
+                );
+                self.success_notices(envelope, &message).await;
+                vec![Ok(()); n]
+            }
+            Err(e) => {
+                tracing::warn!(
+                    session = envelope.session_id,
+                    "delivery of {} failed: {e}",
+                    envelope.message_id
+                );
+                vec![Err(deliver_error(&e)); n]
+            }
+        }
+    }
+
     /// Queues the message for outside members of groups and aliases. The
     /// envelope sender is SRS-rewritten into the forwarding address's
     /// domain, as for a Sieve redirect (`[sieve] redirect_sender`): one
@@ -432,103 +545,24 @@ impl SmtpBackend for SmtpStore {
         envelope: &Envelope,
         message: bytes::Bytes,
     ) -> Vec<Result<(), DeliverError>> {
-        let n = envelope.recipients.len();
-        let mut users: Vec<outpost_directory::Recipient> = Vec::new();
-        // Outside members of groups (and aliases), with the hosted address
-        // that expanded to them (it signs the SRS sender).
-        let mut external: Vec<(outpost_store::QueuedRecipient, &str)> = Vec::new();
-        for r in &envelope.recipients {
-            let lookup = match self.resolved.get(&r.address) {
-                Some(res) => Ok(Lookup::Local(res)),
-                None => self.lookup(&r.address).await,
-            };
-            match lookup {
-                Ok(Lookup::Local(res)) => {
-                    for u in res.users {
-                        if !users.iter().any(|x| x.principal_id == u.principal_id) {
-                            users.push(u);
-                        }
-                    }
-                    for x in res.external {
-                        if !external.iter().any(|(e, _)| e.address == x) {
-                            external.push((
-                                outpost_store::QueuedRecipient {
-                                    address: x,
-                                    notify: notify_text(&r.notify),
-                                    orcpt: None,
-                                },
-                                r.address.as_str(),
-                            ));
-                        }
-                    }
-                }
-                Ok(_) => {
-                    return vec![
-                        Err(DeliverError::Temporary(format!(
-                            "{} no longer resolves",
-                            r.address
-                        )));
-                        n
-                    ];
-                }
-                Err(e) => return vec![Err(deliver_error(&e)); n],
-            }
-        }
-        // One recipient that is one mailbox: a Sieve reject can refuse the
-        // message in the protocol instead of sending a notice afterwards.
-        let may_refuse = n == 1 && users.len() == 1 && external.is_empty();
-        let res = crate::delivery::deliver_local_cached(
-            self.dir.store(),
-            Some(&self.inboxes),
-            &envelope.mail_from,
-            &users,
-            &message,
-            crate::delivery::Filing {
-                may_refuse,
-                junk: envelope.junk,
-            },
-        )
-        .await;
-        let res = match res {
-            Ok(crate::delivery::Delivered::Done) => self.queue(envelope, external, &message).await,
-            Ok(crate::delivery::Delivered::Refused(why)) => {
-                tracing::info!(
-                    session = envelope.session_id,
-                    "{} refused: the recipient's Sieve script rejects it",
-                    envelope.message_id
-                );
-                let text = if why.trim().is_empty() {
-                    "Message rejected by the recipient's filter".to_string()
-                } else {
-                    format!(
-                        "Message rejected: {}",
-                        why.split_whitespace().collect::<Vec<_>>().join(" ")
-                    )
+        // LMTP answers each recipient: deliver them one by one, so that one
+        // recipient's Sieve reject refuses only that recipient (as
+        // Pigeonhole does behind Dovecot's LMTP). A user reached through
+        // two recipients still gets one copy.
+        if envelope.per_recipient && envelope.recipients.len() > 1 {
+            let mut done = HashSet::new();
+            let mut out = Vec::with_capacity(envelope.recipients.len());
+            for r in &envelope.recipients {
+                let one = Envelope {
+                    recipients: vec![r.clone()],
+                    ..envelope.clone()
                 };
-                return vec![Err(DeliverError::Policy(text)); n];
+                out.extend(self.deliver_set(&one, message.clone(), &mut done).await);
             }
-            Err(e) => Err(e),
-        };
-        match res {
-            Ok(()) => {
-                tracing::info!(
-                    session = envelope.session_id,
-                    "delivered {} to {} mailbox(es)",
-                    envelope.message_id,
-                    users.len()
-                );
-                self.success_notices(envelope, &message).await;
-                vec![Ok(()); n]
-            }
-            Err(e) => {
-                tracing::warn!(
-                    session = envelope.session_id,
-                    "delivery of {} failed: {e}",
-                    envelope.message_id
-                );
-                vec![Err(deliver_error(&e)); n]
-            }
+            return out;
         }
+        self.deliver_set(envelope, message, &mut HashSet::new())
+            .await
     }
 
     async fn check_inbound(

@@ -139,6 +139,9 @@ pub struct Envelope {
     /// failure under `p=quarantine`): what would go to a recipient's INBOX
     /// goes to its Junk mailbox.
     pub junk: bool,
+    /// Every recipient gets a reply of its own (LMTP, RFC 2033): the
+    /// backend may refuse some recipients and accept others.
+    pub per_recipient: bool,
 }
 
 /// What the inbound checks decided about a message they let through.

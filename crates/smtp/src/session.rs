@@ -1300,6 +1300,7 @@ impl Machine {
         message.extend_from_slice(&data);
         drop(data);
 
+        let lmtp = self.cfg.role == crate::Role::Lmtp;
         let envelope = |rcpts: Vec<Recipient>| Envelope {
             mail_from: tx.mail_from.clone(),
             recipients: rcpts,
@@ -1314,6 +1315,7 @@ impl Machine {
             message_id: message_id.clone(),
             tls: self.cfg.tls.clone(),
             junk: false,
+            per_recipient: lmtp,
         };
         let (local, remote): (Vec<_>, Vec<_>) =
             tx.rcpts.iter().partition(|(_, kind)| *kind == Rcpt::Local);
