@@ -682,6 +682,24 @@ def test_lmtp_per_recipient_replies(srv):
         assert fields["return-path"].strip() == b"<alice@outside.example>"
 
 
+def test_unqualified_postmaster_is_accepted(srv):
+    """RFC 5321 §4.1.1.3: RCPT TO:<Postmaster> without a domain reaches the
+    postmaster of the hosted domain the server's name is in."""
+    with smtp(srv) as c:
+        c.mail("alice@outside.example")
+        code, text = c.docmd("RCPT TO:<Postmaster>")
+        assert code == 550 and text.startswith(b"5.1.1"), (code, text)  # no postmaster address yet
+    srv.cli("alias", "add", "postmaster@example.test", USER)
+    with smtp(srv) as c:
+        c.mail("alice@outside.example")
+        assert c.docmd("RCPT TO:<POSTMASTER>")[0] == 250
+        assert c.docmd("RCPT TO: <postmaster> NOTIFY=NEVER")[0] == 250
+        code, _ = c.data(make_message(subject="to the postmaster"))
+        assert code == 250
+    [m] = mailbox(srv, USER)
+    assert b"to the postmaster" in m
+
+
 def test_lmtp_group_recipient(srv):
     srv.cli("group", "add", "team@example.test", "--member", USER, "--member", OTHER)
     with smtplib.LMTP("127.0.0.1", srv.port("lmtp"), local_hostname=CLIENT_NAME, timeout=30) as c:

@@ -276,7 +276,10 @@ impl SmtpStore {
     async fn lookup(&self, address: &str) -> Result<Lookup, StoreError> {
         use crate::sieve_delivery::SrsRoute;
         match crate::sieve_delivery::srs_route(&self.dir, address).await? {
-            SrsRoute::NotSrs => self.dir.resolve(address).await,
+            SrsRoute::NotSrs => {
+                let address = self.postmaster_route(address).await?;
+                self.dir.resolve(&address).await
+            }
             SrsRoute::Forward(to) => {
                 tracing::info!("SRS address {address} leads back to {to}");
                 Ok(Lookup::Local(outpost_directory::Resolution {
@@ -289,6 +292,35 @@ impl SmtpStore {
                 Ok(Lookup::Unknown)
             }
         }
+    }
+
+    /// `postmaster@<this server's name>`, which the SMTP server makes of an
+    /// unqualified `RCPT TO:<Postmaster>` (RFC 5321 §4.1.1.3), is the
+    /// postmaster of the hosted domain the server's name is in
+    /// (`mail.example.org` → `example.org`), else of the first hosted
+    /// domain. Any other address is returned as it is.
+    async fn postmaster_route(&self, address: &str) -> Result<String, StoreError> {
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Ok(address.to_string());
+        };
+        if !local.eq_ignore_ascii_case("postmaster") || !domain.eq_ignore_ascii_case(&self.hostname)
+        {
+            return Ok(address.to_string());
+        }
+        let mut d = domain.to_ascii_lowercase();
+        loop {
+            if self.dir.is_local_domain(&d).await? {
+                return Ok(format!("postmaster@{d}"));
+            }
+            match d.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => d = parent.to_string(),
+                _ => break,
+            }
+        }
+        Ok(match self.dir.store().domains().await?.first() {
+            Some(first) => format!("postmaster@{}", first.name),
+            None => address.to_string(),
+        })
     }
 
     /// Delivers to every recipient of `envelope` in one go: one result for

@@ -555,6 +555,23 @@ impl Machine {
     // ---- commands ----
 
     fn on_command(&mut self, line: &[u8]) {
+        // RFC 5321 §4.1.1.3: `RCPT TO:<Postmaster>` without a domain MUST be
+        // accepted. smtp-proto's parser wants a domain: give it this
+        // server's name (the backend routes it to a hosted postmaster).
+        let qualified;
+        let line = match unqualified_postmaster(line) {
+            Some(rest) => {
+                qualified = [
+                    &b"RCPT TO:<postmaster@"[..],
+                    self.cfg.hostname.as_bytes(),
+                    b">",
+                    rest,
+                ]
+                .concat();
+                &qualified[..]
+            }
+            None => line,
+        };
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
             Err(e) => {
@@ -1509,6 +1526,24 @@ fn header_from_addresses(message: &[u8]) -> HeaderFrom {
 }
 
 /// "GET / HTTP/1.1" and friends.
+/// For `RCPT TO:<Postmaster>` (any case, no domain), what follows the
+/// address (parameters and the line end).
+fn unqualified_postmaster(line: &[u8]) -> Option<&[u8]> {
+    const HEAD: &[u8] = b"rcpt to:";
+    if line.len() < HEAD.len() || !line[..HEAD.len()].eq_ignore_ascii_case(HEAD) {
+        return None;
+    }
+    let mut rest = &line[HEAD.len()..];
+    while let [b' ', tail @ ..] = rest {
+        rest = tail;
+    }
+    const ADDR: &[u8] = b"<postmaster>";
+    if rest.len() < ADDR.len() || !rest[..ADDR.len()].eq_ignore_ascii_case(ADDR) {
+        return None;
+    }
+    Some(&rest[ADDR.len()..])
+}
+
 fn looks_like_http(line: &[u8]) -> bool {
     let line = trim_crlf(line);
     let methods: [&[u8]; 6] = [

@@ -731,3 +731,22 @@ fn random_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn unqualified_postmaster_is_qualified_with_the_host_name() {
+    assert_eq!(
+        unqualified_postmaster(b"RCPT TO:<Postmaster>\r\n"),
+        Some(&b"\r\n"[..])
+    );
+    assert_eq!(
+        unqualified_postmaster(b"rcpt to:  <POSTMASTER> NOTIFY=NEVER\r\n"),
+        Some(&b" NOTIFY=NEVER\r\n"[..])
+    );
+    assert_eq!(
+        unqualified_postmaster(b"RCPT TO:<postmaster@a.example>\r\n"),
+        None
+    );
+    assert_eq!(unqualified_postmaster(b"RCPT TO:<postmasterx>\r\n"), None);
+    assert_eq!(unqualified_postmaster(b"MAIL FROM:<Postmaster>\r\n"), None);
+    assert_eq!(unqualified_postmaster(b"RCPT"), None);
+}
