@@ -1143,8 +1143,9 @@ impl Session {
                 Err(e) => return self.send(store_err(tag, &e)),
             }
         }
-        let mut uids = Vec::new();
-        let mut uidvalidity = mb.uidvalidity;
+        // All messages in one transaction: MULTIAPPEND appends all of them
+        // or none (RFC 3502 §6.3.11).
+        let mut items = Vec::with_capacity(messages.len());
         for m in messages {
             let AppendContent::Literal { data, .. } = m.content else {
                 continue;
@@ -1156,17 +1157,20 @@ impl Session {
                 flags,
                 keywords,
             };
-            match store.deliver(data.into(), vec![target], date).await {
-                Ok(d) => {
-                    if let Some(d) = d.first() {
-                        uids.push(d.uid as u32);
-                        uidvalidity = d.uidvalidity;
-                    }
+            items.push((data.into(), vec![target], date));
+        }
+        let mut uids = Vec::new();
+        let mut uidvalidity = mb.uidvalidity;
+        match store.deliver_many(items).await {
+            Ok(filed) => {
+                for d in filed.iter().filter_map(|copies| copies.first()) {
+                    uids.push(d.uid as u32);
+                    uidvalidity = d.uidvalidity;
                 }
-                Err(e) => {
-                    tracing::warn!(session = self.net.id, "imap: append failed: {e}");
-                    return self.send(store_err(tag, &e));
-                }
+            }
+            Err(e) => {
+                tracing::warn!(session = self.net.id, "imap: append failed: {e}");
+                return self.send(store_err(tag, &e));
             }
         }
         let code = Code::AppendUid {

@@ -612,6 +612,53 @@ impl Store {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
+        let req = self.delivery_request(raw, targets, internal_date).await?;
+        let mut out = crate::writer::submit_delivery(self.writer(), vec![req]).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Files several messages (each: body, targets, internal date) in one
+    /// transaction: all of them or, on any error, none (IMAP MULTIAPPEND,
+    /// RFC 3502). Returns each message's copies, in order.
+    pub async fn deliver_many(
+        &self,
+        messages: Vec<(Arc<[u8]>, Vec<Target>, i64)>,
+    ) -> Result<Vec<Vec<Delivered>>> {
+        let mut reqs = Vec::with_capacity(messages.len());
+        let mut filed = Vec::with_capacity(messages.len());
+        for (raw, targets, date) in messages {
+            // A message with no target is filed nowhere (and leaves no blob).
+            filed.push(!targets.is_empty());
+            if !targets.is_empty() {
+                reqs.push(self.delivery_request(raw, targets, date).await?);
+            }
+        }
+        if reqs.is_empty() {
+            return Ok(filed.iter().map(|_| Vec::new()).collect());
+        }
+        let mut done = crate::writer::submit_delivery(self.writer(), reqs)
+            .await?
+            .into_iter();
+        Ok(filed
+            .into_iter()
+            .map(|f| {
+                if f {
+                    done.next().unwrap_or_default()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect())
+    }
+
+    /// A message ready for the writer: line ends normalised, metadata
+    /// parsed, the body stored or bound for a pack.
+    async fn delivery_request(
+        &self,
+        raw: Arc<[u8]>,
+        targets: Vec<Target>,
+        internal_date: i64,
+    ) -> Result<crate::bulk::DeliverReq> {
         let raw = crlf_normalized(raw);
         let parse = |input: &[u8]| {
             let m = MessageMeta::parse(input);
@@ -631,7 +678,7 @@ impl Store {
         };
         let deferred = cfg!(target_os = "linux");
         let blob = self.put_blob(raw, deferred).await?;
-        let req = crate::bulk::DeliverReq {
+        Ok(crate::bulk::DeliverReq {
             // Pack-bound bodies are flushed with their pack, inline ones with
             // the commit; only a file of its own needs the file-system flush.
             needs_sync: deferred && blob.inline.is_none() && blob.packed.is_none(),
@@ -639,8 +686,7 @@ impl Store {
             targets,
             internal_date,
             meta: Arc::new(meta),
-        };
-        crate::writer::submit_delivery(self.writer(), req).await
+        })
     }
 
     /// Changes flags of the given UIDs. With `unchanged_since`, messages

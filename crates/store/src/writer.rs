@@ -48,9 +48,11 @@ pub(crate) enum Job {
         f: JobFn,
         done: oneshot::Sender<Result<()>>,
     },
+    /// Deliveries filed together or not at all (one for SMTP/LMTP; all
+    /// messages of an IMAP MULTIAPPEND).
     Deliver {
-        req: DeliverReq,
-        done: oneshot::Sender<Result<Vec<Delivered>>>,
+        reqs: Vec<DeliverReq>,
+        done: oneshot::Sender<Result<Vec<Vec<Delivered>>>>,
     },
 }
 
@@ -81,10 +83,10 @@ where
 
 pub(crate) async fn submit_delivery(
     tx: &mpsc::Sender<Job>,
-    req: DeliverReq,
-) -> Result<Vec<Delivered>> {
+    reqs: Vec<DeliverReq>,
+) -> Result<Vec<Vec<Delivered>>> {
     let (done, rx) = oneshot::channel();
-    tx.send(Job::Deliver { req, done })
+    tx.send(Job::Deliver { reqs, done })
         .await
         .map_err(|_| stopped())?;
     rx.await.map_err(|_| stopped())?
@@ -267,7 +269,10 @@ fn fail_all(batch: Vec<Job>, e: &StoreError) {
 /// A request that succeeded inside the open transaction, waiting for COMMIT.
 enum Waiting {
     Closure(oneshot::Sender<Result<()>>),
-    Deliver(oneshot::Sender<Result<Vec<Delivered>>>, Vec<Delivered>),
+    Deliver(
+        oneshot::Sender<Result<Vec<Vec<Delivered>>>>,
+        Vec<Vec<Delivered>>,
+    ),
 }
 
 /// Runs a batch in one transaction. `Ok`: it committed (its requests are
@@ -299,7 +304,7 @@ async fn run_batch(
     let mut healthy = true;
     for job in batch {
         match job {
-            Job::Deliver { req, done } => deliveries.push((req, done)),
+            Job::Deliver { reqs, done } => deliveries.push((reqs, done)),
             Job::Closure { f, done } => {
                 if !healthy {
                     let _ = done.send(Err(StoreError::Unavailable("transaction aborted".into())));
@@ -329,7 +334,7 @@ async fn run_batch(
             }
         }
     }
-    if deliveries.iter().any(|(r, _)| r.needs_sync) && healthy {
+    if deliveries.iter().flat_map(|(r, _)| r).any(|r| r.needs_sync) && healthy {
         if let Err(e) = blobs.sync().await {
             tracing::error!("flushing message blobs failed: {e}");
             for (_, done) in deliveries.drain(..) {
@@ -341,8 +346,13 @@ async fn run_batch(
     // The pack write runs while the rows are inserted; COMMIT waits for it.
     let mut slots = std::collections::HashMap::new();
     let mut pack_write = None;
-    if healthy && deliveries.iter().any(|(r, _)| r.blob.packed.is_some()) {
-        let reqs: Vec<&DeliverReq> = deliveries.iter().map(|(r, _)| r).collect();
+    if healthy
+        && deliveries
+            .iter()
+            .flat_map(|(r, _)| r)
+            .any(|r| r.blob.packed.is_some())
+    {
+        let reqs: Vec<&DeliverReq> = deliveries.iter().flat_map(|(r, _)| r).collect();
         match pack_bodies(c, blobs, &reqs).await {
             Ok((s, w)) => {
                 slots = s;
@@ -357,7 +367,7 @@ async fn run_batch(
         }
     }
     if !deliveries.is_empty() && healthy {
-        let reqs: Vec<&DeliverReq> = deliveries.iter().map(|(r, _)| r).collect();
+        let reqs: Vec<&DeliverReq> = deliveries.iter().flat_map(|(r, _)| r).collect();
         let mut t = Touched::default();
         let opened = if only_deliveries {
             Ok(())
@@ -376,26 +386,30 @@ async fn run_batch(
         match r {
             Ok(Ok(results)) => {
                 touched.0.extend(t.0);
-                for ((_, done), r) in deliveries.into_iter().zip(results) {
-                    waiting.push(Waiting::Deliver(done, r));
+                let mut results = results.into_iter();
+                for (reqs, done) in deliveries {
+                    let mine = results.by_ref().take(reqs.len()).collect();
+                    waiting.push(Waiting::Deliver(done, mine));
                 }
             }
             Ok(Err(e)) => {
-                // File them one by one so only the faulty ones fail.
+                // File them one request (one all-or-nothing group) at a
+                // time, so only the faulty ones fail.
                 tracing::debug!("bulk delivery failed ({e}); retrying one by one");
-                for (req, done) in deliveries {
+                for (reqs, done) in deliveries {
                     let mut t = Touched::default();
+                    let refs: Vec<&DeliverReq> = reqs.iter().collect();
                     let r = match c.execute("SAVEPOINT job").await {
                         Ok(_) => {
-                            let r = deliver_all(c, blobs, &slots, &[&req], &mut t).await;
+                            let r = deliver_all(c, blobs, &slots, &refs, &mut t).await;
                             end_savepoint(c, r).await
                         }
                         Err(e) => Err(e.into()),
                     };
                     match r {
-                        Ok(Ok(mut r)) => {
+                        Ok(Ok(r)) => {
                             touched.0.extend(t.0);
-                            waiting.push(Waiting::Deliver(done, r.pop().unwrap_or_default()));
+                            waiting.push(Waiting::Deliver(done, r));
                         }
                         Ok(Err(e)) => {
                             let _ = done.send(Err(e));

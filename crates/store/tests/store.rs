@@ -33,6 +33,7 @@ both!(
     external_principals_keyed_by_id,
     sparse_packs_are_compacted_and_dead_ones_removed,
     a_bad_delivery_in_a_batch_fails_alone,
+    deliver_many_files_all_or_none,
 );
 
 fn msg(i: usize) -> Arc<[u8]> {
@@ -814,5 +815,74 @@ async fn a_bad_delivery_in_a_batch_fails_alone(s: TestStore) {
             .await
             .unwrap();
         assert_eq!(body, &msg4k(300 + i)[..]);
+    }
+}
+
+/// Several messages filed together (IMAP MULTIAPPEND): one bad target fails
+/// them all and files none, even when other deliveries share the batch.
+async fn deliver_many_files_all_or_none(s: TestStore) {
+    let u = user(&s, "many@example.test").await;
+    let mb = inbox(&s, &u).await;
+    let to = |mailbox| {
+        vec![Target {
+            mailbox,
+            flags: 0,
+            keywords: vec![],
+        }]
+    };
+    let d = s
+        .deliver_many(vec![
+            (msg4k(400), to(mb.id), 0),
+            (msg4k(401), vec![], 0),
+            (msg4k(402), to(mb.id), 0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 3);
+    assert!(d[1].is_empty());
+    assert_eq!(d[2][0].uid, d[0][0].uid + 1);
+    assert_eq!(s.status(mb.id).await.unwrap().messages, 2);
+
+    // Hold the writer so the group and a single delivery share a batch.
+    let busy = {
+        let st = s.store.clone();
+        tokio::spawn(async move {
+            st.write(|_c, _t| {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(())
+                })
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let group = {
+        let st = s.store.clone();
+        let items = vec![
+            (msg4k(410), to(mb.id), 0),
+            (msg4k(411), to(mb.id + 1_000_000), 0),
+            (msg4k(412), to(mb.id), 0),
+        ];
+        tokio::spawn(async move { st.deliver_many(items).await })
+    };
+    let single = {
+        let st = s.store.clone();
+        let t = to(mb.id);
+        tokio::spawn(async move { st.deliver(msg4k(413), t, 0).await })
+    };
+    busy.await.unwrap().unwrap();
+    assert!(matches!(group.await.unwrap(), Err(StoreError::NotFound(_))));
+    single.await.unwrap().unwrap();
+    // 2 from before, the single one; nothing of the failed group.
+    assert_eq!(s.status(mb.id).await.unwrap().messages, 3);
+    for i in [410, 412] {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM blobs WHERE hash = $1 AND refcount > 0")
+                .bind(BlobStore::hash(&msg4k(i)))
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(n, 0, "message {i} of the failed group was filed");
     }
 }
