@@ -17,7 +17,11 @@ a growing mailbox):
     moment, then marking everything older than the newest KEEP messages
     \\Deleted and EXPUNGE, LOGOUT, repeat (so mailboxes stay bounded).
   - Every minute: VmRSS and VmHWM of the server from /proc, open fds, thread
-    count, messages delivered so far, errors so far.
+    count, messages delivered so far, errors so far, and the pack files and
+    bytes under the blob directory.
+  - SWEEP=30s (optional): run the store's sweep that often with no grace
+    period ([storage] sweep_interval / sweep_grace), so expunged bodies are
+    removed and packs compacted while the readers fetch bodies.
 
 Output: CSV and JSON in $OUT, and a summary line: RSS at the end of warm-up,
 at the end, and the least-squares slope of RSS after warm-up in KiB/minute.
@@ -47,7 +51,21 @@ READERS = int(os.environ.get("READERS", "8"))
 RATE = float(os.environ.get("RATE", "40"))
 KEEP = int(os.environ.get("KEEP", "200"))
 PASSWORD = "soakpass1"
+SWEEP = os.environ.get("SWEEP")
 OUT = os.environ.get("OUT", f"/var/tmp/outpost-soak/{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def blob_usage(path):
+    """(pack files, bytes of every file) under the blob directory."""
+    packs, total = 0, 0
+    for d, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(d, name))
+            except OSError:
+                pass
+            packs += name.endswith(".pack")
+    return packs, total
 
 
 def free_port():
@@ -182,6 +200,7 @@ def main():
 data_dir = "{work}/data"
 [storage]
 url = "sqlite://{work}/data/outpost.db"
+{f'sweep_interval = "{SWEEP}"' + chr(10) + 'sweep_grace = "0s"' if SWEEP else ""}
 [listen]
 smtp = ["127.0.0.1:{smtp}"]
 imap = ["127.0.0.1:{imap}"]
@@ -217,7 +236,8 @@ dns = false
 
     rows = []
     start = time.time()
-    header = ["minute", "rss_kib", "hwm_kib", "threads", "fds", "sent", "imap_sessions", "expunged", "errors"]
+    header = ["minute", "rss_kib", "hwm_kib", "threads", "fds", "sent", "imap_sessions", "expunged", "errors",
+              "packs", "blob_mib"]
     with open(os.path.join(OUT, "rss.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -228,8 +248,9 @@ dns = false
                     sys.exit(f"server exited with {server.returncode}; see {log.name}")
                 st = proc_status(server.pid)
                 minute = (time.time() - start) / 60
+                packs, blob_bytes = blob_usage(os.path.join(work, "data", "blobs"))
                 row = [round(minute, 2), st["VmRSS"], st["VmHWM"], st["Threads"], st["fds"],
-                       c.sent, c.imap_sessions, c.expunged, c.errors]
+                       c.sent, c.imap_sessions, c.expunged, c.errors, packs, round(blob_bytes / 2**20, 1)]
                 rows.append(row)
                 w.writerow(row)
                 f.flush()
@@ -257,6 +278,10 @@ dns = false
         "rss_kib_max_after_warmup": max((y for _, y in after), default=None),
         "slope_kib_per_min_after_warmup": round(slope(after), 1),
         "fds_end": rows[-1][4] if rows else None,
+        "sweep": SWEEP,
+        "packs_end": rows[-1][9] if rows else None,
+        "blob_mib_max": max((r[10] for r in rows), default=None),
+        "blob_mib_end": rows[-1][10] if rows else None,
     }
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -248,6 +248,32 @@ pub struct Storage {
     /// per batch); larger ones get a file each. 0: a file for every body.
     /// Default 1048576.
     pub pack_max: Option<usize>,
+    /// How often the sweep runs: it removes bodies whose last message went
+    /// away, compacts pack files that are mostly dead space and removes
+    /// packs nothing names. Default "5m".
+    pub sweep_interval: Option<String>,
+    /// How long a body stays after its last message went away before the
+    /// sweep removes it (a delivery may still take a new reference to it,
+    /// and unnamed packs younger than this are left alone). Default "1h".
+    pub sweep_grace: Option<String>,
+}
+
+impl Storage {
+    /// `sweep_interval` (validated when the config is loaded).
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        self.sweep_interval
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(std::time::Duration::from_secs(300))
+    }
+
+    /// `sweep_grace` (validated when the config is loaded).
+    pub fn sweep_grace(&self) -> std::time::Duration {
+        self.sweep_grace
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(std::time::Duration::from_secs(3600))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -696,6 +722,21 @@ impl Config {
                 ));
             }
         }
+        if let Some(v) = &self.storage.sweep_interval {
+            match parse_duration(v) {
+                Ok(d) if d.is_zero() => {
+                    return Err(invalid(
+                        "storage.sweep_interval",
+                        "must be more than 0".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(m) => return Err(invalid("storage.sweep_interval", m)),
+            }
+        }
+        if let Some(v) = &self.storage.sweep_grace {
+            parse_duration(v).map_err(|m| invalid("storage.sweep_grace", m))?;
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(invalid(
                 "tls",
@@ -1045,5 +1086,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn sweep_durations() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.storage.sweep_interval().as_secs(), 300);
+        assert_eq!(c.storage.sweep_grace().as_secs(), 3600);
+        let c = Config::parse(
+            "[storage]\nsweep_interval = \"30s\"\nsweep_grace = \"0s\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.storage.sweep_interval().as_secs(), 30);
+        assert_eq!(c.storage.sweep_grace().as_secs(), 0);
+        for (conf, key) in [
+            ("sweep_interval = \"0s\"", "storage.sweep_interval"),
+            ("sweep_interval = \"soon\"", "storage.sweep_interval"),
+            ("sweep_grace = \"-1h\"", "storage.sweep_grace"),
+        ] {
+            let e = Config::parse(&format!("[storage]\n{conf}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{conf}: {e}");
+        }
     }
 }

@@ -21,6 +21,10 @@ url = "sqlite://{d}/outpost.db"
 # Bodies up to inline_max (default 0: none) are kept in the database instead.
 # pack_max = 1048576
 # inline_max = 0
+# Every sweep_interval, bodies whose last message went away more than
+# sweep_grace ago are removed and mostly-empty pack files compacted.
+# sweep_interval = "5m"
+# sweep_grace = "1h"
 
 [tls]
 # A self-signed pair was generated into {d}/tls/. Point these at your real

@@ -218,18 +218,22 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         ));
     }
 
-    // Blob sweeper, every 5 minutes: bodies whose last message went away an
-    // hour ago, compaction of packs that are mostly dead space, and pack
-    // files nothing names.
+    // Blob sweeper, every `[storage] sweep_interval`: bodies whose last
+    // message went away `sweep_grace` ago, compaction of packs that are
+    // mostly dead space, and pack files nothing names.
     let sweeper_store = store.clone();
     let mut sweeper_stop = stop_rx.clone();
+    let (sweep_every, sweep_grace) = (cfg.storage.sweep_interval(), cfg.storage.sweep_grace());
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                _ = tokio::time::sleep(sweep_every) => {}
                 _ = sweeper_stop.changed() => return,
             }
-            match sweeper_store.sweep_blobs(3600).await {
+            match sweeper_store
+                .sweep_blobs(sweep_grace.as_secs() as i64)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("removed {n} unreferenced message blob(s)"),
                 Err(e) => tracing::warn!("blob sweep failed: {e}"),
