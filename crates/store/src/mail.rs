@@ -11,6 +11,11 @@ use sqlx::{AnyConnection, Row};
 use crate::meta::MessageMeta;
 use crate::{now, BlobRef, BlobStore, Result, Store, StoreError, Touched};
 
+/// Unreferenced blobs deleted per write transaction of a sweep, and per
+/// sweep at most.
+const SWEEP_BATCH: usize = 1000;
+const SWEEP_MAX: usize = 200_000;
+
 /// Packs compacted per sweep at most (each is a pause of the writer for
 /// reading and rewriting up to half a pack).
 const COMPACT_PER_SWEEP: usize = 4;
@@ -848,35 +853,56 @@ impl Store {
     /// ago, compacts packs that are mostly dead space, and removes pack
     /// files no row names (see `pack.rs`). Returns the blobs deleted.
     pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<usize> {
-        let blobs = self.blobs().clone();
-        // Runs in the writer so no delivery can take a new reference to a
-        // body while it is being removed.
-        let (deleted, mut packs) = self
-            .write(move |c, _| {
-                Box::pin(async move {
-                    let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(
-                        "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT 1000",
-                    )
-                    .bind(now() - grace_secs)
-                    .fetch_all(&mut *c)
-                    .await?;
-                    let mut packs = std::collections::BTreeSet::new();
-                    for (h, pack) in &doomed {
-                        sqlx::query("DELETE FROM blobs WHERE hash = $1 AND refcount <= 0")
-                            .bind(h)
-                            .execute(&mut *c)
-                            .await?;
-                        match pack {
-                            Some(p) => {
-                                packs.insert(*p);
+        // In rounds of SWEEP_BATCH rows, each its own write, so deliveries
+        // go on in between; until the backlog is gone (or SWEEP_MAX rows).
+        let mut deleted = 0;
+        let mut packs = std::collections::BTreeSet::new();
+        loop {
+            let blobs = self.blobs().clone();
+            // Runs in the writer so no delivery can take a new reference to
+            // a body while it is being removed.
+            let (n, p) = self
+                .write(move |c, _| {
+                    Box::pin(async move {
+                        let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(&format!(
+                            "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT {SWEEP_BATCH}"
+                        ))
+                        .bind(now() - grace_secs)
+                        .fetch_all(&mut *c)
+                        .await?;
+                        for chunk in doomed.chunks(200) {
+                            let list = (1..=chunk.len())
+                                .map(|i| format!("${i}"))
+                                .collect::<Vec<_>>()
+                                .join(",");
+                            let q = format!(
+                                "DELETE FROM blobs WHERE refcount <= 0 AND hash IN ({list})"
+                            );
+                            let mut query = sqlx::query(&q);
+                            for (h, _) in chunk {
+                                query = query.bind(h);
                             }
-                            None => blobs.remove(h)?,
+                            query.execute(&mut *c).await?;
                         }
-                    }
-                    Ok((doomed.len(), packs))
+                        let mut packs = std::collections::BTreeSet::new();
+                        for (h, pack) in &doomed {
+                            match pack {
+                                Some(p) => {
+                                    packs.insert(*p);
+                                }
+                                None => blobs.remove(h)?,
+                            }
+                        }
+                        Ok((doomed.len(), packs))
+                    })
                 })
-            })
-            .await?;
+                .await?;
+            deleted += n;
+            packs.extend(p);
+            if n < SWEEP_BATCH || deleted >= SWEEP_MAX {
+                break;
+            }
+        }
         packs.extend(self.compact_packs(COMPACT_PER_SWEEP).await?);
         // Packs no row names: those just emptied, and any older than the
         // grace period (a batch that never committed, after a crash between

@@ -34,6 +34,7 @@ both!(
     sparse_packs_are_compacted_and_dead_ones_removed,
     a_bad_delivery_in_a_batch_fails_alone,
     deliver_many_files_all_or_none,
+    one_sweep_clears_a_backlog,
 );
 
 fn msg(i: usize) -> Arc<[u8]> {
@@ -885,4 +886,34 @@ async fn deliver_many_files_all_or_none(s: TestStore) {
                 .unwrap();
         assert_eq!(n, 0, "message {i} of the failed group was filed");
     }
+}
+
+/// A sweep works through a backlog larger than one round (1,000 rows) in
+/// one call.
+async fn one_sweep_clears_a_backlog(s: TestStore) {
+    s.set_inline_max(64 * 1024);
+    let u = user(&s, "backlog@example.test").await;
+    let mb = inbox(&s, &u).await;
+    let items = (0..2500)
+        .map(|i| {
+            (
+                msg(10_000 + i),
+                vec![Target {
+                    mailbox: mb.id,
+                    flags: DELETED,
+                    keywords: vec![],
+                }],
+                0,
+            )
+        })
+        .collect();
+    s.deliver_many(items).await.unwrap();
+    s.expunge(mb.id, None).await.unwrap();
+    assert_eq!(s.sweep_blobs(-10).await.unwrap(), 2500);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blobs")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    s.set_inline_max(DEFAULT_INLINE_MAX);
 }
