@@ -490,7 +490,7 @@ async fn redirect(
                 .await?;
                 info!(rcpt = %r.address, to = %rd.address, "sieve: redirected locally");
             }
-            let sender = redirect_sender(store, r, return_path, now).await;
+            let sender = forwarding_sender(store, &r.address, return_path, now).await;
             for x in res.external {
                 store
                     .enqueue(Arc::from(out.clone()), queued(&sender, &x))
@@ -501,7 +501,7 @@ async fn redirect(
             warn!(rcpt = %r.address, to = %rd.address, "sieve: redirect to an unknown local address; not sent");
         }
         Lookup::NotLocal => {
-            let sender = redirect_sender(store, r, return_path, now).await;
+            let sender = forwarding_sender(store, &r.address, return_path, now).await;
             let id = store
                 .enqueue(Arc::from(out), queued(&sender, &rd.address))
                 .await?;
@@ -509,10 +509,6 @@ async fn redirect(
         }
     }
     Ok(())
-}
-
-async fn redirect_sender(store: &Store, r: &Recipient, return_path: &str, now: i64) -> String {
-    forwarding_sender(store, &r.address, return_path, now).await
 }
 
 /// The envelope sender for mail sent on to another server by the hosted

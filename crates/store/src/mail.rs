@@ -922,7 +922,7 @@ impl Store {
         };
         for (id, _, modified) in list {
             let old = modified.elapsed().is_ok_and(|age| age >= grace);
-            if named.contains(&id) || !(packs.remove(&id) || old) {
+            if named.contains(&id) || !(packs.contains(&id) || old) {
                 continue;
             }
             let Some(lock) = self.blobs().packs().lock_for_removal(id)? else {

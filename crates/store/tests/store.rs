@@ -43,6 +43,15 @@ fn msg(i: usize) -> Arc<[u8]> {
         .into()
 }
 
+/// One target: `mailbox`, no flags.
+fn to(mailbox: i64) -> Vec<Target> {
+    vec![Target {
+        mailbox,
+        flags: 0,
+        keywords: vec![],
+    }]
+}
+
 async fn user(s: &Store, addr: &str) -> Principal {
     let domain = addr.split('@').nth(1).unwrap();
     if s.domain(domain).await.unwrap().is_none() {
@@ -544,15 +553,8 @@ async fn failed_log_flush_is_not_acknowledged() {
     let s = testing::sqlite().await;
     let u = user(&s, "f@example.test").await;
     let mb = inbox(&s, &u).await;
-    let target = || {
-        vec![Target {
-            mailbox: mb.id,
-            flags: 0,
-            keywords: vec![],
-        }]
-    };
     s.blobs().set_fault(Fault::LogFlush);
-    let e = s.deliver(msg(1), target(), 0).await.unwrap_err();
+    let e = s.deliver(msg(1), to(mb.id), 0).await.unwrap_err();
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
     let e = s
         .write(|_c, _t| Box::pin(async { Ok(()) }))
@@ -560,7 +562,7 @@ async fn failed_log_flush_is_not_acknowledged() {
         .unwrap_err();
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
     s.blobs().set_fault(Fault::None);
-    let d = s.deliver(msg(2), target(), 0).await.unwrap();
+    let d = s.deliver(msg(2), to(mb.id), 0).await.unwrap();
     assert_eq!(d.len(), 1);
 }
 
@@ -666,17 +668,10 @@ async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
     s.blobs().set_pack_size(64 * 1024);
     let u = user(&s, "pk@example.test").await;
     let mb = inbox(&s, &u).await;
-    let to = || {
-        vec![Target {
-            mailbox: mb.id,
-            flags: 0,
-            keywords: vec![],
-        }]
-    };
     // 12 × 4 KB fill most of the first pack; 40 KB more open a second.
     let mut uids = Vec::new();
     for i in 0..12 {
-        uids.push(s.deliver(msg4k(i), to(), 0).await.unwrap()[0].uid);
+        uids.push(s.deliver(msg4k(i), to(mb.id), 0).await.unwrap()[0].uid);
     }
     let first = pack_of(&s, &msg4k(0)).await;
     assert_eq!(pack_of(&s, &msg4k(11)).await, first);
@@ -684,7 +679,7 @@ async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
     big.extend(std::iter::repeat_n(b'y', 40 * 1024));
     big.extend_from_slice(b"\r\n");
     let big: Arc<[u8]> = big.into();
-    s.deliver(big.clone(), to(), 0).await.unwrap();
+    s.deliver(big.clone(), to(mb.id), 0).await.unwrap();
     let second = pack_of(&s, &big).await;
     assert_ne!(second, first);
     assert_eq!(s.blobs().count_packs(), 2);
@@ -713,15 +708,15 @@ async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
     let mut big3 = msg(97).to_vec();
     big3.extend(std::iter::repeat_n(b'w', 40 * 1024));
     big3.extend_from_slice(b"\r\n");
-    s.deliver(big3.into(), to(), 0).await.unwrap();
-    s.deliver(msg4k(200), to(), 0).await.unwrap();
+    s.deliver(big3.into(), to(mb.id), 0).await.unwrap();
+    s.deliver(msg4k(200), to(mb.id), 0).await.unwrap();
     let third = pack_of(&s, &msg4k(200)).await;
     assert_ne!(third, second);
     let mut big2 = msg(98).to_vec();
     big2.extend(std::iter::repeat_n(b'z', 40 * 1024));
     big2.extend_from_slice(b"\r\n");
     let big2: Arc<[u8]> = big2.into();
-    s.deliver(big2.clone(), to(), 0).await.unwrap();
+    s.deliver(big2.clone(), to(mb.id), 0).await.unwrap();
     assert_ne!(pack_of(&s, &big2).await, third);
     let offset: i64 = sqlx::query_scalar("SELECT pack_offset FROM blobs WHERE hash = $1")
         .bind(BlobStore::hash(&msg4k(200)))
@@ -757,6 +752,23 @@ async fn sparse_packs_are_compacted_and_dead_ones_removed(s: TestStore) {
     s.set_inline_max(DEFAULT_INLINE_MAX);
 }
 
+/// Keeps the writer busy for 300 ms (started when this returns), so that
+/// writes submitted meanwhile queue up and are filed as one batch.
+async fn hold_writer(s: &Store) -> tokio::task::JoinHandle<Result<()>> {
+    let st = s.clone();
+    let busy = tokio::spawn(async move {
+        st.write(|_c, _t| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(())
+            })
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    busy
+}
+
 /// Deliveries queued while the writer is busy are filed together; one of
 /// them naming a mailbox that does not exist fails on its own and the rest
 /// of its batch is filed (the bulk insert falls back to one by one).
@@ -764,34 +776,13 @@ async fn a_bad_delivery_in_a_batch_fails_alone(s: TestStore) {
     let u = user(&s, "batch@example.test").await;
     let mb = inbox(&s, &u).await;
     // Hold the writer so the deliveries below queue up as one batch.
-    let busy = {
-        let st = s.store.clone();
-        tokio::spawn(async move {
-            st.write(|_c, _t| {
-                Box::pin(async {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    Ok(())
-                })
-            })
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let busy = hold_writer(&s).await;
     let mut tasks = Vec::new();
     for i in 0..10 {
         let st = s.store.clone();
         let mailbox = if i == 4 { mb.id + 1_000_000 } else { mb.id };
         tasks.push(tokio::spawn(async move {
-            st.deliver(
-                msg4k(300 + i),
-                vec![Target {
-                    mailbox,
-                    flags: 0,
-                    keywords: vec![],
-                }],
-                0,
-            )
-            .await
+            st.deliver(msg4k(300 + i), to(mailbox), 0).await
         }));
     }
     busy.await.unwrap().unwrap();
@@ -824,13 +815,6 @@ async fn a_bad_delivery_in_a_batch_fails_alone(s: TestStore) {
 async fn deliver_many_files_all_or_none(s: TestStore) {
     let u = user(&s, "many@example.test").await;
     let mb = inbox(&s, &u).await;
-    let to = |mailbox| {
-        vec![Target {
-            mailbox,
-            flags: 0,
-            keywords: vec![],
-        }]
-    };
     let d = s
         .deliver_many(vec![
             (msg4k(400), to(mb.id), 0),
@@ -845,19 +829,7 @@ async fn deliver_many_files_all_or_none(s: TestStore) {
     assert_eq!(s.status(mb.id).await.unwrap().messages, 2);
 
     // Hold the writer so the group and a single delivery share a batch.
-    let busy = {
-        let st = s.store.clone();
-        tokio::spawn(async move {
-            st.write(|_c, _t| {
-                Box::pin(async {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    Ok(())
-                })
-            })
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let busy = hold_writer(&s).await;
     let group = {
         let st = s.store.clone();
         let items = vec![
