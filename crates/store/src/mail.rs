@@ -20,20 +20,7 @@ const SWEEP_MAX: usize = 200_000;
 /// reading and rewriting up to half a pack).
 const COMPACT_PER_SWEEP: usize = 4;
 
-pub const SEEN: i64 = 1;
-pub const ANSWERED: i64 = 2;
-pub const FLAGGED: i64 = 4;
-pub const DELETED: i64 = 8;
-pub const DRAFT: i64 = 16;
-
-/// System flags by IMAP name.
-pub const SYSTEM_FLAGS: &[(&str, i64)] = &[
-    ("\\Seen", SEEN),
-    ("\\Answered", ANSWERED),
-    ("\\Flagged", FLAGGED),
-    ("\\Deleted", DELETED),
-    ("\\Draft", DRAFT),
-];
+pub use outpost_mailmeta::flags::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {

@@ -1,7 +1,32 @@
-//! What IMAP (and later DAV/ActiveSync/EWS) needs of a message without
+//! outpost-mailmeta: what the mail protocols share about a message without
 //! re-reading its blob: the envelope, the MIME structure with byte offsets of
-//! every part, and the fields SORT/THREAD/SEARCH use. Computed once at
-//! delivery with mail-parser and stored as JSON next to the message row.
+//! every part, the fields SORT/THREAD/SEARCH use, and the system flags
+//! ([`flags`]). Computed once at delivery with mail-parser and stored (as
+//! JSON) next to the message row by the store, which treats it as opaque;
+//! IMAP renders ENVELOPE and BODYSTRUCTURE from it, and the protocols to
+//! come (JMAP, ActiveSync, EWS) read the same value.
+//!
+//! No I/O and no storage here: the store depends on this crate, and so may
+//! any protocol crate, without depending on the store.
+
+/// System flags as bits of one integer, the form the store keeps them in.
+/// The bit values are part of the stored data: never renumber them.
+pub mod flags {
+    pub const SEEN: i64 = 1;
+    pub const ANSWERED: i64 = 2;
+    pub const FLAGGED: i64 = 4;
+    pub const DELETED: i64 = 8;
+    pub const DRAFT: i64 = 16;
+
+    /// System flags by IMAP name (RFC 9051 §2.3.2).
+    pub const SYSTEM_FLAGS: &[(&str, i64)] = &[
+        ("\\Seen", SEEN),
+        ("\\Answered", ANSWERED),
+        ("\\Flagged", FLAGGED),
+        ("\\Deleted", DELETED),
+        ("\\Draft", DRAFT),
+    ];
+}
 
 use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
