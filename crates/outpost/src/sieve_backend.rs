@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use outpost_directory::Directory;
-use outpost_sieve::{ScriptInfo, ScriptOpError, SieveBackend, SieveUser, TempFail};
+use outpost_net::{AuthUser, Authenticator, TempFail};
+use outpost_sieve::{ScriptInfo, ScriptOpError, SieveBackend};
 use outpost_store::StoreError;
 
 pub struct SieveStore {
@@ -15,6 +16,11 @@ fn op(e: StoreError) -> ScriptOpError {
         StoreError::NotFound(_) => ScriptOpError::NotFound,
         StoreError::Exists(_) => ScriptOpError::Exists,
         StoreError::Invalid(m) if m.contains("is active") => ScriptOpError::Active,
+        // The store's message quotes the name; the client gets the rule
+        // only (a name is never echoed).
+        StoreError::Invalid(_) => ScriptOpError::Invalid(
+            "Not a valid script name (1-128 characters, no controls or '/')".into(),
+        ),
         e => ScriptOpError::Temp(e.to_string()),
     }
 }
@@ -23,29 +29,40 @@ fn temp(e: StoreError) -> TempFail {
     TempFail(e.to_string())
 }
 
+/// The directory's password check for the shared auth layer.
+// TODO(merge): the `auth` branch builds one such authenticator for every
+// listener in serve.rs; this one goes when the two are unified.
+pub struct DirectoryAuthenticator {
+    pub dir: Directory,
+}
+
 #[async_trait]
-impl SieveBackend for SieveStore {
+impl Authenticator for DirectoryAuthenticator {
     async fn authenticate(
         &self,
         login: &str,
         password: &str,
-    ) -> Result<Option<SieveUser>, TempFail> {
+    ) -> Result<Option<AuthUser>, TempFail> {
         Ok(self
             .dir
             .authenticate(login, password)
             .await
             .map_err(temp)?
-            .map(|p| SieveUser {
-                id: p.id,
-                name: p.address.unwrap_or_default(),
+            .map(|p| AuthUser {
+                principal_id: p.id,
+                login: p.address.unwrap_or_else(|| login.to_string()),
+                quota_bytes: p.quota_bytes,
             }))
     }
+}
 
-    async fn list(&self, user: &SieveUser) -> Result<Vec<ScriptInfo>, TempFail> {
+#[async_trait]
+impl SieveBackend for SieveStore {
+    async fn list(&self, user: &AuthUser) -> Result<Vec<ScriptInfo>, TempFail> {
         Ok(self
             .dir
             .store()
-            .sieve_list(user.id)
+            .sieve_list(user.principal_id)
             .await
             .map_err(temp)?
             .into_iter()
@@ -57,43 +74,44 @@ impl SieveBackend for SieveStore {
             .collect())
     }
 
-    async fn get(&self, user: &SieveUser, name: &str) -> Result<Option<String>, TempFail> {
+    async fn get(&self, user: &AuthUser, name: &str) -> Result<Option<String>, TempFail> {
         Ok(self
             .dir
             .store()
-            .sieve_get(user.id, name)
+            .sieve_get(user.principal_id, name)
             .await
             .map_err(temp)?
             .map(|s| s.content))
     }
 
-    async fn put(&self, user: &SieveUser, name: &str, content: &str) -> Result<(), ScriptOpError> {
-        match self.dir.store().sieve_put(user.id, name, content).await {
-            Err(StoreError::Invalid(m)) => Err(ScriptOpError::Temp(m)),
-            r => r.map_err(op),
-        }
-    }
-
-    async fn delete(&self, user: &SieveUser, name: &str) -> Result<(), ScriptOpError> {
+    async fn put(&self, user: &AuthUser, name: &str, content: &str) -> Result<(), ScriptOpError> {
         self.dir
             .store()
-            .sieve_delete(user.id, name)
+            .sieve_put(user.principal_id, name, content)
             .await
             .map_err(op)
     }
 
-    async fn rename(&self, user: &SieveUser, from: &str, to: &str) -> Result<(), ScriptOpError> {
+    async fn delete(&self, user: &AuthUser, name: &str) -> Result<(), ScriptOpError> {
         self.dir
             .store()
-            .sieve_rename(user.id, from, to)
+            .sieve_delete(user.principal_id, name)
             .await
             .map_err(op)
     }
 
-    async fn set_active(&self, user: &SieveUser, name: Option<&str>) -> Result<(), ScriptOpError> {
+    async fn rename(&self, user: &AuthUser, from: &str, to: &str) -> Result<(), ScriptOpError> {
         self.dir
             .store()
-            .sieve_set_active(user.id, name)
+            .sieve_rename(user.principal_id, from, to)
+            .await
+            .map_err(op)
+    }
+
+    async fn set_active(&self, user: &AuthUser, name: Option<&str>) -> Result<(), ScriptOpError> {
+        self.dir
+            .store()
+            .sieve_set_active(user.principal_id, name)
             .await
             .map_err(op)
     }

@@ -4,7 +4,8 @@
 //!   before/after scripts around the user's active one, producing an
 //!   [`Outcome`] that the delivery code carries out.
 //! - [`codec`], [`session`], [`serve`]: the ManageSieve server (RFC 5804),
-//!   shaped like the POP3 crate: pure codec, sans-I/O session, thin loop.
+//!   shaped like the POP3 crate: pure codec, sans-I/O session, thin loop;
+//!   logins go through `outpost_net`'s shared auth layer.
 
 pub mod engine;
 
@@ -15,8 +16,7 @@ pub use engine::{
 
 pub mod codec;
 mod managesieve;
+pub mod session;
 
-pub use managesieve::{
-    decode_plain, serve, ManageSieveContext, ManageSieveLimits, ScriptInfo, ScriptOpError,
-    SieveBackend, SieveUser, TempFail,
-};
+pub use managesieve::{serve, ManageSieveContext, ManageSieveLimits, SieveBackend};
+pub use session::{ScriptInfo, ScriptOpError};
