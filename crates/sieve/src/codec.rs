@@ -389,7 +389,10 @@ fn lex(buf: &[u8], limits: Limits, granted: usize) -> Lexed {
                     // already here, so that what the server sends does
                     // not depend on how the client's bytes arrived.
                     if sync_literals >= granted {
-                        return Lexed::NeedLiteral { size: n, end: p + n };
+                        return Lexed::NeedLiteral {
+                            size: n,
+                            end: p + n,
+                        };
                     }
                     sync_literals += 1;
                 }
@@ -455,7 +458,10 @@ fn command(words: Vec<Word>) -> Result<Command, ParseError> {
     let args: Vec<Word> = it.collect();
     // (name, what it takes), for the error.
     let (cmd, takes): (&'static str, &'static str) = match name.as_str() {
-        "AUTHENTICATE" => ("AUTHENTICATE", "a SASL mechanism and an optional initial response"),
+        "AUTHENTICATE" => (
+            "AUTHENTICATE",
+            "a SASL mechanism and an optional initial response",
+        ),
         "STARTTLS" => ("STARTTLS", "no arguments"),
         "LOGOUT" => ("LOGOUT", "no arguments"),
         "CAPABILITY" => ("CAPABILITY", "no arguments"),
@@ -576,7 +582,8 @@ pub enum Frame {
     LiteralWanted(usize),
     /// A malformed line (already skipped).
     Bad(ParseError),
-    /// Input beyond the limits; the connection must close.
+    /// Input beyond the limits (the text says which); the connection
+    /// must close.
     TooBig(String),
 }
 
@@ -626,9 +633,10 @@ impl Decoder {
     /// The next frame, or `None` when more input is needed.
     pub fn next_frame(&mut self, mode: Mode) -> Option<Frame> {
         let parsed = match mode {
-            Mode::Command => {
-                map_parsed(parse_command(&self.buf, self.commands, self.granted), Frame::Command)
-            }
+            Mode::Command => map_parsed(
+                parse_command(&self.buf, self.commands, self.granted),
+                Frame::Command,
+            ),
             Mode::SaslResponse => map_parsed(
                 parse_sasl_response(&self.buf, self.sasl, self.granted),
                 Frame::SaslResponse,
@@ -650,9 +658,18 @@ impl Decoder {
                 self.granted = 0;
                 Some(Frame::Bad(e))
             }
-            Parsed::TooBig(why) => {
+            Parsed::TooBig(_) => {
+                // Which limit is hit first can depend on how much has
+                // arrived; the answer must not, so it names both.
+                let l = match mode {
+                    Mode::Command => self.commands,
+                    Mode::SaslResponse => self.sasl,
+                };
                 self.clear();
-                Some(Frame::TooBig(why))
+                Some(Frame::TooBig(format!(
+                    "Input too large: at most {} bytes per line and {} per literal",
+                    l.max_line, l.max_literal
+                )))
             }
         }
     }
@@ -972,7 +989,10 @@ mod tests {
             ("LISTSCRIPTS", Command::ListScripts),
             ("UNAUTHENTICATE", Command::Unauthenticate),
             ("GETSCRIPT \"x\"", Command::GetScript { name: "x".into() }),
-            ("DELETESCRIPT \"x\"", Command::DeleteScript { name: "x".into() }),
+            (
+                "DELETESCRIPT \"x\"",
+                Command::DeleteScript { name: "x".into() },
+            ),
         ] {
             let b = format!("{line}\r\n");
             assert_eq!(parse_command(b.as_bytes(), L, 0), done(cmd, b.len()));

@@ -85,7 +85,11 @@ pub async fn serve(conn: Conn, session: Session, ctx: Arc<ManageSieveContext>) {
     }
 }
 
-async fn run(mut conn: Conn, session: &Session, ctx: &ManageSieveContext) -> io::Result<&'static str> {
+async fn run(
+    mut conn: Conn,
+    session: &Session,
+    ctx: &ManageSieveContext,
+) -> io::Result<&'static str> {
     let id = session.id;
     let limits = &ctx.limits;
     let mut m = Machine::new(MachineConfig {
@@ -260,4 +264,3 @@ async fn flush(conn: &mut Conn, out: &mut Vec<u8>, timeout: Duration) -> io::Res
         )),
     }
 }
-

@@ -1,7 +1,7 @@
-//! Arbitrary client bytes through the ManageSieve command parser, framed
-//! the way the server loop frames them. The checks live in
-//! `check/managesieve.rs`, which `tests/proptest_managesieve.rs` also runs
-//! on stable Rust.
+//! Arbitrary client bytes through the ManageSieve codec and session,
+//! driven the way the server loop drives them, with a scripted directory,
+//! compiler and script store. The checks live in `check/managesieve.rs`,
+//! which `tests/proptest_managesieve.rs` also runs on stable Rust.
 
 #![no_main]
 
