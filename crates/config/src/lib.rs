@@ -256,6 +256,14 @@ pub struct Storage {
     /// sweep removes it (a delivery may still take a new reference to it,
     /// and unnamed packs younger than this are left alone). Default "1h".
     pub sweep_grace: Option<String>,
+    /// How long the change journals keep a change (tombstones of removed
+    /// messages and items, and each user's record of folders created,
+    /// renamed and deleted). The sweep prunes older ones; a client whose
+    /// last sync is older than this (an IMAP QRESYNC modseq, a DAV sync
+    /// token, an ActiveSync SyncKey) is told to start over and lists the
+    /// folder again. Long enough for a phone or laptop left off over a
+    /// holiday; each change costs about 100 bytes. Default "90d".
+    pub journal_keep: Option<String>,
 }
 
 impl Storage {
@@ -273,6 +281,14 @@ impl Storage {
             .as_deref()
             .and_then(|s| parse_duration(s).ok())
             .unwrap_or(std::time::Duration::from_secs(3600))
+    }
+
+    /// `journal_keep` (validated when the config is loaded).
+    pub fn journal_keep(&self) -> std::time::Duration {
+        self.journal_keep
+            .as_deref()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(std::time::Duration::from_secs(90 * 86400))
     }
 }
 
@@ -737,6 +753,18 @@ impl Config {
         if let Some(v) = &self.storage.sweep_grace {
             parse_duration(v).map_err(|m| invalid("storage.sweep_grace", m))?;
         }
+        if let Some(v) = &self.storage.journal_keep {
+            match parse_duration(v) {
+                Ok(d) if d.is_zero() => {
+                    return Err(invalid(
+                        "storage.journal_keep",
+                        "must be more than 0 (every sync would start over)".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(m) => return Err(invalid("storage.journal_keep", m)),
+            }
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(invalid(
                 "tls",
@@ -1093,17 +1121,21 @@ mod tests {
         let c = Config::parse("", "t").unwrap();
         assert_eq!(c.storage.sweep_interval().as_secs(), 300);
         assert_eq!(c.storage.sweep_grace().as_secs(), 3600);
+        assert_eq!(c.storage.journal_keep().as_secs(), 90 * 86400);
         let c = Config::parse(
-            "[storage]\nsweep_interval = \"30s\"\nsweep_grace = \"0s\"\n",
+            "[storage]\nsweep_interval = \"30s\"\nsweep_grace = \"0s\"\njournal_keep = \"7d\"\n",
             "t",
         )
         .unwrap();
         assert_eq!(c.storage.sweep_interval().as_secs(), 30);
         assert_eq!(c.storage.sweep_grace().as_secs(), 0);
+        assert_eq!(c.storage.journal_keep().as_secs(), 7 * 86400);
         for (conf, key) in [
             ("sweep_interval = \"0s\"", "storage.sweep_interval"),
             ("sweep_interval = \"soon\"", "storage.sweep_interval"),
             ("sweep_grace = \"-1h\"", "storage.sweep_grace"),
+            ("journal_keep = \"0d\"", "storage.journal_keep"),
+            ("journal_keep = \"a while\"", "storage.journal_keep"),
         ] {
             let e = Config::parse(&format!("[storage]\n{conf}\n"), "t")
                 .unwrap_err()

@@ -25,6 +25,10 @@ url = "sqlite://{d}/outpost.db"
 # sweep_grace ago are removed and mostly-empty pack files compacted.
 # sweep_interval = "5m"
 # sweep_grace = "1h"
+# The sweep also prunes the change journals: changes older than journal_keep
+# are forgotten, and a client that last synced before that (IMAP QRESYNC,
+# CalDAV/CardDAV sync tokens, ActiveSync) starts its sync of the folder over.
+# journal_keep = "90d"
 
 [tls]
 # A self-signed pair was generated into {d}/tls/. Point these at your real

@@ -66,15 +66,20 @@ impl Pop3Backend for Pop3Store {
         let list = self.store().message_list(inbox.id).await.map_err(temp)?;
         // The store keeps messages with CRLF line endings, so the POP3 size
         // (pop3::wire_size) is the stored size, plus the CRLF that POP3 adds
-        // when a message (e.g. from `outpost deliver` or IMAP APPEND) lacks
-        // a final one.
+        // when a non-empty message (e.g. from `outpost deliver` or IMAP
+        // APPEND) lacks a final one (RFC 1939 §3: a multi-line response
+        // ends with CRLF "." CRLF, so the last line must be terminated).
         let open = self
             .store()
-            .uids_without_final_crlf(inbox.id)
+            .uids_not_ending_in_crlf(inbox.id)
             .await
             .map_err(temp)?;
         let sized = list.into_iter().map(|m| {
-            let extra = if open.contains(&m.uid) { 2 } else { 0 };
+            let extra = if m.size > 0 && open.contains(&m.uid) {
+                2
+            } else {
+                0
+            };
             (m.uid, m.size as u64 + extra)
         });
         Ok(sized

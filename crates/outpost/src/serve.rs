@@ -221,25 +221,38 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         ));
     }
 
-    // Blob sweeper, every `[storage] sweep_interval`: bodies whose last
-    // message went away `sweep_grace` ago, compaction of packs that are
-    // mostly dead space, and pack files nothing names.
+    // Sweeper, every `[storage] sweep_interval`: bodies whose last message
+    // went away `sweep_grace` ago, compaction of packs that are mostly dead
+    // space, pack files nothing names, and journal rows older than
+    // `journal_keep`.
     let sweeper_store = store.clone();
     let mut sweeper_stop = stop_rx.clone();
-    let (sweep_every, sweep_grace) = (cfg.storage.sweep_interval(), cfg.storage.sweep_grace());
+    let sweep_every = cfg.storage.sweep_interval();
+    let policy = outpost_store::SweepPolicy {
+        blob_grace_secs: cfg.storage.sweep_grace().as_secs() as i64,
+        journal_keep_secs: i64::try_from(cfg.storage.journal_keep().as_secs()).unwrap_or(i64::MAX),
+    };
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(sweep_every) => {}
                 _ = sweeper_stop.changed() => return,
             }
-            match sweeper_store
-                .sweep_blobs(sweep_grace.as_secs() as i64)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("removed {n} unreferenced message blob(s)"),
-                Err(e) => tracing::warn!("blob sweep failed: {e}"),
+            match sweeper_store.sweep(policy).await {
+                Ok(r) => {
+                    if r.blobs > 0 {
+                        tracing::info!("removed {} unreferenced message blob(s)", r.blobs);
+                    }
+                    let j = r.journal;
+                    if j.collection_rows + j.principal_rows > 0 {
+                        tracing::info!(
+                            "pruned {} journal row(s) older than journal_keep ({} of folder lists)",
+                            j.collection_rows + j.principal_rows,
+                            j.principal_rows
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("sweep failed: {e}"),
             }
         }
     });

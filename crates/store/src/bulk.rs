@@ -20,6 +20,8 @@ pub(crate) struct DeliverReq {
     /// The blob is a file written with `put_deferred`: the writer flushes
     /// the blob file system once for the whole batch before filing.
     pub needs_sync: bool,
+    /// The body ends with CRLF (recorded in `blobs.ends_crlf`).
+    pub ends_crlf: bool,
 }
 
 const ROWS_PER_INSERT: usize = 40;
@@ -89,12 +91,14 @@ pub(crate) async fn deliver_all(
 ) -> Result<Vec<Vec<Delivered>>> {
     // 1. Blob references, one row per distinct blob; small bodies ride in
     // the row itself and become durable with this commit.
-    let mut refs: BTreeMap<&str, (&BlobRef, i64)> = BTreeMap::new();
+    let mut refs: BTreeMap<&str, (&BlobRef, i64, bool)> = BTreeMap::new();
     for r in reqs {
-        let e = refs.entry(r.blob.hash.as_str()).or_insert((&r.blob, 0));
+        let e = refs
+            .entry(r.blob.hash.as_str())
+            .or_insert((&r.blob, 0, r.ends_crlf));
         e.1 += r.targets.len() as i64;
     }
-    for (hash, (blob, _)) in &refs {
+    for (hash, (blob, _, _)) in &refs {
         // The sweeper runs in this writer, so a file present now stays until
         // commit. A pack-bound body without a slot was already stored: its
         // row was found in this transaction.
@@ -104,16 +108,17 @@ pub(crate) async fn deliver_all(
             )));
         }
     }
-    let refs: Vec<(&str, (&BlobRef, i64))> = refs.into_iter().collect();
+    let refs: Vec<(&str, (&BlobRef, i64, bool))> = refs.into_iter().collect();
     for chunk in refs.chunks(100) {
-        let values = placeholders(chunk.len(), 6);
+        let values = placeholders(chunk.len(), 7);
         let q = format!(
-            "INSERT INTO blobs (hash, size, refcount, data, pack, pack_offset) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
+            "INSERT INTO blobs (hash, size, refcount, data, pack, pack_offset, ends_crlf) VALUES {values} ON CONFLICT (hash) DO UPDATE SET \
              refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + excluded.refcount ELSE excluded.refcount END, \
-             zero_since = NULL, data = COALESCE(blobs.data, excluded.data)"
+             zero_since = NULL, data = COALESCE(blobs.data, excluded.data), \
+             ends_crlf = COALESCE(blobs.ends_crlf, excluded.ends_crlf)"
         );
         let mut query = sqlx::query(&q);
-        for (hash, (blob, n)) in chunk {
+        for (hash, (blob, n, ends_crlf)) in chunk {
             let slot = slots.get(*hash);
             query = query
                 .bind(*hash)
@@ -121,7 +126,8 @@ pub(crate) async fn deliver_all(
                 .bind(*n)
                 .bind(blob.inline.as_deref())
                 .bind(slot.map(|s| s.0))
-                .bind(slot.map(|s| s.1));
+                .bind(slot.map(|s| s.1))
+                .bind(*ends_crlf as i64);
         }
         query.execute(&mut *c).await?;
     }

@@ -9,11 +9,20 @@
 //!   requests into one transaction (group commit): a write returns only after
 //!   its transaction is durable, and many deliveries share one fsync.
 //! - Every change to a collection takes that collection's next modseq and a
-//!   row in `changes`, in the same transaction. Waiters are woken after commit.
+//!   row in `changes`, in the same transaction; changes to a principal's set
+//!   of collections go to its own journal ([`sync`]). Waiters are woken
+//!   after commit.
+//!
+//! Modules by subject: [`mail`] (mailboxes and messages), [`groupware`]
+//! (calendars and address books, to come), [`sync`] (the change journals
+//! every sync protocol reads), `blobs`/[`blob`]/`pack` (message bodies),
+//! [`sweep`] (periodic clean-up), [`principals`], [`queue`], [`sieve`].
 
 pub mod blob;
+mod blobs;
 mod bulk;
 mod error;
+pub mod groupware;
 pub mod mail;
 mod notify;
 mod pack;
@@ -21,6 +30,8 @@ pub mod principals;
 pub mod queue;
 mod schema;
 pub mod sieve;
+pub mod sweep;
+pub mod sync;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod writer;
@@ -41,6 +52,11 @@ pub use outpost_mailmeta as meta;
 pub use outpost_mailmeta::MessageMeta;
 pub use principals::*;
 pub use queue::*;
+pub use sweep::{SweepPolicy, SweepReport, DEFAULT_JOURNAL_KEEP_SECS};
+pub use sync::{
+    CollectionChange, CollectionChangeKind, CollectionChanges, ItemChange, JournalState,
+    PrincipalChanges, PruneReport, Since, Tombstone,
+};
 pub use writer::Touched;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -148,6 +164,14 @@ impl Store {
         if backend == Backend::Postgres {
             tokio::spawn(notify::listen(url.clone(), weak));
         }
+        let filler = store.clone();
+        tokio::spawn(async move {
+            match filler.backfill_ends_crlf().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("recorded the line ending of {n} stored message bodies"),
+                Err(e) => tracing::warn!("recording the line endings of stored bodies: {e}"),
+            }
+        });
         Ok(store)
     }
 

@@ -2,23 +2,16 @@
 //! group-commit writer. Every write that changes a mailbox bumps its
 //! `highest_modseq` once and journals each item in `changes`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::blobs::{acquire_blob, release_blob};
 use crate::meta::MessageMeta;
-use crate::{now, BlobRef, BlobStore, Result, Store, StoreError, Touched};
-
-/// Unreferenced blobs deleted per write transaction of a sweep, and per
-/// sweep at most.
-const SWEEP_BATCH: usize = 1000;
-const SWEEP_MAX: usize = 200_000;
-
-/// Packs compacted per sweep at most (each is a pause of the writer for
-/// reading and rewriting up to half a pack).
-const COMPACT_PER_SWEEP: usize = 4;
+use crate::sync::{CollectionChangeKind, Tombstone};
+use crate::{now, BlobRef, Result, Store, StoreError, Touched};
 
 pub use outpost_mailmeta::flags::*;
 
@@ -239,6 +232,7 @@ impl Store {
                     })?;
                 let mb = mailbox_row(&row)?;
                 journal(c, mb.id, mb.highest_modseq, 0, "create").await?;
+                crate::sync::journal_collection(c, principal, mb.id, "mailbox", CollectionChangeKind::Created, &mb.name, None).await?;
                 t.add(mb.id, mb.highest_modseq);
                 Ok(mb)
             })
@@ -247,10 +241,17 @@ impl Store {
     }
 
     /// Deletes a mailbox and its messages. Children are left alone (IMAP
-    /// semantics: the caller refuses when it wants to).
+    /// semantics: the caller refuses when it wants to). The collection's
+    /// journal goes with it; its principal's journal records the deletion.
     pub async fn delete_mailbox(&self, id: i64) -> Result<()> {
         self.write(move |c, t| {
             Box::pin(async move {
+                let (principal, kind, name): (i64, String, String) =
+                    sqlx::query_as("SELECT principal_id, kind, name FROM collections WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
                 let rows = sqlx::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE collection_id = $1 GROUP BY blob_hash")
                     .bind(id)
                     .fetch_all(&mut *c)
@@ -268,6 +269,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("mailbox {id}")));
                 }
+                crate::sync::journal_collection(c, principal, id, &kind, CollectionChangeKind::Deleted, &name, None).await?;
                 t.add(id, i64::MAX);
                 Ok(())
             })
@@ -309,7 +311,7 @@ impl Store {
                     return Err(StoreError::Exists(format!("mailbox {to}")));
                 }
                 let rows = sqlx::query(
-                    "SELECT id, name FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND (name = $2 OR name LIKE $3)",
+                    "SELECT id, name FROM collections WHERE principal_id = $1 AND kind = 'mailbox' AND (name = $2 OR name LIKE $3) ORDER BY name",
                 )
                 .bind(principal)
                 .bind(&from)
@@ -334,6 +336,16 @@ impl Store {
                     .fetch_one(&mut *c)
                     .await?;
                     journal(c, id, modseq, 0, "rename").await?;
+                    crate::sync::journal_collection(
+                        c,
+                        principal,
+                        id,
+                        "mailbox",
+                        CollectionChangeKind::for_rename(&name, &new),
+                        &new,
+                        Some(&name),
+                    )
+                    .await?;
                     t.add(id, modseq);
                 }
                 Ok(())
@@ -399,7 +411,10 @@ impl Store {
     }
 
     /// Messages changed (added or flags changed) after `modseq`, and UIDs
-    /// expunged after it, from the change journal.
+    /// expunged after it, from the change journal. IMAP's view, kept for
+    /// its callers: it does not look at the journal floor, so a `modseq`
+    /// below it misses expunges that were pruned; [`Store::journal_since`]
+    /// says when that is the case.
     pub async fn changes_since(
         &self,
         mailbox: i64,
@@ -428,7 +443,7 @@ impl Store {
             attach_keywords(&mut changed, &kw)?;
         }
         let expunged: Vec<i64> = sqlx::query_scalar(
-            "SELECT item FROM changes WHERE collection_id = $1 AND modseq > $2 AND kind = 'expunge' ORDER BY item",
+            "SELECT item FROM changes WHERE collection_id = $1 AND modseq > $2 AND kind = 'remove' ORDER BY item",
         )
         .bind(mailbox)
         .bind(modseq)
@@ -479,116 +494,6 @@ impl Store {
                     .map_err(|e| StoreError::Internal(format!("bad meta: {e}")))?;
                 out.insert(r.try_get("uid")?, meta);
             }
-        }
-        Ok(out)
-    }
-
-    /// A message body, from its database row, its pack or its file.
-    pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        // A second look: compaction may have moved the body, and removed
-        // its old pack, between reading the row and opening the pack.
-        for attempt in 0..2 {
-            let row =
-                sqlx::query("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(self.pool())
-                    .await?;
-            let Some(r) = row else { break };
-            if let Some(data) = r.try_get::<Option<Vec<u8>>, _>("data")? {
-                return Ok(data);
-            }
-            if let (Some(pack), Some(offset)) = (
-                r.try_get::<Option<i64>, _>("pack")?,
-                r.try_get::<Option<i64>, _>("pack_offset")?,
-            ) {
-                let size: i64 = r.try_get("size")?;
-                match self.blobs().pack_read(pack, offset, size).await {
-                    Err(StoreError::NotFound(_)) if attempt == 0 => continue,
-                    other => return other,
-                }
-            }
-            break;
-        }
-        self.blobs().get(hash).await
-    }
-
-    /// Turns a body into a blob reference: inline (written with the row that
-    /// names it) when it is small, in a pack file (appended by the writer
-    /// with the rest of its batch) up to the pack limit, otherwise a file of
-    /// its own. A `deferred` file is not flushed yet; the writer flushes the
-    /// blob file system once for the whole batch before committing (see
-    /// `DeliverReq::needs_sync`). Packs are only used for deliveries, whose
-    /// blobs the writer handles itself.
-    pub(crate) async fn put_blob(&self, raw: Arc<[u8]>, deferred: bool) -> Result<BlobRef> {
-        if raw.len() <= self.inline_max() {
-            self.blobs().inline(raw)
-        } else if deferred && raw.len() <= self.pack_max() {
-            self.blobs().for_pack(raw)
-        } else if deferred {
-            self.blobs().put_deferred(raw).await
-        } else {
-            self.blobs().put(raw).await
-        }
-    }
-
-    /// UIDs in a mailbox whose stored body is non-empty and does not end in
-    /// CRLF (POP3 adds one when it sends them, and counts it in sizes).
-    pub async fn uids_without_final_crlf(&self, mailbox: i64) -> Result<HashSet<i64>> {
-        let tail_is_not_crlf = match self.backend() {
-            crate::Backend::Sqlite => "substr(b.data, length(b.data) - 1, 2) <> x'0d0a'",
-            crate::Backend::Postgres => {
-                "substring(b.data from length(b.data) - 1 for 2) <> '\\x0d0a'::bytea"
-            }
-        };
-        let q = format!(
-            "SELECT m.uid FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
-             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NOT NULL AND {tail_is_not_crlf}"
-        );
-        let mut out: HashSet<i64> = sqlx::query_scalar(&q)
-            .bind(mailbox)
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .collect();
-        let in_packs: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT m.uid, b.pack, b.pack_offset, b.size FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
-             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL AND b.pack IS NOT NULL",
-        )
-        .bind(mailbox)
-        .fetch_all(self.pool())
-        .await?;
-        for (uid, pack, offset, size) in in_packs {
-            let tail = if size >= 2 {
-                self.blobs()
-                    .pack_read(pack, offset + size - 2, 2)
-                    .await
-                    .ok()
-            } else {
-                None
-            };
-            if tail.is_some_and(|t| t != b"\r\n") || size < 2 {
-                out.insert(uid);
-            }
-        }
-        let on_disk: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT m.uid, m.blob_hash FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
-             WHERE m.collection_id = $1 AND m.size > 0 AND b.data IS NULL AND b.pack IS NULL",
-        )
-        .bind(mailbox)
-        .fetch_all(self.pool())
-        .await?;
-        if !on_disk.is_empty() {
-            let blobs = self.blobs().clone();
-            let missing = tokio::task::spawn_blocking(move || {
-                on_disk
-                    .into_iter()
-                    .filter(|(_, hash)| !blobs.ends_with_crlf(hash))
-                    .map(|(uid, _)| uid)
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-            out.extend(missing);
         }
         Ok(out)
     }
@@ -669,12 +574,14 @@ impl Store {
                 .map_err(|e| StoreError::Internal(e.to_string()))?
         };
         let deferred = cfg!(target_os = "linux");
+        let ends_crlf = raw.ends_with(b"\r\n");
         let blob = self.put_blob(raw, deferred).await?;
         Ok(crate::bulk::DeliverReq {
             // Pack-bound bodies are flushed with their pack, inline ones with
             // the commit; only a file of its own needs the file-system flush.
             needs_sync: deferred && blob.inline.is_none() && blob.packed.is_none(),
             blob,
+            ends_crlf,
             targets,
             internal_date,
             meta: Arc::new(meta),
@@ -834,191 +741,6 @@ impl Store {
             })
         })
         .await
-    }
-
-    /// Deletes blobs whose last reference went away more than `grace_secs`
-    /// ago, compacts packs that are mostly dead space, and removes pack
-    /// files no row names (see `pack.rs`). Returns the blobs deleted.
-    pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<usize> {
-        // In rounds of SWEEP_BATCH rows, each its own write, so deliveries
-        // go on in between; until the backlog is gone (or SWEEP_MAX rows).
-        let mut deleted = 0;
-        let mut packs = std::collections::BTreeSet::new();
-        loop {
-            let blobs = self.blobs().clone();
-            // Runs in the writer so no delivery can take a new reference to
-            // a body while it is being removed.
-            let (n, p) = self
-                .write(move |c, _| {
-                    Box::pin(async move {
-                        let doomed: Vec<(String, Option<i64>)> = sqlx::query_as(&format!(
-                            "SELECT hash, pack FROM blobs WHERE refcount <= 0 AND zero_since < $1 LIMIT {SWEEP_BATCH}"
-                        ))
-                        .bind(now() - grace_secs)
-                        .fetch_all(&mut *c)
-                        .await?;
-                        for chunk in doomed.chunks(200) {
-                            let list = (1..=chunk.len())
-                                .map(|i| format!("${i}"))
-                                .collect::<Vec<_>>()
-                                .join(",");
-                            let q = format!(
-                                "DELETE FROM blobs WHERE refcount <= 0 AND hash IN ({list})"
-                            );
-                            let mut query = sqlx::query(&q);
-                            for (h, _) in chunk {
-                                query = query.bind(h);
-                            }
-                            query.execute(&mut *c).await?;
-                        }
-                        let mut packs = std::collections::BTreeSet::new();
-                        for (h, pack) in &doomed {
-                            match pack {
-                                Some(p) => {
-                                    packs.insert(*p);
-                                }
-                                None => blobs.remove(h)?,
-                            }
-                        }
-                        Ok((doomed.len(), packs))
-                    })
-                })
-                .await?;
-            deleted += n;
-            packs.extend(p);
-            if n < SWEEP_BATCH || deleted >= SWEEP_MAX {
-                break;
-            }
-        }
-        packs.extend(self.compact_packs(COMPACT_PER_SWEEP).await?);
-        // Packs no row names: those just emptied, and any older than the
-        // grace period (a batch that never committed, after a crash between
-        // its flush and its commit).
-        let named: HashSet<i64> =
-            sqlx::query_scalar::<_, i64>("SELECT DISTINCT pack FROM blobs WHERE pack IS NOT NULL")
-                .fetch_all(self.pool())
-                .await?
-                .into_iter()
-                .collect();
-        let grace = std::time::Duration::from_secs(grace_secs.max(0) as u64);
-        let list = {
-            let b = self.blobs().clone();
-            tokio::task::spawn_blocking(move || b.packs().list())
-                .await
-                .map_err(|e| StoreError::Internal(e.to_string()))??
-        };
-        for (id, _, modified) in list {
-            let old = modified.elapsed().is_ok_and(|age| age >= grace);
-            if named.contains(&id) || !(packs.contains(&id) || old) {
-                continue;
-            }
-            let Some(lock) = self.blobs().packs().lock_for_removal(id)? else {
-                continue;
-            };
-            // Looked at again under the lock: a row committed since the
-            // list above keeps the pack.
-            let still: Option<i64> =
-                sqlx::query_scalar("SELECT pack FROM blobs WHERE pack = $1 LIMIT 1")
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            if still.is_none() {
-                lock.remove()?;
-            }
-        }
-        Ok(deleted)
-    }
-
-    /// Moves the live bodies of up to `limit` packs whose live bytes are
-    /// less than half their size into the current pack, checking each
-    /// against its hash on the way. Returns the packs emptied.
-    pub async fn compact_packs(&self, limit: usize) -> Result<Vec<i64>> {
-        let blobs = self.blobs().clone();
-        let current = blobs.packs().current();
-        let sizes: HashMap<i64, u64> = {
-            let b = blobs.clone();
-            tokio::task::spawn_blocking(move || b.packs().list())
-                .await
-                .map_err(|e| StoreError::Internal(e.to_string()))??
-                .into_iter()
-                .map(|(id, len, _)| (id, len))
-                .collect()
-        };
-        let live: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT pack, CAST(SUM(size) AS BIGINT) FROM blobs WHERE pack IS NOT NULL GROUP BY pack ORDER BY pack",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let sparse: Vec<i64> = live
-            .into_iter()
-            .filter(|(p, bytes)| {
-                Some(*p) != current && sizes.get(p).is_some_and(|len| (*bytes as u64) * 2 < *len)
-            })
-            .map(|(p, _)| p)
-            .take(limit)
-            .collect();
-        let mut emptied = Vec::new();
-        for pack in sparse {
-            let b = blobs.clone();
-            let moved = self
-                .write(move |c, _| {
-                    Box::pin(async move {
-                        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-                            "SELECT hash, size, pack_offset FROM blobs WHERE pack = $1",
-                        )
-                        .bind(pack)
-                        .fetch_all(&mut *c)
-                        .await?;
-                        let b2 = b.clone();
-                        let data = tokio::task::spawn_blocking(move || b2.packs().read_all(pack))
-                            .await
-                            .map_err(|e| StoreError::Internal(e.to_string()))??;
-                        let mut hashes = Vec::new();
-                        let mut bodies: Vec<Arc<[u8]>> = Vec::new();
-                        for (hash, size, offset) in rows {
-                            let body = usize::try_from(offset)
-                                .ok()
-                                .zip(usize::try_from(size).ok())
-                                .and_then(|(o, n)| data.get(o..o.checked_add(n)?));
-                            match body {
-                                Some(body) if BlobStore::hash(body) == hash => {
-                                    hashes.push(hash);
-                                    bodies.push(Arc::from(body));
-                                }
-                                _ => {
-                                    // Left where it is (so the pack stays):
-                                    // a damaged body is not copied over a
-                                    // good-looking place.
-                                    tracing::error!(
-                                        "pack {pack}: body {hash} at {offset} does not match its hash; not moved"
-                                    );
-                                    return Ok(false);
-                                }
-                            }
-                        }
-                        if !bodies.is_empty() {
-                            let (slots, write) = b.pack_start(bodies).await?;
-                            write
-                                .await
-                                .map_err(|e| StoreError::Internal(e.to_string()))??;
-                            for (hash, (p, off)) in hashes.iter().zip(slots) {
-                                sqlx::query("UPDATE blobs SET pack = $1, pack_offset = $2 WHERE hash = $3")
-                                    .bind(p)
-                                    .bind(off)
-                                    .bind(hash)
-                                    .execute(&mut *c)
-                                    .await?;
-                            }
-                        }
-                        Ok(true)
-                    })
-                })
-                .await?;
-            if moved {
-                emptied.push(pack);
-            }
-        }
-        Ok(emptied)
     }
 
     /// UIDs and system flags of every message of a mailbox, in UID order.
@@ -1194,6 +916,17 @@ async fn remove_messages(
     }
     let modseq = bump_modseq(c, mailbox).await?;
     let mut uids = Vec::with_capacity(msgs.len());
+    let tombstones: Vec<Tombstone> = msgs
+        .iter()
+        .map(|m| Tombstone {
+            item: m.uid,
+            item_id: Some(m.id),
+            name: None,
+            object_uid: None,
+            modseq,
+        })
+        .collect();
+    crate::sync::journal_removals(c, mailbox, modseq, &tombstones).await?;
     for m in msgs {
         sqlx::query("DELETE FROM message_keywords WHERE message_id = $1")
             .bind(m.id)
@@ -1204,7 +937,6 @@ async fn remove_messages(
             .execute(&mut *c)
             .await?;
         release_blob(c, &m.blob_hash, 1).await?;
-        journal(c, mailbox, modseq, m.uid, "expunge").await?;
         uids.push(m.uid);
     }
     t.add(mailbox, modseq);
@@ -1275,7 +1007,7 @@ async fn write_flag_changes(
                 .bind(mailbox)
                 .bind(modseq)
                 .bind(m.uid)
-                .bind("flags")
+                .bind("change")
                 .bind(at);
         }
         query.execute(&mut *c).await?;
@@ -1340,50 +1072,4 @@ async fn next_uid_full(c: &mut AnyConnection, mailbox: i64) -> Result<(i64, i64,
         r.try_get("highest_modseq")?,
         r.try_get("uidvalidity")?,
     ))
-}
-
-/// Takes `n` references to a blob in one statement. When the row is new
-/// or was unreferenced, the sweeper may have removed the file: check it is
-/// there (the sweeper runs in this same writer, so it cannot remove it
-/// between this check and the commit).
-pub(crate) async fn acquire_blob(
-    c: &mut AnyConnection,
-    blobs: &crate::BlobStore,
-    blob: &BlobRef,
-    n: i64,
-) -> Result<()> {
-    let row = sqlx::query(
-        "INSERT INTO blobs (hash, size, refcount, zero_since, data) VALUES ($1, $2, $3, NULL, $4) \
-         ON CONFLICT (hash) DO UPDATE SET refcount = CASE WHEN blobs.refcount > 0 THEN blobs.refcount + $3 ELSE $3 END, \
-         zero_since = NULL, data = COALESCE(blobs.data, excluded.data) \
-         RETURNING refcount, CAST(CASE WHEN data IS NULL AND pack IS NULL THEN 1 ELSE 0 END AS BIGINT) AS on_disk",
-    )
-    .bind(&blob.hash)
-    .bind(blob.size as i64)
-    .bind(n)
-    .bind(blob.inline.as_deref())
-    .fetch_one(&mut *c)
-    .await?;
-    let refs: i64 = row.try_get("refcount")?;
-    let on_disk: i64 = row.try_get("on_disk")?;
-    if refs == n && on_disk == 1 && !blobs.exists(&blob.hash) {
-        return Err(StoreError::Unavailable(format!(
-            "blob {} vanished before commit",
-            blob.hash
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) async fn release_blob(c: &mut AnyConnection, hash: &str, n: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE blobs SET refcount = refcount - $1, \
-         zero_since = CASE WHEN refcount - $1 <= 0 THEN $2 ELSE NULL END WHERE hash = $3",
-    )
-    .bind(n)
-    .bind(now())
-    .bind(hash)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
 }

@@ -390,13 +390,15 @@ impl Store {
                 for r in &rows {
                     let hash: String = r.try_get("blob_hash")?;
                     let n: i64 = r.try_get("n")?;
-                    crate::mail::release_blob(c, &hash, n).await?;
+                    crate::blobs::release_blob(c, &hash, n).await?;
                 }
                 sqlx::query("DELETE FROM message_keywords WHERE message_id IN (SELECT m.id FROM messages m JOIN collections k ON k.id = m.collection_id WHERE k.principal_id = $1)")
                     .bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM messages WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
                     .bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM changes WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
+                    .bind(id).execute(&mut *c).await?;
+                sqlx::query("DELETE FROM principal_changes WHERE principal_id = $1")
                     .bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM collections WHERE principal_id = $1").bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id).execute(&mut *c).await?;
@@ -632,17 +634,29 @@ pub(crate) async fn ensure_default_mailboxes_tx(
     principal: i64,
 ) -> Result<()> {
     for (name, role) in DEFAULT_MAILBOXES {
-        sqlx::query(
+        let created: Option<i64> = sqlx::query_scalar(
             "INSERT INTO collections (principal_id, kind, name, special_use, subscribed, uidvalidity, created_at) \
-             VALUES ($1, 'mailbox', $2, $3, 1, $4, $5) ON CONFLICT DO NOTHING",
+             VALUES ($1, 'mailbox', $2, $3, 1, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(principal)
         .bind(*name)
         .bind(role.map(str::to_string))
         .bind(crate::mail::new_uidvalidity())
         .bind(now())
-        .execute(&mut *c)
+        .fetch_optional(&mut *c)
         .await?;
+        if let Some(id) = created {
+            crate::sync::journal_collection(
+                c,
+                principal,
+                id,
+                "mailbox",
+                crate::sync::CollectionChangeKind::Created,
+                name,
+                None,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::Row;
 
-use crate::mail::{acquire_blob, release_blob};
+use crate::blobs::{acquire_blob, release_blob};
 use crate::{now, Result, Store};
 
 #[derive(Debug, Clone, Default)]

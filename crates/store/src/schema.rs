@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_queue_lease.sql")),
     (5, include_str!("../migrations/0005_inline_blobs.sql")),
     (6, include_str!("../migrations/0006_blob_packs.sql")),
+    (7, include_str!("../migrations/0007_sync_journal.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {

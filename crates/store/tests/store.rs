@@ -35,7 +35,16 @@ both!(
     a_bad_delivery_in_a_batch_fails_alone,
     deliver_many_files_all_or_none,
     one_sweep_clears_a_backlog,
+    journal_tombstones_name_removed_items,
+    journal_floor_and_too_old,
+    sweep_prunes_journal_in_rounds,
+    principal_journal_outlives_collections,
+    final_crlf_is_recorded_at_delivery,
+    schema_7_upgrades_existing_data,
 );
+
+mod journal;
+use journal::*;
 
 fn msg(i: usize) -> Arc<[u8]> {
     format!("From: a@example.org\r\nTo: b@example.test\r\nSubject: test {i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n")
