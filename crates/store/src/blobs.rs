@@ -15,6 +15,9 @@ use crate::{now, BlobRef, Result, Store, StoreError};
 /// migration that added it.
 const BACKFILL_BATCH: i64 = 500;
 
+/// Where a body is: its bytes when inline, its pack and offset, its size.
+type BodyPlace = (Option<Vec<u8>>, Option<i64>, Option<i64>, i64);
+
 impl Store {
     /// A message body, from its database row, its pack or its file.
     pub async fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
@@ -96,7 +99,7 @@ impl Store {
     /// last two bytes where it is a pack or a file). A body that cannot be
     /// found counts as ending with CRLF: reading it reports the problem.
     async fn body_ends_crlf(&self, hash: &str) -> Result<bool> {
-        let row: Option<(Option<Vec<u8>>, Option<i64>, Option<i64>, i64)> =
+        let row: Option<BodyPlace> =
             sqlx::query_as("SELECT data, pack, pack_offset, size FROM blobs WHERE hash = $1")
                 .bind(hash)
                 .fetch_optional(self.pool())
