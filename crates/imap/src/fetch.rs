@@ -3,9 +3,11 @@
 //! from the store's [`MessageInfo`], [`MessageMeta`] and the raw blob to
 //! codec values. Pure: the session loads what [`needs`] asks for.
 
+use crate::storage::MessageInfo;
 use base64::Engine as _;
-use outpost_store::meta::{BodyPart, Envelope as StoreEnvelope, EnvelopeAddress};
-use outpost_store::{MessageInfo, MessageMeta, ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::MessageMeta;
+use outpost_mailmeta::{BodyPart, Envelope as StoreEnvelope, EnvelopeAddress};
 
 use crate::codec::response::{
     Address, BodyFields, BodyStructure, Disposition, Envelope, FetchValue, MultipartExt, SingleExt,

@@ -40,14 +40,19 @@ pub mod search;
 
 mod fetch;
 mod mailbox;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 mod server;
 mod session;
+pub mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use outpost_net::{AuthThrottle, TlsAcceptor};
+pub use outpost_net::auth::{AuthLayer, AuthUser};
+pub use outpost_net::TlsAcceptor;
 pub use server::serve;
+pub use storage::MailStorage;
 
 /// Everything an IMAP listener needs. Build one per process and share it
 /// (in an `Arc`) between the `imap` and `imaps` listeners.
@@ -59,11 +64,11 @@ pub struct ImapContext {
     /// plaintext is allowed on loopback). `imaps` does the handshake
     /// before calling [`serve`].
     pub tls: Option<TlsAcceptor>,
-    pub store: outpost_store::Store,
-    /// Checks logins against the directory.
-    pub auth: Arc<dyn ImapAuth>,
-    /// Failed-login throttle, shared with the other protocols.
-    pub throttle: AuthThrottle,
+    /// The mailboxes, reached only through this trait.
+    pub storage: Arc<dyn MailStorage>,
+    /// Checks logins against the directory behind the failed-login
+    /// throttle shared with the other protocols.
+    pub auth: AuthLayer,
     pub limits: ImapLimits,
     /// Accept LOGIN and AUTHENTICATE on unencrypted connections from
     /// loopback addresses (a local webmail). Default `false`: logins need
@@ -77,16 +82,14 @@ impl ImapContext {
     pub fn new(
         hostname: impl Into<String>,
         tls: Option<TlsAcceptor>,
-        store: outpost_store::Store,
-        auth: Arc<dyn ImapAuth>,
-        throttle: AuthThrottle,
+        storage: Arc<dyn MailStorage>,
+        auth: AuthLayer,
     ) -> ImapContext {
         ImapContext {
             hostname: hostname.into(),
             tls,
-            store,
+            storage,
             auth,
-            throttle,
             limits: ImapLimits::default(),
             allow_plaintext_on_loopback: false,
         }
@@ -132,39 +135,4 @@ impl Default for ImapLimits {
             max_bad_commands: 20,
         }
     }
-}
-
-/// A temporary failure of the directory (database down, LDAP
-/// unreachable). The client is told `NO [UNAVAILABLE]`; the text is
-/// logged, never sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TempFail(pub String);
-
-impl std::fmt::Display for TempFail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TempFail {}
-
-/// An authenticated user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImapUser {
-    /// The principal whose mailboxes the session works on.
-    pub principal_id: i64,
-    /// Canonical login (primary address), for logs.
-    pub login: String,
-    /// Storage quota in octets; 0 means unlimited.
-    pub quota_bytes: i64,
-}
-
-/// Checks logins. Implemented by the binary on the directory; tests use a
-/// fake.
-#[async_trait::async_trait]
-pub trait ImapAuth: Send + Sync {
-    /// `Ok(None)` for an unknown user or a wrong password alike. The server
-    /// does the failed-login throttling; the implementation need not.
-    async fn authenticate(&self, login: &str, password: &str)
-        -> Result<Option<ImapUser>, TempFail>;
 }

@@ -6,12 +6,12 @@
 //! an idle session in a 100,000-message INBOX holds 400 KB here, an idle
 //! session in a typical one a few KB.
 
-use outpost_store::{Store, StoreError};
 use tokio::sync::watch;
 
 use crate::codec::response::{Data, FetchValue};
 use crate::codec::types::SequenceSet;
 use crate::fetch::flags_of;
+use crate::storage::{Expunged, MailStorage, StorageResult};
 
 pub(crate) struct Selected {
     pub id: i64,
@@ -115,10 +115,10 @@ impl Selected {
     /// EXISTS for new messages, FETCH for changed flags.
     pub async fn sync(
         &mut self,
-        store: &Store,
+        storage: &dyn MailStorage,
         mode: SyncMode,
         out: &mut Vec<Data>,
-    ) -> Result<(), StoreError> {
+    ) -> StorageResult<()> {
         if !self.maybe_changed(mode) {
             return Ok(());
         }
@@ -127,7 +127,22 @@ impl Selected {
             // The mailbox was deleted under us; nothing more will come.
             (Vec::new(), Vec::new())
         } else {
-            store.changes_since(self.id, self.modseq).await?
+            let c = storage.changes_since(self.id, self.modseq).await?;
+            let expunged = match c.expunged {
+                Expunged::Uids(u) => u,
+                // The journal no longer reaches back to what this session
+                // reported: whatever it shows that is gone now was expunged.
+                Expunged::BeforeFloor => match storage.snapshot(self.id).await? {
+                    Some(snap) => self
+                        .uids
+                        .iter()
+                        .filter(|u| snap.uids.binary_search(u).is_err())
+                        .map(|&u| u as i64)
+                        .collect(),
+                    None => Vec::new(),
+                },
+            };
+            (c.changed, expunged)
         };
         let mut cursor = self.modseq;
         if announced != i64::MAX {

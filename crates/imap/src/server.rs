@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
+use outpost_net::auth::sasl::Mechanism;
 use outpost_net::{Conn, Session as NetSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -143,29 +143,33 @@ async fn run(mut conn: Conn, net: NetSession, ctx: Arc<ImapContext>) -> std::io:
                             framer.clear();
                             tracing::info!(session = s.net.id, "imap: starttls");
                         }
-                        Next::AuthPlain(tag) => {
-                            s.send(Continuation::Base64(Vec::new()));
-                            flush(&mut conn, &mut s).await?;
-                            let line = read_line(
-                                &mut conn,
-                                &mut framer,
-                                &mut buf,
-                                ctx.limits.login_timeout,
-                            )
-                            .await?;
-                            let Some(line) = line else {
-                                return Ok(Ended::Closed);
+                        Next::Authenticate(tag, mechanism) => {
+                            let mut answers = Vec::new();
+                            // PLAIN: one empty challenge; LOGIN: "Username:"
+                            // and "Password:" (sasl::LOGIN_*_CHALLENGE).
+                            let challenges: &[&[u8]] = match mechanism {
+                                Mechanism::Plain => &[b""],
+                                Mechanism::Login => &[b"Username:", b"Password:"],
                             };
-                            if line == b"*" {
-                                s.bad_cmd(Some(tag), "AUTHENTICATE cancelled");
-                            } else {
-                                match base64::engine::general_purpose::STANDARD
-                                    .decode(line.trim_ascii())
-                                {
-                                    Ok(data) => Box::pin(s.auth_plain(&tag, &data)).await,
-                                    Err(_) => s.bad_cmd(Some(tag), "Invalid base64"),
+                            for challenge in challenges {
+                                s.send(Continuation::Base64(challenge.to_vec()));
+                                flush(&mut conn, &mut s).await?;
+                                let line = read_line(
+                                    &mut conn,
+                                    &mut framer,
+                                    &mut buf,
+                                    ctx.limits.login_timeout,
+                                )
+                                .await?;
+                                let Some(line) = line else {
+                                    return Ok(Ended::Closed);
+                                };
+                                answers.push(String::from_utf8_lossy(&line).into_owned());
+                                if line.trim_ascii() == b"*" {
+                                    break;
                                 }
                             }
+                            Box::pin(s.auth_exchange(&tag, mechanism, &answers)).await;
                         }
                         Next::Idle(tag) => {
                             if idle(&mut conn, &mut s, &mut framer, &mut buf, tag).await? {

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use outpost_store::{FlagOp, MessageInfo, StoreError, Target, DELETED, SEEN};
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::MessageMeta;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::codec::response::{
@@ -17,7 +18,12 @@ use crate::codec::types::*;
 use crate::fetch;
 use crate::mailbox::{Selected, SyncMode};
 use crate::search;
-use crate::{ImapContext, ImapUser};
+use crate::storage::{
+    Expunged, FlagChange, FlagOp, MailboxInfo, MessageInfo, NewMessage, StorageError,
+};
+use crate::ImapContext;
+use outpost_net::auth::sasl::{self, Mechanism, SaslError};
+use outpost_net::auth::{AuthUser, LoginOutcome};
 
 /// SORT, THREAD, ESORT, WITHIN are advertised once the search module
 /// evaluates them (it is developed separately).
@@ -31,16 +37,17 @@ pub(crate) enum Next {
     StartTls,
     /// Answered `+ idling`; wait for DONE.
     Idle(Tag),
-    /// AUTHENTICATE PLAIN without initial response: send `+ ` and read one
-    /// line.
-    AuthPlain(Tag),
+    /// AUTHENTICATE that needs client responses: send the mechanism's
+    /// challenges, read one line for each, then call
+    /// [`Session::auth_exchange`].
+    Authenticate(Tag, Mechanism),
 }
 
 pub(crate) struct Session {
     pub ctx: Arc<ImapContext>,
     pub net: outpost_net::Session,
     pub tls: bool,
-    pub user: Option<Box<ImapUser>>,
+    pub user: Option<Box<AuthUser>>,
     pub sel: Option<Box<Selected>>,
     pub enc: Encoder,
     pub out: Vec<u8>,
@@ -52,18 +59,18 @@ pub(crate) struct Session {
 
 type W<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
 
-fn store_err(tag: &Tag, e: &StoreError) -> StatusResponse {
+fn store_err(tag: &Tag, e: &StorageError) -> StatusResponse {
     let (code, text) = match e {
-        StoreError::NotFound(_) => (Code::Nonexistent, "No such mailbox or message"),
-        StoreError::Exists(_) => (Code::AlreadyExists, "Already exists"),
-        StoreError::Invalid(_) => (Code::Cannot, "Not allowed"),
-        StoreError::Full(_) => (Code::Limit, "Storage is full, try again later"),
-        StoreError::Conflict => (Code::Cannot, "Conflicting change, try again"),
-        StoreError::Unavailable(_) => (Code::Unavailable, "Storage unavailable, try again later"),
-        StoreError::Internal(_) => (Code::ServerBug, "Internal storage error"),
+        StorageError::NotFound(_) => (Code::Nonexistent, "No such mailbox or message"),
+        StorageError::Exists(_) => (Code::AlreadyExists, "Already exists"),
+        StorageError::Invalid(_) => (Code::Cannot, "Not allowed"),
+        StorageError::Full(_) => (Code::Limit, "Storage is full, try again later"),
+        StorageError::Conflict => (Code::Cannot, "Conflicting change, try again"),
+        StorageError::Unavailable(_) => (Code::Unavailable, "Storage unavailable, try again later"),
+        StorageError::Internal(_) => (Code::ServerBug, "Internal storage error"),
     };
     let text = match e {
-        StoreError::Invalid(m) => m.clone(),
+        StorageError::Invalid(m) => m.clone(),
         _ => text.to_string(),
     };
     StatusResponse::no(Some(tag.clone()), text).with_code(code)
@@ -75,10 +82,10 @@ fn flag_bits(flags: &[Flag]) -> (i64, Vec<String>) {
     for f in flags {
         match f {
             Flag::Seen => bits |= SEEN,
-            Flag::Answered => bits |= outpost_store::ANSWERED,
-            Flag::Flagged => bits |= outpost_store::FLAGGED,
+            Flag::Answered => bits |= ANSWERED,
+            Flag::Flagged => bits |= FLAGGED,
             Flag::Deleted => bits |= DELETED,
-            Flag::Draft => bits |= outpost_store::DRAFT,
+            Flag::Draft => bits |= DRAFT,
             Flag::Recent | Flag::Extension(_) => {}
             Flag::Keyword(k) => kw.push(k.as_str().to_string()),
         }
@@ -127,7 +134,7 @@ fn list_match(pattern: &str, name: &str) -> bool {
     wildcard(&pat, &name)
 }
 
-pub(crate) fn mailbox_id(mb: &outpost_store::Mailbox) -> String {
+pub(crate) fn mailbox_id(mb: &MailboxInfo) -> String {
     format!("F{}-{}", mb.id, mb.uidvalidity)
 }
 
@@ -207,6 +214,7 @@ impl Session {
             }
             if self.login_allowed() {
                 c.push("AUTH=PLAIN".into());
+                c.push("AUTH=LOGIN".into());
             } else {
                 c.push("LOGINDISABLED".into());
             }
@@ -264,7 +272,7 @@ impl Session {
         let mode = self.sync_mode(expunge);
         let Some(sel) = self.sel.as_mut() else { return };
         let mut data = Vec::new();
-        if let Err(e) = sel.sync(&self.ctx.store, mode, &mut data).await {
+        if let Err(e) = sel.sync(self.ctx.storage.as_ref(), mode, &mut data).await {
             tracing::warn!(session = self.net.id, "imap: mailbox sync failed: {e}");
         }
         for d in data {
@@ -345,12 +353,11 @@ impl Session {
                     self.bad_cmd(Some(tag), "Already authenticated");
                 } else if !self.login_allowed() {
                     self.no(&tag, Some(Code::PrivacyRequired), "Use STARTTLS first");
-                } else if !mechanism.eq_ignore_case("PLAIN") {
-                    self.no(&tag, Some(Code::Cannot), "Unsupported mechanism");
                 } else {
-                    match initial_response {
-                        Some(ir) => self.auth_plain(&tag, &ir).await,
-                        None => return Ok(Next::AuthPlain(tag)),
+                    match (Mechanism::parse(mechanism.as_str()), initial_response) {
+                        (None, _) => self.no(&tag, Some(Code::Cannot), "Unsupported mechanism"),
+                        (Some(Mechanism::Plain), Some(ir)) => self.auth_plain(&tag, &ir).await,
+                        (Some(m), _) => return Ok(Next::Authenticate(tag, m)),
                     }
                 }
                 return Ok(Next::Continue);
@@ -488,7 +495,7 @@ impl Session {
                 let close = matches!(body, CommandBody::Close);
                 let sel = self.sel.take().unwrap();
                 if close && !sel.read_only {
-                    if let Err(e) = self.ctx.store.expunge(sel.id, None).await {
+                    if let Err(e) = self.ctx.storage.expunge(sel.id, None).await {
                         self.send(store_err(&tag, &e));
                         return Ok(Next::Continue);
                     }
@@ -597,23 +604,8 @@ impl Session {
 impl Session {
     async fn login(&mut self, tag: &Tag, login: &str, password: &str) {
         let ip = self.net.peer.ip();
-        match self.ctx.throttle.check(ip, login) {
-            outpost_net::Verdict::Allow => {}
-            outpost_net::Verdict::Delay(d) => tokio::time::sleep(d).await,
-            outpost_net::Verdict::Blocked => {
-                tracing::info!(session = self.net.id, %ip, "imap: login blocked by throttle");
-                self.bad += 1;
-                self.no(
-                    tag,
-                    Some(Code::Unavailable),
-                    "Too many failed logins, try again later",
-                );
-                return;
-            }
-        }
-        match self.ctx.auth.authenticate(login, password).await {
-            Ok(Some(user)) => {
-                self.ctx.throttle.success(ip);
+        match self.ctx.auth.login(ip, login, password).await {
+            LoginOutcome::Success(user) => {
                 tracing::info!(session = self.net.id, %ip, user = %user.login, "imap: login");
                 self.user = Some(Box::new(user));
                 self.bad = 0;
@@ -623,8 +615,16 @@ impl Session {
                         .with_code(Code::Capability(caps)),
                 );
             }
-            Ok(None) => {
-                self.ctx.throttle.failure(ip, login);
+            LoginOutcome::Blocked => {
+                tracing::info!(session = self.net.id, %ip, "imap: login blocked by throttle");
+                self.bad += 1;
+                self.no(
+                    tag,
+                    Some(Code::Unavailable),
+                    "Too many failed logins, try again later",
+                );
+            }
+            LoginOutcome::Failed => {
                 tracing::info!(session = self.net.id, %ip, "imap: failed login");
                 self.bad += 1;
                 self.no(
@@ -633,7 +633,7 @@ impl Session {
                     "Authentication failed",
                 );
             }
-            Err(e) => {
+            LoginOutcome::Unavailable(e) => {
                 tracing::warn!(session = self.net.id, "imap: directory unavailable: {e}");
                 self.no(
                     tag,
@@ -644,33 +644,41 @@ impl Session {
         }
     }
 
-    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
+    /// Finishes AUTHENTICATE with the client's base64 lines, one per
+    /// challenge (fewer when it cancelled with `*`).
+    pub async fn auth_exchange(&mut self, tag: &Tag, mechanism: Mechanism, answers: &[String]) {
+        if answers.iter().any(|a| a.trim() == "*") {
+            return self.bad_cmd(Some(tag.clone()), "AUTHENTICATE cancelled");
+        }
+        match mechanism {
+            Mechanism::Plain => match answers.first().map(|a| sasl::decode_response(a)) {
+                Some(Ok(data)) => self.auth_plain(tag, &data).await,
+                _ => self.bad_cmd(Some(tag.clone()), "Invalid base64"),
+            },
+            Mechanism::Login => {
+                let fields: Result<Vec<String>, _> =
+                    answers.iter().map(|a| sasl::login_field(a)).collect();
+                match fields.as_deref() {
+                    Ok([login, password]) if !login.is_empty() => {
+                        self.login(tag, login, password).await
+                    }
+                    _ => self.bad_cmd(Some(tag.clone()), "Malformed LOGIN response"),
+                }
+            }
+        }
+    }
+
+    /// SASL PLAIN (RFC 4616) from its decoded response.
     pub async fn auth_plain(&mut self, tag: &Tag, data: &[u8]) {
-        let mut it = data.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(pass), None) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
-            self.bad_cmd(Some(tag.clone()), "Malformed PLAIN response");
-            return;
-        };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(pass),
-        ) else {
-            self.bad_cmd(Some(tag.clone()), "Malformed PLAIN response");
-            return;
-        };
-        if !authz.is_empty() && authz != authc {
-            self.no(
+        match sasl::plain(data) {
+            Ok(c) => self.login(tag, &c.login, &c.password).await,
+            Err(SaslError::Authzid) => self.no(
                 tag,
                 Some(Code::AuthorizationFailed),
                 "Cannot act as another user",
-            );
-            return;
+            ),
+            Err(_) => self.bad_cmd(Some(tag.clone()), "Malformed PLAIN response"),
         }
-        let (authc, pass) = (authc.to_string(), pass.to_string());
-        self.login(tag, &authc, &pass).await;
     }
 }
 
@@ -698,27 +706,23 @@ impl Session {
         if params.condstore {
             self.condstore = true;
         }
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let mb = match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => mb,
             Ok(None) => return self.no(tag, Some(Code::Nonexistent), "No such mailbox"),
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let mut watch = store.subscribe(mb.id);
+        let mut watch = store.watch(mb.id);
         watch.borrow_and_update();
         // Read the mailbox again after subscribing so no change falls between.
-        let mb = match store.mailbox_by_id(mb.id).await {
-            Ok(Some(mb)) => mb,
+        let snap = match store.snapshot(mb.id).await {
+            Ok(Some(s)) => s,
             Ok(None) => return self.no(tag, Some(Code::Nonexistent), "No such mailbox"),
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let list = match store.uids_and_flags(mb.id).await {
-            Ok(l) => l,
-            Err(e) => return self.send(store_err(tag, &e)),
-        };
-        let uids: Vec<u32> = list.iter().map(|(u, _)| *u as u32).collect();
-        let first_unseen = list.iter().position(|(_, f)| f & SEEN == 0);
-        drop(list);
+        let first_unseen = snap.first_unseen;
+        let uids = snap.uids;
+        let mb = snap.mailbox;
         let sel = Selected {
             id: mb.id,
             read_only,
@@ -771,7 +775,7 @@ impl Session {
         self.send(StatusResponse::ok(None, "Ok").with_code(Code::MailboxId(mailbox_id(&mb))));
         if let Some(q) = params.qresync {
             if q.uid_validity == sel.uidvalidity {
-                if let Err(e) = self.qresync_select(&sel, &q).await {
+                if let Err(e) = self.qresync_select(&sel, &q, mb.uidnext as u32).await {
                     return self.send(store_err(tag, &e));
                 }
             }
@@ -795,10 +799,11 @@ impl Session {
         &mut self,
         sel: &Selected,
         q: &QResyncParams,
-    ) -> Result<(), StoreError> {
-        let (changed, expunged) = self
+        uidnext: u32,
+    ) -> Result<(), StorageError> {
+        let changes = self
             .ctx
-            .store
+            .storage
             .changes_since(sel.id, q.mod_seq as i64)
             .await?;
         let last = sel.last_uid().max(1);
@@ -806,18 +811,40 @@ impl Session {
             Some(set) => set.contains(u, last),
             None => true,
         };
-        let gone: Vec<u32> = expunged
-            .iter()
-            .map(|&u| u as u32)
-            .filter(|&u| known(u) && sel.uids.binary_search(&u).is_err())
-            .collect();
-        if !gone.is_empty() {
+        let gone = match changes.expunged {
+            Expunged::Uids(expunged) => {
+                let gone: Vec<u32> = expunged
+                    .iter()
+                    .map(|&u| u as u32)
+                    .filter(|&u| known(u) && sel.uids.binary_search(&u).is_err())
+                    .collect();
+                (!gone.is_empty()).then(|| SequenceSet::from_numbers(gone))
+            }
+            // The journal no longer reaches back to the client's modseq.
+            // RFC 7162 3.2.5.2 lets a server that does not know which
+            // messages were expunged report every UID the client may hold
+            // that does not exist now: the known UIDs it sent, or else all
+            // UIDs below UIDNEXT. The client then drops exactly those.
+            Expunged::BeforeFloor => {
+                let bound = match &q.known_uids {
+                    Some(set) => SequenceSet::Ranges(
+                        set.resolved(last)
+                            .into_iter()
+                            .map(|r| SeqRange::new(*r.start(), *r.end()))
+                            .collect(),
+                    ),
+                    None => SequenceSet::range(1, uidnext.saturating_sub(1).max(1)),
+                };
+                absent_uids(&sel.uids, &bound, last)
+            }
+        };
+        if let Some(uids) = gone {
             self.send(Data::Vanished {
                 earlier: true,
-                uids: SequenceSet::from_numbers(gone),
+                uids,
             });
         }
-        for m in &changed {
+        for m in &changes.changed {
             if let Some(seq) = sel.seq_of(m.uid as u32) {
                 if !known(m.uid as u32) {
                     continue;
@@ -837,7 +864,7 @@ impl Session {
 
     async fn create(&mut self, tag: &Tag, mailbox: Mailbox, special_use: Vec<MailboxAttr>) {
         let name = mailbox.as_str().trim_end_matches('/').to_string();
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let p = self.principal();
         if name.is_empty() {
             return self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
@@ -888,7 +915,7 @@ impl Session {
         if mailbox.is_inbox() {
             return self.no(tag, Some(Code::Cannot), "INBOX cannot be deleted");
         }
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => match store.delete_mailbox(mb.id).await {
                 Ok(()) => {
@@ -905,7 +932,7 @@ impl Session {
     }
 
     async fn rename(&mut self, tag: &Tag, from: Mailbox, to: Mailbox) {
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let p = self.principal();
         match store.mailbox(p, from.as_str()).await {
             Ok(Some(_)) => {}
@@ -927,7 +954,7 @@ impl Session {
     }
 
     async fn subscribe(&mut self, tag: &Tag, mailbox: Mailbox, on: bool) {
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
         match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => match store.set_subscribed(mb.id, on).await {
@@ -950,7 +977,7 @@ impl Session {
             )));
             return self.ok(tag, "LIST completed");
         }
-        let all = match self.ctx.store.mailboxes(self.principal()).await {
+        let all = match self.ctx.storage.mailboxes(self.principal()).await {
             Ok(v) => v,
             Err(e) => return self.send(store_err(tag, &e)),
         };
@@ -960,7 +987,7 @@ impl Session {
             .map(|p| format!("{}{}", l.reference, p))
             .collect();
         let matches = |name: &str| patterns.iter().any(|p| list_match(p, name));
-        let names: std::collections::BTreeMap<&str, &outpost_store::Mailbox> =
+        let names: std::collections::BTreeMap<&str, &MailboxInfo> =
             all.iter().map(|m| (m.name.as_str(), m)).collect();
         // Parents that are not mailboxes themselves.
         let mut ghosts: std::collections::BTreeSet<String> = Default::default();
@@ -983,8 +1010,8 @@ impl Session {
                 .any(|m| m.subscribed && m.name.starts_with(&prefix))
         };
         let ext = l.is_extended();
-        let mut items: Vec<(ListItem, Option<&outpost_store::Mailbox>)> = Vec::new();
-        let mut candidates: Vec<(String, Option<&outpost_store::Mailbox>)> = all
+        let mut items: Vec<(ListItem, Option<&MailboxInfo>)> = Vec::new();
+        let mut candidates: Vec<(String, Option<&MailboxInfo>)> = all
             .iter()
             .map(|m| (m.name.clone(), Some(m)))
             .chain(ghosts.iter().map(|g| (g.clone(), None)))
@@ -1078,8 +1105,8 @@ impl Session {
         &mut self,
         mailbox: &Mailbox,
         items: &[StatusItem],
-    ) -> Result<Option<Data>, StoreError> {
-        let store = &self.ctx.store;
+    ) -> Result<Option<Data>, StorageError> {
+        let store = &self.ctx.storage;
         let Some(mb) = store.mailbox(self.principal(), mailbox.as_str()).await? else {
             return Ok(None);
         };
@@ -1108,7 +1135,7 @@ impl Session {
     }
 
     async fn append(&mut self, tag: &Tag, mailbox: Mailbox, messages: Vec<AppendMessage>) {
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let mb = match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => mb,
             Ok(None) => return self.no(tag, Some(Code::TryCreate), "No such mailbox"),
@@ -1152,18 +1179,18 @@ impl Session {
             };
             let (flags, keywords) = flag_bits(&m.flags);
             let date = m.date.map(|d| d.unix_timestamp()).unwrap_or_else(now);
-            let target = Target {
-                mailbox: mb.id,
+            items.push(NewMessage {
+                data: data.into(),
                 flags,
                 keywords,
-            };
-            items.push((data.into(), vec![target], date));
+                internal_date: date,
+            });
         }
         let mut uids = Vec::new();
         let mut uidvalidity = mb.uidvalidity;
-        match store.deliver_many(items).await {
+        match store.append(mb.id, items).await {
             Ok(filed) => {
-                for d in filed.iter().filter_map(|copies| copies.first()) {
+                for d in filed {
                     uids.push(d.uid as u32);
                     uidvalidity = d.uidvalidity;
                 }
@@ -1185,7 +1212,7 @@ impl Session {
         if quota <= 0 {
             return self.no(tag, Some(Code::Nonexistent), "No quota");
         }
-        match self.ctx.store.usage(self.principal()).await {
+        match self.ctx.storage.usage(self.principal()).await {
             Ok(used) => {
                 self.send(Data::Quota {
                     root: String::new(),
@@ -1246,7 +1273,7 @@ impl Session {
                 .collect::<Vec<_>>()
         });
         let id = sel.id;
-        match self.ctx.store.expunge(id, uids).await {
+        match self.ctx.storage.expunge(id, uids).await {
             Ok(gone) => {
                 let gone: Vec<u32> = gone.into_iter().map(|u| u as u32).collect();
                 self.report_expunged(&gone);
@@ -1257,7 +1284,7 @@ impl Session {
     }
 
     /// Loads message rows for the given view indices, keyed by UID.
-    async fn load_infos(&self, idx: &[usize]) -> Result<HashMap<u32, MessageInfo>, StoreError> {
+    async fn load_infos(&self, idx: &[usize]) -> Result<HashMap<u32, MessageInfo>, StorageError> {
         let sel = self.sel.as_ref().unwrap();
         let mut out = HashMap::with_capacity(idx.len());
         if idx.is_empty() {
@@ -1265,7 +1292,12 @@ impl Session {
         }
         let lo = sel.uids[idx[0]] as i64;
         let hi = sel.uids[*idx.last().unwrap()] as i64;
-        for m in self.ctx.store.messages_in_uid_range(sel.id, lo, hi).await? {
+        for m in self
+            .ctx
+            .storage
+            .messages_in_uid_range(sel.id, lo, hi)
+            .await?
+        {
             let u = m.uid as u32;
             if let Ok(i) = sel.uids.binary_search(&u) {
                 if idx.binary_search(&i).is_ok() {
@@ -1303,20 +1335,28 @@ impl Session {
             let last = sel.last_uid();
             match self
                 .ctx
-                .store
+                .storage
                 .changes_since(id, f.changed_since.unwrap_or(0) as i64)
                 .await
             {
-                Ok((_, gone)) => {
-                    let gone: Vec<u32> = gone
-                        .into_iter()
-                        .map(|u| u as u32)
-                        .filter(|&u| f.set.contains(u, last.max(u)))
-                        .collect();
-                    if !gone.is_empty() {
+                Ok(changes) => {
+                    let gone = match changes.expunged {
+                        Expunged::Uids(gone) => {
+                            let gone: Vec<u32> = gone
+                                .into_iter()
+                                .map(|u| u as u32)
+                                .filter(|&u| f.set.contains(u, last.max(u)))
+                                .collect();
+                            (!gone.is_empty()).then(|| SequenceSet::from_numbers(gone))
+                        }
+                        // Older than the journal's floor: every UID of the
+                        // set that does not exist (RFC 7162 3.2.5.2).
+                        Expunged::BeforeFloor => absent_uids(&sel.uids, &f.set, last),
+                    };
+                    if let Some(uids) = gone {
                         self.send(Data::Vanished {
                             earlier: true,
-                            uids: SequenceSet::from_numbers(gone),
+                            uids,
                         });
                     }
                 }
@@ -1348,8 +1388,17 @@ impl Session {
                 if !unseen.is_empty() {
                     match self
                         .ctx
-                        .store
-                        .store_flags(id, unseen, FlagOp::Add, SEEN, vec![], None)
+                        .storage
+                        .store_flags(
+                            id,
+                            unseen,
+                            FlagChange {
+                                op: FlagOp::Add,
+                                flags: SEEN,
+                                keywords: vec![],
+                                unchanged_since: None,
+                            },
+                        )
                         .await
                     {
                         Ok(res) => {
@@ -1367,7 +1416,7 @@ impl Session {
             }
             let metas = if needs.meta {
                 let uids: Vec<i64> = infos.keys().map(|&u| u as i64).collect();
-                match self.ctx.store.message_meta(id, &uids).await {
+                match self.ctx.storage.message_meta(id, &uids).await {
                     Ok(m) => m,
                     Err(e) => {
                         self.send(store_err(tag, &e));
@@ -1388,7 +1437,7 @@ impl Session {
                         .get(&(uid as i64))
                         .is_some_and(|m| fetch::envelope_needs_raw(&m.envelope));
                 let raw = if needs.raw || envelope_raw {
-                    match self.ctx.store.read_blob(&info.blob_hash).await {
+                    match self.ctx.storage.read_body(info).await {
                         Ok(r) => Some(r),
                         Err(e) => {
                             tracing::warn!(session = self.net.id, "imap: blob read failed: {e}");
@@ -1466,8 +1515,17 @@ impl Session {
         }
         let res = match self
             .ctx
-            .store
-            .store_flags(id, uids, op, bits, kw, s.unchanged_since.map(|v| v as i64))
+            .storage
+            .store_flags(
+                id,
+                uids,
+                FlagChange {
+                    op,
+                    flags: bits,
+                    keywords: kw,
+                    unchanged_since: s.unchanged_since.map(|v| v as i64),
+                },
+            )
             .await
         {
             Ok(r) => r,
@@ -1532,7 +1590,7 @@ impl Session {
         let idx = sel.resolve(&set, uid);
         let uids: Vec<i64> = idx.iter().map(|&i| sel.uids[i] as i64).collect();
         let from = sel.id;
-        let store = self.ctx.store.clone();
+        let store = self.ctx.storage.clone();
         let dest = match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => mb,
             Ok(None) => return self.no(tag, Some(Code::TryCreate), "No such mailbox"),
@@ -1558,7 +1616,7 @@ impl Session {
             }
         }
         match store.copy_messages(from, &uids, dest.id, mv).await {
-            Ok((uidvalidity, pairs)) => {
+            Ok(crate::storage::Copied { uidvalidity, pairs }) => {
                 let code = Code::CopyUid {
                     uid_validity: uidvalidity as u32,
                     source: SequenceSet::from_numbers(pairs.iter().map(|p| p.0 as u32)),
@@ -1585,17 +1643,10 @@ impl Session {
         &mut self,
         key: &SearchKey,
         meta_for_sort: bool,
-    ) -> Result<
-        (
-            Vec<usize>,
-            Vec<MessageInfo>,
-            HashMap<i64, outpost_store::MessageMeta>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<(Vec<usize>, Vec<MessageInfo>, HashMap<i64, MessageMeta>), StorageError> {
         let sel = self.sel.as_ref().unwrap();
         let id = sel.id;
-        let list = self.ctx.store.message_list(id).await?;
+        let list = self.ctx.storage.messages(id).await?;
         // Only messages this session knows about, in its sequence order.
         let sel = self.sel.as_ref().unwrap();
         let list: Vec<MessageInfo> = list
@@ -1605,7 +1656,7 @@ impl Session {
         let needs = search::needs(key);
         let metas = if needs.meta || needs.raw || meta_for_sort {
             let uids: Vec<i64> = list.iter().map(|m| m.uid).collect();
-            self.ctx.store.message_meta(id, &uids).await?
+            self.ctx.storage.message_meta(id, &uids).await?
         } else {
             HashMap::new()
         };
@@ -1619,7 +1670,7 @@ impl Session {
         let mut hits = Vec::new();
         for m in &list {
             let raw = if needs.raw {
-                Some(self.ctx.store.read_blob(&m.blob_hash).await?)
+                Some(self.ctx.storage.read_body(m).await?)
             } else {
                 None
             };
@@ -1769,7 +1820,7 @@ fn hit_views<'a>(
     hits: &[usize],
     uids: &[u32],
     list: &'a [MessageInfo],
-    metas: &'a HashMap<i64, outpost_store::MessageMeta>,
+    metas: &'a HashMap<i64, MessageMeta>,
 ) -> Vec<search::MessageView<'a>> {
     let by_uid: HashMap<u32, &MessageInfo> = list.iter().map(|m| (m.uid as u32, m)).collect();
     hits.iter()
@@ -1785,9 +1836,81 @@ fn hit_views<'a>(
         .collect()
 }
 
+/// The UIDs named by `set` (with `*` = `last`) that are not in `present`
+/// (ascending), as ranges; `None` when there are none. Works on ranges so
+/// that a client claiming `1:4000000000` costs no more than the mailbox.
+fn absent_uids(present: &[u32], set: &SequenceSet, last: u32) -> Option<SequenceSet> {
+    let mut out: Vec<SeqRange> = Vec::new();
+    let mut push = |a: u32, b: u32| {
+        if let Some(prev) = out.last_mut() {
+            if let (SeqNum::Value(pa), SeqNum::Value(pb)) = (prev.start, prev.end) {
+                if pb.checked_add(1) == Some(a) {
+                    *prev = SeqRange::new(pa, b);
+                    return;
+                }
+            }
+        }
+        out.push(SeqRange::new(a, b));
+    };
+    let mut ranges = set.resolved(last);
+    ranges.sort_by_key(|r| *r.start());
+    let mut next_free = 0u32; // everything below was already emitted
+    for r in ranges {
+        let (mut a, b) = ((*r.start()).max(next_free).max(1), *r.end());
+        if a > b {
+            continue;
+        }
+        let mut i = present.partition_point(|&u| u < a);
+        while a <= b {
+            match present.get(i) {
+                Some(&u) if u <= b => {
+                    if u > a {
+                        push(a, u - 1);
+                    }
+                    a = u.saturating_add(1);
+                    i += 1;
+                    if u == u32::MAX {
+                        break;
+                    }
+                }
+                _ => {
+                    push(a, b);
+                    break;
+                }
+            }
+        }
+        next_free = b.saturating_add(1);
+    }
+    (!out.is_empty()).then_some(SequenceSet::Ranges(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::list_match;
+    use super::*;
+
+    #[test]
+    fn absent_uid_ranges() {
+        let all = SequenceSet::range(1, 10);
+        let show = |s: Option<SequenceSet>| s.map(|s| s.resolved(u32::MAX));
+        assert_eq!(
+            show(absent_uids(&[2, 3, 7], &all, 7)),
+            Some(vec![1..=1, 4..=6, 8..=10])
+        );
+        assert_eq!(
+            show(absent_uids(&[1, 2], &SequenceSet::range(1, 2), 2)),
+            None
+        );
+        let two = SequenceSet::Ranges(vec![SeqRange::new(5, 8), SeqRange::new(1, 3)]);
+        assert_eq!(
+            show(absent_uids(&[2, 6], &two, 6)),
+            Some(vec![1..=1, 3..=3, 5..=5, 7..=8])
+        );
+        assert_eq!(
+            show(absent_uids(&[], &SequenceSet::range(1, 4_000_000_000), 1)),
+            Some(vec![1..=4_000_000_000])
+        );
+    }
 
     #[test]
     fn list_wildcards() {

@@ -15,29 +15,9 @@ async fn select_and_fetch_100k() {
     let s = server().await;
     let id = s.mailbox_id("INBOX").await;
     let t = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..64 {
-        let store = s.store.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (w..n).step_by(64) {
-                let raw = format!("Subject: m{i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n");
-                store
-                    .deliver(
-                        raw.into_bytes().into(),
-                        vec![outpost_store::Target {
-                            mailbox: id,
-                            flags: 0,
-                            keywords: vec![],
-                        }],
-                        1_700_000_000,
-                    )
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
+    for i in 0..n {
+        let raw = format!("Subject: m{i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n");
+        s.store.deliver(id, raw.as_bytes(), 0, 1_700_000_000);
     }
     eprintln!("delivered {n} in {:?}", t.elapsed());
     let mut c = s.login().await;

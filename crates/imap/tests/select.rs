@@ -99,7 +99,7 @@ async fn storage_down_is_no_not_ok() {
     s.deliver("INBOX", MSG).await;
     let mut c = s.login().await;
     c.cmd("a1 SELECT INBOX").await.ok();
-    s.store.close().await;
+    s.store.set_unavailable(true);
     c.cmd("a2 STATUS INBOX (MESSAGES)")
         .await
         .no()

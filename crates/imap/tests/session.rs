@@ -62,6 +62,31 @@ async fn authenticate_plain() {
 }
 
 #[tokio::test]
+async fn authenticate_login() {
+    let s = server().await;
+    let mut c = s.client().await;
+    c.cmd("a0 CAPABILITY").await.ok().has("AUTH=LOGIN");
+    c.send("a1 AUTHENTICATE LOGIN").await;
+    // base64 "Username:" and "Password:"
+    assert_eq!(c.line().await.trim_end(), "+ VXNlcm5hbWU6");
+    c.send("Ym9iQGV4YW1wbGUub3Jn").await;
+    assert_eq!(c.line().await.trim_end(), "+ UGFzc3dvcmQ6");
+    c.send("d3Jvbmc=").await;
+    c.until("a1").await.no().code("[AUTHENTICATIONFAILED]");
+    c.send("a2 AUTHENTICATE LOGIN").await;
+    c.line().await;
+    c.send("*").await;
+    c.until("a2").await.bad();
+    c.send("a3 AUTHENTICATE LOGIN").await;
+    c.line().await;
+    c.send("Ym9iQGV4YW1wbGUub3Jn").await;
+    c.line().await;
+    c.send("c2VjcmV0").await;
+    c.until("a3").await.ok();
+    c.cmd("a4 SELECT INBOX").await.ok();
+}
+
+#[tokio::test]
 async fn tempfail_is_unavailable() {
     let s = server().await;
     let mut c = s.client().await;

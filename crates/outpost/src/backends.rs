@@ -682,19 +682,20 @@ pub struct ImapDirectory {
     pub dir: Directory,
 }
 
+/// The directory check IMAP's `AuthLayer` runs behind the shared throttle.
 #[async_trait]
-impl outpost_imap::ImapAuth for ImapDirectory {
+impl outpost_net::auth::Authenticator for ImapDirectory {
     async fn authenticate(
         &self,
         login: &str,
         password: &str,
-    ) -> Result<Option<outpost_imap::ImapUser>, outpost_imap::TempFail> {
+    ) -> Result<Option<outpost_net::AuthUser>, outpost_net::TempFail> {
         let p = self
             .dir
             .authenticate(login, password)
             .await
-            .map_err(|e| outpost_imap::TempFail(e.to_string()))?;
-        Ok(p.map(|p| outpost_imap::ImapUser {
+            .map_err(|e| outpost_net::TempFail(e.to_string()))?;
+        Ok(p.map(|p| outpost_net::AuthUser {
             principal_id: p.id,
             login: p.address.unwrap_or_else(|| login.to_string()),
             quota_bytes: p.quota_bytes,
@@ -702,6 +703,6 @@ impl outpost_imap::ImapAuth for ImapDirectory {
     }
 }
 
-pub fn imap_auth(dir: Directory) -> Arc<dyn outpost_imap::ImapAuth> {
+pub fn imap_auth(dir: Directory) -> Arc<dyn outpost_net::auth::Authenticator> {
     Arc::new(ImapDirectory { dir })
 }

@@ -6,6 +6,7 @@ mod backends;
 mod cli;
 mod delivery;
 mod dkim;
+mod imap_store;
 mod outbound;
 mod serve;
 mod setup;

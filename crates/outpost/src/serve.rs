@@ -159,9 +159,13 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let imap = Arc::new(outpost_imap::ImapContext {
         hostname: cfg.hostname.clone(),
         tls: Some(tls.clone()),
-        store: store.clone(),
-        auth: crate::backends::imap_auth(dir.clone()),
-        throttle: throttle.clone(),
+        storage: Arc::new(crate::imap_store::ImapStore {
+            store: store.clone(),
+        }),
+        auth: outpost_net::AuthLayer::new(
+            crate::backends::imap_auth(dir.clone()),
+            throttle.clone(),
+        ),
         limits: outpost_imap::ImapLimits {
             max_literal: cfg.limits.message_size,
             idle_timeout: Duration::from_secs(cfg.limits.imap_idle_timeout),

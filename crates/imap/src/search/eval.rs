@@ -3,14 +3,14 @@
 use std::cell::OnceCell;
 
 use mail_parser::DateTime as MailDate;
-use outpost_store::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 
 use super::text::{
     body_text, contains_fold, decode_header_value, header_block, header_fields, header_text,
 };
 use super::{email_id, MessageView, SearchContext};
 use crate::codec::types::{Date, SearchKey, SequenceSet};
-use outpost_store::meta::EnvelopeAddress;
+use outpost_mailmeta::EnvelopeAddress;
 
 const DAY: i64 = 86_400;
 
@@ -141,7 +141,7 @@ impl<'m, 'a> Evaluator<'m, 'a> {
 
     fn address_matches(
         &self,
-        list: impl Fn(&outpost_store::MessageMeta) -> &Vec<EnvelopeAddress>,
+        list: impl Fn(&outpost_mailmeta::MessageMeta) -> &Vec<EnvelopeAddress>,
         needle: &str,
     ) -> bool {
         let Some(meta) = self.msg.meta else {

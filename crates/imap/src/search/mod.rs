@@ -9,7 +9,8 @@
 //! RFC 8474 (OBJECTID), RFC 5256 (SORT, THREAD), RFC 5957 (SORT=DISPLAY),
 //! RFC 9228 (THREAD=REFS).
 
-use outpost_store::{MessageInfo, MessageMeta};
+use crate::storage::MessageInfo;
+use outpost_mailmeta::MessageMeta;
 
 use crate::codec::response::ThreadTree;
 use crate::codec::types::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};

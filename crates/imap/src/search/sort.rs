@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use outpost_store::meta::EnvelopeAddress;
+use outpost_mailmeta::EnvelopeAddress;
 
 use super::subject::extract;
 use super::text::{decode_header_value, fold};

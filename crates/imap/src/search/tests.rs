@@ -1,6 +1,8 @@
 //! Unit tests for SEARCH, SORT and THREAD evaluation.
 
-use outpost_store::{MessageInfo, MessageMeta, ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use crate::storage::MessageInfo;
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::MessageMeta;
 
 use super::*;
 use crate::codec::parse::{parse_command, ParseOptions};

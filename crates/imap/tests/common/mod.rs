@@ -1,16 +1,17 @@
-//! Test harness: a real IMAP server on 127.0.0.1:0 over the SQLite test
-//! store, a fake directory, and a tiny client that makes each exchange one
-//! line of test code (`tc.cmd("a1 select inbox").ok()`).
+//! Test harness: a real IMAP server on 127.0.0.1:0 over the in-memory
+//! storage, a fake directory, and a tiny client that makes each exchange
+//! one line of test code (`tc.cmd("a1 select inbox").ok()`). The
+//! end-to-end tests in `tests/test_imap_*.py` drive the real store.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_imap::{ImapAuth, ImapContext, ImapLimits, ImapUser, TempFail};
+use outpost_imap::memory::MemStorage;
+use outpost_imap::{ImapContext, ImapLimits};
+use outpost_net::auth::{AuthLayer, AuthUser, Authenticator, TempFail};
 use outpost_net::{AuthThrottle, Conn, Session, ThrottleConfig, TlsAcceptor};
-use outpost_store::testing::TestStore;
-use outpost_store::{NewPrincipal, PrincipalKind, Store, Target};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,17 +23,17 @@ pub struct FakeAuth {
 }
 
 #[async_trait::async_trait]
-impl ImapAuth for FakeAuth {
+impl Authenticator for FakeAuth {
     async fn authenticate(
         &self,
         login: &str,
         password: &str,
-    ) -> Result<Option<ImapUser>, TempFail> {
+    ) -> Result<Option<AuthUser>, TempFail> {
         if login == "tempfail" {
             return Err(TempFail("directory down".into()));
         }
         Ok(
-            (login == "bob@example.org" && password == "secret").then(|| ImapUser {
+            (login == "bob@example.org" && password == "secret").then(|| AuthUser {
                 principal_id: self.principal,
                 login: login.into(),
                 quota_bytes: self.quota,
@@ -43,10 +44,9 @@ impl ImapAuth for FakeAuth {
 
 pub struct Server {
     pub addr: SocketAddr,
-    pub store: Store,
+    pub store: MemStorage,
     pub principal: i64,
     pub ctx: Arc<ImapContext>,
-    _ts: TestStore,
 }
 
 pub struct Options {
@@ -76,43 +76,26 @@ pub async fn server() -> Server {
 }
 
 pub async fn server_with(o: Options) -> Server {
-    // OUTPOST_TEST_BACKEND=postgres runs the same tests on PostgreSQL.
-    let ts = if std::env::var("OUTPOST_TEST_BACKEND").as_deref() == Ok("postgres") {
-        outpost_store::testing::postgres()
-            .await
-            .expect("PostgreSQL test database")
-    } else {
-        outpost_store::testing::sqlite().await
-    };
-    let store = ts.store.clone();
-    store.add_domain("example.org").await.unwrap();
-    let p = store
-        .create_principal(NewPrincipal {
-            kind: PrincipalKind::User,
-            address: "bob@example.org".into(),
-            display_name: "Bob".into(),
-            password_hash: None,
-            source: "local".into(),
-            external_id: None,
-            quota_bytes: o.quota,
-        })
-        .await
-        .unwrap();
+    let store = MemStorage::new();
+    let p = store.add_principal();
+    let throttle = AuthThrottle::new(o.throttle.clone().unwrap_or(ThrottleConfig {
+        window: Duration::from_secs(60),
+        slow_after: 100,
+        delay: Duration::from_millis(1),
+        block_after: 1000,
+        block_for: Duration::from_secs(1),
+    }));
     let ctx = Arc::new(ImapContext {
         hostname: "mail.example.org".into(),
         tls: o.tls.clone(),
-        store: store.clone(),
-        auth: Arc::new(FakeAuth {
-            principal: p.id,
-            quota: o.quota,
-        }),
-        throttle: AuthThrottle::new(o.throttle.clone().unwrap_or(ThrottleConfig {
-            window: Duration::from_secs(60),
-            slow_after: 100,
-            delay: Duration::from_millis(1),
-            block_after: 1000,
-            block_for: Duration::from_secs(1),
-        })),
+        storage: Arc::new(store.clone()),
+        auth: AuthLayer::new(
+            Arc::new(FakeAuth {
+                principal: p,
+                quota: o.quota,
+            }),
+            throttle,
+        ),
         limits: o.limits,
         allow_plaintext_on_loopback: o.plaintext,
     });
@@ -144,9 +127,8 @@ pub async fn server_with(o: Options) -> Server {
     Server {
         addr,
         store,
-        principal: p.id,
+        principal: p,
         ctx,
-        _ts: ts,
     }
 }
 
@@ -167,31 +149,13 @@ impl Server {
     }
 
     pub async fn mailbox_id(&self, name: &str) -> i64 {
-        self.store
-            .mailbox(self.principal, name)
-            .await
-            .unwrap()
-            .unwrap()
-            .id
+        self.store.mailbox_id(self.principal, name).unwrap()
     }
 
     /// Delivers a message as SMTP would.
     pub async fn deliver(&self, mailbox: &str, raw: &str) -> i64 {
         let id = self.mailbox_id(mailbox).await;
-        let d = self
-            .store
-            .deliver(
-                raw.as_bytes().to_vec().into(),
-                vec![Target {
-                    mailbox: id,
-                    flags: 0,
-                    keywords: vec![],
-                }],
-                1_700_000_000,
-            )
-            .await
-            .unwrap();
-        d[0].uid
+        self.store.deliver(id, raw.as_bytes(), 0, 1_700_000_000)
     }
 }
 
