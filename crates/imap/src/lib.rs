@@ -38,6 +38,7 @@
 pub mod codec;
 pub mod search;
 
+pub mod connection;
 mod fetch;
 mod mailbox;
 #[cfg(any(test, feature = "testing"))]

@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 use outpost_mailmeta::MessageMeta;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::codec::response::{
-    Code, Data, ESearch, Encoder, ListItem, NamespaceEntry, QuotaResource, Response,
+    Code, Continuation, Data, ESearch, Encoder, ListItem, NamespaceEntry, QuotaResource, Response,
     StatusResponse, StatusValue,
 };
 use crate::codec::types::*;
@@ -35,6 +34,9 @@ pub(crate) enum Next {
     Logout,
     /// Answered OK; do the TLS handshake now.
     StartTls,
+    /// Output is waiting and the command is not finished: write it, then
+    /// call [`Session::resume`].
+    More,
     /// Answered `+ idling`; wait for DONE.
     Idle(Tag),
     /// AUTHENTICATE that needs client responses: send the mechanism's
@@ -55,9 +57,39 @@ pub(crate) struct Session {
     pub qresync: bool,
     pub rev2: bool,
     pub bad: u32,
+    /// The rest of a long FETCH.
+    pending: Option<Box<FetchJob>>,
 }
 
-type W<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
+/// Output size at which a long FETCH hands control back to the loop so
+/// that it can write (and the session's buffer stays small).
+const OUT_CHUNK: usize = 64 * 1024;
+
+/// A FETCH still producing responses; see [`Session::resume`].
+pub(crate) struct FetchJob {
+    tag: Tag,
+    attrs: Vec<FetchAttr>,
+    needs: fetch::Needs,
+    changed_since: Option<u64>,
+    read_only: bool,
+    id: i64,
+    /// View indices to answer for, ascending.
+    idx: Vec<usize>,
+    /// Next index into `idx`.
+    pos: usize,
+    chunk_size: usize,
+    /// The loaded rows for `idx[..chunk.end]`.
+    chunk: Option<FetchChunk>,
+    failed: Option<String>,
+    expunge_ok: bool,
+}
+
+struct FetchChunk {
+    end: usize,
+    infos: HashMap<u32, MessageInfo>,
+    metas: HashMap<i64, MessageMeta>,
+    seen_set: std::collections::HashSet<u32>,
+}
 
 fn store_err(tag: &Tag, e: &StorageError) -> StatusResponse {
     let (code, text) = match e {
@@ -162,6 +194,7 @@ impl Session {
             qresync: false,
             rev2: false,
             bad: 0,
+            pending: None,
         }
     }
 
@@ -180,15 +213,6 @@ impl Session {
     pub fn bad_cmd(&mut self, tag: Option<Tag>, text: &str) {
         self.bad += 1;
         self.send(StatusResponse::bad(tag, text));
-    }
-
-    /// Writes what is buffered when it has grown large (long FETCH).
-    async fn flush_big(&mut self, w: W<'_>) -> std::io::Result<()> {
-        if self.out.len() >= 64 * 1024 {
-            w.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
     }
 
     pub fn login_allowed(&self) -> bool {
@@ -282,7 +306,7 @@ impl Session {
 
     /// Handles one command; responses go to `self.out` (and, for large
     /// results, straight to `w`).
-    pub async fn handle(&mut self, cmd: Command, w: W<'_>) -> std::io::Result<Next> {
+    pub async fn handle(&mut self, cmd: Command) -> Next {
         let Command { tag, body } = cmd;
         let name = body.name();
         let authed = self.user.is_some();
@@ -301,11 +325,11 @@ impl Session {
             }
             CommandBody::Noop | CommandBody::Check => {
                 if !authed && matches!(body, CommandBody::Check) {
-                    return Ok(self.need_auth(&tag));
+                    return self.need_auth(&tag);
                 }
                 self.sync(true).await;
                 self.ok(&tag, &format!("{name} completed"));
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Logout => {
                 self.send(StatusResponse::bye(format!(
@@ -313,7 +337,7 @@ impl Session {
                     self.ctx.hostname
                 )));
                 self.ok(&tag, "LOGOUT completed");
-                return Ok(Next::Logout);
+                return Next::Logout;
             }
             CommandBody::Id(_) => {
                 self.send(Data::Id(Some(vec![(
@@ -326,14 +350,14 @@ impl Session {
             CommandBody::StartTls => {
                 if self.tls || self.ctx.tls.is_none() {
                     self.bad_cmd(Some(tag), "STARTTLS not available");
-                    return Ok(Next::Continue);
+                    return Next::Continue;
                 }
                 if authed {
                     self.bad_cmd(Some(tag), "Already authenticated");
-                    return Ok(Next::Continue);
+                    return Next::Continue;
                 }
                 self.ok(&tag, "Begin TLS negotiation now");
-                return Ok(Next::StartTls);
+                return Next::StartTls;
             }
             CommandBody::Login { username, password } => {
                 if authed {
@@ -343,7 +367,7 @@ impl Session {
                 } else {
                     self.login(&tag, &username, &password).await;
                 }
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Authenticate {
                 mechanism,
@@ -357,12 +381,12 @@ impl Session {
                     match (Mechanism::parse(mechanism.as_str()), initial_response) {
                         (None, _) => self.no(&tag, Some(Code::Cannot), "Unsupported mechanism"),
                         (Some(Mechanism::Plain), Some(ir)) => self.auth_plain(&tag, &ir).await,
-                        (Some(m), _) => return Ok(Next::Authenticate(tag, m)),
+                        (Some(m), _) => return Next::Authenticate(tag, m),
                     }
                 }
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
-            _ if !authed => return Ok(self.need_auth(&tag)),
+            _ if !authed => return self.need_auth(&tag),
             CommandBody::Enable(caps) => {
                 let mut on = Vec::new();
                 for c in caps {
@@ -400,7 +424,7 @@ impl Session {
                 params,
             } => {
                 self.select(&tag, mailbox, read_only, params).await;
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Create {
                 mailbox,
@@ -486,10 +510,10 @@ impl Session {
                 );
                 Next::Continue
             }
-            CommandBody::Idle => return Ok(Next::Idle(tag)),
+            CommandBody::Idle => return Next::Idle(tag),
             _ if !selected => {
                 self.bad_cmd(Some(tag), "No mailbox selected");
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Close | CommandBody::Unselect => {
                 let close = matches!(body, CommandBody::Close);
@@ -497,11 +521,11 @@ impl Session {
                 if close && !sel.read_only {
                     if let Err(e) = self.ctx.storage.expunge(sel.id, None).await {
                         self.send(store_err(&tag, &e));
-                        return Ok(Next::Continue);
+                        return Next::Continue;
                     }
                 }
                 self.ok(&tag, &format!("{name} completed"));
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Expunge => {
                 self.expunge(&tag, None).await;
@@ -532,11 +556,14 @@ impl Session {
                 ..
             } if !self.sel.as_ref().unwrap().seqset_valid(set) => {
                 self.bad_cmd(Some(tag), "Invalid message sequence number");
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
             CommandBody::Fetch(f) => {
                 expunge_ok = f.uid;
-                self.fetch(&tag, f, w).await?;
+                if let Next::More = self.fetch(&tag, f).await {
+                    // The rest follows from `resume`, which syncs at the end.
+                    return Next::More;
+                }
                 Next::Continue
             }
             CommandBody::Store(s) => {
@@ -567,29 +594,51 @@ impl Session {
             }
             CommandBody::Sort(_) | CommandBody::Thread(_) => {
                 self.bad_cmd(Some(tag), "Not supported");
-                return Ok(Next::Continue);
+                return Next::Continue;
             }
         };
-        // Untagged updates go before the tagged reply, which is the last
-        // response this command wrote; insert them ahead of it.
-        if self.sel.is_some() {
-            // The tagged reply is the last line written (it has no CRLF
-            // inside); pull it off, add the updates, put it back.
-            let end = self.out.len();
-            let pos = if end >= 2 {
-                self.out[..end - 2]
-                    .windows(2)
-                    .rposition(|w| w == b"\r\n")
-                    .map(|p| p + 2)
-                    .unwrap_or(0)
-            } else {
-                0
-            };
-            let tail = self.out.split_off(pos);
-            self.sync(expunge_ok).await;
-            self.out.extend_from_slice(&tail);
+        self.after_command(expunge_ok).await;
+        next
+    }
+
+    /// Reports other sessions' changes after a command. Untagged updates
+    /// go before the tagged reply, which is the last response the command
+    /// wrote; insert them ahead of it.
+    async fn after_command(&mut self, expunge_ok: bool) {
+        if self.sel.is_none() {
+            return;
         }
-        Ok(next)
+        // The tagged reply is the last line written (it has no CRLF
+        // inside); pull it off, add the updates, put it back.
+        let end = self.out.len();
+        let pos = if end >= 2 {
+            self.out[..end - 2]
+                .windows(2)
+                .rposition(|w| w == b"\r\n")
+                .map(|p| p + 2)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let tail = self.out.split_off(pos);
+        self.sync(expunge_ok).await;
+        self.out.extend_from_slice(&tail);
+    }
+
+    /// Continues a command that answered [`Next::More`] once the loop has
+    /// written the output so far.
+    pub async fn resume(&mut self) -> Next {
+        let Some(job) = self.pending.take() else {
+            return Next::Continue;
+        };
+        let expunge_ok = job.expunge_ok;
+        match self.run_fetch(job).await {
+            Next::More => Next::More,
+            next => {
+                self.after_command(expunge_ok).await;
+                next
+            }
+        }
     }
 
     fn need_auth(&mut self, tag: &Tag) -> Next {
@@ -641,6 +690,21 @@ impl Session {
                     "Authentication temporarily unavailable",
                 );
             }
+        }
+    }
+
+    /// IDLE accepted (RFC 2177): `+ idling`, then what is already waiting.
+    pub async fn idle_start(&mut self) {
+        self.send(Continuation::Text("idling".into()));
+        self.sync(true).await;
+    }
+
+    /// The line that ends IDLE: `DONE`, or anything else (BAD).
+    pub fn idle_done(&mut self, tag: Tag, line: &[u8]) {
+        if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
+            self.send(StatusResponse::ok(Some(tag), "IDLE terminated"));
+        } else {
+            self.bad_cmd(Some(tag), "Expected DONE");
         }
     }
 
@@ -1308,7 +1372,7 @@ impl Session {
         Ok(out)
     }
 
-    async fn fetch(&mut self, tag: &Tag, f: FetchCommand, w: W<'_>) -> std::io::Result<()> {
+    async fn fetch(&mut self, tag: &Tag, f: FetchCommand) -> Next {
         let mut attrs = f.items.attrs();
         if f.uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
@@ -1324,7 +1388,7 @@ impl Session {
                 Some(tag.clone()),
                 "VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC",
             );
-            return Ok(());
+            return Next::Continue;
         }
         let needs = fetch::needs(&attrs);
         let sel = self.sel.as_ref().unwrap();
@@ -1362,138 +1426,160 @@ impl Session {
                 }
                 Err(e) => {
                     self.send(store_err(tag, &e));
-                    return Ok(());
+                    return Next::Continue;
                 }
             }
         }
-        let mut failed: Option<String> = None;
-        for chunk in idx.chunks(if needs.raw { 50 } else { 5000 }) {
-            let mut infos = match self.load_infos(chunk).await {
-                Ok(m) => m,
+        let job = FetchJob {
+            tag: tag.clone(),
+            chunk_size: if needs.raw { 50 } else { 5000 },
+            attrs,
+            needs,
+            changed_since: f.changed_since,
+            read_only,
+            id,
+            idx,
+            pos: 0,
+            chunk: None,
+            failed: None,
+            expunge_ok: f.uid,
+        };
+        self.run_fetch(Box::new(job)).await
+    }
+
+    /// Produces FETCH responses until the output holds [`OUT_CHUNK`]
+    /// octets (then parks the job in `self.pending` and answers
+    /// [`Next::More`]) or the command is done.
+    async fn run_fetch(&mut self, mut job: Box<FetchJob>) -> Next {
+        while job.pos < job.idx.len() {
+            let chunk = match job.chunk.take() {
+                Some(c) if job.pos < c.end => c,
+                _ => {
+                    let end = (job.pos + job.chunk_size).min(job.idx.len());
+                    match self.load_fetch_chunk(&job, end).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.send(store_err(&job.tag, &e));
+                            return Next::Continue;
+                        }
+                    }
+                }
+            };
+            while job.pos < chunk.end {
+                let i = job.idx[job.pos];
+                job.pos += 1;
+                self.fetch_one(&mut job, &chunk, i).await;
+                if self.out.len() >= OUT_CHUNK && job.pos < job.idx.len() {
+                    job.chunk = Some(chunk);
+                    self.pending = Some(job);
+                    return Next::More;
+                }
+            }
+        }
+        let tag = job.tag.clone();
+        match job.failed.take() {
+            None => self.ok(&tag, "FETCH completed"),
+            Some(m) => self.no(&tag, None, &m),
+        }
+        Next::Continue
+    }
+
+    /// Rows, metadata and (for a non-PEEK body fetch) the implicit `\Seen`
+    /// of the messages `job.idx[job.pos..end]`.
+    async fn load_fetch_chunk(
+        &mut self,
+        job: &FetchJob,
+        end: usize,
+    ) -> Result<FetchChunk, StorageError> {
+        let slice = &job.idx[job.pos..end];
+        let mut infos = self.load_infos(slice).await?;
+        if let Some(since) = job.changed_since {
+            infos.retain(|_, m| m.modseq as u64 > since);
+        }
+        let mut seen_set = std::collections::HashSet::new();
+        if job.needs.sets_seen && !job.read_only {
+            let unseen: Vec<i64> = infos
+                .values()
+                .filter(|m| m.flags & SEEN == 0)
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let change = FlagChange {
+                    op: FlagOp::Add,
+                    flags: SEEN,
+                    keywords: vec![],
+                    unchanged_since: None,
+                };
+                let res = self.ctx.storage.store_flags(job.id, unseen, change).await?;
+                for m in res.changed {
+                    seen_set.insert(m.uid as u32);
+                    infos.insert(m.uid as u32, m);
+                }
+            }
+        }
+        let metas = if job.needs.meta {
+            let uids: Vec<i64> = infos.keys().map(|&u| u as i64).collect();
+            self.ctx.storage.message_meta(job.id, &uids).await?
+        } else {
+            HashMap::new()
+        };
+        Ok(FetchChunk {
+            end,
+            infos,
+            metas,
+            seen_set,
+        })
+    }
+
+    /// The FETCH response for the message at view index `i`.
+    async fn fetch_one(&mut self, job: &mut FetchJob, chunk: &FetchChunk, i: usize) {
+        let Some(uid) = self.sel.as_ref().and_then(|s| s.uids.get(i).copied()) else {
+            return;
+        };
+        let Some(info) = chunk.infos.get(&uid) else {
+            return;
+        };
+        let meta = chunk.metas.get(&(uid as i64));
+        let envelope_raw = job.attrs.contains(&FetchAttr::Envelope)
+            && meta.is_some_and(|m| fetch::envelope_needs_raw(&m.envelope));
+        let raw = if job.needs.raw || envelope_raw {
+            match self.ctx.storage.read_body(info).await {
+                Ok(r) => Some(r),
                 Err(e) => {
-                    self.send(store_err(tag, &e));
-                    return Ok(());
-                }
-            };
-            if let Some(since) = f.changed_since {
-                infos.retain(|_, m| m.modseq as u64 > since);
-            }
-            let mut seen_set = std::collections::HashSet::new();
-            if needs.sets_seen && !read_only {
-                let unseen: Vec<i64> = infos
-                    .values()
-                    .filter(|m| m.flags & SEEN == 0)
-                    .map(|m| m.uid)
-                    .collect();
-                if !unseen.is_empty() {
-                    match self
-                        .ctx
-                        .storage
-                        .store_flags(
-                            id,
-                            unseen,
-                            FlagChange {
-                                op: FlagOp::Add,
-                                flags: SEEN,
-                                keywords: vec![],
-                                unchanged_since: None,
-                            },
-                        )
-                        .await
-                    {
-                        Ok(res) => {
-                            for m in res.changed {
-                                seen_set.insert(m.uid as u32);
-                                infos.insert(m.uid as u32, m);
-                            }
-                        }
-                        Err(e) => {
-                            self.send(store_err(tag, &e));
-                            return Ok(());
-                        }
-                    }
+                    tracing::warn!(session = self.net.id, "imap: blob read failed: {e}");
+                    job.failed = Some("Message data unavailable".into());
+                    return;
                 }
             }
-            let metas = if needs.meta {
-                let uids: Vec<i64> = infos.keys().map(|&u| u as i64).collect();
-                match self.ctx.storage.message_meta(id, &uids).await {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.send(store_err(tag, &e));
-                        return Ok(());
-                    }
-                }
-            } else {
-                HashMap::new()
-            };
-            for &i in chunk {
-                let sel = self.sel.as_ref().unwrap();
-                let uid = sel.uids[i];
-                let Some(info) = infos.get(&uid) else {
-                    continue;
-                };
-                let envelope_raw = attrs.contains(&FetchAttr::Envelope)
-                    && metas
-                        .get(&(uid as i64))
-                        .is_some_and(|m| fetch::envelope_needs_raw(&m.envelope));
-                let raw = if needs.raw || envelope_raw {
-                    match self.ctx.storage.read_body(info).await {
-                        Ok(r) => Some(r),
-                        Err(e) => {
-                            tracing::warn!(session = self.net.id, "imap: blob read failed: {e}");
-                            failed = Some("Message data unavailable".into());
-                            continue;
-                        }
-                    }
-                } else {
-                    None
-                };
-                let extra;
-                let a: &[FetchAttr] = if seen_set.contains(&uid) {
-                    // \Seen was set: report the new flags, and with
-                    // CONDSTORE also UID and MODSEQ (RFC 7162 3.2).
-                    let mut v = attrs.clone();
-                    let mut want = vec![FetchAttr::Flags];
-                    if self.condstore {
-                        want.extend([FetchAttr::Uid, FetchAttr::ModSeq]);
-                    }
-                    for w in want {
-                        if !v.contains(&w) {
-                            v.push(w);
-                        }
-                    }
-                    extra = v;
-                    &extra
-                } else {
-                    &attrs
-                };
-                match fetch::render(
-                    a,
-                    info,
-                    metas.get(&(uid as i64)),
-                    raw.as_deref(),
-                    false,
-                    self.enc.utf8_accept,
-                ) {
-                    Ok(items) => self.send(Data::Fetch {
-                        seq: i as u32 + 1,
-                        items,
-                    }),
-                    Err(msg) => failed = Some(msg),
-                }
-                self.flush_big(w).await?;
+        } else {
+            None
+        };
+        let extra;
+        let a: &[FetchAttr] = if chunk.seen_set.contains(&uid) {
+            // \Seen was set: report the new flags, and with
+            // CONDSTORE also UID and MODSEQ (RFC 7162 3.2).
+            let mut v = job.attrs.clone();
+            let mut want = vec![FetchAttr::Flags];
+            if self.condstore {
+                want.extend([FetchAttr::Uid, FetchAttr::ModSeq]);
             }
+            for w in want {
+                if !v.contains(&w) {
+                    v.push(w);
+                }
+            }
+            extra = v;
+            &extra
+        } else {
+            &job.attrs
+        };
+        match fetch::render(a, info, meta, raw.as_deref(), false, self.enc.utf8_accept) {
+            Ok(items) => self.send(Data::Fetch {
+                seq: i as u32 + 1,
+                items,
+            }),
+            Err(msg) => job.failed = Some(msg),
         }
-        match failed {
-            None => self.ok(tag, "FETCH completed"),
-            Some(m) => self.no(tag, None, &m),
-        }
-        if self.out.capacity() > 256 * 1024 {
-            // Keep big buffers only while they are needed.
-            w.write_all(&self.out).await?;
-            self.out = Vec::new();
-        }
-        Ok(())
     }
 
     async fn store(&mut self, tag: &Tag, s: StoreCommand) {

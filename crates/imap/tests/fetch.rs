@@ -99,3 +99,31 @@ async fn sequence_number_beyond_exists_is_bad() {
     c.cmd("a6 FETCH 5:* (FLAGS)").await.ok();
     c.cmd("a7 UID FETCH 5 (FLAGS)").await.ok();
 }
+
+/// A FETCH whose answer is far larger than one output chunk comes out
+/// whole and in order, and changes made meanwhile by another session are
+/// reported before the tagged reply, not in the middle of it.
+#[tokio::test]
+async fn long_fetch_comes_out_whole() {
+    let s = server().await;
+    let body = "x".repeat(20_000);
+    for i in 0..40 {
+        s.deliver("INBOX", &format!("Subject: m{i}\r\n\r\n{body}\r\n"))
+            .await;
+    }
+    let mut o = s.login().await;
+    o.cmd("b1 SELECT INBOX").await.ok();
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    o.cmd("b2 STORE 40 +FLAGS (\\Flagged)").await.ok();
+    let r = c.cmd("a2 FETCH 1:* (BODY.PEEK[])").await.ok();
+    let bodies: Vec<&String> = r.lines.iter().filter(|l| l.contains("BODY[]")).collect();
+    assert_eq!(bodies.len(), 40);
+    for (i, l) in bodies.iter().enumerate() {
+        assert!(l.starts_with(&format!("* {} FETCH", i + 1)), "{}", &l[..40]);
+        assert!(l.contains(&format!("Subject: m{i}\r\n")) || l.contains(&format!("Subject: m{i}")));
+        assert!(l.contains(&body));
+    }
+    let last = r.lines.last().unwrap();
+    assert!(last.contains("FLAGS (\\Flagged)"), "{last:.80}");
+}
