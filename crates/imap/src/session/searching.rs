@@ -1,0 +1,212 @@
+//! SEARCH, SORT and THREAD over the selected mailbox.
+
+use super::*;
+
+fn contains_modseq(k: &SearchKey) -> bool {
+    match k {
+        SearchKey::ModSeq { .. } => true,
+        SearchKey::Not(k) => contains_modseq(k),
+        SearchKey::Or(a, b) => contains_modseq(a) || contains_modseq(b),
+        SearchKey::And(v) => v.iter().any(contains_modseq),
+        _ => false,
+    }
+}
+
+impl Session {
+    /// Evaluates a search key over the view; returns matching indices.
+    pub(super) async fn run_search(
+        &mut self,
+        key: &SearchKey,
+        meta_for_sort: bool,
+    ) -> Result<(Vec<usize>, Vec<MessageInfo>, HashMap<i64, MessageMeta>), StorageError> {
+        let sel = self.sel.as_ref().unwrap();
+        let id = sel.id;
+        let list = self.ctx.storage.messages(id).await?;
+        // Only messages this session knows about, in its sequence order.
+        let sel = self.sel.as_ref().unwrap();
+        let list: Vec<MessageInfo> = list
+            .into_iter()
+            .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
+            .collect();
+        let needs = search::needs(key);
+        let metas = if needs.meta || needs.raw || meta_for_sort {
+            let uids: Vec<i64> = list.iter().map(|m| m.uid).collect();
+            self.ctx.storage.message_meta(id, &uids).await?
+        } else {
+            HashMap::new()
+        };
+        let saved = sel.saved.clone();
+        let ctx = search::SearchContext {
+            last_seq: sel.exists(),
+            last_uid: sel.last_uid(),
+            saved: &saved,
+            now: now(),
+        };
+        let mut hits = Vec::new();
+        for m in &list {
+            let raw = if needs.raw {
+                Some(self.ctx.storage.read_body(m).await?)
+            } else {
+                None
+            };
+            let seq = sel.seq_of(m.uid as u32).unwrap_or(0);
+            let view = search::MessageView {
+                seq,
+                info: m,
+                meta: metas.get(&m.uid),
+                raw: raw.as_deref(),
+            };
+            if search::matches(key, &view, &ctx) {
+                hits.push(seq as usize - 1);
+            }
+        }
+        Ok((hits, list, metas))
+    }
+
+    pub(super) async fn search(&mut self, tag: &Tag, mut s: SearchCommand) {
+        // RFC 9051 6.4.4: under IMAP4rev2, SEARCH without RETURN answers
+        // with ESEARCH, as if RETURN (ALL) had been given.
+        if self.rev2 && s.returns.is_none() {
+            s.returns = Some(Vec::new());
+        }
+        let (hits, list, _) = match self.run_search(&s.criteria, false).await {
+            Ok(r) => r,
+            Err(e) => return self.send(store_err(tag, &e)),
+        };
+        let sel = self.sel.as_mut().unwrap();
+        let uid_of = |i: usize| sel.uids[i];
+        let ids: Vec<u32> = hits
+            .iter()
+            .map(|&i| if s.uid { uid_of(i) } else { i as u32 + 1 })
+            .collect();
+        let mod_seq = if contains_modseq(&s.criteria) && !hits.is_empty() {
+            self.condstore = true;
+            let hit_uids: std::collections::HashSet<u32> =
+                hits.iter().map(|&i| sel.uids[i]).collect();
+            list.iter()
+                .filter(|m| hit_uids.contains(&(m.uid as u32)))
+                .map(|m| m.modseq as u64)
+                .max()
+        } else {
+            None
+        };
+        match s.returns {
+            None => {
+                self.send(Data::Search { ids, mod_seq });
+            }
+            Some(ret) => {
+                let ret = if ret.is_empty() {
+                    vec![SearchReturn::All]
+                } else {
+                    ret
+                };
+                if ret.contains(&SearchReturn::Save) {
+                    sel.saved = hits.iter().map(|&i| sel.uids[i]).collect();
+                }
+                let only_save = ret.iter().all(|r| *r == SearchReturn::Save);
+                if !only_save {
+                    let mut e = ESearch::new(Some(tag.clone()), s.uid);
+                    for r in &ret {
+                        match r {
+                            SearchReturn::Min => e.min = ids.first().copied(),
+                            SearchReturn::Max => e.max = ids.last().copied(),
+                            SearchReturn::Count => e.count = Some(ids.len() as u32),
+                            SearchReturn::All if !ids.is_empty() => {
+                                e.all = Some(SequenceSet::from_numbers(ids.iter().copied()))
+                            }
+                            _ => {}
+                        }
+                    }
+                    e.mod_seq = mod_seq;
+                    self.send(Data::ESearch(e));
+                }
+            }
+        }
+        self.ok(tag, "SEARCH completed");
+    }
+
+    pub(super) async fn sort(&mut self, tag: &Tag, s: SortCommand) {
+        let (hits, list, metas) = match self.run_search(&s.search, true).await {
+            Ok(r) => r,
+            Err(e) => return self.send(store_err(tag, &e)),
+        };
+        let sel = self.sel.as_ref().unwrap();
+        let views = hit_views(&hits, &sel.uids, &list, &metas);
+        let order = search::sort(&s.criteria, &views);
+        let ids: Vec<u32> = order
+            .iter()
+            .map(|&k| {
+                if s.uid {
+                    views[k].info.uid as u32
+                } else {
+                    views[k].seq
+                }
+            })
+            .collect();
+        match s.returns {
+            None => self.send(Data::Sort { ids, mod_seq: None }),
+            Some(ret) => {
+                let ret = if ret.is_empty() {
+                    vec![SearchReturn::All]
+                } else {
+                    ret
+                };
+                let mut e = ESearch::new(Some(tag.clone()), s.uid);
+                for r in &ret {
+                    match r {
+                        SearchReturn::Min => e.min = ids.iter().min().copied(),
+                        SearchReturn::Max => e.max = ids.iter().max().copied(),
+                        SearchReturn::Count => e.count = Some(ids.len() as u32),
+                        SearchReturn::All if !ids.is_empty() => {
+                            e.all = Some(SequenceSet::Ranges(
+                                ids.iter().map(|&u| SeqRange::single(u)).collect(),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+                self.send(Data::ESearch(e));
+            }
+        }
+        self.ok(tag, "SORT completed");
+    }
+
+    pub(super) async fn thread(&mut self, tag: &Tag, t: ThreadCommand) {
+        let (hits, list, metas) = match self.run_search(&t.search, true).await {
+            Ok(r) => r,
+            Err(e) => return self.send(store_err(tag, &e)),
+        };
+        let sel = self.sel.as_ref().unwrap();
+        let views = hit_views(&hits, &sel.uids, &list, &metas);
+        let ids = if t.uid {
+            search::ThreadIds::Uid
+        } else {
+            search::ThreadIds::Seq
+        };
+        let threads = search::thread(t.algorithm, &views, ids);
+        self.send(Data::Thread(threads));
+        self.ok(tag, "THREAD completed");
+    }
+}
+
+/// The search hits (indices into the selected mailbox's UID list) as views
+/// for SORT and THREAD, with their metadata.
+fn hit_views<'a>(
+    hits: &[usize],
+    uids: &[u32],
+    list: &'a [MessageInfo],
+    metas: &'a HashMap<i64, MessageMeta>,
+) -> Vec<search::MessageView<'a>> {
+    let by_uid: HashMap<u32, &MessageInfo> = list.iter().map(|m| (m.uid as u32, m)).collect();
+    hits.iter()
+        .filter_map(|&i| {
+            let info = *by_uid.get(&uids[i])?;
+            Some(search::MessageView {
+                seq: i as u32 + 1,
+                info,
+                meta: metas.get(&info.uid),
+                raw: None,
+            })
+        })
+        .collect()
+}
