@@ -169,7 +169,7 @@ impl Connection {
 
     fn wait(&self) -> Duration {
         let limits = &self.session.ctx.limits;
-        match (&self.mode, self.session.user.is_some()) {
+        match (&self.mode, self.session.user().is_some()) {
             (Mode::Auth { .. }, _) | (_, false) => limits.login_timeout,
             _ => limits.command_timeout,
         }
@@ -204,7 +204,7 @@ impl Connection {
                 },
                 Mode::Idle { tag } => match self.framer.poll_line() {
                     Ok(None) => {
-                        let watch = self.session.sel.as_ref().map(|s| s.watch.clone());
+                        let watch = self.session.selected().map(|s| s.watch.clone());
                         let timeout = self.session.ctx.limits.idle_timeout;
                         return Step::Idle { watch, timeout };
                     }
@@ -274,7 +274,7 @@ impl Connection {
     /// What a command's outcome asks of the loop, if anything.
     async fn after(&mut self, next: Next) -> Option<Step> {
         self.resuming = matches!(next, Next::More);
-        if !self.authed_limits && self.session.user.is_some() {
+        if !self.authed_limits && self.session.user().is_some() {
             self.framer
                 .set_limits(framer_limits(&self.session.ctx, true));
             self.authed_limits = true;
@@ -335,7 +335,7 @@ impl Connection {
         let (tag, mechanism, answers) = (tag.clone(), *mechanism, std::mem::take(answers));
         self.mode = Mode::Commands;
         Box::pin(self.session.auth_exchange(&tag, mechanism, &answers)).await;
-        if !self.authed_limits && self.session.user.is_some() {
+        if !self.authed_limits && self.session.user().is_some() {
             self.framer
                 .set_limits(framer_limits(&self.session.ctx, true));
             self.authed_limits = true;
@@ -356,13 +356,13 @@ impl Connection {
 
     /// Whether the client is logged in (for tests and the fuzz check).
     pub fn authenticated(&self) -> bool {
-        self.session.user.is_some()
+        self.session.user().is_some()
     }
 
     /// Messages in the selected mailbox as this session has told the
     /// client (EXISTS minus reported expunges); `None` when nothing is
     /// selected.
     pub fn selected_exists(&self) -> Option<u32> {
-        self.session.sel.as_ref().map(|s| s.exists())
+        self.session.selected().map(|s| s.exists())
     }
 }

@@ -134,8 +134,6 @@ async fn run(data: &[u8]) -> Outcome {
         let step = c.step().await;
         let out = std::mem::take(c.output());
         view.read(&out);
-        view.outcome.authenticated |= c.authenticated();
-        view.outcome.selected |= c.selected_exists().is_some();
         let settled = matches!(step, Step::NeedInput { .. } | Step::Idle { .. });
         if settled {
             if let (Some(model), Some(session)) = (view.exists, c.selected_exists()) {
@@ -198,7 +196,11 @@ impl View {
                 pos += eol + 2;
                 match literal_len(line) {
                     Some(n) => {
-                        assert!(out.len() - pos >= n, "literal of {n} octets cut short");
+                        assert!(
+                            out.len() - pos >= n,
+                            "literal of {n} octets cut short in {:?}",
+                            String::from_utf8_lossy(&out[..out.len().min(2000)])
+                        );
                         pos += n;
                     }
                     None => break,
@@ -226,6 +228,8 @@ impl View {
             }
             if second == "OK" {
                 self.outcome.tagged_ok += 1;
+                self.outcome.authenticated |= s.contains("Logged in");
+                self.outcome.selected |= s.contains("[READ-WRITE]") || s.contains("[READ-ONLY]");
             }
             return;
         }

@@ -1072,9 +1072,18 @@ impl Encoder {
 }
 
 /// Response text may not contain CR or LF.
+/// Human-readable text (RFC 3501 `text`: no CR, LF or NUL). A text that
+/// ends in `{n}` would make clients wait for a literal (a BAD that quotes
+/// the client's own command can end so), so a `.` is added after a final
+/// `}`.
 fn clean_text(t: &str) -> std::borrow::Cow<'_, str> {
-    if t.contains(['\r', '\n']) {
-        std::borrow::Cow::Owned(t.replace(['\r', '\n'], " "))
+    let bad = |c: char| c == '\r' || c == '\n' || c == '\0';
+    if t.contains(bad) || t.ends_with('}') {
+        let mut s = t.replace(bad, " ");
+        if s.ends_with('}') {
+            s.push('.');
+        }
+        std::borrow::Cow::Owned(s)
     } else {
         std::borrow::Cow::Borrowed(t)
     }

@@ -677,3 +677,16 @@ fn framer_and_parser_together() {
     );
     assert_eq!(cmds[1].body.name(), "UID FETCH");
 }
+
+#[test]
+fn text_never_looks_like_a_literal() {
+    let mut out = Vec::new();
+    Encoder::default().encode(
+        &StatusResponse::bad(None, "junk: a2 APPEND INBOX {23}\0x").into(),
+        &mut out,
+    );
+    assert_eq!(out, b"* BAD junk: a2 APPEND INBOX {23} x\r\n");
+    out.clear();
+    Encoder::default().encode(&StatusResponse::bad(None, "ends {23}").into(), &mut out);
+    assert_eq!(out, b"* BAD ends {23}.\r\n");
+}

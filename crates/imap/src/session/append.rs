@@ -34,7 +34,7 @@ impl Session {
                 }
             }
         }
-        let quota = self.user.as_ref().map(|u| u.quota_bytes).unwrap_or(0);
+        let quota = self.user().map_or(0, |u| u.quota_bytes);
         if quota > 0 {
             match store.usage(self.principal()).await {
                 Ok(used) if used as u64 + total > quota as u64 => {
@@ -82,7 +82,7 @@ impl Session {
     }
 
     pub(super) async fn quota(&mut self, tag: &Tag) {
-        let quota = self.user.as_ref().map(|u| u.quota_bytes).unwrap_or(0);
+        let quota = self.user().map_or(0, |u| u.quota_bytes);
         if quota <= 0 {
             return self.no(tag, Some(Code::Nonexistent), "No quota");
         }

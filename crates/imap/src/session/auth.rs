@@ -8,7 +8,7 @@ impl Session {
         match self.ctx.auth.login(ip, login, password).await {
             LoginOutcome::Success(user) => {
                 tracing::info!(session = self.net.id, %ip, user = %user.login, "imap: login");
-                self.user = Some(Box::new(user));
+                self.state = State::Authenticated(Box::new(user));
                 self.bad = 0;
                 let caps = self.capabilities();
                 self.send(

@@ -36,9 +36,9 @@ impl Session {
     /// Loads message rows for the given view indices, keyed by UID.
     pub(super) async fn load_infos(
         &self,
+        sel: &Selected,
         idx: &[usize],
     ) -> Result<HashMap<u32, MessageInfo>, StorageError> {
-        let sel = self.sel.as_ref().unwrap();
         let mut out = HashMap::with_capacity(idx.len());
         if idx.is_empty() {
             return Ok(out);
@@ -61,7 +61,7 @@ impl Session {
         Ok(out)
     }
 
-    pub(super) async fn fetch(&mut self, tag: &Tag, f: FetchCommand) -> Next {
+    pub(super) async fn fetch(&mut self, sel: &mut Selected, tag: &Tag, f: FetchCommand) -> Next {
         let mut attrs = f.items.attrs();
         if f.uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
@@ -80,7 +80,6 @@ impl Session {
             return Next::Continue;
         }
         let needs = fetch::needs(&attrs);
-        let sel = self.sel.as_ref().unwrap();
         let read_only = sel.read_only;
         let id = sel.id;
         let idx = sel.resolve(&f.set, f.uid);
@@ -133,19 +132,19 @@ impl Session {
             failed: None,
             expunge_ok: f.uid,
         };
-        self.run_fetch(Box::new(job)).await
+        self.run_fetch(sel, Box::new(job)).await
     }
 
     /// Produces FETCH responses until the output holds [`OUT_CHUNK`]
     /// octets (then parks the job in `self.pending` and answers
     /// [`Next::More`]) or the command is done.
-    pub(super) async fn run_fetch(&mut self, mut job: Box<FetchJob>) -> Next {
+    pub(super) async fn run_fetch(&mut self, sel: &mut Selected, mut job: Box<FetchJob>) -> Next {
         while job.pos < job.idx.len() {
             let chunk = match job.chunk.take() {
                 Some(c) if job.pos < c.end => c,
                 _ => {
                     let end = (job.pos + job.chunk_size).min(job.idx.len());
-                    match self.load_fetch_chunk(&job, end).await {
+                    match self.load_fetch_chunk(sel, &job, end).await {
                         Ok(c) => c,
                         Err(e) => {
                             self.send(store_err(&job.tag, &e));
@@ -157,7 +156,7 @@ impl Session {
             while job.pos < chunk.end {
                 let i = job.idx[job.pos];
                 job.pos += 1;
-                self.fetch_one(&mut job, &chunk, i).await;
+                self.fetch_one(sel, &mut job, &chunk, i).await;
                 if self.out.len() >= OUT_CHUNK && job.pos < job.idx.len() {
                     job.chunk = Some(chunk);
                     self.pending = Some(job);
@@ -177,11 +176,12 @@ impl Session {
     /// of the messages `job.idx[job.pos..end]`.
     async fn load_fetch_chunk(
         &mut self,
+        sel: &Selected,
         job: &FetchJob,
         end: usize,
     ) -> Result<FetchChunk, StorageError> {
         let slice = &job.idx[job.pos..end];
-        let mut infos = self.load_infos(slice).await?;
+        let mut infos = self.load_infos(sel, slice).await?;
         if let Some(since) = job.changed_since {
             infos.retain(|_, m| m.modseq as u64 > since);
         }
@@ -221,8 +221,14 @@ impl Session {
     }
 
     /// The FETCH response for the message at view index `i`.
-    async fn fetch_one(&mut self, job: &mut FetchJob, chunk: &FetchChunk, i: usize) {
-        let Some(uid) = self.sel.as_ref().and_then(|s| s.uids.get(i).copied()) else {
+    async fn fetch_one(
+        &mut self,
+        sel: &Selected,
+        job: &mut FetchJob,
+        chunk: &FetchChunk,
+        i: usize,
+    ) {
+        let Some(uid) = sel.uids.get(i).copied() else {
             return;
         };
         let Some(info) = chunk.infos.get(&uid) else {

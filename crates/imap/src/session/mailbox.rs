@@ -38,7 +38,7 @@ pub(super) fn list_match(pattern: &str, name: &str) -> bool {
 
 impl Session {
     pub(super) fn principal(&self) -> i64 {
-        self.user.as_ref().map(|u| u.principal_id).unwrap_or(0)
+        self.user().map_or(0, |u| u.principal_id)
     }
 
     pub(super) async fn create(
@@ -103,8 +103,8 @@ impl Session {
         match store.mailbox(self.principal(), mailbox.as_str()).await {
             Ok(Some(mb)) => match store.delete_mailbox(mb.id).await {
                 Ok(()) => {
-                    if self.sel.as_ref().map(|s| s.id) == Some(mb.id) {
-                        self.sel = None;
+                    if self.selected().map(|s| s.id) == Some(mb.id) {
+                        self.deselect();
                     }
                     self.ok(tag, "DELETE completed")
                 }

@@ -45,12 +45,21 @@ pub(crate) enum Next {
     Authenticate(Tag, Mechanism),
 }
 
+/// Where the session is (RFC 9051 3). A selected-state command takes the
+/// [`Selected`] out for its run (the state reads `Authenticated` then),
+/// so handlers get it as a plain `&mut` instead of unwrapping an option.
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(Box<AuthUser>),
+    Selected(Box<AuthUser>, Box<Selected>),
+    Logout,
+}
+
 pub(crate) struct Session {
     pub ctx: Arc<ImapContext>,
     pub net: outpost_net::Session,
     pub tls: bool,
-    pub user: Option<Box<AuthUser>>,
-    pub sel: Option<Box<Selected>>,
+    pub state: State,
     pub enc: Encoder,
     pub out: Vec<u8>,
     pub condstore: bool,
@@ -112,8 +121,7 @@ impl Session {
             ctx,
             net,
             tls,
-            user: None,
-            sel: None,
+            state: State::NotAuthenticated,
             enc: Encoder::default(),
             out: Vec::new(),
             condstore: false,
@@ -121,6 +129,49 @@ impl Session {
             rev2: false,
             bad: 0,
             pending: None,
+        }
+    }
+
+    pub fn user(&self) -> Option<&AuthUser> {
+        match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Some(u),
+            State::NotAuthenticated | State::Logout => None,
+        }
+    }
+
+    pub fn selected(&self) -> Option<&Selected> {
+        match &self.state {
+            State::Selected(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn selected_mut(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            State::Selected(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Selected → Authenticated, handing back the mailbox view.
+    fn deselect(&mut self) -> Option<Box<Selected>> {
+        match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Selected(u, s) => {
+                self.state = State::Authenticated(u);
+                Some(s)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Authenticated → Selected (a session must be logged in to select).
+    fn enter_selected(&mut self, sel: Box<Selected>) {
+        match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Authenticated(u) | State::Selected(u, _) => self.state = State::Selected(u, sel),
+            other => self.state = other,
         }
     }
 
@@ -158,7 +209,7 @@ impl Session {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if self.user.is_none() {
+        if self.user().is_none() {
             if !self.tls && self.ctx.tls.is_some() {
                 c.push("STARTTLS".into());
             }
@@ -220,9 +271,12 @@ impl Session {
     /// Reports other sessions' changes to the selected mailbox.
     pub async fn sync(&mut self, expunge: bool) {
         let mode = self.sync_mode(expunge);
-        let Some(sel) = self.sel.as_mut() else { return };
+        let storage = self.ctx.storage.clone();
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
         let mut data = Vec::new();
-        if let Err(e) = sel.sync(self.ctx.storage.as_ref(), mode, &mut data).await {
+        if let Err(e) = sel.sync(storage.as_ref(), mode, &mut data).await {
             tracing::warn!(session = self.net.id, "imap: mailbox sync failed: {e}");
         }
         for d in data {
@@ -235,12 +289,11 @@ impl Session {
     pub async fn handle(&mut self, cmd: Command) -> Next {
         let Command { tag, body } = cmd;
         let name = body.name();
-        let authed = self.user.is_some();
-        let selected = self.sel.is_some();
+        let authed = self.user().is_some();
+        let selected = self.selected().is_some();
         // Commands that use sequence numbers must not see EXPUNGEs
         // (RFC 3501 7.4.1); UID variants and the rest may.
         let mut expunge_ok = true;
-        let is_move = matches!(body, CommandBody::Move { .. });
         let is_subscribe = matches!(body, CommandBody::Subscribe(_));
         let next = match body {
             CommandBody::Capability => {
@@ -263,6 +316,7 @@ impl Session {
                     self.ctx.hostname
                 )));
                 self.ok(&tag, "LOGOUT completed");
+                self.state = State::Logout;
                 return Next::Logout;
             }
             CommandBody::Id(_) => {
@@ -413,8 +467,8 @@ impl Session {
                 Next::Continue
             }
             CommandBody::GetQuotaRoot(mailbox) => {
-                let u = self.user.as_ref().unwrap();
-                let roots = if u.quota_bytes > 0 {
+                let quota = self.user().map_or(0, |u| u.quota_bytes);
+                let roots = if quota > 0 {
                     vec![String::new()]
                 } else {
                     vec![]
@@ -441,24 +495,58 @@ impl Session {
                 self.bad_cmd(Some(tag), "No mailbox selected");
                 return Next::Continue;
             }
+            body => {
+                let Some(mut sel) = self.deselect() else {
+                    return Next::Continue;
+                };
+                let (next, keep, ok) = self.selected_command(&mut sel, tag, body).await;
+                expunge_ok = ok;
+                if keep {
+                    self.enter_selected(sel);
+                }
+                if let Next::More = next {
+                    // The rest follows from `resume`, which syncs at the end.
+                    return Next::More;
+                }
+                next
+            }
+        };
+        self.after_command(expunge_ok).await;
+        next
+    }
+
+    /// The selected-state commands, with the mailbox view taken out of
+    /// the state. Returns what the loop must do, whether the mailbox
+    /// stays selected, and whether EXPUNGEs may be reported after it
+    /// (not after commands that use sequence numbers, RFC 3501 7.4.1).
+    async fn selected_command(
+        &mut self,
+        sel: &mut Selected,
+        tag: Tag,
+        body: CommandBody,
+    ) -> (Next, bool, bool) {
+        let mut expunge_ok = true;
+        let is_move = matches!(body, CommandBody::Move { .. });
+        let next = match body {
             CommandBody::Close | CommandBody::Unselect => {
+                // Either way the mailbox is closed, also when the
+                // implicit expunge fails.
                 let close = matches!(body, CommandBody::Close);
-                let sel = self.sel.take().unwrap();
                 if close && !sel.read_only {
                     if let Err(e) = self.ctx.storage.expunge(sel.id, None).await {
                         self.send(store_err(&tag, &e));
-                        return Next::Continue;
+                        return (Next::Continue, false, true);
                     }
                 }
-                self.ok(&tag, &format!("{name} completed"));
-                return Next::Continue;
+                self.ok(&tag, &format!("{} completed", body.name()));
+                return (Next::Continue, false, true);
             }
             CommandBody::Expunge => {
-                self.expunge(&tag, None).await;
+                self.expunge(sel, &tag, None).await;
                 Next::Continue
             }
             CommandBody::UidExpunge(set) => {
-                self.expunge(&tag, Some(set)).await;
+                self.expunge(sel, &tag, Some(set)).await;
                 Next::Continue
             }
             CommandBody::Fetch(FetchCommand {
@@ -480,58 +568,58 @@ impl Session {
                 uid: false,
                 ref set,
                 ..
-            } if !self.sel.as_ref().unwrap().seqset_valid(set) => {
+            } if !sel.seqset_valid(set) => {
                 self.bad_cmd(Some(tag), "Invalid message sequence number");
-                return Next::Continue;
+                return (Next::Continue, true, true);
             }
             CommandBody::Fetch(f) => {
                 expunge_ok = f.uid;
-                if let Next::More = self.fetch(&tag, f).await {
-                    // The rest follows from `resume`, which syncs at the end.
-                    return Next::More;
-                }
-                Next::Continue
+                self.fetch(sel, &tag, f).await
             }
             CommandBody::Store(s) => {
                 expunge_ok = s.uid;
-                self.store(&tag, s).await;
+                self.store(sel, &tag, s).await;
                 Next::Continue
             }
             CommandBody::Copy { uid, set, mailbox } | CommandBody::Move { uid, set, mailbox } => {
                 let mv = is_move;
                 expunge_ok = uid;
-                self.copy(&tag, uid, set, mailbox, mv).await;
+                self.copy(sel, &tag, uid, set, mailbox, mv).await;
                 Next::Continue
             }
             CommandBody::Search(s) => {
                 expunge_ok = s.uid;
-                self.search(&tag, s).await;
+                self.search(sel, &tag, s).await;
                 Next::Continue
             }
             CommandBody::Sort(s) if SEARCH_EXTENSIONS => {
                 expunge_ok = s.uid;
-                self.sort(&tag, s).await;
+                self.sort(sel, &tag, s).await;
                 Next::Continue
             }
             CommandBody::Thread(t) if SEARCH_EXTENSIONS => {
                 expunge_ok = t.uid;
-                self.thread(&tag, t).await;
+                self.thread(sel, &tag, t).await;
                 Next::Continue
             }
             CommandBody::Sort(_) | CommandBody::Thread(_) => {
                 self.bad_cmd(Some(tag), "Not supported");
-                return Next::Continue;
+                return (Next::Continue, true, true);
+            }
+            // Handled in `handle` before the mailbox view is taken out.
+            _ => {
+                self.bad_cmd(Some(tag), "Not valid in the selected state");
+                return (Next::Continue, true, true);
             }
         };
-        self.after_command(expunge_ok).await;
-        next
+        (next, true, expunge_ok)
     }
 
     /// Reports other sessions' changes after a command. Untagged updates
     /// go before the tagged reply, which is the last response the command
     /// wrote; insert them ahead of it.
     async fn after_command(&mut self, expunge_ok: bool) {
-        if self.sel.is_none() {
+        if self.selected().is_none() {
             return;
         }
         // The tagged reply is the last line written (it has no CRLF
@@ -558,7 +646,12 @@ impl Session {
             return Next::Continue;
         };
         let expunge_ok = job.expunge_ok;
-        match self.run_fetch(job).await {
+        let Some(mut sel) = self.deselect() else {
+            return Next::Continue;
+        };
+        let next = self.run_fetch(&mut sel, job).await;
+        self.enter_selected(sel);
+        match next {
             Next::More => Next::More,
             next => {
                 self.after_command(expunge_ok).await;

@@ -16,14 +16,13 @@ impl Session {
     /// Evaluates a search key over the view; returns matching indices.
     pub(super) async fn run_search(
         &mut self,
+        sel: &Selected,
         key: &SearchKey,
         meta_for_sort: bool,
     ) -> Result<(Vec<usize>, Vec<MessageInfo>, HashMap<i64, MessageMeta>), StorageError> {
-        let sel = self.sel.as_ref().unwrap();
         let id = sel.id;
         let list = self.ctx.storage.messages(id).await?;
         // Only messages this session knows about, in its sequence order.
-        let sel = self.sel.as_ref().unwrap();
         let list: Vec<MessageInfo> = list
             .into_iter()
             .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
@@ -63,17 +62,16 @@ impl Session {
         Ok((hits, list, metas))
     }
 
-    pub(super) async fn search(&mut self, tag: &Tag, mut s: SearchCommand) {
+    pub(super) async fn search(&mut self, sel: &mut Selected, tag: &Tag, mut s: SearchCommand) {
         // RFC 9051 6.4.4: under IMAP4rev2, SEARCH without RETURN answers
         // with ESEARCH, as if RETURN (ALL) had been given.
         if self.rev2 && s.returns.is_none() {
             s.returns = Some(Vec::new());
         }
-        let (hits, list, _) = match self.run_search(&s.criteria, false).await {
+        let (hits, list, _) = match self.run_search(sel, &s.criteria, false).await {
             Ok(r) => r,
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let sel = self.sel.as_mut().unwrap();
         let uid_of = |i: usize| sel.uids[i];
         let ids: Vec<u32> = hits
             .iter()
@@ -125,12 +123,11 @@ impl Session {
         self.ok(tag, "SEARCH completed");
     }
 
-    pub(super) async fn sort(&mut self, tag: &Tag, s: SortCommand) {
-        let (hits, list, metas) = match self.run_search(&s.search, true).await {
+    pub(super) async fn sort(&mut self, sel: &mut Selected, tag: &Tag, s: SortCommand) {
+        let (hits, list, metas) = match self.run_search(sel, &s.search, true).await {
             Ok(r) => r,
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let sel = self.sel.as_ref().unwrap();
         let views = hit_views(&hits, &sel.uids, &list, &metas);
         let order = search::sort(&s.criteria, &views);
         let ids: Vec<u32> = order
@@ -171,12 +168,11 @@ impl Session {
         self.ok(tag, "SORT completed");
     }
 
-    pub(super) async fn thread(&mut self, tag: &Tag, t: ThreadCommand) {
-        let (hits, list, metas) = match self.run_search(&t.search, true).await {
+    pub(super) async fn thread(&mut self, sel: &mut Selected, tag: &Tag, t: ThreadCommand) {
+        let (hits, list, metas) = match self.run_search(sel, &t.search, true).await {
             Ok(r) => r,
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let sel = self.sel.as_ref().unwrap();
         let views = hit_views(&hits, &sel.uids, &list, &metas);
         let ids = if t.uid {
             search::ThreadIds::Uid

@@ -10,7 +10,7 @@ impl Session {
         read_only: bool,
         params: SelectParams,
     ) {
-        if let Some(old) = self.sel.take() {
+        if let Some(old) = self.deselect() {
             drop(old);
             if self.qresync {
                 self.send(
@@ -100,7 +100,7 @@ impl Session {
             }
         }
         tracing::debug!(session = self.net.id, mailbox = %mb.name, "imap: select");
-        self.sel = Some(Box::new(sel));
+        self.enter_selected(Box::new(sel));
         let code = if read_only {
             Code::ReadOnly
         } else {

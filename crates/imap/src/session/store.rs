@@ -4,8 +4,7 @@ use super::*;
 
 impl Session {
     /// Removes `gone` (ascending UIDs) from the view and reports them.
-    pub(super) fn report_expunged(&mut self, gone: &[u32]) {
-        let sel = self.sel.as_mut().unwrap();
+    pub(super) fn report_expunged(&mut self, sel: &mut Selected, gone: &[u32]) {
         sel.pending_expunge
             .retain(|u| gone.binary_search(u).is_err());
         if self.qresync {
@@ -31,8 +30,12 @@ impl Session {
         }
     }
 
-    pub(super) async fn expunge(&mut self, tag: &Tag, set: Option<SequenceSet>) {
-        let sel = self.sel.as_ref().unwrap();
+    pub(super) async fn expunge(
+        &mut self,
+        sel: &mut Selected,
+        tag: &Tag,
+        set: Option<SequenceSet>,
+    ) {
         if sel.read_only {
             return self.no(tag, Some(Code::Cannot), "Mailbox is read-only");
         }
@@ -46,15 +49,14 @@ impl Session {
         match self.ctx.storage.expunge(id, uids).await {
             Ok(gone) => {
                 let gone: Vec<u32> = gone.into_iter().map(|u| u as u32).collect();
-                self.report_expunged(&gone);
+                self.report_expunged(sel, &gone);
                 self.ok(tag, "EXPUNGE completed");
             }
             Err(e) => self.send(store_err(tag, &e)),
         }
     }
 
-    pub(super) async fn store(&mut self, tag: &Tag, s: StoreCommand) {
-        let sel = self.sel.as_ref().unwrap();
+    pub(super) async fn store(&mut self, sel: &mut Selected, tag: &Tag, s: StoreCommand) {
         if sel.read_only {
             return self.no(tag, Some(Code::Cannot), "Mailbox is read-only");
         }
@@ -88,7 +90,6 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.send(store_err(tag, &e)),
         };
-        let sel = self.sel.as_mut().unwrap();
         if res.modseq == sel.modseq + 1 {
             // Nobody else changed the mailbox in between: our own change
             // need not come back as an update.
@@ -123,7 +124,6 @@ impl Session {
         if res.modified.is_empty() {
             self.ok(tag, "STORE completed");
         } else {
-            let sel = self.sel.as_ref().unwrap();
             let ids: Vec<u32> = if s.uid {
                 res.modified.iter().map(|&u| u as u32).collect()
             } else {
@@ -141,13 +141,13 @@ impl Session {
 
     pub(super) async fn copy(
         &mut self,
+        sel: &mut Selected,
         tag: &Tag,
         uid: bool,
         set: SequenceSet,
         mailbox: Mailbox,
         mv: bool,
     ) {
-        let sel = self.sel.as_ref().unwrap();
         if mv && sel.read_only {
             return self.no(tag, Some(Code::Cannot), "Mailbox is read-only");
         }
@@ -164,10 +164,10 @@ impl Session {
         if uids.is_empty() {
             return self.ok(tag, &format!("{verb} completed (nothing matched)"));
         }
-        let quota = self.user.as_ref().map(|u| u.quota_bytes).unwrap_or(0);
+        let quota = self.user().map_or(0, |u| u.quota_bytes);
         if quota > 0 && !mv {
             // A copy takes space again as far as the quota goes (RFC 9208 4.2).
-            let size: i64 = match self.load_infos(&idx).await {
+            let size: i64 = match self.load_infos(sel, &idx).await {
                 Ok(m) => m.values().map(|m| m.size).sum(),
                 Err(e) => return self.send(store_err(tag, &e)),
             };
@@ -190,7 +190,7 @@ impl Session {
                     self.send(StatusResponse::ok(None, "Moved").with_code(code));
                     let mut gone: Vec<u32> = pairs.iter().map(|p| p.0 as u32).collect();
                     gone.sort_unstable();
-                    self.report_expunged(&gone);
+                    self.report_expunged(sel, &gone);
                     self.ok(tag, "MOVE completed");
                 } else {
                     self.send(
