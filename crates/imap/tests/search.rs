@@ -72,3 +72,39 @@ async fn unknown_charset_is_no_badcharset() {
         .code("[BADCHARSET");
     c.cmd("a3 SEARCH CHARSET UTF-8 SUBJECT x").await.ok();
 }
+
+/// Keys that only name messages by number are answered from the session's
+/// UID list: right answers, and no storage read (they work with the
+/// storage down).
+#[tokio::test]
+async fn number_only_keys_need_no_storage() {
+    let s = server().await;
+    for _ in 0..5 {
+        s.deliver("INBOX", MSG).await;
+    }
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 STORE 2 +FLAGS (\\Deleted)").await.ok();
+    c.cmd("a3 EXPUNGE").await.ok();
+    // Now UIDs 1,3,4,5 at sequence numbers 1-4.
+    c.cmd("a4 SEARCH RETURN (SAVE) UID 4:5").await.ok();
+    s.store.set_unavailable(true);
+    c.cmd("b1 UID SEARCH ALL")
+        .await
+        .ok()
+        .has("* SEARCH 1 3 4 5");
+    c.cmd("b2 UID SEARCH 2:* NOT UID 4")
+        .await
+        .ok()
+        .has("* SEARCH 3 5");
+    c.cmd("b3 SEARCH NOT 1").await.ok().has("* SEARCH 2 3 4");
+    c.cmd("b4 SEARCH OR 1 UID 5").await.ok().has("* SEARCH 1 4");
+    c.cmd("b5 UID SEARCH $").await.ok().has("* SEARCH 4 5");
+    c.cmd("b6 UID SEARCH RETURN (MIN MAX COUNT) 1:*")
+        .await
+        .ok()
+        .has("MIN 1 MAX 5 COUNT 4");
+    c.cmd("b7 UID SEARCH 100:*").await.ok().has("* SEARCH 5");
+    // A key that looks at the messages does need the storage.
+    c.cmd("b8 SEARCH SEEN").await.no();
+}

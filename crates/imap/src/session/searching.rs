@@ -20,6 +20,12 @@ impl Session {
         key: &SearchKey,
         meta_for_sort: bool,
     ) -> Result<(Vec<usize>, Vec<MessageInfo>, HashMap<i64, MessageMeta>), StorageError> {
+        if !meta_for_sort {
+            if let Some(hits) = set_hits(key, sel) {
+                // Answered from the UID list alone: no rows are read.
+                return Ok((hits, Vec::new(), HashMap::new()));
+            }
+        }
         let id = sel.id;
         let list = self.ctx.storage.messages(id).await?;
         // Only messages this session knows about, in its sequence order.
@@ -205,4 +211,45 @@ fn hit_views<'a>(
             })
         })
         .collect()
+}
+
+/// Matches for keys that only name messages by number (ALL, UID sets,
+/// sequence sets, `$`, and AND/OR/NOT of them), computed on the session's
+/// UID list as sets of view indices. `None` when the key looks at
+/// anything else. This keeps `UID SEARCH ALL` on a large mailbox from
+/// loading every message row.
+fn set_hits(key: &SearchKey, sel: &Selected) -> Option<Vec<usize>> {
+    Some(match key {
+        SearchKey::All => (0..sel.uids.len()).collect(),
+        SearchKey::Uid(set) => sel.resolve(set, true),
+        SearchKey::SequenceSet(set) => sel.resolve(set, false),
+        SearchKey::And(keys) => {
+            let mut acc: Option<Vec<usize>> = None;
+            for k in keys {
+                let h = set_hits(k, sel)?;
+                acc = Some(match acc {
+                    None => h,
+                    Some(a) => a
+                        .into_iter()
+                        .filter(|i| h.binary_search(i).is_ok())
+                        .collect(),
+                });
+            }
+            acc.unwrap_or_else(|| (0..sel.uids.len()).collect())
+        }
+        SearchKey::Or(a, b) => {
+            let mut v = set_hits(a, sel)?;
+            v.extend(set_hits(b, sel)?);
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        SearchKey::Not(k) => {
+            let h = set_hits(k, sel)?;
+            (0..sel.uids.len())
+                .filter(|i| h.binary_search(i).is_err())
+                .collect()
+        }
+        _ => return None,
+    })
 }
