@@ -675,34 +675,3 @@ pub fn smtp_backend(
         hostname: hostname.to_string(),
     })
 }
-
-// --- IMAP ------------------------------------------------------------------
-
-pub struct ImapDirectory {
-    pub dir: Directory,
-}
-
-/// The directory check IMAP's `AuthLayer` runs behind the shared throttle.
-#[async_trait]
-impl outpost_net::auth::Authenticator for ImapDirectory {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<Option<outpost_net::AuthUser>, outpost_net::TempFail> {
-        let p = self
-            .dir
-            .authenticate(login, password)
-            .await
-            .map_err(|e| outpost_net::TempFail(e.to_string()))?;
-        Ok(p.map(|p| outpost_net::AuthUser {
-            principal_id: p.id,
-            login: p.address.unwrap_or_else(|| login.to_string()),
-            quota_bytes: p.quota_bytes,
-        }))
-    }
-}
-
-pub fn imap_auth(dir: Directory) -> Arc<dyn outpost_net::auth::Authenticator> {
-    Arc::new(ImapDirectory { dir })
-}

@@ -162,8 +162,9 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         storage: Arc::new(crate::imap_store::ImapStore {
             store: store.clone(),
         }),
+        // TODO(merge): one AuthLayer for every listener once `auth` lands.
         auth: outpost_net::AuthLayer::new(
-            crate::backends::imap_auth(dir.clone()),
+            Arc::new(crate::sieve_backend::DirectoryAuthenticator { dir: dir.clone() }),
             throttle.clone(),
         ),
         limits: outpost_imap::ImapLimits {
