@@ -2,9 +2,11 @@
 //!
 //! Layers: the wire codec, [`codec`] (a pure parser and serializer with no
 //! I/O, unit-tested with bytes and fuzzed in `fuzz/`); the search evaluator,
-//! [`search`]; the session state machine (`session.rs`, with `mailbox.rs`
-//! for the selected mailbox and `fetch.rs` for FETCH rendering); and the
-//! tokio loop, [`serve`]. See `README.md` for the RFC status.
+//! [`search`]; the session state machine (`session/`, with `mailbox.rs`
+//! for the selected mailbox and `fetch.rs` for FETCH rendering), which
+//! reaches storage only through [`storage::MailStorage`]; the sans-I/O
+//! [`connection`] that feeds it; and the tokio loop, [`serve`]. See
+//! `README.md` for the RFC status.
 //!
 //! # Why our own codec rather than `imap-codec`
 //!
