@@ -70,6 +70,24 @@ pub(crate) struct Session {
     pending: Option<Box<FetchJob>>,
 }
 
+/// Commands of the selected state (RFC 9051 6.4).
+fn selected_only(b: &CommandBody) -> bool {
+    matches!(
+        b,
+        CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::UidExpunge(_)
+            | CommandBody::Fetch(_)
+            | CommandBody::Store(_)
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+            | CommandBody::Search(_)
+            | CommandBody::Sort(_)
+            | CommandBody::Thread(_)
+    )
+}
+
 fn store_err(tag: &Tag, e: &StorageError) -> StatusResponse {
     let (code, text) = match e {
         StorageError::NotFound(_) => (Code::Nonexistent, "No such mailbox or message"),
@@ -286,29 +304,68 @@ impl Session {
 
     /// Handles one command; responses go to `self.out` (and, for large
     /// results, straight to `w`).
+    /// Handles one command; responses go to `self.out`.
     pub async fn handle(&mut self, cmd: Command) -> Next {
         let Command { tag, body } = cmd;
-        let name = body.name();
         let authed = self.user().is_some();
         let selected = self.selected().is_some();
-        // Commands that use sequence numbers must not see EXPUNGEs
-        // (RFC 3501 7.4.1); UID variants and the rest may.
-        let mut expunge_ok = true;
-        let is_subscribe = matches!(body, CommandBody::Subscribe(_));
-        let next = match body {
+        let (next, sync) = match body {
+            CommandBody::Capability
+            | CommandBody::Noop
+            | CommandBody::Check
+            | CommandBody::Logout
+            | CommandBody::Id(_)
+            | CommandBody::StartTls
+            | CommandBody::Login { .. }
+            | CommandBody::Authenticate { .. } => self.any_state_command(tag, body).await,
+            _ if !authed => return self.need_auth(&tag),
+            body if !selected_only(&body) => self.authenticated_command(tag, body).await,
+            _ if !selected => {
+                self.bad_cmd(Some(tag), "No mailbox selected");
+                return Next::Continue;
+            }
+            body => {
+                let Some(mut sel) = self.deselect() else {
+                    return Next::Continue;
+                };
+                let (next, keep, expunge_ok) = self.selected_command(&mut sel, tag, body).await;
+                if keep {
+                    self.enter_selected(sel);
+                }
+                if let Next::More = next {
+                    // The rest follows from `resume`, which syncs at the end.
+                    return Next::More;
+                }
+                self.after_command(expunge_ok).await;
+                return next;
+            }
+        };
+        if sync {
+            self.after_command(true).await;
+        }
+        next
+    }
+
+    /// Commands valid in every state (RFC 9051 6.1) and the
+    /// not-authenticated ones (6.2). Returns what the loop must do and
+    /// whether other sessions' changes may be reported after it.
+    async fn any_state_command(&mut self, tag: Tag, body: CommandBody) -> (Next, bool) {
+        let name = body.name();
+        let authed = self.user().is_some();
+        match body {
             CommandBody::Capability => {
                 let caps = self.capabilities();
                 self.send(Data::Capability(caps));
                 self.ok(&tag, "CAPABILITY completed");
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Noop | CommandBody::Check => {
                 if !authed && matches!(body, CommandBody::Check) {
-                    return self.need_auth(&tag);
+                    return (self.need_auth(&tag), false);
                 }
                 self.sync(true).await;
                 self.ok(&tag, &format!("{name} completed"));
-                return Next::Continue;
+                (Next::Continue, false)
             }
             CommandBody::Logout => {
                 self.send(StatusResponse::bye(format!(
@@ -317,7 +374,7 @@ impl Session {
                 )));
                 self.ok(&tag, "LOGOUT completed");
                 self.state = State::Logout;
-                return Next::Logout;
+                (Next::Logout, false)
             }
             CommandBody::Id(_) => {
                 self.send(Data::Id(Some(vec![(
@@ -325,19 +382,19 @@ impl Session {
                     Some("Outpost".into()),
                 )])));
                 self.ok(&tag, "ID completed");
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::StartTls => {
                 if self.tls || self.ctx.tls.is_none() {
                     self.bad_cmd(Some(tag), "STARTTLS not available");
-                    return Next::Continue;
+                    return (Next::Continue, false);
                 }
                 if authed {
                     self.bad_cmd(Some(tag), "Already authenticated");
-                    return Next::Continue;
+                    return (Next::Continue, false);
                 }
                 self.ok(&tag, "Begin TLS negotiation now");
-                return Next::StartTls;
+                (Next::StartTls, false)
             }
             CommandBody::Login { username, password } => {
                 if authed {
@@ -347,7 +404,7 @@ impl Session {
                 } else {
                     self.login(&tag, &username, &password).await;
                 }
-                return Next::Continue;
+                (Next::Continue, false)
             }
             CommandBody::Authenticate {
                 mechanism,
@@ -361,12 +418,20 @@ impl Session {
                     match (Mechanism::parse(mechanism.as_str()), initial_response) {
                         (None, _) => self.no(&tag, Some(Code::Cannot), "Unsupported mechanism"),
                         (Some(Mechanism::Plain), Some(ir)) => self.auth_plain(&tag, &ir).await,
-                        (Some(m), _) => return Next::Authenticate(tag, m),
+                        (Some(m), _) => return (Next::Authenticate(tag, m), false),
                     }
                 }
-                return Next::Continue;
+                (Next::Continue, false)
             }
-            _ if !authed => return self.need_auth(&tag),
+            _ => (self.need_auth(&tag), false),
+        }
+    }
+
+    /// The authenticated-state commands (RFC 9051 6.3), also valid when a
+    /// mailbox is selected.
+    async fn authenticated_command(&mut self, tag: Tag, body: CommandBody) -> (Next, bool) {
+        let is_subscribe = matches!(body, CommandBody::Subscribe(_));
+        match body {
             CommandBody::Enable(caps) => {
                 let mut on = Vec::new();
                 for c in caps {
@@ -384,7 +449,7 @@ impl Session {
                 }
                 self.send(Data::Enabled(on));
                 self.ok(&tag, "ENABLE completed");
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Namespace => {
                 self.send(Data::Namespace {
@@ -396,7 +461,7 @@ impl Session {
                     shared: vec![],
                 });
                 self.ok(&tag, "NAMESPACE completed");
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Select {
                 mailbox,
@@ -404,31 +469,31 @@ impl Session {
                 params,
             } => {
                 self.select(&tag, mailbox, read_only, params).await;
-                return Next::Continue;
+                (Next::Continue, false)
             }
             CommandBody::Create {
                 mailbox,
                 special_use,
             } => {
                 self.create(&tag, mailbox, special_use).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Delete(mailbox) => {
                 self.delete(&tag, mailbox).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Rename { from, to } => {
                 self.rename(&tag, from, to).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Subscribe(mb) | CommandBody::Unsubscribe(mb) => {
                 let on = is_subscribe;
                 self.subscribe(&tag, mb, on).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::List(l) => {
                 self.list(&tag, l, false).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Lsub { reference, pattern } => {
                 let l = ListCommand {
@@ -441,7 +506,7 @@ impl Session {
                     returns: ListReturn::default(),
                 };
                 self.list(&tag, l, true).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Status { mailbox, items } => {
                 match self.status(&mailbox, &items).await {
@@ -452,11 +517,11 @@ impl Session {
                     Ok(None) => self.no(&tag, Some(Code::Nonexistent), "No such mailbox"),
                     Err(e) => self.send(store_err(&tag, &e)),
                 }
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::Append { mailbox, messages } => {
                 self.append(&tag, mailbox, messages).await;
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::GetQuota(root) => {
                 if !root.is_empty() {
@@ -464,7 +529,7 @@ impl Session {
                 } else {
                     self.quota(&tag).await;
                 }
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::GetQuotaRoot(mailbox) => {
                 let quota = self.user().map_or(0, |u| u.quota_bytes);
@@ -480,7 +545,7 @@ impl Session {
                 } else {
                     self.ok(&tag, "GETQUOTAROOT completed");
                 }
-                Next::Continue
+                (Next::Continue, true)
             }
             CommandBody::SetQuota { .. } => {
                 self.no(
@@ -488,31 +553,14 @@ impl Session {
                     Some(Code::NoPerm),
                     "Quotas are set by the administrator",
                 );
-                Next::Continue
+                (Next::Continue, true)
             }
-            CommandBody::Idle => return Next::Idle(tag),
-            _ if !selected => {
-                self.bad_cmd(Some(tag), "No mailbox selected");
-                return Next::Continue;
+            CommandBody::Idle => (Next::Idle(tag), false),
+            _ => {
+                self.bad_cmd(Some(tag), "Not valid in this state");
+                (Next::Continue, false)
             }
-            body => {
-                let Some(mut sel) = self.deselect() else {
-                    return Next::Continue;
-                };
-                let (next, keep, ok) = self.selected_command(&mut sel, tag, body).await;
-                expunge_ok = ok;
-                if keep {
-                    self.enter_selected(sel);
-                }
-                if let Next::More = next {
-                    // The rest follows from `resume`, which syncs at the end.
-                    return Next::More;
-                }
-                next
-            }
-        };
-        self.after_command(expunge_ok).await;
-        next
+        }
     }
 
     /// The selected-state commands, with the mailbox view taken out of
@@ -570,7 +618,7 @@ impl Session {
                 ..
             } if !sel.seqset_valid(set) => {
                 self.bad_cmd(Some(tag), "Invalid message sequence number");
-                return (Next::Continue, true, true);
+                return (Next::Continue, true, false);
             }
             CommandBody::Fetch(f) => {
                 expunge_ok = f.uid;
@@ -604,7 +652,7 @@ impl Session {
             }
             CommandBody::Sort(_) | CommandBody::Thread(_) => {
                 self.bad_cmd(Some(tag), "Not supported");
-                return (Next::Continue, true, true);
+                return (Next::Continue, true, false);
             }
             // Handled in `handle` before the mailbox view is taken out.
             _ => {
