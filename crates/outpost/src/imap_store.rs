@@ -232,16 +232,89 @@ impl MailStorage for ImapStore {
     }
 
     async fn changes_since(&self, id: i64, modseq: i64) -> StorageResult<Changes> {
-        // The store keeps every expunge for now; once its journal has a
-        // floor, a modseq below it maps to `Expunged::BeforeFloor`.
         let (changed, expunged) = self.store.changes_since(id, modseq).await.map_err(err)?;
+        // Read after the changes: the floor only rises, so a pruning in
+        // between errs on the side of "too old" (RFC 7162 3.2.5.2's
+        // fallback), never of a VANISHED list with holes.
+        let state = self.store.journal_state(id).await.map_err(err)?;
+        let expunged = if modseq < state.floor {
+            Expunged::BeforeFloor
+        } else {
+            Expunged::Uids(expunged)
+        };
         Ok(Changes {
             changed: messages(changed),
-            expunged: Expunged::Uids(expunged),
+            expunged,
         })
     }
 
     async fn usage(&self, principal: i64) -> StorageResult<i64> {
         self.store.usage(principal).await.map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_store::{NewPrincipal, PrincipalKind};
+
+    async fn below_floor(ts: outpost_store::testing::TestStore) {
+        let store = ts.store.clone();
+        store.add_domain("example.org").await.unwrap();
+        let p = store
+            .create_principal(NewPrincipal {
+                kind: PrincipalKind::User,
+                address: "bob@example.org".into(),
+                display_name: "Bob".into(),
+                password_hash: None,
+                source: "local".into(),
+                external_id: None,
+                quota_bytes: 0,
+            })
+            .await
+            .unwrap();
+        let inbox = store.mailbox(p.id, "INBOX").await.unwrap().unwrap().id;
+        let a = ImapStore {
+            store: store.clone(),
+        };
+        let before = a.status(inbox).await.unwrap().highest_modseq;
+        let mut list = Vec::new();
+        for i in 0..3 {
+            let raw = format!("Subject: {i}\r\n\r\nx\r\n");
+            list.push(NewMessage {
+                data: raw.into_bytes().into(),
+                flags: outpost_mailmeta::flags::DELETED * (i % 2),
+                keywords: vec![],
+                internal_date: 1_700_000_000,
+            });
+        }
+        a.append(inbox, list).await.unwrap();
+        assert_eq!(a.expunge(inbox, None).await.unwrap(), vec![2]);
+        let c = a.changes_since(inbox, before).await.unwrap();
+        assert_eq!(c.expunged, Expunged::Uids(vec![2]));
+        // Prune everything written so far: the floor rises past `before`.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        store.prune_journals(0).await.unwrap();
+        let c = a.changes_since(inbox, before).await.unwrap();
+        assert_eq!(c.expunged, Expunged::BeforeFloor);
+        let uids: Vec<i64> = c.changed.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 3], "flag changes do not need the journal");
+        let now = a.status(inbox).await.unwrap().highest_modseq;
+        let c = a.changes_since(inbox, now).await.unwrap();
+        assert_eq!(c.expunged, Expunged::Uids(vec![]));
+    }
+
+    #[tokio::test]
+    async fn below_the_journal_floor_sqlite() {
+        below_floor(outpost_store::testing::sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn below_the_journal_floor_postgres() {
+        let Some(ts) = outpost_store::testing::postgres().await else {
+            eprintln!("PostgreSQL not reachable; skipped");
+            return;
+        };
+        below_floor(ts).await;
     }
 }
