@@ -16,10 +16,7 @@ use outpost_config::{parse_duration, starter_config, Config};
 use proptest::prelude::*;
 
 fn seed(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds/config")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    outpost_testkit::seeds::one(&outpost_testkit::seed_dir!("config"), name)
 }
 
 const SEEDS: &[&str] = &[

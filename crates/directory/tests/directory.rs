@@ -1,21 +1,7 @@
 use outpost_directory::*;
 use outpost_store::testing::{self, TestStore};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(outpost_store::testing::sqlite().await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(s) = outpost_store::testing::postgres().await { super::$name(s).await }
-            })*
-        }
-    };
-}
+use outpost_testkit::both;
 
 both!(
     nested_group_loop_expands_once,

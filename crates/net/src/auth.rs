@@ -86,6 +86,15 @@ impl AuthLayer {
         &self.throttle
     }
 
+    /// The same directory check behind another throttle (tests, or a
+    /// listener that must not share the counters).
+    pub fn with_throttle(&self, throttle: AuthThrottle) -> AuthLayer {
+        AuthLayer {
+            authenticator: self.authenticator.clone(),
+            throttle,
+        }
+    }
+
     /// Checks `login`/`password` for a client at `ip`: refuses at once when
     /// the throttle blocks the address or account, otherwise asks the
     /// directory, records the result with the throttle, and, when the

@@ -7,25 +7,13 @@
 #[path = "../fuzz/check/session.rs"]
 mod check;
 
-use std::path::PathBuf;
 
 use outpost_pop3::codec::{parse_command, unstuff, Command, MsgNum, Response, Secret};
 use outpost_pop3::wire_size;
 use proptest::prelude::*;
 
 fn seeds() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/session");
-    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    assert!(out.len() >= 5, "seed corpus missing");
-    out.into_iter().map(|(_, b)| b).collect()
+    outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("session"), 5)
 }
 
 #[test]
@@ -43,7 +31,7 @@ fn seeds_pass_in_every_mode() {
 /// model checks really run.
 #[test]
 fn seeds_reach_the_transaction_state() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/session");
+    let dir = outpost_testkit::seed_dir!("session");
     let r = check::session(&std::fs::read(dir.join("login_retr")).unwrap());
     assert_eq!((r.logins, r.fetches, r.expunges), (1, 8, 0), "{r:?}");
     let r = check::session(&std::fs::read(dir.join("dele_rset_quit")).unwrap());

@@ -8,7 +8,6 @@
 #[path = "../fuzz/check/managesieve.rs"]
 mod check;
 
-use std::path::PathBuf;
 
 use base64::Engine as _;
 use outpost_sieve::codec::{self, Command, Decoder, Frame, Limits, Mode, Parsed, Secret};
@@ -16,18 +15,7 @@ use outpost_sieve::session::{Action, Machine, MachineConfig};
 use proptest::prelude::*;
 
 fn seeds() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/managesieve");
-    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    assert!(out.len() >= 5, "seed corpus missing");
-    out.into_iter().map(|(_, b)| b).collect()
+    outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("managesieve"), 5)
 }
 
 #[test]
@@ -46,7 +34,7 @@ fn seeds_pass_in_every_mode() {
 /// really run.
 #[test]
 fn session_seed_gives_its_commands() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/managesieve");
+    let dir = outpost_testkit::seed_dir!("managesieve");
     let run = check::managesieve(&std::fs::read(dir.join("session")).unwrap());
     let names: Vec<&str> = run.commands.iter().map(Command::name).collect();
     assert_eq!(
@@ -80,7 +68,7 @@ fn session_seed_gives_its_commands() {
 /// synchronising literal is invited.
 #[test]
 fn sasl_and_literal_seeds_reach_their_paths() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/managesieve");
+    let dir = outpost_testkit::seed_dir!("managesieve");
     for (seed, logins) in [("sasl_plain_continuation", 1), ("sasl_login", 2)] {
         let run = check::managesieve(&std::fs::read(dir.join(seed)).unwrap());
         assert_eq!(run.logins, logins, "{seed}: {run:?}");

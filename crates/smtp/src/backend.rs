@@ -1,27 +1,12 @@
 //! What the SMTP server needs from the directory and the store. The binary
-//! implements [`SmtpBackend`]; tests use an in-memory fake.
+//! implements [`SmtpBackend`]; tests use an in-memory fake. Logins do not
+//! come here: they go through the shared [`outpost_net::AuthLayer`].
 
 use std::net::IpAddr;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-/// A logged-in user, as the directory knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthUser {
-    /// The principal's id in the directory.
-    pub principal_id: i64,
-    /// The login name the user authenticated with (shown in `Received:`
-    /// and logs).
-    pub login: String,
-}
-
-/// The directory or store could not answer right now (database down,
-/// LDAP unreachable, ...). The client is told to try again later; the
-/// text goes to the log only, never to the client.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TempFail(pub String);
+pub use outpost_net::{AuthUser, TempFail};
 
 /// Where a recipient address leads, as decided at RCPT time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,13 +142,6 @@ pub struct Inbound {
 /// shared by every session of every SMTP listener.
 #[async_trait]
 pub trait SmtpBackend: Send + Sync {
-    /// Checks a login (AUTH PLAIN / LOGIN). `Ok(None)` for wrong
-    /// credentials or an unknown login — the server cannot tell which, and
-    /// neither can the client. The server consults and feeds the shared
-    /// [`outpost_net::AuthThrottle`] around this call; the backend need not.
-    async fn authenticate(&self, login: &str, password: &str)
-        -> Result<Option<AuthUser>, TempFail>;
-
     /// May `user` send with `address` as envelope sender or in the
     /// `From:` header? True when the address belongs to the user (any of
     /// their addresses or aliases) or to a group the user may send as.

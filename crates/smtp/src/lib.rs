@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_net::{AuthThrottle, TlsAcceptor};
+use outpost_net::ListenerContext;
 
 mod backend;
 pub mod received;
@@ -24,9 +24,11 @@ mod server;
 pub mod session;
 
 pub use backend::{
-    AuthUser, Body, DeliverError, Envelope, Inbound, Notify, Rcpt, Recipient, Ret, SmtpBackend,
-    TempFail,
+    Body, DeliverError, Envelope, Inbound, Notify, Rcpt, Recipient, Ret, SmtpBackend,
 };
+/// The user and failure types of the shared auth layer, re-exported for the
+/// fuzz harness and tests.
+pub use outpost_net::{AuthUser, LoginOutcome, TempFail};
 pub use server::serve;
 
 /// Which service a listener offers.
@@ -59,42 +61,29 @@ impl Role {
 /// it (in an `Arc`) between that listener's sessions.
 pub struct SmtpContext {
     pub role: Role,
-    /// Our name: greeting, EHLO reply, `Received:` headers.
-    pub hostname: String,
-    /// For STARTTLS on a plain listener. `None`: STARTTLS is not offered
-    /// (and AUTH is refused on plain connections unless
-    /// `allow_plaintext_auth_on_loopback` applies). Implicit TLS (465) is
-    /// done by the caller before [`serve`], which then sees `conn.is_tls()`.
-    pub tls: Option<TlsAcceptor>,
+    /// Host name (greeting, EHLO reply, `Received:` headers), the TLS
+    /// acceptor for STARTTLS, the shared [`outpost_net::AuthLayer`] behind
+    /// AUTH, and whether AUTH is allowed without TLS on loopback. Without a
+    /// TLS acceptor STARTTLS is not offered; implicit TLS (465) is done by
+    /// the caller before [`serve`], which then sees `conn.is_tls()`.
+    pub listener: ListenerContext,
     /// Directory and store.
     pub backend: Arc<dyn SmtpBackend>,
     pub limits: SmtpLimits,
-    /// Failed-login throttle, shared with the other protocols.
-    pub throttle: AuthThrottle,
-    /// Offer and accept AUTH on unencrypted connections from loopback
-    /// addresses (a local webmail or script). Default `false`: AUTH needs
-    /// TLS everywhere.
-    pub allow_plaintext_auth_on_loopback: bool,
 }
 
 impl SmtpContext {
-    /// A context with safe defaults: [`SmtpLimits::default`], no plaintext
-    /// AUTH.
+    /// A context with safe defaults: [`SmtpLimits::default`].
     pub fn new(
         role: Role,
-        hostname: impl Into<String>,
-        tls: Option<TlsAcceptor>,
+        listener: ListenerContext,
         backend: Arc<dyn SmtpBackend>,
-        throttle: AuthThrottle,
     ) -> SmtpContext {
         SmtpContext {
             role,
-            hostname: hostname.into(),
-            tls,
+            listener,
             backend,
             limits: SmtpLimits::default(),
-            throttle,
-            allow_plaintext_auth_on_loopback: false,
         }
     }
 }
@@ -137,7 +126,7 @@ pub struct SmtpLimits {
     pub max_errors: u32,
     /// Failed AUTH attempts in one session before it is closed with 421
     /// 4.7.0. Counting across sessions and protocols is the shared
-    /// `AuthThrottle`'s job. Default: 3.
+    /// `AuthLayer`'s job. Default: 3.
     pub max_auth_failures: u32,
 }
 

@@ -3,13 +3,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
 
-use outpost_net::{Conn, Session, Verdict};
+use outpost_net::{run_session, Conn, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
-use crate::backend::{AuthUser, DeliverError, TempFail};
+use crate::backend::DeliverError;
 use crate::session::{Answer, Delivery, Effect, Machine, SessionConfig, Step};
 use crate::SmtpContext;
 
@@ -27,38 +26,20 @@ const READ_CHUNK: usize = 64 * 1024;
 /// already-TLS `conn`. Never panics on client input; every outcome is
 /// logged with the session id.
 pub async fn serve(conn: Conn, session: Session, ctx: Arc<SmtpContext>) {
-    let id = session.id;
-    info!(
-        session = id,
-        listener = session.listener,
-        role = ctx.role.as_str(),
-        peer = %session.peer,
-        tls = conn.is_tls(),
-        "smtp: connected"
-    );
-    // Replies are written in one piece per flush; don't let Nagle hold
-    // them back behind the client's delayed ACK.
-    let _ = match &conn {
-        Conn::Plain(tcp) => tcp.set_nodelay(true),
-        Conn::Tls(tls) => tls.get_ref().0.set_nodelay(true),
-    };
-    match run(conn, &session, &ctx).await {
-        Ok(end) => info!(session = id, "smtp: disconnected ({end})"),
-        Err(e) => info!(session = id, "smtp: disconnected (connection error: {e})"),
-    }
+    run_session("smtp", conn, &session, |conn| run(conn, &session, &ctx)).await
 }
 
 async fn run(mut conn: Conn, session: &Session, ctx: &SmtpContext) -> io::Result<&'static str> {
     let limits = &ctx.limits;
     let mut m = Machine::new(SessionConfig {
         role: ctx.role,
-        hostname: ctx.hostname.clone(),
+        hostname: ctx.listener.hostname.clone(),
         limits: limits.clone(),
         session_id: session.id,
         peer_ip: session.peer.ip(),
-        tls_available: ctx.tls.is_some(),
+        tls_available: ctx.listener.tls_available(),
         tls: conn.tls_description(),
-        plaintext_auth_allowed: ctx.allow_plaintext_auth_on_loopback && session.is_loopback(),
+        plaintext_auth_allowed: ctx.listener.plaintext_login_allowed(session),
     });
     m.greeting();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -96,24 +77,24 @@ async fn run(mut conn: Conn, session: &Session, ctx: &SmtpContext) -> io::Result
             }
             Step::Effect(Effect::StartTls) => {
                 flush(&mut conn, &mut m, ctx).await?;
-                let Some(acceptor) = &ctx.tls else {
-                    return Ok("STARTTLS without TLS configured");
-                };
-                let handshake = conn.into_tls(acceptor);
-                conn = match tokio::time::timeout(limits.command_timeout, handshake).await {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) => {
-                        info!(session = session.id, "smtp: STARTTLS handshake failed: {e}");
-                        return Ok("TLS handshake failed");
-                    }
-                    Err(_) => return Ok("TLS handshake timed out"),
+                let upgraded = ctx
+                    .listener
+                    .start_tls(conn, session, "smtp", limits.command_timeout)
+                    .await;
+                conn = match upgraded {
+                    Ok(c) => c,
+                    Err(why) => return Ok(why),
                 };
                 let description = conn.tls_description().unwrap_or_else(|| "TLS".into());
                 m.answer(Answer::TlsStarted { description });
             }
             Step::Effect(Effect::Authenticate { login, password }) => {
-                let answer = authenticate(ctx, session, &login, &password.0).await;
-                m.answer(answer);
+                let outcome = ctx
+                    .listener
+                    .auth
+                    .login(session.peer.ip(), &login, &password.0)
+                    .await;
+                m.answer(Answer::Auth(outcome));
             }
             Step::Effect(Effect::MaySendAs { user, address }) => {
                 let r = ctx.backend.may_send_as(&user, &address).await;
@@ -152,30 +133,6 @@ async fn flush(conn: &mut Conn, m: &mut Machine, ctx: &SmtpContext) -> io::Resul
             "client does not read its replies",
         )),
     }
-}
-
-/// Throttle first, then the credentials; a slowed answer waits out the
-/// throttle's delay whatever the outcome.
-async fn authenticate(ctx: &SmtpContext, session: &Session, login: &str, password: &str) -> Answer {
-    let ip = session.peer.ip();
-    let verdict = ctx.throttle.check(ip, login);
-    if verdict == Verdict::Blocked {
-        return Answer::AuthBlocked;
-    }
-    let started = Instant::now();
-    let result: Result<Option<AuthUser>, TempFail> =
-        ctx.backend.authenticate(login, password).await;
-    match &result {
-        Ok(Some(_)) => ctx.throttle.success(ip),
-        Ok(None) => ctx.throttle.failure(ip, login),
-        Err(_) => {}
-    }
-    if let Verdict::Delay(d) = verdict {
-        if let Some(rest) = d.checked_sub(started.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
-    }
-    Answer::Auth(result)
 }
 
 /// Local delivery, then the outbound queue. Both are durable before they

@@ -18,13 +18,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use mail_parser::{HeaderName, HeaderValue, MessageParser};
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
 use smtp_proto::{EhloResponse, MailFrom, RcptTo, Request};
 use tracing::{debug, info, warn};
+
+use outpost_net::auth::sasl::{self, SaslError};
+use outpost_net::LoginOutcome;
 
 use crate::backend::{
     AuthUser, Body, DeliverError, Envelope, Notify, Rcpt, Recipient, Ret, TempFail,
@@ -81,8 +82,8 @@ pub enum Effect {
     /// handshake, answer [`Answer::TlsStarted`] (or end the session if the
     /// handshake fails).
     StartTls,
-    /// Consult the throttle, check the credentials: [`Answer::Auth`] or
-    /// [`Answer::AuthBlocked`].
+    /// [`outpost_net::AuthLayer::login`] (throttle, then the directory):
+    /// [`Answer::Auth`].
     Authenticate { login: String, password: Password },
     /// [`crate::SmtpBackend::may_send_as`]: [`Answer::MaySendAs`].
     MaySendAs { user: AuthUser, address: String },
@@ -109,9 +110,9 @@ pub enum Answer {
     TlsStarted {
         description: String,
     },
-    Auth(Result<Option<AuthUser>, TempFail>),
-    /// The throttle refused to even check the credentials.
-    AuthBlocked,
+    /// What the shared auth layer said; `Blocked` when the throttle refused
+    /// to even check the credentials.
+    Auth(LoginOutcome),
     MaySendAs(Result<bool, TempFail>),
     Recipient(Result<Rcpt, TempFail>),
     /// One result per local recipient (in order), and the queueing result
@@ -360,16 +361,16 @@ impl Machine {
                 self.auth = None;
                 self.tx = None;
             }
-            (Waiting::Auth { login }, Answer::Auth(Ok(Some(user)))) => {
+            (Waiting::Auth { login }, Answer::Auth(LoginOutcome::Success(user))) => {
                 info!(session = id, login = %loggable(&login), principal = user.principal_id, "smtp: authenticated");
                 self.auth = Some(user);
                 self.write(Reply::new(235, [2, 7, 0], "Authentication successful"));
             }
-            (Waiting::Auth { login }, Answer::Auth(Ok(None))) => {
+            (Waiting::Auth { login }, Answer::Auth(LoginOutcome::Failed)) => {
                 info!(session = id, login = %loggable(&login), "smtp: authentication failed");
                 self.auth_failed();
             }
-            (Waiting::Auth { login }, Answer::Auth(Err(e))) => {
+            (Waiting::Auth { login }, Answer::Auth(LoginOutcome::Unavailable(e))) => {
                 warn!(session = id, login = %loggable(&login), "smtp: authentication temporarily failed: {e}");
                 self.error(Reply::new(
                     454,
@@ -377,7 +378,7 @@ impl Machine {
                     "Temporary authentication failure, try again later",
                 ));
             }
-            (Waiting::Auth { login }, Answer::AuthBlocked) => {
+            (Waiting::Auth { login }, Answer::Auth(LoginOutcome::Blocked)) => {
                 info!(session = id, login = %loggable(&login), "smtp: authentication refused, throttled");
                 self.write(Reply::new(
                     421,
@@ -534,18 +535,14 @@ impl Machine {
             }
             Phase::AuthLoginUser => {
                 if let Some(bytes) = self.auth_response(line) {
-                    match String::from_utf8(bytes) {
-                        Ok(login) => self.auth_login_user(login),
-                        Err(_) => self.error(Reply::new(501, [5, 5, 2], "Login is not UTF-8")),
-                    }
+                    self.auth_login_field(bytes, "Login", |m, login| m.auth_login_user(login));
                 }
             }
             Phase::AuthLoginPass(login) => {
                 if let Some(bytes) = self.auth_response(line) {
-                    match String::from_utf8(bytes) {
-                        Ok(password) => self.authenticate(login, password),
-                        Err(_) => self.error(Reply::new(501, [5, 5, 2], "Password is not UTF-8")),
-                    }
+                    self.auth_login_field(bytes, "Password", |m, password| {
+                        m.authenticate(login, password)
+                    });
                 }
             }
             _ => unreachable!("on_line outside a line phase"),
@@ -748,14 +745,12 @@ impl Machine {
             }
             smtp_proto::AUTH_LOGIN => {
                 if initial.is_empty() {
-                    // base64("Username:")
-                    self.out.extend_from_slice(b"334 VXNlcm5hbWU6\r\n");
+                    self.out.extend_from_slice(
+                        format!("334 {}\r\n", sasl::LOGIN_USERNAME_CHALLENGE).as_bytes(),
+                    );
                     self.phase = Phase::AuthLoginUser;
                 } else if let Some(bytes) = self.decode_initial(&initial) {
-                    match String::from_utf8(bytes) {
-                        Ok(login) => self.auth_login_user(login),
-                        Err(_) => self.error(Reply::new(501, [5, 5, 2], "Login is not UTF-8")),
-                    }
+                    self.auth_login_field(bytes, "Login", |m, login| m.auth_login_user(login));
                 }
             }
             _ => self.error(Reply::new(
@@ -766,12 +761,10 @@ impl Machine {
         }
     }
 
-    /// RFC 4954 §4: "=" is an empty initial response.
+    /// RFC 4954 §4: "=" is an empty initial response. A `*` here is not a
+    /// cancellation (that is for continuation lines), just bad base64.
     fn decode_initial(&mut self, initial: &str) -> Option<Vec<u8>> {
-        if initial == "=" {
-            return Some(Vec::new());
-        }
-        match BASE64.decode(initial.trim()) {
+        match sasl::decode_response(initial) {
             Ok(b) => Some(b),
             Err(_) => {
                 self.error(Reply::new(501, [5, 5, 2], "Invalid base64 data"));
@@ -782,13 +775,16 @@ impl Machine {
 
     /// A continuation line: `*` cancels, anything else is base64.
     fn auth_response(&mut self, line: &[u8]) -> Option<Vec<u8>> {
-        let text = trim_crlf(line);
-        if text == b"*" {
-            self.error(Reply::new(501, [5, 0, 0], "Authentication cancelled"));
+        let Ok(text) = std::str::from_utf8(trim_crlf(line)) else {
+            self.error(Reply::new(501, [5, 5, 2], "Invalid base64 data"));
             return None;
-        }
-        match BASE64.decode(text.trim_ascii()) {
+        };
+        match sasl::decode_response(text) {
             Ok(b) => Some(b),
+            Err(SaslError::Cancelled) => {
+                self.error(Reply::new(501, [5, 0, 0], "Authentication cancelled"));
+                None
+            }
             Err(_) => {
                 self.error(Reply::new(501, [5, 5, 2], "Invalid base64 data"));
                 None
@@ -796,31 +792,42 @@ impl Machine {
         }
     }
 
+    /// One decoded LOGIN field (user name or password): it must be UTF-8.
+    fn auth_login_field(
+        &mut self,
+        bytes: Vec<u8>,
+        what: &str,
+        then: impl FnOnce(&mut Self, String),
+    ) {
+        match String::from_utf8(bytes) {
+            Ok(text) => then(self, text),
+            Err(_) => self.error(Reply::new(501, [5, 5, 2], format!("{what} is not UTF-8"))),
+        }
+    }
+
     fn auth_login_user(&mut self, login: String) {
-        // base64("Password:")
-        self.out.extend_from_slice(b"334 UGFzc3dvcmQ6\r\n");
+        self.out
+            .extend_from_slice(format!("334 {}\r\n", sasl::LOGIN_PASSWORD_CHALLENGE).as_bytes());
         self.phase = Phase::AuthLoginPass(login);
     }
 
-    /// RFC 4616: `authzid NUL authcid NUL passwd`.
+    /// RFC 4616 PLAIN, decoded by the shared [`sasl::plain`].
     fn auth_plain(&mut self, bytes: &[u8]) {
-        let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
-        let [authzid, authcid, password] = parts[..] else {
-            return self.error(Reply::new(501, [5, 5, 2], "Malformed PLAIN response"));
-        };
-        let (Ok(authzid), Ok(login), Ok(password)) = (
-            std::str::from_utf8(authzid),
-            std::str::from_utf8(authcid),
-            std::str::from_utf8(password),
-        ) else {
-            return self.error(Reply::new(501, [5, 5, 2], "Credentials are not UTF-8"));
-        };
-        if !authzid.is_empty() && authzid != login {
-            // Acting as someone else is not supported.
-            info!(session = self.cfg.session_id, login = %loggable(login), "smtp: authentication failed, authorization identity differs");
-            return self.auth_failed();
+        match sasl::plain(bytes) {
+            Ok(c) => self.authenticate(c.login, c.password),
+            Err(SaslError::Authzid) => {
+                // Acting as someone else is not supported.
+                info!(session = self.cfg.session_id, "smtp: authentication failed, authorization identity differs");
+                self.auth_failed()
+            }
+            // An empty authentication identity is a failed login, as before
+            // the shared decoder (which calls it malformed).
+            Err(_) if plain_without_login(bytes) => self.auth_failed(),
+            Err(_) if bytes.split(|&b| b == 0).count() == 3 => {
+                self.error(Reply::new(501, [5, 5, 2], "Credentials are not UTF-8"))
+            }
+            Err(_) => self.error(Reply::new(501, [5, 5, 2], "Malformed PLAIN response")),
         }
-        self.authenticate(login.to_string(), password.to_string());
     }
 
     fn authenticate(&mut self, login: String, password: String) {
@@ -1564,6 +1571,13 @@ fn helo_shown(host: &str) -> String {
         .take(64)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
+}
+
+/// A PLAIN response of three fields whose authentication identity (the
+/// second) is empty.
+fn plain_without_login(raw: &[u8]) -> bool {
+    let fields: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    fields.len() == 3 && fields[1].is_empty()
 }
 
 fn trim_crlf(line: &[u8]) -> &[u8] {

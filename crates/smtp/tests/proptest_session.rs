@@ -8,7 +8,6 @@
 #[path = "../fuzz/check/session.rs"]
 mod check;
 
-use std::path::PathBuf;
 
 use check::{drive, replies, setup, Fake};
 use outpost_smtp::reply::Reply;
@@ -17,18 +16,7 @@ use proptest::prelude::*;
 use smtp_proto::response::parser::ResponseReceiver;
 
 fn seeds() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/session");
-    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    assert!(out.len() >= 5, "seed corpus missing");
-    out.into_iter().map(|(_, b)| b).collect()
+    outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("session"), 5)
 }
 
 #[test]
@@ -46,7 +34,7 @@ fn seeds_pass_in_every_mode() {
 /// the checks would only ever see refusals).
 #[test]
 fn seeds_reach_delivery() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/session");
+    let dir = outpost_testkit::seed_dir!("session");
     for (name, want) in [
         ("mx_data", 1),
         ("submission_auth_plain", 1),

@@ -296,11 +296,11 @@ async fn failed_logins_are_throttled_then_blocked() {
     let srv = Setup::new(Role::Submission)
         .implicit_tls()
         .with(|ctx| {
-            ctx.throttle = outpost_net::AuthThrottle::new(ThrottleConfig {
+            ctx.listener.auth = ctx.listener.auth.with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
                 slow_after: 100,
                 block_after: 2,
                 ..Default::default()
-            });
+            }));
             ctx.limits.max_auth_failures = 10;
         })
         .start()
@@ -336,7 +336,7 @@ async fn failed_logins_are_throttled_then_blocked() {
 async fn plaintext_auth_on_loopback_only_when_allowed() {
     let srv = Setup::new(Role::Submission)
         .no_tls()
-        .with(|ctx| ctx.allow_plaintext_auth_on_loopback = true)
+        .with(|ctx| ctx.listener.allow_plaintext_on_loopback = true)
         .start()
         .await;
     let mut c = srv.connect().await;
@@ -443,12 +443,12 @@ async fn slowed_logins_wait_out_the_delay() {
     let srv = Setup::new(Role::Submission)
         .implicit_tls()
         .with(|ctx| {
-            ctx.throttle = outpost_net::AuthThrottle::new(ThrottleConfig {
+            ctx.listener.auth = ctx.listener.auth.with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
                 slow_after: 1,
                 delay: Duration::from_millis(300),
                 block_after: 100,
                 ..Default::default()
-            });
+            }));
         })
         .start()
         .await;

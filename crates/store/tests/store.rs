@@ -6,21 +6,7 @@ use std::time::Duration;
 use outpost_store::testing::{self, TestStore};
 use outpost_store::*;
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(outpost_store::testing::sqlite().await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(s) = outpost_store::testing::postgres().await { super::$name(s).await }
-            })*
-        }
-    };
-}
+use outpost_testkit::both;
 
 both!(
     concurrent_deliveries_get_increasing_uids,

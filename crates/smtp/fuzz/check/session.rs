@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use outpost_smtp::session::{Answer, Delivery, Effect, Machine, SessionConfig, Step};
-use outpost_smtp::{AuthUser, DeliverError, Rcpt, Role, SmtpLimits, TempFail};
+use outpost_smtp::{AuthUser, DeliverError, LoginOutcome, Rcpt, Role, SmtpLimits, TempFail};
 use smtp_proto::response::parser::ResponseReceiver;
 
 /// The session and feeding mode the first input byte selects.
@@ -94,13 +94,16 @@ impl Fake {
             Effect::Authenticate { login, password } => {
                 assert!(!login.is_empty(), "Authenticate with an empty login");
                 match login.as_str() {
-                    "blocked" => Answer::AuthBlocked,
-                    "tempfail" => Answer::Auth(Err(TempFail("directory down".into()))),
-                    _ if password.0 == "secret" => Answer::Auth(Ok(Some(AuthUser {
+                    "blocked" => Answer::Auth(LoginOutcome::Blocked),
+                    "tempfail" => Answer::Auth(LoginOutcome::Unavailable(TempFail(
+                        "directory down".into(),
+                    ))),
+                    _ if password.0 == "secret" => Answer::Auth(LoginOutcome::Success(AuthUser {
                         principal_id: 1,
                         login,
-                    }))),
-                    _ => Answer::Auth(Ok(None)),
+                        quota_bytes: 0,
+                    })),
+                    _ => Answer::Auth(LoginOutcome::Failed),
                 }
             }
             Effect::MaySendAs { address, .. } => {

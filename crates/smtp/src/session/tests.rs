@@ -73,14 +73,15 @@ impl T {
             Effect::Authenticate { login, password } => {
                 self.effects.push(format!("auth {login}"));
                 Answer::Auth(if login == "tempfail" {
-                    Err(TempFail("db down".into()))
+                    LoginOutcome::Unavailable(TempFail("db down".into()))
                 } else if login == "alice" && password.0 == "secret" {
-                    Ok(Some(AuthUser {
+                    LoginOutcome::Success(AuthUser {
                         principal_id: 1,
                         login,
-                    }))
+                        quota_bytes: 0,
+                    })
                 } else {
-                    Ok(None)
+                    LoginOutcome::Failed
                 })
             }
             Effect::MaySendAs { user, address } => {
@@ -408,7 +409,7 @@ fn auth_blocked_closes() {
         panic!("expected an auth effect")
     };
     assert_eq!(login, "alice");
-    m.answer(Answer::AuthBlocked);
+    m.answer(Answer::Auth(LoginOutcome::Blocked));
     assert!(matches!(m.poll(), Step::Close));
     let out = String::from_utf8(m.take_output()).unwrap();
     assert!(

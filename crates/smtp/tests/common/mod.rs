@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use outpost_net::{AuthThrottle, Conn, Session, ThrottleConfig, TlsAcceptor};
+use outpost_net::{
+    AuthLayer, AuthThrottle, Authenticator, Conn, ListenerContext, Session, ThrottleConfig,
+};
 use outpost_smtp::{
     serve, AuthUser, DeliverError, Envelope, Rcpt, Role, SmtpBackend, SmtpContext, TempFail,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use outpost_testkit::tls;
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -71,26 +74,28 @@ fn split(address: &str) -> (String, String) {
 }
 
 #[async_trait]
-impl SmtpBackend for FakeBackend {
+impl Authenticator for FakeBackend {
     async fn authenticate(
         &self,
         login: &str,
         password: &str,
     ) -> Result<Option<AuthUser>, TempFail> {
         self.auth_calls.fetch_add(1, Ordering::SeqCst);
+        let user = |principal_id, login: &str| AuthUser {
+            principal_id,
+            login: login.into(),
+            quota_bytes: 0,
+        };
         Ok(match (login, password) {
-            ("alice", "secret") => Some(AuthUser {
-                principal_id: 1,
-                login: "alice".into(),
-            }),
-            ("bob", "hunter2") => Some(AuthUser {
-                principal_id: 2,
-                login: "bob".into(),
-            }),
+            ("alice", "secret") => Some(user(1, "alice")),
+            ("bob", "hunter2") => Some(user(2, "bob")),
             _ => None,
         })
     }
+}
 
+#[async_trait]
+impl SmtpBackend for FakeBackend {
     async fn may_send_as(&self, user: &AuthUser, address: &str) -> Result<bool, TempFail> {
         let (local, domain) = split(address);
         Ok(domain == "example.org"
@@ -188,14 +193,17 @@ impl Setup {
 
     pub async fn start(self) -> TestServer {
         let backend = FakeBackend::new();
-        let (acceptor, cert) = tls_acceptor();
-        let mut ctx = SmtpContext::new(
-            self.role,
-            "mx.example.org",
-            (self.starttls || self.implicit_tls).then(|| acceptor.clone()),
+        let (acceptor, cert) = tls::self_signed("mx.example.org");
+        let auth = AuthLayer::new(
             backend.clone(),
             AuthThrottle::new(ThrottleConfig::default()),
         );
+        let listener = ListenerContext::new(
+            "mx.example.org",
+            (self.starttls || self.implicit_tls).then(|| acceptor.clone()),
+            auth,
+        );
+        let mut ctx = SmtpContext::new(self.role, listener, backend.clone());
         (self.tweak)(&mut ctx);
         let ctx = Arc::new(ctx);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -265,76 +273,6 @@ impl TestServer {
 // ---------------------------------------------------------------------------
 // TLS
 
-fn tls_acceptor() -> (TlsAcceptor, CertificateDer<'static>) {
-    let ck = rcgen::generate_simple_self_signed(vec!["mx.example.org".into()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-    let cert = ck.cert.der().clone();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    (TlsAcceptor::from(Arc::new(cfg)), cert)
-}
-
-/// Trusts exactly one certificate (the test server's self-signed one),
-/// and still checks the handshake signatures against it.
-#[derive(Debug)]
-struct Pinned {
-    cert: CertificateDer<'static>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 async fn tls_connect<S>(
     stream: S,
     cert: CertificateDer<'static>,
@@ -342,17 +280,7 @@ async fn tls_connect<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("mx.example.org").unwrap(), stream)
-        .await
-        .expect("TLS handshake")
+    tls::connect(stream, "mx.example.org", cert).await
 }
 
 // ---------------------------------------------------------------------------

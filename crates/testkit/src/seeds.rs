@@ -1,0 +1,58 @@
+//! A fuzz target's committed seed corpus, read by its proptest twin.
+
+use std::path::{Path, PathBuf};
+
+/// Every file in `dir`, sorted by name (so failures name the same seed on
+/// every machine). Panics when the directory cannot be read or holds fewer
+/// than `min` files: a missing corpus must fail the test, not pass it
+/// vacuously.
+pub fn all(dir: &Path, min: usize) -> Vec<Vec<u8>> {
+    named(dir, min).into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+/// Like [`all`], with each seed's file name.
+pub fn named(dir: &Path, min: usize) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let p = e.unwrap_or_else(|e| panic!("{}: {e}", dir.display())).path();
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, bytes)
+        })
+        .collect();
+    out.sort();
+    assert!(
+        out.len() >= min,
+        "seed corpus missing in {}: {} file(s), want at least {min}",
+        dir.display(),
+        out.len()
+    );
+    out.into_iter()
+        .map(|(p, b)| (p.file_name().unwrap().to_string_lossy().into_owned(), b))
+        .collect()
+}
+
+/// One seed by name.
+pub fn one(dir: &Path, name: &str) -> Vec<u8> {
+    let p = dir.join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sorted_and_insists_on_a_corpus() {
+        let dir = std::env::temp_dir().join(format!("outpost-testkit-seeds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("b"), b"2").unwrap();
+        std::fs::write(dir.join("a"), b"1").unwrap();
+        assert_eq!(all(&dir, 2), vec![b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(named(&dir, 1)[1].0, "b");
+        assert_eq!(one(&dir, "b"), b"2");
+        let short = std::panic::catch_unwind(|| all(&dir, 3));
+        assert!(short.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
