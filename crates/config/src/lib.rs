@@ -369,6 +369,16 @@ impl Listen {
     }
 }
 
+/// Connections from one address on a listener whose clients are other
+/// servers (`smtp`, `lmtp`), when `limits.connections_per_ip` is unset.
+pub const MX_CONNECTIONS_PER_IP: usize = 50;
+
+/// Connections from one address on a listener that mail programs use
+/// (submission, IMAP, POP3, ManageSieve, HTTP), when
+/// `limits.connections_per_ip` is unset: enough for an office behind one
+/// NAT address.
+pub const CLIENT_CONNECTIONS_PER_IP: usize = 300;
+
 /// Limits that protect every listener. The defaults suit a public server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -378,7 +388,20 @@ pub struct Limits {
     /// Most recipients of one SMTP transaction.
     pub max_recipients: usize,
     /// Simultaneous connections from one client address, per listener.
-    pub connections_per_ip: usize,
+    /// Unset (the default), each listener gets what fits its clients:
+    /// [`MX_CONNECTIONS_PER_IP`] (50) on `smtp` and `lmtp`, where the
+    /// clients are other servers (Postfix's
+    /// `smtpd_client_connection_count_limit` is 50 too), and
+    /// [`CLIENT_CONNECTIONS_PER_IP`] (300) on the listeners people's mail
+    /// programs use (submission, IMAP, POP3, ManageSieve, HTTP). A whole
+    /// office often reaches us from one NAT address: 30 Thunderbird users
+    /// keep up to 5 IMAP connections each (150), phones on the office Wi-Fi
+    /// add their own, and a limit of 20 locked such an office out. Dovecot
+    /// has no per-address cap by default, only one per user and address
+    /// after login (`mail_max_userip_connections = 10`); 300 still keeps a
+    /// single address from taking more than a small share of
+    /// `connections_total`. Set, the value applies to every listener.
+    pub connections_per_ip: Option<usize>,
     /// Simultaneous connections in total, per listener.
     pub connections_total: usize,
     /// Seconds an SMTP client may take to send a command.
@@ -395,11 +418,24 @@ impl Default for Limits {
         Limits {
             message_size: 50 * 1024 * 1024,
             max_recipients: 100,
-            connections_per_ip: 20,
+            connections_per_ip: None,
             connections_total: 5000,
             smtp_command_timeout: 300,
             imap_idle_timeout: 1860,
             pop3_idle_timeout: 600,
+        }
+    }
+}
+
+impl Limits {
+    /// The per-address connection limit of the listener named `listener`
+    /// (a key of `[listen]`): `connections_per_ip` when set, otherwise the
+    /// default for that kind of listener.
+    pub fn connections_per_ip_for(&self, listener: &str) -> usize {
+        match (self.connections_per_ip, listener) {
+            (Some(n), _) => n,
+            (None, "smtp" | "lmtp") => MX_CONNECTIONS_PER_IP,
+            (None, _) => CLIENT_CONNECTIONS_PER_IP,
         }
     }
 }
@@ -794,7 +830,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.limits.connections_per_ip == 0 || self.limits.connections_total == 0 {
+        if self.limits.connections_per_ip == Some(0) || self.limits.connections_total == 0 {
             return Err(invalid(
                 "limits.connections_per_ip",
                 "connection limits must be at least 1".into(),
@@ -943,6 +979,25 @@ fn one_line(e: &toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn connection_limits_fit_a_natted_office_unless_set() {
+        let c = Config::parse("", "t").unwrap();
+        // 30 Thunderbird users behind one address, 5 IMAP connections each
+        assert!(c.limits.connections_per_ip_for("imaps") >= 150);
+        assert!(c.limits.connections_per_ip_for("imap") >= 150);
+        assert_eq!(c.limits.connections_per_ip_for("submission"), 300);
+        assert_eq!(c.limits.connections_per_ip_for("smtp"), 50);
+        assert_eq!(c.limits.connections_per_ip_for("lmtp"), 50);
+        let c = Config::parse("[limits]\nconnections_per_ip = 7\n", "t").unwrap();
+        for l in ["smtp", "imaps", "pop3", "https"] {
+            assert_eq!(c.limits.connections_per_ip_for(l), 7);
+        }
+        let e = Config::parse("[limits]\nconnections_per_ip = 0\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.connections_per_ip"), "{e}");
+    }
 
     #[test]
     fn durations_and_queue_settings() {

@@ -50,7 +50,12 @@ pop3s       = ["0.0.0.0:995"]
 [limits]
 message_size = 52428800          # bytes; SMTP SIZE and IMAP APPENDLIMIT
 max_recipients = 100
-connections_per_ip = 20
+# Connections from one client address, per listener. Unset: 50 on smtp and
+# lmtp (other servers; Postfix allows 50 too) and 300 on the listeners mail
+# programs use, because a whole office often comes from one NAT address
+# (30 Thunderbird users keep up to 5 IMAP connections each). A number here
+# applies to every listener.
+# connections_per_ip = 300
 connections_total = 5000
 
 [auth]

@@ -115,7 +115,7 @@ proptest! {
                 prop_assert!(valid);
                 prop_assert_eq!(cfg.limits.message_size, message_size);
                 prop_assert_eq!(cfg.limits.max_recipients, max_recipients);
-                prop_assert_eq!(cfg.limits.connections_per_ip, per_ip);
+                prop_assert_eq!(cfg.limits.connections_per_ip, Some(per_ip));
                 prop_assert_eq!(cfg.limits.connections_total, total);
                 prop_assert_eq!(cfg.limits.smtp_command_timeout, u64::from(timeout));
                 check::loaded(&cfg);

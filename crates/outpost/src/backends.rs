@@ -5,8 +5,43 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use outpost_directory::Directory;
-use outpost_pop3::{MaildropEntry, Pop3Backend, Pop3User, TempFail};
+use outpost_net::{AuthUser, Authenticator, TempFail};
+use outpost_pop3::{MaildropEntry, Pop3Backend};
 use outpost_store::{Store, StoreError};
+
+// --- Logins (every protocol) -----------------------------------------------
+
+/// The one directory check behind every listener's
+/// [`outpost_net::AuthLayer`].
+pub struct DirectoryAuth {
+    pub dir: Directory,
+}
+
+#[async_trait]
+impl Authenticator for DirectoryAuth {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, TempFail> {
+        let p = self
+            .dir
+            .authenticate(login, password)
+            .await
+            .map_err(|e| TempFail(e.to_string()))?;
+        Ok(p.map(|p| AuthUser {
+            principal_id: p.id,
+            login: p.address.unwrap_or_else(|| login.to_string()),
+            quota_bytes: p.quota_bytes,
+        }))
+    }
+}
+
+pub fn authenticator(dir: Directory) -> Arc<dyn Authenticator> {
+    Arc::new(DirectoryAuth { dir })
+}
+
+// --- POP3 ------------------------------------------------------------------
 
 pub struct Pop3Store {
     pub dir: Directory,
@@ -21,11 +56,8 @@ impl Pop3Store {
         self.dir.store()
     }
 
-    async fn inbox(&self, user: &Pop3User) -> Result<outpost_store::Mailbox, TempFail> {
-        let id: i64 = user
-            .id
-            .parse()
-            .map_err(|_| TempFail(format!("bad user id {}", user.id)))?;
+    async fn inbox(&self, user: &AuthUser) -> Result<outpost_store::Mailbox, TempFail> {
+        let id = user.principal_id;
         match self.store().mailbox(id, "INBOX").await.map_err(temp)? {
             Some(m) => Ok(m),
             None => {
@@ -45,23 +77,7 @@ impl Pop3Store {
 
 #[async_trait]
 impl Pop3Backend for Pop3Store {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<Option<Pop3User>, TempFail> {
-        Ok(self
-            .dir
-            .authenticate(login, password)
-            .await
-            .map_err(temp)?
-            .map(|p| Pop3User {
-                id: p.id.to_string(),
-                name: p.address.unwrap_or_default(),
-            }))
-    }
-
-    async fn open_maildrop(&self, user: &Pop3User) -> Result<Vec<MaildropEntry>, TempFail> {
+    async fn open_maildrop(&self, user: &AuthUser) -> Result<Vec<MaildropEntry>, TempFail> {
         let inbox = self.inbox(user).await?;
         let list = self.store().message_list(inbox.id).await.map_err(temp)?;
         // The store keeps messages with CRLF line endings, so the POP3 size
@@ -92,7 +108,7 @@ impl Pop3Backend for Pop3Store {
             .collect())
     }
 
-    async fn read(&self, user: &Pop3User, id: u64) -> Result<Option<Vec<u8>>, TempFail> {
+    async fn read(&self, user: &AuthUser, id: u64) -> Result<Option<Vec<u8>>, TempFail> {
         let inbox = self.inbox(user).await?;
         let msg = self
             .store()
@@ -109,7 +125,7 @@ impl Pop3Backend for Pop3Store {
         }
     }
 
-    async fn expunge(&self, user: &Pop3User, ids: &[u64]) -> Result<(), TempFail> {
+    async fn expunge(&self, user: &AuthUser, ids: &[u64]) -> Result<(), TempFail> {
         let inbox = self.inbox(user).await?;
         let uids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
         self.store()
@@ -141,7 +157,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use outpost_directory::Lookup;
-use outpost_smtp::{AuthUser, DeliverError, Envelope, Rcpt, SmtpBackend};
+use outpost_smtp::{DeliverError, Envelope, Rcpt, SmtpBackend};
 
 /// SPF/DKIM/DMARC on mail from other servers, and what to do with DMARC
 /// reject and quarantine verdicts.
@@ -208,9 +224,6 @@ impl ResolvedCache {
     }
 }
 
-fn smtp_temp(e: StoreError) -> outpost_smtp::TempFail {
-    outpost_smtp::TempFail(e.to_string())
-}
 
 fn deliver_error(e: &StoreError) -> DeliverError {
     match e {
@@ -530,38 +543,22 @@ fn notify_text(n: &Option<outpost_smtp::Notify>) -> Option<String> {
 
 #[async_trait]
 impl SmtpBackend for SmtpStore {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<Option<AuthUser>, outpost_smtp::TempFail> {
-        Ok(self
-            .dir
-            .authenticate(login, password)
-            .await
-            .map_err(smtp_temp)?
-            .map(|p| AuthUser {
-                principal_id: p.id,
-                login: p.address.unwrap_or_else(|| login.to_string()),
-            }))
-    }
-
     async fn may_send_as(
         &self,
         user: &AuthUser,
         address: &str,
-    ) -> Result<bool, outpost_smtp::TempFail> {
+    ) -> Result<bool, TempFail> {
         if address.is_empty() {
             return Ok(false);
         }
         self.dir
             .may_send_as(user.principal_id, address)
             .await
-            .map_err(smtp_temp)
+            .map_err(temp)
     }
 
-    async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, outpost_smtp::TempFail> {
-        Ok(match self.lookup(address).await.map_err(smtp_temp)? {
+    async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, TempFail> {
+        Ok(match self.lookup(address).await.map_err(temp)? {
             Lookup::Local(res) => {
                 self.resolved.put(address, res);
                 Rcpt::Local

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use outpost_config::Config;
-use outpost_net::{AuthThrottle, Conn, ConnLimiter, Session, ThrottleConfig, TlsAcceptor};
+use outpost_net::{
+    AuthLayer, AuthThrottle, Conn, ConnLimiter, ListenerContext, Session, ThrottleConfig,
+    TlsAcceptor,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -76,14 +79,20 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         block_for: Duration::from_secs(cfg.auth.block_seconds),
     });
 
+    // One directory check behind the one throttle, for every listener.
+    let auth = AuthLayer::new(crate::backends::authenticator(dir.clone()), throttle.clone());
+    let listener = ListenerContext {
+        hostname: cfg.hostname.clone(),
+        tls: Some(tls.clone()),
+        auth,
+        allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
+    };
+
     let pop3 = {
         let mut ctx = outpost_pop3::Pop3Context::new(
-            cfg.hostname.clone(),
-            Some(tls.clone()),
+            listener.clone(),
             crate::backends::pop3_backend(dir.clone()),
-            throttle.clone(),
         );
-        ctx.allow_plaintext_on_loopback = cfg.auth.allow_plaintext_on_loopback;
         ctx.limits.idle_timeout = Duration::from_secs(cfg.limits.pop3_idle_timeout);
         Arc::new(ctx)
     };
@@ -116,14 +125,8 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     };
     let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound, &cfg.hostname);
     let smtp = |role: outpost_smtp::Role| {
-        let mut ctx = outpost_smtp::SmtpContext::new(
-            role,
-            cfg.hostname.clone(),
-            Some(tls.clone()),
-            smtp_backend.clone(),
-            throttle.clone(),
-        );
-        ctx.allow_plaintext_auth_on_loopback = cfg.auth.allow_plaintext_on_loopback;
+        let mut ctx =
+            outpost_smtp::SmtpContext::new(role, listener.clone(), smtp_backend.clone());
         ctx.limits.message_size = cfg.limits.message_size as usize;
         ctx.limits.max_recipients = cfg.limits.max_recipients;
         ctx.limits.command_timeout = Duration::from_secs(cfg.limits.smtp_command_timeout);
@@ -191,7 +194,10 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             implicit_tls: matches!(name, "submissions" | "imaps" | "pop3s" | "https"),
             socket,
             service,
-            limiter: ConnLimiter::new(cfg.limits.connections_per_ip, cfg.limits.connections_total),
+            limiter: ConnLimiter::new(
+                cfg.limits.connections_per_ip_for(name),
+                cfg.limits.connections_total,
+            ),
         });
     }
 
@@ -289,6 +295,9 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Refused connections being answered at once, per listener.
+const REFUSALS_IN_FLIGHT: usize = 64;
+
 async fn accept_loop(
     l: Listener,
     tls: TlsAcceptor,
@@ -297,6 +306,7 @@ async fn accept_loop(
     done: Arc<tokio::sync::Notify>,
 ) {
     use std::sync::atomic::Ordering;
+    let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
     loop {
         let (tcp, peer) = tokio::select! {
             r = l.socket.accept() => match r {
@@ -315,12 +325,18 @@ async fn accept_loop(
             Ok(p) => p,
             Err(why) => {
                 tracing::warn!("{}: refused {peer}: {why:?}", l.name);
-                let greeting = refusal(&l.service);
-                tokio::spawn(async move {
-                    let mut tcp = tcp;
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), tcp.write_all(greeting)).await;
-                });
+                // Answered in the protocol, inside TLS on an implicit-TLS
+                // listener; a bounded number at a time, beyond which the
+                // connection is just closed (a flood must not buy handshakes).
+                if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                    let message = refusal(&l.service);
+                    let tls = l.implicit_tls.then(|| tls.clone());
+                    tokio::spawn(async move {
+                        outpost_net::listener::refuse(Conn::Plain(tcp), tls.as_ref(), message)
+                            .await;
+                        drop(slot);
+                    });
+                }
                 continue;
             }
         };
@@ -348,16 +364,11 @@ async fn handle(
     tls: TlsAcceptor,
 ) {
     let conn = if implicit_tls {
-        match tokio::time::timeout(Duration::from_secs(30), conn.into_tls(&tls)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::debug!(
-                    session = session.id,
-                    "TLS handshake with {} failed: {e}",
-                    session.peer
-                );
-                return;
-            }
+        let timeout = Duration::from_secs(30);
+        match outpost_net::listener::handshake(conn, &tls, &session, session.listener, timeout)
+            .await
+        {
+            Ok(c) => c,
             Err(_) => return,
         }
     } else {

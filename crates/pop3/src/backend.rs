@@ -1,33 +1,10 @@
-//! What the POP3 server needs from the directory and the store.
+//! What the POP3 server needs from the directory and the store, and the
+//! maildrop locks.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
-/// A temporary failure of the directory or store (database down, I/O
-/// error). The client is told `-ERR [SYS/TEMP] ...`; the text is logged,
-/// never sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TempFail(pub String);
-
-impl fmt::Display for TempFail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TempFail {}
-
-/// An authenticated user, as the backend identifies them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pop3User {
-    /// Stable, unique key of the principal (e.g. its id in the directory).
-    /// Used as the maildrop lock key, so two logins under different
-    /// addresses of the same user still exclude each other.
-    pub id: String,
-    /// Canonical name for logs (primary address).
-    pub name: String,
-}
+pub use outpost_net::{AuthUser, TempFail};
 
 /// One message of the maildrop snapshot taken at login.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,33 +27,27 @@ pub struct MaildropEntry {
 }
 
 /// The directory and store, as POP3 sees them. Implemented by the binary;
-/// tests use an in-memory fake.
+/// tests use an in-memory fake. Logins do not come here: they go through
+/// the shared [`outpost_net::AuthLayer`].
 #[async_trait::async_trait]
 pub trait Pop3Backend: Send + Sync {
-    /// Checks a login name (any address of the user, as the directory
-    /// accepts it) and password. `Ok(None)` for an unknown user or a wrong
-    /// password alike; the server does not tell them apart. The server
-    /// does the failed-login throttling; the backend need not.
-    async fn authenticate(&self, login: &str, password: &str)
-        -> Result<Option<Pop3User>, TempFail>;
-
     /// The user's INBOX at this moment, oldest first; this order gives the
     /// POP3 message numbers 1, 2, ... Messages delivered later are not
     /// shown to this session (RFC 1939 maildrop snapshot). Called with the
     /// per-user maildrop lock held.
-    async fn open_maildrop(&self, user: &Pop3User) -> Result<Vec<MaildropEntry>, TempFail>;
+    async fn open_maildrop(&self, user: &AuthUser) -> Result<Vec<MaildropEntry>, TempFail>;
 
     /// The raw message `id` from the snapshot, as stored (any line endings;
     /// the server normalises to CRLF and dot-stuffs). `Ok(None)` if it has
     /// been expunged meanwhile, e.g. by an IMAP session.
-    async fn read(&self, user: &Pop3User, id: u64) -> Result<Option<Vec<u8>>, TempFail>;
+    async fn read(&self, user: &AuthUser, id: u64) -> Result<Option<Vec<u8>>, TempFail>;
 
     /// Removes the messages from INBOX, as an IMAP EXPUNGE would, so that
     /// other sessions see them gone. Called once, on QUIT in the
     /// TRANSACTION state, with the ids the client DELEted (never on a
     /// dropped connection). Ids already gone are not an error. Must be
     /// durable before returning `Ok`.
-    async fn expunge(&self, user: &Pop3User, ids: &[u64]) -> Result<(), TempFail>;
+    async fn expunge(&self, user: &AuthUser, ids: &[u64]) -> Result<(), TempFail>;
 }
 
 /// In-process exclusive maildrop locks (RFC 1939 §8: the server acquires an

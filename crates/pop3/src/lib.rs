@@ -15,14 +15,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_net::{AuthThrottle, TlsAcceptor};
+use outpost_net::ListenerContext;
 
 mod backend;
 pub mod codec;
 mod server;
 pub mod session;
 
-pub use backend::{MaildropEntry, MaildropGuard, MaildropLocks, Pop3Backend, Pop3User, TempFail};
+pub use backend::{MaildropEntry, MaildropGuard, MaildropLocks, Pop3Backend};
+/// The user and failure types of the shared auth layer, re-exported for the
+/// fuzz harness and tests.
+pub use outpost_net::{AuthUser, TempFail};
 pub use codec::wire_size;
 pub use server::serve;
 
@@ -30,41 +33,26 @@ pub use server::serve;
 /// (in an `Arc`) between the `pop3` and `pop3s` listeners, so that both see
 /// the same maildrop locks.
 pub struct Pop3Context {
-    /// Our name, shown in the greeting and the sign-off.
-    pub hostname: String,
-    /// For STLS on the plain `pop3` listener. `None`: STLS is not offered
-    /// (and logins are refused on plain connections unless plaintext is
-    /// allowed on loopback).
-    pub tls: Option<TlsAcceptor>,
+    /// Host name (greeting and sign-off), the TLS acceptor for STLS on the
+    /// plain `pop3` listener (`None`: STLS is not offered, and logins are
+    /// refused on plain connections unless plaintext is allowed on
+    /// loopback), and the shared [`outpost_net::AuthLayer`] every login
+    /// goes through.
+    pub listener: ListenerContext,
     /// Directory and store.
     pub backend: Arc<dyn Pop3Backend>,
     pub limits: Pop3Limits,
-    /// Failed-login throttle, shared with the other protocols.
-    pub throttle: AuthThrottle,
-    /// Accept USER/PASS and AUTH on unencrypted connections from loopback
-    /// addresses (e.g. a local fetchmail or webmail). Default `false`:
-    /// logins need TLS (STLS or pop3s) everywhere.
-    pub allow_plaintext_on_loopback: bool,
     /// Exclusive per-user maildrop locks (RFC 1939 §8).
     pub locks: MaildropLocks,
 }
 
 impl Pop3Context {
-    /// A context with safe defaults: [`Pop3Limits::default`], no plaintext
-    /// logins, fresh locks.
-    pub fn new(
-        hostname: impl Into<String>,
-        tls: Option<TlsAcceptor>,
-        backend: Arc<dyn Pop3Backend>,
-        throttle: AuthThrottle,
-    ) -> Pop3Context {
+    /// A context with safe defaults: [`Pop3Limits::default`], fresh locks.
+    pub fn new(listener: ListenerContext, backend: Arc<dyn Pop3Backend>) -> Pop3Context {
         Pop3Context {
-            hostname: hostname.into(),
-            tls,
+            listener,
             backend,
             limits: Pop3Limits::default(),
-            throttle,
-            allow_plaintext_on_loopback: false,
             locks: MaildropLocks::default(),
         }
     }

@@ -3,13 +3,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
 
-use outpost_net::{Conn, Session, Verdict};
+use outpost_net::{run_session, AuthUser, Conn, LoginOutcome as Auth, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
-use crate::backend::{MaildropGuard, Pop3User};
+use crate::backend::MaildropGuard;
 use crate::codec::{Frame, LineBuffer, Response};
 use crate::session::{loggable_login, Action, LoginOutcome, Machine, MachineConfig};
 use crate::Pop3Context;
@@ -23,30 +22,19 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Implicit TLS (pop3s) is the caller's job: hand over an already-TLS
 /// `conn`. Never panics on client input; all outcomes are logged.
 pub async fn serve(conn: Conn, session: Session, ctx: Arc<Pop3Context>) {
-    let id = session.id;
-    info!(
-        session = id,
-        listener = session.listener,
-        peer = %session.peer,
-        tls = conn.is_tls(),
-        "pop3: connected"
-    );
     let mut s = Pop3Session {
         ctx: &ctx,
         session: &session,
         user: None,
         _lock: None,
     };
-    match s.run(conn).await {
-        Ok(end) => info!(session = id, "pop3: disconnected ({end})"),
-        Err(e) => info!(session = id, "pop3: disconnected (connection error: {e})"),
-    }
+    run_session("pop3", conn, &session, |conn| s.run(conn)).await
 }
 
 struct Pop3Session<'a> {
     ctx: &'a Pop3Context,
     session: &'a Session,
-    user: Option<Pop3User>,
+    user: Option<AuthUser>,
     /// Held from login to the end of the session; dropping it (normally or
     /// on any error) releases the maildrop.
     _lock: Option<MaildropGuard>,
@@ -58,10 +46,10 @@ impl Pop3Session<'_> {
         let id = self.session.id;
         let limits = &ctx.limits;
         let mut machine = Machine::new(MachineConfig {
-            hostname: ctx.hostname.clone(),
-            tls_available: ctx.tls.is_some(),
+            hostname: ctx.listener.hostname.clone(),
+            tls_available: ctx.listener.tls_available(),
             is_tls: conn.is_tls(),
-            plaintext_allowed: ctx.allow_plaintext_on_loopback && self.session.is_loopback(),
+            plaintext_allowed: ctx.listener.plaintext_login_allowed(self.session),
             max_bad_commands: limits.max_bad_commands.max(1),
         });
         let mut input = LineBuffer::new(limits.max_line_length);
@@ -131,17 +119,13 @@ impl Pop3Session<'_> {
                         // Anything pipelined after STLS came in plaintext and
                         // must not run under TLS (RFC 2595 §4, CVE-2011-0411).
                         input.clear();
-                        let Some(acceptor) = &ctx.tls else {
-                            return Ok("STLS without TLS configured");
-                        };
-                        let handshake = conn.into_tls(acceptor);
-                        conn = match tokio::time::timeout(limits.idle_timeout, handshake).await {
-                            Ok(Ok(c)) => c,
-                            Ok(Err(e)) => {
-                                info!(session = id, "pop3: STLS handshake failed: {e}");
-                                return Ok("TLS handshake failed");
-                            }
-                            Err(_) => return Ok("TLS handshake timed out"),
+                        let upgraded = ctx
+                            .listener
+                            .start_tls(conn, self.session, "pop3", limits.idle_timeout)
+                            .await;
+                        conn = match upgraded {
+                            Ok(c) => c,
+                            Err(why) => return Ok(why),
                         };
                         machine.tls_started();
                         info!(
@@ -207,47 +191,34 @@ impl Pop3Session<'_> {
         }
     }
 
-    /// Throttle, credentials, lock, maildrop: everything [`Action::Login`]
-    /// asks for.
+    /// The shared auth layer (throttle, credentials), then the lock and
+    /// the maildrop: everything [`Action::Login`] asks for.
     async fn login(&mut self, login: &str, password: &str) -> LoginOutcome {
-        let ctx = self.ctx;
         let id = self.session.id;
-        let ip = self.session.peer.ip();
         let shown = loggable_login(login);
-        let verdict = ctx.throttle.check(ip, login);
-        if verdict == Verdict::Blocked {
-            info!(session = id, login = %shown, "pop3: login refused, throttled");
-            return LoginOutcome::Blocked;
-        }
-        let started = Instant::now();
-        let outcome = match ctx.backend.authenticate(login, password).await {
-            Ok(Some(user)) => {
-                ctx.throttle.success(ip);
-                self.open(user).await
-            }
-            Ok(None) => {
-                ctx.throttle.failure(ip, login);
+        let ip = self.session.peer.ip();
+        match self.ctx.listener.auth.login(ip, login, password).await {
+            Auth::Success(user) => self.open(user).await,
+            Auth::Failed => {
                 info!(session = id, login = %shown, "pop3: login failed");
                 LoginOutcome::BadCredentials
             }
-            Err(e) => {
+            Auth::Blocked => {
+                info!(session = id, login = %shown, "pop3: login refused, throttled");
+                LoginOutcome::Blocked
+            }
+            Auth::Unavailable(e) => {
                 warn!(session = id, login = %shown, "pop3: login temporarily failed: {e}");
                 LoginOutcome::TempFail
             }
-        };
-        if let Verdict::Delay(d) = verdict {
-            if let Some(rest) = d.checked_sub(started.elapsed()) {
-                tokio::time::sleep(rest).await;
-            }
         }
-        outcome
     }
 
-    async fn open(&mut self, user: Pop3User) -> LoginOutcome {
+    async fn open(&mut self, user: AuthUser) -> LoginOutcome {
         let ctx = self.ctx;
         let id = self.session.id;
-        let Some(guard) = ctx.locks.try_lock(&user.id) else {
-            info!(session = id, user = %user.name, "pop3: maildrop in use");
+        let Some(guard) = ctx.locks.try_lock(&user.principal_id.to_string()) else {
+            info!(session = id, user = %user.login, "pop3: maildrop in use");
             return LoginOutcome::InUse;
         };
         match ctx.backend.open_maildrop(&user).await {
@@ -256,13 +227,13 @@ impl Pop3Session<'_> {
                 if bad_uidl > 0 {
                     warn!(
                         session = id,
-                        user = %user.name,
+                        user = %user.login,
                         "pop3: backend gave {bad_uidl} UIDL values outside RFC 1939 (1-70 chars 0x21-0x7E)"
                     );
                 }
                 info!(
                     session = id,
-                    user = %user.name,
+                    user = %user.login,
                     messages = entries.len(),
                     octets = entries.iter().map(|e| e.size).sum::<u64>(),
                     "pop3: logged in"
@@ -272,7 +243,7 @@ impl Pop3Session<'_> {
                 LoginOutcome::Ok(entries)
             }
             Err(e) => {
-                warn!(session = id, user = %user.name, "pop3: opening maildrop failed: {e}");
+                warn!(session = id, user = %user.login, "pop3: opening maildrop failed: {e}");
                 LoginOutcome::TempFail
             }
         }

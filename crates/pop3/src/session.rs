@@ -8,7 +8,7 @@
 //!
 //! States follow RFC 1939 §3: AUTHORIZATION → TRANSACTION → UPDATE.
 
-use base64::Engine as _;
+use outpost_net::auth::sasl::{self, SaslError};
 
 use crate::backend::{MaildropEntry, TempFail};
 use crate::codec::{parse_command, printable, Command, Frame, MsgNum, RespCode, Response, Secret};
@@ -330,16 +330,18 @@ impl Machine {
 
     /// Decodes a PLAIN response (RFC 4616): `authzid NUL authcid NUL passwd`.
     fn sasl_plain(&mut self, b64: &str) -> Action {
-        match decode_plain(b64) {
-            Ok((login, password)) => {
+        match sasl::plain_base64(b64) {
+            Ok(sasl::Credentials { login, password }) => {
                 self.state = State::LoggingIn;
                 Action::Login {
                     login,
                     password: Secret(password),
                 }
             }
-            Err(PlainError::Malformed) => self.bad("Malformed AUTH PLAIN response"),
-            Err(PlainError::Authzid) => {
+            Err(SaslError::Malformed | SaslError::Cancelled) => {
+                self.bad("Malformed AUTH PLAIN response")
+            }
+            Err(SaslError::Authzid) => {
                 // No proxy authorization: acting as another user is refused.
                 Action::Send(Response::err(
                     Some(RespCode::Auth),
@@ -571,37 +573,6 @@ impl Machine {
             }
         }
     }
-}
-
-enum PlainError {
-    Malformed,
-    Authzid,
-}
-
-fn decode_plain(b64: &str) -> Result<(String, String), PlainError> {
-    // RFC 5034 §4: "=" is an empty initial response.
-    let raw = if b64 == "=" {
-        Vec::new()
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|_| PlainError::Malformed)?
-    };
-    let mut parts = raw.split(|&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(passwd), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(PlainError::Malformed);
-    };
-    let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| PlainError::Malformed);
-    let (authzid, authcid, passwd) = (text(authzid)?, text(authcid)?, text(passwd)?);
-    if authcid.is_empty() {
-        return Err(PlainError::Malformed);
-    }
-    if !authzid.is_empty() && authzid != authcid {
-        return Err(PlainError::Authzid);
-    }
-    Ok((authcid, passwd))
 }
 
 /// For log lines: a login name as the client sent it, made harmless.

@@ -201,12 +201,12 @@ async fn quit_expunges_deleted_messages() {
     c.expect_eof().await;
     assert_eq!(
         backend.expunges(),
-        vec![("id-alice".to_string(), vec![1, 3])]
+        vec![(ALICE.to_string(), vec![1, 3])]
     );
     assert_eq!(backend.count("alice"), 1);
 
     // the next session sees what is left, renumbered, same UIDL
-    wait_unlocked(&srv.ctx, "id-alice").await;
+    wait_unlocked(&srv.ctx, ALICE).await;
     let mut c = Client::connect(srv.addr).await;
     c.login("alice", "secret").await;
     assert_eq!(c.ok("STAT").await, format!("+OK 1 {}", wire_size(MSG2)));
@@ -221,7 +221,7 @@ async fn dropped_connection_deletes_nothing() {
     c.ok("DELE 1").await;
     c.ok("DELE 2").await;
     drop(c);
-    wait_unlocked(&srv.ctx, "id-alice").await;
+    wait_unlocked(&srv.ctx, ALICE).await;
     assert!(backend.expunges().is_empty());
     assert_eq!(backend.count("alice"), 3);
     let mut c = Client::connect(srv.addr).await;
@@ -279,7 +279,7 @@ async fn auth_plain_initial_response_and_continuation() {
     assert!(r.contains("3 messages"), "{r}");
     c.ok("QUIT").await;
 
-    wait_unlocked(&srv.ctx, "id-alice").await;
+    wait_unlocked(&srv.ctx, ALICE).await;
     let mut c = Client::connect(srv.addr).await;
     c.ok("AUTH PLAIN AGFsaWNlAHNlY3JldA==").await;
     assert!(c.ok("STAT").await.starts_with("+OK 3"));

@@ -10,8 +10,8 @@ use outpost_net::{AuthThrottle, ThrottleConfig};
 /// A server as on the internet: STLS offered, plaintext logins refused.
 async fn internet_facing() -> TestServer {
     let mut ctx = context(fixture());
-    ctx.tls = Some(tls_acceptor());
-    ctx.allow_plaintext_on_loopback = false;
+    ctx.listener.tls = Some(tls_acceptor());
+    ctx.listener.allow_plaintext_on_loopback = false;
     start(ctx, false).await
 }
 
@@ -69,7 +69,7 @@ async fn auth_plain_over_stls() {
 async fn plaintext_not_allowed_on_loopback_without_the_setting() {
     // no TLS at all and plaintext not allowed: nobody can log in
     let mut ctx = context(fixture());
-    ctx.allow_plaintext_on_loopback = false;
+    ctx.listener.allow_plaintext_on_loopback = false;
     let srv = start(ctx, false).await;
     let mut c = Client::connect(srv.addr).await;
     assert!(c.err("STLS").await.contains("not available"));
@@ -93,8 +93,8 @@ async fn commands_pipelined_after_stls_are_discarded() {
 #[tokio::test]
 async fn implicit_tls_pop3s() {
     let mut ctx = context(fixture());
-    ctx.tls = Some(tls_acceptor());
-    ctx.allow_plaintext_on_loopback = false;
+    ctx.listener.tls = Some(tls_acceptor());
+    ctx.listener.allow_plaintext_on_loopback = false;
     let srv = start(ctx, true).await;
     let mut c = Client::connect_tls(srv.addr).await;
     let (_, caps) = c.multi("CAPA").await;
@@ -121,19 +121,19 @@ async fn second_session_gets_in_use() {
     bob.login("bob", "hunter2").await;
     one.ok("QUIT").await;
     one.expect_eof().await;
-    wait_unlocked(&srv.ctx, "id-alice").await;
+    wait_unlocked(&srv.ctx, ALICE).await;
     two.login("alice", "secret").await;
 }
 
 #[tokio::test]
 async fn throttle_delays_then_blocks() {
     let mut ctx = context(fixture());
-    ctx.throttle = AuthThrottle::new(ThrottleConfig {
+    ctx.listener.auth = ctx.listener.auth.with_throttle(AuthThrottle::new(ThrottleConfig {
         slow_after: 1,
         delay: Duration::from_millis(300),
         block_after: 3,
         ..Default::default()
-    });
+    }));
     ctx.limits.max_bad_commands = 100;
     let srv = start(ctx, false).await;
     let mut c = Client::connect(srv.addr).await;
@@ -203,7 +203,7 @@ async fn temporary_failures() {
     c.ok("USER bob").await;
     assert!(c.err("PASS hunter2").await.starts_with("-ERR [SYS/TEMP]"));
     // the lock taken for bob was released again
-    assert!(!srv.ctx.locks.is_locked("id-bob"));
+    assert!(!srv.ctx.locks.is_locked(BOB));
     c.login("alice", "secret").await;
 }
 
@@ -218,8 +218,8 @@ async fn idle_timeout_closes() {
     let r = c.line().await;
     assert!(r.starts_with("-ERR") && r.contains("Idle"), "{r}");
     c.expect_eof().await;
-    wait_unlocked(&srv.ctx, "id-alice").await;
-    assert!(srv.ctx.locks.try_lock("id-alice").is_some());
+    wait_unlocked(&srv.ctx, ALICE).await;
+    assert!(srv.ctx.locks.try_lock(ALICE).is_some());
 }
 
 #[tokio::test]

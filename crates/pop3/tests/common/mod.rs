@@ -7,8 +7,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outpost_net::{AuthThrottle, Conn, Session, ThrottleConfig, TlsAcceptor};
-use outpost_pop3::{serve, wire_size, MaildropEntry, Pop3Backend, Pop3Context, Pop3User, TempFail};
+use outpost_net::{
+    AuthLayer, AuthThrottle, AuthUser, Authenticator, Conn, ListenerContext, Session,
+    ThrottleConfig, TlsAcceptor,
+};
+use outpost_pop3::{serve, wire_size, MaildropEntry, Pop3Backend, Pop3Context, TempFail};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,12 +25,13 @@ pub struct FakeBackend {
 
 #[derive(Default)]
 struct Inner {
-    /// login → (password, user id)
-    accounts: HashMap<String, (String, String)>,
-    /// user id → messages (id, raw)
-    mail: HashMap<String, Vec<(u64, Vec<u8>)>>,
+    /// login → (password, principal id)
+    accounts: HashMap<String, (String, i64)>,
+    /// principal id → messages (id, raw)
+    mail: HashMap<i64, Vec<(u64, Vec<u8>)>>,
+    next_principal: i64,
     next_id: u64,
-    /// Every expunge call: (user id, ids)
+    /// Every expunge call: (maildrop lock key, ids)
     pub expunges: Vec<(String, Vec<u64>)>,
     /// Logins whose maildrop cannot be opened.
     broken: Vec<String>,
@@ -40,9 +44,10 @@ impl FakeBackend {
 
     pub fn add_user(&self, login: &str, password: &str) {
         let mut st = self.inner.lock().unwrap();
-        st.accounts
-            .insert(login.into(), (password.into(), format!("id-{login}")));
-        st.mail.entry(format!("id-{login}")).or_default();
+        st.next_principal += 1;
+        let id = st.next_principal;
+        st.accounts.insert(login.into(), (password.into(), id));
+        st.mail.entry(id).or_default();
     }
 
     /// Adds an alias login for an existing user (same id, same maildrop).
@@ -56,7 +61,7 @@ impl FakeBackend {
         let mut st = self.inner.lock().unwrap();
         st.next_id += 1;
         let id = st.next_id;
-        let uid = st.accounts[login].1.clone();
+        let uid = st.accounts[login].1;
         st.mail.get_mut(&uid).unwrap().push((id, raw.to_vec()));
         id
     }
@@ -64,7 +69,7 @@ impl FakeBackend {
     /// Removes a message behind POP3's back (as an IMAP session would).
     pub fn remove(&self, login: &str, id: u64) {
         let mut st = self.inner.lock().unwrap();
-        let uid = st.accounts[login].1.clone();
+        let uid = st.accounts[login].1;
         st.mail.get_mut(&uid).unwrap().retain(|(i, _)| *i != id);
     }
 
@@ -83,12 +88,12 @@ impl FakeBackend {
 }
 
 #[async_trait::async_trait]
-impl Pop3Backend for FakeBackend {
+impl Authenticator for FakeBackend {
     async fn authenticate(
         &self,
         login: &str,
         password: &str,
-    ) -> Result<Option<Pop3User>, TempFail> {
+    ) -> Result<Option<AuthUser>, TempFail> {
         if login == "tempfail" {
             return Err(TempFail("directory down".into()));
         }
@@ -97,18 +102,22 @@ impl Pop3Backend for FakeBackend {
             .accounts
             .get(login)
             .filter(|(p, _)| p == password)
-            .map(|(_, id)| Pop3User {
-                id: id.clone(),
-                name: login.into(),
+            .map(|(_, id)| AuthUser {
+                principal_id: *id,
+                login: login.into(),
+                quota_bytes: 0,
             }))
     }
+}
 
-    async fn open_maildrop(&self, user: &Pop3User) -> Result<Vec<MaildropEntry>, TempFail> {
+#[async_trait::async_trait]
+impl Pop3Backend for FakeBackend {
+    async fn open_maildrop(&self, user: &AuthUser) -> Result<Vec<MaildropEntry>, TempFail> {
         let st = self.inner.lock().unwrap();
-        if st.broken.contains(&user.name) {
+        if st.broken.contains(&user.login) {
             return Err(TempFail("store down".into()));
         }
-        Ok(st.mail[&user.id]
+        Ok(st.mail[&user.principal_id]
             .iter()
             .map(|(id, raw)| MaildropEntry {
                 id: *id,
@@ -118,21 +127,22 @@ impl Pop3Backend for FakeBackend {
             .collect())
     }
 
-    async fn read(&self, user: &Pop3User, id: u64) -> Result<Option<Vec<u8>>, TempFail> {
+    async fn read(&self, user: &AuthUser, id: u64) -> Result<Option<Vec<u8>>, TempFail> {
         let st = self.inner.lock().unwrap();
-        Ok(st.mail[&user.id]
+        Ok(st.mail[&user.principal_id]
             .iter()
             .find(|(i, _)| *i == id)
             .map(|(_, raw)| raw.clone()))
     }
 
-    async fn expunge(&self, user: &Pop3User, ids: &[u64]) -> Result<(), TempFail> {
+    async fn expunge(&self, user: &AuthUser, ids: &[u64]) -> Result<(), TempFail> {
         let mut st = self.inner.lock().unwrap();
         st.mail
-            .get_mut(&user.id)
+            .get_mut(&user.principal_id)
             .unwrap()
             .retain(|(i, _)| !ids.contains(i));
-        st.expunges.push((user.id.clone(), ids.to_vec()));
+        st.expunges
+            .push((user.principal_id.to_string(), ids.to_vec()));
         Ok(())
     }
 }
@@ -148,19 +158,22 @@ pub struct TestServer {
 /// A context with plaintext allowed on loopback (the tests' client is on
 /// loopback) and a throttle that never gets in the way.
 pub fn context(backend: Arc<FakeBackend>) -> Pop3Context {
-    let mut ctx = Pop3Context::new(
-        "pop.test",
-        None,
-        backend,
+    let auth = AuthLayer::new(
+        backend.clone(),
         AuthThrottle::new(ThrottleConfig {
             slow_after: 1000,
             block_after: 1000,
             ..Default::default()
         }),
     );
-    ctx.allow_plaintext_on_loopback = true;
-    ctx
+    let mut listener = ListenerContext::new("pop.test", None, auth);
+    listener.allow_plaintext_on_loopback = true;
+    Pop3Context::new(listener, backend)
 }
+
+/// The maildrop lock keys (principal ids) of the fixture's users.
+pub const ALICE: &str = "1";
+pub const BOB: &str = "2";
 
 /// Serves `ctx` on 127.0.0.1:0. With `implicit_tls`, every connection is
 /// TLS from the start (pop3s) using `ctx.tls`.
@@ -177,7 +190,7 @@ pub async fn start(ctx: Pop3Context, implicit_tls: bool) -> TestServer {
                 let session = Session::new(peer, addr, if implicit_tls { "pop3s" } else { "pop3" });
                 let mut conn = Conn::Plain(tcp);
                 if implicit_tls {
-                    conn = match conn.into_tls(ctx.tls.as_ref().unwrap()).await {
+                    conn = match conn.into_tls(ctx.listener.tls.as_ref().unwrap()).await {
                         Ok(c) => c,
                         Err(_) => return,
                     };
@@ -214,66 +227,17 @@ pub fn fixture() -> Arc<FakeBackend> {
 // TLS
 
 pub fn tls_acceptor() -> TlsAcceptor {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], key)
-        .unwrap();
-    TlsAcceptor::from(Arc::new(cfg))
+    outpost_testkit::tls::self_signed("localhost").0
 }
 
-#[derive(Debug)]
-struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
+/// The client side of the handshake. The tests look at POP3, not at the
+/// certificate, so any certificate is accepted.
 async fn tls_connect<S>(stream: S) -> tokio_rustls::client::TlsStream<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    connector
+    let cfg = outpost_net::RelaxedVerifier::client_config(outpost_net::Trust::AnyCertificate);
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect("localhost".try_into().unwrap(), stream)
         .await
         .unwrap()
