@@ -91,7 +91,10 @@ pub async fn handshake(
     match tokio::time::timeout(timeout, conn.into_tls(acceptor)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => {
-            info!(session = session.id, "{protocol}: TLS handshake failed: {e}");
+            info!(
+                session = session.id,
+                "{protocol}: TLS handshake failed: {e}"
+            );
             Err("TLS handshake failed")
         }
         Err(_) => Err("TLS handshake timed out"),
@@ -121,7 +124,10 @@ where
     };
     match run(conn).await {
         Ok(end) => info!(session = id, "{protocol}: disconnected ({end})"),
-        Err(e) => info!(session = id, "{protocol}: disconnected (connection error: {e})"),
+        Err(e) => info!(
+            session = id,
+            "{protocol}: disconnected (connection error: {e})"
+        ),
     }
 }
 
@@ -158,7 +164,7 @@ pub async fn refuse(conn: Conn, tls: Option<&TlsAcceptor>, message: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuthThrottle, Authenticator, AuthUser, TempFail, ThrottleConfig};
+    use crate::{AuthThrottle, AuthUser, Authenticator, TempFail, ThrottleConfig};
     use std::sync::Arc;
 
     struct Nobody;
@@ -171,7 +177,11 @@ mod tests {
     }
 
     fn session(peer: &str) -> Session {
-        Session::new(peer.parse().unwrap(), "127.0.0.1:25".parse().unwrap(), "smtp")
+        Session::new(
+            peer.parse().unwrap(),
+            "127.0.0.1:25".parse().unwrap(),
+            "smtp",
+        )
     }
 
     #[test]

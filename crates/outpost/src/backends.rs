@@ -224,7 +224,6 @@ impl ResolvedCache {
     }
 }
 
-
 fn deliver_error(e: &StoreError) -> DeliverError {
     match e {
         StoreError::Full(m) => DeliverError::StorageFull(m.clone()),
@@ -543,11 +542,7 @@ fn notify_text(n: &Option<outpost_smtp::Notify>) -> Option<String> {
 
 #[async_trait]
 impl SmtpBackend for SmtpStore {
-    async fn may_send_as(
-        &self,
-        user: &AuthUser,
-        address: &str,
-    ) -> Result<bool, TempFail> {
+    async fn may_send_as(&self, user: &AuthUser, address: &str) -> Result<bool, TempFail> {
         if address.is_empty() {
             return Ok(false);
         }

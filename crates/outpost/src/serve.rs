@@ -80,7 +80,10 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     });
 
     // One directory check behind the one throttle, for every listener.
-    let auth = AuthLayer::new(crate::backends::authenticator(dir.clone()), throttle.clone());
+    let auth = AuthLayer::new(
+        crate::backends::authenticator(dir.clone()),
+        throttle.clone(),
+    );
     let listener = ListenerContext {
         hostname: cfg.hostname.clone(),
         tls: Some(tls.clone()),
@@ -125,8 +128,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     };
     let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound, &cfg.hostname);
     let smtp = |role: outpost_smtp::Role| {
-        let mut ctx =
-            outpost_smtp::SmtpContext::new(role, listener.clone(), smtp_backend.clone());
+        let mut ctx = outpost_smtp::SmtpContext::new(role, listener.clone(), smtp_backend.clone());
         ctx.limits.message_size = cfg.limits.message_size as usize;
         ctx.limits.max_recipients = cfg.limits.max_recipients;
         ctx.limits.command_timeout = Duration::from_secs(cfg.limits.smtp_command_timeout);

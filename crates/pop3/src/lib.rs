@@ -23,10 +23,10 @@ mod server;
 pub mod session;
 
 pub use backend::{MaildropEntry, MaildropGuard, MaildropLocks, Pop3Backend};
+pub use codec::wire_size;
 /// The user and failure types of the shared auth layer, re-exported for the
 /// fuzz harness and tests.
 pub use outpost_net::{AuthUser, TempFail};
-pub use codec::wire_size;
 pub use server::serve;
 
 /// Everything a POP3 listener needs. Build one per process and share it

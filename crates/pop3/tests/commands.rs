@@ -199,10 +199,7 @@ async fn quit_expunges_deleted_messages() {
     let bye = c.ok("QUIT").await;
     assert!(bye.contains("1 messages"), "{bye}");
     c.expect_eof().await;
-    assert_eq!(
-        backend.expunges(),
-        vec![(ALICE.to_string(), vec![1, 3])]
-    );
+    assert_eq!(backend.expunges(), vec![(ALICE.to_string(), vec![1, 3])]);
     assert_eq!(backend.count("alice"), 1);
 
     // the next session sees what is left, renumbered, same UIDL

@@ -128,12 +128,15 @@ async fn second_session_gets_in_use() {
 #[tokio::test]
 async fn throttle_delays_then_blocks() {
     let mut ctx = context(fixture());
-    ctx.listener.auth = ctx.listener.auth.with_throttle(AuthThrottle::new(ThrottleConfig {
-        slow_after: 1,
-        delay: Duration::from_millis(300),
-        block_after: 3,
-        ..Default::default()
-    }));
+    ctx.listener.auth = ctx
+        .listener
+        .auth
+        .with_throttle(AuthThrottle::new(ThrottleConfig {
+            slow_after: 1,
+            delay: Duration::from_millis(300),
+            block_after: 3,
+            ..Default::default()
+        }));
     ctx.limits.max_bad_commands = 100;
     let srv = start(ctx, false).await;
     let mut c = Client::connect(srv.addr).await;

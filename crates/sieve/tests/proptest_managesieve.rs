@@ -8,25 +8,17 @@
 #[path = "../fuzz/check/managesieve.rs"]
 mod check;
 
-
 use base64::Engine as _;
 use outpost_sieve::codec::{self, Command, Decoder, Frame, Limits, Mode, Parsed, Secret};
 use outpost_sieve::session::{Action, Machine, MachineConfig};
 use proptest::prelude::*;
 
-fn seeds() -> Vec<Vec<u8>> {
-    outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("managesieve"), 5)
-}
-
 #[test]
 fn seeds_pass_in_every_mode() {
-    for seed in seeds() {
-        for mode in 0..=0xff {
-            let mut data = seed.clone();
-            data[0] = mode;
-            check::managesieve(&data);
-        }
-    }
+    let dir = outpost_testkit::seed_dir!("managesieve");
+    outpost_testkit::seeds::in_every_mode(&dir, 5, 0..=0xff, 0, |data| {
+        check::managesieve(data);
+    });
 }
 
 /// The session seed parses into the commands a client meant, and the
@@ -178,7 +170,7 @@ proptest! {
 
     #[test]
     fn mutated_seeds(seed in any::<prop::sample::Index>(), mode in any::<u8>(), edits in prop::collection::vec((any::<usize>(), prop_oneof![any::<u8>(), prop::sample::select(b"{}+\"\\\r\n *0123456789".to_vec())], 0u8..3), 1..8)) {
-        let seeds = seeds();
+        let seeds = outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("managesieve"), 5);
         let mut data = seeds[seed.index(seeds.len())].clone();
         data[0] = mode;
         for (at, b, kind) in edits {

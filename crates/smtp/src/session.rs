@@ -817,7 +817,10 @@ impl Machine {
             Ok(c) => self.authenticate(c.login, c.password),
             Err(SaslError::Authzid) => {
                 // Acting as someone else is not supported.
-                info!(session = self.cfg.session_id, "smtp: authentication failed, authorization identity differs");
+                info!(
+                    session = self.cfg.session_id,
+                    "smtp: authentication failed, authorization identity differs"
+                );
                 self.auth_failed()
             }
             // An empty authentication identity is a failed login, as before

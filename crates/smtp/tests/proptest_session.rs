@@ -8,26 +8,19 @@
 #[path = "../fuzz/check/session.rs"]
 mod check;
 
-
 use check::{drive, replies, setup, Fake};
 use outpost_smtp::reply::Reply;
 use outpost_smtp::session::Machine;
 use proptest::prelude::*;
 use smtp_proto::response::parser::ResponseReceiver;
 
-fn seeds() -> Vec<Vec<u8>> {
-    outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("session"), 5)
-}
-
 #[test]
 fn seeds_pass_in_every_mode() {
-    for seed in seeds() {
-        for mode in [0x00, 0x01, 0x02, 0x0d, 0x15, 0x24, 0x80, 0xc0] {
-            let mut data = seed.clone();
-            data[0] = mode | (seed[0] & 0x3f);
-            check::session(&data);
-        }
-    }
+    let dir = outpost_testkit::seed_dir!("session");
+    let modes = [0x00, 0x01, 0x02, 0x0d, 0x15, 0x24, 0x80, 0xc0];
+    outpost_testkit::seeds::in_every_mode(&dir, 5, modes, 0x3f, |data| {
+        check::session(data);
+    });
 }
 
 /// The scripted backend really lets seeds through to delivery (otherwise
@@ -220,7 +213,7 @@ proptest! {
 
     #[test]
     fn mutated_seeds(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..8)) {
-        let seeds = seeds();
+        let seeds = outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("session"), 5);
         let data = apply(seeds[seed.index(seeds.len())].clone(), muts);
         check::session(&data);
     }

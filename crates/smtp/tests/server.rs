@@ -296,11 +296,14 @@ async fn failed_logins_are_throttled_then_blocked() {
     let srv = Setup::new(Role::Submission)
         .implicit_tls()
         .with(|ctx| {
-            ctx.listener.auth = ctx.listener.auth.with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
-                slow_after: 100,
-                block_after: 2,
-                ..Default::default()
-            }));
+            ctx.listener.auth = ctx
+                .listener
+                .auth
+                .with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
+                    slow_after: 100,
+                    block_after: 2,
+                    ..Default::default()
+                }));
             ctx.limits.max_auth_failures = 10;
         })
         .start()
@@ -443,12 +446,15 @@ async fn slowed_logins_wait_out_the_delay() {
     let srv = Setup::new(Role::Submission)
         .implicit_tls()
         .with(|ctx| {
-            ctx.listener.auth = ctx.listener.auth.with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
-                slow_after: 1,
-                delay: Duration::from_millis(300),
-                block_after: 100,
-                ..Default::default()
-            }));
+            ctx.listener.auth = ctx
+                .listener
+                .auth
+                .with_throttle(outpost_net::AuthThrottle::new(ThrottleConfig {
+                    slow_after: 1,
+                    delay: Duration::from_millis(300),
+                    block_after: 100,
+                    ..Default::default()
+                }));
         })
         .start()
         .await;

@@ -42,7 +42,9 @@ pub async fn connect<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    try_connect(stream, name, cert).await.expect("TLS handshake")
+    try_connect(stream, name, cert)
+        .await
+        .expect("TLS handshake")
 }
 
 /// Like [`connect`], returning the handshake's error.

@@ -95,9 +95,9 @@ impl Fake {
                 assert!(!login.is_empty(), "Authenticate with an empty login");
                 match login.as_str() {
                     "blocked" => Answer::Auth(LoginOutcome::Blocked),
-                    "tempfail" => Answer::Auth(LoginOutcome::Unavailable(TempFail(
-                        "directory down".into(),
-                    ))),
+                    "tempfail" => {
+                        Answer::Auth(LoginOutcome::Unavailable(TempFail("directory down".into())))
+                    }
                     _ if password.0 == "secret" => Answer::Auth(LoginOutcome::Success(AuthUser {
                         principal_id: 1,
                         login,
