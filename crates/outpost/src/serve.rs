@@ -149,10 +149,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         tls: Some(tls.clone()),
         backend: Arc::new(crate::sieve_backend::SieveStore { dir: dir.clone() }),
         engine: sieve_engine,
-        auth: outpost_net::AuthLayer::new(
-            Arc::new(crate::sieve_backend::DirectoryAuthenticator { dir: dir.clone() }),
-            throttle.clone(),
-        ),
+        auth: listener.auth.clone(),
         limits: outpost_sieve::ManageSieveLimits {
             max_scripts: cfg.sieve.max_scripts,
             max_script_size: cfg.sieve.max_script_size,

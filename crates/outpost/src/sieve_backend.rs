@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use outpost_directory::Directory;
-use outpost_net::{AuthUser, Authenticator, TempFail};
+use outpost_net::{AuthUser, TempFail};
 use outpost_sieve::{ScriptInfo, ScriptOpError, SieveBackend};
 use outpost_store::StoreError;
 
@@ -27,33 +27,6 @@ fn op(e: StoreError) -> ScriptOpError {
 
 fn temp(e: StoreError) -> TempFail {
     TempFail(e.to_string())
-}
-
-/// The directory's password check for the shared auth layer.
-// TODO(merge): the `auth` branch builds one such authenticator for every
-// listener in serve.rs; this one goes when the two are unified.
-pub struct DirectoryAuthenticator {
-    pub dir: Directory,
-}
-
-#[async_trait]
-impl Authenticator for DirectoryAuthenticator {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<Option<AuthUser>, TempFail> {
-        Ok(self
-            .dir
-            .authenticate(login, password)
-            .await
-            .map_err(temp)?
-            .map(|p| AuthUser {
-                principal_id: p.id,
-                login: p.address.unwrap_or_else(|| login.to_string()),
-                quota_bytes: p.quota_bytes,
-            }))
-    }
 }
 
 #[async_trait]
