@@ -135,15 +135,7 @@ proptest! {
     fn mutated_seeds(seed in any::<prop::sample::Index>(), edits in prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8)) {
         let seeds = outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("session"), 5);
         let mut data = seeds[seed.index(seeds.len())].clone();
-        for (at, b, kind) in edits {
-            let i = 1 + at % data.len();
-            match kind {
-                0 => data.insert(i.min(data.len()), b),
-                1 if i < data.len() => { data.remove(i); }
-                _ if i < data.len() => data[i] = b,
-                _ => {}
-            }
-        }
+        outpost_testkit::seeds::mutate(&mut data, &edits);
         let _ = check::session(&data);
     }
 }

@@ -173,15 +173,7 @@ proptest! {
         let seeds = outpost_testkit::seeds::all(&outpost_testkit::seed_dir!("managesieve"), 5);
         let mut data = seeds[seed.index(seeds.len())].clone();
         data[0] = mode;
-        for (at, b, kind) in edits {
-            let i = 1 + at % data.len();
-            match kind {
-                0 => data.insert(i.min(data.len()), b),
-                1 if i < data.len() => { data.remove(i); }
-                _ if i < data.len() => data[i] = b,
-                _ => {}
-            }
-        }
+        outpost_testkit::seeds::mutate(&mut data, &edits);
         check::managesieve(&data);
     }
 }

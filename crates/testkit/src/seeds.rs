@@ -59,6 +59,27 @@ pub fn in_every_mode(
     }
 }
 
+/// Applies generated edits to a seed, never touching its first byte (the
+/// fuzz target's mode): each edit `(at, byte, kind)` inserts `byte`
+/// (kind 0), removes (kind 1) or overwrites (any other kind) at position
+/// `1 + at % len`. Edits that fall off the end are skipped.
+pub fn mutate(data: &mut Vec<u8>, edits: &[(usize, u8, u8)]) {
+    for &(at, byte, kind) in edits {
+        if data.is_empty() {
+            return;
+        }
+        let i = 1 + at % data.len();
+        match kind {
+            0 => data.insert(i.min(data.len()), byte),
+            1 if i < data.len() => {
+                data.remove(i);
+            }
+            _ if i < data.len() => data[i] = byte,
+            _ => {}
+        }
+    }
+}
+
 /// One seed by name.
 pub fn one(dir: &Path, name: &str) -> Vec<u8> {
     let p = dir.join(name);
@@ -82,6 +103,12 @@ mod tests {
         let mut seen = Vec::new();
         in_every_mode(&dir, 2, [0x10, 0x20], 0x0f, |d| seen.push(d[0]));
         assert_eq!(seen, [0x11, 0x21, 0x12, 0x22]);
+        let mut d = b"mabc".to_vec();
+        mutate(
+            &mut d,
+            &[(0, b'X', 0), (0, 0, 1), (1, b'Y', 2), (3, b'Z', 2)],
+        );
+        assert_eq!(d, b"maYc");
         let short = std::panic::catch_unwind(|| all(&dir, 3));
         assert!(short.is_err());
         std::fs::remove_dir_all(&dir).unwrap();
