@@ -95,7 +95,7 @@ impl Connection {
     pub fn new(ctx: Arc<ImapContext>, net: outpost_net::Session, tls: bool) -> Connection {
         let framer = Framer::new(framer_limits(&ctx, false));
         let mut session = Session::new(ctx.clone(), net, tls);
-        let greeting = StatusResponse::ok(None, format!("{} IMAP ready", ctx.hostname))
+        let greeting = StatusResponse::ok(None, format!("{} IMAP ready", ctx.listener.hostname))
             .with_code(Code::Capability(session.capabilities()));
         session.send(greeting);
         Connection {
@@ -130,7 +130,7 @@ impl Connection {
 
     /// The acceptor for [`Step::StartTls`].
     pub fn tls_acceptor(&self) -> Option<crate::TlsAcceptor> {
-        self.session.ctx.tls.clone()
+        self.session.ctx.listener.tls.clone()
     }
 
     /// After [`Step::StartTls`]'s handshake.

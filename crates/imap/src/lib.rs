@@ -53,48 +53,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use outpost_net::auth::{AuthLayer, AuthUser};
-pub use outpost_net::TlsAcceptor;
+pub use outpost_net::{ListenerContext, TlsAcceptor};
 pub use server::serve;
 pub use storage::MailStorage;
 
 /// Everything an IMAP listener needs. Build one per process and share it
 /// (in an `Arc`) between the `imap` and `imaps` listeners.
 pub struct ImapContext {
-    /// Our name, in the greeting and the sign-off.
-    pub hostname: String,
-    /// For STARTTLS on the plain `imap` listener. `None`: STARTTLS is not
-    /// offered (and logins are refused on plain connections unless
-    /// plaintext is allowed on loopback). `imaps` does the handshake
-    /// before calling [`serve`].
-    pub tls: Option<TlsAcceptor>,
+    /// What every listener shares: our name (greeting, sign-off), the
+    /// acceptor for STARTTLS on the plain `imap` listener (`None`: STARTTLS
+    /// is not offered; `imaps` does the handshake before [`serve`]), the
+    /// one [`AuthLayer`], and whether logins without TLS are allowed from
+    /// loopback (otherwise LOGINDISABLED is advertised).
+    pub listener: ListenerContext,
     /// The mailboxes, reached only through this trait.
     pub storage: Arc<dyn MailStorage>,
-    /// Checks logins against the directory behind the failed-login
-    /// throttle shared with the other protocols.
-    pub auth: AuthLayer,
     pub limits: ImapLimits,
-    /// Accept LOGIN and AUTHENTICATE on unencrypted connections from
-    /// loopback addresses (a local webmail). Default `false`: logins need
-    /// TLS (STARTTLS or imaps) everywhere, and LOGINDISABLED is advertised.
-    pub allow_plaintext_on_loopback: bool,
 }
 
 impl ImapContext {
-    /// A context with safe defaults: [`ImapLimits::default`] and no
-    /// plaintext logins.
-    pub fn new(
-        hostname: impl Into<String>,
-        tls: Option<TlsAcceptor>,
-        storage: Arc<dyn MailStorage>,
-        auth: AuthLayer,
-    ) -> ImapContext {
+    /// A context with [`ImapLimits::default`].
+    pub fn new(listener: ListenerContext, storage: Arc<dyn MailStorage>) -> ImapContext {
         ImapContext {
-            hostname: hostname.into(),
-            tls,
+            listener,
             storage,
-            auth,
             limits: ImapLimits::default(),
-            allow_plaintext_on_loopback: false,
         }
     }
 }

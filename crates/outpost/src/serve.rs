@@ -145,36 +145,26 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
 
     let sieve_engine = crate::sieve_delivery::install(&cfg)?;
     let managesieve = Arc::new(outpost_sieve::ManageSieveContext {
-        hostname: cfg.hostname.clone(),
-        tls: Some(tls.clone()),
+        listener: listener.clone(),
         backend: Arc::new(crate::sieve_backend::SieveStore { dir: dir.clone() }),
         engine: sieve_engine,
-        auth: listener.auth.clone(),
         limits: outpost_sieve::ManageSieveLimits {
             max_scripts: cfg.sieve.max_scripts,
             max_script_size: cfg.sieve.max_script_size,
             ..Default::default()
         },
-        allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
     });
 
     let imap = Arc::new(outpost_imap::ImapContext {
-        hostname: cfg.hostname.clone(),
-        tls: Some(tls.clone()),
+        listener: listener.clone(),
         storage: Arc::new(crate::imap_store::ImapStore {
             store: store.clone(),
         }),
-        // TODO(merge): one AuthLayer for every listener once `auth` lands.
-        auth: outpost_net::AuthLayer::new(
-            Arc::new(crate::sieve_backend::DirectoryAuthenticator { dir: dir.clone() }),
-            throttle.clone(),
-        ),
         limits: outpost_imap::ImapLimits {
             max_literal: cfg.limits.message_size,
             idle_timeout: Duration::from_secs(cfg.limits.imap_idle_timeout),
             ..Default::default()
         },
-        allow_plaintext_on_loopback: cfg.auth.allow_plaintext_on_loopback,
     });
 
     let mut listeners = Vec::new();

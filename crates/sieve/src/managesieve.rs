@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use outpost_net::{AuthLayer, AuthUser, Conn, LoginOutcome, Session, TempFail, TlsAcceptor};
+use outpost_net::{AuthUser, Conn, ListenerContext, LoginOutcome, Session, TempFail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
@@ -55,16 +55,13 @@ impl Default for ManageSieveLimits {
 }
 
 pub struct ManageSieveContext {
-    pub hostname: String,
-    pub tls: Option<TlsAcceptor>,
+    /// What every listener shares: host name, STARTTLS acceptor, the one
+    /// [`AuthLayer`](outpost_net::AuthLayer), the plaintext-on-loopback rule.
+    pub listener: ListenerContext,
     pub backend: Arc<dyn SieveBackend>,
     /// Compiles uploaded scripts (PUTSCRIPT, CHECKSCRIPT).
     pub engine: Arc<Engine>,
-    /// Password checks behind the shared failed-login throttle.
-    pub auth: AuthLayer,
     pub limits: ManageSieveLimits,
-    /// Allow logins without TLS from loopback addresses.
-    pub allow_plaintext_on_loopback: bool,
 }
 
 /// Output is sent once this much has piled up, even if more pipelined
@@ -93,10 +90,10 @@ async fn run(
     let id = session.id;
     let limits = &ctx.limits;
     let mut m = Machine::new(MachineConfig {
-        hostname: ctx.hostname.clone(),
-        tls_available: ctx.tls.is_some(),
+        hostname: ctx.listener.hostname.clone(),
+        tls_available: ctx.listener.tls.is_some(),
         is_tls: conn.is_tls(),
-        plaintext_allowed: ctx.allow_plaintext_on_loopback && session.is_loopback(),
+        plaintext_allowed: ctx.listener.allow_plaintext_on_loopback && session.is_loopback(),
         max_bad_commands: limits.max_bad_commands.max(1),
         max_scripts: limits.max_scripts,
         max_script_size: limits.max_script_size,
@@ -148,7 +145,7 @@ async fn run(
                     flush(&mut conn, &mut out, limits.idle_timeout).await?;
                     // Pipelined plaintext must not run under TLS.
                     input.clear();
-                    let Some(acceptor) = &ctx.tls else {
+                    let Some(acceptor) = &ctx.listener.tls else {
                         return Ok("STARTTLS without TLS");
                     };
                     let handshake = conn.into_tls(acceptor);
@@ -165,7 +162,11 @@ async fn run(
                 Action::Login { login, password } => {
                     let shown: String =
                         login.chars().filter(|c| !c.is_control()).take(64).collect();
-                    let outcome = ctx.auth.login(session.peer.ip(), &login, &password.0).await;
+                    let outcome = ctx
+                        .listener
+                        .auth
+                        .login(session.peer.ip(), &login, &password.0)
+                        .await;
                     match &outcome {
                         LoginOutcome::Success(u) => {
                             info!(session = id, user = %u.login, "managesieve: logged in")

@@ -113,12 +113,14 @@ async fn run(data: &[u8]) -> Outcome {
         block_for: Duration::from_secs(1),
     });
     let ctx = Arc::new(ImapContext {
-        hostname: "imap.example.org".into(),
-        tls: None,
+        listener: outpost_net::ListenerContext {
+            hostname: "imap.example.org".into(),
+            tls: None,
+            auth: AuthLayer::new(Arc::new(Auth { principal }), throttle),
+            allow_plaintext_on_loopback: true,
+        },
         storage: Arc::new(store.clone()),
-        auth: AuthLayer::new(Arc::new(Auth { principal }), throttle),
         limits,
-        allow_plaintext_on_loopback: true,
     });
     let peer = "127.0.0.1:40000".parse().unwrap();
     let local = "127.0.0.1:143".parse().unwrap();

@@ -5,7 +5,7 @@ use super::*;
 impl Session {
     pub(super) async fn login(&mut self, tag: &Tag, login: &str, password: &str) {
         let ip = self.net.peer.ip();
-        match self.ctx.auth.login(ip, login, password).await {
+        match self.ctx.listener.auth.login(ip, login, password).await {
             LoginOutcome::Success(user) => {
                 tracing::info!(session = self.net.id, %ip, user = %user.login, "imap: login");
                 self.state = State::Authenticated(Box::new(user));

@@ -211,7 +211,7 @@ impl Session {
     }
 
     pub fn login_allowed(&self) -> bool {
-        self.tls || (self.ctx.allow_plaintext_on_loopback && self.net.is_loopback())
+        self.tls || (self.ctx.listener.allow_plaintext_on_loopback && self.net.is_loopback())
     }
 
     pub fn capabilities(&self) -> Vec<String> {
@@ -228,7 +228,7 @@ impl Session {
         .map(|s| s.to_string())
         .collect();
         if self.user().is_none() {
-            if !self.tls && self.ctx.tls.is_some() {
+            if !self.tls && self.ctx.listener.tls.is_some() {
                 c.push("STARTTLS".into());
             }
             if self.login_allowed() {
@@ -370,7 +370,7 @@ impl Session {
             CommandBody::Logout => {
                 self.send(StatusResponse::bye(format!(
                     "{} logging out",
-                    self.ctx.hostname
+                    self.ctx.listener.hostname
                 )));
                 self.ok(&tag, "LOGOUT completed");
                 self.state = State::Logout;
@@ -385,7 +385,7 @@ impl Session {
                 (Next::Continue, true)
             }
             CommandBody::StartTls => {
-                if self.tls || self.ctx.tls.is_none() {
+                if self.tls || self.ctx.listener.tls.is_none() {
                     self.bad_cmd(Some(tag), "STARTTLS not available");
                     return (Next::Continue, false);
                 }

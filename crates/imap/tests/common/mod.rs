@@ -11,7 +11,7 @@ use std::time::Duration;
 use outpost_imap::memory::MemStorage;
 use outpost_imap::{ImapContext, ImapLimits};
 use outpost_net::auth::{AuthLayer, AuthUser, Authenticator, TempFail};
-use outpost_net::{AuthThrottle, Conn, Session, ThrottleConfig, TlsAcceptor};
+use outpost_net::{AuthThrottle, Conn, ListenerContext, Session, ThrottleConfig, TlsAcceptor};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -86,18 +86,20 @@ pub async fn server_with(o: Options) -> Server {
         block_for: Duration::from_secs(1),
     }));
     let ctx = Arc::new(ImapContext {
-        hostname: "mail.example.org".into(),
-        tls: o.tls.clone(),
+        listener: ListenerContext {
+            hostname: "mail.example.org".into(),
+            tls: o.tls.clone(),
+            auth: AuthLayer::new(
+                Arc::new(FakeAuth {
+                    principal: p,
+                    quota: o.quota,
+                }),
+                throttle,
+            ),
+            allow_plaintext_on_loopback: o.plaintext,
+        },
         storage: Arc::new(store.clone()),
-        auth: AuthLayer::new(
-            Arc::new(FakeAuth {
-                principal: p,
-                quota: o.quota,
-            }),
-            throttle,
-        ),
         limits: o.limits,
-        allow_plaintext_on_loopback: o.plaintext,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -114,7 +116,7 @@ pub async fn server_with(o: Options) -> Server {
                 let mut conn = Conn::Plain(tcp);
                 let name = if implicit { "imaps" } else { "imap" };
                 if implicit {
-                    let acc = ctx.tls.clone().unwrap();
+                    let acc = ctx.listener.tls.clone().unwrap();
                     conn = match conn.into_tls(&acc).await {
                         Ok(c) => c,
                         Err(_) => return,
