@@ -379,8 +379,8 @@ fn admin_config(path: Option<PathBuf>) -> Result<Config> {
 async fn open(path: Option<PathBuf>) -> Result<(Config, Directory)> {
     let cfg = admin_config(path.clone())?;
     let store = setup::open_store(&cfg).await?;
-    setup::install_directory(&cfg, path.as_deref())?;
-    Ok((cfg, setup::directory(store)))
+    let dir = setup::directory(&cfg, store, path.as_deref())?;
+    Ok((cfg, dir))
 }
 
 async fn check(path: Option<PathBuf>) -> Result<()> {
@@ -603,7 +603,8 @@ async fn deliver(path: Option<PathBuf>, from: String, recipients: Vec<String>) -
     use outpost_directory::Lookup;
     use std::io::Read;
     let (cfg, dir) = open(path).await.map_err(|e| exit_with(75, e))?;
-    crate::sieve_delivery::install(&cfg).map_err(|e| exit_with(78, e))?;
+    let flow =
+        outpost_mailflow::MailFlow::from_config(&cfg, dir.clone()).map_err(|e| exit_with(78, e))?;
     let mut message = Vec::new();
     std::io::stdin()
         .take(cfg.limits.message_size + 1)
@@ -635,7 +636,7 @@ async fn deliver(path: Option<PathBuf>, from: String, recipients: Vec<String>) -
             }
         }
     }
-    crate::delivery::deliver_local(dir.store(), &from, &users, &message)
+    flow.deliver_local(&from, &users, &message)
         .await
         .map_err(|e| exit_with(75, anyhow!("delivery failed: {e}")))?;
     Ok(())
@@ -715,7 +716,7 @@ async fn sieve(path: Option<PathBuf>, action: SieveCmd) -> Result<()> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
-            let engine = crate::sieve_delivery::install(&cfg)?;
+            let engine = outpost_mailflow::sieve_engine(&cfg)?;
             if let Err(e) = engine.compile(&content) {
                 bail!("{}: {e}; nothing was stored", file.display());
             }

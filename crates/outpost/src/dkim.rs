@@ -1,24 +1,11 @@
 //! `outpost dkim generate` and `outpost dns`: the keys and the DNS records
 //! an administrator publishes.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use anyhow::{anyhow, Result};
 use outpost_config::Config;
 use outpost_queue::dkim::{self, Algorithm};
 
-pub fn key_dir(cfg: &Config) -> PathBuf {
-    cfg.data_dir.join("dkim")
-}
-
-/// The signer for the queue runner: keys in `<data_dir>/dkim`.
-pub fn signer(cfg: &Config) -> Result<Option<Arc<dyn outpost_queue::Signer>>> {
-    Ok(Some(Arc::new(outpost_queue::KeyDir::new(
-        key_dir(cfg),
-        cfg.dkim.selector.clone(),
-    ))))
-}
+use outpost_mailflow::dkim::key_dir;
 
 pub fn generate(
     cfg: &Config,

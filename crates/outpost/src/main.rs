@@ -4,16 +4,13 @@
 
 mod backends;
 mod cli;
-mod delivery;
 mod dkim;
 mod imap_store;
 mod outbound;
 mod serve;
 mod setup;
 mod sieve_backend;
-mod sieve_delivery;
 mod sieve_import;
-mod srs;
 
 use std::process::ExitCode;
 

@@ -1,13 +1,12 @@
 //! Wiring of the outbound queue runner (crate outpost-queue): settings
-//! from `[queue]`, DSNs to hosted senders through local delivery, DKIM
-//! keys from `<data_dir>/dkim`.
+//! from `[queue]`; DSNs to hosted senders and DKIM signing come from the
+//! mail flow (crate outpost-mailflow).
 
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use outpost_config::{parse_duration, Config};
-use outpost_directory::{Directory, Lookup};
-use outpost_queue::{FixedResolver, Hop, LocalDelivery, QueueSettings, Resolver, Runner};
+use outpost_queue::{FixedResolver, Hop, QueueSettings, Resolver, Runner};
 use outpost_store::Store;
 
 pub fn settings(cfg: &Config) -> Result<QueueSettings> {
@@ -65,65 +64,18 @@ pub fn resolver(cfg: &Config) -> Arc<dyn Resolver> {
     Arc::new(fixed)
 }
 
-/// DSNs for hosted senders are filed like any local delivery.
-/// Files reports (DSNs) for hosted addresses into their mailboxes.
-pub(crate) struct LocalDsn {
-    pub(crate) dir: Directory,
-}
-
-#[async_trait::async_trait]
-impl LocalDelivery for LocalDsn {
-    async fn deliver_local(&self, to: &str, message: &[u8]) -> Result<bool, String> {
-        use crate::sieve_delivery::SrsRoute;
-        // A DSN for mail a Sieve redirect sent with an SRS sender goes on
-        // to the original sender.
-        match crate::sieve_delivery::srs_route(&self.dir, to)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            SrsRoute::NotSrs => {}
-            SrsRoute::Forward(orig) => {
-                let q = outpost_store::NewQueued {
-                    mail_from: String::new(),
-                    recipients: vec![outpost_store::QueuedRecipient {
-                        address: orig,
-                        notify: Some("never".into()),
-                        orcpt: None,
-                    }],
-                    body: "8bitmime".into(),
-                    ..outpost_store::NewQueued::default()
-                };
-                self.dir
-                    .store()
-                    .enqueue(std::sync::Arc::from(message), q)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(true);
-            }
-            SrsRoute::Invalid(e) => return Err(format!("{to}: {e}")),
-        }
-        match self.dir.resolve(to).await.map_err(|e| e.to_string())? {
-            Lookup::Local(res) => {
-                crate::delivery::deliver_local(self.dir.store(), "", &res.users, message)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(true)
-            }
-            Lookup::Unknown => Err(format!("{to} is in a hosted domain but has no mailbox")),
-            Lookup::NotLocal => Ok(false),
-        }
-    }
-}
-
-pub fn runner(cfg: &Config, store: Store) -> Result<Arc<Runner>> {
-    let signer = crate::dkim::signer(cfg)?;
+/// The runner: notices to hosted senders are filed by the mail flow, and
+/// the mail flow's DKIM keys sign what leaves.
+pub fn runner(
+    cfg: &Config,
+    store: Store,
+    flow: Arc<outpost_mailflow::MailFlow>,
+) -> Result<Arc<Runner>> {
     Ok(Arc::new(Runner {
-        store: store.clone(),
+        store,
         settings: settings(cfg)?,
         resolver: resolver(cfg),
-        local: Arc::new(LocalDsn {
-            dir: crate::setup::directory(store),
-        }),
-        signer,
+        signer: Some(flow.signer()),
+        local: flow,
     }))
 }

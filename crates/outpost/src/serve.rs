@@ -69,8 +69,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    setup::install_directory(&cfg, config.as_deref())?;
-    let dir = setup::directory(store.clone());
+    let dir = setup::directory(&cfg, store.clone(), config.as_deref())?;
     let throttle = AuthThrottle::new(ThrottleConfig {
         window: Duration::from_secs(cfg.auth.window_seconds),
         slow_after: cfg.auth.slow_after,
@@ -113,7 +112,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             outpost_queue::inbound::InboundAuth::from_system(&cfg.hostname)
         };
         match auth {
-            Ok(auth) => Some(crate::backends::InboundChecks {
+            Ok(auth) => Some(outpost_mailflow::InboundChecks {
                 auth,
                 dmarc_reject: cfg.inbound.dmarc_reject,
                 dmarc_quarantine_junk: cfg.inbound.dmarc_quarantine_junk,
@@ -126,7 +125,14 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let smtp_backend = crate::backends::smtp_backend(dir.clone(), inbound, &cfg.hostname);
+    // The mail flow: delivery, submission, notices, DKIM; one for the
+    // whole server.
+    let flow = {
+        let mut settings = outpost_mailflow::Settings::from_config(&cfg)?;
+        settings.inbound = inbound;
+        Arc::new(outpost_mailflow::MailFlow::new(dir.clone(), settings))
+    };
+    let smtp_backend = crate::backends::smtp_backend(flow.clone());
     let smtp = |role: outpost_smtp::Role| {
         let mut ctx = outpost_smtp::SmtpContext::new(role, listener.clone(), smtp_backend.clone());
         ctx.limits.message_size = cfg.limits.message_size as usize;
@@ -143,11 +149,10 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let submission = smtp(outpost_smtp::Role::Submission);
     let lmtp = smtp(outpost_smtp::Role::Lmtp);
 
-    let sieve_engine = crate::sieve_delivery::install(&cfg)?;
     let managesieve = Arc::new(outpost_sieve::ManageSieveContext {
         listener: listener.clone(),
         backend: Arc::new(crate::sieve_backend::SieveStore { dir: dir.clone() }),
-        engine: sieve_engine,
+        engine: flow.engine().clone(),
         limits: outpost_sieve::ManageSieveLimits {
             max_scripts: cfg.sieve.max_scripts,
             max_script_size: cfg.sieve.max_script_size,
@@ -258,8 +263,9 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     });
 
     // Outbound queue runner (crate outpost-queue).
-    let queue_runner =
-        tokio::spawn(crate::outbound::runner(&cfg, store.clone())?.run(stop_rx.clone()));
+    let queue_runner = tokio::spawn(
+        crate::outbound::runner(&cfg, store.clone(), flow.clone())?.run(stop_rx.clone()),
+    );
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; waiting for sessions in flight");

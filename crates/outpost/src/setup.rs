@@ -186,29 +186,19 @@ pub async fn provision_demo(store: &Store) -> Result<Option<String>> {
 
 // --- directory source ----------------------------------------------------------
 
-/// The LDAP source of this process, once set up: every `Directory` made
-/// through [`directory`] (serve, delivery, Sieve redirects, DSNs, the CLI)
-/// shares it and its caches.
-static LDAP: std::sync::OnceLock<std::sync::Arc<outpost_directory::LdapSource>> =
-    std::sync::OnceLock::new();
-
 /// The directory over `store`: built-in only, or with the configured LDAP
-/// source on top.
-pub fn directory(store: Store) -> outpost_directory::Directory {
-    match LDAP.get() {
-        Some(l) => outpost_directory::Directory::with_ldap(store, l.clone()),
+/// source on top. Build it once per process and clone it (clones share the
+/// LDAP connection pool and caches). `config_path` is checked for other
+/// users' read access when the service password is written inline.
+pub fn directory(
+    cfg: &Config,
+    store: Store,
+    config_path: Option<&Path>,
+) -> Result<outpost_directory::Directory> {
+    Ok(match ldap_source(cfg, config_path)? {
+        Some(src) => outpost_directory::Directory::with_ldap(store, std::sync::Arc::new(src)),
         None => outpost_directory::Directory::new(store),
-    }
-}
-
-/// Sets up `[directory]` for this process (a no-op for the built-in source).
-/// `config_path` is checked for other users' read access when the
-/// service password is written inline.
-pub fn install_directory(cfg: &Config, config_path: Option<&Path>) -> Result<()> {
-    if let Some(src) = ldap_source(cfg, config_path)? {
-        let _ = LDAP.set(std::sync::Arc::new(src));
-    }
-    Ok(())
+    })
 }
 
 /// Builds the LDAP source described by `[directory]`, or `None` when the

@@ -183,7 +183,7 @@ pub async fn import(
     default_domain: Option<&str>,
     dry_run: bool,
 ) -> Result<Summary> {
-    let engine = crate::sieve_delivery::install(cfg)?;
+    let engine = outpost_mailflow::sieve_engine(cfg)?;
     let store = dir.store();
     let mut sum = Summary::default();
     let homes = scan(root)?;
