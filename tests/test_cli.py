@@ -99,6 +99,40 @@ def test_check_names_bad_values(initialized, tmp_path):
     one_line_error(run("check", "--config", missing), str(missing))
 
 
+def test_check_accepts_a_config_without_tls_as_serve_does(tmp_path):
+    """No [tls] and no generated pair yet: serve generates one, so check must
+    accept the config too (and say what serve will do)."""
+    data = tmp_path / "data"
+    cfg = tmp_path / "outpost.toml"
+    cfg.write_text(f'hostname = "mail.example.test"\ndata_dir = "{data}"\n[listen]\npop3 = ["127.0.0.1:0"]\n')
+    r = run("check", "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert "a self-signed pair will be generated" in r.stdout, r.stdout
+    assert "valid" in r.stdout
+    assert not (data / "tls" / "cert.pem").exists(), "check generates nothing"
+    # serve accepts the same config and generates the pair.
+    env = {k: v for k, v in os.environ.items() if k not in ("OUTPOST_CONFIG", "RUST_LOG")}
+    p = subprocess.Popen([outpost_bin(), "serve", "--config", str(cfg)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.time() + 30
+        while not (data / "listeners.json").exists():
+            assert p.poll() is None, p.stderr.read()
+            assert time.time() < deadline, "serve did not start"
+            time.sleep(0.1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    assert (data / "tls" / "cert.pem").exists() and (data / "tls" / "key.pem").exists()
+    # Now there is a pair, check reads it (and says nothing about generating one).
+    r = run("check", "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert "will be generated" not in r.stdout
+    # A broken generated certificate is still an error, named as such.
+    (data / "tls" / "cert.pem").write_text("not a certificate\n")
+    one_line_error(run("check", "--config", cfg), "generated certificate")
+
+
 # --- bad input: one line, non-zero, nothing half-written ------------------------------
 
 @pytest.mark.parametrize("command", ["check", "serve"])
@@ -203,6 +237,29 @@ def test_domains(admin):
     admin.add_user("u@example.test")
     one_line_error(admin.cli("domain", "remove", "example.test", check=False), "example.test")
     assert lines(admin.cli("domain", "list")) == ["example.test"]
+
+
+def test_domain_add_creates_the_dkim_key(admin):
+    r = admin.cli("domain", "add", "example.test")
+    key = admin.data / "dkim" / "example.test.outpost.key"
+    assert key.exists(), r.stdout
+    assert key.stat().st_mode & 0o077 == 0, "readable by the owner only"
+    assert str(key) in r.stdout and "outpost dns example.test" in r.stdout, r.stdout
+    # The record to publish is there at once.
+    out = admin.cli("dns", "example.test").stdout
+    assert "outpost._domainkey.example.test. IN TXT" in out and "v=DKIM1; k=rsa" in out, out
+    assert "outpost dkim generate" not in out
+    # Adding the domain again after removing it keeps the published key.
+    pem = key.read_bytes()
+    admin.cli("domain", "remove", "example.test")
+    r = admin.cli("domain", "add", "example.test")
+    assert "already exists" in r.stdout, r.stdout
+    assert key.read_bytes() == pem
+    # `dkim generate` stays for rotation: a key under a new selector.
+    r = admin.cli("dkim", "generate", "example.test", "--selector", "next")
+    assert (admin.data / "dkim" / "example.test.next.key").exists()
+    assert "next._domainkey.example.test. IN TXT" in r.stdout, r.stdout
+    assert key.read_bytes() == pem
 
 
 def test_users(admin):

@@ -174,9 +174,16 @@ pub enum DkimCmd {
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    Add { domain: String },
+    /// Host DOMAIN, and make its DKIM key (selector [dkim] selector, RSA
+    /// 2048) unless it has one: mail from it is signed from the first
+    /// message; `outpost dns DOMAIN` prints the record to publish.
+    Add {
+        domain: String,
+    },
     List,
-    Remove { domain: String },
+    Remove {
+        domain: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -387,7 +394,17 @@ async fn check(path: Option<PathBuf>) -> Result<()> {
     let path =
         path.ok_or_else(|| anyhow!("check needs a config file: outpost check --config FILE"))?;
     let cfg = Config::load(&path)?;
-    setup::tls_acceptor(&cfg, false)?;
+    // No [tls]: serve generates a self-signed pair on its first start, so
+    // a missing pair is not an error here either.
+    let (cert, key, generated) = cfg.tls_paths();
+    if generated && !(cert.exists() && key.exists()) {
+        println!(
+            "tls: no [tls] certificate configured and none generated yet; a self-signed pair will be generated in {} when serve starts",
+            cert.parent().unwrap_or(&cert).display()
+        );
+    } else {
+        setup::tls_acceptor(&cfg, false)?;
+    }
     let store = setup::open_store(&cfg).await?;
     let domains = store.domains().await?;
     let users = store.principals(PrincipalKind::User).await?;
@@ -411,12 +428,34 @@ async fn check(path: Option<PathBuf>) -> Result<()> {
 }
 
 async fn domain(path: Option<PathBuf>, action: DomainCmd) -> Result<()> {
-    let (_, dir) = open(path).await?;
+    let (cfg, dir) = open(path).await?;
     let store = dir.store();
     match action {
         DomainCmd::Add { domain } => {
             let d = store.add_domain(&domain).await?;
             println!("added domain {}", d.name);
+            // As mox and Stalwart do: signed from the first message.
+            let sel = &cfg.dkim.selector;
+            match outpost_mailflow::dkim::ensure_key(
+                &outpost_mailflow::dkim::key_dir(&cfg),
+                &d.name,
+                sel,
+                outpost_mailflow::dkim::Algorithm::Rsa,
+            ) {
+                Ok((key, true)) => println!(
+                    "created DKIM key {} (selector {sel}); publish the records `outpost dns {}` prints",
+                    key.display(),
+                    d.name
+                ),
+                Ok((key, false)) => println!(
+                    "DKIM key {} (selector {sel}) already exists; kept",
+                    key.display()
+                ),
+                Err(e) => eprintln!(
+                    "warning: no DKIM key for {}: {e}; mail from it goes out unsigned until `outpost dkim generate {}` succeeds",
+                    d.name, d.name
+                ),
+            }
         }
         DomainCmd::List => {
             for d in store.domains().await? {
