@@ -220,12 +220,7 @@ impl SmtpBackend for SmtpStore {
 
     async fn resolve_recipient(&self, address: &str) -> Result<Rcpt, TempFail> {
         Ok(
-            match self
-                .flow
-                .resolve_recipient(address)
-                .await
-                .map_err(temp)?
-            {
+            match self.flow.resolve_recipient(address).await.map_err(temp)? {
                 Lookup::Local(_) => Rcpt::Local,
                 Lookup::Unknown => Rcpt::UnknownLocal,
                 Lookup::NotLocal => Rcpt::Remote,
