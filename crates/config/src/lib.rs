@@ -529,9 +529,48 @@ pub struct Inbound {
     /// moves). Default: true.
     pub dmarc_quarantine_junk: bool,
     /// Fixed DNS TXT records (name -> value) used instead of DNS for these
-    /// checks; with any set, or with `queue.dns = false`, no DNS server is
-    /// asked. For tests and closed networks.
+    /// checks; with any set, or with `queue.dns = false` and no
+    /// `dns_servers`, no DNS server is asked. For tests and closed networks.
     pub test_txt: std::collections::BTreeMap<String, String>,
+    /// Name servers for these checks, as "IP" (port 53) or "IP:port"
+    /// ("[v6]:port"); UDP, and TCP for long answers. Empty: the system's,
+    /// from /etc/resolv.conf. A local caching resolver (unbound, or
+    /// systemd-resolved's 127.0.0.53) keeps an MX fast. Default: empty.
+    pub dns_servers: Vec<String>,
+    /// How long one try of a DNS query waits for its answer, in
+    /// milliseconds. Within a try a lost UDP packet is sent again after
+    /// about a third of a second, so one lost packet costs that much, not
+    /// a whole try. Default: 1000.
+    pub dns_timeout_ms: u64,
+    /// Tries after a DNS query's first try got no answer; a query gives up
+    /// after `dns_timeout_ms × (dns_retries + 1)`. Default: 2.
+    pub dns_retries: usize,
+    /// Longest wait, in seconds, for the checks of one message before its
+    /// final reply; then 451 4.4.3 and the client retries later. When DNS
+    /// fails and leaves the DMARC decision open (the From: domain's policy
+    /// unknown, or reject/quarantine hanging on a failed query) the answer
+    /// is 451 4.4.3 too, as soon as that is known (RFC 7208 §8.6). Default:
+    /// 20 (RFC 7208 §4.6.4 asks to allow an SPF check at least 20 s).
+    pub check_timeout: u64,
+}
+
+impl Inbound {
+    /// `dns_servers` as socket addresses (validated at load).
+    pub fn dns_server_addrs(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+        self.dns_servers
+            .iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| {
+                        format!("{s:?}: write an IP address, with a port if not 53, e.g. \"127.0.0.1:5353\"")
+                    })
+            })
+            .collect()
+    }
 }
 
 impl Default for Inbound {
@@ -541,6 +580,10 @@ impl Default for Inbound {
             dmarc_reject: true,
             dmarc_quarantine_junk: true,
             test_txt: Default::default(),
+            dns_servers: Vec::new(),
+            dns_timeout_ms: 1000,
+            dns_retries: 2,
+            check_timeout: 20,
         }
     }
 }
@@ -870,6 +913,15 @@ impl Config {
                     format!("{v:?}: write \"host:port\", e.g. \"smtp.example.net:587\""),
                 ));
             }
+        }
+        self.inbound
+            .dns_server_addrs()
+            .map_err(|m| invalid("inbound.dns_servers", m))?;
+        if self.inbound.dns_timeout_ms == 0 || self.inbound.check_timeout == 0 {
+            return Err(invalid(
+                "inbound.dns_timeout_ms",
+                "dns_timeout_ms and check_timeout must be at least 1".into(),
+            ));
         }
         if self.queue.relay_username.is_some() != self.queue.relay_password_file.is_some() {
             return Err(invalid(

@@ -75,6 +75,16 @@ block_seconds = 900
 # domain_workers = 4                    # deliveries at once per destination domain
 # require_tls_domains = ["bank.example"]   # STARTTLS with a verified certificate, or wait
 
+[inbound]
+# SPF, DKIM and DMARC on mail from other servers (Authentication-Results:).
+# check = true
+# dmarc_reject = true                   # refuse DMARC failures under p=reject
+# dmarc_quarantine_junk = true          # file p=quarantine failures in Junk
+# dns_servers = ["127.0.0.1"]           # default: /etc/resolv.conf's
+# dns_timeout_ms = 1000                 # one try of a query; lost packets are resent within it
+# dns_retries = 2                       # tries after a try with no answer
+# check_timeout = 20                    # seconds; then 451 4.4.3 and the sender retries
+
 [sieve]
 # Global scripts around each user's own (Pigeonhole's sieve_before/after).
 # before = ["/etc/outpost/spam.sieve"]

@@ -28,7 +28,9 @@ pub struct InboundVerdict {
 
 impl MailFlow {
     /// Checks a message from another server (not authenticated) before
-    /// delivery. `Err(Failure::Policy)` refuses it. Without configured
+    /// delivery. `Err(Failure::Policy)` refuses it; `Err(Failure::Unresolved)`
+    /// defers it when lost DNS answers leave the DMARC verdict open and that
+    /// verdict would be acted on. Without configured
     /// checks everything passes unchanged.
     pub async fn check_inbound(
         &self,
@@ -42,6 +44,14 @@ impl MailFlow {
             return Ok(InboundVerdict::default());
         };
         let v = checks.auth.check(peer_ip, helo, mail_from, message).await;
+        if let Some(why) = &v.dns_undecided {
+            // Only when the verdict would be acted on: a policy that is
+            // only reported is no reason to make the sender wait.
+            if checks.dmarc_reject || checks.dmarc_quarantine_junk {
+                info!(session = session_id, "deferred: {why}");
+                return Err(Failure::Unresolved(why.clone()));
+            }
+        }
         if v.dmarc_reject && checks.dmarc_reject {
             info!(
                 session = session_id,

@@ -169,6 +169,9 @@ pub enum Failure {
     Permanent(String),
     /// Refused by policy (a Sieve reject, DMARC p=reject): this text.
     Policy(String),
+    /// DNS could not answer what a decision needs (the inbound DMARC
+    /// verdict): try again later (SMTP `451 4.4.3`).
+    Unresolved(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -178,6 +181,7 @@ impl std::fmt::Display for Failure {
             Failure::Temporary(m) => write!(f, "temporary failure: {m}"),
             Failure::Permanent(m) => write!(f, "permanent failure: {m}"),
             Failure::Policy(m) => write!(f, "refused by policy: {m}"),
+            Failure::Unresolved(m) => write!(f, "DNS could not decide: {m}"),
         }
     }
 }

@@ -170,6 +170,7 @@ fn deliver_error(e: Failure) -> DeliverError {
         Failure::Temporary(m) => DeliverError::Temporary(m),
         Failure::Permanent(m) => DeliverError::Permanent(m),
         Failure::Policy(m) => DeliverError::Policy(m),
+        Failure::Unresolved(m) => DeliverError::Unresolved(m),
     }
 }
 

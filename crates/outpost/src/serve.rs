@@ -100,7 +100,8 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     };
 
     let inbound = if cfg.inbound.check {
-        let auth = if !cfg.inbound.test_txt.is_empty() || !cfg.queue.dns {
+        let servers = cfg.inbound.dns_server_addrs().unwrap_or_default();
+        let auth = if !cfg.inbound.test_txt.is_empty() || (!cfg.queue.dns && servers.is_empty()) {
             outpost_queue::inbound::InboundAuth::with_records(
                 &cfg.hostname,
                 cfg.inbound
@@ -109,7 +110,12 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
         } else {
-            outpost_queue::inbound::InboundAuth::from_system(&cfg.hostname)
+            let dns = outpost_queue::inbound::DnsSettings {
+                servers,
+                timeout: Duration::from_millis(cfg.inbound.dns_timeout_ms),
+                retries: cfg.inbound.dns_retries,
+            };
+            outpost_queue::inbound::InboundAuth::new(&cfg.hostname, &dns)
         };
         match auth {
             Ok(auth) => Some(outpost_mailflow::InboundChecks {
@@ -138,6 +144,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         ctx.limits.message_size = cfg.limits.message_size as usize;
         ctx.limits.max_recipients = cfg.limits.max_recipients;
         ctx.limits.command_timeout = Duration::from_secs(cfg.limits.smtp_command_timeout);
+        ctx.limits.check_timeout = Duration::from_secs(cfg.inbound.check_timeout);
         if role != outpost_smtp::Role::Submission {
             // Like Postfix, accept over-long lines from other servers rather
             // than bounce mail from sloppy generators; size stays bounded.

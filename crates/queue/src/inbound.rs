@@ -4,6 +4,19 @@
 //! mail-auth; the outcome as an
 //! `Authentication-Results:` field (RFC 8601) for Sieve rules and clients,
 //! and whether the domain's DMARC policy asks for rejection.
+//!
+//! DNS is the slow part, and on a lossy network the part that stalls a
+//! session. So every TXT record a message's checks are known to need (SPF
+//! of the HELO and MAIL FROM domains, the DKIM and ARC keys its signatures
+//! name, the DMARC tree walk of its From: domain) is asked for at once,
+//! before the checks run; the answers, and the failures, are kept for the
+//! rest of that message's checks, which then run side by side. Queries are
+//! short and retried ([`DnsSettings`]); answers are cached by their TTL
+//! (here for parsed records, in hickory for whole responses, negative ones
+//! included). When DNS leaves a decision open (the From: domain's DMARC
+//! policy unknown, or a pass or fail that hangs on a failed query) the
+//! verdict says so, and the caller answers `451 4.4.3` (RFC 7208 §8.6)
+//! instead of guessing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,12 +24,18 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dmarc::Policy;
+use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::common::resolver::UnwrapTxtRecord;
+use mail_auth::common::verify::{DomainKey, VerifySignature};
+use mail_auth::dmarc::{Dmarc, Policy};
 use mail_auth::spf::verify::SpfParameters;
+use mail_auth::spf::Spf;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, Parameters,
     ResolverCache, Txt,
 };
+
+pub use crate::resolve::DnsSettings;
 
 /// A small TXT cache (SPF, DKIM keys, DMARC records) that honours the
 /// records' TTL; entries inserted by [`InboundAuth::with_records`] never
@@ -81,6 +100,95 @@ pub struct Verdict {
     pub dmarc_reject: bool,
     /// DMARC failed and the From: domain publishes p=quarantine.
     pub dmarc_quarantine: bool,
+    /// DNS left the DMARC outcome open: the From: domain's policy could not
+    /// be fetched, or it asks for reject or quarantine and the mechanisms
+    /// that could pass it failed to resolve. Enforcing the policy now would
+    /// be a guess; the message should be deferred (451 4.4.3) if the
+    /// policy would be acted on. The reason, for the log.
+    pub dns_undecided: Option<String>,
+}
+
+/// One message's view of the TXT cache: what its prefetch and its checks
+/// learned, failures included (mail-auth caches only answers it could
+/// parse), on top of the shared cache. Lives for one call of
+/// [`InboundAuth::check`], so a lost query is paid for once per message,
+/// not once per check that needs the record.
+struct MessageCache<'a> {
+    shared: &'a TxtCache,
+    local: Mutex<HashMap<Box<str>, Txt>>,
+}
+
+impl ResolverCache<Box<str>, Txt> for MessageCache<'_> {
+    fn get<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if let Some(v) = self.local.lock().unwrap().get(name) {
+            return Some(v.clone());
+        }
+        self.shared.get(name)
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let local = self.local.lock().unwrap().remove(name);
+        self.shared.remove(name).or(local)
+    }
+
+    fn insert(&self, key: Box<str>, value: Txt, valid_until: Instant) {
+        self.local
+            .lock()
+            .unwrap()
+            .insert(key.clone(), value.clone());
+        self.shared.insert(key, value, valid_until);
+    }
+}
+
+/// `name` as a lower-case absolute name, as mail-auth keys its cache.
+fn fqdn(name: &str) -> String {
+    let mut n = name.trim_end_matches('.').to_ascii_lowercase();
+    n.push('.');
+    n
+}
+
+/// Looks like a domain name worth asking DNS about (not an address
+/// literal, not a bare word).
+fn is_domain(d: &str) -> bool {
+    let d = d.trim_end_matches('.');
+    d.contains('.')
+        && d.parse::<IpAddr>().is_err()
+        && !d.starts_with('[')
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+/// The names the DMARC tree walk (RFC 9989 §4.10, as mail-auth 0.13 does
+/// it) asks for `domain`: `_dmarc.` on the domain itself, then on its
+/// ancestors, starting at 7 labels for long names, down to the TLD.
+fn dmarc_walk(domain: &str) -> Vec<String> {
+    let labels: Vec<&str> = domain
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let total = labels.len();
+    let mut out = Vec::new();
+    if total < 2 {
+        return out;
+    }
+    let mut count = total;
+    loop {
+        out.push(format!("_dmarc.{}.", labels[total - count..].join(".")));
+        if count == 1 {
+            break;
+        }
+        count = if count >= 8 { 7 } else { count - 1 };
+    }
+    out
 }
 
 pub struct InboundAuth {
@@ -90,14 +198,22 @@ pub struct InboundAuth {
 }
 
 impl InboundAuth {
-    /// DNS through the system's resolver configuration.
-    pub fn from_system(hostname: &str) -> Result<InboundAuth, String> {
+    /// DNS as `dns` says: the system's name servers or the given ones, with
+    /// its timeouts.
+    pub fn new(hostname: &str, dns: &DnsSettings) -> Result<InboundAuth, String> {
+        let (config, opts) = dns.resolver_config()?;
         Ok(InboundAuth {
             hostname: hostname.to_string(),
-            auth: MessageAuthenticator::new_system_conf()
-                .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?,
+            auth: MessageAuthenticator::new(config, opts)
+                .map_err(|e| format!("DNS resolver: {e}"))?,
             cache: TxtCache::default(),
         })
+    }
+
+    /// DNS through the system's resolver configuration, with the default
+    /// timeouts of [`DnsSettings`].
+    pub fn from_system(hostname: &str) -> Result<InboundAuth, String> {
+        Self::new(hostname, &DnsSettings::default())
     }
 
     /// Fixed TXT records (name, value) and no DNS server at all: for tests
@@ -107,7 +223,6 @@ impl InboundAuth {
         records: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<InboundAuth, String> {
         use hickory_resolver::config::{ResolverConfig, ResolverOpts};
-        use mail_auth::common::parse::TxtRecordParser;
         let auth = MessageAuthenticator::new(
             ResolverConfig::from_parts(None, vec![], vec![]),
             ResolverOpts::default(),
@@ -120,11 +235,11 @@ impl InboundAuth {
         for (name, value) in records {
             let v = value.as_bytes();
             let txt: Txt = if value.starts_with("v=spf1") {
-                mail_auth::spf::Spf::parse(v).map(Txt::from)
+                Spf::parse(v).map(Txt::from)
             } else if value.starts_with("v=DMARC1") {
-                mail_auth::dmarc::Dmarc::parse(v).map(Txt::from)
+                Dmarc::parse(v).map(Txt::from)
             } else {
-                mail_auth::common::verify::DomainKey::parse(v).map(Txt::from)
+                DomainKey::parse(v).map(Txt::from)
             }
             .map_err(|e| format!("{name}: {value:?}: {e}"))?;
             let fqdn = format!("{}.", name.trim_end_matches('.'));
@@ -139,32 +254,132 @@ impl InboundAuth {
         })
     }
 
+    /// Asks for one TXT record ahead of the checks; a failure is kept in
+    /// the message's cache so that the check needing it does not ask again.
+    async fn prefetch<T: TxtRecordParser + Into<Txt> + UnwrapTxtRecord>(
+        &self,
+        cache: &MessageCache<'_>,
+        name: String,
+    ) {
+        if let Err(e) = self.auth.txt_lookup::<T>(name.as_str(), Some(cache)).await {
+            cache
+                .local
+                .lock()
+                .unwrap()
+                .insert(fqdn(&name).into(), Txt::Error(e));
+        }
+    }
+
+    /// Every TXT record the checks of `msg` are known to need before they
+    /// start, asked for side by side: SPF of the HELO and MAIL FROM
+    /// domains, the keys of the DKIM and ARC signatures, the DMARC walk of
+    /// the From: domain (and of the MAIL FROM and signing domains under the
+    /// same parent, whose organizational domain DMARC alignment may need).
+    async fn prefetch_all(
+        &self,
+        cache: &MessageCache<'_>,
+        msg: &AuthenticatedMessage<'_>,
+        helo: &str,
+        mail_from_domain: &str,
+    ) {
+        let mut spf: Vec<String> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut dmarc: Vec<String> = Vec::new();
+        let push = |v: &mut Vec<String>, n: String| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+        };
+        for d in [helo, mail_from_domain] {
+            if is_domain(d) {
+                push(&mut spf, fqdn(d));
+            }
+        }
+        for h in &msg.dkim_headers {
+            push(&mut keys, h.header.domain_key().to_ascii_lowercase());
+        }
+        for h in &msg.ams_headers {
+            push(&mut keys, h.header.domain_key().to_ascii_lowercase());
+        }
+        for h in &msg.as_headers {
+            push(&mut keys, h.header.domain_key().to_ascii_lowercase());
+        }
+        // DMARC looks at a single From: domain only.
+        let from_domain = msg
+            .from
+            .first()
+            .and_then(|f| f.rsplit_once('@'))
+            .map(|(_, d)| mail_auth::common::to_a_label(d).to_ascii_lowercase());
+        if let Some(from) = from_domain.filter(|d| is_domain(d)) {
+            let parent = |d: &str| {
+                let l: Vec<&str> = d.trim_end_matches('.').rsplitn(3, '.').collect();
+                l.get(1).map(|p| format!("{p}.{}", l[0]))
+            };
+            let mut domains = vec![from.clone()];
+            let signers = msg.dkim_headers.iter().map(|h| h.header.domain());
+            for d in std::iter::once(mail_from_domain).chain(signers) {
+                let d = d.to_ascii_lowercase();
+                if d != from && is_domain(&d) && parent(&d) == parent(&from) {
+                    domains.push(d);
+                }
+            }
+            for d in domains {
+                for n in dmarc_walk(&d) {
+                    push(&mut dmarc, n);
+                }
+            }
+        }
+        let spf = spf.into_iter().map(|n| self.prefetch::<Spf>(cache, n));
+        let keys = keys
+            .into_iter()
+            .map(|n| self.prefetch::<DomainKey>(cache, n));
+        let dmarc = dmarc.into_iter().map(|n| self.prefetch::<Dmarc>(cache, n));
+        tokio::join!(
+            join_all(spf.collect()),
+            join_all(keys.collect()),
+            join_all(dmarc.collect())
+        );
+    }
+
     pub async fn check(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
         let Some(msg) = AuthenticatedMessage::parse(message) else {
             return Verdict {
                 header: format!("Authentication-Results: {}; none\r\n", self.hostname),
                 dmarc_reject: false,
                 dmarc_quarantine: false,
+                dns_undecided: None,
             };
         };
-        let dkim = self
-            .auth
-            .verify_dkim(Parameters::new(&msg).with_txt_cache(&self.cache))
-            .await;
-        let spf_params = if mail_from.is_empty() {
-            SpfParameters::verify_ehlo(ip, helo, &self.hostname)
-        } else {
-            SpfParameters::verify_mail_from(ip, helo, &self.hostname, mail_from)
-        };
-        let spf = self
-            .auth
-            .verify_spf(Parameters::new(spf_params).with_txt_cache(&self.cache))
-            .await;
         let mail_from_domain = mail_from
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or(helo)
             .to_lowercase();
+        let cache = MessageCache {
+            shared: &self.cache,
+            local: Mutex::default(),
+        };
+        self.prefetch_all(&cache, &msg, helo, &mail_from_domain)
+            .await;
+
+        // DKIM, SPF (whose include: and redirect= chains are only known as
+        // they resolve) and ARC side by side; DMARC needs the first two.
+        let spf_params = if mail_from.is_empty() {
+            SpfParameters::verify_ehlo(ip, helo, &self.hostname)
+        } else {
+            SpfParameters::verify_mail_from(ip, helo, &self.hostname, mail_from)
+        };
+        let (dkim, spf, arc) = tokio::join!(
+            self.auth
+                .verify_dkim(Parameters::new(&msg).with_txt_cache(&cache)),
+            self.auth
+                .verify_spf(Parameters::new(spf_params).with_txt_cache(&cache)),
+            // ARC is reported for Sieve rules and clients; it does not
+            // override DMARC here (a local policy on trusted sealers would
+            // be needed).
+            self.auth
+                .verify_arc(Parameters::new(&msg).with_txt_cache(&cache)),
+        );
         let dmarc = self
             .auth
             .verify_dmarc(
@@ -174,14 +389,8 @@ impl InboundAuth {
                     &mail_from_domain,
                     &spf,
                 ))
-                .with_txt_cache(&self.cache),
+                .with_txt_cache(&cache),
             )
-            .await;
-        // ARC is reported for Sieve rules and clients; it does not override
-        // DMARC here (a local policy on trusted sealers would be needed).
-        let arc = self
-            .auth
-            .verify_arc(Parameters::new(&msg).with_txt_cache(&self.cache))
             .await;
         let header = AuthenticationResults::new(&self.hostname)
             .with_dkim_results(&dkim, msg.from())
@@ -193,16 +402,43 @@ impl InboundAuth {
         // passes; the policy applies only to a definite failure, never to
         // a temporary or permanent error in the checks.
         let pass = |r: &DmarcResult| matches!(r, DmarcResult::Pass);
-        let error =
-            |r: &DmarcResult| matches!(r, DmarcResult::TempError(_) | DmarcResult::PermError(_));
+        let temp = |r: &DmarcResult| matches!(r, DmarcResult::TempError(_));
+        let error = |r: &DmarcResult| temp(r) || matches!(r, DmarcResult::PermError(_));
         let (d, s) = (dmarc.dkim_result(), dmarc.spf_result());
         let failed = !pass(d) && !pass(s) && !error(d) && !error(s);
+        // Open because of DNS: the policy lookup itself failed (mail-auth
+        // then reports the walk's error as both results), or a policy that
+        // acts is in force and neither mechanism passed while one of them
+        // could not be resolved.
+        let policy_acts = matches!(dmarc.policy(), Policy::Reject | Policy::Quarantine);
+        let dns_undecided = if !pass(d) && !pass(s) && (temp(d) || temp(s)) {
+            if dmarc.dmarc_record().is_none() && temp(d) && temp(s) {
+                Some(format!(
+                    "the DMARC policy of {} could not be fetched from DNS",
+                    dmarc.domain()
+                ))
+            } else if policy_acts {
+                Some(format!(
+                    "DNS left the DMARC result for {} open",
+                    dmarc.domain()
+                ))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
         Verdict {
             header,
             dmarc_reject: failed && dmarc.policy() == Policy::Reject,
             dmarc_quarantine: failed && dmarc.policy() == Policy::Quarantine,
+            dns_undecided,
         }
     }
+}
+
+async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    futures::future::join_all(fs).await
 }
 
 #[cfg(test)]

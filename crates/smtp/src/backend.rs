@@ -43,6 +43,11 @@ pub enum DeliverError {
     /// Refused by policy (e.g. DMARC p=reject): 550 5.7.1 with this text.
     #[error("refused by policy: {0}")]
     Policy(String),
+    /// A lookup the decision needs did not answer in time (DNS for the
+    /// inbound SPF/DKIM/DMARC checks): 451 4.4.3 (RFC 7208 §8.6, RFC 3463
+    /// "directory server failure"), the client retries later.
+    #[error("lookup failed: {0}")]
+    Unresolved(String),
 }
 
 /// The `BODY=` parameter of MAIL FROM (RFC 6152, RFC 3030).
@@ -179,7 +184,10 @@ pub trait SmtpBackend: Send + Sync {
     /// authenticated) before it is delivered: SPF, DKIM, DMARC. Returns the
     /// header fields to put on top of the message (Authentication-Results)
     /// and whether to file it as junk, or `Err(DeliverError::Policy)` to
-    /// refuse it with 550 5.7.1. The default accepts everything unchanged.
+    /// refuse it with 550 5.7.1, or `Err(DeliverError::Unresolved)` to
+    /// defer it when DNS left the decision open. The server waits for it at
+    /// most [`crate::SmtpLimits::check_timeout`], then answers 451 4.4.3.
+    /// The default accepts everything unchanged.
     async fn check_inbound(
         &self,
         envelope: &Envelope,

@@ -128,6 +128,11 @@ pub struct SmtpLimits {
     /// 4.7.0. Counting across sessions and protocols is the shared
     /// `AuthLayer`'s job. Default: 3.
     pub max_auth_failures: u32,
+    /// Longest wait for the inbound checks (SPF/DKIM/DMARC, on DNS) of one
+    /// message before its final reply: then 451 4.4.3, the transaction is
+    /// over and the session goes on. Default: 20 s (RFC 7208 §4.6.4 asks
+    /// an SPF check to be allowed at least 20 s).
+    pub check_timeout: Duration,
 }
 
 impl Default for SmtpLimits {
@@ -141,6 +146,7 @@ impl Default for SmtpLimits {
             data_timeout: Duration::from_secs(600),
             max_errors: 20,
             max_auth_failures: 3,
+            check_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -141,7 +141,16 @@ async fn deliver(ctx: &SmtpContext, mut d: Delivery) -> Answer {
     // Mail from other servers is checked (SPF/DKIM/DMARC) before delivery.
     if ctx.role == crate::Role::Mx {
         if let Some(env) = d.local.as_mut().filter(|e| e.auth.is_none()) {
-            match ctx.backend.check_inbound(env, &d.message).await {
+            let bound = ctx.limits.check_timeout;
+            let checked = tokio::time::timeout(bound, ctx.backend.check_inbound(env, &d.message))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(DeliverError::Unresolved(format!(
+                        "inbound checks unfinished after {} s",
+                        bound.as_secs_f32()
+                    )))
+                });
+            match checked {
                 Ok(verdict) => {
                     env.junk = verdict.junk;
                     let prepend = verdict.prepend;

@@ -1444,7 +1444,10 @@ impl Machine {
 }
 
 fn is_temporary(e: &DeliverError) -> bool {
-    matches!(e, DeliverError::StorageFull(_) | DeliverError::Temporary(_))
+    matches!(
+        e,
+        DeliverError::StorageFull(_) | DeliverError::Temporary(_) | DeliverError::Unresolved(_)
+    )
 }
 
 fn deliver_error_reply(e: &DeliverError) -> Reply {
@@ -1460,6 +1463,11 @@ fn deliver_error_reply(e: &DeliverError) -> Reply {
         DeliverError::MailboxFull(_) => Reply::new(552, [5, 2, 2], "Mailbox full"),
         DeliverError::Permanent(_) => Reply::new(550, [5, 2, 0], "Delivery failed"),
         DeliverError::Policy(why) => Reply::new(550, [5, 7, 1], why.clone()),
+        DeliverError::Unresolved(_) => Reply::new(
+            451,
+            [4, 4, 3],
+            "Sender checks could not be completed (DNS), try again later",
+        ),
     }
 }
 
