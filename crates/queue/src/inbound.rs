@@ -516,6 +516,161 @@ mod tests {
         );
     }
 
+    /// A DNS server on 127.0.0.1 (UDP) for the TXT records of `zone`, with
+    /// TTL 0 (nothing cached) and NXDOMAIN for names it does not have; the
+    /// n-th query (from 0) goes unanswered when `lose(n)`. Returns its
+    /// address and the number of queries it got.
+    async fn dns_server(
+        zone: Vec<(&'static str, String)>,
+        lose: impl Fn(usize) -> bool + Send + 'static,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use hickory_resolver::proto::op::{Message, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::TXT;
+        use hickory_resolver::proto::rr::{RData, Record, RecordType};
+        use std::sync::atomic::Ordering;
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                if lose(seen.fetch_add(1, Ordering::SeqCst)) {
+                    continue;
+                }
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let Some(query) = q.queries.first().cloned() else {
+                    continue;
+                };
+                let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+                r.metadata.authoritative = true;
+                r.metadata.recursion_desired = q.metadata.recursion_desired;
+                let name = query
+                    .name()
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                let found: Vec<&String> = zone
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, v)| v)
+                    .collect();
+                if found.is_empty() {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                } else if query.query_type() == RecordType::TXT {
+                    for v in found {
+                        r.add_answer(Record::from_rdata(
+                            query.name().clone(),
+                            0,
+                            RData::TXT(TXT::new(vec![v.clone()])),
+                        ));
+                    }
+                }
+                r.add_query(query);
+                let _ = sock.send_to(&r.to_vec().unwrap(), peer).await;
+            }
+        });
+        (addr, count)
+    }
+
+    fn signed_message(dir: &std::path::Path) -> (String, Vec<u8>, Vec<u8>) {
+        let path = dkim::generate(dir, "sender.example", "s1", Algorithm::Ed25519).unwrap();
+        let key_txt = dkim::dns_txt(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let msg = b"From: A <a@sender.example>\r\nTo: b@example.test\r\nSubject: hi\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <x@sender.example>\r\n\r\nHello\r\n";
+        let signer = dkim::KeyDir::new(dir.to_path_buf(), "s1".into());
+        let mut signed = signer.sign(msg).unwrap().into_bytes();
+        signed.extend_from_slice(msg);
+        (key_txt, msg.to_vec(), signed)
+    }
+
+    /// A real DNS server that loses every third query: the checks still
+    /// pass and fail as they should, the lost packets resent within a try.
+    #[tokio::test]
+    async fn lossy_dns_still_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key_txt, msg, signed) = signed_message(dir.path());
+        let zone = vec![
+            ("sender.example", "v=spf1 ip4:192.0.2.1 -all".to_string()),
+            (
+                "mail.sender.example",
+                "v=spf1 ip4:192.0.2.1 -all".to_string(),
+            ),
+            ("s1._domainkey.sender.example", key_txt),
+            ("_dmarc.sender.example", "v=DMARC1; p=reject".to_string()),
+        ];
+        let (addr, queries) = dns_server(zone, |n| n % 3 == 1).await;
+        let dns = DnsSettings {
+            servers: vec![addr],
+            timeout: std::time::Duration::from_millis(1500),
+            retries: 1,
+        };
+        let checks = InboundAuth::new("mx.example.test", &dns).unwrap();
+        let ok: IpAddr = "192.0.2.1".parse().unwrap();
+        let bad: IpAddr = "198.51.100.7".parse().unwrap();
+        let started = Instant::now();
+        let v = checks
+            .check(ok, "mail.sender.example", "a@sender.example", &signed)
+            .await;
+        for want in ["dkim=pass", "spf=pass", "dmarc=pass"] {
+            assert!(v.header.contains(want), "{want} in {}", v.header);
+        }
+        assert!(v.dns_undecided.is_none() && !v.dmarc_reject);
+        let v = checks
+            .check(bad, "mail.sender.example", "a@sender.example", &msg)
+            .await;
+        assert!(v.header.contains("dmarc=fail"), "{}", v.header);
+        assert!(v.dmarc_reject && v.dns_undecided.is_none());
+        let asked = queries.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(asked >= 8, "{asked} queries");
+        // A lost packet is resent after about a third of a second, not
+        // after the 1.5 s try.
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_millis(1400), "{took:?}");
+    }
+
+    /// A name server that never answers: every record the checks need is
+    /// asked for at once and each failure is remembered for the message,
+    /// so the verdict ("DMARC policy unknown") comes after one query's
+    /// give-up time, not after one per record.
+    #[tokio::test]
+    async fn dead_dns_leaves_dmarc_open_after_one_query_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, signed) = signed_message(dir.path());
+        let (addr, queries) = dns_server(vec![], |_| true).await;
+        let dns = DnsSettings {
+            servers: vec![addr],
+            timeout: std::time::Duration::from_millis(300),
+            retries: 1,
+        };
+        let checks = InboundAuth::new("mx.example.test", &dns).unwrap();
+        let started = Instant::now();
+        let v = checks
+            .check(
+                "192.0.2.1".parse().unwrap(),
+                "mail.other.example",
+                "a@sender.example",
+                &signed,
+            )
+            .await;
+        let took = started.elapsed();
+        assert!(v.dns_undecided.is_some(), "{}", v.header);
+        assert!(!v.dmarc_reject && !v.dmarc_quarantine);
+        assert!(v.header.contains("temperror"), "{}", v.header);
+        // A query gives up after 2 × 0.3 s. SPF of the HELO and MAIL FROM
+        // domains, the DKIM key and the DMARC walk one after another would
+        // need four of those; DKIM and SPF side by side, then DMARC, two.
+        assert!(
+            took < std::time::Duration::from_millis(1000),
+            "{took:?}, {} queries",
+            queries.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+
     /// A forwarder's ARC set (made with mail-auth's sealer and an RSA key
     /// whose record the checker knows) verifies as arc=pass; a body changed
     /// after sealing makes it fail.
