@@ -442,6 +442,35 @@ async fn idle_client_gets_421() {
 }
 
 #[tokio::test]
+async fn stalled_inbound_checks_get_451_443_and_the_session_goes_on() {
+    let srv = Setup::new(Role::Mx)
+        .with(|ctx| ctx.limits.check_timeout = Duration::from_millis(300))
+        .start()
+        .await;
+    *srv.backend.check_delay.lock().unwrap() = Some(Duration::from_secs(60));
+    let mut c = srv.connect().await;
+    c.ok("EHLO client.example", "250").await;
+    c.ok("MAIL FROM:<someone@remote.example>", "250").await;
+    c.ok("RCPT TO:<bob@example.org>", "250").await;
+    c.ok("DATA", "354").await;
+    let started = std::time::Instant::now();
+    c.send(format!("{MESSAGE}.\r\n").as_bytes()).await;
+    let r = c.reply().await;
+    assert!(r.starts_with("451 4.4.3 "), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(srv.backend.delivered().is_empty());
+    // Checks that answer in time let the next message through.
+    *srv.backend.check_delay.lock().unwrap() = Some(Duration::from_millis(10));
+    c.ok("MAIL FROM:<someone@remote.example>", "250").await;
+    c.ok("RCPT TO:<bob@example.org>", "250").await;
+    c.ok("DATA", "354").await;
+    c.send(format!("{MESSAGE}.\r\n").as_bytes()).await;
+    let r = c.reply().await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    assert_eq!(srv.backend.delivered().len(), 1);
+}
+
+#[tokio::test]
 async fn slowed_logins_wait_out_the_delay() {
     let srv = Setup::new(Role::Submission)
         .implicit_tls()

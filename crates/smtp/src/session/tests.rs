@@ -581,6 +581,21 @@ fn smtp_delivery_failure_fails_message() {
 }
 
 #[test]
+fn unresolved_checks_give_451_443() {
+    let mut t = T::mx();
+    t.fail = vec![(
+        "bob@example.org".into(),
+        DeliverError::Unresolved("DNS".into()),
+    )];
+    t.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    let out = t.send("x\r\n.\r\nNOOP\r\n");
+    assert_eq!(
+        out,
+        "451 4.4.3 Sender checks could not be completed (DNS), try again later\r\n250 2.0.0 OK\r\n"
+    );
+}
+
+#[test]
 fn bad_commands_keep_session_until_error_limit() {
     let mut t = T::mx();
     let out = t.send("FOO\r\n\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:bad\r\nHELO c\r\nRCPT TO:<x@example.org>\r\nEXPN staff\r\nVRFY bob\r\nHELP\r\nRSET\r\nNOOP\r\n");

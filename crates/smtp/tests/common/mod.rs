@@ -35,6 +35,8 @@ pub struct FakeBackend {
     /// Deliveries to these addresses fail with the given error.
     pub failing: Mutex<HashMap<String, DeliverError>>,
     pub auth_calls: AtomicUsize,
+    /// The inbound checks take this long (a stalled DNS).
+    pub check_delay: Mutex<Option<std::time::Duration>>,
 }
 
 impl FakeBackend {
@@ -148,6 +150,18 @@ impl SmtpBackend for FakeBackend {
             .unwrap()
             .push((envelope.clone(), message.to_vec()));
         Ok(())
+    }
+
+    async fn check_inbound(
+        &self,
+        _envelope: &Envelope,
+        _message: &[u8],
+    ) -> Result<outpost_smtp::Inbound, DeliverError> {
+        let delay = *self.check_delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        Ok(outpost_smtp::Inbound::default())
     }
 }
 
