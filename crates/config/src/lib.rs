@@ -1080,6 +1080,43 @@ mod tests {
     }
     use super::*;
 
+    #[test]
+    fn inbound_dns_settings() {
+        let c = Config::parse("", "t").unwrap();
+        assert!(c.inbound.dns_servers.is_empty());
+        assert_eq!(
+            (
+                c.inbound.dns_timeout_ms,
+                c.inbound.dns_retries,
+                c.inbound.check_timeout
+            ),
+            (1000, 2, 20)
+        );
+        let c = Config::parse(
+            "[inbound]\ndns_servers = [\"127.0.0.1:5353\", \"::1\", \"[::1]:54\"]\n",
+            "t",
+        )
+        .unwrap();
+        let addrs: Vec<String> = c
+            .inbound
+            .dns_server_addrs()
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(addrs, ["127.0.0.1:5353", "[::1]:53", "[::1]:54"]);
+        for bad in [
+            "dns_servers = [\"dns.example\"]",
+            "dns_timeout_ms = 0",
+            "check_timeout = 0",
+        ] {
+            let e = Config::parse(&format!("[inbound]\n{bad}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("inbound."), "{bad}: {e}");
+        }
+    }
+
     /// Found by the config property test: "213503982334602d" is a u64 of
     /// days but not of seconds; the multiplication overflowed (a panic in
     /// debug builds, a wrapped, far too short duration in release).
