@@ -15,7 +15,8 @@ As a program (the benchmark): `python3 tests/lossy_dns.py --drop 0.02 --ttl 0
 --record 'loadgen.test TXT v=spf1 ip4:127.0.0.1 -all' --port-file F`; it
 prints its port and its counts on SIGTERM.
 
-Names not in the zone get NXDOMAIN, names without records of the asked type
+A record named "*.zone" answers for every name under zone whose first
+label does not start with "_". Names not in the zone get NXDOMAIN, names without records of the asked type
 NOERROR with no answer; both carry an SOA whose minimum is the zone TTL, so
 that resolvers cache the negative answer as they would from a real server.
 """
@@ -79,6 +80,13 @@ class LossyDns:
             name = question.name.to_text(omit_final_dot=True).lower()
             qtype = dns.rdatatype.to_text(question.rdtype)
             rrs = self.records.get(name)
+            if rrs is None and "." in name and not name.startswith("_"):
+                # "*.zone" stands for any name under it (but not for
+                # "_dmarc."-style service names).
+                parent = name.split(".", 1)[1]
+                while rrs is None and parent:
+                    rrs = self.records.get("*." + parent)
+                    parent = parent.split(".", 1)[1] if "." in parent else ""
             if rrs is None:
                 r.set_rcode(dns.rcode.NXDOMAIN)
             matching = [v for t, v in (rrs or []) if t == qtype]
