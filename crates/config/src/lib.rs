@@ -543,7 +543,8 @@ pub struct Inbound {
     /// a whole try. Default: 1000.
     pub dns_timeout_ms: u64,
     /// Tries after a DNS query's first try got no answer; a query gives up
-    /// after `dns_timeout_ms × (dns_retries + 1)`. Default: 2.
+    /// after `dns_timeout_ms × (dns_retries + 1)`. Default: 3 (4 s in all:
+    /// on a starved machine a local resolver can take a second to answer).
     pub dns_retries: usize,
     /// Longest wait, in seconds, for the checks of one message before its
     /// final reply; then 451 4.4.3 and the client retries later. When DNS
@@ -582,7 +583,7 @@ impl Default for Inbound {
             test_txt: Default::default(),
             dns_servers: Vec::new(),
             dns_timeout_ms: 1000,
-            dns_retries: 2,
+            dns_retries: 3,
             check_timeout: 20,
         }
     }
@@ -1090,7 +1091,7 @@ mod tests {
                 c.inbound.dns_retries,
                 c.inbound.check_timeout
             ),
-            (1000, 2, 20)
+            (1000, 3, 20)
         );
         let c = Config::parse(
             "[inbound]\ndns_servers = [\"127.0.0.1:5353\", \"::1\", \"[::1]:54\"]\n",

@@ -82,7 +82,7 @@ block_seconds = 900
 # dmarc_quarantine_junk = true          # file p=quarantine failures in Junk
 # dns_servers = ["127.0.0.1"]           # default: /etc/resolv.conf's
 # dns_timeout_ms = 1000                 # one try of a query; lost packets are resent within it
-# dns_retries = 2                       # tries after a try with no answer
+# dns_retries = 3                       # tries after a try with no answer
 # check_timeout = 20                    # seconds; then 451 4.4.3 and the sender retries
 
 [sieve]

@@ -98,8 +98,11 @@ pub fn order_mx(
 /// hickory resends the query when no answer came after about 1.2 round-trip
 /// times (at least 333 ms), and a try that gets no answer at all is given
 /// up after `timeout` and repeated `retries` times. The worst a query can
-/// take is `timeout × (retries + 1)`; the defaults (1 s, 2 retries) bound
-/// it at 3 s where the system resolver's usual 5 s × 3 allowed 15 s.
+/// take is `timeout × (retries + 1)`; the defaults (1 s, 3 retries) bound
+/// it at 4 s where the system resolver's usual 5 s × 3 allowed 15 s. (Under
+/// sustained loss hickory's round-trip estimate grows with every failure
+/// until it stops resending within a try: then each lost packet costs a
+/// whole try, which is why the try must be short.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsSettings {
     /// Name servers (UDP and TCP on the same port); empty: the system's
@@ -117,7 +120,7 @@ impl Default for DnsSettings {
         DnsSettings {
             servers: Vec::new(),
             timeout: std::time::Duration::from_secs(1),
-            retries: 2,
+            retries: 3,
         }
     }
 }
