@@ -15,21 +15,7 @@ use outpost_mailflow::{
 use outpost_store::testing::TestStore;
 use outpost_store::{LeasedGroup, Store};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(outpost_store::testing::sqlite().await).await }
-            )*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(s) = outpost_store::testing::postgres().await { super::$name(s).await }
-            })*
-        }
-    };
-}
+use outpost_testkit::both;
 
 both!(
     delivers_to_a_user_an_alias_and_a_group,
