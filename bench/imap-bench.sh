@@ -10,14 +10,16 @@
 #       marginal figure after the first quarter, plus a diagnostic run with
 #       glibc's MALLOC_MMAP_THRESHOLD_ pinned (Argon2 login buffers returned to
 #       the OS instead of staying resident);
-#   (c) a 100,000-message mailbox: time of SELECT and `UID FETCH 1:* (FLAGS)`
-#       (targets < 1 s and < 2 s), Outpost only.
+#   (c) a 100,000-message mailbox (bench/imap-big.py): SELECT, UID SEARCH ALL,
+#       UID FETCH 1:* (FLAGS), EXAMINE, BIG_REPS times, interleaved with the
+#       same on the reference Dovecot (a big@example.test user filled with the
+#       same messages); medians and ratios (target: at most Dovecot's time).
 #
 #   bench/imap-bench.sh                     # everything, once
 #   RUNS=2 bench/imap-bench.sh              # repeat (a) and (b)
 #   ONLY="load idle big"                    # pick parts
 #   SKIP_REF=1 / SKIP_BUILD=1 / KEEP=1      # Outpost only / existing build / keep data dir
-#   BIG_N=100000 CONNS=1000 SECS=30 CLIENTS=20 PREFILL=30
+#   BIG_N=100000 BIG_REPS=5 CONNS=1000 SECS=30 CLIENTS=20 PREFILL=30
 #
 # Outpost: release build, fresh data directory (SQLite), listeners imap + lmtp on
 # free loopback ports, plaintext LOGIN allowed on loopback, users
@@ -237,17 +239,16 @@ print(round((b["rss_kb"]-a["rss_kb"])/max(1,b["conns"]-a["conns"]),1))' "$1" 2>/
   fi
 done
 
-if [[ " $ONLY " == *" big "* ]]; then
-  start_outpost
-  log "big: filling big@example.test with $BIG_N messages over LMTP"
-  t0=$(date +%s)
-  python3 - 127.0.0.1 "$OP_LMTP" "$BIG_N" <<'EOF'
+# big_fill HOST PORT FROM TO: LMTP-deliver messages FROM..TO-1 of the big
+# mailbox to big@example.test (16 connections, one message per transaction).
+big_fill() {
+  python3 - "$@" <<'EOF'
 import smtplib, sys, threading
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+host, port, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 conns = 16
 def work(k):
     c = smtplib.LMTP(host, port)
-    for i in range(k, n, conns):
+    for i in range(first + k, n, conns):
         msg = (f"From: a{i % 97}@outside.example\r\nTo: big@example.test\r\nSubject: big {i}\r\n"
                f"Message-ID: <big{i}@outside.example>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody {i}\r\n")
         c.sendmail("a@outside.example", ["big@example.test"], msg.encode())
@@ -257,31 +258,64 @@ def work(k):
 ts = [threading.Thread(target=work, args=(k,)) for k in range(conns)]
 [t.start() for t in ts]; [t.join() for t in ts]
 EOF
+}
+
+if [[ " $ONLY " == *" big "* ]]; then
+  BIG_REPS=${BIG_REPS:-5}
+  # Reference: a big@example.test user added to the reference passwd-file
+  # (start-ref.sh only writes user1..userN), its INBOX topped up to BIG_N
+  # over Dovecot's LMTP with the same messages. Kept between runs.
+  if [ -z "${SKIP_REF:-}" ] && ref_up; then
+    HAVE_REF=1
+    users=/opt/ref/etc/dovecot/users
+    if ! grep -q '^big@example.test:' "$users"; then
+      echo "big@example.test:{PLAIN}pw:$(id -u vmail):$(id -g vmail)::/opt/ref/vmail/example.test/big::" >> "$users"
+    fi
+    md=/opt/ref/vmail/example.test/big/Maildir
+    have=$(find "$md/cur" "$md/new" -type f 2>/dev/null | wc -l)
+    if [ "$have" -lt "$BIG_N" ]; then
+      log "big: filling the reference big@example.test from $have to $BIG_N messages over LMTP"
+      t0=$(date +%s)
+      big_fill 127.0.0.1 2424 "$have" "$BIG_N"
+      log "big: reference filled in $(( $(date +%s) - t0 )) s"
+    fi
+  fi
+  start_outpost
+  log "big: filling big@example.test with $BIG_N messages over LMTP"
+  t0=$(date +%s)
+  big_fill 127.0.0.1 "$OP_LMTP" 0 "$BIG_N"
   log "big: filled in $(( $(date +%s) - t0 )) s"
+  # One untimed pass each, so that both servers have built their caches and
+  # indexes (Dovecot indexes a Maildir on its first SELECT).
+  python3 "$ROOT/bench/imap-big.py" 127.0.0.1 "$OP_IMAP" big@example.test "$PASSWORD" "$BIG_N" 1 > "$OUT/big-outpost-warm.json"
+  if [ -n "$HAVE_REF" ]; then
+    python3 "$ROOT/bench/imap-big.py" 127.0.0.1 1143 big@example.test pw "$BIG_N" 1 > "$OUT/big-ref-warm.json"
+  fi
   wait_quiet
-  for r in 1 2; do
-    python3 - 127.0.0.1 "$OP_IMAP" "$PASSWORD" "$BIG_N" <<'EOF' | tee -a "$SUMMARY"
-import socket, sys, time
-host, port, pw, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-s = socket.create_connection((host, port)); f = s.makefile("rb")
-f.readline()
-def cmd(tag, line):
-    s.sendall(f"{tag} {line}\r\n".encode()); t = time.monotonic(); size = 0; untagged = []
-    while True:
-        l = f.readline(); size += len(l)
-        if l.startswith(tag.encode() + b" "):
-            assert b" OK" in l, l
-            return time.monotonic() - t, size, untagged
-        if len(untagged) < 20: untagged.append(l)
-cmd("a", f"LOGIN big@example.test {pw}")
-sel, _, u = cmd("b", "SELECT INBOX")
-assert any(f"* {n} EXISTS".encode() in l for l in u), u
-fet, size, _ = cmd("c", "UID FETCH 1:* (FLAGS)")
-ex, _, _ = cmd("d", "EXAMINE INBOX")
-print(f"big mailbox {n} msgs: SELECT {sel:.3f} s, UID FETCH 1:* (FLAGS) {fet:.3f} s ({size} bytes), EXAMINE {ex:.3f} s")
-cmd("e", "LOGOUT")
-EOF
+  # Interleaved: Outpost, Dovecot, Outpost, ... so that both see the same load.
+  for r in $(seq 1 "$BIG_REPS"); do
+    python3 "$ROOT/bench/imap-big.py" 127.0.0.1 "$OP_IMAP" big@example.test "$PASSWORD" "$BIG_N" 1 \
+      | tee -a "$OUT/big-outpost.json" | sed 's/^/outpost /' | tee -a "$SUMMARY"
+    if [ -n "$HAVE_REF" ]; then
+      python3 "$ROOT/bench/imap-big.py" 127.0.0.1 1143 big@example.test pw "$BIG_N" 1 \
+        | tee -a "$OUT/big-ref.json" | sed 's/^/dovecot /' | tee -a "$SUMMARY"
+    fi
   done
+  python3 - "$OUT" <<'EOF' | tee -a "$SUMMARY"
+import json, os, statistics, sys
+out = sys.argv[1]
+def load(name):
+    p = os.path.join(out, name)
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+op, ref = load("big-outpost.json"), load("big-ref.json")
+for k in ("select_s", "uid_search_all_s", "uid_fetch_flags_s", "examine_s"):
+    o = statistics.median(r[k] for r in op)
+    line = f"big median {k}: outpost {o:.3f} (min {min(r[k] for r in op):.3f})"
+    if ref:
+        d = statistics.median(r[k] for r in ref)
+        line += f", dovecot {d:.3f} (min {min(r[k] for r in ref):.3f}), ratio outpost/dovecot {o / d:.2f}"
+    print(line)
+EOF
   stop_outpost big
 fi
 

@@ -3,7 +3,7 @@
 //! from the store's [`MessageInfo`], [`MessageMeta`] and the raw blob to
 //! codec values. Pure: the session loads what [`needs`] asks for.
 
-use crate::storage::MessageInfo;
+use crate::storage::{FlagRow, MessageInfo};
 use base64::Engine as _;
 use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 use outpost_mailmeta::MessageMeta;
@@ -51,6 +51,85 @@ pub(crate) fn needs(attrs: &[FetchAttr]) -> Needs {
         }
     }
     n
+}
+
+/// Whether the attributes are only FLAGS, UID and MODSEQ, which a
+/// [`FlagRow`] answers (`UID FETCH 1:* (FLAGS)`, a client's resync).
+pub(crate) fn flags_only(attrs: &[FetchAttr]) -> bool {
+    attrs
+        .iter()
+        .all(|a| matches!(a, FetchAttr::Flags | FetchAttr::Uid | FetchAttr::ModSeq))
+}
+
+/// Appends `n` in decimal.
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Writes the FETCH response of a [`flags_only`] attribute list straight
+/// into `out`: the bytes the general encoder writes for the values
+/// [`render`] makes from the same row, without building them.
+pub(crate) fn write_flags_fetch(out: &mut Vec<u8>, seq: u32, attrs: &[FetchAttr], row: &FlagRow) {
+    out.extend_from_slice(b"* ");
+    push_num(out, seq as u64);
+    out.extend_from_slice(b" FETCH (");
+    for (n, a) in attrs.iter().enumerate() {
+        if n > 0 {
+            out.push(b' ');
+        }
+        match a {
+            FetchAttr::Uid => {
+                out.extend_from_slice(b"UID ");
+                push_num(out, row.uid as u32 as u64);
+            }
+            FetchAttr::ModSeq => {
+                out.extend_from_slice(b"MODSEQ (");
+                push_num(out, row.modseq as u64);
+                out.push(b')');
+            }
+            FetchAttr::Flags => {
+                out.extend_from_slice(b"FLAGS (");
+                let mut first = true;
+                let mut sep = |out: &mut Vec<u8>| {
+                    if !std::mem::take(&mut first) {
+                        out.push(b' ');
+                    }
+                };
+                for (bit, name) in [
+                    (SEEN, &b"\\Seen"[..]),
+                    (ANSWERED, b"\\Answered"),
+                    (FLAGGED, b"\\Flagged"),
+                    (DELETED, b"\\Deleted"),
+                    (DRAFT, b"\\Draft"),
+                ] {
+                    if row.flags & bit != 0 {
+                        sep(out);
+                        out.extend_from_slice(name);
+                    }
+                }
+                for k in &row.keywords {
+                    if Atom::new(k.as_str()).is_ok() {
+                        sep(out);
+                        out.extend_from_slice(k.as_bytes());
+                    }
+                }
+                out.push(b')');
+            }
+            // Not produced for a `flags_only` list.
+            _ => debug_assert!(false, "write_flags_fetch: {a:?}"),
+        }
+    }
+    out.extend_from_slice(b")\r\n");
 }
 
 /// System flags and keywords of a message as IMAP flags.
@@ -580,6 +659,63 @@ pub(crate) fn structure(p: &BodyPart, ext: bool, utf8: bool) -> BodyStructure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lean writer and the general path (render, then the encoder)
+    /// give the same bytes, for every combination of system flags, with
+    /// keywords (one of them not an atom), large numbers and attribute
+    /// orders.
+    #[test]
+    fn lean_flags_fetch_matches_the_encoder() {
+        use crate::codec::response::{Data, Encoder, Response};
+        let enc = Encoder::default();
+        let lists: [&[FetchAttr]; 6] = [
+            &[FetchAttr::Flags],
+            &[FetchAttr::Uid, FetchAttr::Flags],
+            &[FetchAttr::Flags, FetchAttr::Uid, FetchAttr::ModSeq],
+            &[FetchAttr::ModSeq, FetchAttr::Uid],
+            &[FetchAttr::Uid],
+            &[],
+        ];
+        for attrs in lists {
+            assert!(flags_only(attrs));
+            for bits in 0..32i64 {
+                for keywords in [
+                    vec![],
+                    vec!["$Junk".to_string(), "bad kw".into(), "work".into()],
+                ] {
+                    let row = FlagRow {
+                        uid: 4_000_000_000 + bits,
+                        flags: bits,
+                        keywords: keywords.clone(),
+                        modseq: 1 << 40 | bits,
+                    };
+                    let info = MessageInfo {
+                        id: 1,
+                        uid: row.uid,
+                        flags: bits,
+                        keywords,
+                        modseq: row.modseq,
+                        size: 10,
+                        internal_date: 0,
+                        save_date: 0,
+                        blob_hash: String::new(),
+                    };
+                    let seq = 100_000 + bits as u32;
+                    let items = render(attrs, &info, None, None, false, false).unwrap();
+                    let want = enc.to_bytes(&Response::Data(Data::Fetch { seq, items }));
+                    let mut got = Vec::new();
+                    write_flags_fetch(&mut got, seq, attrs, &row);
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want),
+                        "{attrs:?} {bits}"
+                    );
+                }
+            }
+        }
+        assert!(!flags_only(&[FetchAttr::Flags, FetchAttr::Rfc822Size]));
+        assert!(!flags_only(&[FetchAttr::InternalDate]));
+    }
 
     const MULTI: &[u8] = b"From: a@b\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\n\r\nhello\r\n--X\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--X--\r\n";
 

@@ -78,6 +78,18 @@ pub struct MessageInfo {
     pub blob_hash: String,
 }
 
+/// A message's flags alone, for `FETCH (FLAGS)` and the like over a large
+/// range: [`MailStorage::flags_in_uid_range`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagRow {
+    pub uid: i64,
+    /// System flag bits (`outpost_mailmeta::flags`).
+    pub flags: i64,
+    /// Sorted.
+    pub keywords: Vec<String>,
+    pub modseq: i64,
+}
+
 /// Counts for STATUS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailboxStatus {
@@ -214,6 +226,28 @@ pub trait MailStorage: Send + Sync {
         lo: i64,
         hi: i64,
     ) -> StorageResult<Vec<MessageInfo>>;
+    /// UID, flags, keywords and modseq of the messages with
+    /// `lo <= uid <= hi`, ascending UID: what a FETCH of only FLAGS, UID
+    /// and MODSEQ needs. Implementations should read just these (one
+    /// set-based read of the range); this default goes through
+    /// [`messages_in_uid_range`](Self::messages_in_uid_range).
+    async fn flags_in_uid_range(
+        &self,
+        mailbox: i64,
+        lo: i64,
+        hi: i64,
+    ) -> StorageResult<Vec<FlagRow>> {
+        let rows = self.messages_in_uid_range(mailbox, lo, hi).await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| FlagRow {
+                uid: m.uid,
+                flags: m.flags,
+                keywords: m.keywords,
+                modseq: m.modseq,
+            })
+            .collect())
+    }
     /// Parsed metadata of the given UIDs (missing UIDs are left out).
     async fn message_meta(
         &self,

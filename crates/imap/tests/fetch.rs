@@ -127,3 +127,55 @@ async fn long_fetch_comes_out_whole() {
     let last = r.lines.last().unwrap();
     assert!(last.contains("FLAGS (\\Flagged)"), "{last:.80}");
 }
+
+/// A FETCH of flags alone (the lean path: flag rows of the range, written
+/// without building values) answers exactly the messages the set names in
+/// this session's view: not expunged gaps, not messages delivered after
+/// SELECT and not yet announced, with keywords and in order, over more
+/// than one output chunk.
+#[tokio::test]
+async fn flags_only_fetch_follows_the_view() {
+    let s = server().await;
+    for i in 0..3000 {
+        s.deliver("INBOX", &format!("Subject: m{i}\r\n\r\nx\r\n"))
+            .await;
+    }
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 STORE 2:3 +FLAGS (\\Deleted)").await.ok();
+    c.cmd("a3 EXPUNGE").await.ok();
+    c.cmd("a4 STORE 1 +FLAGS (\\Seen $Work)").await.ok();
+    // Delivered behind the session's back: in storage, not in the view.
+    s.deliver("INBOX", "Subject: late\r\n\r\nx\r\n").await;
+    let r = c.cmd("a5 UID FETCH 1:* (FLAGS)").await.ok();
+    let fetches: Vec<&String> = r.lines.iter().filter(|l| l.contains(" FETCH (")).collect();
+    assert_eq!(fetches.len(), 2998, "{:?}", &r.lines[..3]);
+    assert_eq!(fetches[0], "* 1 FETCH (UID 1 FLAGS (\\Seen $Work))");
+    assert_eq!(fetches[1], "* 2 FETCH (UID 4 FLAGS ())");
+    assert_eq!(fetches[2997], "* 2998 FETCH (UID 3000 FLAGS ())");
+    let r = c.cmd("a6 FETCH 1,3:4 (MODSEQ FLAGS)").await.ok();
+    let fetches: Vec<&String> = r.lines.iter().filter(|l| l.contains(" FETCH (")).collect();
+    assert_eq!(fetches.len(), 3);
+    assert!(
+        fetches[0].starts_with("* 1 FETCH (MODSEQ ("),
+        "{}",
+        fetches[0]
+    );
+    assert!(
+        fetches[0].ends_with(" FLAGS (\\Seen $Work))"),
+        "{}",
+        fetches[0]
+    );
+    assert!(
+        fetches[2].starts_with("* 4 FETCH (MODSEQ ("),
+        "{}",
+        fetches[2]
+    );
+    // Once announced (by the end of a5 or by this NOOP), the late
+    // message is fetched too.
+    c.cmd("a7 NOOP").await.ok();
+    c.cmd("a8 UID FETCH 3001 (FLAGS)")
+        .await
+        .ok()
+        .has("* 2999 FETCH (UID 3001 FLAGS ())");
+}

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use outpost_imap::storage::{
-    Appended, Changes, Copied, Expunged, FlagChange, FlagOp, FlagResult, MailStorage, MailboxInfo,
-    MailboxStatus, MessageInfo, NewMessage, Snapshot, StorageError, StorageResult,
+    Appended, Changes, Copied, Expunged, FlagChange, FlagOp, FlagResult, FlagRow, MailStorage,
+    MailboxInfo, MailboxStatus, MessageInfo, NewMessage, Snapshot, StorageError, StorageResult,
 };
 use outpost_mailmeta::flags::SEEN;
 use outpost_mailmeta::MessageMeta;
@@ -133,6 +133,21 @@ impl MailStorage for ImapStore {
         Ok(messages(self.store.message_list(id).await.map_err(err)?))
     }
 
+    async fn flags_in_uid_range(&self, id: i64, lo: i64, hi: i64) -> StorageResult<Vec<FlagRow>> {
+        let v = self
+            .store
+            .message_flags_in_uid_range(id, lo, hi)
+            .await
+            .map_err(err)?;
+        Ok(v.into_iter()
+            .map(|m| FlagRow {
+                uid: m.uid,
+                flags: m.flags,
+                keywords: m.keywords,
+                modseq: m.modseq,
+            })
+            .collect())
+    }
     async fn messages_in_uid_range(
         &self,
         id: i64,

@@ -40,6 +40,18 @@ pub struct MessageInfo {
     pub blob_hash: String,
 }
 
+/// A message's flags and nothing else: what IMAP `FETCH (FLAGS)` over a
+/// large range reads, without the columns and the string a full
+/// [`MessageInfo`] carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFlags {
+    pub uid: i64,
+    pub flags: i64,
+    pub modseq: i64,
+    /// Sorted.
+    pub keywords: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailboxStatus {
     pub messages: i64,
@@ -755,6 +767,58 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?)))
             .collect()
+    }
+
+    /// UID, flags, keywords and modseq of the messages whose UID is in
+    /// `lo..=hi`, in UID order: one read of the range for each table,
+    /// columns by position, nothing else decoded.
+    pub async fn message_flags_in_uid_range(
+        &self,
+        mailbox: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<MessageFlags>> {
+        let rows = sqlx::query(
+            "SELECT uid, flags, modseq FROM messages WHERE collection_id = $1 AND uid >= $2 AND uid <= $3 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(self.pool())
+        .await?;
+        let mut list = Vec::with_capacity(rows.len());
+        for r in &rows {
+            list.push(MessageFlags {
+                uid: r.try_get(0)?,
+                flags: r.try_get(1)?,
+                modseq: r.try_get(2)?,
+                keywords: Vec::new(),
+            });
+        }
+        if list.is_empty() {
+            return Ok(list);
+        }
+        let kw = sqlx::query(
+            "SELECT m.uid, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+             WHERE m.collection_id = $1 AND m.uid >= $2 AND m.uid <= $3",
+        )
+        .bind(mailbox)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &kw {
+            let uid: i64 = r.try_get(0)?;
+            if let Ok(i) = list.binary_search_by_key(&uid, |m| m.uid) {
+                list[i].keywords.push(r.try_get(1)?);
+            }
+        }
+        if !kw.is_empty() {
+            for m in &mut list {
+                m.keywords.sort();
+            }
+        }
+        Ok(list)
     }
 
     /// Messages whose UID is in `lo..=hi`, in UID order, with keywords

@@ -11,6 +11,10 @@ pub(crate) struct FetchJob {
     pub(super) tag: Tag,
     pub(super) attrs: Vec<FetchAttr>,
     pub(super) needs: fetch::Needs,
+    /// Only FLAGS, UID and MODSEQ are asked for: rows come from
+    /// [`MailStorage::flags_in_uid_range`] and responses are written by
+    /// [`fetch::write_flags_fetch`], without building full rows or values.
+    pub(super) lean: bool,
     pub(super) changed_since: Option<u64>,
     pub(super) read_only: bool,
     pub(super) id: i64,
@@ -27,6 +31,8 @@ pub(crate) struct FetchJob {
 
 pub(super) struct FetchChunk {
     pub(super) end: usize,
+    /// Lean jobs: the flag rows of the chunk's range, ascending UID.
+    pub(super) flags: Vec<FlagRow>,
     pub(super) infos: HashMap<u32, MessageInfo>,
     pub(super) metas: HashMap<i64, MessageMeta>,
     pub(super) seen_set: std::collections::HashSet<u32>,
@@ -118,9 +124,17 @@ impl Session {
                 }
             }
         }
+        let lean = fetch::flags_only(&attrs);
         let job = FetchJob {
             tag: tag.clone(),
-            chunk_size: if needs.raw { 50 } else { 5000 },
+            chunk_size: if needs.raw {
+                50
+            } else if lean {
+                20_000
+            } else {
+                5000
+            },
+            lean,
             attrs,
             needs,
             changed_since: f.changed_since,
@@ -181,6 +195,23 @@ impl Session {
         end: usize,
     ) -> Result<FetchChunk, StorageError> {
         let slice = &job.idx[job.pos..end];
+        if job.lean {
+            let mut flags = Vec::new();
+            if let (Some(&a), Some(&b)) = (slice.first(), slice.last()) {
+                let (lo, hi) = (sel.uids[a] as i64, sel.uids[b] as i64);
+                flags = self.ctx.storage.flags_in_uid_range(job.id, lo, hi).await?;
+                if let Some(since) = job.changed_since {
+                    flags.retain(|m| m.modseq as u64 > since);
+                }
+            }
+            return Ok(FetchChunk {
+                end,
+                flags,
+                infos: HashMap::new(),
+                metas: HashMap::new(),
+                seen_set: Default::default(),
+            });
+        }
         let mut infos = self.load_infos(sel, slice).await?;
         if let Some(since) = job.changed_since {
             infos.retain(|_, m| m.modseq as u64 > since);
@@ -214,6 +245,7 @@ impl Session {
         };
         Ok(FetchChunk {
             end,
+            flags: Vec::new(),
             infos,
             metas,
             seen_set,
@@ -231,6 +263,15 @@ impl Session {
         let Some(uid) = sel.uids.get(i).copied() else {
             return;
         };
+        if job.lean {
+            // Rows the view does not name (outside the set, or not yet
+            // announced to this session) are never looked up: only the
+            // view's indices are walked.
+            if let Ok(k) = chunk.flags.binary_search_by_key(&(uid as i64), |m| m.uid) {
+                fetch::write_flags_fetch(&mut self.out, i as u32 + 1, &job.attrs, &chunk.flags[k]);
+            }
+            return;
+        }
         let Some(info) = chunk.infos.get(&uid) else {
             return;
         };

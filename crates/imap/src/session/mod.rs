@@ -18,7 +18,7 @@ use crate::fetch;
 use crate::mailbox::{Selected, SyncMode};
 use crate::search;
 use crate::storage::{
-    Expunged, FlagChange, FlagOp, MailboxInfo, MessageInfo, NewMessage, StorageError,
+    Expunged, FlagChange, FlagOp, FlagRow, MailboxInfo, MessageInfo, NewMessage, StorageError,
 };
 use crate::ImapContext;
 use outpost_net::auth::sasl::{self, Mechanism, SaslError};
