@@ -310,10 +310,11 @@ def load(name):
 op, ref = load("big-outpost.json"), load("big-ref.json")
 for k in ("select_s", "uid_search_all_s", "uid_fetch_flags_s", "examine_s"):
     o = statistics.median(r[k] for r in op)
-    line = f"big median {k}: outpost {o:.3f} (min {min(r[k] for r in op):.3f})"
+    line = f"big median {k}: outpost {o:.4f} (min {min(r[k] for r in op):.4f})"
     if ref:
         d = statistics.median(r[k] for r in ref)
-        line += f", dovecot {d:.3f} (min {min(r[k] for r in ref):.3f}), ratio outpost/dovecot {o / d:.2f}"
+        ratio = f"{o / d:.2f}" if d > 0 else "n/a (dovecot under 10 us)"
+        line += f", dovecot {d:.4f} (min {min(r[k] for r in ref):.4f}), ratio outpost/dovecot {ratio}"
     print(line)
 EOF
   stop_outpost big

@@ -51,9 +51,9 @@ for r in range(reps):
     s.close()
     print(json.dumps({
         "rep": r + 1, "messages": n,
-        "select_s": round(sel, 4),
-        "uid_search_all_s": round(srch, 4), "uid_search_all_bytes": srch_size,
-        "uid_fetch_flags_s": round(fet, 4), "uid_fetch_flags_bytes": fet_size,
-        "examine_s": round(ex, 4),
+        "select_s": round(sel, 5),
+        "uid_search_all_s": round(srch, 5), "uid_search_all_bytes": srch_size,
+        "uid_fetch_flags_s": round(fet, 5), "uid_fetch_flags_bytes": fet_size,
+        "examine_s": round(ex, 5),
         "load1": float(open("/proc/loadavg").read().split()[0]),
     }), flush=True)

@@ -27,6 +27,7 @@ both!(
     principal_journal_outlives_collections,
     final_crlf_is_recorded_at_delivery,
     schema_7_upgrades_existing_data,
+    flag_rows_of_a_range_match_the_full_rows,
 );
 
 mod journal;
@@ -281,6 +282,42 @@ async fn blob_stored_once_for_fifty_mailboxes(s: TestStore) {
         ));
     }
     s.set_inline_max(DEFAULT_INLINE_MAX);
+}
+
+/// The aggregated flag read of a UID range gives, per message, what the
+/// full rows say (uid, flags, modseq, sorted keywords), in UID order, for
+/// ranges with gaps, partial ranges and an empty one.
+async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
+    let u = user(&s, "fr@example.test").await;
+    let mb = inbox(&s, &u).await;
+    for i in 0..40 {
+        s.deliver(msg(i), to(mb.id), 0).await.unwrap();
+    }
+    s.store_flags(mb.id, (5..=9).collect(), FlagOp::Add, SEEN | DELETED, vec!["work".into(), "$Junk".into()], None)
+        .await
+        .unwrap();
+    s.store_flags(mb.id, vec![30], FlagOp::Add, FLAGGED, vec![], None)
+        .await
+        .unwrap();
+    s.expunge(mb.id, Some(vec![7])).await.unwrap();
+    for (lo, hi) in [(1, 40), (3, 12), (7, 7), (41, 99), (0, i64::MAX)] {
+        let full = s.messages_in_uid_range(mb.id, lo, hi).await.unwrap();
+        let lean = s.message_flags_in_uid_range(mb.id, lo, hi).await.unwrap();
+        let want: Vec<MessageFlags> = full
+            .iter()
+            .map(|m| MessageFlags {
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
+                keywords: m.keywords.clone(),
+            })
+            .collect();
+        assert_eq!(lean, want, "{lo}..={hi}");
+    }
+    let lean = s.message_flags_in_uid_range(mb.id, 1, 40).await.unwrap();
+    assert_eq!(lean.len(), 39);
+    assert_eq!(lean[4].keywords, vec!["$Junk".to_string(), "work".to_string()]);
+    assert_eq!(lean[4].flags, SEEN | DELETED);
 }
 
 async fn flags_and_expunge_are_journaled(s: TestStore) {
