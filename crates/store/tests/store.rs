@@ -293,9 +293,16 @@ async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
     for i in 0..40 {
         s.deliver(msg(i), to(mb.id), 0).await.unwrap();
     }
-    s.store_flags(mb.id, (5..=9).collect(), FlagOp::Add, SEEN | DELETED, vec!["work".into(), "$Junk".into()], None)
-        .await
-        .unwrap();
+    s.store_flags(
+        mb.id,
+        (5..=9).collect(),
+        FlagOp::Add,
+        SEEN | DELETED,
+        vec!["work".into(), "$Junk".into()],
+        None,
+    )
+    .await
+    .unwrap();
     s.store_flags(mb.id, vec![30], FlagOp::Add, FLAGGED, vec![], None)
         .await
         .unwrap();
@@ -316,7 +323,10 @@ async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
     }
     let lean = s.message_flags_in_uid_range(mb.id, 1, 40).await.unwrap();
     assert_eq!(lean.len(), 39);
-    assert_eq!(lean[4].keywords, vec!["$Junk".to_string(), "work".to_string()]);
+    assert_eq!(
+        lean[4].keywords,
+        vec!["$Junk".to_string(), "work".to_string()]
+    );
     assert_eq!(lean[4].flags, SEEN | DELETED);
 }
 
