@@ -757,16 +757,22 @@ impl Store {
 
     /// UIDs and system flags of every message of a mailbox, in UID order.
     /// Lean on purpose: IMAP SELECT of a 100,000-message mailbox needs only
-    /// these.
+    /// these. Aggregated into one value, as in
+    /// [`message_flags_in_uid_range`](Self::message_flags_in_uid_range).
     pub async fn uids_and_flags(&self, mailbox: i64) -> Result<Vec<(i64, i64)>> {
-        let rows =
-            sqlx::query("SELECT uid, flags FROM messages WHERE collection_id = $1 ORDER BY uid")
-                .bind(mailbox)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("uid")?, r.try_get("flags")?)))
-            .collect()
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT string_agg(CAST(uid AS TEXT) || ' ' || CAST(flags AS TEXT), ',') \
+             FROM messages WHERE collection_id = $1",
+        )
+        .bind(mailbox)
+        .fetch_one(self.pool())
+        .await?;
+        let mut list: Vec<(i64, i64)> = parse_packed::<2>(packed.as_deref().unwrap_or(""))?
+            .into_iter()
+            .map(|[uid, flags]| (uid, flags))
+            .collect();
+        list.sort_unstable_by_key(|m| m.0);
+        Ok(list)
     }
 
     /// UID, flags, keywords and modseq of the messages whose UID is in
@@ -792,7 +798,15 @@ impl Store {
         .bind(hi)
         .fetch_one(self.pool())
         .await?;
-        let mut list = parse_packed_flags(packed.as_deref().unwrap_or(""))?;
+        let mut list: Vec<MessageFlags> = parse_packed::<3>(packed.as_deref().unwrap_or(""))?
+            .into_iter()
+            .map(|[uid, flags, modseq]| MessageFlags {
+                uid,
+                flags,
+                modseq,
+                keywords: Vec::new(),
+            })
+            .collect();
         list.sort_unstable_by_key(|m| m.uid);
         if list.is_empty() {
             return Ok(list);
@@ -920,27 +934,26 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Parses `uid flags modseq` triples separated by commas, as
-/// [`Store::message_flags_in_uid_range`] aggregates them.
-fn parse_packed_flags(s: &str) -> Result<Vec<MessageFlags>> {
-    let bad = || StoreError::Internal(format!("bad flag row in {:.40}", s));
-    let mut out = Vec::with_capacity(s.len() / 12);
+/// Parses rows of `N` integers separated by spaces, rows separated by
+/// commas, as the aggregated reads above return them.
+fn parse_packed<const N: usize>(s: &str) -> Result<Vec<[i64; N]>> {
+    let mut out = Vec::with_capacity(s.len() / (6 * N));
     if s.is_empty() {
         return Ok(out);
     }
     for row in s.split(',') {
-        let mut it = row.split(' ').map(|v| v.parse::<i64>());
-        let (Some(Ok(uid)), Some(Ok(flags)), Some(Ok(modseq)), None) =
-            (it.next(), it.next(), it.next(), it.next())
-        else {
-            return Err(bad());
-        };
-        out.push(MessageFlags {
-            uid,
-            flags,
-            modseq,
-            keywords: Vec::new(),
-        });
+        let mut v = [0i64; N];
+        let mut it = row.split(' ');
+        for x in v.iter_mut() {
+            *x = it
+                .next()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| StoreError::Internal(format!("bad packed row {row:.40}")))?;
+        }
+        if it.next().is_some() {
+            return Err(StoreError::Internal(format!("bad packed row {row:.40}")));
+        }
+        out.push(v);
     }
     Ok(out)
 }

@@ -321,6 +321,23 @@ async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
             .collect();
         assert_eq!(lean, want, "{lo}..={hi}");
     }
+    // SELECT's aggregated (uid, flags) read agrees with the full list.
+    let pairs: Vec<(i64, i64)> = s
+        .message_list(mb.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.uid, m.flags))
+        .collect();
+    assert_eq!(s.uids_and_flags(mb.id).await.unwrap(), pairs);
+    assert_eq!(pairs.len(), 39);
+    let empty = s.create_mailbox(u.id, "Empty", None).await.unwrap();
+    assert!(s.uids_and_flags(empty.id).await.unwrap().is_empty());
+    assert!(s
+        .message_flags_in_uid_range(empty.id, 1, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
     let lean = s.message_flags_in_uid_range(mb.id, 1, 40).await.unwrap();
     assert_eq!(lean.len(), 39);
     assert_eq!(
