@@ -73,6 +73,12 @@ impl AuthThrottle {
         }
     }
 
+    /// The settings it was made with (an HTTP 429 says `Retry-After`
+    /// from `block_for`).
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.cfg
+    }
+
     /// Consult before checking a password. `account` may be empty when the
     /// protocol does not know it yet.
     pub fn check(&self, ip: IpAddr, account: &str) -> Verdict {
