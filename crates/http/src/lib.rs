@@ -229,22 +229,27 @@ impl HttpServer {
         } else {
             builder.http1_only()
         };
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+        let connection = builder.serve_connection(TokioIo::new(conn), service);
         tokio::pin!(connection);
 
+        // Idle: no request in flight for `idle_timeout`, or, before the
+        // first request, for `header_read_timeout` (a client that connects
+        // and says nothing, on HTTP/2 too).
         let idle = settings.idle_timeout;
+        let first = settings.header_read_timeout;
         let mut closing = false;
         let result = loop {
-            let idle_check = tokio::time::sleep_until(activity.idle_deadline(idle));
+            let idle_check = tokio::time::sleep_until(activity.idle_deadline(first, idle));
             tokio::select! {
                 r = connection.as_mut() => break r,
+                _ = activity.ended.notified() => {}
                 _ = stop.changed(), if !closing => {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
                 _ = idle_check, if !closing => {
-                    if activity.is_idle_for(idle) {
-                        tracing::debug!(session = session.id, "http: idle for {idle:?}; closing");
+                    if activity.is_idle(first, idle) {
+                        tracing::debug!(session = session.id, "http: connection idle; closing");
                         closing = true;
                         connection.as_mut().graceful_shutdown();
                     }

@@ -12,14 +12,18 @@ use tokio::time::Instant;
 /// Requests in flight on one connection and when the last one ended.
 pub(crate) struct Activity {
     in_flight: AtomicUsize,
-    last: Mutex<Instant>,
+    /// When the last request ended, and whether there was one.
+    last: Mutex<(Instant, bool)>,
+    /// Woken when a request ends (the idle deadline moves).
+    pub(crate) ended: tokio::sync::Notify,
 }
 
 impl Activity {
     pub(crate) fn new() -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
-            last: Mutex::new(Instant::now()),
+            last: Mutex::new((Instant::now(), false)),
+            ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -30,19 +34,29 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// When the connection would have been idle for `idle`, if nothing
-    /// happens before (a busy connection is checked again after `idle`).
-    pub(crate) fn idle_deadline(&self, idle: Duration) -> Instant {
-        let last = *self.last.lock().unwrap();
-        let now = Instant::now();
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return now + idle;
-        }
-        (last + idle).max(now + Duration::from_millis(10))
+    /// How long the connection may sit without a request in flight: `first`
+    /// until its first request, `idle` after.
+    fn allowed(&self, first: Duration, idle: Duration) -> (Instant, Duration) {
+        let (last, served) = *self.last.lock().unwrap();
+        (last, if served { idle } else { first })
     }
 
-    pub(crate) fn is_idle_for(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::SeqCst) == 0 && self.last.lock().unwrap().elapsed() >= idle
+    /// When the connection would become idle (see [`Self::is_idle`]) if
+    /// nothing happens before; a busy connection is checked again later.
+    pub(crate) fn idle_deadline(&self, first: Duration, idle: Duration) -> Instant {
+        let (last, allowed) = self.allowed(first, idle);
+        let now = Instant::now();
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return now + allowed;
+        }
+        (last + allowed).max(now + Duration::from_millis(10))
+    }
+
+    /// No request in flight, and none for `first` since the connection
+    /// started (no request yet) or `idle` since the last one ended.
+    pub(crate) fn is_idle(&self, first: Duration, idle: Duration) -> bool {
+        let (last, allowed) = self.allowed(first, idle);
+        self.in_flight.load(Ordering::SeqCst) == 0 && last.elapsed() >= allowed
     }
 }
 
@@ -51,8 +65,9 @@ pub(crate) struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.0.last.lock().unwrap() = Instant::now();
+        *self.0.last.lock().unwrap() = (Instant::now(), true);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_one();
     }
 }
 

@@ -1,0 +1,712 @@
+//! The HTTP stack served on real sockets (127.0.0.1:0), over TLS with the
+//! project's rustls setup and over plain TCP, talked to with hyper's own
+//! HTTP/1.1 and HTTP/2 clients.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{any, get, post};
+use axum::Router;
+use base64::Engine as _;
+use http::{Method, StatusCode, Version};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outpost_http::{require_user, BasicAuth, ClientInfo, HttpServer, HttpSettings};
+use outpost_net::{
+    AuthLayer, AuthThrottle, AuthUser, Authenticator, Conn, Session, TempFail, ThrottleConfig,
+};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const NAME: &str = "dav.example.test";
+
+// ---------------------------------------------------------------- server
+
+struct TestServer {
+    tls: SocketAddr,
+    plain: SocketAddr,
+    cert: CertificateDer<'static>,
+    stop: watch::Sender<bool>,
+}
+
+/// Serves `router` on one TLS and one plain listener, as `outpost serve`
+/// does: accept, TLS handshake with the ALPN acceptor, then the stack.
+async fn start(router: Router, settings: HttpSettings) -> TestServer {
+    let (base, cert) = outpost_testkit::tls::self_signed(NAME);
+    let acceptor = HttpServer::tls_acceptor(&base);
+    let server = HttpServer::new(router, settings);
+    let (stop, stop_rx) = watch::channel(false);
+    let tls_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tls, plain) = (tls_l.local_addr().unwrap(), plain_l.local_addr().unwrap());
+    for (listener, secure) in [(tls_l, true), (plain_l, false)] {
+        let server = server.clone();
+        let acceptor = acceptor.clone();
+        let stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = listener.accept().await.unwrap();
+                let server = server.clone();
+                let acceptor = acceptor.clone();
+                let stop_rx = stop_rx.clone();
+                tokio::spawn(async move {
+                    let local = tcp.local_addr().unwrap();
+                    let session = Session::new(peer, local, if secure { "https" } else { "http" });
+                    let mut conn = Conn::Plain(tcp);
+                    if secure {
+                        conn = match conn.into_tls(&acceptor).await {
+                            Ok(c) => c,
+                            Err(_) => return,
+                        };
+                    }
+                    server.serve_connection(conn, &session, stop_rx).await;
+                });
+            }
+        });
+    }
+    TestServer {
+        tls,
+        plain,
+        cert,
+        stop,
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+type Sender1 = hyper::client::conn::http1::SendRequest<Body>;
+type Sender2 = hyper::client::conn::http2::SendRequest<Body>;
+
+async fn tls_stream(
+    srv: &TestServer,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut cfg = outpost_testkit::tls::pinned_client(srv.cert.clone());
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(srv.tls).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(NAME).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// An HTTP/2 connection over TLS, after checking that ALPN chose `h2`.
+/// The second value ends when the connection does.
+async fn h2(srv: &TestServer) -> (Sender2, tokio::task::JoinHandle<()>) {
+    let tls = tls_stream(srv, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
+}
+
+/// HTTP/1.1 over TLS (ALPN offering only http/1.1).
+async fn h1_tls(srv: &TestServer) -> Sender1 {
+    let tls = tls_stream(srv, &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
+}
+
+/// HTTP/1.1 over plain TCP.
+async fn h1_plain(srv: &TestServer) -> Sender1 {
+    let tcp = TcpStream::connect(srv.plain).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
+}
+
+fn req(method: Method, uri: &str) -> http::request::Builder {
+    req_no_host(method, uri).header("host", NAME)
+}
+
+fn req_no_host(method: Method, uri: &str) -> http::request::Builder {
+    http::Request::builder().method(method).uri(uri)
+}
+
+fn get_req(uri: &str) -> http::Request<Body> {
+    req(Method::GET, uri).body(Body::empty()).unwrap()
+}
+
+/// For HTTP/2 the URI must be absolute.
+fn h2_uri(path: &str) -> String {
+    format!("https://{NAME}{path}")
+}
+
+async fn text(resp: http::Response<hyper::body::Incoming>) -> (StatusCode, String) {
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn basic(login: &str, password: &str) -> String {
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"));
+    format!("Basic {b}")
+}
+
+// ---------------------------------------------------------------- routers
+
+async fn whoami(req: Request) -> String {
+    let c = req.extensions().get::<ClientInfo>().copied().unwrap();
+    let user = req
+        .extensions()
+        .get::<AuthUser>()
+        .map(|u| u.login.clone())
+        .unwrap_or_else(|| "-".into());
+    format!("{:?} secure={} user={user}", req.version(), c.secure)
+}
+
+fn test_router() -> Router {
+    Router::new()
+        .route("/hello", get(whoami))
+        .route("/.well-known/probe", get(whoami))
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/upload", post(|b: Bytes| async move { format!("{}", b.len()) }))
+        .route(
+            "/big-upload",
+            post(|b: Bytes| async move { format!("{}", b.len()) })
+                .layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+}
+
+fn settings() -> HttpSettings {
+    HttpSettings {
+        hostname: NAME.into(),
+        https_port: 8443,
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn h2_is_negotiated_by_alpn_and_h1_still_works() {
+    let srv = start(test_router(), settings()).await;
+    let (mut s2, _) = h2(&srv).await;
+    let resp = s2
+        .send_request(get_req(&h2_uri("/hello")))
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), Version::HTTP_2);
+    assert_eq!(
+        text(resp).await,
+        (StatusCode::OK, "HTTP/2.0 secure=true user=-".into())
+    );
+
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1.send_request(get_req("/hello")).await.unwrap();
+    assert_eq!(resp.version(), Version::HTTP_11);
+    assert_eq!(
+        text(resp).await,
+        (StatusCode::OK, "HTTP/1.1 secure=true user=-".into())
+    );
+
+    // No ALPN at all: HTTP/1.1.
+    let tls = tls_stream(&srv, &[]).await;
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = s.send_request(get_req("/nothing-here")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_header_too_large_is_431() {
+    let srv = start(test_router(), settings()).await;
+    let huge = "x".repeat(20 * 1024);
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1
+        .send_request(
+            req(Method::GET, "/hello")
+                .header("x-huge", &huge)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    let (mut s2, _) = h2(&srv).await;
+    let resp = s2
+        .send_request(
+            req(Method::GET, &h2_uri("/hello"))
+                .header("x-huge", &huge)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    // A head just under the limit is fine.
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1
+        .send_request(
+            req(Method::GET, "/hello")
+                .header("x-big", "y".repeat(12 * 1024))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_and_a_route_may_raise_it() {
+    let srv = start(test_router(), settings()).await;
+    let two_mb = vec![b'a'; 2 * 1024 * 1024];
+    for path in ["/upload", "/big-upload"] {
+        let (mut s2, _) = h2(&srv).await;
+        let resp = s2
+            .send_request(
+                req(Method::POST, &h2_uri(path))
+                    .body(Body::from(two_mb.clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let (status, body) = text(resp).await;
+        if path == "/upload" {
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        } else {
+            assert_eq!((status, body), (StatusCode::OK, "2097152".into()), "{path}");
+        }
+    }
+    // Small bodies pass the default limit.
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1
+        .send_request(
+            req(Method::POST, "/upload")
+                .body(Body::from("hello"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "5".into()));
+}
+
+#[tokio::test]
+async fn slow_headers_get_the_connection_closed() {
+    let srv = start(
+        test_router(),
+        HttpSettings {
+            header_read_timeout: Duration::from_secs(1),
+            allow_plaintext_on_loopback: true,
+            ..settings()
+        },
+    )
+    .await;
+    let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
+    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    // Keep dribbling one header byte at a time; the server must still cut
+    // us off once the head took longer than the timeout.
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+        if tcp.write_all(b"X").await.is_err() {
+            break true;
+        }
+        match tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => {} // a 408 or similar, then EOF
+            Err(_) => {}
+        }
+    };
+    assert!(closed, "connection still open after 5 s");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // A client that connects and sends nothing is closed too.
+    let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(4), tcp.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
+
+    // So is one that finishes TLS with h2 and never sends the preface.
+    let mut tls = tls_stream(&srv, &[b"h2"]).await;
+    let r = tokio::time::timeout(Duration::from_secs(4), tls.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(_)) | Ok(Err(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_next_request_works() {
+    let srv = start(test_router(), settings()).await;
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1.send_request(get_req("/panic")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let _ = text(resp).await;
+    // Same connection, next request.
+    let resp = s1.send_request(get_req("/hello")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let (mut s2, _) = h2(&srv).await;
+    let resp = s2.send_request(get_req(&h2_uri("/panic"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let resp = s2.send_request(get_req(&h2_uri("/hello"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// alice / right is the only good login; `down` makes the directory fail.
+struct FakeDirectory {
+    calls: AtomicU32,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Authenticator for FakeDirectory {
+    async fn authenticate(&self, login: &str, password: &str) -> Result<Option<AuthUser>, TempFail> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(TempFail("directory down".into()));
+        }
+        Ok((login == "alice" && password == "right").then(|| AuthUser {
+            principal_id: 7,
+            login: "alice@example.test".into(),
+            quota_bytes: 0,
+        }))
+    }
+}
+
+fn auth_router(dir: Arc<FakeDirectory>, block_after: u32, plaintext_ok: bool) -> Router {
+    let layer = AuthLayer::new(
+        dir,
+        AuthThrottle::new(ThrottleConfig {
+            slow_after: 100,
+            block_after,
+            block_for: Duration::from_secs(120),
+            ..Default::default()
+        }),
+    );
+    let basic = BasicAuth::new(layer, NAME, plaintext_ok);
+    let protected = require_user(
+        Router::new()
+            .route("/dav/", any(whoami))
+            .route("/.well-known/secret", get(whoami)),
+        basic,
+    );
+    Router::new()
+        .merge(protected)
+        .route("/.well-known/probe", get(whoami))
+}
+
+fn fake_dir() -> Arc<FakeDirectory> {
+    Arc::new(FakeDirectory {
+        calls: AtomicU32::new(0),
+        down: false.into(),
+    })
+}
+
+#[tokio::test]
+async fn basic_auth_good_bad_absent_throttled_unavailable() {
+    let dir = fake_dir();
+    let srv = start(auth_router(dir.clone(), 3, false), settings()).await;
+    let (mut s2, _) = h2(&srv).await;
+    let send = |s2: &mut Sender2, auth: Option<String>| {
+        let mut b = req(Method::GET, &h2_uri("/dav/"));
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        s2.send_request(b.body(Body::empty()).unwrap())
+    };
+
+    // Absent: 401 with exactly the Basic challenge.
+    let resp = send(&mut s2, None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenges: Vec<_> = resp.headers().get_all("www-authenticate").iter().collect();
+    assert_eq!(
+        challenges,
+        [format!("Basic realm=\"{NAME}\", charset=\"UTF-8\"").as_str()]
+    );
+    assert_eq!(dir.calls.load(Ordering::SeqCst), 0);
+
+    // Good: the handler sees the user.
+    let resp = send(&mut s2, Some(basic("alice", "right"))).await.unwrap();
+    assert_eq!(
+        text(resp).await,
+        (
+            StatusCode::OK,
+            "HTTP/2.0 secure=true user=alice@example.test".into()
+        )
+    );
+
+    // Malformed and other schemes: 401 challenge, no directory call.
+    let before = dir.calls.load(Ordering::SeqCst);
+    for bad in ["Basic !!!", "Bearer abc", "Basic"] {
+        let resp = send(&mut s2, Some(bad.into())).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad}");
+        assert!(resp.headers().contains_key("www-authenticate"));
+    }
+    assert_eq!(dir.calls.load(Ordering::SeqCst), before);
+
+    // Bad password: 401, counted; after 3 failures the address is blocked:
+    // 429 with Retry-After, and not even the right password is checked.
+    for _ in 0..3 {
+        let resp = send(&mut s2, Some(basic("alice", "wrong"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let calls = dir.calls.load(Ordering::SeqCst);
+    let resp = send(&mut s2, Some(basic("alice", "right"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "120");
+    assert_eq!(dir.calls.load(Ordering::SeqCst), calls);
+
+    // A route outside the layer is not affected.
+    let resp = s2
+        .send_request(get_req(&h2_uri("/.well-known/probe")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn basic_auth_directory_down_is_503() {
+    let dir = fake_dir();
+    dir.down.store(true, Ordering::SeqCst);
+    let srv = start(auth_router(dir.clone(), 3, false), settings()).await;
+    let mut s1 = h1_tls(&srv).await;
+    for _ in 0..5 {
+        let resp = s1
+            .send_request(
+                req(Method::GET, "/dav/")
+                    .header("authorization", basic("alice", "right"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key("retry-after"));
+        let _ = text(resp).await;
+    }
+    // Not counted as failures: once the directory is back, the login works.
+    dir.down.store(false, Ordering::SeqCst);
+    let resp = s1
+        .send_request(
+            req(Method::GET, "/dav/")
+                .header("authorization", basic("alice", "right"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn plain_http_redirects_to_https_except_well_known() {
+    let srv = start(auth_router(fake_dir(), 3, false), settings()).await;
+    let mut s = h1_plain(&srv).await;
+    let resp = s
+        .send_request(
+            req_no_host(Method::GET, "/dav/calendars/x/?a=1&b=%20")
+                .header("host", "mail.example.test:8080")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        resp.headers()["location"],
+        "https://mail.example.test:8443/dav/calendars/x/?a=1&b=%20"
+    );
+    let _ = text(resp).await;
+    // Even with good credentials: nothing but a redirect.
+    let resp = s
+        .send_request(
+            req(Method::from_bytes(b"PROPFIND").unwrap(), "/dav/")
+                .header("authorization", basic("alice", "right"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    let _ = text(resp).await;
+    // Discovery is served.
+    let resp = s.send_request(get_req("/.well-known/probe")).await.unwrap();
+    assert_eq!(
+        text(resp).await,
+        (StatusCode::OK, "HTTP/1.1 secure=false user=-".into())
+    );
+    // ...but no login happens in the clear there either.
+    let resp = s
+        .send_request(
+            req(Method::GET, "/.well-known/secret")
+                .header("authorization", basic("alice", "right"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(!resp.headers().contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn plaintext_on_loopback_is_served_when_allowed() {
+    let srv = start(
+        auth_router(fake_dir(), 3, true),
+        HttpSettings {
+            allow_plaintext_on_loopback: true,
+            ..settings()
+        },
+    )
+    .await;
+    let mut s = h1_plain(&srv).await;
+    let resp = s
+        .send_request(
+            req(Method::GET, "/dav/")
+                .header("authorization", basic("alice", "right"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text(resp).await,
+        (
+            StatusCode::OK,
+            "HTTP/1.1 secure=false user=alice@example.test".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_per_address_are_limited() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let router = {
+        let gate = gate.clone();
+        let entered = entered.clone();
+        Router::new().route(
+            "/slow",
+            get(move || {
+                let gate = gate.clone();
+                let entered = entered.clone();
+                async move {
+                    entered.notify_one();
+                    let _ = gate.acquire().await.unwrap();
+                    "done"
+                }
+            }),
+        )
+    };
+    let srv = start(
+        router,
+        HttpSettings {
+            requests_per_ip: 2,
+            ..settings()
+        },
+    )
+    .await;
+    let (s2, _) = h2(&srv).await;
+    let mut in_flight = Vec::new();
+    for _ in 0..2 {
+        let mut s = s2.clone();
+        in_flight.push(tokio::spawn(async move {
+            text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await
+        }));
+        entered.notified().await;
+    }
+    // Two are in the handler: the third, even on another connection, is 429.
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1.send_request(get_req("/slow")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    let _ = text(resp).await;
+    gate.add_permits(10);
+    for t in in_flight {
+        assert_eq!(t.await.unwrap(), (StatusCode::OK, "done".into()));
+    }
+    // Capacity is back once they are answered.
+    let resp = s1.send_request(get_req("/slow")).await.unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "done".into()));
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let srv = start(
+        test_router(),
+        HttpSettings {
+            idle_timeout: Duration::from_secs(1),
+            ..settings()
+        },
+    )
+    .await;
+    let (mut s2, conn) = h2(&srv).await;
+    let resp = s2.send_request(get_req(&h2_uri("/hello"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let _ = text(resp).await;
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("idle h2 connection not closed")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stop_finishes_the_request_in_flight_then_closes() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let router = {
+        let gate = gate.clone();
+        let entered = entered.clone();
+        Router::new().route(
+            "/slow",
+            get(move || {
+                let gate = gate.clone();
+                let entered = entered.clone();
+                async move {
+                    entered.notify_one();
+                    let _ = gate.acquire().await.unwrap();
+                    "done"
+                }
+            }),
+        )
+    };
+    let srv = start(router, settings()).await;
+    let (s2, conn) = h2(&srv).await;
+    let mut s = s2.clone();
+    let pending =
+        tokio::spawn(async move { text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await });
+    entered.notified().await;
+    srv.stop.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gate.add_permits(1);
+    assert_eq!(pending.await.unwrap(), (StatusCode::OK, "done".into()));
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("connection not closed after stop")
+        .unwrap();
+}
