@@ -70,6 +70,9 @@ impl ClientInfo {
 /// buffer cannot be smaller).
 pub const MIN_HEADER_SIZE: usize = 8192;
 
+/// How long requests in flight get to finish once the server stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// The stack's limits and policy, from the `[http]` config section (see
 /// `outpost_config::Http` for why each default is what it is).
 #[derive(Clone, Debug)]
@@ -237,22 +240,34 @@ impl HttpServer {
         // and says nothing, on HTTP/2 too).
         let idle = settings.idle_timeout;
         let first = settings.header_read_timeout;
-        let mut closing = false;
+        // Once closing, a connection that does not finish on its own
+        // (an HTTP/2 client that never sent its preface, one that never
+        // reads the GOAWAY) is dropped after a grace period: `first` when
+        // idle, [`STOP_GRACE`] when the server stops (requests in flight
+        // get that long to finish).
+        let mut hard_close: Option<tokio::time::Instant> = None;
+        let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
         let result = loop {
             let idle_check = tokio::time::sleep_until(activity.idle_deadline(first, idle));
+            let cutoff = tokio::time::sleep_until(hard_close.unwrap_or(far));
+            let closing = hard_close.is_some();
             tokio::select! {
                 r = connection.as_mut() => break r,
                 _ = activity.ended.notified() => {}
                 _ = stop.changed(), if !closing => {
-                    closing = true;
+                    hard_close = Some(tokio::time::Instant::now() + STOP_GRACE);
                     connection.as_mut().graceful_shutdown();
                 }
                 _ = idle_check, if !closing => {
                     if activity.is_idle(first, idle) {
                         tracing::debug!(session = session.id, "http: connection idle; closing");
-                        closing = true;
+                        hard_close = Some(tokio::time::Instant::now() + first);
                         connection.as_mut().graceful_shutdown();
                     }
+                }
+                _ = cutoff, if closing => {
+                    tracing::debug!(session = session.id, "http: connection did not close in time; dropped");
+                    break Ok(());
                 }
             }
         };
