@@ -56,6 +56,8 @@ pub struct Config {
     #[serde(default)]
     pub dkim: Dkim,
     #[serde(default)]
+    pub http: Http,
+    #[serde(default)]
     pub directory: DirectoryConfig,
 }
 
@@ -336,10 +338,12 @@ pub struct Listen {
     /// ManageSieve (4190).
     #[serde(default)]
     pub managesieve: Vec<SocketAddr>,
-    /// HTTP (80): reserved for the web, DAV and Exchange services.
+    /// HTTP (80): `/.well-known/` discovery and redirects to HTTPS
+    /// (see `[http]`).
     #[serde(default)]
     pub http: Vec<SocketAddr>,
-    /// HTTPS (443): reserved for the web, DAV and Exchange services.
+    /// HTTPS (443): the web, DAV and Exchange services; HTTP/1.1 and
+    /// HTTP/2 (ALPN).
     #[serde(default)]
     pub https: Vec<SocketAddr>,
 }
@@ -658,6 +662,112 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// The HTTP stack under every HTTP service (`[listen] http` and `https`):
+/// limits and the plain-HTTP policy. Every default is meant for a server
+/// on the internet; docs/http.md says more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Largest request head (request line and header fields) in bytes;
+    /// larger is answered 431 and the connection closed. Default 16384:
+    /// twice what the largest DAV and Exchange clients send (long cookies,
+    /// `If` headers with lock tokens), small enough that a client cannot
+    /// make each connection hold much memory. At least 8192.
+    pub max_header_size: usize,
+    /// Largest request body in bytes, unless a service sets its own limit
+    /// for its routes (a calendar object, an uploaded attachment); larger
+    /// is answered 413. Default 1048576 (1 MiB).
+    pub body_limit: usize,
+    /// Time a client has to send a whole request head, and to send its
+    /// first request after connecting (HTTP/1.1: also the wait for the next
+    /// request on a kept-alive connection). Default "20s": a slow mobile
+    /// link sends a head in well under a second, while a slowloris client
+    /// that trickles bytes is cut off.
+    pub header_read_timeout: String,
+    /// A connection with no request in flight for this long is closed
+    /// (HTTP/2: sent GOAWAY). Default "60s", so phones polling DAV every
+    /// minute or so may keep theirs.
+    pub idle_timeout: String,
+    /// Requests being answered at once for one client address, over all
+    /// its connections; more get 429 with Retry-After. Default 128: an
+    /// office behind one NAT address with dozens of DAV clients fits, a
+    /// single client cannot tie up the store.
+    pub requests_per_ip: usize,
+    /// Streams open at once on one HTTP/2 connection. Default 100 (the
+    /// value RFC 9113 §6.5.2 recommends as the least to allow).
+    pub h2_max_concurrent_streams: u32,
+    /// Serve requests on the plain `http` listener from loopback clients
+    /// like HTTPS ones, Basic logins included (a local proxy that ends
+    /// TLS, tests). Default false: plain HTTP answers only `/.well-known/`
+    /// and redirects everything else to HTTPS.
+    pub allow_plaintext_on_loopback: bool,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            max_header_size: 16 * 1024,
+            body_limit: 1024 * 1024,
+            header_read_timeout: "20s".into(),
+            idle_timeout: "60s".into(),
+            requests_per_ip: 128,
+            h2_max_concurrent_streams: 100,
+            allow_plaintext_on_loopback: false,
+        }
+    }
+}
+
+/// The smallest `http.max_header_size` (hyper's read buffer has this floor).
+pub const HTTP_MIN_HEADER_SIZE: usize = 8192;
+
+impl Http {
+    /// `header_read_timeout` as a duration (validated at load).
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        parse_duration(&self.header_read_timeout).unwrap_or(std::time::Duration::from_secs(20))
+    }
+
+    /// `idle_timeout` as a duration (validated at load).
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        parse_duration(&self.idle_timeout).unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("http.{key}"),
+            message,
+        };
+        if self.max_header_size < HTTP_MIN_HEADER_SIZE {
+            return Err(invalid(
+                "max_header_size",
+                format!("must be at least {HTTP_MIN_HEADER_SIZE}"),
+            ));
+        }
+        if self.body_limit == 0 {
+            return Err(invalid("body_limit", "must be more than 0".into()));
+        }
+        for (key, v) in [
+            ("header_read_timeout", &self.header_read_timeout),
+            ("idle_timeout", &self.idle_timeout),
+        ] {
+            match parse_duration(v) {
+                Ok(d) if d.is_zero() => return Err(invalid(key, "must be more than 0".into())),
+                Ok(_) => {}
+                Err(m) => return Err(invalid(key, m)),
+            }
+        }
+        if self.requests_per_ip == 0 {
+            return Err(invalid("requests_per_ip", "must be at least 1".into()));
+        }
+        if self.h2_max_concurrent_streams == 0 {
+            return Err(invalid(
+                "h2_max_concurrent_streams",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
@@ -931,6 +1041,7 @@ impl Config {
             ));
         }
         self.directory.validate()?;
+        self.http.validate()?;
         if self.dkim.selector.is_empty()
             || !self
                 .dkim
@@ -1032,6 +1143,34 @@ fn one_line(e: &toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn http_section_defaults_and_errors() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.http.max_header_size, 16384);
+        assert_eq!(c.http.body_limit, 1048576);
+        assert_eq!(c.http.header_read_timeout(), std::time::Duration::from_secs(20));
+        assert_eq!(c.http.idle_timeout(), std::time::Duration::from_secs(60));
+        assert!(!c.http.allow_plaintext_on_loopback);
+        let c = Config::parse(
+            "[http]\nidle_timeout = \"2m\"\nallow_plaintext_on_loopback = true\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.http.idle_timeout(), std::time::Duration::from_secs(120));
+        assert!(c.http.allow_plaintext_on_loopback);
+        for (text, key) in [
+            ("[http]\nmax_header_size = 1000\n", "http.max_header_size"),
+            ("[http]\nidle_timeout = \"0s\"\n", "http.idle_timeout"),
+            ("[http]\nheader_read_timeout = \"soon\"\n", "http.header_read_timeout"),
+            ("[http]\nrequests_per_ip = 0\n", "http.requests_per_ip"),
+            ("[http]\nbody_limit = 0\n", "http.body_limit"),
+            ("[http]\nmax_body = 5\n", "max_body"),
+        ] {
+            let e = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn connection_limits_fit_a_natted_office_unless_set() {

@@ -46,6 +46,8 @@ imaps       = ["0.0.0.0:993"]
 pop3        = ["0.0.0.0:110"]    # STLS
 pop3s       = ["0.0.0.0:995"]
 # lmtp      = ["127.0.0.1:24"]   # for sites that keep their own MTA
+# https     = ["0.0.0.0:443"]    # HTTP/1.1 and HTTP/2: DAV and the web services
+# http      = ["0.0.0.0:80"]     # /.well-known/ and redirects to https only
 
 [limits]
 message_size = 52428800          # bytes; SMTP SIZE and IMAP APPENDLIMIT
@@ -63,6 +65,15 @@ allow_plaintext_on_loopback = false
 slow_after = 3                   # failed logins before answers slow down
 block_after = 10                 # failed logins before the client is refused
 block_seconds = 900
+
+[http]
+# max_header_size = 16384               # bytes of request line + headers; 431 beyond
+# body_limit = 1048576                  # bytes, unless a service sets its own; 413 beyond
+# header_read_timeout = "20s"           # to send a request head (slowloris)
+# idle_timeout = "60s"                  # keep-alive without a request in flight
+# requests_per_ip = 128                 # requests at once per client address; 429 beyond
+# h2_max_concurrent_streams = 100
+# allow_plaintext_on_loopback = false   # serve plain-HTTP loopback clients like HTTPS
 
 [queue]
 # relay = "smtp.provider.example:587"   # smarthost; absent: deliver by MX
