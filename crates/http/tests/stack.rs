@@ -189,7 +189,10 @@ fn test_router() -> Router {
                 "unreachable"
             }),
         )
-        .route("/upload", post(|b: Bytes| async move { format!("{}", b.len()) }))
+        .route(
+            "/upload",
+            post(|b: Bytes| async move { format!("{}", b.len()) }),
+        )
         .route(
             "/big-upload",
             post(|b: Bytes| async move { format!("{}", b.len()) })
@@ -211,10 +214,7 @@ fn settings() -> HttpSettings {
 async fn h2_is_negotiated_by_alpn_and_h1_still_works() {
     let srv = start(test_router(), settings()).await;
     let (mut s2, _) = h2(&srv).await;
-    let resp = s2
-        .send_request(get_req(&h2_uri("/hello")))
-        .await
-        .unwrap();
+    let resp = s2.send_request(get_req(&h2_uri("/hello"))).await.unwrap();
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(
         text(resp).await,
@@ -327,7 +327,9 @@ async fn slow_headers_get_the_connection_closed() {
     )
     .await;
     let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
-    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     // Keep dribbling one header byte at a time; the server must still cut
     // us off once the head took longer than the timeout.
@@ -394,7 +396,11 @@ struct FakeDirectory {
 
 #[async_trait::async_trait]
 impl Authenticator for FakeDirectory {
-    async fn authenticate(&self, login: &str, password: &str) -> Result<Option<AuthUser>, TempFail> {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, TempFail> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(TempFail("directory down".into()));
@@ -707,8 +713,9 @@ async fn stop_finishes_the_request_in_flight_then_closes() {
     let srv = start(router, settings()).await;
     let (s2, conn) = h2(&srv).await;
     let mut s = s2.clone();
-    let pending =
-        tokio::spawn(async move { text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await });
+    let pending = tokio::spawn(async move {
+        text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await
+    });
     entered.notified().await;
     srv.stop.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

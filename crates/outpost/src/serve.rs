@@ -396,8 +396,7 @@ async fn handle(
             Service::Http(_, alpn) => alpn,
             _ => &tls,
         };
-        match outpost_net::listener::handshake(conn, tls, &session, session.listener, timeout)
-            .await
+        match outpost_net::listener::handshake(conn, tls, &session, session.listener, timeout).await
         {
             Ok(c) => c,
             Err(_) => return,
@@ -444,7 +443,10 @@ fn http_router() -> axum::Router {
     axum::Router::new().fallback(|| async {
         (
             axum::http::StatusCode::NOT_FOUND,
-            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
             "Not found\n",
         )
     })
@@ -517,7 +519,10 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
             "ManageSieve, STARTTLS (plaintext login allowed on loopback)",
         ),
         ("https", "HTTPS, HTTP/1.1 and HTTP/2"),
-        ("http", "plain HTTP (served on loopback; elsewhere redirects)"),
+        (
+            "http",
+            "plain HTTP (served on loopback; elsewhere redirects)",
+        ),
     ] {
         if let Some(a) = addr_of(name) {
             println!("  {name:<12} {:<22} {sec}", a.to_string());
