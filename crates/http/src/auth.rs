@@ -106,7 +106,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
         LoginOutcome::Failed => {
             tracing::info!(
                 peer = %client.peer,
-                login = %credentials.login,
+                login = ?credentials.login,
                 "http: authentication failed"
             );
             challenge(&auth)
