@@ -111,3 +111,20 @@ def test_slowloris_is_closed_and_others_are_served(web):
     assert raw.recv(1) == b""
     raw.close()
     assert web.proc.poll() is None
+
+
+def test_stop_closes_kept_alive_connections_at_once(web):
+    url = f"https://127.0.0.1:{web.port('https')}/"
+    h2 = https_client(http2=True)
+    h1 = https_client(http2=False)
+    try:
+        assert h2.get(url).status_code == 404
+        assert h1.get(url).status_code == 404
+        # Both connections are idle and kept alive; SIGTERM must not wait
+        # for the idle timeout (5 s here) or the 10 s session grace.
+        started = time.time()
+        assert web.stop() == 0
+        assert time.time() - started < 4, time.time() - started
+    finally:
+        h2.close()
+        h1.close()
