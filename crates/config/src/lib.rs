@@ -512,7 +512,9 @@ pub struct Queue {
     /// Look destinations up in DNS. Off: only `relay` and `test_mx`
     /// destinations are tried, and mail for any other domain stays queued
     /// (deferred) — for test rigs and machines without outside access.
-    /// Default: true.
+    /// The lookups use the system's name servers (`/etc/resolv.conf`) with
+    /// short tries (1 s, 3 retries, as `[inbound]`'s defaults) instead of
+    /// the system's 5 s. Default: true.
     pub dns: bool,
 }
 

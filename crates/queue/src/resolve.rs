@@ -163,18 +163,33 @@ impl DnsSettings {
     }
 }
 
-/// DNS through hickory-resolver with the system's resolver configuration.
+/// DNS through hickory-resolver, for the outbound queue's MX and address
+/// lookups.
 pub struct DnsResolver {
     inner: hickory_resolver::TokioResolver,
 }
 
 impl DnsResolver {
+    /// Name servers and timeouts as `dns` says.
+    pub fn new(dns: &DnsSettings) -> Result<DnsResolver, String> {
+        let (config, opts) = dns.resolver_config()?;
+        let inner = hickory_resolver::TokioResolver::builder_with_config(
+            config,
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("DNS resolver: {e}"))?;
+        Ok(DnsResolver { inner })
+    }
+
+    /// The system's name servers (`/etc/resolv.conf`) with the short tries
+    /// of [`DnsSettings::default`] (1 s, 3 retries) instead of the system's
+    /// 5 s: a lost packet delays a delivery attempt by about a second, not
+    /// five, and a dead resolver fails the attempt after 4 s, after which
+    /// the message stays queued for its next retry.
     pub fn from_system() -> Result<DnsResolver, String> {
-        let b = hickory_resolver::TokioResolver::builder_tokio()
-            .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?;
-        Ok(DnsResolver {
-            inner: b.build().map_err(|e| format!("DNS resolver: {e}"))?,
-        })
+        Self::new(&DnsSettings::default())
     }
 }
 

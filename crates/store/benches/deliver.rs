@@ -7,7 +7,9 @@
 //! Environment: BENCH_MESSAGES (default 10000), BENCH_WRITERS (20),
 //! BENCH_MAILBOXES (100), BENCH_INLINE_MAX (bodies up to this size in the
 //! database; default the store's, 0 = every body a file), BENCH_BACKENDS
-//! ("sqlite,postgres"), OUTPOST_TEST_PG for the PostgreSQL server.
+//! ("sqlite,postgres"), OUTPOST_TEST_PG for the PostgreSQL server,
+//! BENCH_DROP_INDEX (an index to drop before the run, e.g. `messages_flags`:
+//! the cost of one index, measured with the same build).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +48,17 @@ async fn run(name: &str, s: TestStore) {
     let mailboxes = env("BENCH_MAILBOXES", 100);
     if let Ok(n) = std::env::var("BENCH_INLINE_MAX") {
         s.set_inline_max(n.parse().expect("BENCH_INLINE_MAX is a number"));
+    }
+    let dropped = std::env::var("BENCH_DROP_INDEX").unwrap_or_default();
+    if !dropped.is_empty() {
+        assert!(
+            dropped.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "BENCH_DROP_INDEX is an index name"
+        );
+        sqlx::query(&format!("DROP INDEX {dropped}"))
+            .execute(s.pool())
+            .await
+            .unwrap();
     }
     s.add_domain("bench.test").await.unwrap();
     let mut boxes = Vec::new();
@@ -103,8 +116,9 @@ async fn run(name: &str, s: TestStore) {
     assert_eq!(total as usize, messages);
     println!(
         "store-deliver backend={name} messages={messages} writers={writers} mailboxes={mailboxes} size=4096 \
-         inline_max={} seconds={secs:.2} msgs_per_sec={:.0}",
+         inline_max={} dropped_index={} seconds={secs:.2} msgs_per_sec={:.0}",
         s.inline_max(),
+        if dropped.is_empty() { "-" } else { &dropped },
         messages as f64 / secs
     );
 }

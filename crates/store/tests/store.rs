@@ -7,6 +7,7 @@ use outpost_store::testing::{self, TestStore};
 use outpost_store::*;
 
 use outpost_testkit::both;
+use sqlx::Row;
 
 both!(
     concurrent_deliveries_get_increasing_uids,
@@ -28,6 +29,7 @@ both!(
     final_crlf_is_recorded_at_delivery,
     schema_7_upgrades_existing_data,
     flag_rows_of_a_range_match_the_full_rows,
+    flag_reads_use_the_covering_index,
 );
 
 mod journal;
@@ -947,4 +949,65 @@ async fn one_sweep_clears_a_backlog(s: TestStore) {
         .unwrap();
     assert_eq!(rows, 0);
     s.set_inline_max(DEFAULT_INLINE_MAX);
+}
+
+/// SELECT's `(uid, flags)` read and FETCH's `(uid, flags, modseq)` read of
+/// a UID range are answered from the `messages_flags` index alone
+/// (migration 8): no wide `messages` row is read. On SQLite that is the
+/// plan as it stands; PostgreSQL picks an index-only scan once the table is
+/// vacuumed and large enough, so there the plan is checked with sequential
+/// scans switched off.
+async fn flag_reads_use_the_covering_index(s: TestStore) {
+    let u = user(&s, "cover@example.test").await;
+    let mb = inbox(&s, &u).await;
+    for i in 0..30 {
+        s.deliver(msg(i), to(mb.id), 0).await.unwrap();
+    }
+    let reads = [
+        format!("SELECT uid, flags FROM messages WHERE collection_id = {}", mb.id),
+        format!(
+            "SELECT uid, flags, modseq FROM messages WHERE collection_id = {} AND uid >= 3 AND uid <= 20",
+            mb.id
+        ),
+    ];
+    let mut conn = s.pool().acquire().await.unwrap();
+    for q in &reads {
+        let plan: Vec<String> = match s.backend() {
+            Backend::Sqlite => sqlx::query(&format!("EXPLAIN QUERY PLAN {q}"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>(3).unwrap())
+                .collect(),
+            Backend::Postgres => {
+                sqlx::query("VACUUM ANALYZE messages")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                sqlx::query("SET enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                let plan = sqlx::query(&format!("EXPLAIN {q}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0).unwrap())
+                    .collect();
+                sqlx::query("RESET enable_seqscan")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                plan
+            }
+        };
+        let plan = plan.join("\n");
+        let covered = match s.backend() {
+            Backend::Sqlite => plan.contains("COVERING INDEX messages_flags"),
+            Backend::Postgres => plan.contains("Index Only Scan using messages_flags"),
+        };
+        assert!(covered, "{q}:\n{plan}");
+    }
 }
