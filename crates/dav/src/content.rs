@@ -1,0 +1,277 @@
+//! The one place this crate touches calcard: parsing iCalendar and vCard
+//! for validation, filters and instance times, and vCard version
+//! conversion. The store's ingest (index, instances) is `outpost_pim`'s;
+//! [`convert_vcard`] is to be replaced by `outpost_pim::convert_vcard` when
+//! that lands.
+
+use calcard::common::timezone::Tz;
+use calcard::icalendar::dates::TimeOrDelta;
+use calcard::icalendar::{ICalendar, ICalendarComponentType};
+use calcard::vcard::{VCard, VCardVersion};
+
+use crate::store::ComponentKind;
+
+/// Instances expanded per object at most when checking a time range.
+const MAX_INSTANCES: usize = 5000;
+
+/// A property as filters see it: name, parameters, value (as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prop {
+    pub name: String,
+    pub params: Vec<(String, String)>,
+    pub value: String,
+}
+
+/// A component as filters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comp {
+    pub name: String,
+    /// Index in the calendar's component list (calcard's comp_id).
+    pub id: u32,
+    pub props: Vec<Prop>,
+    pub children: Vec<Comp>,
+}
+
+/// A parsed, validated calendar object resource.
+pub struct Calendar {
+    pub ical: ICalendar,
+    pub uid: String,
+    pub kind: ComponentKind,
+    pub root: Comp,
+}
+
+/// Why a calendar object was refused (CALDAV:valid-calendar-data and
+/// friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarRefusal {
+    /// Not iCalendar at all, or broken.
+    Invalid(String),
+    /// No VEVENT/VTODO/VJOURNAL, or several kinds or UIDs
+    /// (CALDAV:valid-calendar-object-resource).
+    NotOneObject(String),
+}
+
+pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
+    let ical = ICalendar::parse(text).map_err(|e| CalendarRefusal::Invalid(format!("{e:?}")))?;
+    let first = ical
+        .components
+        .first()
+        .ok_or_else(|| CalendarRefusal::Invalid("no VCALENDAR".into()))?;
+    if first.component_type != ICalendarComponentType::VCalendar {
+        return Err(CalendarRefusal::Invalid("not a VCALENDAR".into()));
+    }
+    let mut kind = None;
+    let mut uid: Option<String> = None;
+    for &cid in &first.component_ids {
+        let c = &ical.components[cid as usize];
+        let k = match c.component_type {
+            ICalendarComponentType::VEvent => ComponentKind::VEvent,
+            ICalendarComponentType::VTodo => ComponentKind::VTodo,
+            ICalendarComponentType::VJournal => ComponentKind::VJournal,
+            _ => continue,
+        };
+        if kind.is_some_and(|x| x != k) {
+            return Err(CalendarRefusal::NotOneObject(
+                "more than one component kind".into(),
+            ));
+        }
+        kind = Some(k);
+        let u = c
+            .uid()
+            .ok_or_else(|| CalendarRefusal::NotOneObject("a component without UID".into()))?;
+        if uid.as_deref().is_some_and(|x| x != u) {
+            return Err(CalendarRefusal::NotOneObject("more than one UID".into()));
+        }
+        uid = Some(u.to_string());
+    }
+    let kind =
+        kind.ok_or_else(|| CalendarRefusal::NotOneObject("no VEVENT, VTODO or VJOURNAL".into()))?;
+    let root = comp_tree(&ical, 0, 0);
+    Ok(Calendar {
+        uid: uid.unwrap_or_default(),
+        kind,
+        root,
+        ical,
+    })
+}
+
+fn comp_tree(ical: &ICalendar, id: u32, depth: usize) -> Comp {
+    let c = &ical.components[id as usize];
+    let props = c
+        .entries
+        .iter()
+        .map(|e| {
+            let mut line = String::new();
+            let _ = e.write_to(&mut line);
+            split_line(&line)
+        })
+        .collect();
+    let children = if depth < 8 {
+        c.component_ids
+            .iter()
+            .map(|&cid| comp_tree(ical, cid, depth + 1))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Comp {
+        name: c.component_type.as_str().to_string(),
+        id,
+        props,
+        children,
+    }
+}
+
+/// Splits one written content line (`NAME;P=V:VALUE`, folded) into its
+/// parts; the value is unescaped for text (`\,` `\;` `\n` `\\`).
+fn split_line(line: &str) -> Prop {
+    let unfolded = line
+        .replace("\r\n ", "")
+        .replace("\r\n\t", "")
+        .trim_end_matches(['\r', '\n'])
+        .to_string();
+    let mut in_quote = false;
+    let mut colon = unfolded.len();
+    for (i, ch) in unfolded.char_indices() {
+        match ch {
+            '"' => in_quote = !in_quote,
+            ':' if !in_quote => {
+                colon = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let head = &unfolded[..colon];
+    let value = unfolded.get(colon + 1..).unwrap_or("");
+    let mut parts = head.split(';');
+    let name = parts.next().unwrap_or("").to_ascii_uppercase();
+    let params = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.to_ascii_uppercase(), v.trim_matches('"').to_string()))
+        })
+        .collect();
+    Prop {
+        name,
+        params,
+        value: unescape_text(value),
+    }
+}
+
+fn unescape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('n') | Some('N') => out.push('\n'),
+                Some(o) => out.push(o),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One expanded instance: component id, start and end in UTC seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub comp: u32,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Calendar {
+    /// Every instance (recurrences expanded, exceptions at their own
+    /// DTSTART), floating times taken as UTC.
+    pub fn instances(&self) -> Vec<Instance> {
+        let exp = self.ical.expand_dates(Tz::UTC, MAX_INSTANCES);
+        exp.events
+            .iter()
+            .map(|ev| {
+                let start = ev.start.timestamp();
+                let end = match &ev.end {
+                    TimeOrDelta::Time(t) => t.timestamp(),
+                    TimeOrDelta::Delta(d) => start + d.num_seconds(),
+                };
+                Instance {
+                    comp: ev.comp_id,
+                    start,
+                    end: end.max(start),
+                }
+            })
+            .collect()
+    }
+
+    pub fn to_ical_string(&self) -> String {
+        let mut s = String::new();
+        let _ = self.ical.write_to(&mut s);
+        s
+    }
+}
+
+/// RFC 4791 §9.9: does an instance `[s, e)` overlap the range? A zero
+/// length instance at `start` counts.
+pub fn overlaps(inst_start: i64, inst_end: i64, start: Option<i64>, end: Option<i64>) -> bool {
+    let after_start = match start {
+        Some(s) => inst_end > s || (inst_end == inst_start && inst_start >= s),
+        None => true,
+    };
+    let before_end = match end {
+        Some(e) => inst_start < e,
+        None => true,
+    };
+    after_start && before_end
+}
+
+/// A parsed vCard.
+pub struct Card {
+    pub card: VCard,
+    pub uid: String,
+    /// Every property, as filters see it.
+    pub props: Vec<Prop>,
+}
+
+pub fn parse_card(data: &[u8]) -> Result<Card, String> {
+    let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
+    let card = VCard::parse(text).map_err(|e| format!("{e:?}"))?;
+    let uid = card
+        .uid()
+        .ok_or_else(|| "the vCard has no UID".to_string())?
+        .to_string();
+    let mut props = Vec::new();
+    for e in &card.entries {
+        let mut line = String::new();
+        let _ = e.write_to(&mut line, true);
+        let mut p = split_line(&line);
+        if let Some((_, n)) = p.name.split_once('.') {
+            p.name = n.to_string();
+        }
+        props.push(p);
+    }
+    Ok(Card { card, uid, props })
+}
+
+/// The vCard versions a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardVersion {
+    V3,
+    V4,
+}
+
+/// The vCard in the requested version. To be replaced by
+/// `outpost_pim::convert_vcard` once it is on main.
+pub fn convert_vcard(card: &Card, version: CardVersion) -> String {
+    let mut out = String::new();
+    let v = match version {
+        CardVersion::V3 => VCardVersion::V3_0,
+        CardVersion::V4 => VCardVersion::V4_0,
+    };
+    let _ = card.card.write_to(&mut out, v);
+    out
+}
