@@ -621,6 +621,7 @@ CST_REQUIRED = {
     "principal-search": "principal-property-search (RFC 3744), used for attendee look-up",
     "scheduling": "RFC 6638",
     "well-known": "RFC 6764",
+    "url.encode-at.identity": "one resource whether a client sends '@' or '%40' (issue 15, item 3)",
 }
 CST_EXPECTED_DIFFERENCE = {
     "radicale": {
@@ -629,6 +630,8 @@ CST_EXPECTED_DIFFERENCE = {
         "scheduling": "Radicale has no RFC 6638 scheduling",
         "search.recurrences.expanded.todo": "Radicale does not expand recurring VTODOs",
         "well-known": "Radicale's /.well-known redirect goes to '/', which the tester calls unknown",
+        "url.encode-at.identity": "Radicale would not take a second object at the '%40' spelling, "
+                                  "so the tester cannot prove both spellings name one resource",
     },
 }
 
