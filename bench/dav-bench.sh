@@ -13,6 +13,7 @@
 #   RUNS=2 SECS=30 CLIENTS=20 USERS=10 EVENTS=500   # knobs
 #   BIG=1 BIG_EVENTS=10000 GAL_PATH_OUTPOST=/dav/addressbooks/{user}/gal/
 #   KEEP_SOGO=1                                     # leave SOGo running afterwards
+#   QUIET_WAIT=120                                  # seconds to wait for a quiet machine before each measurement
 #   SKIP_BUILD=1 / OUTPOST_BIN=...                  # existing Outpost binary
 #
 # Every server is reached over TLS on loopback, as clients do: SOGo through
@@ -43,8 +44,8 @@ d=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split("."): d=d[k]
 print(d)' "$1" "$2" 2>/dev/null || echo "n/a"; }
 machine() { echo "nproc $(nproc), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"; }
-wait_quiet() {  # wait (up to 120 s) for the 1-minute load to drop under 1.5
-  for _ in $(seq 1 24); do awk '{exit !($1 < 1.5)}' /proc/loadavg && return 0; sleep 5; done
+wait_quiet() {  # wait (up to QUIET_WAIT s, default 120) for the 1-minute load to drop under 1.5
+  for _ in $(seq 1 $(( ${QUIET_WAIT:-120} / 5 ))); do awk '{exit !($1 < 1.5)}' /proc/loadavg && return 0; sleep 5; done
   log "machine still busy: load $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 has() { [[ " $SERVERS " == *" $1 "* ]]; }

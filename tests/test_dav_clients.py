@@ -580,7 +580,8 @@ def test_litmus(dav, tmp_path):
     # the user's calendar home, where the user may create collections (the
     # bare DAV root belongs to nobody). LITMUS_PATH overrides.
     path = os.environ.get("LITMUS_PATH") or dav.calendar_home(USER)
-    r = subprocess.run([litmus, "-k", dav.url(path), USER, dav.passwords[USER]],
+    # litmus writes debug.log and child.log into its working directory
+    r = subprocess.run([litmus, "-k", dav.url(path), USER, dav.passwords[USER]], cwd=report_dir(tmp_path),
                        capture_output=True, timeout=900, env=dict(os.environ, TESTS="basic copymove props locks http"))
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
     (report_dir(tmp_path) / f"litmus-{dav.kind}.txt").write_text(out)
