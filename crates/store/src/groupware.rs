@@ -681,6 +681,42 @@ impl Store {
             .collect()
     }
 
+    /// The live objects of a collection changed after `modseq`, in modseq
+    /// order: with [`Store::journal_since`]'s tombstones, what a
+    /// sync-collection answer lists (an index lookup, not a scan).
+    pub async fn groupware_objects_since(
+        &self,
+        collection: i64,
+        modseq: i64,
+    ) -> Result<Vec<ObjectMeta>> {
+        let q = format!(
+            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 AND o.modseq > $2 \
+             ORDER BY o.modseq, o.item"
+        );
+        sqlx::query(&q)
+            .bind(collection)
+            .bind(modseq)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(object_row)
+            .collect()
+    }
+
+    /// Octets of a principal's calendar and contact sources (the GAL and
+    /// other read-only collections are not the user's).
+    pub async fn groupware_usage(&self, principal: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) FROM groupware_objects o \
+             JOIN collections k ON k.id = o.collection_id \
+             JOIN groupware_collections g ON g.collection_id = k.id \
+             WHERE k.principal_id = $1 AND g.read_only = 0",
+        )
+        .bind(principal)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     pub async fn groupware_object_meta(
         &self,
         collection: i64,
