@@ -54,6 +54,12 @@ pub enum CalendarRefusal {
 pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
     let text = std::str::from_utf8(data)
         .map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
+    let trimmed = text.trim();
+    let head = trimmed.get(..15).unwrap_or("");
+    let tail = trimmed.get(trimmed.len().saturating_sub(13)..).unwrap_or("");
+    if !head.eq_ignore_ascii_case("BEGIN:VCALENDAR") || !tail.eq_ignore_ascii_case("END:VCALENDAR") {
+        return Err(CalendarRefusal::Invalid("not one VCALENDAR from BEGIN to END".into()));
+    }
     let ical = ICalendar::parse(text).map_err(|e| CalendarRefusal::Invalid(format!("{e:?}")))?;
     let first = ical
         .components
@@ -274,4 +280,24 @@ pub fn convert_vcard(card: &Card, version: CardVersion) -> String {
     };
     let _ = card.card.write_to(&mut out, v);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_is_invalid() {
+        assert!(matches!(
+            parse_calendar(b"BEGIN:VCALENDAR\r\nthis is not"),
+            Err(CalendarRefusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn todo_parses() {
+        let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t1\r\nSUMMARY:x\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+        let c = parse_calendar(todo.as_bytes());
+        assert_eq!(c.ok().map(|c| c.kind), Some(ComponentKind::VTodo));
+    }
 }
