@@ -214,11 +214,73 @@ impl Calendar {
             .collect()
     }
 
+    /// RFC 4791 §9.6.5 `expand`: every instance overlapping the range as
+    /// its own component with DTSTART/DTEND in UTC and a RECURRENCE-ID (when
+    /// the object recurs), without RRULE/RDATE/EXDATE and without the
+    /// VTIMEZONEs (nothing refers to them any more).
+    pub fn expand(&self, start: Option<i64>, end: Option<i64>) -> String {
+        use calcard::icalendar::ICalendarProperty as P;
+        let recurs = self.root.children.iter().any(|c| {
+            c.props.iter().any(|p| matches!(p.name.as_str(), "RRULE" | "RDATE" | "RECURRENCE-ID"))
+        });
+        let mut out = String::from("BEGIN:VCALENDAR\r\n");
+        let cal = &self.ical.components[0];
+        for e in &cal.entries {
+            let _ = e.write_to(&mut out);
+        }
+        let mut insts = self.instances();
+        insts.sort_by_key(|i| i.start);
+        for i in insts.iter().filter(|i| overlaps(i.start, i.end, start, end)) {
+            let comp = &self.ical.components[i.comp as usize];
+            let name = comp.component_type.as_str();
+            out.push_str(&format!("BEGIN:{name}\r\n"));
+            let own_rid = comp.entries.iter().any(|e| e.name == P::RecurrenceId);
+            for e in &comp.entries {
+                if matches!(e.name, P::Dtstart | P::Dtend | P::Duration | P::Rrule | P::Rdate | P::Exdate | P::Exrule | P::Due)
+                    || (e.name == P::RecurrenceId && !own_rid)
+                {
+                    continue;
+                }
+                let _ = e.write_to(&mut out);
+            }
+            out.push_str(&format!("DTSTART:{}\r\n", crate::proto::format_utc(i.start)));
+            let end_prop = if name == "VTODO" { "DUE" } else { "DTEND" };
+            if i.end > i.start || name != "VTODO" {
+                out.push_str(&format!("{end_prop}:{}\r\n", crate::proto::format_utc(i.end)));
+            }
+            if recurs && !own_rid {
+                out.push_str(&format!("RECURRENCE-ID:{}\r\n", crate::proto::format_utc(i.start)));
+            }
+            for &child in &comp.component_ids {
+                write_component(&self.ical, child, &mut out, 0);
+            }
+            out.push_str(&format!("END:{name}\r\n"));
+        }
+        out.push_str("END:VCALENDAR\r\n");
+        out
+    }
+
     pub fn to_ical_string(&self) -> String {
         let mut s = String::new();
         let _ = self.ical.write_to(&mut s);
         s
     }
+}
+
+fn write_component(ical: &ICalendar, id: u32, out: &mut String, depth: usize) {
+    let Some(c) = ical.components.get(id as usize) else { return };
+    if depth > 8 {
+        return;
+    }
+    let name = c.component_type.as_str();
+    out.push_str(&format!("BEGIN:{name}\r\n"));
+    for e in &c.entries {
+        let _ = e.write_to(out);
+    }
+    for &child in &c.component_ids {
+        write_component(ical, child, out, depth + 1);
+    }
+    out.push_str(&format!("END:{name}\r\n"));
 }
 
 /// RFC 4791 §9.9: does an instance `[s, e)` overlap the range? A zero

@@ -430,6 +430,16 @@ async fn calendar_query_time_range_with_recurrence() {
     let r = t.req("REPORT", CAL, &[("depth", "1")], &tr("20260201T000000Z", "20260401T000000Z")).await;
     assert_eq!(hits(&r.body), (false, true), "{}", r.body);
 
+    // Server-side expansion of January: three instances (12 Jan excluded),
+    // the moved one with its own times and RECURRENCE-ID.
+    let q = r#"<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-data><c:expand start="20260101T000000Z" end="20260201T000000Z"/></c:calendar-data></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="20260101T000000Z" end="20260201T000000Z"/></c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"#;
+    let r = t.req("REPORT", CAL, &[("depth", "1")], q).await;
+    assert_eq!(r.body.matches("BEGIN:VEVENT").count(), 3, "{}", r.body);
+    assert!(!r.body.contains("RRULE") && !r.body.contains("EXDATE"), "{}", r.body);
+    assert!(r.body.contains("DTSTART:20260105T100000Z") && r.body.contains("RECURRENCE-ID:20260105T100000Z"), "{}", r.body);
+    assert!(r.body.contains("DTSTART:20260121T100000Z") && r.body.contains("RECURRENCE-ID:20260119T100000Z"), "{}", r.body);
+    assert!(r.body.contains("DTSTART:20260126T100000Z") && !r.body.contains("DTSTART:20260112"), "{}", r.body);
+
     // Text match on SUMMARY, and is-not-defined.
     let q = query(r#"<c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:prop-filter name="SUMMARY"><c:text-match collation="i;ascii-casemap">MOVED</c:text-match></c:prop-filter></c:comp-filter></c:comp-filter>"#);
     let r = t.req("REPORT", CAL, &[("depth", "1")], &q).await;
