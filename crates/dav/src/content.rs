@@ -52,13 +52,18 @@ pub enum CalendarRefusal {
 }
 
 pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
     let trimmed = text.trim();
     let head = trimmed.get(..15).unwrap_or("");
-    let tail = trimmed.get(trimmed.len().saturating_sub(13)..).unwrap_or("");
-    if !head.eq_ignore_ascii_case("BEGIN:VCALENDAR") || !tail.eq_ignore_ascii_case("END:VCALENDAR") {
-        return Err(CalendarRefusal::Invalid("not one VCALENDAR from BEGIN to END".into()));
+    let tail = trimmed
+        .get(trimmed.len().saturating_sub(13)..)
+        .unwrap_or("");
+    if !head.eq_ignore_ascii_case("BEGIN:VCALENDAR") || !tail.eq_ignore_ascii_case("END:VCALENDAR")
+    {
+        return Err(CalendarRefusal::Invalid(
+            "not one VCALENDAR from BEGIN to END".into(),
+        ));
     }
     let ical = ICalendar::parse(text).map_err(|e| CalendarRefusal::Invalid(format!("{e:?}")))?;
     let first = ical
@@ -221,7 +226,9 @@ impl Calendar {
     pub fn expand(&self, start: Option<i64>, end: Option<i64>) -> String {
         use calcard::icalendar::ICalendarProperty as P;
         let recurs = self.root.children.iter().any(|c| {
-            c.props.iter().any(|p| matches!(p.name.as_str(), "RRULE" | "RDATE" | "RECURRENCE-ID"))
+            c.props
+                .iter()
+                .any(|p| matches!(p.name.as_str(), "RRULE" | "RDATE" | "RECURRENCE-ID"))
         });
         let mut out = String::from("BEGIN:VCALENDAR\r\n");
         let cal = &self.ical.components[0];
@@ -230,26 +237,47 @@ impl Calendar {
         }
         let mut insts = self.instances();
         insts.sort_by_key(|i| i.start);
-        for i in insts.iter().filter(|i| overlaps(i.start, i.end, start, end)) {
+        for i in insts
+            .iter()
+            .filter(|i| overlaps(i.start, i.end, start, end))
+        {
             let comp = &self.ical.components[i.comp as usize];
             let name = comp.component_type.as_str();
             out.push_str(&format!("BEGIN:{name}\r\n"));
             let own_rid = comp.entries.iter().any(|e| e.name == P::RecurrenceId);
             for e in &comp.entries {
-                if matches!(e.name, P::Dtstart | P::Dtend | P::Duration | P::Rrule | P::Rdate | P::Exdate | P::Exrule | P::Due)
-                    || (e.name == P::RecurrenceId && !own_rid)
+                if matches!(
+                    e.name,
+                    P::Dtstart
+                        | P::Dtend
+                        | P::Duration
+                        | P::Rrule
+                        | P::Rdate
+                        | P::Exdate
+                        | P::Exrule
+                        | P::Due
+                ) || (e.name == P::RecurrenceId && !own_rid)
                 {
                     continue;
                 }
                 let _ = e.write_to(&mut out);
             }
-            out.push_str(&format!("DTSTART:{}\r\n", crate::proto::format_utc(i.start)));
+            out.push_str(&format!(
+                "DTSTART:{}\r\n",
+                crate::proto::format_utc(i.start)
+            ));
             let end_prop = if name == "VTODO" { "DUE" } else { "DTEND" };
             if i.end > i.start || name != "VTODO" {
-                out.push_str(&format!("{end_prop}:{}\r\n", crate::proto::format_utc(i.end)));
+                out.push_str(&format!(
+                    "{end_prop}:{}\r\n",
+                    crate::proto::format_utc(i.end)
+                ));
             }
             if recurs && !own_rid {
-                out.push_str(&format!("RECURRENCE-ID:{}\r\n", crate::proto::format_utc(i.start)));
+                out.push_str(&format!(
+                    "RECURRENCE-ID:{}\r\n",
+                    crate::proto::format_utc(i.start)
+                ));
             }
             for &child in &comp.component_ids {
                 write_component(&self.ical, child, &mut out, 0);
@@ -268,7 +296,9 @@ impl Calendar {
 }
 
 fn write_component(ical: &ICalendar, id: u32, out: &mut String, depth: usize) {
-    let Some(c) = ical.components.get(id as usize) else { return };
+    let Some(c) = ical.components.get(id as usize) else {
+        return;
+    };
     if depth > 8 {
         return;
     }

@@ -23,7 +23,8 @@ fn comp_body_matches(c: &Comp, instances: &[Instance], f: &CompFilter) -> bool {
             // RFC 4791 §9.9: a VTODO without any date matches every range.
             c.name == "VTODO"
         } else {
-            mine.iter().any(|i| overlaps(i.start, i.end, tr.start, tr.end))
+            mine.iter()
+                .any(|i| overlaps(i.start, i.end, tr.start, tr.end))
         };
         if !ok {
             return false;

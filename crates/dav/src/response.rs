@@ -52,14 +52,20 @@ pub fn prop_response(h: &str, groups: Vec<(u16, Vec<Element>)>) -> Element {
         for p in props {
             prop.push(p);
         }
-        r.push(dav("propstat").with(prop).with(dav("status").with_text(status_line(code))));
+        r.push(
+            dav("propstat")
+                .with(prop)
+                .with(dav("status").with_text(status_line(code))),
+        );
     }
     r
 }
 
 /// A `<d:response>` with a bare status (a sync tombstone, a multiget miss).
 pub fn status_response(h: &str, code: u16) -> Element {
-    dav("response").with(href(h)).with(dav("status").with_text(status_line(code)))
+    dav("response")
+        .with(href(h))
+        .with(dav("status").with_text(status_line(code)))
 }
 
 pub fn multistatus(responses: Vec<Element>, sync_token: Option<String>) -> Element {
@@ -102,12 +108,18 @@ mod tests {
                 (403, vec![]),
             ],
         );
-        let s = to_xml(&multistatus(vec![r, status_response("/gone", 404)], Some("t:1".into())));
+        let s = to_xml(&multistatus(
+            vec![r, status_response("/gone", 404)],
+            Some("t:1".into()),
+        ));
         let back = outpost_xml::parse(s.as_bytes(), &Default::default()).unwrap();
         assert!(back.is(DAV, "multistatus"));
         assert_eq!(back.children.len(), 3);
         let r = &back.children[0];
-        assert_eq!(r.child(DAV, "href").unwrap().text, "/dav/calendars/a@b/x&y/");
+        assert_eq!(
+            r.child(DAV, "href").unwrap().text,
+            "/dav/calendars/a@b/x&y/"
+        );
         assert_eq!(r.children_named(DAV, "propstat").count(), 2);
         assert!(s.contains("&lt;Work &amp; play&gt;"));
         assert!(s.contains("HTTP/1.1 404 Not Found"));

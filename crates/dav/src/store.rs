@@ -187,12 +187,18 @@ pub enum PutCondition {
 /// What a PUT (or COPY/MOVE) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Created { etag: String },
-    Replaced { etag: String },
+    Created {
+        etag: String,
+    },
+    Replaced {
+        etag: String,
+    },
     PreconditionFailed,
     /// Another object of the collection has this UID (CalDAV/CardDAV
     /// `no-uid-conflict`): its name.
-    UidConflict { existing: String },
+    UidConflict {
+        existing: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,14 @@ fn utc_times() {
     assert_eq!(parse_utc("19700101T000000Z"), Some(0));
     assert_eq!(parse_utc("20260105T100000Z"), Some(1_767_607_200));
     assert_eq!(format_utc(1_767_607_200), "20260105T100000Z");
-    for bad in ["20260105T100000", "2026-01-05T10:00:00Z", "20261305T100000Z", "20260105T250000Z", "2026010aT100000Z", ""] {
+    for bad in [
+        "20260105T100000",
+        "2026-01-05T10:00:00Z",
+        "20261305T100000Z",
+        "20260105T250000Z",
+        "2026010aT100000Z",
+        "",
+    ] {
         assert_eq!(parse_utc(bad), None, "{bad}");
     }
 }
@@ -32,10 +39,18 @@ fn calendar_query_filter_tree() {
         <c:prop-filter name="ATTENDEE"><c:text-match negate-condition="yes">bob</c:text-match>
           <c:param-filter name="PARTSTAT"><c:text-match>ACCEPTED</c:text-match></c:param-filter></c:prop-filter>
       </c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"#;
-    let Report::CalendarQuery { filter, .. } = parse_report(body).unwrap() else { panic!() };
+    let Report::CalendarQuery { filter, .. } = parse_report(body).unwrap() else {
+        panic!()
+    };
     let ev = &filter.comps[0];
     assert_eq!(ev.name, "VEVENT");
-    assert_eq!(ev.time_range, Some(TimeRange { start: parse_utc("20260101T000000Z"), end: parse_utc("20260201T000000Z") }));
+    assert_eq!(
+        ev.time_range,
+        Some(TimeRange {
+            start: parse_utc("20260101T000000Z"),
+            end: parse_utc("20260201T000000Z")
+        })
+    );
     assert!(ev.props[0].text_matches[0].negate);
     assert_eq!(ev.props[0].params[0].name, "PARTSTAT");
     // An empty or inverted range is refused.
@@ -46,7 +61,9 @@ fn calendar_query_filter_tree() {
 #[test]
 fn sync_collection_and_limits() {
     let body = br#"<d:sync-collection xmlns:d="DAV:"><d:sync-token>t</d:sync-token><d:sync-level>1</d:sync-level><d:limit><d:nresults>10</d:nresults></d:limit><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
-    let Report::SyncCollection { token, limit, .. } = parse_report(body).unwrap() else { panic!() };
+    let Report::SyncCollection { token, limit, .. } = parse_report(body).unwrap() else {
+        panic!()
+    };
     assert_eq!((token.as_str(), limit), ("t", Some(10)));
     let inf = br#"<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:sync-level>infinite</d:sync-level></d:sync-collection>"#;
     assert!(parse_report(inf).is_err());
@@ -54,7 +71,12 @@ fn sync_collection_and_limits() {
 
 #[test]
 fn text_match_collations() {
-    let tm = |c, m, t: &str| TextMatch { text: t.into(), collation: c, negate: false, match_type: m };
+    let tm = |c, m, t: &str| TextMatch {
+        text: t.into(),
+        collation: c,
+        negate: false,
+        match_type: m,
+    };
     assert!(tm(Collation::UnicodeCasemap, MatchType::Contains, "ÜLL").matches("Müller"));
     assert!(!tm(Collation::AsciiCasemap, MatchType::Contains, "ÜLL").matches("Müller"));
     assert!(tm(Collation::AsciiCasemap, MatchType::Equals, "ANN").matches("ann"));
