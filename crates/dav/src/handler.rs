@@ -1090,8 +1090,9 @@ impl<S: DavStore> Ctx<'_, S> {
             }
             (parsed.uid, parsed.kind)
         } else {
-            if !ctype.is_empty()
-                && !(ctype.starts_with("text/vcard") || ctype.starts_with("text/x-vcard"))
+            if !(ctype.is_empty()
+                || ctype.starts_with("text/vcard")
+                || ctype.starts_with("text/x-vcard"))
             {
                 return Err(cond(
                     StatusCode::FORBIDDEN,

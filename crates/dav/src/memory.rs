@@ -382,9 +382,10 @@ impl DavStore for MemDavStore {
                 .colls
                 .values()
                 .filter(|c| c.c.owner == owner)
-                .flat_map(|c| c.objects.values())
-                .filter(|o| !(o.meta.name == name))
-                .map(|o| o.meta.size)
+                .flat_map(|c| c.objects.values().map(move |o| (c.c.id, o)))
+                // The version being replaced does not count.
+                .filter(|(cid, o)| !(*cid == collection && o.meta.name == name))
+                .map(|(_, o)| o.meta.size)
                 .sum();
             if used + data.len() as u64 > q {
                 return Err(DavStoreError::Full("quota exceeded".into()));
