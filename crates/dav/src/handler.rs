@@ -318,41 +318,16 @@ impl<S: DavStore> Ctx<'_, S> {
             .ok_or_else(|| st(StatusCode::NOT_FOUND, "no such principal"))
     }
 
-    /// The default collections on first use, named as SOGo names them.
+    /// The default collections on first use (the store names them as
+    /// SOGo does).
     async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
-        if !self
+        if self
             .store()
             .list_collections(self.me.id, kind)
             .await?
             .is_empty()
         {
-            return Ok(());
-        }
-        let defaults: &[(&str, &str, &[ComponentKind])] = match kind {
-            CollectionKind::Calendar => &[
-                ("personal", "Personal Calendar", &[ComponentKind::VEvent]),
-                ("tasks", "Tasks", &[ComponentKind::VTodo]),
-            ],
-            CollectionKind::AddressBook => &[("personal", "Personal Address Book", &[])],
-        };
-        for (name, display, comps) in defaults {
-            let r = self
-                .store()
-                .create_collection(
-                    self.me.id,
-                    kind,
-                    NewCollection {
-                        name: name.to_string(),
-                        display_name: Some(display.to_string()),
-                        components: comps.to_vec(),
-                        ..NewCollection::default()
-                    },
-                )
-                .await;
-            match r {
-                Ok(_) | Err(DavStoreError::Exists(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.store().ensure_defaults(self.me.id).await?;
         }
         Ok(())
     }

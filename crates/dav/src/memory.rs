@@ -193,6 +193,42 @@ impl DavStore for MemDavStore {
         })
     }
 
+    async fn ensure_defaults(&self, owner: i64) -> DavStoreResult<()> {
+        let defaults: [(CollectionKind, &str, &str, Vec<ComponentKind>); 3] = [
+            (
+                CollectionKind::Calendar,
+                "personal",
+                "Personal Calendar",
+                vec![ComponentKind::VEvent],
+            ),
+            (
+                CollectionKind::Calendar,
+                "tasks",
+                "Tasks",
+                vec![ComponentKind::VTodo],
+            ),
+            (
+                CollectionKind::AddressBook,
+                "personal",
+                "Personal Address Book",
+                vec![],
+            ),
+        ];
+        for (kind, name, display, components) in defaults {
+            let new = NewCollection {
+                name: name.into(),
+                display_name: Some(display.into()),
+                components,
+                ..NewCollection::default()
+            };
+            match self.create_collection(owner, kind, new).await {
+                Ok(_) | Err(DavStoreError::Exists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     async fn list_collections(
         &self,
         owner: i64,

@@ -278,6 +278,11 @@ pub trait DavStore: Send + Sync + 'static {
 
     // --- collections ------------------------------------------------------
 
+    /// Creates the default calendar, task list and address book the
+    /// principal lacks (the store's `ensure_default_groupware`; names as
+    /// SOGo gives them). Called when a user's own home is found empty.
+    async fn ensure_defaults(&self, owner: i64) -> DavStoreResult<()>;
+
     /// The principal's own collections of a kind, by sort order then name.
     async fn list_collections(
         &self,

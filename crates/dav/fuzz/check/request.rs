@@ -15,7 +15,9 @@ use outpost_dav::{content, proto};
 use outpost_xml::{parse, write};
 
 pub fn request(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 8 {
         0 => xml(rest, |b| proto::parse_propfind(b).err()),
         1 => xml(rest, |b| proto::parse_proppatch(b).err()),
@@ -46,7 +48,8 @@ fn xml(body: &[u8], f: impl Fn(&[u8]) -> Option<proto::ProtoError>) {
 
 fn calendar(data: &[u8]) {
     match content::parse_calendar(data) {
-        Err(content::CalendarRefusal::Invalid(m)) | Err(content::CalendarRefusal::NotOneObject(m)) => {
+        Err(content::CalendarRefusal::Invalid(m))
+        | Err(content::CalendarRefusal::NotOneObject(m)) => {
             assert!(!m.is_empty())
         }
         Ok(cal) => {
@@ -55,7 +58,10 @@ fn calendar(data: &[u8]) {
                 assert!(i.end >= i.start);
             }
             let expanded = cal.expand(Some(0), Some(4_102_444_800));
-            if expanded.contains("BEGIN:VEVENT") || expanded.contains("BEGIN:VTODO") || expanded.contains("BEGIN:VJOURNAL") {
+            if expanded.contains("BEGIN:VEVENT")
+                || expanded.contains("BEGIN:VTODO")
+                || expanded.contains("BEGIN:VJOURNAL")
+            {
                 let again = content::parse_calendar(expanded.as_bytes());
                 if let Ok(again) = again {
                     assert_eq!(again.kind, cal.kind);
