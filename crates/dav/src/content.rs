@@ -35,6 +35,10 @@ pub struct Comp {
 /// A parsed, validated calendar object resource.
 pub struct Calendar {
     pub ical: ICalendar,
+    /// What floating times and all-day dates are read in: the collection's
+    /// `calendar-timezone` when it names one ([`Calendar::with_timezone`]),
+    /// else UTC.
+    pub default_tz: Tz,
     pub uid: String,
     pub kind: ComponentKind,
     pub root: Comp,
@@ -101,6 +105,7 @@ pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
         kind.ok_or_else(|| CalendarRefusal::NotOneObject("no VEVENT, VTODO or VJOURNAL".into()))?;
     let root = comp_tree(&ical, 0, 0);
     Ok(Calendar {
+        default_tz: Tz::UTC,
         uid: uid.unwrap_or_default(),
         kind,
         root,
@@ -197,11 +202,28 @@ pub struct Instance {
     pub end: i64,
 }
 
+/// The time zone of a `calendar-timezone` value (a VCALENDAR with one
+/// VTIMEZONE), when calcard knows its TZID.
+pub fn timezone_of(vcalendar: &str) -> Option<Tz> {
+    let cal = ICalendar::parse(vcalendar).ok()?;
+    let tz = cal.timezones().find_map(|c| c.timezone().map(|(_, tz)| tz));
+    tz
+}
+
 impl Calendar {
+    /// Reads floating times in the collection's time zone (RFC 4791
+    /// §7.3), when `calendar_timezone` is set and known.
+    pub fn with_timezone(mut self, calendar_timezone: Option<&str>) -> Calendar {
+        if let Some(tz) = calendar_timezone.and_then(timezone_of) {
+            self.default_tz = tz;
+        }
+        self
+    }
+
     /// Every instance (recurrences expanded, exceptions at their own
-    /// DTSTART), floating times taken as UTC.
+    /// DTSTART), floating times in [`Calendar::default_tz`].
     pub fn instances(&self) -> Vec<Instance> {
-        let exp = self.ical.expand_dates(Tz::UTC, MAX_INSTANCES);
+        let exp = self.ical.expand_dates(self.default_tz, MAX_INSTANCES);
         exp.events
             .iter()
             .map(|ev| {

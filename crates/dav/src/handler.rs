@@ -624,7 +624,7 @@ impl<S: DavStore> Ctx<'_, S> {
         &self,
         req: &PropRequest,
         available: Vec<Element>,
-        data: Option<(&ObjectMeta, &[u8])>,
+        data: Option<(&ObjectMeta, &[u8], Option<&str>)>,
     ) -> R<Vec<(u16, Vec<Element>)>> {
         match req {
             PropRequest::AllProp => {
@@ -649,7 +649,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 for w in want {
                     if w.is(CALDAV, "calendar-data") || w.is(CARDDAV, "address-data") {
                         match data {
-                            Some((m, bytes)) => found.push(self.object_data(w, m, bytes)?),
+                            Some((_, bytes, tz)) => found.push(self.object_data(w, bytes, tz)?),
                             None => missing.push(empty(&w.name)),
                         }
                         continue;
@@ -664,13 +664,13 @@ impl<S: DavStore> Ctx<'_, S> {
         }
     }
 
-    fn object_data(&self, want: &Element, m: &ObjectMeta, bytes: &[u8]) -> R<Element> {
+    fn object_data(&self, want: &Element, bytes: &[u8], tz: Option<&str>) -> R<Element> {
         if want.is(CALDAV, "calendar-data") {
             let opts = proto::calendar_data_options(want)?;
             // limit-recurrence-set: the whole set is returned (a superset
             // of what it asks for; see docs/dav.md).
             let text = match opts.expand {
-                Some(tr) => match content::parse_calendar(bytes) {
+                Some(tr) => match content::parse_calendar(bytes).map(|x| x.with_timezone(tz)) {
                     Ok(cal) => cal.expand(tr.start, tr.end),
                     Err(_) => String::from_utf8_lossy(bytes).into_owned(),
                 },
@@ -683,7 +683,6 @@ impl<S: DavStore> Ctx<'_, S> {
                 Some("3.0") => Some(CardVersion::V3),
                 _ => None,
             };
-            let _ = m;
             Ok(Element::new(CARDDAV, "address-data").with_text(card_in_version(bytes, version)))
         }
     }
@@ -808,7 +807,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(&c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&name),
-                    self.answer(&req, v, Some((&o.meta, &o.data)))?,
+                    self.answer(&req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
                 ));
             }
             Target::NewCollection(..) => {
@@ -835,7 +834,7 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &c.obj_href(&o.meta.name),
-                        self.answer(req, v, Some((&o.meta, &o.data)))?,
+                        self.answer(req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
                     ));
                 }
             }
@@ -1298,7 +1297,7 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &h,
-                        self.answer(props, v, Some((&o.meta, &o.data)))?,
+                        self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
                     ));
                 }
                 None => out.push(status_response(&h, 404)),
@@ -1345,7 +1344,9 @@ impl<S: DavStore> Ctx<'_, S> {
         let mut out = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(parsed) = content::parse_calendar(&o.data) else {
+                let Ok(parsed) = content::parse_calendar(&o.data)
+                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
+                else {
                     continue;
                 };
                 let instances = parsed.instances();
@@ -1355,7 +1356,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data)))?,
+                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
                 ));
             }
         }
@@ -1393,7 +1394,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data)))?,
+                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
                 ));
             }
         }
@@ -1488,7 +1489,9 @@ impl<S: DavStore> Ctx<'_, S> {
         let mut periods = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(cal) = content::parse_calendar(&o.data) else {
+                let Ok(cal) = content::parse_calendar(&o.data)
+                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
+                else {
                     continue;
                 };
                 for i in cal.instances() {

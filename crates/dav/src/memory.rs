@@ -520,11 +520,13 @@ impl DavStore for MemDavStore {
             let Ok(cal) = content::parse_calendar(&o.data) else {
                 continue;
             };
+            // Floating times read in any zone: widen by the largest offsets.
             let insts = cal.instances();
+            let (s, e) = (start.map(|s| s - 14 * 3600), end.map(|e| e + 14 * 3600));
             if insts.is_empty()
                 || insts
                     .iter()
-                    .any(|i| content::overlaps(i.start, i.end, start, end))
+                    .any(|i| content::overlaps(i.start, i.end, s, e))
             {
                 out.push(o.meta.name.clone());
             }

@@ -1233,3 +1233,59 @@ async fn requests_without_a_user_are_refused() {
     let resp = t.app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn floating_times_read_in_the_calendar_timezone() {
+    let t = setup();
+    let tz = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE\r\nTZID:America/New_York\r\nBEGIN:STANDARD\r\nDTSTART:19701101T020000\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700308T020000\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
+    let body = format!(
+        r#"<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop><c:calendar-timezone>{tz}</c:calendar-timezone></d:prop></d:set></c:mkcalendar>"#
+    );
+    let ny = "/dav/calendars/alice@example.com/ny/";
+    assert_eq!(
+        t.req("MKCALENDAR", ny, &[], &body).await.status,
+        StatusCode::CREATED
+    );
+    let c = t
+        .store
+        .collection(t.alice, CollectionKind::Calendar, "ny")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        c.timezone
+            .as_deref()
+            .unwrap()
+            .contains("TZID:America/New_York"),
+        "kept as sent"
+    );
+    // 23:30 floating on 5 Jan is 04:30Z on 6 Jan in New York.
+    let ev = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T233000\r\nDTEND:20260105T234500\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    assert_eq!(
+        t.put_ics(&format!("{ny}f.ics"), ev).await.status,
+        StatusCode::CREATED
+    );
+    let tr = |s: &str, e: &str| {
+        query(&format!(
+            r#"<c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="{s}" end="{e}"/></c:comp-filter></c:comp-filter>"#
+        ))
+    };
+    let r = t
+        .req(
+            "REPORT",
+            ny,
+            &[("depth", "1")],
+            &tr("20260106T040000Z", "20260106T050000Z"),
+        )
+        .await;
+    assert!(r.body.contains("f.ics"), "{}", r.body);
+    let r = t
+        .req(
+            "REPORT",
+            ny,
+            &[("depth", "1")],
+            &tr("20260105T230000Z", "20260106T000000Z"),
+        )
+        .await;
+    assert!(!r.body.contains("f.ics"), "not at 23:30Z: {}", r.body);
+}
