@@ -310,6 +310,34 @@ impl Calendar {
         out
     }
 
+    /// RFC 4791 §9.6.6 `limit-recurrence-set`: the object with only those
+    /// overridden components (with a RECURRENCE-ID) whose instance overlaps
+    /// the range; masters, VTIMEZONEs and the rest are kept.
+    pub fn limit_recurrence(&self, start: Option<i64>, end: Option<i64>) -> String {
+        use calcard::icalendar::ICalendarProperty as P;
+        let insts = self.instances();
+        let cal = &self.ical.components[0];
+        let mut out = String::from("BEGIN:VCALENDAR\r\n");
+        for e in &cal.entries {
+            let _ = e.write_to(&mut out);
+        }
+        for &id in &cal.component_ids {
+            let c = &self.ical.components[id as usize];
+            let is_override = c.component_type.has_time_ranges()
+                && c.entries.iter().any(|e| e.name == P::RecurrenceId);
+            if is_override
+                && !insts
+                    .iter()
+                    .any(|i| i.comp == id && overlaps(i.start, i.end, start, end))
+            {
+                continue;
+            }
+            write_component(&self.ical, id, &mut out, 0);
+        }
+        out.push_str("END:VCALENDAR\r\n");
+        out
+    }
+
     pub fn to_ical_string(&self) -> String {
         let mut s = String::new();
         let _ = self.ical.write_to(&mut s);

@@ -667,14 +667,18 @@ impl<S: DavStore> Ctx<'_, S> {
     fn object_data(&self, want: &Element, bytes: &[u8], tz: Option<&str>) -> R<Element> {
         if want.is(CALDAV, "calendar-data") {
             let opts = proto::calendar_data_options(want)?;
-            // limit-recurrence-set: the whole set is returned (a superset
-            // of what it asks for; see docs/dav.md).
-            let text = match opts.expand {
-                Some(tr) => match content::parse_calendar(bytes).map(|x| x.with_timezone(tz)) {
-                    Ok(cal) => cal.expand(tr.start, tr.end),
-                    Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-                },
-                None => String::from_utf8_lossy(bytes).into_owned(),
+            let source = || String::from_utf8_lossy(bytes).into_owned();
+            let text = if opts.expand.is_none() && opts.limit_recurrence.is_none() {
+                source()
+            } else {
+                match content::parse_calendar(bytes).map(|x| x.with_timezone(tz)) {
+                    Ok(cal) => match (opts.expand, opts.limit_recurrence) {
+                        (Some(tr), _) => cal.expand(tr.start, tr.end),
+                        (None, Some(tr)) => cal.limit_recurrence(tr.start, tr.end),
+                        (None, None) => source(),
+                    },
+                    Err(_) => source(),
+                }
             };
             Ok(Element::new(CALDAV, "calendar-data").with_text(text))
         } else {

@@ -852,6 +852,40 @@ async fn calendar_query_time_range_with_recurrence() {
         r.body
     );
 
+    // limit-recurrence-set: the master always, the override only when its
+    // instance is in the range.
+    let lrs = |s: &str, e: &str| {
+        format!(
+            r#"<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-data><c:limit-recurrence-set start="{s}" end="{e}"/></c:calendar-data></d:prop><d:href>{CAL}w.ics</d:href></c:calendar-multiget>"#
+        )
+    };
+    let r = t
+        .req(
+            "REPORT",
+            CAL,
+            &[],
+            &lrs("20260101T000000Z", "20260110T000000Z"),
+        )
+        .await;
+    assert!(
+        r.body.contains("RRULE") && !r.body.contains("SUMMARY:Moved"),
+        "{}",
+        r.body
+    );
+    let r = t
+        .req(
+            "REPORT",
+            CAL,
+            &[],
+            &lrs("20260120T000000Z", "20260122T000000Z"),
+        )
+        .await;
+    assert!(
+        r.body.contains("RRULE") && r.body.contains("SUMMARY:Moved"),
+        "{}",
+        r.body
+    );
+
     // Text match on SUMMARY, and is-not-defined.
     let q = query(
         r#"<c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:prop-filter name="SUMMARY"><c:text-match collation="i;ascii-casemap">MOVED</c:text-match></c:prop-filter></c:comp-filter></c:comp-filter>"#,
