@@ -435,9 +435,9 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         set.push(href(&path::principal_href(&p.login)));
         v.push(set);
-        v.push(
-            self.report_set(&[(DAV, "expand-property"), (DAV, "principal-property-search")][..0]),
-        );
+        // No reports on principals (expand-property and
+        // principal-property-search are not implemented).
+        v.push(self.report_set(&[]));
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(Rights::Read, true) {
             cups.push(p);
@@ -1374,13 +1374,19 @@ impl<S: DavStore> Ctx<'_, S> {
         filter: &CardFilter,
         limit: Option<usize>,
     ) -> R<Response> {
-        let names: Vec<String> = self
-            .store()
-            .list_objects(c.c.id)
-            .await?
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
+        // The store's contact search narrows the candidates when one
+        // text-match must hold on a name or address; the exact check below
+        // decides.
+        let names: Vec<String> = match crate::filter::contact_search_text(filter) {
+            Some(text) => self.store().search_contacts(c.c.id, &text).await?,
+            None => self
+                .store()
+                .list_objects(c.c.id)
+                .await?
+                .into_iter()
+                .map(|m| m.name)
+                .collect(),
+        };
         let mut out = Vec::new();
         let mut truncated = false;
         'outer: for chunk in names.chunks(100) {
