@@ -97,6 +97,34 @@ pub fn empty(name: &Name) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever hrefs and property values hold, the multistatus reads
+        /// back with the same hrefs, texts and statuses.
+        #[test]
+        fn multistatus_round_trips(
+            rows in proptest::collection::vec(("\\PC{0,30}", "\\PC{0,40}", prop_oneof![Just(200u16), Just(404), Just(403)]), 0..8),
+            token in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let responses = rows
+                .iter()
+                .map(|(h, v, code)| prop_response(h, vec![(*code, vec![dav("displayname").with_text(v.clone())])]))
+                .collect();
+            let s = to_xml(&multistatus(responses, token.clone()));
+            let back = outpost_xml::parse(s.as_bytes(), &Default::default()).unwrap();
+            let got: Vec<_> = back.children_named(DAV, "response").collect();
+            prop_assert_eq!(got.len(), rows.len());
+            for (r, (h, v, code)) in got.iter().zip(&rows) {
+                let clean = |x: &str| x.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect::<String>();
+                prop_assert_eq!(&r.child(DAV, "href").unwrap().text, &clean(h).replace('\r', "\r"));
+                let ps = r.child(DAV, "propstat").unwrap();
+                prop_assert_eq!(&ps.child(DAV, "prop").unwrap().child(DAV, "displayname").unwrap().text, &clean(v));
+                prop_assert_eq!(&ps.child(DAV, "status").unwrap().text, &status_line(*code));
+            }
+            prop_assert_eq!(back.child(DAV, "sync-token").map(|t| t.text.clone()), token.map(|t| t.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect::<String>()));
+        }
+    }
 
     #[test]
     fn multistatus_is_well_formed_and_escaped() {
