@@ -35,6 +35,10 @@ pub struct Comp {
 /// A parsed, validated calendar object resource.
 pub struct Calendar {
     pub ical: ICalendar,
+    /// What floating times and all-day dates are read in: the collection's
+    /// `calendar-timezone` when it names one ([`Calendar::with_timezone`]),
+    /// else UTC.
+    pub default_tz: Tz,
     pub uid: String,
     pub kind: ComponentKind,
     pub root: Comp,
@@ -52,8 +56,19 @@ pub enum CalendarRefusal {
 }
 
 pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| CalendarRefusal::Invalid("not UTF-8".into()))?;
+    let trimmed = text.trim();
+    let head = trimmed.get(..15).unwrap_or("");
+    let tail = trimmed
+        .get(trimmed.len().saturating_sub(13)..)
+        .unwrap_or("");
+    if !head.eq_ignore_ascii_case("BEGIN:VCALENDAR") || !tail.eq_ignore_ascii_case("END:VCALENDAR")
+    {
+        return Err(CalendarRefusal::Invalid(
+            "not one VCALENDAR from BEGIN to END".into(),
+        ));
+    }
     let ical = ICalendar::parse(text).map_err(|e| CalendarRefusal::Invalid(format!("{e:?}")))?;
     let first = ical
         .components
@@ -90,6 +105,7 @@ pub fn parse_calendar(data: &[u8]) -> Result<Calendar, CalendarRefusal> {
         kind.ok_or_else(|| CalendarRefusal::NotOneObject("no VEVENT, VTODO or VJOURNAL".into()))?;
     let root = comp_tree(&ical, 0, 0);
     Ok(Calendar {
+        default_tz: Tz::UTC,
         uid: uid.unwrap_or_default(),
         kind,
         root,
@@ -186,11 +202,28 @@ pub struct Instance {
     pub end: i64,
 }
 
+/// The time zone of a `calendar-timezone` value (a VCALENDAR with one
+/// VTIMEZONE), when calcard knows its TZID.
+pub fn timezone_of(vcalendar: &str) -> Option<Tz> {
+    let cal = ICalendar::parse(vcalendar).ok()?;
+    let tz = cal.timezones().find_map(|c| c.timezone().map(|(_, tz)| tz));
+    tz
+}
+
 impl Calendar {
+    /// Reads floating times in the collection's time zone (RFC 4791
+    /// §7.3), when `calendar_timezone` is set and known.
+    pub fn with_timezone(mut self, calendar_timezone: Option<&str>) -> Calendar {
+        if let Some(tz) = calendar_timezone.and_then(timezone_of) {
+            self.default_tz = tz;
+        }
+        self
+    }
+
     /// Every instance (recurrences expanded, exceptions at their own
-    /// DTSTART), floating times taken as UTC.
+    /// DTSTART), floating times in [`Calendar::default_tz`].
     pub fn instances(&self) -> Vec<Instance> {
-        let exp = self.ical.expand_dates(Tz::UTC, MAX_INSTANCES);
+        let exp = self.ical.expand_dates(self.default_tz, MAX_INSTANCES);
         exp.events
             .iter()
             .map(|ev| {
@@ -208,11 +241,126 @@ impl Calendar {
             .collect()
     }
 
+    /// RFC 4791 §9.6.5 `expand`: every instance overlapping the range as
+    /// its own component with DTSTART/DTEND in UTC and a RECURRENCE-ID (when
+    /// the object recurs), without RRULE/RDATE/EXDATE and without the
+    /// VTIMEZONEs (nothing refers to them any more).
+    pub fn expand(&self, start: Option<i64>, end: Option<i64>) -> String {
+        use calcard::icalendar::ICalendarProperty as P;
+        let recurs = self.root.children.iter().any(|c| {
+            c.props
+                .iter()
+                .any(|p| matches!(p.name.as_str(), "RRULE" | "RDATE" | "RECURRENCE-ID"))
+        });
+        let mut out = String::from("BEGIN:VCALENDAR\r\n");
+        let cal = &self.ical.components[0];
+        for e in &cal.entries {
+            let _ = e.write_to(&mut out);
+        }
+        let mut insts = self.instances();
+        insts.sort_by_key(|i| i.start);
+        for i in insts
+            .iter()
+            .filter(|i| overlaps(i.start, i.end, start, end))
+        {
+            let comp = &self.ical.components[i.comp as usize];
+            let name = comp.component_type.as_str();
+            out.push_str(&format!("BEGIN:{name}\r\n"));
+            let own_rid = comp.entries.iter().any(|e| e.name == P::RecurrenceId);
+            for e in &comp.entries {
+                if matches!(
+                    e.name,
+                    P::Dtstart
+                        | P::Dtend
+                        | P::Duration
+                        | P::Rrule
+                        | P::Rdate
+                        | P::Exdate
+                        | P::Exrule
+                        | P::Due
+                ) || (e.name == P::RecurrenceId && !own_rid)
+                {
+                    continue;
+                }
+                let _ = e.write_to(&mut out);
+            }
+            out.push_str(&format!(
+                "DTSTART:{}\r\n",
+                crate::proto::format_utc(i.start)
+            ));
+            let end_prop = if name == "VTODO" { "DUE" } else { "DTEND" };
+            if i.end > i.start || name != "VTODO" {
+                out.push_str(&format!(
+                    "{end_prop}:{}\r\n",
+                    crate::proto::format_utc(i.end)
+                ));
+            }
+            if recurs && !own_rid {
+                out.push_str(&format!(
+                    "RECURRENCE-ID:{}\r\n",
+                    crate::proto::format_utc(i.start)
+                ));
+            }
+            for &child in &comp.component_ids {
+                write_component(&self.ical, child, &mut out, 0);
+            }
+            out.push_str(&format!("END:{name}\r\n"));
+        }
+        out.push_str("END:VCALENDAR\r\n");
+        out
+    }
+
+    /// RFC 4791 §9.6.6 `limit-recurrence-set`: the object with only those
+    /// overridden components (with a RECURRENCE-ID) whose instance overlaps
+    /// the range; masters, VTIMEZONEs and the rest are kept.
+    pub fn limit_recurrence(&self, start: Option<i64>, end: Option<i64>) -> String {
+        use calcard::icalendar::ICalendarProperty as P;
+        let insts = self.instances();
+        let cal = &self.ical.components[0];
+        let mut out = String::from("BEGIN:VCALENDAR\r\n");
+        for e in &cal.entries {
+            let _ = e.write_to(&mut out);
+        }
+        for &id in &cal.component_ids {
+            let c = &self.ical.components[id as usize];
+            let is_override = c.component_type.has_time_ranges()
+                && c.entries.iter().any(|e| e.name == P::RecurrenceId);
+            if is_override
+                && !insts
+                    .iter()
+                    .any(|i| i.comp == id && overlaps(i.start, i.end, start, end))
+            {
+                continue;
+            }
+            write_component(&self.ical, id, &mut out, 0);
+        }
+        out.push_str("END:VCALENDAR\r\n");
+        out
+    }
+
     pub fn to_ical_string(&self) -> String {
         let mut s = String::new();
         let _ = self.ical.write_to(&mut s);
         s
     }
+}
+
+fn write_component(ical: &ICalendar, id: u32, out: &mut String, depth: usize) {
+    let Some(c) = ical.components.get(id as usize) else {
+        return;
+    };
+    if depth > 8 {
+        return;
+    }
+    let name = c.component_type.as_str();
+    out.push_str(&format!("BEGIN:{name}\r\n"));
+    for e in &c.entries {
+        let _ = e.write_to(out);
+    }
+    for &child in &c.component_ids {
+        write_component(ical, child, out, depth + 1);
+    }
+    out.push_str(&format!("END:{name}\r\n"));
 }
 
 /// RFC 4791 §9.9: does an instance `[s, e)` overlap the range? A zero
@@ -274,4 +422,24 @@ pub fn convert_vcard(card: &Card, version: CardVersion) -> String {
     };
     let _ = card.card.write_to(&mut out, v);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_is_invalid() {
+        assert!(matches!(
+            parse_calendar(b"BEGIN:VCALENDAR\r\nthis is not"),
+            Err(CalendarRefusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn todo_parses() {
+        let todo = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t1\r\nSUMMARY:x\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+        let c = parse_calendar(todo.as_bytes());
+        assert_eq!(c.ok().map(|c| c.kind), Some(ComponentKind::VTodo));
+    }
 }

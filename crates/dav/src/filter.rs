@@ -23,7 +23,8 @@ fn comp_body_matches(c: &Comp, instances: &[Instance], f: &CompFilter) -> bool {
             // RFC 4791 §9.9: a VTODO without any date matches every range.
             c.name == "VTODO"
         } else {
-            mine.iter().any(|i| overlaps(i.start, i.end, tr.start, tr.end))
+            mine.iter()
+                .any(|i| overlaps(i.start, i.end, tr.start, tr.end))
         };
         if !ok {
             return false;
@@ -92,4 +93,28 @@ pub fn card_matches(props: &[Prop], f: &CardFilter) -> bool {
     } else {
         results.any(|r| r)
     }
+}
+
+/// A text every matching card must contain in a name or e-mail address,
+/// when the filter has one: a non-negated text-match on FN, N or EMAIL that
+/// must hold (the only prop-filter, or one of an allof), in a property
+/// filter with one test. ASCII only, so a store's case folding (SQL
+/// `lower()`) cannot miss a match.
+pub fn contact_search_text(f: &CardFilter) -> Option<String> {
+    if f.props.len() != 1 && !f.all_of {
+        return None;
+    }
+    f.props.iter().find_map(|pf| {
+        let named = matches!(pf.name.as_str(), "FN" | "N" | "EMAIL");
+        let single = pf.text_matches.len() == 1 && pf.params.is_empty() && pf.time_range.is_none();
+        let tm = pf.text_matches.first()?;
+        (named
+            && single
+            && !pf.is_not_defined
+            && !tm.negate
+            && tm.text.is_ascii()
+            && !tm.text.contains(';')
+            && !tm.text.trim().is_empty())
+        .then(|| tm.text.clone())
+    })
 }

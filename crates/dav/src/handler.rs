@@ -92,9 +92,14 @@ impl From<DavStoreError> for Fail {
     fn from(e: DavStoreError) -> Fail {
         match e {
             DavStoreError::Unavailable(m) => st(StatusCode::SERVICE_UNAVAILABLE, m),
-            DavStoreError::Full(_) => cond(StatusCode::INSUFFICIENT_STORAGE, DAV, "quota-not-exceeded"),
+            DavStoreError::Full(_) => {
+                cond(StatusCode::INSUFFICIENT_STORAGE, DAV, "quota-not-exceeded")
+            }
             DavStoreError::NotFound(m) => st(StatusCode::NOT_FOUND, m),
-            DavStoreError::Exists(m) => st(StatusCode::METHOD_NOT_ALLOWED, format!("{m} already exists")),
+            DavStoreError::Exists(m) => st(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{m} already exists"),
+            ),
             DavStoreError::Invalid(m) => st(StatusCode::FORBIDDEN, m),
             DavStoreError::Internal(m) => {
                 tracing::warn!(error = %m, "dav: storage error");
@@ -116,7 +121,8 @@ impl IntoResponse for Fail {
             Fail::Status(code, msg) => {
                 let mut r = (code, format!("{msg}\n")).into_response();
                 if code == StatusCode::SERVICE_UNAVAILABLE {
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
                 }
                 r
             }
@@ -135,7 +141,10 @@ fn xml_response(code: StatusCode, body: String) -> Response {
 }
 
 fn multi(responses: Vec<Element>, token: Option<String>) -> Response {
-    xml_response(StatusCode::MULTI_STATUS, to_xml(&multistatus(responses, token)))
+    xml_response(
+        StatusCode::MULTI_STATUS,
+        to_xml(&multistatus(responses, token)),
+    )
 }
 
 /// What a request path names, resolved against the store and checked
@@ -231,11 +240,17 @@ async fn run<S: DavStore>(
     match method.as_str() {
         "PROPFIND" => ctx.propfind(raw_path, target, &headers, &body).await,
         "PROPPATCH" => ctx.proppatch(target, &body).await,
-        "MKCOL" | "MKCALENDAR" => ctx.mkcol(target, method.as_str() == "MKCALENDAR", &body).await,
+        "MKCOL" | "MKCALENDAR" => {
+            ctx.mkcol(target, method.as_str() == "MKCALENDAR", &body)
+                .await
+        }
         "GET" | "HEAD" => ctx.get(target, &headers, method == Method::HEAD).await,
         "PUT" => ctx.put(target, &headers, body).await,
         "DELETE" => ctx.delete(target, &headers).await,
-        "COPY" | "MOVE" => ctx.transfer(target, &headers, method.as_str() == "MOVE").await,
+        "COPY" | "MOVE" => {
+            ctx.transfer(target, &headers, method.as_str() == "MOVE")
+                .await
+        }
         "REPORT" => ctx.report(target, &headers, &body).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOW)]).into_response()),
     }
@@ -303,36 +318,16 @@ impl<S: DavStore> Ctx<'_, S> {
             .ok_or_else(|| st(StatusCode::NOT_FOUND, "no such principal"))
     }
 
-    /// The default collections on first use, named as SOGo names them.
+    /// The default collections on first use (the store names them as
+    /// SOGo does).
     async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
-        if !self.store().list_collections(self.me.id, kind).await?.is_empty() {
-            return Ok(());
-        }
-        let defaults: &[(&str, &str, &[ComponentKind])] = match kind {
-            CollectionKind::Calendar => &[
-                ("personal", "Personal Calendar", &[ComponentKind::VEvent]),
-                ("tasks", "Tasks", &[ComponentKind::VTodo]),
-            ],
-            CollectionKind::AddressBook => &[("personal", "Personal Address Book", &[])],
-        };
-        for (name, display, comps) in defaults {
-            let r = self
-                .store()
-                .create_collection(
-                    self.me.id,
-                    kind,
-                    NewCollection {
-                        name: name.to_string(),
-                        display_name: Some(display.to_string()),
-                        components: comps.to_vec(),
-                        ..NewCollection::default()
-                    },
-                )
-                .await;
-            match r {
-                Ok(_) | Err(DavStoreError::Exists(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if self
+            .store()
+            .list_collections(self.me.id, kind)
+            .await?
+            .is_empty()
+        {
+            self.store().ensure_defaults(self.me.id).await?;
         }
         Ok(())
     }
@@ -376,19 +371,29 @@ impl<S: DavStore> Ctx<'_, S> {
                     Target::NewCollection(*kind, name.clone())
                 }
             },
-            DavPath::Object(kind, login, cname, name) => match self.coll(*kind, login, cname).await? {
-                Some(c) if c.rights >= Rights::Read => Target::Object(c, name.clone()),
-                Some(_) => return Err(st(StatusCode::FORBIDDEN, "no read access")),
-                None => return Err(st(StatusCode::CONFLICT, "the collection does not exist")),
-            },
+            DavPath::Object(kind, login, cname, name) => {
+                match self.coll(*kind, login, cname).await? {
+                    Some(c) if c.rights >= Rights::Read => Target::Object(c, name.clone()),
+                    Some(_) => return Err(st(StatusCode::FORBIDDEN, "no read access")),
+                    None => return Err(st(StatusCode::CONFLICT, "the collection does not exist")),
+                }
+            }
         })
     }
 
     // --- properties -------------------------------------------------------
 
     fn common_props(&self, v: &mut Vec<Element>) {
-        v.push(href_prop(DAV, "current-user-principal", &path::principal_href(&self.me.login)));
-        v.push(href_prop(DAV, "principal-collection-set", "/dav/principals/users/"));
+        v.push(href_prop(
+            DAV,
+            "current-user-principal",
+            &path::principal_href(&self.me.login),
+        ));
+        v.push(href_prop(
+            DAV,
+            "principal-collection-set",
+            "/dav/principals/users/",
+        ));
     }
 
     async fn quota_props(&self, owner: i64, v: &mut Vec<Element>) -> R<()> {
@@ -403,14 +408,26 @@ impl<S: DavStore> Ctx<'_, S> {
     fn principal_props(&self, p: &DavPrincipal) -> Vec<Element> {
         let mut v = vec![
             dav("resourcetype").with(dav("principal")),
-            text(DAV, "displayname", p.display_name.clone().unwrap_or_else(|| p.login.clone())),
+            text(
+                DAV,
+                "displayname",
+                p.display_name.clone().unwrap_or_else(|| p.login.clone()),
+            ),
             href_prop(DAV, "principal-URL", &path::principal_href(&p.login)),
             href_prop(DAV, "owner", &path::principal_href(&p.login)),
             text(CALDAV, "calendar-user-type", "INDIVIDUAL"),
         ];
         if p.id == self.me.id {
-            v.push(href_prop(CALDAV, "calendar-home-set", &path::home_href(CollectionKind::Calendar, &p.login)));
-            v.push(href_prop(CARDDAV, "addressbook-home-set", &path::home_href(CollectionKind::AddressBook, &p.login)));
+            v.push(href_prop(
+                CALDAV,
+                "calendar-home-set",
+                &path::home_href(CollectionKind::Calendar, &p.login),
+            ));
+            v.push(href_prop(
+                CARDDAV,
+                "addressbook-home-set",
+                &path::home_href(CollectionKind::AddressBook, &p.login),
+            ));
         }
         let mut set = Element::new(CALDAV, "calendar-user-address-set");
         for a in &p.addresses {
@@ -418,7 +435,9 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         set.push(href(&path::principal_href(&p.login)));
         v.push(set);
-        v.push(self.report_set(&[(DAV, "expand-property"), (DAV, "principal-property-search")][..0]));
+        // No reports on principals (expand-property and
+        // principal-property-search are not implemented).
+        v.push(self.report_set(&[]));
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(Rights::Read, true) {
             cups.push(p);
@@ -439,12 +458,24 @@ impl<S: DavStore> Ctx<'_, S> {
     async fn collection_props(&self, c: &Coll) -> R<Vec<Element>> {
         let cal = c.c.kind == CollectionKind::Calendar;
         let mut rt = dav("resourcetype").with(dav("collection"));
-        rt.push(if cal { Element::new(CALDAV, "calendar") } else { Element::new(CARDDAV, "addressbook") });
+        rt.push(if cal {
+            Element::new(CALDAV, "calendar")
+        } else {
+            Element::new(CARDDAV, "addressbook")
+        });
         let mut v = vec![rt];
-        v.push(text(DAV, "displayname", c.c.display_name.clone().unwrap_or_else(|| c.c.name.clone())));
+        v.push(text(
+            DAV,
+            "displayname",
+            c.c.display_name.clone().unwrap_or_else(|| c.c.name.clone()),
+        ));
         v.push(text(CS, "getctag", c.c.ctag.to_string()));
         v.push(text(DAV, "sync-token", sync_token(c.c.ctag)));
-        v.push(href_prop(DAV, "owner", &path::principal_href(&c.owner.login)));
+        v.push(href_prop(
+            DAV,
+            "owner",
+            &path::principal_href(&c.owner.login),
+        ));
         if cal {
             if let Some(col) = &c.c.color {
                 v.push(text(APPLE, "calendar-color", col.clone()));
@@ -463,22 +494,47 @@ impl<S: DavStore> Ctx<'_, S> {
                 set.push(Element::new(CALDAV, "comp").with_attr("name", k.as_str()));
             }
             v.push(set);
-            v.push(Element::new(CALDAV, "supported-calendar-data").with(
-                Element::new(CALDAV, "calendar-data").with_attr("content-type", "text/calendar").with_attr("version", "2.0"),
+            v.push(
+                Element::new(CALDAV, "supported-calendar-data").with(
+                    Element::new(CALDAV, "calendar-data")
+                        .with_attr("content-type", "text/calendar")
+                        .with_attr("version", "2.0"),
+                ),
+            );
+            v.push(text(
+                CALDAV,
+                "max-resource-size",
+                self.dav.config.max_resource_size.to_string(),
             ));
-            v.push(text(CALDAV, "max-resource-size", self.dav.config.max_resource_size.to_string()));
-            v.push(self.report_set(&[(CALDAV, "calendar-query"), (CALDAV, "calendar-multiget"), (CALDAV, "free-busy-query"), (DAV, "sync-collection")]));
+            v.push(self.report_set(&[
+                (CALDAV, "calendar-query"),
+                (CALDAV, "calendar-multiget"),
+                (CALDAV, "free-busy-query"),
+                (DAV, "sync-collection"),
+            ]));
         } else {
             if let Some(d) = &c.c.description {
                 v.push(text(CARDDAV, "addressbook-description", d.clone()));
             }
             let mut set = Element::new(CARDDAV, "supported-address-data");
             for ver in ["3.0", "4.0"] {
-                set.push(Element::new(CARDDAV, "address-data-type").with_attr("content-type", "text/vcard").with_attr("version", ver));
+                set.push(
+                    Element::new(CARDDAV, "address-data-type")
+                        .with_attr("content-type", "text/vcard")
+                        .with_attr("version", ver),
+                );
             }
             v.push(set);
-            v.push(text(CARDDAV, "max-resource-size", self.dav.config.max_resource_size.to_string()));
-            v.push(self.report_set(&[(CARDDAV, "addressbook-query"), (CARDDAV, "addressbook-multiget"), (DAV, "sync-collection")]));
+            v.push(text(
+                CARDDAV,
+                "max-resource-size",
+                self.dav.config.max_resource_size.to_string(),
+            ));
+            v.push(self.report_set(&[
+                (CARDDAV, "addressbook-query"),
+                (CARDDAV, "addressbook-multiget"),
+                (DAV, "sync-collection"),
+            ]));
         }
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(c.rights, c.c.read_only) {
@@ -507,9 +563,17 @@ impl<S: DavStore> Ctx<'_, S> {
             }
             a
         };
-        acl.push(ace(&path::principal_href(&c.owner.login), Rights::Owner, true));
+        acl.push(ace(
+            &path::principal_href(&c.owner.login),
+            Rights::Owner,
+            true,
+        ));
         for g in self.store().grants(c.c.id).await? {
-            acl.push(ace(&path::principal_href(&g.grantee_login), g.rights, false));
+            acl.push(ace(
+                &path::principal_href(&g.grantee_login),
+                g.rights,
+                false,
+            ));
         }
         Ok(acl)
     }
@@ -533,7 +597,10 @@ impl<S: DavStore> Ctx<'_, S> {
     fn object_props(&self, c: &Coll, m: &ObjectMeta) -> Vec<Element> {
         let ct = match m.kind {
             ComponentKind::VCard => "text/vcard; charset=utf-8".to_string(),
-            k => format!("text/calendar; charset=utf-8; component={}", k.as_str().to_ascii_lowercase()),
+            k => format!(
+                "text/calendar; charset=utf-8; component={}",
+                k.as_str().to_ascii_lowercase()
+            ),
         };
         let mut v = vec![
             dav("resourcetype"),
@@ -553,23 +620,36 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// Splits `available` into 200 and 404 groups for the request; adds
     /// calendar-data/address-data from `data` when asked.
-    fn answer(&self, req: &PropRequest, available: Vec<Element>, data: Option<(&ObjectMeta, &[u8])>) -> R<Vec<(u16, Vec<Element>)>> {
+    fn answer(
+        &self,
+        req: &PropRequest,
+        available: Vec<Element>,
+        data: Option<(&ObjectMeta, &[u8], Option<&str>)>,
+    ) -> R<Vec<(u16, Vec<Element>)>> {
         match req {
             PropRequest::AllProp => {
                 let v = available
                     .into_iter()
-                    .filter(|e| !(e.is(DAV, "acl") || e.is(DAV, "current-user-privilege-set") || e.is(DAV, "supported-report-set") || e.name.ns == DAV && e.name.local.starts_with("quota")))
+                    .filter(|e| {
+                        !(e.is(DAV, "acl")
+                            || e.is(DAV, "current-user-privilege-set")
+                            || e.is(DAV, "supported-report-set")
+                            || e.name.ns == DAV && e.name.local.starts_with("quota"))
+                    })
                     .collect();
                 Ok(vec![(200, v)])
             }
-            PropRequest::PropName => Ok(vec![(200, available.iter().map(|e| empty(&e.name)).collect())]),
+            PropRequest::PropName => Ok(vec![(
+                200,
+                available.iter().map(|e| empty(&e.name)).collect(),
+            )]),
             PropRequest::Prop(want) => {
                 let mut found = Vec::new();
                 let mut missing = Vec::new();
                 for w in want {
                     if w.is(CALDAV, "calendar-data") || w.is(CARDDAV, "address-data") {
                         match data {
-                            Some((m, bytes)) => found.push(self.object_data(w, m, bytes)?),
+                            Some((_, bytes, tz)) => found.push(self.object_data(w, bytes, tz)?),
                             None => missing.push(empty(&w.name)),
                         }
                         continue;
@@ -584,15 +664,21 @@ impl<S: DavStore> Ctx<'_, S> {
         }
     }
 
-    fn object_data(&self, want: &Element, m: &ObjectMeta, bytes: &[u8]) -> R<Element> {
+    fn object_data(&self, want: &Element, bytes: &[u8], tz: Option<&str>) -> R<Element> {
         if want.is(CALDAV, "calendar-data") {
             let opts = proto::calendar_data_options(want)?;
-            let text = if opts.expand.is_some() || opts.limit_recurrence.is_some() {
-                // Expansion: see docs/dav.md (known gaps); the source is
-                // returned whole, with its recurrence rules.
-                String::from_utf8_lossy(bytes).into_owned()
+            let source = || String::from_utf8_lossy(bytes).into_owned();
+            let text = if opts.expand.is_none() && opts.limit_recurrence.is_none() {
+                source()
             } else {
-                String::from_utf8_lossy(bytes).into_owned()
+                match content::parse_calendar(bytes).map(|x| x.with_timezone(tz)) {
+                    Ok(cal) => match (opts.expand, opts.limit_recurrence) {
+                        (Some(tr), _) => cal.expand(tr.start, tr.end),
+                        (None, Some(tr)) => cal.limit_recurrence(tr.start, tr.end),
+                        (None, None) => source(),
+                    },
+                    Err(_) => source(),
+                }
             };
             Ok(Element::new(CALDAV, "calendar-data").with_text(text))
         } else {
@@ -601,15 +687,24 @@ impl<S: DavStore> Ctx<'_, S> {
                 Some("3.0") => Some(CardVersion::V3),
                 _ => None,
             };
-            let _ = m;
             Ok(Element::new(CARDDAV, "address-data").with_text(card_in_version(bytes, version)))
         }
     }
 
     // --- methods ------------------------------------------------------------
 
-    async fn propfind(&self, raw_path: &str, target: Target, headers: &HeaderMap, body: &[u8]) -> R<Response> {
-        let depth = match headers.get("depth").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase()) {
+    async fn propfind(
+        &self,
+        raw_path: &str,
+        target: Target,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> R<Response> {
+        let depth = match headers
+            .get("depth")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             None => 0,
             Some(d) if d == "0" => 0,
             Some(d) if d == "1" => 1,
@@ -621,45 +716,75 @@ impl<S: DavStore> Ctx<'_, S> {
             Target::Root => {
                 let mut v = vec![dav("resourcetype").with(dav("collection"))];
                 self.common_props(&mut v);
-                let h = if raw_path.starts_with("/dav") { "/dav/" } else { "/" };
+                let h = if raw_path.starts_with("/dav") {
+                    "/dav/"
+                } else {
+                    "/"
+                };
                 out.push(prop_response(h, self.answer(&req, v, None)?));
                 if depth == 1 {
-                    out.push(prop_response(&path::principal_href(&self.me.login), self.answer(&req, self.principal_props(&self.me), None)?));
+                    out.push(prop_response(
+                        &path::principal_href(&self.me.login),
+                        self.answer(&req, self.principal_props(&self.me), None)?,
+                    ));
                     for k in [CollectionKind::Calendar, CollectionKind::AddressBook] {
                         self.ensure_defaults(k).await?;
-                        out.push(prop_response(&path::home_href(k, &self.me.login), self.answer(&req, self.home_props(k, &self.me), None)?));
+                        out.push(prop_response(
+                            &path::home_href(k, &self.me.login),
+                            self.answer(&req, self.home_props(k, &self.me), None)?,
+                        ));
                     }
                 }
             }
             Target::Principals => {
                 let mut v = vec![dav("resourcetype").with(dav("collection"))];
                 self.common_props(&mut v);
-                out.push(prop_response("/dav/principals/users/", self.answer(&req, v, None)?));
+                out.push(prop_response(
+                    "/dav/principals/users/",
+                    self.answer(&req, v, None)?,
+                ));
                 if depth == 1 {
-                    out.push(prop_response(&path::principal_href(&self.me.login), self.answer(&req, self.principal_props(&self.me), None)?));
+                    out.push(prop_response(
+                        &path::principal_href(&self.me.login),
+                        self.answer(&req, self.principal_props(&self.me), None)?,
+                    ));
                 }
             }
             Target::Principal(p) => {
-                out.push(prop_response(&path::principal_href(&p.login), self.answer(&req, self.principal_props(&p), None)?));
+                out.push(prop_response(
+                    &path::principal_href(&p.login),
+                    self.answer(&req, self.principal_props(&p), None)?,
+                ));
             }
             Target::Home(kind, owner) => {
                 let mut v = self.home_props(kind, &owner);
                 self.quota_props(owner.id, &mut v).await?;
-                out.push(prop_response(&path::home_href(kind, &owner.login), self.answer(&req, v, None)?));
+                out.push(prop_response(
+                    &path::home_href(kind, &owner.login),
+                    self.answer(&req, v, None)?,
+                ));
                 if depth == 1 {
                     let mut colls: Vec<Coll> = self
                         .store()
                         .list_collections(owner.id, kind)
                         .await?
                         .into_iter()
-                        .map(|c| Coll { c, owner: owner.clone(), rights: Rights::Owner })
+                        .map(|c| Coll {
+                            c,
+                            owner: owner.clone(),
+                            rights: Rights::Owner,
+                        })
                         .collect();
                     for (c, rights) in self.store().shared_with(self.me.id, kind).await? {
                         if rights < Rights::Read {
                             continue;
                         }
                         if let Some(o) = self.store().principal(c.owner).await? {
-                            colls.push(Coll { c, owner: o, rights });
+                            colls.push(Coll {
+                                c,
+                                owner: o,
+                                rights,
+                            });
                         }
                     }
                     for c in colls {
@@ -684,29 +809,46 @@ impl<S: DavStore> Ctx<'_, S> {
                     return Err(st(StatusCode::NOT_FOUND, "no such object"));
                 };
                 let v = self.object_props(&c, &o.meta);
-                out.push(prop_response(&c.obj_href(&name), self.answer(&req, v, Some((&o.meta, &o.data)))?));
+                out.push(prop_response(
+                    &c.obj_href(&name),
+                    self.answer(&req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                ));
             }
-            Target::NewCollection(..) => return Err(st(StatusCode::NOT_FOUND, "no such collection")),
+            Target::NewCollection(..) => {
+                return Err(st(StatusCode::NOT_FOUND, "no such collection"))
+            }
         }
         Ok(multi(out, None))
     }
 
     /// Responses for objects, fetching bytes only when data is asked for.
-    async fn object_responses(&self, c: &Coll, req: &PropRequest, metas: Vec<ObjectMeta>) -> R<Vec<Element>> {
-        let wants_data = req.wants(CALDAV, "calendar-data").is_some() || req.wants(CARDDAV, "address-data").is_some();
+    async fn object_responses(
+        &self,
+        c: &Coll,
+        req: &PropRequest,
+        metas: Vec<ObjectMeta>,
+    ) -> R<Vec<Element>> {
+        let wants_data = req.wants(CALDAV, "calendar-data").is_some()
+            || req.wants(CARDDAV, "address-data").is_some();
         let mut out = Vec::new();
         if wants_data {
             for chunk in metas.chunks(100) {
                 let names: Vec<String> = chunk.iter().map(|m| m.name.clone()).collect();
                 for o in self.store().objects(c.c.id, &names).await? {
                     let v = self.object_props(c, &o.meta);
-                    out.push(prop_response(&c.obj_href(&o.meta.name), self.answer(req, v, Some((&o.meta, &o.data)))?));
+                    out.push(prop_response(
+                        &c.obj_href(&o.meta.name),
+                        self.answer(req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    ));
                 }
             }
         } else {
             for m in metas {
                 let v = self.object_props(c, &m);
-                out.push(prop_response(&c.obj_href(&m.name), self.answer(req, v, None)?));
+                out.push(prop_response(
+                    &c.obj_href(&m.name),
+                    self.answer(req, v, None)?,
+                ));
             }
         }
         Ok(out)
@@ -719,8 +861,15 @@ impl<S: DavStore> Ctx<'_, S> {
                 let h = c.href();
                 (c, h)
             }
-            Target::NewCollection(..) => return Err(st(StatusCode::NOT_FOUND, "no such collection")),
-            _ => return Err(st(StatusCode::FORBIDDEN, "properties of this resource cannot be changed")),
+            Target::NewCollection(..) => {
+                return Err(st(StatusCode::NOT_FOUND, "no such collection"))
+            }
+            _ => {
+                return Err(st(
+                    StatusCode::FORBIDDEN,
+                    "properties of this resource cannot be changed",
+                ))
+            }
         };
         if c.rights != Rights::Owner || c.c.read_only {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
@@ -752,29 +901,51 @@ impl<S: DavStore> Ctx<'_, S> {
     async fn mkcol(&self, target: Target, is_mkcalendar: bool, body: &[u8]) -> R<Response> {
         let (kind, name) = match target {
             Target::NewCollection(k, n) => (k, n),
-            Target::Collection(_) => return Err(st(StatusCode::METHOD_NOT_ALLOWED, "the collection already exists")),
-            Target::Object(..) => return Err(st(StatusCode::FORBIDDEN, "collections cannot be nested")),
+            Target::Collection(_) => {
+                return Err(st(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the collection already exists",
+                ))
+            }
+            Target::Object(..) => {
+                return Err(st(StatusCode::FORBIDDEN, "collections cannot be nested"))
+            }
             _ => return Err(st(StatusCode::FORBIDDEN, "no collection can be made here")),
         };
         let req = proto::parse_mkcol(body)?;
         if is_mkcalendar && kind != CollectionKind::Calendar {
-            return Err(st(StatusCode::FORBIDDEN, "MKCALENDAR only in a calendar home"));
+            return Err(st(
+                StatusCode::FORBIDDEN,
+                "MKCALENDAR only in a calendar home",
+            ));
         }
         if !req.resourcetype.is_empty() {
             let want_cal = req.resourcetype.iter().any(|n| n.is(CALDAV, "calendar"));
-            let want_ab = req.resourcetype.iter().any(|n| n.is(CARDDAV, "addressbook"));
-            if (kind == CollectionKind::Calendar && !want_cal) || (kind == CollectionKind::AddressBook && !want_ab) {
+            let want_ab = req
+                .resourcetype
+                .iter()
+                .any(|n| n.is(CARDDAV, "addressbook"));
+            if (kind == CollectionKind::Calendar && !want_cal)
+                || (kind == CollectionKind::AddressBook && !want_ab)
+            {
                 return Err(cond(StatusCode::FORBIDDEN, DAV, "valid-resourcetype"));
             }
         }
         let mut patch = CollectionPatch::default();
         let mut components = Vec::new();
         for p in &req.props {
-            if p.is(CALDAV, "supported-calendar-component-set") && kind == CollectionKind::Calendar {
+            if p.is(CALDAV, "supported-calendar-component-set") && kind == CollectionKind::Calendar
+            {
                 for comp in p.children_named(CALDAV, "comp") {
                     match comp.attr("name").and_then(ComponentKind::parse) {
                         Some(k) if k != ComponentKind::VCard => components.push(k),
-                        _ => return Err(cond(StatusCode::FORBIDDEN, CALDAV, "supported-calendar-component")),
+                        _ => {
+                            return Err(cond(
+                                StatusCode::FORBIDDEN,
+                                CALDAV,
+                                "supported-calendar-component",
+                            ))
+                        }
                     }
                 }
                 continue;
@@ -795,7 +966,9 @@ impl<S: DavStore> Ctx<'_, S> {
             components,
             order: patch.order.flatten(),
         };
-        self.store().create_collection(self.me.id, kind, new).await?;
+        self.store()
+            .create_collection(self.me.id, kind, new)
+            .await?;
         Ok(StatusCode::CREATED.into_response())
     }
 
@@ -803,12 +976,24 @@ impl<S: DavStore> Ctx<'_, S> {
         let Target::Object(c, name) = target else {
             return Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOW)]).into_response());
         };
-        let o = self.store().object(c.c.id, &name).await?.ok_or_else(|| st(StatusCode::NOT_FOUND, "no such object"))?;
-        if header_etag(headers, header::IF_NONE_MATCH).is_some_and(|e| e == o.meta.etag || e == "*") {
-            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(&o.meta.etag))]).into_response());
+        let o = self
+            .store()
+            .object(c.c.id, &name)
+            .await?
+            .ok_or_else(|| st(StatusCode::NOT_FOUND, "no such object"))?;
+        if header_etag(headers, header::IF_NONE_MATCH).is_some_and(|e| e == o.meta.etag || e == "*")
+        {
+            return Ok((
+                StatusCode::NOT_MODIFIED,
+                [(header::ETAG, etag_header(&o.meta.etag))],
+            )
+                .into_response());
         }
         let (ct, body) = if o.meta.kind == ComponentKind::VCard {
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let version = if accept.contains("version=4.0") {
                 Some(CardVersion::V4)
             } else if accept.contains("version=3.0") {
@@ -822,7 +1007,11 @@ impl<S: DavStore> Ctx<'_, S> {
             ("text/calendar; charset=utf-8", o.data)
         };
         let len = body.len();
-        let mut r = Response::new(if head { Body::empty() } else { Body::from(body) });
+        let mut r = Response::new(if head {
+            Body::empty()
+        } else {
+            Body::from(body)
+        });
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -834,7 +1023,10 @@ impl<S: DavStore> Ctx<'_, S> {
 
     async fn put(&self, target: Target, headers: &HeaderMap, body: Bytes) -> R<Response> {
         let Target::Object(c, name) = target else {
-            return Err(st(StatusCode::METHOD_NOT_ALLOWED, "PUT only creates objects in a collection"));
+            return Err(st(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "PUT only creates objects in a collection",
+            ));
         };
         if !c.can_write() {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
@@ -844,24 +1036,50 @@ impl<S: DavStore> Ctx<'_, S> {
         if body.len() > self.dav.config.max_resource_size {
             return Err(cond(StatusCode::FORBIDDEN, ns, "max-resource-size"));
         }
-        let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let (uid, kind) = if cal {
             if !ctype.is_empty() && !ctype.starts_with("text/calendar") {
-                return Err(cond(StatusCode::FORBIDDEN, CALDAV, "supported-calendar-data"));
+                return Err(cond(
+                    StatusCode::FORBIDDEN,
+                    CALDAV,
+                    "supported-calendar-data",
+                ));
             }
             let parsed = content::parse_calendar(&body).map_err(|e| match e {
-                content::CalendarRefusal::Invalid(_) => cond(StatusCode::FORBIDDEN, CALDAV, "valid-calendar-data"),
-                content::CalendarRefusal::NotOneObject(_) => cond(StatusCode::FORBIDDEN, CALDAV, "valid-calendar-object-resource"),
+                content::CalendarRefusal::Invalid(_) => {
+                    cond(StatusCode::FORBIDDEN, CALDAV, "valid-calendar-data")
+                }
+                content::CalendarRefusal::NotOneObject(_) => cond(
+                    StatusCode::FORBIDDEN,
+                    CALDAV,
+                    "valid-calendar-object-resource",
+                ),
             })?;
             if !c.c.components.contains(&parsed.kind) {
-                return Err(cond(StatusCode::FORBIDDEN, CALDAV, "supported-calendar-component"));
+                return Err(cond(
+                    StatusCode::FORBIDDEN,
+                    CALDAV,
+                    "supported-calendar-component",
+                ));
             }
             (parsed.uid, parsed.kind)
         } else {
-            if !ctype.is_empty() && !(ctype.starts_with("text/vcard") || ctype.starts_with("text/x-vcard")) {
-                return Err(cond(StatusCode::FORBIDDEN, CARDDAV, "supported-address-data"));
+            if !(ctype.is_empty()
+                || ctype.starts_with("text/vcard")
+                || ctype.starts_with("text/x-vcard"))
+            {
+                return Err(cond(
+                    StatusCode::FORBIDDEN,
+                    CARDDAV,
+                    "supported-address-data",
+                ));
             }
-            let card = content::parse_card(&body).map_err(|_| cond(StatusCode::FORBIDDEN, CARDDAV, "valid-address-data"))?;
+            let card = content::parse_card(&body)
+                .map_err(|_| cond(StatusCode::FORBIDDEN, CARDDAV, "valid-address-data"))?;
             (card.uid, ComponentKind::VCard)
         };
         let condition = if let Some(e) = header_etag(headers, header::IF_MATCH) {
@@ -869,7 +1087,12 @@ impl<S: DavStore> Ctx<'_, S> {
                 // If-Match: * — any existing version.
                 match self.store().object(c.c.id, &name).await? {
                     Some(o) => PutCondition::IfMatch(o.meta.etag),
-                    None => return Err(st(StatusCode::PRECONDITION_FAILED, "the resource does not exist")),
+                    None => {
+                        return Err(st(
+                            StatusCode::PRECONDITION_FAILED,
+                            "the resource does not exist",
+                        ))
+                    }
                 }
             } else {
                 PutCondition::IfMatch(e)
@@ -879,11 +1102,26 @@ impl<S: DavStore> Ctx<'_, S> {
         } else {
             PutCondition::None
         };
-        match self.store().put_object(c.c.id, &name, body.to_vec(), &uid, kind, condition).await? {
-            PutOutcome::Created { etag } => Ok((StatusCode::CREATED, [(header::ETAG, etag_header(&etag))]).into_response()),
-            PutOutcome::Replaced { etag } => Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag_header(&etag))]).into_response()),
-            PutOutcome::PreconditionFailed => Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed")),
-            PutOutcome::UidConflict { existing } => Err(Fail::Cond(StatusCode::FORBIDDEN, ns, "no-uid-conflict", vec![href(&c.obj_href(&existing))])),
+        match self
+            .store()
+            .put_object(c.c.id, &name, body.to_vec(), &uid, kind, condition)
+            .await?
+        {
+            PutOutcome::Created { etag } => {
+                Ok((StatusCode::CREATED, [(header::ETAG, etag_header(&etag))]).into_response())
+            }
+            PutOutcome::Replaced { etag } => {
+                Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag_header(&etag))]).into_response())
+            }
+            PutOutcome::PreconditionFailed => {
+                Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"))
+            }
+            PutOutcome::UidConflict { existing } => Err(Fail::Cond(
+                StatusCode::FORBIDDEN,
+                ns,
+                "no-uid-conflict",
+                vec![href(&c.obj_href(&existing))],
+            )),
         }
     }
 
@@ -894,10 +1132,16 @@ impl<S: DavStore> Ctx<'_, S> {
                     return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
                 }
                 let if_match = header_etag(headers, header::IF_MATCH);
-                match self.store().delete_object(c.c.id, &name, if_match.as_deref().filter(|e| *e != "*")).await? {
+                match self
+                    .store()
+                    .delete_object(c.c.id, &name, if_match.as_deref().filter(|e| *e != "*"))
+                    .await?
+                {
                     DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
                     DeleteOutcome::NotFound => Err(st(StatusCode::NOT_FOUND, "no such object")),
-                    DeleteOutcome::PreconditionFailed => Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed")),
+                    DeleteOutcome::PreconditionFailed => {
+                        Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"))
+                    }
                 }
             }
             Target::Collection(c) => {
@@ -914,7 +1158,10 @@ impl<S: DavStore> Ctx<'_, S> {
 
     async fn transfer(&self, target: Target, headers: &HeaderMap, is_move: bool) -> R<Response> {
         let Target::Object(src, name) = target else {
-            return Err(st(StatusCode::FORBIDDEN, "only objects can be copied or moved"));
+            return Err(st(
+                StatusCode::FORBIDDEN,
+                "only objects can be copied or moved",
+            ));
         };
         let dest = headers
             .get("destination")
@@ -923,13 +1170,24 @@ impl<S: DavStore> Ctx<'_, S> {
         let dpath = match path::parse_path(path::href_path(dest)) {
             Ok(p) => p,
             Err(PathError::Forbidden(m)) => return Err(st(StatusCode::FORBIDDEN, m)),
-            Err(PathError::NotFound) => return Err(st(StatusCode::BAD_GATEWAY, "destination is not on this server's DAV tree")),
+            Err(PathError::NotFound) => {
+                return Err(st(
+                    StatusCode::BAD_GATEWAY,
+                    "destination is not on this server's DAV tree",
+                ))
+            }
         };
         let Target::Object(dst, new_name) = self.resolve(&dpath).await? else {
-            return Err(st(StatusCode::FORBIDDEN, "the destination must be an object in a collection"));
+            return Err(st(
+                StatusCode::FORBIDDEN,
+                "the destination must be an object in a collection",
+            ));
         };
         if dst.c.owner != src.c.owner || dst.c.kind != src.c.kind {
-            return Err(st(StatusCode::FORBIDDEN, "objects move only inside the owner's homes"));
+            return Err(st(
+                StatusCode::FORBIDDEN,
+                "objects move only inside the owner's homes",
+            ));
         }
         if !dst.can_write() || (is_move && !src.can_write()) {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
@@ -937,15 +1195,35 @@ impl<S: DavStore> Ctx<'_, S> {
         let overwrite = !matches!(headers.get("overwrite").and_then(|v| v.to_str().ok()), Some(v) if v.trim().eq_ignore_ascii_case("f"));
         if let Some(o) = self.store().object(src.c.id, &name).await? {
             if dst.c.kind == CollectionKind::Calendar && !dst.c.components.contains(&o.meta.kind) {
-                return Err(cond(StatusCode::FORBIDDEN, CALDAV, "supported-calendar-component"));
+                return Err(cond(
+                    StatusCode::FORBIDDEN,
+                    CALDAV,
+                    "supported-calendar-component",
+                ));
             }
         }
-        let ns = if dst.c.kind == CollectionKind::Calendar { CALDAV } else { CARDDAV };
-        match self.store().transfer_object(src.c.id, &name, dst.c.id, &new_name, overwrite, is_move).await? {
+        let ns = if dst.c.kind == CollectionKind::Calendar {
+            CALDAV
+        } else {
+            CARDDAV
+        };
+        match self
+            .store()
+            .transfer_object(src.c.id, &name, dst.c.id, &new_name, overwrite, is_move)
+            .await?
+        {
             PutOutcome::Created { .. } => Ok(StatusCode::CREATED.into_response()),
             PutOutcome::Replaced { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
-            PutOutcome::PreconditionFailed => Err(st(StatusCode::PRECONDITION_FAILED, "the destination exists (Overwrite: F) or is the source")),
-            PutOutcome::UidConflict { existing } => Err(Fail::Cond(StatusCode::FORBIDDEN, ns, "no-uid-conflict", vec![href(&dst.obj_href(&existing))])),
+            PutOutcome::PreconditionFailed => Err(st(
+                StatusCode::PRECONDITION_FAILED,
+                "the destination exists (Overwrite: F) or is the source",
+            )),
+            PutOutcome::UidConflict { existing } => Err(Fail::Cond(
+                StatusCode::FORBIDDEN,
+                ns,
+                "no-uid-conflict",
+                vec![href(&dst.obj_href(&existing))],
+            )),
         }
     }
 
@@ -956,7 +1234,9 @@ impl<S: DavStore> Ctx<'_, S> {
         let report = proto::parse_report(body)?;
         let c = match target {
             Target::Collection(c) => c,
-            Target::NewCollection(..) => return Err(st(StatusCode::NOT_FOUND, "no such collection")),
+            Target::NewCollection(..) => {
+                return Err(st(StatusCode::NOT_FOUND, "no such collection"))
+            }
             _ => return Err(cond(StatusCode::FORBIDDEN, DAV, "supported-report")),
         };
         let cal = c.c.kind == CollectionKind::Calendar;
@@ -970,11 +1250,25 @@ impl<S: DavStore> Ctx<'_, S> {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
         }
         match report {
-            Report::CalendarMultiget { props, hrefs } if cal => self.multiget(&c, &props, &hrefs).await,
-            Report::AddressbookMultiget { props, hrefs } if !cal => self.multiget(&c, &props, &hrefs).await,
-            Report::CalendarQuery { props, filter } if cal => self.calendar_query(&c, &props, &filter).await,
-            Report::AddressbookQuery { props, filter, limit } if !cal => self.addressbook_query(&c, &props, &filter, limit).await,
-            Report::SyncCollection { token, limit, props } => self.sync(&c, &props, &token, limit).await,
+            Report::CalendarMultiget { props, hrefs } if cal => {
+                self.multiget(&c, &props, &hrefs).await
+            }
+            Report::AddressbookMultiget { props, hrefs } if !cal => {
+                self.multiget(&c, &props, &hrefs).await
+            }
+            Report::CalendarQuery { props, filter } if cal => {
+                self.calendar_query(&c, &props, &filter).await
+            }
+            Report::AddressbookQuery {
+                props,
+                filter,
+                limit,
+            } if !cal => self.addressbook_query(&c, &props, &filter, limit).await,
+            Report::SyncCollection {
+                token,
+                limit,
+                props,
+            } => self.sync(&c, &props, &token, limit).await,
             _ => Err(cond(StatusCode::FORBIDDEN, DAV, "supported-report")),
         }
     }
@@ -985,7 +1279,9 @@ impl<S: DavStore> Ctx<'_, S> {
         for h in hrefs {
             match path::parse_path(path::href_path(h)) {
                 Ok(DavPath::Object(k, login, cname, name))
-                    if k == c.c.kind && login.eq_ignore_ascii_case(&c.owner.login) && cname == c.c.name =>
+                    if k == c.c.kind
+                        && login.eq_ignore_ascii_case(&c.owner.login)
+                        && cname == c.c.name =>
                 {
                     names.push((h.clone(), name))
                 }
@@ -1003,7 +1299,10 @@ impl<S: DavStore> Ctx<'_, S> {
             match found.get(&n) {
                 Some(o) => {
                     let v = self.object_props(c, &o.meta);
-                    out.push(prop_response(&h, self.answer(props, v, Some((&o.meta, &o.data)))?));
+                    out.push(prop_response(
+                        &h,
+                        self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    ));
                 }
                 None => out.push(status_response(&h, 404)),
             }
@@ -1011,7 +1310,12 @@ impl<S: DavStore> Ctx<'_, S> {
         Ok(multi(out, None))
     }
 
-    async fn calendar_query(&self, c: &Coll, props: &PropRequest, filter: &CompFilter) -> R<Response> {
+    async fn calendar_query(
+        &self,
+        c: &Coll,
+        props: &PropRequest,
+        filter: &CompFilter,
+    ) -> R<Response> {
         if filter.name != "VCALENDAR" {
             return Err(cond(StatusCode::FORBIDDEN, CALDAV, "valid-filter"));
         }
@@ -1019,36 +1323,77 @@ impl<S: DavStore> Ctx<'_, S> {
         // component with a time range, else every object.
         let mut names: Option<Vec<String>> = None;
         if let [inner] = filter.comps.as_slice() {
-            if let (Some(kind), Some(tr), false) = (ComponentKind::parse(&inner.name), inner.time_range, inner.is_not_defined) {
-                names = Some(self.store().time_range_candidates(c.c.id, kind, tr.start, tr.end).await?);
+            if let (Some(kind), Some(tr), false) = (
+                ComponentKind::parse(&inner.name),
+                inner.time_range,
+                inner.is_not_defined,
+            ) {
+                names = Some(
+                    self.store()
+                        .time_range_candidates(c.c.id, kind, tr.start, tr.end)
+                        .await?,
+                );
             }
         }
         let names = match names {
             Some(n) => n,
-            None => self.store().list_objects(c.c.id).await?.into_iter().map(|m| m.name).collect(),
+            None => self
+                .store()
+                .list_objects(c.c.id)
+                .await?
+                .into_iter()
+                .map(|m| m.name)
+                .collect(),
         };
         let mut out = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(parsed) = content::parse_calendar(&o.data) else { continue };
+                let Ok(parsed) = content::parse_calendar(&o.data)
+                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
+                else {
+                    continue;
+                };
                 let instances = parsed.instances();
                 if !crate::filter::calendar_matches(&parsed.root, &instances, filter) {
                     continue;
                 }
                 let v = self.object_props(c, &o.meta);
-                out.push(prop_response(&c.obj_href(&o.meta.name), self.answer(props, v, Some((&o.meta, &o.data)))?));
+                out.push(prop_response(
+                    &c.obj_href(&o.meta.name),
+                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                ));
             }
         }
         Ok(multi(out, None))
     }
 
-    async fn addressbook_query(&self, c: &Coll, props: &PropRequest, filter: &CardFilter, limit: Option<usize>) -> R<Response> {
-        let names: Vec<String> = self.store().list_objects(c.c.id).await?.into_iter().map(|m| m.name).collect();
+    async fn addressbook_query(
+        &self,
+        c: &Coll,
+        props: &PropRequest,
+        filter: &CardFilter,
+        limit: Option<usize>,
+    ) -> R<Response> {
+        // The store's contact search narrows the candidates when one
+        // text-match must hold on a name or address; the exact check below
+        // decides.
+        let names: Vec<String> = match crate::filter::contact_search_text(filter) {
+            Some(text) => self.store().search_contacts(c.c.id, &text).await?,
+            None => self
+                .store()
+                .list_objects(c.c.id)
+                .await?
+                .into_iter()
+                .map(|m| m.name)
+                .collect(),
+        };
         let mut out = Vec::new();
         let mut truncated = false;
         'outer: for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(card) = content::parse_card(&o.data) else { continue };
+                let Ok(card) = content::parse_card(&o.data) else {
+                    continue;
+                };
                 if !crate::filter::card_matches(&card.props, filter) {
                     continue;
                 }
@@ -1057,21 +1402,37 @@ impl<S: DavStore> Ctx<'_, S> {
                     break 'outer;
                 }
                 let v = self.object_props(c, &o.meta);
-                out.push(prop_response(&c.obj_href(&o.meta.name), self.answer(props, v, Some((&o.meta, &o.data)))?));
+                out.push(prop_response(
+                    &c.obj_href(&o.meta.name),
+                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                ));
             }
         }
         if truncated {
             out.push(
-                status_response(&c.href(), 507).with(dav("error").with(dav("number-of-matches-within-limits"))),
+                status_response(&c.href(), 507)
+                    .with(dav("error").with(dav("number-of-matches-within-limits"))),
             );
         }
         Ok(multi(out, None))
     }
 
-    async fn sync(&self, c: &Coll, props: &PropRequest, token: &str, limit: Option<usize>) -> R<Response> {
-        let page = limit.unwrap_or(self.dav.config.sync_page).min(self.dav.config.sync_page);
+    async fn sync(
+        &self,
+        c: &Coll,
+        props: &PropRequest,
+        token: &str,
+        limit: Option<usize>,
+    ) -> R<Response> {
+        let page = limit
+            .unwrap_or(self.dav.config.sync_page)
+            .min(self.dav.config.sync_page);
         if page == 0 {
-            return Err(cond(StatusCode::FORBIDDEN, DAV, "number-of-matches-within-limits"));
+            return Err(cond(
+                StatusCode::FORBIDDEN,
+                DAV,
+                "number-of-matches-within-limits",
+            ));
         }
         // Everything after the token, in modseq order: (modseq, live meta
         // or removed name).
@@ -1087,8 +1448,14 @@ impl<S: DavStore> Ctx<'_, S> {
                 .and_then(|t| t.parse().ok())
                 .ok_or_else(|| cond(StatusCode::FORBIDDEN, DAV, "valid-sync-token"))?;
             match self.store().changes_since(c.c.id, t).await? {
-                SyncAnswer::TooOld => return Err(cond(StatusCode::FORBIDDEN, DAV, "valid-sync-token")),
-                SyncAnswer::Changes { highest: h, changed, removed } => {
+                SyncAnswer::TooOld => {
+                    return Err(cond(StatusCode::FORBIDDEN, DAV, "valid-sync-token"))
+                }
+                SyncAnswer::Changes {
+                    highest: h,
+                    changed,
+                    removed,
+                } => {
                     highest = h;
                     items.extend(changed.into_iter().map(|m| (m.modseq, Ok(m))));
                     items.extend(removed.into_iter().map(|(n, m)| (m, Err(n))));
@@ -1112,7 +1479,10 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         out.extend(self.object_responses(c, props, live).await?);
         if truncated {
-            out.push(status_response(&c.href(), 507).with(dav("error").with(dav("number-of-matches-within-limits"))));
+            out.push(
+                status_response(&c.href(), 507)
+                    .with(dav("error").with(dav("number-of-matches-within-limits"))),
+            );
         }
         Ok(multi(out, Some(sync_token(next))))
     }
@@ -1122,15 +1492,31 @@ impl<S: DavStore> Ctx<'_, S> {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
         }
         let (start, end) = (tr.start.unwrap_or(0), tr.end.unwrap_or(0));
-        let names = self.store().time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end)).await?;
+        let names = self
+            .store()
+            .time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end))
+            .await?;
         let mut periods = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(cal) = content::parse_calendar(&o.data) else { continue };
+                let Ok(cal) = content::parse_calendar(&o.data)
+                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
+                else {
+                    continue;
+                };
                 for i in cal.instances() {
-                    let Some(comp) = cal.root.children.iter().find(|x| x.id == i.comp) else { continue };
-                    let get = |n: &str| comp.props.iter().find(|p| p.name == n).map(|p| p.value.to_ascii_uppercase());
-                    if get("TRANSP").as_deref() == Some("TRANSPARENT") || get("STATUS").as_deref() == Some("CANCELLED") {
+                    let Some(comp) = cal.root.children.iter().find(|x| x.id == i.comp) else {
+                        continue;
+                    };
+                    let get = |n: &str| {
+                        comp.props
+                            .iter()
+                            .find(|p| p.name == n)
+                            .map(|p| p.value.to_ascii_uppercase())
+                    };
+                    if get("TRANSP").as_deref() == Some("TRANSPARENT")
+                        || get("STATUS").as_deref() == Some("CANCELLED")
+                    {
                         continue;
                     }
                     if content::overlaps(i.start, i.end, Some(start), Some(end)) {
@@ -1141,31 +1527,57 @@ impl<S: DavStore> Ctx<'_, S> {
             }
         }
         periods.sort();
-        let mut s = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Outpost//DAV//EN\r\nBEGIN:VFREEBUSY\r\n");
-        s.push_str(&format!("DTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n", proto::format_utc(start), proto::format_utc(start), proto::format_utc(end)));
+        let mut s = String::from(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Outpost//DAV//EN\r\nBEGIN:VFREEBUSY\r\n",
+        );
+        s.push_str(&format!(
+            "DTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n",
+            proto::format_utc(start),
+            proto::format_utc(start),
+            proto::format_utc(end)
+        ));
         for (a, b, tentative) in periods {
             let kind = if tentative { "BUSY-TENTATIVE" } else { "BUSY" };
-            s.push_str(&format!("FREEBUSY;FBTYPE={kind}:{}/{}\r\n", proto::format_utc(a), proto::format_utc(b)));
+            s.push_str(&format!(
+                "FREEBUSY;FBTYPE={kind}:{}/{}\r\n",
+                proto::format_utc(a),
+                proto::format_utc(b)
+            ));
         }
         s.push_str("END:VFREEBUSY\r\nEND:VCALENDAR\r\n");
-        Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], s).into_response())
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+            s,
+        )
+            .into_response())
     }
 }
 
 fn is_known_prop(kind: CollectionKind, n: &Name) -> bool {
     n.is(DAV, "displayname")
         || (kind == CollectionKind::Calendar
-            && (n.is(APPLE, "calendar-color") || n.is(APPLE, "calendar-order") || n.is(CALDAV, "calendar-description") || n.is(CALDAV, "calendar-timezone")))
+            && (n.is(APPLE, "calendar-color")
+                || n.is(APPLE, "calendar-order")
+                || n.is(CALDAV, "calendar-description")
+                || n.is(CALDAV, "calendar-timezone")))
         || (kind == CollectionKind::AddressBook && n.is(CARDDAV, "addressbook-description"))
 }
 
 /// One PROPPATCH/MKCOL property into the patch; `Err` when this server does
 /// not let it be set or the value is not valid.
-fn apply_prop(patch: &mut CollectionPatch, kind: CollectionKind, name: &Name, value: Option<&Element>) -> Result<(), ()> {
+fn apply_prop(
+    patch: &mut CollectionPatch,
+    kind: CollectionKind,
+    name: &Name,
+    value: Option<&Element>,
+) -> Result<(), ()> {
     if !is_known_prop(kind, name) {
         return Err(());
     }
-    let v = value.map(|e| e.text.trim().to_string()).filter(|s| !s.is_empty());
+    let v = value
+        .map(|e| e.text.trim().to_string())
+        .filter(|s| !s.is_empty());
     if name.is(DAV, "displayname") {
         patch.display_name = Some(v);
     } else if name.is(APPLE, "calendar-color") {
@@ -1181,19 +1593,26 @@ fn apply_prop(patch: &mut CollectionPatch, kind: CollectionKind, name: &Name, va
             Some(s) => Some(s.parse::<i32>().map_err(|_| ())?),
             None => None,
         });
-    } else if name.is(CALDAV, "calendar-description") || name.is(CARDDAV, "addressbook-description") {
+    } else if name.is(CALDAV, "calendar-description") || name.is(CARDDAV, "addressbook-description")
+    {
         patch.description = Some(v);
     } else if name.is(CALDAV, "calendar-timezone") {
         if let Some(tz) = &v {
             // Kept as sent; it must at least be a VCALENDAR with a VTIMEZONE.
             let ok = calcard::icalendar::ICalendar::parse(tz).is_ok_and(|c| {
-                c.components.iter().any(|x| x.component_type == calcard::icalendar::ICalendarComponentType::VTimezone)
+                c.components.iter().any(|x| {
+                    x.component_type == calcard::icalendar::ICalendarComponentType::VTimezone
+                })
             });
             if !ok {
                 return Err(());
             }
         }
-        patch.timezone = Some(value.map(|e| e.text.clone()).filter(|s| !s.trim().is_empty()));
+        patch.timezone = Some(
+            value
+                .map(|e| e.text.clone())
+                .filter(|s| !s.trim().is_empty()),
+        );
     }
     Ok(())
 }
@@ -1201,7 +1620,9 @@ fn apply_prop(patch: &mut CollectionPatch, kind: CollectionKind, name: &Name, va
 /// The stored vCard, converted when the client asked for the other version.
 fn card_in_version(bytes: &[u8], want: Option<CardVersion>) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let Some(want) = want else { return text.into_owned() };
+    let Some(want) = want else {
+        return text.into_owned();
+    };
     let is_v4 = text.contains("VERSION:4.0");
     if (want == CardVersion::V4) == is_v4 {
         return text.into_owned();

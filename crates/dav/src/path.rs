@@ -55,13 +55,18 @@ pub fn parse_path(raw: &str) -> Result<DavPath, PathError> {
         [] | ["dav"] => DavPath::Root,
         ["dav", "principals"] | ["dav", "principals", "users"] => DavPath::Principals,
         ["dav", "principals", "users", login] => DavPath::Principal(login.to_string()),
-        ["dav", k, login] if kind(k).is_some() => DavPath::Home(kind(k).unwrap(), login.to_string()),
+        ["dav", k, login] if kind(k).is_some() => {
+            DavPath::Home(kind(k).unwrap(), login.to_string())
+        }
         ["dav", k, login, c] if kind(k).is_some() => {
             DavPath::Collection(kind(k).unwrap(), login.to_string(), c.to_string())
         }
-        ["dav", k, login, c, o] if kind(k).is_some() => {
-            DavPath::Object(kind(k).unwrap(), login.to_string(), c.to_string(), o.to_string())
-        }
+        ["dav", k, login, c, o] if kind(k).is_some() => DavPath::Object(
+            kind(k).unwrap(),
+            login.to_string(),
+            c.to_string(),
+            o.to_string(),
+        ),
         _ => return Err(PathError::NotFound),
     })
 }
@@ -129,7 +134,10 @@ pub fn object_href(kind: CollectionKind, login: &str, coll: &str, name: &str) ->
 /// An href or Destination value (absolute URL or path) as a path.
 pub fn href_path(href: &str) -> &str {
     let h = href.trim();
-    if let Some(rest) = h.strip_prefix("http://").or_else(|| h.strip_prefix("https://")) {
+    if let Some(rest) = h
+        .strip_prefix("http://")
+        .or_else(|| h.strip_prefix("https://"))
+    {
         match rest.find('/') {
             Some(i) => &rest[i..],
             None => "/",

@@ -235,12 +235,29 @@ pub struct CardFilter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    CalendarMultiget { props: PropRequest, hrefs: Vec<String> },
-    CalendarQuery { props: PropRequest, filter: CompFilter },
+    CalendarMultiget {
+        props: PropRequest,
+        hrefs: Vec<String>,
+    },
+    CalendarQuery {
+        props: PropRequest,
+        filter: CompFilter,
+    },
     FreeBusy(TimeRange),
-    AddressbookMultiget { props: PropRequest, hrefs: Vec<String> },
-    AddressbookQuery { props: PropRequest, filter: CardFilter, limit: Option<usize> },
-    SyncCollection { token: String, limit: Option<usize>, props: PropRequest },
+    AddressbookMultiget {
+        props: PropRequest,
+        hrefs: Vec<String>,
+    },
+    AddressbookQuery {
+        props: PropRequest,
+        filter: CardFilter,
+        limit: Option<usize>,
+    },
+    SyncCollection {
+        token: String,
+        limit: Option<usize>,
+        props: PropRequest,
+    },
     /// A report this server does not do: 403 DAV:supported-report.
     Unsupported(Name),
 }
@@ -256,15 +273,24 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ProtoError> {
             .collect::<Vec<_>>()
     };
     Ok(if root.is(CALDAV, "calendar-multiget") {
-        Report::CalendarMultiget { props: props(), hrefs: hrefs() }
+        Report::CalendarMultiget {
+            props: props(),
+            hrefs: hrefs(),
+        }
     } else if root.is(CARDDAV, "addressbook-multiget") {
-        Report::AddressbookMultiget { props: props(), hrefs: hrefs() }
+        Report::AddressbookMultiget {
+            props: props(),
+            hrefs: hrefs(),
+        }
     } else if root.is(CALDAV, "calendar-query") {
         let f = root
             .child(CALDAV, "filter")
             .and_then(|f| f.child(CALDAV, "comp-filter"))
             .ok_or_else(|| ProtoError::Bad("calendar-query needs filter/comp-filter".into()))?;
-        Report::CalendarQuery { props: props(), filter: comp_filter(f, 0)? }
+        Report::CalendarQuery {
+            props: props(),
+            filter: comp_filter(f, 0)?,
+        }
     } else if root.is(CALDAV, "free-busy-query") {
         let tr = root
             .child(CALDAV, "time-range")
@@ -289,9 +315,16 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ProtoError> {
             .map(|n| n.text.trim().parse::<usize>())
             .transpose()
             .map_err(|_| ProtoError::Bad("nresults is not a number".into()))?;
-        Report::AddressbookQuery { props: props(), filter: CardFilter { all_of, props: pf }, limit }
+        Report::AddressbookQuery {
+            props: props(),
+            filter: CardFilter { all_of, props: pf },
+            limit,
+        }
     } else if root.is(DAV, "sync-collection") {
-        let token = root.child(DAV, "sync-token").map(|t| t.text.trim().to_string()).unwrap_or_default();
+        let token = root
+            .child(DAV, "sync-token")
+            .map(|t| t.text.trim().to_string())
+            .unwrap_or_default();
         if let Some(level) = root.child(DAV, "sync-level") {
             if level.text.trim() != "1" {
                 return bad("only sync-level 1 is supported");
@@ -303,7 +336,11 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ProtoError> {
             .map(|n| n.text.trim().parse::<usize>())
             .transpose()
             .map_err(|_| ProtoError::Bad("nresults is not a number".into()))?;
-        Report::SyncCollection { token, limit, props: props() }
+        Report::SyncCollection {
+            token,
+            limit,
+            props: props(),
+        }
     } else {
         Report::Unsupported(root.name.clone())
     })
@@ -357,7 +394,10 @@ fn prop_filter(el: &Element, ns: &str) -> Result<PropFilter, ProtoError> {
                     .ok_or_else(|| ProtoError::Bad("param-filter without name".into()))?
                     .to_ascii_uppercase(),
                 is_not_defined: c.child(ns, "is-not-defined").is_some(),
-                text_match: c.child(ns, "text-match").map(|t| text_match(t, ns)).transpose()?,
+                text_match: c
+                    .child(ns, "text-match")
+                    .map(|t| text_match(t, ns))
+                    .transpose()?,
             });
         }
     }
@@ -391,16 +431,28 @@ fn text_match(el: &Element, ns: &str) -> Result<TextMatch, ProtoError> {
     } else {
         MatchType::Contains
     };
-    Ok(TextMatch { text: el.text.clone(), collation, negate, match_type })
+    Ok(TextMatch {
+        text: el.text.clone(),
+        collation,
+        negate,
+        match_type,
+    })
 }
 
 fn time_range(el: &Element) -> Result<TimeRange, ProtoError> {
     let get = |a: &str| {
         el.attr(a)
-            .map(|v| parse_utc(v).ok_or_else(|| ProtoError::Bad(format!("time-range {a}={v:?} is not a UTC date-time"))))
+            .map(|v| {
+                parse_utc(v).ok_or_else(|| {
+                    ProtoError::Bad(format!("time-range {a}={v:?} is not a UTC date-time"))
+                })
+            })
             .transpose()
     };
-    let tr = TimeRange { start: get("start")?, end: get("end")? };
+    let tr = TimeRange {
+        start: get("start")?,
+        end: get("end")?,
+    };
     if tr.start.is_none() && tr.end.is_none() {
         return bad("time-range needs start or end");
     }
@@ -416,7 +468,10 @@ fn time_range(el: &Element) -> Result<TimeRange, ProtoError> {
 pub fn calendar_data_options(el: &Element) -> Result<CalendarDataOptions, ProtoError> {
     Ok(CalendarDataOptions {
         expand: el.child(CALDAV, "expand").map(time_range).transpose()?,
-        limit_recurrence: el.child(CALDAV, "limit-recurrence-set").map(time_range).transpose()?,
+        limit_recurrence: el
+            .child(CALDAV, "limit-recurrence-set")
+            .map(time_range)
+            .transpose()?,
     })
 }
 
@@ -446,7 +501,12 @@ pub fn format_utc(t: i64) -> String {
     let days = t.div_euclid(86400);
     let secs = t.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

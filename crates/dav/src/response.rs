@@ -52,14 +52,20 @@ pub fn prop_response(h: &str, groups: Vec<(u16, Vec<Element>)>) -> Element {
         for p in props {
             prop.push(p);
         }
-        r.push(dav("propstat").with(prop).with(dav("status").with_text(status_line(code))));
+        r.push(
+            dav("propstat")
+                .with(prop)
+                .with(dav("status").with_text(status_line(code))),
+        );
     }
     r
 }
 
 /// A `<d:response>` with a bare status (a sync tombstone, a multiget miss).
 pub fn status_response(h: &str, code: u16) -> Element {
-    dav("response").with(href(h)).with(dav("status").with_text(status_line(code)))
+    dav("response")
+        .with(href(h))
+        .with(dav("status").with_text(status_line(code)))
 }
 
 pub fn multistatus(responses: Vec<Element>, sync_token: Option<String>) -> Element {
@@ -91,6 +97,34 @@ pub fn empty(name: &Name) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever hrefs and property values hold, the multistatus reads
+        /// back with the same hrefs, texts and statuses.
+        #[test]
+        fn multistatus_round_trips(
+            rows in proptest::collection::vec(("\\PC{0,30}", "\\PC{0,40}", prop_oneof![Just(200u16), Just(404), Just(403)]), 0..8),
+            token in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let responses = rows
+                .iter()
+                .map(|(h, v, code)| prop_response(h, vec![(*code, vec![dav("displayname").with_text(v.clone())])]))
+                .collect();
+            let s = to_xml(&multistatus(responses, token.clone()));
+            let back = outpost_xml::parse(s.as_bytes(), &Default::default()).unwrap();
+            let got: Vec<_> = back.children_named(DAV, "response").collect();
+            prop_assert_eq!(got.len(), rows.len());
+            for (r, (h, v, code)) in got.iter().zip(&rows) {
+                let clean = |x: &str| x.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect::<String>();
+                prop_assert_eq!(&r.child(DAV, "href").unwrap().text, &clean(h));
+                let ps = r.child(DAV, "propstat").unwrap();
+                prop_assert_eq!(&ps.child(DAV, "prop").unwrap().child(DAV, "displayname").unwrap().text, &clean(v));
+                prop_assert_eq!(&ps.child(DAV, "status").unwrap().text, &status_line(*code));
+            }
+            prop_assert_eq!(back.child(DAV, "sync-token").map(|t| t.text.clone()), token.map(|t| t.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect::<String>()));
+        }
+    }
 
     #[test]
     fn multistatus_is_well_formed_and_escaped() {
@@ -102,12 +136,18 @@ mod tests {
                 (403, vec![]),
             ],
         );
-        let s = to_xml(&multistatus(vec![r, status_response("/gone", 404)], Some("t:1".into())));
+        let s = to_xml(&multistatus(
+            vec![r, status_response("/gone", 404)],
+            Some("t:1".into()),
+        ));
         let back = outpost_xml::parse(s.as_bytes(), &Default::default()).unwrap();
         assert!(back.is(DAV, "multistatus"));
         assert_eq!(back.children.len(), 3);
         let r = &back.children[0];
-        assert_eq!(r.child(DAV, "href").unwrap().text, "/dav/calendars/a@b/x&y/");
+        assert_eq!(
+            r.child(DAV, "href").unwrap().text,
+            "/dav/calendars/a@b/x&y/"
+        );
         assert_eq!(r.children_named(DAV, "propstat").count(), 2);
         assert!(s.contains("&lt;Work &amp; play&gt;"));
         assert!(s.contains("HTTP/1.1 404 Not Found"));

@@ -187,12 +187,18 @@ pub enum PutCondition {
 /// What a PUT (or COPY/MOVE) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Created { etag: String },
-    Replaced { etag: String },
+    Created {
+        etag: String,
+    },
+    Replaced {
+        etag: String,
+    },
     PreconditionFailed,
     /// Another object of the collection has this UID (CalDAV/CardDAV
     /// `no-uid-conflict`): its name.
-    UidConflict { existing: String },
+    UidConflict {
+        existing: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +277,11 @@ pub trait DavStore: Send + Sync + 'static {
     async fn quota(&self, principal: i64) -> DavStoreResult<Quota>;
 
     // --- collections ------------------------------------------------------
+
+    /// Creates the default calendar, task list and address book the
+    /// principal lacks (the store's `ensure_default_groupware`; names as
+    /// SOGo gives them). Called when a user's own home is found empty.
+    async fn ensure_defaults(&self, owner: i64) -> DavStoreResult<()>;
 
     /// The principal's own collections of a kind, by sort order then name.
     async fn list_collections(

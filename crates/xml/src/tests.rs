@@ -15,13 +15,18 @@ fn propfind_with_namespaces() {
     assert!(el.is("DAV:", "propfind"));
     let prop = el.child("DAV:", "prop").unwrap();
     assert_eq!(prop.children.len(), 2);
-    let cd = prop.child("urn:ietf:params:xml:ns:caldav", "calendar-data").unwrap();
+    let cd = prop
+        .child("urn:ietf:params:xml:ns:caldav", "calendar-data")
+        .unwrap();
     assert_eq!(cd.attr("content-type"), Some("text/calendar"));
 }
 
 #[test]
 fn default_namespace_and_references() {
-    let el = p(r#"<a xmlns="DAV:"><b>x &amp; y &#65;&#x42; &lt;&gt;&quot;&apos;</b><![CDATA[<raw>]]></a>"#).unwrap();
+    let el = p(
+        r#"<a xmlns="DAV:"><b>x &amp; y &#65;&#x42; &lt;&gt;&quot;&apos;</b><![CDATA[<raw>]]></a>"#,
+    )
+    .unwrap();
     assert!(el.is("DAV:", "a"));
     assert_eq!(el.child("DAV:", "b").unwrap().text, "x & y AB <>\"'");
     assert_eq!(el.text, "<raw>");
@@ -70,7 +75,10 @@ fn limits_are_enforced() {
         ..Limits::default()
     };
     let big = format!("<a>{}</a>", "x".repeat(200));
-    assert!(matches!(parse(big.as_bytes(), &limits), Err(XmlError::TooLarge { .. })));
+    assert!(matches!(
+        parse(big.as_bytes(), &limits),
+        Err(XmlError::TooLarge { .. })
+    ));
     let limits = Limits {
         max_elements: 3,
         ..Limits::default()
@@ -114,7 +122,10 @@ fn malformed_input_is_an_error() {
     ] {
         assert!(p(bad).is_err(), "{bad:?} should be refused");
     }
-    assert_eq!(parse(&[0xff, 0xfe], &Limits::default()), Err(XmlError::NotUtf8));
+    assert_eq!(
+        parse(&[0xff, 0xfe], &Limits::default()),
+        Err(XmlError::NotUtf8)
+    );
     assert_eq!(p("<p:a/>"), Err(XmlError::UnboundPrefix("p".into())));
 }
 
@@ -139,7 +150,11 @@ fn arb_name() -> impl Strategy<Value = String> {
 
 fn arb_element() -> impl Strategy<Value = Element> {
     let leaf = (
-        prop_oneof![Just("DAV:".to_string()), Just("urn:x".to_string()), Just(String::new())],
+        prop_oneof![
+            Just("DAV:".to_string()),
+            Just("urn:x".to_string()),
+            Just(String::new())
+        ],
         arb_name(),
         "\\PC{0,20}",
         proptest::collection::vec((arb_name(), "\\PC{0,10}"), 0..3),
