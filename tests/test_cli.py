@@ -17,7 +17,8 @@ import pytest
 from conftest import CI, PASSWORD, PG_BASE, pg_available, Server, client_tls_context, outpost_bin
 
 DEMO_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "lmtp": 10024,
-              "imap": 10143, "imaps": 10993, "pop3": 10110, "pop3s": 10995, "managesieve": 10190}
+              "imap": 10143, "imaps": 10993, "pop3": 10110, "pop3s": 10995, "managesieve": 10190,
+              "http": 10080, "https": 10443}
 
 
 def run(*args, cwd=None, input=None, timeout=60):

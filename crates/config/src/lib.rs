@@ -1149,7 +1149,10 @@ mod tests {
         let c = Config::parse("", "t").unwrap();
         assert_eq!(c.http.max_header_size, 16384);
         assert_eq!(c.http.body_limit, 1048576);
-        assert_eq!(c.http.header_read_timeout(), std::time::Duration::from_secs(20));
+        assert_eq!(
+            c.http.header_read_timeout(),
+            std::time::Duration::from_secs(20)
+        );
         assert_eq!(c.http.idle_timeout(), std::time::Duration::from_secs(60));
         assert!(!c.http.allow_plaintext_on_loopback);
         let c = Config::parse(
@@ -1162,7 +1165,10 @@ mod tests {
         for (text, key) in [
             ("[http]\nmax_header_size = 1000\n", "http.max_header_size"),
             ("[http]\nidle_timeout = \"0s\"\n", "http.idle_timeout"),
-            ("[http]\nheader_read_timeout = \"soon\"\n", "http.header_read_timeout"),
+            (
+                "[http]\nheader_read_timeout = \"soon\"\n",
+                "http.header_read_timeout",
+            ),
             ("[http]\nrequests_per_ip = 0\n", "http.requests_per_ip"),
             ("[http]\nbody_limit = 0\n", "http.body_limit"),
             ("[http]\nmax_body = 5\n", "max_body"),

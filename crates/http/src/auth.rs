@@ -54,8 +54,11 @@ impl BasicAuth {
             .chars()
             .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
             .collect();
-        let challenge = HeaderValue::try_from(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"outpost\", charset=\"UTF-8\""));
+        let challenge =
+            HeaderValue::try_from(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+                .unwrap_or_else(|_| {
+                    HeaderValue::from_static("Basic realm=\"outpost\", charset=\"UTF-8\"")
+                });
         BasicAuth {
             layer,
             challenge,
@@ -78,10 +81,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
     let client = req.extensions().get::<ClientInfo>().copied();
     let Some(client) = client.filter(|c| c.trusted_transport(auth.allow_plaintext_on_loopback))
     else {
-        return crate::text_response(
-            StatusCode::FORBIDDEN,
-            "Log in over HTTPS\n",
-        );
+        return crate::text_response(StatusCode::FORBIDDEN, "Log in over HTTPS\n");
     };
     let credentials = req
         .headers()
@@ -106,7 +106,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
         LoginOutcome::Failed => {
             tracing::info!(
                 peer = %client.peer,
-                login = %credentials.login,
+                login = ?credentials.login,
                 "http: authentication failed"
             );
             challenge(&auth)

@@ -73,6 +73,10 @@ pub const MIN_HEADER_SIZE: usize = 8192;
 /// How long requests in flight get to finish once the server stops.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a closing connection without requests in flight is left to
+/// close by itself before it is dropped.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// The stack's limits and policy, from the `[http]` config section (see
 /// `outpost_config::Http` for why each default is what it is).
 #[derive(Clone, Debug)]
@@ -240,32 +244,42 @@ impl HttpServer {
         // and says nothing, on HTTP/2 too).
         let idle = settings.idle_timeout;
         let first = settings.header_read_timeout;
-        // Once closing, a connection that does not finish on its own
-        // (an HTTP/2 client that never sent its preface, one that never
-        // reads the GOAWAY) is dropped after a grace period: `first` when
-        // idle, [`STOP_GRACE`] when the server stops (requests in flight
-        // get that long to finish).
-        let mut hard_close: Option<tokio::time::Instant> = None;
+        // Once closing, the connection is given a moment to finish on its
+        // own (GOAWAY sent, responses flushed); one that does not (an
+        // HTTP/2 client that never sent its preface, or never reads, so
+        // never acknowledges the shutdown) is dropped [`CLOSE_LINGER`] after
+        // its last request ended, and at the latest after [`STOP_GRACE`]
+        // with requests still in flight.
+        let mut closing: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
         let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
         let result = loop {
             let idle_check = tokio::time::sleep_until(activity.idle_deadline(first, idle));
-            let cutoff = tokio::time::sleep_until(hard_close.unwrap_or(far));
-            let closing = hard_close.is_some();
+            let cutoff_at = match closing {
+                None => far,
+                Some((since, hard)) if activity.in_flight() == 0 => {
+                    (since.max(activity.last_end()) + CLOSE_LINGER).min(hard)
+                }
+                Some((_, hard)) => hard,
+            };
+            let cutoff = tokio::time::sleep_until(cutoff_at);
+            let is_closing = closing.is_some();
             tokio::select! {
                 r = connection.as_mut() => break r,
                 _ = activity.ended.notified() => {}
-                _ = stop.changed(), if !closing => {
-                    hard_close = Some(tokio::time::Instant::now() + STOP_GRACE);
+                _ = stop.changed(), if !is_closing => {
+                    let now = tokio::time::Instant::now();
+                    closing = Some((now, now + STOP_GRACE));
                     connection.as_mut().graceful_shutdown();
                 }
-                _ = idle_check, if !closing => {
+                _ = idle_check, if !is_closing => {
                     if activity.is_idle(first, idle) {
                         tracing::debug!(session = session.id, "http: connection idle; closing");
-                        hard_close = Some(tokio::time::Instant::now() + first);
+                        let now = tokio::time::Instant::now();
+                        closing = Some((now, now + STOP_GRACE));
                         connection.as_mut().graceful_shutdown();
                     }
                 }
-                _ = cutoff, if closing => {
+                _ = cutoff, if is_closing => {
                     tracing::debug!(session = session.id, "http: connection did not close in time; dropped");
                     break Ok(());
                 }

@@ -52,6 +52,16 @@ impl Activity {
         (last + allowed).max(now + Duration::from_millis(10))
     }
 
+    /// Requests being answered now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// When the last request ended (or the connection started).
+    pub(crate) fn last_end(&self) -> Instant {
+        self.last.lock().unwrap().0
+    }
+
     /// No request in flight, and none for `first` since the connection
     /// started (no request yet) or `idle` since the last one ended.
     pub(crate) fn is_idle(&self, first: Duration, idle: Duration) -> bool {

@@ -103,7 +103,7 @@ impl Line {
             status = self.status.as_u16(),
             bytes = self.bytes,
             ms = e.started.elapsed().as_millis() as u64,
-            user = self.user.as_deref().unwrap_or("-"),
+            user = %self.user.as_deref().unwrap_or("-"),
             complete,
             "request"
         );

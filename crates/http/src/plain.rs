@@ -85,9 +85,11 @@ fn host_part(value: &str) -> Option<&str> {
     let name_ok = host.starts_with('[')
         || (!host.is_empty()
             && host.len() <= 253
-            && host
-                .split('.')
-                .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }));
     name_ok.then_some(host)
 }
 

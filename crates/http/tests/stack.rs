@@ -189,7 +189,10 @@ fn test_router() -> Router {
                 "unreachable"
             }),
         )
-        .route("/upload", post(|b: Bytes| async move { format!("{}", b.len()) }))
+        .route(
+            "/upload",
+            post(|b: Bytes| async move { format!("{}", b.len()) }),
+        )
         .route(
             "/big-upload",
             post(|b: Bytes| async move { format!("{}", b.len()) })
@@ -211,10 +214,7 @@ fn settings() -> HttpSettings {
 async fn h2_is_negotiated_by_alpn_and_h1_still_works() {
     let srv = start(test_router(), settings()).await;
     let (mut s2, _) = h2(&srv).await;
-    let resp = s2
-        .send_request(get_req(&h2_uri("/hello")))
-        .await
-        .unwrap();
+    let resp = s2.send_request(get_req(&h2_uri("/hello"))).await.unwrap();
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(
         text(resp).await,
@@ -327,7 +327,9 @@ async fn slow_headers_get_the_connection_closed() {
     )
     .await;
     let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
-    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     // Keep dribbling one header byte at a time; the server must still cut
     // us off once the head took longer than the timeout.
@@ -394,7 +396,11 @@ struct FakeDirectory {
 
 #[async_trait::async_trait]
 impl Authenticator for FakeDirectory {
-    async fn authenticate(&self, login: &str, password: &str) -> Result<Option<AuthUser>, TempFail> {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, TempFail> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(TempFail("directory down".into()));
@@ -707,8 +713,9 @@ async fn stop_finishes_the_request_in_flight_then_closes() {
     let srv = start(router, settings()).await;
     let (s2, conn) = h2(&srv).await;
     let mut s = s2.clone();
-    let pending =
-        tokio::spawn(async move { text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await });
+    let pending = tokio::spawn(async move {
+        text(s.send_request(get_req(&h2_uri("/slow"))).await.unwrap()).await
+    });
     entered.notified().await;
     srv.stop.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -718,4 +725,85 @@ async fn stop_finishes_the_request_in_flight_then_closes() {
         .await
         .expect("connection not closed after stop")
         .unwrap();
+}
+
+/// Collects what the fmt subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_without_the_query() {
+    // #[tokio::test] runs everything on this thread: a thread-local
+    // subscriber sees the server's tasks too.
+    let buf = LogBuffer::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let srv = start(auth_router(fake_dir(), 3, false), settings()).await;
+    let (mut s2, _) = h2(&srv).await;
+    let resp = s2
+        .send_request(
+            req(Method::GET, &h2_uri("/dav/?token=s3cr3t"))
+                .header("authorization", basic("alice", "right"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (status, body) = text(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = s2.send_request(get_req(&h2_uri("/dav/"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let _ = text(resp).await;
+
+    let lines = || {
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| l.contains("outpost::http::access"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if lines().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lines = lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let ok = &lines[0];
+    for part in [
+        "method=GET",
+        "path=/dav/ ",
+        "status=200",
+        "version=HTTP/2.0",
+        "user=alice@example.test",
+        "tls=true",
+        "complete=true",
+        &format!("bytes={}", body.len()),
+        "peer=127.0.0.1:",
+    ] {
+        assert!(ok.contains(part), "{part:?} not in {ok}");
+    }
+    assert!(!ok.contains("s3cr3t"), "{ok}");
+    assert!(!ok.contains("Basic"), "{ok}");
+    assert!(
+        lines[1].contains("status=401") && lines[1].contains("user=- "),
+        "{}",
+        lines[1]
+    );
 }

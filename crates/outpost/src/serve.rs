@@ -13,7 +13,6 @@ use outpost_net::{
     AuthLayer, AuthThrottle, Conn, ConnLimiter, ListenerContext, Session, ThrottleConfig,
     TlsAcceptor,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -27,8 +26,9 @@ enum Service {
     Smtp(Arc<outpost_smtp::SmtpContext>),
     Imap(Arc<outpost_imap::ImapContext>),
     ManageSieve(Arc<outpost_sieve::ManageSieveContext>),
-    /// Not built yet: greet with the protocol's "not available" reply.
-    Unavailable(&'static [u8]),
+    /// The HTTP stack (`http` and `https`), and the acceptor that offers
+    /// h2 and http/1.1 by ALPN for the implicit-TLS listener.
+    Http(outpost_http::HttpServer, TlsAcceptor),
 }
 
 struct Listener {
@@ -179,6 +179,28 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         },
     });
 
+    // The HTTP stack, serving every HTTP service's router.
+    let https_port = sockets
+        .iter()
+        .find(|(name, _)| *name == "https")
+        .and_then(|(_, s)| s.local_addr().ok())
+        .map_or(443, |a| a.port());
+    let http = outpost_http::HttpServer::new(
+        http_router(),
+        outpost_http::HttpSettings {
+            hostname: cfg.hostname.clone(),
+            https_port,
+            max_header_size: cfg.http.max_header_size,
+            body_limit: cfg.http.body_limit,
+            header_read_timeout: cfg.http.header_read_timeout(),
+            idle_timeout: cfg.http.idle_timeout(),
+            requests_per_ip: cfg.http.requests_per_ip,
+            h2_max_concurrent_streams: cfg.http.h2_max_concurrent_streams,
+            allow_plaintext_on_loopback: cfg.http.allow_plaintext_on_loopback,
+        },
+    );
+    let http_tls = outpost_http::HttpServer::tls_acceptor(&tls);
+
     let mut listeners = Vec::new();
     for (name, socket) in sockets {
         let service = match name {
@@ -188,7 +210,8 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             "lmtp" => Service::Smtp(lmtp.clone()),
             "imap" | "imaps" => Service::Imap(imap.clone()),
             "managesieve" => Service::ManageSieve(managesieve.clone()),
-            _ => Service::Unavailable(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            "http" | "https" => Service::Http(http.clone(), http_tls.clone()),
+            other => return Err(anyhow!("listen.{other}: no service of that name")),
         };
         listeners.push(Listener {
             name,
@@ -344,6 +367,7 @@ async fn accept_loop(
         };
         let session = Session::new(peer, local, l.name);
         let service = l.service.clone();
+        let stop = stop.clone();
         let implicit = l.implicit_tls;
         let tls = tls.clone();
         let active = active.clone();
@@ -351,7 +375,7 @@ async fn accept_loop(
         active.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let _permit = permit;
-            handle(Conn::Plain(tcp), session, service, implicit, tls).await;
+            handle(Conn::Plain(tcp), session, service, implicit, tls, stop).await;
             active.fetch_sub(1, Ordering::SeqCst);
             done.notify_waiters();
         });
@@ -364,11 +388,15 @@ async fn handle(
     service: Service,
     implicit_tls: bool,
     tls: TlsAcceptor,
+    stop: watch::Receiver<bool>,
 ) {
     let conn = if implicit_tls {
         let timeout = Duration::from_secs(30);
-        match outpost_net::listener::handshake(conn, &tls, &session, session.listener, timeout)
-            .await
+        let tls = match &service {
+            Service::Http(_, alpn) => alpn,
+            _ => &tls,
+        };
+        match outpost_net::listener::handshake(conn, tls, &session, session.listener, timeout).await
         {
             Ok(c) => c,
             Err(_) => return,
@@ -381,11 +409,7 @@ async fn handle(
         Service::Smtp(ctx) => outpost_smtp::serve(conn, session, ctx).await,
         Service::Imap(ctx) => outpost_imap::serve(conn, session, ctx).await,
         Service::ManageSieve(ctx) => outpost_sieve::serve(conn, session, ctx).await,
-        Service::Unavailable(greeting) => {
-            let mut conn = conn;
-            let _ = conn.write_all(greeting).await;
-            let _ = conn.shutdown().await;
-        }
+        Service::Http(server, _) => server.serve_connection(conn, &session, stop).await,
     }
 }
 
@@ -397,8 +421,35 @@ fn refusal(service: &Service) -> &'static [u8] {
         }
         Service::ManageSieve(_) => b"BYE \"Too many connections, try again later\"\r\n",
         Service::Imap(_) => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
-        Service::Unavailable(g) => g,
+        // Without ALPN on the refusal's handshake, the client speaks
+        // HTTP/1.1 and reads this.
+        Service::Http(..) => {
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
     }
+}
+
+/// Every HTTP service, merged into the one router the HTTP stack serves on
+/// `[listen] http` and `https`. This is where protocol routers are mounted:
+/// a protocol crate hands over its `axum::Router`, wrapped with
+/// `outpost_http::require_user(router, BasicAuth::new(listener.auth, hostname,
+/// cfg.http.allow_plaintext_on_loopback))` when it needs a login (DAV:
+/// `/dav/`), and merged here; discovery (`/.well-known/caldav`, ...) is
+/// merged unwrapped, since plain HTTP serves it too.
+///
+/// No HTTP service is built yet, so everything, `/.well-known/` included,
+/// is 404.
+fn http_router() -> axum::Router {
+    axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            "Not found\n",
+        )
+    })
 }
 
 async fn wait_for_signal() {
@@ -466,6 +517,11 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
         (
             "managesieve",
             "ManageSieve, STARTTLS (plaintext login allowed on loopback)",
+        ),
+        ("https", "HTTPS, HTTP/1.1 and HTTP/2"),
+        (
+            "http",
+            "plain HTTP (served on loopback; elsewhere redirects)",
         ),
     ] {
         if let Some(a) = addr_of(name) {

@@ -25,6 +25,8 @@ pub const DEMO_PORTS: &[(&str, u16)] = &[
     ("pop3", 10110),
     ("pop3s", 10995),
     ("managesieve", 10190),
+    ("http", 10080),
+    ("https", 10443),
 ];
 
 /// `outpost init`: config file, data directory, self-signed certificate.
@@ -137,6 +139,7 @@ pub fn demo_config() -> Config {
     let dir = std::env::current_dir().unwrap_or_default().join(DEMO_DIR);
     let mut cfg = Config::defaults_with(dir);
     cfg.auth.allow_plaintext_on_loopback = true;
+    cfg.http.allow_plaintext_on_loopback = true;
     // Demo mail comes from loopback clients; SPF/DKIM/DMARC lookups would
     // only wait on DNS.
     cfg.inbound.check = false;
@@ -157,6 +160,8 @@ pub fn demo_listeners(cfg: &mut Config) {
             "pop3" => l.pop3 = vec![addr],
             "pop3s" => l.pop3s = vec![addr],
             "managesieve" => l.managesieve = vec![addr],
+            "http" => l.http = vec![addr],
+            "https" => l.https = vec![addr],
             _ => {}
         }
     }
