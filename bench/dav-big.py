@@ -204,7 +204,10 @@ def setup(a, cal):
 
 def timed(c, method, path, body, headers, ok=(207,)):
     t = time.monotonic()
-    st, data = c.request(method, path, body, headers)
+    try:
+        st, data = c.request(method, path, body, headers)
+    except TimeoutError:
+        raise SystemExit(f"{method} {path}: no answer within {c.timeout:.0f}s (--timeout)")
     dt = time.monotonic() - t
     if st not in ok:
         raise SystemExit(f"{method} {path} -> {st} {data[:300]!r}")
