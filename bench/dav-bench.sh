@@ -12,6 +12,7 @@
 #   SERVERS="sogo radicale" bench/dav-bench.sh      # pick servers
 #   RUNS=2 SECS=30 CLIENTS=20 USERS=10 EVENTS=500   # knobs
 #   BIG=1 BIG_EVENTS=10000 GAL_PATH_OUTPOST=/dav/addressbooks/{user}/gal/
+#   ONLY=big                                        # only dav-big (ONLY="load big" = BIG=1)
 #   KEEP_SOGO=1                                     # leave SOGo running afterwards
 #   QUIET_WAIT=120                                  # seconds to wait for a quiet machine before each measurement
 #   SKIP_BUILD=1 / OUTPOST_BIN=...                  # existing Outpost binary
@@ -72,13 +73,13 @@ load() {
   grep -E '^(total|propfind|report|put|status)' "$OUT/load-$name-$r.out" | sed "s/^/  $name: /" >&2 || true
 }
 
-# big NAME URL HOME PASSWORD GAL_PATH
+# big NAME URL HOME PASSWORD GAL_PATH [PREFILL_DIR]
 big() {
-  local name=$1 url=$2 home=$3 pw=$4 gal=$5
+  local name=$1 url=$2 home=$3 pw=$4 gal=$5 prefill=${6:-}
   wait_quiet
   log "$name: dav-big ($BIG_EVENTS events)"
   python3 "$ROOT/bench/dav-big.py" --url "$url" --insecure --home "$home" --user user1@example.test \
-    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal"} \
+    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal"} ${prefill:+--prefill-dir "$prefill"} \
     --json "$OUT/big-$name.json" > "$OUT/big-$name.out" 2>&1 || log "$name: dav-big failed: $(tail -2 "$OUT/big-$name.out")"
   grep -vE '^JSON' "$OUT/big-$name.out" | sed "s/^/  $name: /" >&2 || true
 }
@@ -93,7 +94,7 @@ sogo_up() {
 }
 
 radicale_up() {
-  local d; d=$(mktemp -d /var/tmp/dav-bench-radicale.XXXXXX); DIRS+=("$d")
+  local d; d=$(mktemp -d /var/tmp/dav-bench-radicale.XXXXXX); DIRS+=("$d"); RAD_DIR=$d
   RAD_PORT=$(free_port)
   for i in $(seq 1 "$USERS"); do echo "user$i@example.test:pw"; done > "$d/users"
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=127.0.0.1" \
@@ -187,14 +188,19 @@ if has radicale && radicale_up; then UP[radicale]=1; fi
 if has outpost && outpost_up; then UP[outpost]=1; fi
 
 on() { [ -n "${UP[$1]:-}" ]; }
+ONLY=${ONLY:-load${BIG:+ big}}
+[[ " $ONLY " == *" big "* ]] && BIG=1
 for r in $(seq 1 "$RUNS"); do
+  [[ " $ONLY " == *" load "* ]] || break
   if on sogo; then load sogo https://127.0.0.1:9443 '/SOGo/dav/{user}/Calendar/' pw "$SOGO_PIDS" "$r"; fi
   if on radicale; then load radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "$RAD_PID" "$r"; fi
   if on outpost; then load outpost "https://127.0.0.1:$OP_PORT" '/dav/calendars/{user}/' "$OP_PASSWORD" "$OP_PID" "$r"; fi
 done
 if [ -n "$BIG" ]; then
   if on sogo; then big sogo https://127.0.0.1:9443 '/SOGo/dav/{user}/Calendar/' pw "${GAL_PATH_SOGO:-}"; fi
-  if on radicale; then big radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "${GAL_PATH_RADICALE:-}"; fi
+  # Radicale's calendar is filled on disk (see dav-big.py --prefill-dir): by PUT it takes most of an hour
+  if on radicale; then big radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "${GAL_PATH_RADICALE:-}" \
+      "$RAD_DIR/collections/collection-root/user1@example.test/davbig"; fi
   if on outpost; then big outpost "https://127.0.0.1:$OP_PORT" '/dav/calendars/{user}/' "$OP_PASSWORD" "${GAL_PATH_OUTPOST:-}"; fi
 fi
 

@@ -309,8 +309,8 @@ def test_sync_collection_round_trips(dav):
     live = [h for h, v in ms.items() if v["status"] is None or "404" not in v["status"]]
     assert len(live) == 2, ms  # a (changed) and c (added)
     # from the newest token: empty
-    ms, t2 = sync(dav, path, t1)
-    assert ms == {} and t2 == t1
+    ms, _ = sync(dav, path, t1)
+    assert ms == {}, ms
     # a token the server never issued: 403 with DAV:valid-sync-token (RFC 6578 3.2)
     st, _, data = dav.request("REPORT", path, sync_report(t1 + "x-bogus"), {"Depth": "0"})
     assert st in (403, 409) and b"valid-sync-token" in data, (st, data[:300])
