@@ -241,6 +241,14 @@ async fn run<S: DavStore>(
         "PROPFIND" => ctx.propfind(raw_path, target, &headers, &body).await,
         "PROPPATCH" => ctx.proppatch(target, &body).await,
         "MKCOL" | "MKCALENDAR" => {
+            // RFC 4918 9.3: a body of a type the server does not understand
+            // is 415; extended MKCOL and MKCALENDAR bodies are XML.
+            if !body.is_empty() && !xml_content_type(&headers) {
+                return Err(st(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "MKCOL and MKCALENDAR bodies are XML",
+                ));
+            }
             ctx.mkcol(target, method.as_str() == "MKCALENDAR", &body)
                 .await
         }
@@ -254,6 +262,16 @@ async fn run<S: DavStore>(
         "REPORT" => ctx.report(target, &headers, &body).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOW)]).into_response()),
     }
+}
+
+/// No Content-Type (clients often send none), or an XML one.
+fn xml_content_type(headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(v) = v.to_str() else { return false };
+    let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/xml" || mime == "text/xml" || mime.ends_with("+xml")
 }
 
 fn privileges(rights: Rights, read_only: bool) -> Vec<Element> {

@@ -350,6 +350,37 @@ async fn mkcalendar_proppatch_and_propname() {
 }
 
 #[tokio::test]
+async fn mkcol_with_a_body_that_is_not_xml_is_415() {
+    let t = setup();
+    // litmus basic.mkcol_with_body (RFC 4918 9.3).
+    let r = t
+        .req(
+            "MKCOL",
+            "/dav/calendars/alice@example.com/weird/",
+            &[("content-type", "xzy-foo/bar-512")],
+            "afafafaf",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = t
+        .req("PROPFIND", "/dav/calendars/alice@example.com/weird/", &[("depth", "0")], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing was made: {}", r.body);
+    // An XML body with its type is still taken.
+    let body = r#"<d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>
+      <d:resourcetype><d:collection/><c:calendar/></d:resourcetype></d:prop></d:set></d:mkcol>"#;
+    let r = t
+        .req(
+            "MKCOL",
+            "/dav/calendars/alice@example.com/weird/",
+            &[("content-type", "application/xml; charset=utf-8")],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn put_get_etags_and_conditions() {
     let t = setup();
     let ev = event("u1", "20260105T100000Z", "20260105T110000Z", "");
