@@ -511,14 +511,24 @@ def test_vdirsyncer_two_replicas(dav, tmp_path):
 # propget) counts as failed if any of its runs failed.
 LITMUS_EXPECTED_FAIL = {
     "outpost": {
-        # Phase 1 has no WebDAV locking (interfaces.md: LOCK/UNLOCK only where a
-        # client needs them; none of the targeted clients does). DAV class 2 is
-        # not advertised. Adjust when the DAV crate lands and litmus has run.
-        "locks.lock_excl": "LOCK not implemented (405)",
-        "locks.lock_shared": "LOCK not implemented (405)",
-        "locks.lock_collection": "LOCK not implemented (405)",
-        "locks.unmapped_lock": "LOCK not implemented (405)",
-        "locks.fail_cond_put_unlocked": "If: with a lock token is not evaluated without LOCK support",
+        # litmus runs in the calendar home, where a collection is a calendar:
+        # Outpost's DAV is CalDAV/CardDAV, not a file store, so a resource
+        # must be iCalendar (or vCard in an address book) and collections do
+        # not nest. litmus' plain files and sub-collections are refused with
+        # 403 (CALDAV:supported-calendar-data / valid-calendar-data, "not
+        # nested"), as Radicale refuses them with 400/405. The locks suite
+        # skips itself: DAV class 2 is not advertised (no LOCK in phase 1).
+        "basic.put_get": "plain (non-iCalendar) PUT into a calendar refused (403)",
+        "basic.put_get_utf8_segment": "plain (non-iCalendar) PUT into a calendar refused (403)",
+        "basic.delete_fragment": "needs a collection inside a calendar: collections do not nest (403)",
+        "basic.mkcol": "MKCOL inside a calendar: collections do not nest (403)",
+        "copymove.copy_init": "needs a plain PUT (403)",
+        "copymove.copy_coll": "MKCOL inside a calendar: collections do not nest (403)",
+        "copymove.copy_shallow": "MKCOL inside a calendar: collections do not nest (403)",
+        "copymove.move": "needs a plain PUT (403)",
+        "copymove.move_coll": "MKCOL inside a calendar: collections do not nest (403)",
+        "props.propinit": "needs a plain PUT (403)",
+        "props.propmanyns": "PROPPATCH on the resource propinit could not create (403)",
     },
     "radicale": {
         # Radicale stores only iCalendar/vCard: litmus' plain resources are refused.
@@ -622,7 +632,14 @@ CST_REQUIRED = {
     "principal-search": "principal-property-search (RFC 3744), used for attendee look-up",
     "scheduling": "RFC 6638",
     "well-known": "RFC 6764",
-    "url.encode-at.identity": "one resource whether a client sends '@' or '%40' (issue 15, item 3)",
+    # Issue 15 item 3: one resource whether a client sends '@' or '%40'. The
+    # tester's url.encode-at.identity is the opposite reading ('full' = the
+    # two spellings are two resources, RFC 3986 6.2.2.2), so these are the
+    # features that say it:
+    "url.encode-at.literal.principal": "'@' in a principal path",
+    "url.encode-at.literal.collection": "'@' in a calendar path",
+    "url.encode-at.literal.object": "'@' in an object path",
+    "url.encode-at.encoded": "'%40' reaches the same resources",
 }
 CST_EXPECTED_DIFFERENCE = {
     "radicale": {
@@ -631,8 +648,6 @@ CST_EXPECTED_DIFFERENCE = {
         "scheduling": "Radicale has no RFC 6638 scheduling",
         "search.recurrences.expanded.todo": "Radicale does not expand recurring VTODOs",
         "well-known": "Radicale's /.well-known redirect goes to '/', which the tester calls unknown",
-        "url.encode-at.identity": "Radicale would not take a second object at the '%40' spelling, "
-                                  "so the tester cannot prove both spellings name one resource",
     },
 }
 
@@ -659,8 +674,18 @@ def test_caldav_server_tester(dav, tmp_path):
     (out_dir / f"caldav-server-tester-{dav.kind}.txt").write_text(summary + "\n")
     print(f"caldav-server-tester against {dav.kind}:\n{summary}")
     allowed = CST_EXPECTED_DIFFERENCE.get(dav.kind, {})
+
+    def not_applicable(k):
+        # The tester does not probe /.well-known on a loopback URL (it
+        # reports 'unknown', "localhost — well-known not applicable"), and
+        # these tests always run on 127.0.0.1; test_discovery_from_principal
+        # checks the 301s instead.
+        return k == "well-known" and feats[k].get("support") == "unknown" \
+            and str(feats[k].get("behaviour", "")).startswith("localhost")
+
     bad = {k: feats[k] for k in CST_REQUIRED
-           if k in feats and feats[k].get("support") not in ("full", None) and k not in allowed}
+           if k in feats and feats[k].get("support") not in ("full", None) and k not in allowed
+           and not not_applicable(k)}
     assert not bad, f"caldav-server-tester: required features not supported: {bad}"
 
 
