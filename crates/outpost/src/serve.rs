@@ -454,8 +454,7 @@ fn refusal(service: &Service) -> &'static [u8] {
 ///   the shared auth layer and its throttle; `/.well-known/caldav` and
 ///   `/.well-known/carddav` answer their 301 to `/dav/` without a login
 ///   (RFC 6764), on plain HTTP too.
-/// - Any other path asks for a login too, then answers 404: there is
-///   nothing on this server for anonymous clients but discovery.
+/// - Any other path is 404.
 fn http_router(
     cfg: &Config,
     dir: &outpost_directory::Directory,
@@ -476,12 +475,26 @@ fn http_router(
         cfg.http.allow_plaintext_on_loopback,
     );
     // The same DAV router twice: unwrapped for the discovery paths only,
-    // behind the login for everything else.
+    // behind the login for its own paths.
     let open = dav.clone().into_service::<axum::body::Body>();
+    let dav = outpost_http::require_user(dav, basic).into_service::<axum::body::Body>();
     axum::Router::new()
         .route_service("/.well-known/caldav", open.clone())
         .route_service("/.well-known/carddav", open)
-        .fallback_service(outpost_http::require_user(dav, basic))
+        .route_service("/", dav.clone())
+        .route_service("/dav", dav.clone())
+        .route_service("/dav/", dav.clone())
+        .route_service("/dav/{*rest}", dav)
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                "Not found\n",
+            )
+        })
 }
 
 async fn wait_for_signal() {
