@@ -431,7 +431,10 @@ pub fn resolve_tzid(name: &str) -> Option<Tz> {
 /// CALDAV:calendar-timezone carries it) stands for.
 pub fn timezone_of_vtimezone(text: &str) -> Option<Tz> {
     let ical = ICalendar::parse(text).ok()?;
-    let tz = ical.timezones().find_map(|c| c.timezone()).map(|(_, tz)| tz);
+    let tz = ical
+        .timezones()
+        .find_map(|c| c.timezone())
+        .map(|(_, tz)| tz);
     tz
 }
 
@@ -544,7 +547,9 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
         };
         match kind {
             None => kind = Some(k),
-            Some(prev) if prev != k => return Err(PimError::MixedComponents(prev.as_str(), k.as_str())),
+            Some(prev) if prev != k => {
+                return Err(PimError::MixedComponents(prev.as_str(), k.as_str()))
+            }
             _ => {}
         }
         let u = c
@@ -554,7 +559,9 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
             .ok_or(PimError::MissingUid)?;
         match &uid {
             None => uid = Some(u.to_string()),
-            Some(prev) if prev != u => return Err(PimError::MultipleUids(prev.clone(), u.to_string())),
+            Some(prev) if prev != u => {
+                return Err(PimError::MultipleUids(prev.clone(), u.to_string()))
+            }
             _ => {}
         }
         match c.property(&ICalendarProperty::RecurrenceId) {
@@ -961,7 +968,9 @@ pub fn ingest_vcard(bytes: &[u8], limits: &Limits) -> Result<ContactIndex, PimEr
     let mut emails: Vec<String> = Vec::new();
     for e in card.properties(&VCardProperty::Email) {
         if let Some(a) = e.values.first().and_then(vtext) {
-            let a = calcard::icalendar::utils::strip_mailto_scheme(a.trim()).trim().to_string();
+            let a = calcard::icalendar::utils::strip_mailto_scheme(a.trim())
+                .trim()
+                .to_string();
             if !a.is_empty() && !emails.iter().any(|x| x.eq_ignore_ascii_case(&a)) {
                 emails.push(a);
             }
@@ -1007,7 +1016,11 @@ pub fn ingest_vcard(bytes: &[u8], limits: &Limits) -> Result<ContactIndex, PimEr
 
 /// The vCard rewritten as `version` (CardDAV content negotiation; the
 /// stored source is not changed).
-pub fn convert_vcard(bytes: &[u8], version: VcardVersion, limits: &Limits) -> Result<String, PimError> {
+pub fn convert_vcard(
+    bytes: &[u8],
+    version: VcardVersion,
+    limits: &Limits,
+) -> Result<String, PimError> {
     let text = utf8(bytes, limits.max_bytes)?;
     let card = parse_one_vcard(text)?;
     let mut out = String::with_capacity(text.len() + 64);

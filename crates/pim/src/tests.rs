@@ -90,8 +90,14 @@ fn thunderbird_recurring_with_exdate_and_override() {
     assert_eq!(ix.instances.len(), 9, "{:#?}", ix.instances);
     // 10:00 Berlin in January is 09:00 UTC.
     assert_eq!(ix.first_start, Some(utc(2026, 1, 8, 9, 0, 0)));
-    assert!(!ix.instances.iter().any(|i| i.start == utc(2026, 1, 15, 9, 0, 0)));
-    assert!(!ix.instances.iter().any(|i| i.start == utc(2026, 1, 22, 9, 0, 0)));
+    assert!(!ix
+        .instances
+        .iter()
+        .any(|i| i.start == utc(2026, 1, 15, 9, 0, 0)));
+    assert!(!ix
+        .instances
+        .iter()
+        .any(|i| i.start == utc(2026, 1, 22, 9, 0, 0)));
     let moved = ix
         .instances
         .iter()
@@ -179,7 +185,10 @@ fn google_unbounded_series_reaches_the_window() {
     assert_eq!(ix.last_end, None, "unbounded");
     // Window 2025-01-01 .. 2028-01-01: about 261 weekdays a year.
     assert!(ix.instances.len() > 700, "{}", ix.instances.len());
-    assert!(ix.instances.iter().all(|i| i.start >= utc(2024, 12, 31, 0, 0, 0)));
+    assert!(ix
+        .instances
+        .iter()
+        .all(|i| i.start >= utc(2024, 12, 31, 0, 0, 0)));
     assert!(ix.instances.last().unwrap().start >= utc(2027, 12, 20, 0, 0, 0));
     assert_eq!(ix.instances[0].status, InstanceStatus::Confirmed);
 }
@@ -282,10 +291,11 @@ fn secondly_rule_is_bounded_by_limits() {
     let o = ingest_icalendar(&crlf(src), &opts()).unwrap();
     assert_eq!(o.index.last_end, None);
     assert!(o.index.instances.is_empty());
-    assert!(o
-        .expand(opts().window, &Limits::default())
-        .unwrap()
-        .truncated);
+    assert!(
+        o.expand(opts().window, &Limits::default())
+            .unwrap()
+            .truncated
+    );
 }
 
 const APPLE_CARD: &str = "BEGIN:VCARD
