@@ -598,8 +598,9 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
         for e in &c.entries {
             for v in &e.values {
                 if let ICalendarValue::PartialDateTime(d) = v {
-                    if !d.has_time() || (d.tz_hour.is_none() && e.tz_id().is_none()) {
-                        if matches!(
+                    let unzoned = !d.has_time() || (d.tz_hour.is_none() && e.tz_id().is_none());
+                    if unzoned
+                        && matches!(
                             e.name,
                             ICalendarProperty::Dtstart
                                 | ICalendarProperty::Dtend
@@ -607,9 +608,9 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
                                 | ICalendarProperty::RecurrenceId
                                 | ICalendarProperty::Exdate
                                 | ICalendarProperty::Rdate
-                        ) {
-                            floating = true;
-                        }
+                        )
+                    {
+                        floating = true;
                     }
                 }
             }

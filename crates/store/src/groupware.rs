@@ -770,8 +770,10 @@ impl Store {
         data: Arc<[u8]>,
         pre: Precondition,
     ) -> Result<PutOutcome> {
-        let mut limits = Limits::default();
-        limits.max_bytes = MAX_OBJECT_BYTES;
+        let limits = Limits {
+            max_bytes: MAX_OBJECT_BYTES,
+            ..Default::default()
+        };
         let index = match outpost_pim::ingest_vcard(&data, &limits) {
             Ok(i) => i,
             Err(e) => return Ok(PutOutcome::Invalid(e)),
@@ -1093,9 +1095,9 @@ impl Store {
         let mut colls: BTreeMap<i64, GroupwareCollection> = BTreeMap::new();
         for r in &others {
             let meta = object_row(r)?;
-            if !colls.contains_key(&meta.collection) {
+            if let std::collections::btree_map::Entry::Vacant(v) = colls.entry(meta.collection) {
                 if let Some(c) = self.groupware_collection_by_id(meta.collection).await? {
-                    colls.insert(meta.collection, c);
+                    v.insert(c);
                 }
             }
             let Some(coll) = colls.get(&meta.collection) else {
