@@ -1032,3 +1032,6 @@ pub fn convert_vcard(
 
 #[cfg(test)]
 mod tests;
+
+pub mod split;
+pub use split::{join_icalendar, split_icalendar, split_vcards, Piece};
