@@ -888,14 +888,10 @@ async fn pim(
         let dir = &dir;
         async move {
             let p = dir.user(&u).await?;
-            store_default(dir.store(), p.id).await?;
+            dir.store().ensure_default_groupware(p.id).await?;
             anyhow::Ok(p)
         }
     };
-    async fn store_default(s: &outpost_store::Store, id: i64) -> Result<()> {
-        s.ensure_default_groupware(id).await?;
-        Ok(())
-    }
     let (noun, ext) = match kind {
         CollectionKind::Calendar => ("calendar", "ics"),
         CollectionKind::AddressBook => ("address book", "vcf"),
