@@ -7,7 +7,7 @@ use calcard::icalendar::{
 };
 use calcard::{Entry, Parser};
 
-use crate::{main_kind, PimError};
+use crate::main_kind;
 
 /// One piece of a split file, or why a piece was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
