@@ -1323,3 +1323,88 @@ async fn floating_times_read_in_the_calendar_timezone() {
         .await;
     assert!(!r.body.contains("f.ics"), "not at 23:30Z: {}", r.body);
 }
+
+#[tokio::test]
+async fn etag_lists_weak_tags_and_other_resources() {
+    let t = setup();
+    let path = format!("{CAL}l.ics");
+    let r = t
+        .put_ics(
+            &path,
+            &event("l", "20260105T100000Z", "20260105T110000Z", ""),
+        )
+        .await;
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    let ev2 = event("l", "20260105T120000Z", "20260105T130000Z", "");
+    // A weak tag never matches; a list with the right tag does.
+    let weak = format!("W/{etag}");
+    let r = t.req("PUT", &path, &[("if-match", &weak)], &ev2).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let list = format!("\"other\", {etag}");
+    let r = t.req("PUT", &path, &[("if-match", &list)], &ev2).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let etag2 = r.headers["etag"].to_str().unwrap().to_string();
+    // If-None-Match with the current tag refuses; with another it replaces.
+    let r = t
+        .req("PUT", &path, &[("if-none-match", &etag2)], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = t
+        .req("PUT", &path, &[("if-none-match", "\"x\"")], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // If-Match: * on a missing resource.
+    let r = t
+        .req("PUT", &format!("{CAL}none.ics"), &[("if-match", "*")], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+
+    // PROPFIND of an object with calendar-data; GET of a collection; an
+    // unknown method; deleting a collection.
+    let body = r#"<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop></d:propfind>"#;
+    let r = t.req("PROPFIND", &path, &[("depth", "0")], body).await;
+    assert!(
+        r.body.contains("UID:l") && r.body.contains("<d:getetag>"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.req("GET", CAL, &[], "").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        t.req("LOCK", &path, &[], "").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let id = t
+        .coll_id(t.alice, CollectionKind::Calendar, "personal")
+        .await;
+    t.store.set_read_only(id);
+    let r = t
+        .put_ics(
+            &format!("{CAL}ro.ics"),
+            &event("ro", "20260105T100000Z", "20260105T110000Z", ""),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "read-only collection (the GAL)"
+    );
+    assert_eq!(
+        t.req("DELETE", CAL, &[], "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        t.req("DELETE", "/dav/calendars/alice@example.com/tasks/", &[], "")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(t
+        .store
+        .collection(t.alice, CollectionKind::Calendar, "tasks")
+        .await
+        .unwrap()
+        .is_none());
+}
