@@ -1408,3 +1408,28 @@ async fn etag_lists_weak_tags_and_other_resources() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn an_override_with_its_own_sequence_replaces_its_instance() {
+    let t = setup();
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nSUMMARY:Daily\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTAMP:20260101T000000Z\r\nSEQUENCE:2\r\nRECURRENCE-ID:20260106T100000Z\r\nDTSTART:20260106T150000Z\r\nDTEND:20260106T160000Z\r\nSUMMARY:Later\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    assert_eq!(
+        t.put_ics(&format!("{CAL}s.ics"), ics).await.status,
+        StatusCode::CREATED
+    );
+    let q = r#"<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-data><c:expand start="20260101T000000Z" end="20260201T000000Z"/></c:calendar-data></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>"#;
+    let r = t.req("REPORT", CAL, &[("depth", "1")], q).await;
+    assert_eq!(r.body.matches("BEGIN:VEVENT").count(), 3, "{}", r.body);
+    assert!(
+        !r.body.contains("DTSTART:20260106T100000Z"),
+        "the overridden instance is gone: {}",
+        r.body
+    );
+    assert!(r.body.contains("DTSTART:20260106T150000Z"), "{}", r.body);
+    // And a time range at the old time finds nothing.
+    let q = query(
+        r#"<c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="20260106T090000Z" end="20260106T120000Z"/></c:comp-filter></c:comp-filter>"#,
+    );
+    let r = t.req("REPORT", CAL, &[("depth", "1")], &q).await;
+    assert!(!r.body.contains("s.ics"), "{}", r.body);
+}
