@@ -223,7 +223,29 @@ impl Calendar {
     /// Every instance (recurrences expanded, exceptions at their own
     /// DTSTART), floating times in [`Calendar::default_tz`].
     pub fn instances(&self) -> Vec<Instance> {
-        let exp = self.ical.expand_dates(self.default_tz, MAX_INSTANCES);
+        // calcard pairs an override with its master only when their
+        // SEQUENCE values agree; clients bump SEQUENCE on the override alone,
+        // and the master's instance would then stay. One resource holds one
+        // UID, so SEQUENCE is dropped from a copy before expanding.
+        use calcard::icalendar::ICalendarProperty as P;
+        let has = |p: &P| {
+            self.ical
+                .components
+                .iter()
+                .any(|c| c.entries.iter().any(|e| &e.name == p))
+        };
+        let stripped;
+        let ical = if has(&P::Sequence) && has(&P::RecurrenceId) {
+            let mut copy = self.ical.clone();
+            for c in &mut copy.components {
+                c.entries.retain(|e| e.name != P::Sequence);
+            }
+            stripped = copy;
+            &stripped
+        } else {
+            &self.ical
+        };
+        let exp = ical.expand_dates(self.default_tz, MAX_INSTANCES);
         exp.events
             .iter()
             .map(|ev| {

@@ -316,9 +316,38 @@ fn sync_token(modseq: i64) -> String {
 
 /// `If-Match` / `If-None-Match` ETag values without quotes (`W/` weak tags
 /// never match a strong comparison).
-fn header_etag(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+/// An `If-Match` / `If-None-Match` value: `*` or a list of entity tags.
+#[derive(Debug, PartialEq, Eq)]
+enum EtagCond {
+    Any,
+    /// Strong tags without quotes; weak (`W/`) tags are dropped, as they
+    /// never match a strong comparison (RFC 9110 §13.1.1).
+    Tags(Vec<String>),
+}
+
+impl EtagCond {
+    fn matches(&self, etag: Option<&str>) -> bool {
+        match (self, etag) {
+            (_, None) => false,
+            (EtagCond::Any, Some(_)) => true,
+            (EtagCond::Tags(t), Some(e)) => t.iter().any(|x| x == e),
+        }
+    }
+}
+
+fn etag_cond(headers: &HeaderMap, name: header::HeaderName) -> Option<EtagCond> {
     let v = headers.get(name)?.to_str().ok()?.trim();
-    Some(v.trim_matches('"').to_string())
+    if v == "*" {
+        return Some(EtagCond::Any);
+    }
+    Some(EtagCond::Tags(
+        v.split(',')
+            .map(str::trim)
+            .filter(|t| !t.starts_with("W/"))
+            .map(|t| t.trim_matches('"').to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+    ))
 }
 
 impl<S: DavStore> Ctx<'_, S> {
@@ -999,7 +1028,7 @@ impl<S: DavStore> Ctx<'_, S> {
             .object(c.c.id, &name)
             .await?
             .ok_or_else(|| st(StatusCode::NOT_FOUND, "no such object"))?;
-        if header_etag(headers, header::IF_NONE_MATCH).is_some_and(|e| e == o.meta.etag || e == "*")
+        if etag_cond(headers, header::IF_NONE_MATCH).is_some_and(|c| c.matches(Some(&o.meta.etag)))
         {
             return Ok((
                 StatusCode::NOT_MODIFIED,
@@ -1100,25 +1129,33 @@ impl<S: DavStore> Ctx<'_, S> {
                 .map_err(|_| cond(StatusCode::FORBIDDEN, CARDDAV, "valid-address-data"))?;
             (card.uid, ComponentKind::VCard)
         };
-        let condition = if let Some(e) = header_etag(headers, header::IF_MATCH) {
-            if e == "*" {
-                // If-Match: * — any existing version.
-                match self.store().object(c.c.id, &name).await? {
-                    Some(o) => PutCondition::IfMatch(o.meta.etag),
-                    None => {
-                        return Err(st(
-                            StatusCode::PRECONDITION_FAILED,
-                            "the resource does not exist",
-                        ))
-                    }
+        let if_match = etag_cond(headers, header::IF_MATCH);
+        let if_none = etag_cond(headers, header::IF_NONE_MATCH);
+        let condition = match (&if_match, &if_none) {
+            (None, None) => PutCondition::None,
+            (None, Some(EtagCond::Any)) => PutCondition::IfNoneMatchAny,
+            _ => {
+                // Compare with the current version, then let the store
+                // check that it is still the one replaced.
+                let current = self
+                    .store()
+                    .object(c.c.id, &name)
+                    .await?
+                    .map(|o| o.meta.etag);
+                let ok = if_match
+                    .as_ref()
+                    .is_none_or(|m| m.matches(current.as_deref()))
+                    && !if_none
+                        .as_ref()
+                        .is_some_and(|n| n.matches(current.as_deref()));
+                if !ok {
+                    return Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"));
                 }
-            } else {
-                PutCondition::IfMatch(e)
+                match current {
+                    Some(e) => PutCondition::IfMatch(e),
+                    None => PutCondition::IfNoneMatchAny,
+                }
             }
-        } else if header_etag(headers, header::IF_NONE_MATCH).as_deref() == Some("*") {
-            PutCondition::IfNoneMatchAny
-        } else {
-            PutCondition::None
         };
         match self
             .store()
@@ -1149,10 +1186,23 @@ impl<S: DavStore> Ctx<'_, S> {
                 if !c.can_write() {
                     return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
                 }
-                let if_match = header_etag(headers, header::IF_MATCH);
+                let if_match = match etag_cond(headers, header::IF_MATCH) {
+                    None => None,
+                    Some(cond) => {
+                        let current = self
+                            .store()
+                            .object(c.c.id, &name)
+                            .await?
+                            .map(|o| o.meta.etag);
+                        if !cond.matches(current.as_deref()) {
+                            return Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"));
+                        }
+                        current
+                    }
+                };
                 match self
                     .store()
-                    .delete_object(c.c.id, &name, if_match.as_deref().filter(|e| *e != "*"))
+                    .delete_object(c.c.id, &name, if_match.as_deref())
                     .await?
                 {
                     DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -1354,3 +1354,113 @@ async fn floating_times_read_in_the_calendar_timezone() {
         .await;
     assert!(!r.body.contains("f.ics"), "not at 23:30Z: {}", r.body);
 }
+
+#[tokio::test]
+async fn etag_lists_weak_tags_and_other_resources() {
+    let t = setup();
+    let path = format!("{CAL}l.ics");
+    let r = t
+        .put_ics(
+            &path,
+            &event("l", "20260105T100000Z", "20260105T110000Z", ""),
+        )
+        .await;
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    let ev2 = event("l", "20260105T120000Z", "20260105T130000Z", "");
+    // A weak tag never matches; a list with the right tag does.
+    let weak = format!("W/{etag}");
+    let r = t.req("PUT", &path, &[("if-match", &weak)], &ev2).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let list = format!("\"other\", {etag}");
+    let r = t.req("PUT", &path, &[("if-match", &list)], &ev2).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let etag2 = r.headers["etag"].to_str().unwrap().to_string();
+    // If-None-Match with the current tag refuses; with another it replaces.
+    let r = t
+        .req("PUT", &path, &[("if-none-match", &etag2)], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = t
+        .req("PUT", &path, &[("if-none-match", "\"x\"")], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // If-Match: * on a missing resource.
+    let r = t
+        .req("PUT", &format!("{CAL}none.ics"), &[("if-match", "*")], &ev2)
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+
+    // PROPFIND of an object with calendar-data; GET of a collection; an
+    // unknown method; deleting a collection.
+    let body = r#"<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/><c:calendar-data/></d:prop></d:propfind>"#;
+    let r = t.req("PROPFIND", &path, &[("depth", "0")], body).await;
+    assert!(
+        r.body.contains("UID:l") && r.body.contains("<d:getetag>"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        t.req("GET", CAL, &[], "").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        t.req("LOCK", &path, &[], "").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let id = t
+        .coll_id(t.alice, CollectionKind::Calendar, "personal")
+        .await;
+    t.store.set_read_only(id);
+    let r = t
+        .put_ics(
+            &format!("{CAL}ro.ics"),
+            &event("ro", "20260105T100000Z", "20260105T110000Z", ""),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "read-only collection (the GAL)"
+    );
+    assert_eq!(
+        t.req("DELETE", CAL, &[], "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        t.req("DELETE", "/dav/calendars/alice@example.com/tasks/", &[], "")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(t
+        .store
+        .collection(t.alice, CollectionKind::Calendar, "tasks")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn an_override_with_its_own_sequence_replaces_its_instance() {
+    let t = setup();
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nSUMMARY:Daily\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTAMP:20260101T000000Z\r\nSEQUENCE:2\r\nRECURRENCE-ID:20260106T100000Z\r\nDTSTART:20260106T150000Z\r\nDTEND:20260106T160000Z\r\nSUMMARY:Later\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    assert_eq!(
+        t.put_ics(&format!("{CAL}s.ics"), ics).await.status,
+        StatusCode::CREATED
+    );
+    let q = r#"<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-data><c:expand start="20260101T000000Z" end="20260201T000000Z"/></c:calendar-data></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>"#;
+    let r = t.req("REPORT", CAL, &[("depth", "1")], q).await;
+    assert_eq!(r.body.matches("BEGIN:VEVENT").count(), 3, "{}", r.body);
+    assert!(
+        !r.body.contains("DTSTART:20260106T100000Z"),
+        "the overridden instance is gone: {}",
+        r.body
+    );
+    assert!(r.body.contains("DTSTART:20260106T150000Z"), "{}", r.body);
+    // And a time range at the old time finds nothing.
+    let q = query(
+        r#"<c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="20260106T090000Z" end="20260106T120000Z"/></c:comp-filter></c:comp-filter>"#,
+    );
+    let r = t.req("REPORT", CAL, &[("depth", "1")], &q).await;
+    assert!(!r.body.contains("s.ics"), "{}", r.body);
+}
