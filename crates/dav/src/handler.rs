@@ -45,6 +45,8 @@ struct Dav<S> {
     config: DavConfig,
 }
 
+/// Most principals one principal-property-search answers.
+const PRINCIPAL_SEARCH_LIMIT: usize = 100;
 const SYNC_PREFIX: &str = "http://outpost.invalid/ns/sync/";
 const DAV_CLASSES: &str = "1, 3, access-control, calendar-access, addressbook, extended-mkcol";
 const ALLOW: &str =
@@ -482,9 +484,8 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         set.push(href(&path::principal_href(&p.login)));
         v.push(set);
-        // No reports on principals (expand-property and
-        // principal-property-search are not implemented).
-        v.push(self.report_set(&[]));
+        // expand-property is not implemented.
+        v.push(self.report_set(&[(DAV, "principal-property-search")]));
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(Rights::Read, true) {
             cups.push(p);
@@ -1300,6 +1301,19 @@ impl<S: DavStore> Ctx<'_, S> {
     async fn report(&self, target: Target, headers: &HeaderMap, body: &[u8]) -> R<Response> {
         let _ = headers;
         let report = proto::parse_report(body)?;
+        if let Report::PrincipalPropertySearch {
+            props,
+            matches,
+            any,
+        } = &report
+        {
+            return match target {
+                Target::Root | Target::Principals | Target::Principal(_) => {
+                    self.principal_search(props, matches, *any).await
+                }
+                _ => Err(cond(StatusCode::FORBIDDEN, DAV, "supported-report")),
+            };
+        }
         let c = match target {
             Target::Collection(c) => c,
             Target::NewCollection(..) => {
@@ -1339,6 +1353,52 @@ impl<S: DavStore> Ctx<'_, S> {
             } => self.sync(&c, &props, &token, limit).await,
             _ => Err(cond(StatusCode::FORBIDDEN, DAV, "supported-report")),
         }
+    }
+
+    /// RFC 3744 9.4 over the directory: the first text narrows the search,
+    /// the others are checked here; at most [`PRINCIPAL_SEARCH_LIMIT`].
+    async fn principal_search(&self, props: &PropRequest, matches: &[String], any: bool) -> R<Response> {
+        let found: Vec<DavPrincipal> = if any {
+            let mut v: Vec<DavPrincipal> = Vec::new();
+            for m in matches {
+                for p in self.store().search_principals(m, PRINCIPAL_SEARCH_LIMIT).await? {
+                    if !v.iter().any(|x| x.id == p.id) {
+                        v.push(p);
+                    }
+                }
+            }
+            v.truncate(PRINCIPAL_SEARCH_LIMIT);
+            v
+        } else {
+            let first = matches.first().map(String::as_str).unwrap_or("");
+            let contains = |p: &DavPrincipal, t: &str| {
+                let t = t.to_lowercase();
+                p.display_name.as_deref().is_some_and(|n| n.to_lowercase().contains(&t))
+                    || p.addresses.iter().any(|a| a.to_lowercase().contains(&t))
+            };
+            self.store()
+                .search_principals(first, PRINCIPAL_SEARCH_LIMIT)
+                .await?
+                .into_iter()
+                .filter(|p| matches.iter().skip(1).all(|m| contains(p, m)))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for p in &found {
+            let mut v = self.principal_props(p);
+            if p.id != self.me.id {
+                // Clients take the homes of the principals they find (for
+                // free/busy and invitations); the homes still answer only
+                // their owner.
+                v.push(href_prop(CALDAV, "calendar-home-set", &path::home_href(CollectionKind::Calendar, &p.login)));
+                v.push(href_prop(CARDDAV, "addressbook-home-set", &path::home_href(CollectionKind::AddressBook, &p.login)));
+            }
+            out.push(prop_response(
+                &path::principal_href(&p.login),
+                self.answer(props, v, None)?,
+            ));
+        }
+        Ok(multi(out, None))
     }
 
     async fn multiget(&self, c: &Coll, props: &PropRequest, hrefs: &[String]) -> R<Response> {

@@ -253,6 +253,13 @@ pub enum Report {
         filter: CardFilter,
         limit: Option<usize>,
     },
+    /// RFC 3744 9.4 principal-property-search: principals whose searched
+    /// properties contain every `matches` text (`any`: one of them).
+    PrincipalPropertySearch {
+        props: PropRequest,
+        matches: Vec<String>,
+        any: bool,
+    },
     SyncCollection {
         token: String,
         limit: Option<usize>,
@@ -340,6 +347,32 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ProtoError> {
             token,
             limit,
             props: props(),
+        }
+    } else if root.is(DAV, "principal-property-search") {
+        let matches = root
+            .children_named(DAV, "property-search")
+            .filter_map(|p| p.child(DAV, "match"))
+            .map(|m| m.text.trim().to_string())
+            .collect();
+        // Some clients (python caldav 3.x) send the wanted properties as
+        // siblings of an empty DAV:prop; take those then.
+        let wanted = match prop_request_of(&root) {
+            Some(PropRequest::Prop(v)) if v.is_empty() => {
+                let siblings: Vec<Element> = root
+                    .children
+                    .iter()
+                    .filter(|c| !c.is(DAV, "property-search") && !c.is(DAV, "prop"))
+                    .cloned()
+                    .collect();
+                PropRequest::Prop(siblings)
+            }
+            Some(p) => p,
+            None => PropRequest::AllProp,
+        };
+        Report::PrincipalPropertySearch {
+            props: wanted,
+            matches,
+            any: root.attr("test") == Some("anyof"),
         }
     } else {
         Report::Unsupported(root.name.clone())

@@ -273,6 +273,13 @@ pub trait DavStore: Send + Sync + 'static {
     /// A principal by its login (primary address), case-insensitive.
     async fn principal_by_login(&self, login: &str) -> DavStoreResult<Option<DavPrincipal>>;
     async fn principal(&self, id: i64) -> DavStoreResult<Option<DavPrincipal>>;
+    /// Principals (users) whose display name or one of whose addresses
+    /// matches `text` case-insensitively, at most `limit` (empty text:
+    /// any): principal-property-search, which clients use to look up
+    /// attendees. A match is at least a prefix of the name or address;
+    /// the directory may also match inside them.
+    async fn search_principals(&self, text: &str, limit: usize)
+        -> DavStoreResult<Vec<DavPrincipal>>;
     /// Bytes used by the principal's groupware objects and its limit.
     async fn quota(&self, principal: i64) -> DavStoreResult<Quota>;
 

@@ -350,6 +350,38 @@ async fn mkcalendar_proppatch_and_propname() {
 }
 
 #[tokio::test]
+async fn principal_property_search_finds_principals_by_address() {
+    let t = setup();
+    let body = r#"<d:principal-property-search xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
+      <d:property-search><d:prop><d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
+      <d:prop><d:displayname/><c:calendar-home-set/></d:prop></d:principal-property-search>"#;
+    let r = t.req("REPORT", "/dav/principals/users/", &[("depth", "0")], body).await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert!(r.body.contains("/dav/principals/users/bob@example.com/"), "{}", r.body);
+    assert!(r.body.contains("/dav/calendars/bob@example.com/"), "{}", r.body);
+    assert!(!r.body.contains("/dav/principals/users/alice@example.com/"), "{}", r.body);
+    // allof: every match must hold; nobody is both.
+    let body = r#"<d:principal-property-search xmlns:d="DAV:">
+      <d:property-search><d:prop><d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
+      <d:property-search><d:prop><d:displayname/></d:prop><d:match>smith</d:match></d:property-search>
+      <d:prop><d:displayname/></d:prop></d:principal-property-search>"#;
+    let r = t.req("REPORT", "/dav/principals/users/", &[], body).await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS);
+    assert!(!r.body.contains("<d:response>"), "{}", r.body);
+    // anyof, and an alias address matches.
+    let body = r#"<d:principal-property-search xmlns:d="DAV:" test="anyof">
+      <d:property-search><d:prop><d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
+      <d:property-search><d:prop><d:displayname/></d:prop><d:match>a.smith</d:match></d:property-search>
+      <d:prop><d:displayname/></d:prop></d:principal-property-search>"#;
+    let r = t.req("REPORT", "/dav/principals/users/", &[], body).await;
+    assert!(r.body.contains("/dav/principals/users/bob@example.com/"), "{}", r.body);
+    assert!(r.body.contains("/dav/principals/users/alice@example.com/"), "{}", r.body);
+    // Not a report for a calendar.
+    let r = t.req("REPORT", CAL, &[], body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn mkcol_with_a_body_that_is_not_xml_is_415() {
     let t = setup();
     // litmus basic.mkcol_with_body (RFC 4918 9.3).
