@@ -227,6 +227,27 @@ impl DavStore for DavBackend {
         }))
     }
 
+    async fn search_principals(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> DavStoreResult<Vec<DavPrincipal>> {
+        // The directory's search (store and LDAP): a prefix of a name or
+        // an address. Groups have no DAV principal here and are left out.
+        let mut out: Vec<DavPrincipal> = Vec::new();
+        for hit in self.dir.search(text, limit).await.map_err(err)? {
+            if hit.kind != outpost_store::PrincipalKind::User {
+                continue;
+            }
+            if let Some(p) = self.principal_by_login(&hit.address).await? {
+                if !out.iter().any(|x| x.id == p.id) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn quota(&self, principal: i64) -> DavStoreResult<Quota> {
         let p = self
             .store()
