@@ -3,8 +3,9 @@ plain HTTP redirects to HTTPS with the path and query kept, HTTPS speaks
 HTTP/2 when the client offers it (httpx with h2), a huge header is 431,
 and a slowloris connection is cut off while other clients are served.
 
-No HTTP service is mounted yet, so served paths answer 404: what is tested
-here is the stack under them."""
+What is tested here is the stack under the services: paths nothing serves
+answer 404; `/` and `/dav/` are DAV (tests/test_dav_clients.py), which asks
+for a login (401), and `/.well-known/caldav` its unauthenticated 301."""
 
 import socket
 import time
@@ -39,9 +40,10 @@ def test_plain_http_redirects_to_https_with_path_and_query(web):
                   headers={"Host": f"mail.example.test:{port}"})
         assert r.status_code == 301
         assert r.headers["location"] == f"https://mail.example.test:{tls_port}/dav/calendars/a%40b/?x=1&y=%20z"
-        # Discovery is served on plain HTTP (nothing is mounted yet: 404).
+        # Discovery is served on plain HTTP, without a login.
         r = c.get(f"http://127.0.0.1:{port}/.well-known/caldav")
-        assert r.status_code == 404
+        assert r.status_code == 301
+        assert r.headers["location"] == "/dav/"
     # Following the redirect lands on the HTTPS listener.
     with httpx.Client(verify=client_tls_context(), timeout=10, follow_redirects=True) as c:
         r = c.get(f"http://127.0.0.1:{port}/somewhere?q=1")
@@ -75,9 +77,9 @@ def test_a_huge_header_is_431(web):
     with https_client(http2=True) as c:
         with pytest.raises(httpx.RemoteProtocolError, match="error_code:11"):
             c.get(url, headers={"X-Huge": "a" * 64 * 1024})
-    # The server is fine afterwards.
+    # The server is fine afterwards (the DAV root asks for a login).
     with https_client() as c:
-        assert c.get(url).status_code == 404
+        assert c.get(url).status_code == 401
 
 
 def test_slowloris_is_closed_and_others_are_served(web):
@@ -102,7 +104,7 @@ def test_slowloris_is_closed_and_others_are_served(web):
             break
         # Meanwhile another client is served at once.
         with https_client() as c:
-            assert c.get(f"https://127.0.0.1:{port}/").status_code == 404
+            assert c.get(f"https://127.0.0.1:{port}/nothing").status_code == 404
     t.close()
     assert closed, "slowloris connection still open after 10 s"
     assert time.time() - started < 8
@@ -114,7 +116,7 @@ def test_slowloris_is_closed_and_others_are_served(web):
 
 
 def test_stop_closes_kept_alive_connections_at_once(web):
-    url = f"https://127.0.0.1:{web.port('https')}/"
+    url = f"https://127.0.0.1:{web.port('https')}/nothing"
     h2 = https_client(http2=True)
     h1 = https_client(http2=False)
     try:

@@ -72,6 +72,16 @@ pub enum Command {
         #[command(subcommand)]
         action: SieveCmd,
     },
+    /// A user's calendars: list them, import an .ics file, export one.
+    Calendar {
+        #[command(subcommand)]
+        action: PimCmd,
+    },
+    /// A user's address books: list them, import a .vcf file, export one.
+    Contacts {
+        #[command(subcommand)]
+        action: PimCmd,
+    },
     /// The outbound queue.
     Queue {
         #[command(subcommand)]
@@ -94,6 +104,28 @@ pub enum Command {
         from: String,
         #[arg(required = true)]
         recipients: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PimCmd {
+    /// The user's collections with their object counts.
+    List { user: String },
+    /// Import a file: one stored object per UID; an object whose UID is
+    /// already there replaces it. Prints what was skipped and why.
+    Import {
+        user: String,
+        file: PathBuf,
+        /// Collection (URL name); default: "personal".
+        #[arg(long, default_value = "personal")]
+        to: String,
+    },
+    /// Export a collection to FILE, or to standard output.
+    Export {
+        user: String,
+        file: Option<PathBuf>,
+        #[arg(long, default_value = "personal")]
+        from: String,
     },
 }
 
@@ -292,6 +324,22 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
         Command::Sieve { action } => sieve(args.config, action).await,
+        Command::Calendar { action } => {
+            pim(
+                args.config,
+                outpost_store::groupware::CollectionKind::Calendar,
+                action,
+            )
+            .await
+        }
+        Command::Contacts { action } => {
+            pim(
+                args.config,
+                outpost_store::groupware::CollectionKind::AddressBook,
+                action,
+            )
+            .await
+        }
         Command::Directory { action } => directory(args.config, action).await,
     }
 }
@@ -802,6 +850,175 @@ async fn sieve(path: Option<PathBuf>, action: SieveCmd) -> Result<()> {
                     1,
                     anyhow!("{} script(s) or user(s) skipped; see above", sum.failed),
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A resource name for a UID: the UID itself when it is a safe URL
+/// segment, else a hash of it.
+fn resource_name(uid: &str, ext: &str) -> String {
+    let safe = !uid.is_empty()
+        && uid.len() <= 200
+        && uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c))
+        && !uid.starts_with('.');
+    if safe {
+        format!("{uid}.{ext}")
+    } else {
+        format!(
+            "{}.{ext}",
+            &outpost_store::BlobStore::hash(uid.as_bytes())[..32]
+        )
+    }
+}
+
+async fn pim(
+    path: Option<PathBuf>,
+    kind: outpost_store::groupware::CollectionKind,
+    action: PimCmd,
+) -> Result<()> {
+    use outpost_store::groupware::{CollectionKind, Precondition, PutOutcome};
+    use outpost_store::pim::Piece;
+    let (_, dir) = open(path).await?;
+    let store = dir.store().clone();
+    let user_of = |u: String| {
+        let dir = &dir;
+        async move {
+            let p = dir.user(&u).await?;
+            dir.store().ensure_default_groupware(p.id).await?;
+            anyhow::Ok(p)
+        }
+    };
+    let (noun, ext) = match kind {
+        CollectionKind::Calendar => ("calendar", "ics"),
+        CollectionKind::AddressBook => ("address book", "vcf"),
+    };
+    match action {
+        PimCmd::List { user } => {
+            let p = user_of(user).await?;
+            for c in store.groupware_collections(p.id, Some(kind)).await? {
+                let n = store.groupware_objects(c.id).await?.len();
+                let comps = c
+                    .components
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!("{}\t{}\t{} object(s)\t{}", c.name, c.display_name, n, comps);
+            }
+            for sh in store.shared_with(p.id).await? {
+                if sh.collection.kind == kind {
+                    println!(
+                        "{}\t{}\tshared ({})",
+                        sh.collection.name,
+                        sh.collection.display_name,
+                        sh.rights.as_str()
+                    );
+                }
+            }
+        }
+        PimCmd::Import { user, file, to } => {
+            let p = user_of(user.clone()).await?;
+            let coll = store
+                .groupware_collection(p.id, kind, &to)
+                .await?
+                .ok_or_else(|| anyhow!("{user} has no {noun} {to:?}"))?;
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = String::from_utf8(raw)
+                .map_err(|_| anyhow!("{}: not UTF-8 text", file.display()))?;
+            let pieces = match kind {
+                CollectionKind::Calendar => outpost_store::pim::split_icalendar(&text),
+                CollectionKind::AddressBook => outpost_store::pim::split_vcards(&text),
+            };
+            let existing = store.groupware_objects(coll.id).await?;
+            let (mut stored, mut skipped) = (0usize, 0usize);
+            for piece in pieces {
+                let (uid, body) = match piece {
+                    Piece::Object { uid, text } => (uid, text),
+                    Piece::Skipped(why) => {
+                        skipped += 1;
+                        println!("skipped: {why}");
+                        continue;
+                    }
+                };
+                let name = existing
+                    .iter()
+                    .find(|o| o.uid == uid)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|| resource_name(&uid, ext));
+                let data: std::sync::Arc<[u8]> = body.into_bytes().into();
+                let out = match kind {
+                    CollectionKind::Calendar => {
+                        store
+                            .put_icalendar(coll.id, &name, data, Precondition::None)
+                            .await?
+                    }
+                    CollectionKind::AddressBook => {
+                        store
+                            .put_vcard(coll.id, &name, data, Precondition::None)
+                            .await?
+                    }
+                };
+                match out {
+                    PutOutcome::Created(_) | PutOutcome::Replaced(_) => stored += 1,
+                    PutOutcome::Invalid(e) => {
+                        skipped += 1;
+                        println!("skipped {uid}: {e}");
+                    }
+                    PutOutcome::NotAllowed(why) => {
+                        skipped += 1;
+                        println!("skipped {uid}: {why}");
+                    }
+                    PutOutcome::UidConflict { existing } => {
+                        skipped += 1;
+                        println!("skipped {uid}: UID already stored as {existing}");
+                    }
+                    PutOutcome::PreconditionFailed => {
+                        skipped += 1;
+                        println!("skipped {uid}: changed while importing");
+                    }
+                }
+            }
+            println!("imported {stored} object(s) into {noun} {to} of {user}; skipped {skipped}");
+        }
+        PimCmd::Export { user, file, from } => {
+            let p = user_of(user.clone()).await?;
+            let coll = store
+                .groupware_collection(p.id, kind, &from)
+                .await?
+                .ok_or_else(|| anyhow!("{user} has no {noun} {from:?}"))?;
+            let names: Vec<String> = store
+                .groupware_objects(coll.id)
+                .await?
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            let objects = store.groupware_objects_by_names(coll.id, &names).await?;
+            let texts: Vec<String> = objects
+                .iter()
+                .map(|o| String::from_utf8_lossy(&o.data).into_owned())
+                .collect();
+            let out = match kind {
+                CollectionKind::Calendar => {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    let (joined, bad) = outpost_store::pim::join_icalendar(&refs);
+                    if bad > 0 {
+                        eprintln!("{bad} stored object(s) could not be read and were left out");
+                    }
+                    joined
+                }
+                CollectionKind::AddressBook => texts.concat(),
+            };
+            match file {
+                Some(f) => {
+                    std::fs::write(&f, out).with_context(|| format!("writing {}", f.display()))?;
+                    eprintln!("exported {} object(s) to {}", objects.len(), f.display());
+                }
+                None => print!("{out}"),
             }
         }
     }

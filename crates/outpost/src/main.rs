@@ -4,6 +4,7 @@
 
 mod backends;
 mod cli;
+mod dav_store;
 mod dkim;
 mod imap_store;
 mod outbound;

@@ -187,7 +187,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         .and_then(|(_, s)| s.local_addr().ok())
         .map_or(443, |a| a.port());
     let http = outpost_http::HttpServer::new(
-        http_router(),
+        http_router(&cfg, &dir, &listener),
         outpost_http::HttpSettings {
             hostname: cfg.hostname.clone(),
             https_port,
@@ -236,6 +236,20 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let json = serde_json::to_string_pretty(&bound)?;
     setup::write_atomically(&cfg.data_dir.join("listeners.json"), json.as_bytes())?;
 
+    if let Some(a) = listeners
+        .iter()
+        .find(|l| l.name == "https")
+        .and_then(|l| l.socket.local_addr().ok())
+    {
+        let port = match a.port() {
+            443 => String::new(),
+            p => format!(":{p}"),
+        };
+        tracing::info!(
+            "calendars and contacts (CalDAV/CardDAV): https://{}{port}/dav/",
+            cfg.hostname
+        );
+    }
     if demo {
         print_demo_table(&cfg, &listeners, demo_password.as_deref());
     }
@@ -433,24 +447,55 @@ fn refusal(service: &Service) -> &'static [u8] {
 /// Every HTTP service, merged into the one router the HTTP stack serves on
 /// `[listen] http` and `https`. This is where protocol routers are mounted:
 /// a protocol crate hands over its `axum::Router`, wrapped with
-/// `outpost_http::require_user(router, BasicAuth::new(listener.auth, hostname,
-/// cfg.http.allow_plaintext_on_loopback))` when it needs a login (DAV:
-/// `/dav/`), and merged here; discovery (`/.well-known/caldav`, ...) is
-/// merged unwrapped, since plain HTTP serves it too.
+/// `outpost_http::require_user` when it needs a login, and merged here;
+/// discovery is mounted unwrapped, since plain HTTP serves it too.
 ///
-/// No HTTP service is built yet, so everything, `/.well-known/` included,
-/// is 404.
-fn http_router() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            "Not found\n",
-        )
-    })
+/// - DAV (`outpost_dav`, over [`crate::dav_store::DavBackend`]): `/dav/...`
+///   and `PROPFIND /` (Thunderbird starts there), behind HTTP Basic through
+///   the shared auth layer and its throttle; `/.well-known/caldav` and
+///   `/.well-known/carddav` answer their 301 to `/dav/` without a login
+///   (RFC 6764), on plain HTTP too.
+/// - Any other path is 404.
+fn http_router(
+    cfg: &Config,
+    dir: &outpost_directory::Directory,
+    listener: &ListenerContext,
+) -> axum::Router {
+    let dav = outpost_dav::router(
+        Arc::new(crate::dav_store::DavBackend::new(dir.clone())),
+        outpost_dav::DavConfig {
+            // What the store accepts is what CalDAV/CardDAV announce as
+            // max-resource-size.
+            max_resource_size: outpost_store::groupware::MAX_OBJECT_BYTES,
+            ..outpost_dav::DavConfig::default()
+        },
+    );
+    let basic = outpost_http::BasicAuth::new(
+        listener.auth.clone(),
+        &cfg.hostname,
+        cfg.http.allow_plaintext_on_loopback,
+    );
+    // The same DAV router twice: unwrapped for the discovery paths only,
+    // behind the login for its own paths.
+    let open = dav.clone().into_service::<axum::body::Body>();
+    let dav = outpost_http::require_user(dav, basic).into_service::<axum::body::Body>();
+    axum::Router::new()
+        .route_service("/.well-known/caldav", open.clone())
+        .route_service("/.well-known/carddav", open)
+        .route_service("/", dav.clone())
+        .route_service("/dav", dav.clone())
+        .route_service("/dav/", dav.clone())
+        .route_service("/dav/{*rest}", dav)
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                "Not found\n",
+            )
+        })
 }
 
 async fn wait_for_signal() {
@@ -478,6 +523,20 @@ fn init_logging(cfg: &Config) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `host:port` for a URL (IPv6 in brackets; the unspecified address shown
+/// as loopback, where a local client reaches it).
+fn dav_host(a: SocketAddr) -> String {
+    let ip = if a.ip().is_unspecified() {
+        match a {
+            SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        a.ip()
+    };
+    SocketAddr::new(ip, a.port()).to_string()
 }
 
 fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>) {
@@ -519,7 +578,7 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
             "managesieve",
             "ManageSieve, STARTTLS (plaintext login allowed on loopback)",
         ),
-        ("https", "HTTPS, HTTP/1.1 and HTTP/2"),
+        ("https", "HTTPS, HTTP/1.1 and HTTP/2: CalDAV/CardDAV at /dav/"),
         (
             "http",
             "plain HTTP (served on loopback; elsewhere redirects)",
@@ -530,6 +589,15 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
         }
     }
     println!();
+    if let Some(a) = addr_of("https") {
+        println!(
+            "  Calendars and contacts (CalDAV/CardDAV): https://{}/dav/",
+            dav_host(a)
+        );
+    }
+    if let Some(a) = addr_of("http") {
+        println!("    on loopback also:                      http://{}/dav/", dav_host(a));
+    }
     println!("  The certificate is self-signed: tell your client to accept it.");
     println!("  Add users with: outpost user add someone@example.test");
     println!("  Stop with Ctrl-C.");

@@ -14,7 +14,7 @@
 //!   after commit.
 //!
 //! Modules by subject: [`mail`] (mailboxes and messages), [`groupware`]
-//! (calendars and address books, to come), [`sync`] (the change journals
+//! (calendars, task lists and address books), [`sync`] (the change journals
 //! every sync protocol reads), `blobs`/[`blob`]/`pack` (message bodies),
 //! [`sweep`] (periodic clean-up), [`principals`], [`queue`], [`sieve`].
 
@@ -50,6 +50,7 @@ pub use error::StoreError;
 pub use mail::*;
 pub use outpost_mailmeta as meta;
 pub use outpost_mailmeta::MessageMeta;
+pub use outpost_pim as pim;
 pub use principals::*;
 pub use queue::*;
 pub use sweep::{SweepPolicy, SweepReport, DEFAULT_JOURNAL_KEEP_SECS};

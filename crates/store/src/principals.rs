@@ -183,6 +183,14 @@ impl Store {
                         "domain {name} still has {n} address(es); remove its users, aliases and groups first"
                     )));
                 }
+                // The domain's Global Address List goes with it.
+                let gal: Option<i64> = sqlx::query_scalar("SELECT id FROM principals WHERE gal_domain_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if let Some(gal) = gal {
+                    remove_principal_tx(c, gal).await?;
+                }
                 sqlx::query("DELETE FROM domains WHERE id = $1").bind(id).execute(&mut *c).await?;
                 Ok(())
             })
@@ -365,7 +373,7 @@ impl Store {
 
     pub async fn principals(&self, kind: PrincipalKind) -> Result<Vec<Principal>> {
         let q =
-            format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.kind = $1 ORDER BY address");
+            format!("SELECT {PRINCIPAL_COLS} FROM principals p WHERE p.kind = $1 AND p.gal_domain_id IS NULL ORDER BY address");
         sqlx::query(&q)
             .bind(kind.as_str())
             .fetch_all(self.pool())
@@ -378,39 +386,8 @@ impl Store {
     /// Removes a principal with its addresses, mailboxes and messages
     /// (message blobs are released for the sweeper).
     pub async fn remove_principal(&self, id: i64) -> Result<()> {
-        self.write(move |c, _| {
-            Box::pin(async move {
-                let rows = sqlx::query(
-                    "SELECT m.blob_hash, COUNT(*) AS n FROM messages m JOIN collections k ON k.id = m.collection_id \
-                     WHERE k.principal_id = $1 GROUP BY m.blob_hash",
-                )
-                .bind(id)
-                .fetch_all(&mut *c)
-                .await?;
-                for r in &rows {
-                    let hash: String = r.try_get("blob_hash")?;
-                    let n: i64 = r.try_get("n")?;
-                    crate::blobs::release_blob(c, &hash, n).await?;
-                }
-                sqlx::query("DELETE FROM message_keywords WHERE message_id IN (SELECT m.id FROM messages m JOIN collections k ON k.id = m.collection_id WHERE k.principal_id = $1)")
-                    .bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM messages WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
-                    .bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM changes WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
-                    .bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM principal_changes WHERE principal_id = $1")
-                    .bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM collections WHERE principal_id = $1").bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id).execute(&mut *c).await?;
-                sqlx::query("DELETE FROM addresses WHERE principal_id = $1").bind(id).execute(&mut *c).await?;
-                let n = sqlx::query("DELETE FROM principals WHERE id = $1").bind(id).execute(&mut *c).await?.rows_affected();
-                if n == 0 {
-                    return Err(StoreError::NotFound(format!("principal {id}")));
-                }
-                Ok(())
-            })
-        })
-        .await
+        self.write(move |c, _| Box::pin(async move { remove_principal_tx(c, id).await }))
+            .await
     }
 
     pub async fn set_password_hash(&self, id: i64, hash: String) -> Result<()> {
@@ -657,6 +634,55 @@ pub(crate) async fn ensure_default_mailboxes_tx(
             )
             .await?;
         }
+    }
+    Ok(())
+}
+
+/// Removes a principal with everything it owns, in the caller's
+/// transaction.
+pub(crate) async fn remove_principal_tx(c: &mut AnyConnection, id: i64) -> Result<()> {
+    crate::groupware::remove_principal_groupware(c, id).await?;
+    let rows = sqlx::query(
+            "SELECT m.blob_hash, COUNT(*) AS n FROM messages m JOIN collections k ON k.id = m.collection_id \
+             WHERE k.principal_id = $1 GROUP BY m.blob_hash",
+        )
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?;
+    for r in &rows {
+        let hash: String = r.try_get("blob_hash")?;
+        let n: i64 = r.try_get("n")?;
+        crate::blobs::release_blob(c, &hash, n).await?;
+    }
+    sqlx::query("DELETE FROM message_keywords WHERE message_id IN (SELECT m.id FROM messages m JOIN collections k ON k.id = m.collection_id WHERE k.principal_id = $1)")
+            .bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM messages WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
+            .bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM changes WHERE collection_id IN (SELECT id FROM collections WHERE principal_id = $1)")
+            .bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM principal_changes WHERE principal_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM collections WHERE principal_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM addresses WHERE principal_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    let n = sqlx::query("DELETE FROM principals WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("principal {id}")));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_blob_packs.sql")),
     (7, include_str!("../migrations/0007_sync_journal.sql")),
     (8, include_str!("../migrations/0008_flags_index.sql")),
+    (9, include_str!("../migrations/0009_groupware.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
@@ -30,11 +31,14 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
 }
 
 async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
-    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM outpost_schema")
-        .fetch_one(&mut *conn)
+    // Each migration not yet recorded, in order: branches may add numbers
+    // below one already applied (8 merged after 9), so "above the highest"
+    // would skip them.
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM outpost_schema")
+        .fetch_all(&mut *conn)
         .await?;
     for (version, sql) in MIGRATIONS {
-        if *version <= current {
+        if applied.contains(version) {
             continue;
         }
         let id = match backend {

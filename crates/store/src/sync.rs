@@ -374,6 +374,10 @@ async fn live_items_since(
             "SELECT uid AS item, id AS item_id, modseq FROM messages \
              WHERE collection_id = $1 AND modseq > $2 ORDER BY uid"
         }
+        "calendar" | "addressbook" => {
+            "SELECT item, id AS item_id, modseq FROM groupware_objects \
+             WHERE collection_id = $1 AND modseq > $2 ORDER BY item"
+        }
         other => {
             return Err(StoreError::Internal(format!(
                 "collections of kind {other:?} hold no items"
