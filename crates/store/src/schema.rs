@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_inline_blobs.sql")),
     (6, include_str!("../migrations/0006_blob_packs.sql")),
     (7, include_str!("../migrations/0007_sync_journal.sql")),
+    (10, include_str!("../migrations/0010_directory_attrs.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
