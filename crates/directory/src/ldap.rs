@@ -569,7 +569,7 @@ pub struct LdapSettings {
 /// What an address or login led to, kept for `cache_ttl`.
 #[derive(Clone)]
 enum Cached {
-    Entry(Option<LdapEntry>),
+    Entry(Box<Option<LdapEntry>>),
     Entries(Vec<LdapEntry>),
 }
 
@@ -816,7 +816,7 @@ impl LdapSource {
 
     async fn one(&self, key: String, filter: String, want: &str) -> Result<Option<LdapEntry>> {
         if let Some(Cached::Entry(e)) = self.cache_get(&key) {
-            return Ok(e);
+            return Ok(*e);
         }
         let found = self.search_entries(&filter, 0).await?;
         if found.len() > 1 {
@@ -832,7 +832,7 @@ impl LdapSource {
             .find(|e| e.kind == PrincipalKind::User)
             .or(found.first())
             .cloned();
-        self.cache_put(key, Cached::Entry(e.clone()));
+        self.cache_put(key, Cached::Entry(Box::new(e.clone())));
         Ok(e)
     }
 
