@@ -33,6 +33,15 @@ CAROL_PW = "Carol-Pass-789!"
 ERIN_PW = "Erin-Pass-012!"
 SERVICE_PW = "Service-Pass-345!"
 SAMBA_IP = "127.77.0.1"
+# Attributes the global address list shows, as each directory names them.
+GAL_ATTRS = {
+    "ad": [("title", "CTO"), ("department", "Board"), ("company", "Example Inc."),
+           ("physicalDeliveryOfficeName", "B2 R101"), ("telephoneNumber", "+1 555 0100"),
+           ("mobile", "+1 555 0199")],
+    "openldap": [("title", "CTO"), ("ou", "Board"), ("o", "Example Inc."),
+                 ("physicalDeliveryOfficeName", "B2 R101"), ("telephoneNumber", "+1 555 0100"),
+                 ("mobile", "+1 555 0199"), ("givenName", "Alice")],
+}
 
 
 def wait_port(host, port, timeout=60):
@@ -108,7 +117,16 @@ class SambaAD:
                       proxies=["SMTP:alice@example.test", "smtp:ali@example.test",
                                "smtp:alice.smith@example.test", "X500:/o=Old/ou=Exchange/cn=alice",
                                "X400:c=US;a= ;p=Outpost;o=Exchange;s=Smith;g=Alice;"])
+        # What the global address list shows (issue 15).
+        self.ldbmodify(f"dn: {self.dn('Alice', 'Smith')}\nchangetype: modify\n" + "".join(
+            f"replace: {k}\n{k}: {v}\n-\n" for k, v in GAL_ATTRS["ad"]))
         self.add_user("bob", BOB_PW, "Bob", "Jones", "bob@example.test")
+        # Not in the address list: a contact, and a critical system object
+        # even with an address.
+        self.ldbmodify(f"dn: CN=Outside Contact,CN=Users,{self.base}\nchangetype: add\nobjectClass: contact\n"
+                       f"mail: contact@outside.example\n")
+        self.ldbmodify(f"dn: CN=Administrator,CN=Users,{self.base}\nchangetype: modify\nadd: mail\n"
+                       f"mail: administrator@example.test\n")
         self.add_user("carol", CAROL_PW, "Carol", "Disabled", "carol@example.test")
         self.tool("user", "disable", "carol")
         self.add_user("erin", ERIN_PW, "Erin", "Renamed", "erin@example.test")
@@ -231,6 +249,8 @@ suffix "{self.base}"
 rootdn "{self.admin}"
 rootpw admin-secret
 directory {self.root}/db
+# As Active Directory: at most 1000 entries per search, all of them with paging.
+limits dn.exact="cn=outpost,{self.base}" size.soft=1000 size.hard=1000 size.prtotal=unlimited
 overlay ppolicy
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
@@ -260,6 +280,8 @@ access to * by * read
                 + f"dn: cn=staff,{groups}\nobjectClass: groupOfNames\nobjectClass: outpostMailRecipient\n"
                   f"cn: staff\nmail: staff@example.test\nmember: cn=devs,{groups}\nmember: uid=alice,{people}\n\n")
         self.ldap("ldapadd", ldif)
+        self.ldap("ldapmodify", f"dn: uid=alice,{people}\nchangetype: modify\n" + "".join(
+            f"replace: {k}\n{k}: {v}\n-\n" for k, v in GAL_ATTRS["openldap"]) + "\n")
         # Locked for good (slapo-ppolicy's "administratively locked" value).
         self.ldap("ldapmodify", f"dn: uid=carol,{people}\nchangetype: modify\nreplace: pwdAccountLockedTime\n"
                                 f"pwdAccountLockedTime: 000001010000Z\n\n")
@@ -501,6 +523,60 @@ def test_directory_lookup_cli(srv):
     assert r.returncode == 67
     out = srv.cli("directory", "search", "al", "--limit", "5").stdout
     assert "alice@example.test" in out and "bob@example.test" not in out
+
+
+def test_global_address_list(srv):
+    d = srv.directory
+    srv.cli("user", "add", "local@example.test", "--name", "Local Person", "--title", "Clerk",
+            "--password-stdin", input="Local-Pass-123!\n")
+    lines = [line.split("\t") for line in srv.cli("directory", "gal").stdout.splitlines()]
+    listed = [line[0] for line in lines]
+    for a in ["alice@example.test", "bob@example.test", "carol@example.test", "erin@example.test",
+              "devs@example.test", "staff@example.test", "local@example.test"]:
+        assert a in listed, (a, listed)
+    assert len(listed) == len(set(listed)), listed
+    assert "contact@outside.example" not in listed
+    assert "administrator@example.test" not in listed
+    assert ["local@example.test", "Local Person", "user", "internal", "Clerk", ""] in lines
+    # Prefix of the surname, any case; the card has every attribute.
+    card = srv.cli("directory", "search", "SMI", "--vcard").stdout
+    assert card.count("BEGIN:VCARD") == 1, card
+    for line in ["FN:Alice Smith", "N:Smith;Alice;;;", "EMAIL;TYPE=WORK;PREF=1:alice@example.test",
+                 "EMAIL;TYPE=WORK:ali@example.test", "EMAIL;TYPE=WORK:alice.smith@example.test",
+                 "TITLE:CTO", "ORG:Example Inc.;Board", "ADR;TYPE=WORK:;B2 R101;;;;;",
+                 "TEL;TYPE=WORK,VOICE:+1 555 0100", "TEL;TYPE=CELL:+1 555 0199"]:
+        assert line + "\n" in card, (line, card)  # (CRLF read as text)
+    uid = [x for x in card.splitlines() if x.startswith("UID:")][0][4:]
+    assert uid == srv.cli("directory", "lookup", "alice@example.test").stdout.split("id:")[1].split()[0]
+    assert "X400" not in card and "X500" not in card
+    # Groups: KIND:group with their listed members (nested groups included).
+    cards = srv.cli("directory", "gal", "--vcard").stdout.split("BEGIN:VCARD")
+    devs = [c for c in cards if "EMAIL;TYPE=WORK;PREF=1:devs@example.test" in c][0]
+    for line in ["KIND:group", "MEMBER:mailto:alice@example.test", "MEMBER:mailto:bob@example.test",
+                 "MEMBER:mailto:staff@example.test"]:
+        assert line + "\n" in devs, (line, devs)
+    out = srv.cli("directory", "search", "loc").stdout
+    assert out.startswith("local@example.test\t"), out
+
+
+def test_gal_listing_pages_past_the_search_limit(srv):
+    d = srv.directory
+    if d.kind != "openldap":
+        pytest.skip("seeding 1100 users into Samba takes too long here; slapd is capped as AD is")
+    d.ldap("ldapadd", "".join(
+        f"dn: uid=bulk{i:04},ou=people,{d.base}\nobjectClass: inetOrgPerson\nuid: bulk{i:04}\n"
+        f"cn: Bulk {i:04}\nsn: {i:04}\nmail: bulk{i:04}@example.test\n\n" for i in range(1100)))
+    # Without paging the server stops at 1000 (sizeLimitExceeded, 4).
+    r = subprocess.run(["ldapsearch", "-x", "-H", d.url, "-D", f"cn=outpost,{d.base}", "-w", SERVICE_PW,
+                        "-b", d.base, "(mail=bulk*)", "dn"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4 and r.stdout.count("dn: uid=bulk") == 1000, r.returncode
+    listed = [line.split("\t")[0] for line in srv.cli("directory", "gal").stdout.splitlines()]
+    assert len([a for a in listed if a.startswith("bulk")]) == 1100
+    assert "alice@example.test" in listed
+    # A search is bounded by its limit, not by the directory's size.
+    out = srv.cli("directory", "search", "bulk10", "--limit", "1000").stdout.splitlines()
+    assert len(out) == 100 and all(line.startswith("bulk10") for line in out)
+    assert len(srv.cli("directory", "search", "bulk", "--limit", "7").stdout.splitlines()) == 7
 
 
 def test_sieve_scripts_of_directory_users(srv, tmp_path):

@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
-use outpost_store::{PrincipalKind, StoreError};
+use outpost_store::{ContactAttrs, PrincipalKind, StoreError};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -64,6 +65,64 @@ pub struct Mapping {
     /// Expand nested groups with LDAP_MATCHING_RULE_IN_CHAIN (falls back to
     /// walking `member` when the server refuses it).
     pub in_chain: bool,
+    /// Extra conditions on users listed in the global address list, on top
+    /// of `user_filter` and having an address (AD: no contacts, no
+    /// critical system objects such as Administrator).
+    pub gal_user_filter: String,
+    /// The attributes a global address list shows.
+    pub contact: ContactAttrNames,
+}
+
+/// LDAP attribute names of the directory attributes a global address list
+/// shows; an empty name is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactAttrNames {
+    pub given_name: String,
+    pub surname: String,
+    pub title: String,
+    pub department: String,
+    pub company: String,
+    pub office: String,
+    pub phone: String,
+    pub mobile: String,
+}
+
+impl ContactAttrNames {
+    /// Active Directory (and inetOrgPerson for most of them).
+    pub fn ad() -> ContactAttrNames {
+        ContactAttrNames {
+            given_name: "givenName".into(),
+            surname: "sn".into(),
+            title: "title".into(),
+            department: "department".into(),
+            company: "company".into(),
+            office: "physicalDeliveryOfficeName".into(),
+            phone: "telephoneNumber".into(),
+            mobile: "mobile".into(),
+        }
+    }
+
+    /// OpenLDAP's inetOrgPerson: the department is `ou`, the company `o`.
+    pub fn inet_org_person() -> ContactAttrNames {
+        ContactAttrNames {
+            department: "ou".into(),
+            company: "o".into(),
+            ..ContactAttrNames::ad()
+        }
+    }
+
+    fn names(&self) -> [&String; 8] {
+        [
+            &self.given_name,
+            &self.surname,
+            &self.title,
+            &self.department,
+            &self.company,
+            &self.office,
+            &self.phone,
+            &self.mobile,
+        ]
+    }
 }
 
 impl Mapping {
@@ -83,6 +142,11 @@ impl Mapping {
             uac_attr: Some("userAccountControl".into()),
             locked_attr: None,
             in_chain: true,
+            // Contacts are `person`s too; Administrator, Guest and krbtgt
+            // are critical system objects.
+            gal_user_filter:
+                "(objectClass=user)(!(objectClass=contact))(!(isCriticalSystemObject=TRUE))".into(),
+            contact: ContactAttrNames::ad(),
         }
     }
 
@@ -102,6 +166,8 @@ impl Mapping {
             uac_attr: None,
             locked_attr: Some("pwdAccountLockedTime".into()),
             in_chain: false,
+            gal_user_filter: String::new(),
+            contact: ContactAttrNames::inet_org_person(),
         }
     }
 
@@ -114,6 +180,11 @@ impl Mapping {
         v.extend(self.uac_attr.iter().cloned());
         v.extend(self.locked_attr.iter().cloned());
         v.push(self.member_attr.clone());
+        for a in self.contact.names() {
+            if !a.is_empty() && !v.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                v.push(a.clone());
+            }
+        }
         v
     }
 
@@ -157,24 +228,42 @@ impl Mapping {
         f
     }
 
-    /// Users and addressed groups whose name or address starts with `prefix`.
+    /// What the global address list lists: users (with `gal_user_filter`)
+    /// and groups that have an address.
+    pub fn gal_filter(&self) -> String {
+        let mut has = String::from("(|");
+        for a in &self.address_attrs {
+            has.push_str(&format!("({a}=*)"));
+        }
+        if let Some(px) = &self.proxy_attr {
+            has.push_str(&format!("({px}=smtp:*)"));
+        }
+        has.push(')');
+        format!(
+            "(&(|(&{}{}){}){has})",
+            self.user_filter, self.gal_user_filter, self.group_filter
+        )
+    }
+
+    /// Entries of the global address list whose name, given name, surname,
+    /// login or any address starts with `prefix` (case-insensitive, as
+    /// LDAP's matching rules for these attributes are).
     pub fn prefix_filter(&self, prefix: &str) -> String {
         let p = escape_filter_value(prefix);
-        let mut f = format!(
-            "(&(|{}(&{}(|{})))(|",
-            self.user_filter,
-            self.group_filter,
-            self.address_attrs
-                .iter()
-                .map(|a| format!("({a}=*)"))
-                .collect::<String>()
-        );
-        for attr in self
+        let mut f = format!("(&{}(|", self.gal_filter());
+        let c = &self.contact;
+        let names = self
             .name_attrs
             .iter()
+            .chain([&c.given_name, &c.surname])
             .chain(&self.address_attrs)
-            .chain(&self.login_attrs)
-        {
+            .chain(&self.login_attrs);
+        let mut seen: Vec<&String> = Vec::new();
+        for attr in names {
+            if attr.is_empty() || seen.contains(&attr) {
+                continue;
+            }
+            seen.push(attr);
             f.push_str(&format!("({attr}={p}*)"));
         }
         if let Some(px) = &self.proxy_attr {
@@ -240,6 +329,29 @@ impl Mapping {
         for a in &self.login_attrs {
             logins.extend(values(e, a));
         }
+        let c = &self.contact;
+        let one = |a: &String| {
+            if a.is_empty() {
+                return None;
+            }
+            values(e, a)
+                .into_iter()
+                .map(|v| v.trim().to_string())
+                .find(|v| !v.is_empty())
+        };
+        // Values longer than the store keeps or with line breaks are
+        // dropped one by one, not the whole entry.
+        let attrs = ContactAttrs {
+            given_name: one(&c.given_name),
+            surname: one(&c.surname),
+            title: one(&c.title),
+            department: one(&c.department),
+            company: one(&c.company),
+            office: one(&c.office),
+            phone: one(&c.phone),
+            mobile: one(&c.mobile),
+        };
+        let attrs = sanitize_attrs(attrs);
         Some(LdapEntry {
             dn: e.dn.clone(),
             kind,
@@ -250,6 +362,7 @@ impl Mapping {
             logins,
             enabled,
             members: values(e, &self.member_attr),
+            attrs,
         })
     }
 }
@@ -270,6 +383,25 @@ pub struct LdapEntry {
     pub enabled: bool,
     /// Member DNs (groups).
     pub members: Vec<String>,
+    /// What the global address list shows besides name and addresses.
+    pub attrs: ContactAttrs,
+}
+
+/// Keeps each attribute value the store would accept, drops the others.
+fn sanitize_attrs(a: ContactAttrs) -> ContactAttrs {
+    let keep = |v: Option<String>| {
+        v.filter(|v| v.len() <= outpost_store::gal::ATTR_MAX && !v.chars().any(char::is_control))
+    };
+    ContactAttrs {
+        given_name: keep(a.given_name),
+        surname: keep(a.surname),
+        title: keep(a.title),
+        department: keep(a.department),
+        company: keep(a.company),
+        office: keep(a.office),
+        phone: keep(a.phone),
+        mobile: keep(a.mobile),
+    }
 }
 
 impl LdapEntry {
@@ -437,7 +569,7 @@ pub struct LdapSettings {
 /// What an address or login led to, kept for `cache_ttl`.
 #[derive(Clone)]
 enum Cached {
-    Entry(Option<LdapEntry>),
+    Entry(Box<Option<LdapEntry>>),
     Entries(Vec<LdapEntry>),
 }
 
@@ -456,6 +588,9 @@ pub struct LdapSource {
 }
 
 const CACHE_MAX: usize = 50_000;
+
+/// Entries per page of a paged search (below AD's MaxPageSize of 1000).
+pub const PAGE_SIZE: i32 = 500;
 
 /// After a failed connect, requests fail at once for this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -681,7 +816,7 @@ impl LdapSource {
 
     async fn one(&self, key: String, filter: String, want: &str) -> Result<Option<LdapEntry>> {
         if let Some(Cached::Entry(e)) = self.cache_get(&key) {
-            return Ok(e);
+            return Ok(*e);
         }
         let found = self.search_entries(&filter, 0).await?;
         if found.len() > 1 {
@@ -697,7 +832,7 @@ impl LdapSource {
             .find(|e| e.kind == PrincipalKind::User)
             .or(found.first())
             .cloned();
-        self.cache_put(key, Cached::Entry(e.clone()));
+        self.cache_put(key, Cached::Entry(Box::new(e.clone())));
         Ok(e)
     }
 
@@ -729,12 +864,98 @@ impl LdapSource {
     /// Users and addressed groups whose name or address starts with
     /// `prefix`, at most `limit`.
     pub async fn search_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<LdapEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let f = self.s.mapping.prefix_filter(prefix);
         let mut v = self
             .search_entries(&f, limit.min(i32::MAX as usize) as i32)
             .await?;
         v.truncate(limit);
         Ok(v)
+    }
+
+    /// Every entry of the global address list (users and groups with an
+    /// address), read with the simple paged results control (RFC 2696) in
+    /// pages of [`PAGE_SIZE`]: Active Directory answers at most 1000
+    /// entries per search without it (MaxPageSize).
+    pub async fn gal_entries(&self) -> Result<Vec<LdapEntry>> {
+        let f = self.s.mapping.gal_filter();
+        let found = self
+            .search_paged(&f)
+            .await
+            .map_err(|e| unavailable(&self.s.url, format!("search {f}: {e}")))?;
+        Ok(found
+            .iter()
+            .filter_map(|e| self.s.mapping.entry(e))
+            .filter(|e| e.primary.is_some())
+            .collect())
+    }
+
+    /// A subtree search under the base DN, page by page, retried once on a
+    /// fresh connection when the old one broke.
+    async fn search_paged(&self, filter: &str) -> Result<Vec<SearchEntry>, LdapError> {
+        let attrs = self.s.mapping.attrs();
+        let mut last = None;
+        for attempt in 0..2 {
+            let mut ldap = match self.service(attempt > 0).await {
+                Ok(l) => l,
+                Err(e) => return Err(LdapError::AdapterInit(e.to_string())),
+            };
+            let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(PAGE_SIZE)),
+            ];
+            let attrs: Vec<&str> = attrs.iter().map(String::as_str).collect();
+            let mut stream = match ldap
+                .with_timeout(self.s.timeout)
+                .streaming_search_with(adapters, &self.s.base_dn, Scope::Subtree, filter, attrs)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) if is_transport(&e) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::new();
+            let mut broken = None;
+            loop {
+                match stream.next().await {
+                    Ok(Some(e)) => out.push(SearchEntry::construct(e)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            }
+            let res = stream.finish().await;
+            match broken {
+                Some(e) if is_transport(&e) => {
+                    last = Some(e);
+                    continue;
+                }
+                Some(e) => return Err(e),
+                None => {}
+            }
+            return match res.rc {
+                0 | 10 => Ok(out),
+                // sizeLimitExceeded: the server caps even paged searches
+                // (OpenLDAP's size.prtotal). What came is still listed.
+                4 => {
+                    tracing::warn!(
+                        "directory {}: the server stopped the address list after {} entries (size limit); raise the service account's limit",
+                        self.s.url,
+                        out.len()
+                    );
+                    Ok(out)
+                }
+                _ => Err(LdapError::LdapResult { result: res }),
+            };
+        }
+        Err(last.unwrap_or(LdapError::EndOfStream))
     }
 
     /// Every user inside a group, through nested groups, each once; loops
@@ -1075,6 +1296,94 @@ mod tests {
         assert_eq!(Mapping::ad().entry(&e).unwrap().kind, PrincipalKind::Group);
         e.bin_attrs.clear();
         assert!(Mapping::ad().entry(&e).is_none());
+    }
+
+    #[test]
+    fn gal_filters_by_preset() {
+        let ad = Mapping::ad();
+        assert_eq!(
+            ad.gal_filter(),
+            "(&(|(&(&(objectClass=person)(!(objectClass=computer)))(objectClass=user)(!(objectClass=contact))(!(isCriticalSystemObject=TRUE)))(objectClass=group))(|(mail=*)(proxyAddresses=smtp:*)))"
+        );
+        let f = ad.prefix_filter("Sm(");
+        assert!(f.starts_with(&format!("(&{}(|", ad.gal_filter())), "{f}");
+        for clause in [
+            "(displayName=Sm\\28*)",
+            "(givenName=Sm\\28*)",
+            "(sn=Sm\\28*)",
+            "(sAMAccountName=Sm\\28*)",
+            "(proxyAddresses=smtp:Sm\\28*)",
+        ] {
+            assert!(f.contains(clause), "{clause} in {f}");
+        }
+        assert_eq!(f.matches('(').count(), f.matches(')').count());
+        let ol = Mapping::openldap();
+        assert_eq!(
+            ol.gal_filter(),
+            "(&(|(&(objectClass=inetOrgPerson))(objectClass=groupOfNames))(|(mail=*)(mailAlternateAddress=*)))"
+        );
+        // Each attribute once, although sn and cn overlap the name list.
+        let f = ol.prefix_filter("x");
+        assert_eq!(f.matches("(cn=x*)").count(), 1, "{f}");
+        let attrs = ol.attrs();
+        for a in [
+            "givenName",
+            "sn",
+            "title",
+            "ou",
+            "o",
+            "physicalDeliveryOfficeName",
+            "telephoneNumber",
+            "mobile",
+        ] {
+            assert!(attrs.iter().any(|x| x == a), "{a}");
+        }
+    }
+
+    #[test]
+    fn entry_mapping_contact_attributes() {
+        let mut e = SearchEntry {
+            dn: "CN=Alice Smith,CN=Users,DC=example,DC=org".into(),
+            attrs: HashMap::new(),
+            bin_attrs: HashMap::new(),
+        };
+        e.attrs
+            .insert("objectClass".into(), s(&["top", "person", "user"]));
+        e.attrs.insert("displayName".into(), s(&["Alice Smith"]));
+        e.attrs.insert("givenname".into(), s(&["Alice"]));
+        e.attrs.insert("sn".into(), s(&["Smith"]));
+        e.attrs.insert("title".into(), s(&["  CTO "]));
+        e.attrs.insert("department".into(), s(&["Board"]));
+        e.attrs.insert("company".into(), s(&["Example Inc."]));
+        e.attrs
+            .insert("physicalDeliveryOfficeName".into(), s(&["B2 R101"]));
+        e.attrs
+            .insert("telephoneNumber".into(), s(&["", "+1 555 0100"]));
+        e.attrs.insert("mobile".into(), s(&["line\nbreak"]));
+        e.attrs.insert("mail".into(), s(&["alice@example.org"]));
+        e.bin_attrs
+            .insert("objectGUID".into(), vec![vec![0x01; 16]]);
+        let m = Mapping::ad().entry(&e).unwrap();
+        let a = &m.attrs;
+        assert_eq!(a.given_name.as_deref(), Some("Alice"));
+        assert_eq!(a.surname.as_deref(), Some("Smith"));
+        assert_eq!(a.title.as_deref(), Some("CTO"));
+        assert_eq!(a.department.as_deref(), Some("Board"));
+        assert_eq!(a.company.as_deref(), Some("Example Inc."));
+        assert_eq!(a.office.as_deref(), Some("B2 R101"));
+        assert_eq!(
+            a.phone.as_deref(),
+            Some("+1 555 0100"),
+            "first non-empty value"
+        );
+        assert_eq!(a.mobile, None, "a value with a line break is dropped");
+        // inetOrgPerson: department in ou, company in o.
+        e.attrs.insert("ou".into(), s(&["Research"]));
+        e.attrs.insert("o".into(), s(&["Example Ltd"]));
+        e.attrs.insert("entryUUID".into(), s(&["abc"]));
+        let m = Mapping::openldap().entry(&e).unwrap();
+        assert_eq!(m.attrs.department.as_deref(), Some("Research"));
+        assert_eq!(m.attrs.company.as_deref(), Some("Example Ltd"));
     }
 
     #[test]

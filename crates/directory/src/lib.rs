@@ -23,8 +23,11 @@ use outpost_store::{
 };
 use sha2::{Digest, Sha256};
 
+pub mod gal;
 pub mod ldap;
-pub use ldap::{LdapEntry, LdapSettings, LdapSource, Mapping};
+pub use gal::{to_vcard, GalEntry};
+pub use ldap::{ContactAttrNames, LdapEntry, LdapSettings, LdapSource, Mapping};
+pub use outpost_store::ContactAttrs;
 
 /// The `source` recorded on principals that stand for LDAP entries.
 pub const LDAP_SOURCE: &str = "ldap";
@@ -82,15 +85,6 @@ pub struct Description {
     pub enabled: bool,
     /// A group's members (LDAP: every user, nested groups expanded).
     pub members: Vec<String>,
-}
-
-/// One entry of a directory search.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchHit {
-    pub name: String,
-    pub address: String,
-    pub kind: PrincipalKind,
-    pub source: String,
 }
 
 /// Nesting deeper than this is treated as a loop.
@@ -572,45 +566,6 @@ impl Directory {
         }))
     }
 
-    /// Users and groups whose name or address starts with `prefix`, at most
-    /// `limit`: the store's and the LDAP directory's (for a global address
-    /// list).
-    pub async fn search(&self, prefix: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let p = prefix.trim().to_lowercase();
-        let mut hits = Vec::new();
-        for kind in [PrincipalKind::User, PrincipalKind::Group] {
-            for pr in self.store.principals(kind).await? {
-                let Some(addr) = pr.address.clone() else {
-                    continue;
-                };
-                if addr.starts_with(&p) || pr.display_name.to_lowercase().starts_with(&p) {
-                    hits.push(SearchHit {
-                        name: pr.display_name,
-                        address: addr,
-                        kind,
-                        source: pr.source,
-                    });
-                }
-            }
-        }
-        if let Some(l) = &self.ldap {
-            for e in l.search_prefix(&p, limit).await? {
-                let Some(address) = e.primary else { continue };
-                if !hits.iter().any(|h: &SearchHit| h.address == address) {
-                    hits.push(SearchHit {
-                        name: e.name,
-                        address,
-                        kind: e.kind,
-                        source: LDAP_SOURCE.into(),
-                    });
-                }
-            }
-        }
-        hits.sort_by_key(|h| h.name.to_lowercase());
-        hits.truncate(limit);
-        Ok(hits)
-    }
-
     // --- administration -------------------------------------------------
 
     /// Adds a user. Fails with a message saying what to do when the domain
@@ -661,6 +616,53 @@ impl Directory {
             .await?;
         self.clear_cache();
         Ok(())
+    }
+
+    /// Changes the display name and directory attributes (title,
+    /// department, phones...) of a built-in user or group. Attributes left
+    /// `None` keep their value; an empty string clears one.
+    pub async fn update_contact(
+        &self,
+        address: &str,
+        name: Option<String>,
+        attrs: ContactAttrs,
+    ) -> Result<Principal> {
+        let p = self
+            .store
+            .principal_by_address(address)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "{} (no user or group has this address)",
+                    normalize_address(address)
+                ))
+            })?;
+        if p.source != "internal" {
+            return Err(StoreError::Invalid(format!(
+                "{address} comes from the directory ({}); change it there",
+                p.source
+            )));
+        }
+        let merged = self
+            .store
+            .contact_attrs(p.id)
+            .await?
+            .merged(attrs)
+            .normalized()?;
+        if let Some(n) = name {
+            let n = n.trim().to_string();
+            if n.chars().any(char::is_control) {
+                return Err(StoreError::Invalid(
+                    "the name must not contain control characters".into(),
+                ));
+            }
+            self.store.set_display_name(p.id, n).await?;
+        }
+        self.store.set_contact_attrs(p.id, merged).await?;
+        self.store
+            .principal(p.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("principal {}", p.id)))
     }
 
     /// Adds an alias address to the user or group that owns `target`.

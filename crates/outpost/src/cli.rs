@@ -135,12 +135,78 @@ pub enum DirectoryCmd {
     /// addresses, groups, enabled, and where mail to it goes. Exit code 67
     /// when nothing has it, 75 when the directory cannot be reached.
     Lookup { query: String },
-    /// Users and groups whose name or address starts with PREFIX.
+    /// Entries of the global address list whose name, given name, surname
+    /// (or a word of them) or any address starts with PREFIX.
     Search {
         prefix: String,
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print each entry as a vCard 4.0, as the GAL address book has it.
+        #[arg(long)]
+        vcard: bool,
     },
+    /// The whole global address list: mail users and distribution groups
+    /// (built-in and, with an LDAP source, the directory's).
+    Gal {
+        /// Print each entry as a vCard 4.0.
+        #[arg(long)]
+        vcard: bool,
+    },
+}
+
+/// Directory attributes shown in the global address list. An empty value
+/// clears one (`user set`).
+#[derive(clap::Args, Default)]
+pub struct ContactArgs {
+    #[arg(long)]
+    pub given_name: Option<String>,
+    #[arg(long)]
+    pub surname: Option<String>,
+    /// Job title.
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub department: Option<String>,
+    #[arg(long)]
+    pub company: Option<String>,
+    /// Office location (building, room).
+    #[arg(long)]
+    pub office: Option<String>,
+    /// Work telephone number.
+    #[arg(long)]
+    pub phone: Option<String>,
+    #[arg(long)]
+    pub mobile: Option<String>,
+}
+
+impl ContactArgs {
+    fn attrs(self) -> outpost_store::ContactAttrs {
+        outpost_store::ContactAttrs {
+            given_name: self.given_name,
+            surname: self.surname,
+            title: self.title,
+            department: self.department,
+            company: self.company,
+            office: self.office,
+            phone: self.phone,
+            mobile: self.mobile,
+        }
+    }
+
+    fn any(&self) -> bool {
+        [
+            &self.given_name,
+            &self.surname,
+            &self.title,
+            &self.department,
+            &self.company,
+            &self.office,
+            &self.phone,
+            &self.mobile,
+        ]
+        .iter()
+        .any(|v| v.is_some())
+    }
 }
 
 #[derive(Subcommand)]
@@ -228,6 +294,17 @@ pub enum UserCmd {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    /// Change a user's display name or directory attributes (title,
+    /// department, phones...); what is not given is kept.
+    Set {
+        address: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        contact: ContactArgs,
     },
     List,
     Remove {
@@ -410,17 +487,44 @@ async fn directory(path: Option<PathBuf>, action: DirectoryCmd) -> Result<()> {
                 }
             }
         }
-        DirectoryCmd::Search { prefix, limit } => {
-            for h in dir.search(&prefix, limit).await.map_err(temp)? {
-                let kind = match h.kind {
-                    PrincipalKind::User => "user",
-                    PrincipalKind::Group => "group",
-                };
-                println!("{}\t{}\t{kind}\t{}", h.address, h.name, h.source);
-            }
+        DirectoryCmd::Search {
+            prefix,
+            limit,
+            vcard,
+        } => {
+            let found = dir.search_gal(&prefix, limit).await.map_err(temp)?;
+            print_gal(&found, vcard);
+        }
+        DirectoryCmd::Gal { vcard } => {
+            let all = dir.gal_entries().await.map_err(temp)?;
+            print_gal(&all, vcard);
         }
     }
     Ok(())
+}
+
+/// One line per entry (primary address, name, kind, source, title,
+/// department), or the vCards.
+fn print_gal(entries: &[outpost_directory::GalEntry], vcard: bool) {
+    for e in entries {
+        if vcard {
+            print!("{}", outpost_directory::to_vcard(e));
+            continue;
+        }
+        let kind = match e.kind {
+            PrincipalKind::User => "user",
+            PrincipalKind::Group => "group",
+        };
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        println!(
+            "{}\t{}\t{kind}\t{}\t{}\t{}",
+            e.primary(),
+            e.display_name,
+            e.source,
+            opt(&e.attrs.title),
+            opt(&e.attrs.department)
+        );
+    }
 }
 
 /// The config for administrative commands: the file, or the demo's.
@@ -528,13 +632,31 @@ async fn user(path: Option<PathBuf>, action: UserCmd) -> Result<()> {
             address,
             name,
             password_stdin,
+            contact,
         } => {
+            // Checked before anything is created.
+            let attrs = contact.attrs().normalized()?;
             let pw = read_password(password_stdin, &format!("Password for {address}: "))?;
             let p = dir.add_user(&address, &name, &pw).await?;
+            if attrs != outpost_store::ContactAttrs::default() {
+                dir.store().set_contact_attrs(p.id, attrs).await?;
+            }
             println!(
                 "added user {} with mailboxes INBOX, Sent, Drafts, Trash, Junk, Archive",
                 p.address.unwrap_or_default()
             );
+        }
+        UserCmd::Set {
+            address,
+            name,
+            contact,
+        } => {
+            if name.is_none() && !contact.any() {
+                bail!("nothing to change: give --name, --title, --department, --company, --office, --phone, --mobile, --given-name or --surname");
+            }
+            let p = dir.user(&address).await?;
+            dir.update_contact(&address, name, contact.attrs()).await?;
+            println!("updated {}", p.address.unwrap_or(address));
         }
         UserCmd::List => {
             for p in dir.store().principals(PrincipalKind::User).await? {

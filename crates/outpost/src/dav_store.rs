@@ -235,11 +235,11 @@ impl DavStore for DavBackend {
         // The directory's search (store and LDAP): a prefix of a name or
         // an address. Groups have no DAV principal here and are left out.
         let mut out: Vec<DavPrincipal> = Vec::new();
-        for hit in self.dir.search(text, limit).await.map_err(err)? {
+        for hit in self.dir.search_gal(text, limit).await.map_err(err)? {
             if hit.kind != outpost_store::PrincipalKind::User {
                 continue;
             }
-            if let Some(p) = self.principal_by_login(&hit.address).await? {
+            if let Some(p) = self.principal_by_login(hit.primary()).await? {
                 if !out.iter().any(|x| x.id == p.id) {
                     out.push(p);
                 }

@@ -22,6 +22,7 @@ pub mod blob;
 mod blobs;
 mod bulk;
 mod error;
+pub mod gal;
 pub mod groupware;
 pub mod mail;
 mod notify;
@@ -47,6 +48,7 @@ use tokio::sync::watch;
 
 pub use blob::{BlobRef, BlobStore, Fault};
 pub use error::StoreError;
+pub use gal::{ContactAttrs, DirectoryRow};
 pub use mail::*;
 pub use outpost_mailmeta as meta;
 pub use outpost_mailmeta::MessageMeta;
@@ -165,6 +167,14 @@ impl Store {
         if backend == Backend::Postgres {
             tokio::spawn(notify::listen(url.clone(), weak));
         }
+        let indexer = store.clone();
+        tokio::spawn(async move {
+            match indexer.backfill_directory_terms().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("indexed {n} principals for directory search"),
+                Err(e) => tracing::warn!("indexing principals for directory search: {e}"),
+            }
+        });
         let filler = store.clone();
         tokio::spawn(async move {
             match filler.backfill_ends_crlf().await {

@@ -244,6 +244,7 @@ impl Store {
                 if p.kind == PrincipalKind::User {
                     ensure_default_mailboxes_tx(c, id).await?;
                 }
+                crate::gal::reindex_tx(c, id).await?;
                 Ok(Principal {
                     id,
                     kind: p.kind,
@@ -348,6 +349,7 @@ impl Store {
                             .bind(id)
                             .execute(&mut *c)
                             .await?;
+                        crate::gal::reindex_tx(c, id).await?;
                     }
                     return Ok(id);
                 }
@@ -365,6 +367,7 @@ impl Store {
                 if kind == PrincipalKind::User {
                     ensure_default_mailboxes_tx(c, id).await?;
                 }
+                crate::gal::reindex_tx(c, id).await?;
                 Ok(id)
             })
         })
@@ -416,6 +419,9 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("principal {id}")));
                 }
+                if column == "display_name" {
+                    crate::gal::reindex_tx(c, id).await?;
+                }
                 Ok(())
             })
         })
@@ -445,7 +451,8 @@ impl Store {
         self.write(move |c, _| {
             Box::pin(async move {
                 let domain_id = domain_id(c, &domain).await?;
-                insert_address(c, principal, domain_id, &address, false).await
+                insert_address(c, principal, domain_id, &address, false).await?;
+                crate::gal::reindex_tx(c, principal).await
             })
         })
         .await
@@ -456,24 +463,25 @@ impl Store {
         let address = normalize_address(address);
         self.write(move |c, _| {
             Box::pin(async move {
-                let primary: Option<i64> =
-                    sqlx::query_scalar("SELECT is_primary FROM addresses WHERE address = $1")
-                        .bind(&address)
-                        .fetch_optional(&mut *c)
-                        .await?;
-                match primary {
-                    None => Err(StoreError::NotFound(format!("address {address}"))),
-                    Some(1) => Err(StoreError::Invalid(format!(
+                let row = sqlx::query(
+                    "SELECT is_primary, principal_id FROM addresses WHERE address = $1",
+                )
+                .bind(&address)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(row) = row else {
+                    return Err(StoreError::NotFound(format!("address {address}")));
+                };
+                if row.try_get::<i64, _>("is_primary")? == 1 {
+                    return Err(StoreError::Invalid(format!(
                         "{address} is a primary address; remove its user or group instead"
-                    ))),
-                    Some(_) => {
-                        sqlx::query("DELETE FROM addresses WHERE address = $1")
-                            .bind(&address)
-                            .execute(&mut *c)
-                            .await?;
-                        Ok(())
-                    }
+                    )));
                 }
+                sqlx::query("DELETE FROM addresses WHERE address = $1")
+                    .bind(&address)
+                    .execute(&mut *c)
+                    .await?;
+                crate::gal::reindex_tx(c, row.try_get("principal_id")?).await
             })
         })
         .await
@@ -673,6 +681,10 @@ pub(crate) async fn remove_principal_tx(c: &mut AnyConnection, id: i64) -> Resul
         .execute(&mut *c)
         .await?;
     sqlx::query("DELETE FROM addresses WHERE principal_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM directory_terms WHERE principal_id = $1")
         .bind(id)
         .execute(&mut *c)
         .await?;

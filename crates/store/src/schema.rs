@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_sync_journal.sql")),
     (8, include_str!("../migrations/0008_flags_index.sql")),
     (9, include_str!("../migrations/0009_groupware.sql")),
+    (10, include_str!("../migrations/0010_directory_attrs.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -423,11 +423,44 @@ pub async fn schema_7_upgrades_existing_data(s: TestStore) {
         "ALTER TABLE principals DROP COLUMN journal_seq",
         "ALTER TABLE principals DROP COLUMN journal_floor",
         "ALTER TABLE blobs DROP COLUMN ends_crlf",
+        // A version 6 store has none of the later migrations either.
+        "DROP TABLE collection_grants",
+        "DROP TABLE contact_members",
+        "DROP TABLE contact_fields",
+        "DROP TABLE groupware_instances",
+        "DROP TABLE groupware_attendees",
+        "DROP TABLE groupware_objects",
+        "DROP TABLE groupware_collections",
+        "DROP INDEX principals_gal_domain",
+        "ALTER TABLE principals DROP COLUMN calendar_user_type",
+        "ALTER TABLE principals DROP COLUMN gal_domain_id",
+        "DROP TABLE directory_terms",
+        "ALTER TABLE principals DROP COLUMN given_name",
+        "ALTER TABLE principals DROP COLUMN surname",
+        "ALTER TABLE principals DROP COLUMN title",
+        "ALTER TABLE principals DROP COLUMN department",
+        "ALTER TABLE principals DROP COLUMN company",
+        "ALTER TABLE principals DROP COLUMN office",
+        "ALTER TABLE principals DROP COLUMN phone",
+        "ALTER TABLE principals DROP COLUMN mobile",
         "DELETE FROM outpost_schema WHERE version >= 7",
     ] {
         sqlx::query(q).execute(s.pool()).await.expect(q);
     }
     let again = Store::open(&s.url(), &s.blob_dir()).await.unwrap();
+    // Principals of the old store get their directory search terms.
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = again
+            .search_directory("internal", "upgrade@", 5)
+            .await
+            .unwrap();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, vec![u.id], "backfilled search terms");
     let c = changes(again.journal_since(mb.id, 0).await.unwrap());
     assert_eq!(items(&c.added), vec![1, 2]);
     assert!(c.removed.is_empty(), "added and removed since 0: {c:?}");
