@@ -109,13 +109,11 @@ pub fn calendar_parts(message: &[u8]) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
 /// METHOD of a VCALENDAR text (an unfolded line `METHOD:...`).
 fn method_line(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    text.lines()
-        .map(str::trim_end)
-        .find_map(|l| {
-            l.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("METHOD:"))
-                .map(|_| l[7..].trim().to_ascii_uppercase())
-        })
+    text.lines().map(str::trim_end).find_map(|l| {
+        l.get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("METHOD:"))
+            .map(|_| l[7..].trim().to_ascii_uppercase())
+    })
 }
 
 impl MailFlow {
@@ -183,7 +181,9 @@ QkVHSU46VkNBTEVOREFSDQpNRVRIT0Q6UkVRVUVTVA0KRU5EOlZDQUxFTkRBUg0K\r\n--b--\r\n";
         assert_eq!(calendar_parts(m).1[0].0, "CANCEL");
         let p = b"From: a@b.test\r\nContent-Type: text/calendar; method=PUBLISH\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n";
         assert!(calendar_parts(p).1.is_empty());
-        assert!(calendar_parts(b"Subject: hi\r\n\r\nno calendar here").1.is_empty());
+        assert!(calendar_parts(b"Subject: hi\r\n\r\nno calendar here")
+            .1
+            .is_empty());
         assert!(calendar_parts(b"\xff\xfe text/calendar \x00").1.is_empty());
     }
 }

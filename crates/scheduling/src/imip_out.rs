@@ -6,7 +6,7 @@
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
-use outpost_mailflow::MailFlow;
+use outpost_mailflow::{Envelope, MailFlow, Rcpt, SubmitOptions};
 use outpost_pim::itip::{ItipMessage, Method};
 
 /// The subject line clients show for the message.
@@ -47,7 +47,11 @@ fn text(msg: &ItipMessage) -> String {
 
 /// The mail for `to`.
 pub(crate) fn build(msg: &ItipMessage, to: &[String]) -> Vec<u8> {
-    let domain = msg.from.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
+    let domain = msg
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("localhost");
     let id = format!("imip.{:032x}@{domain}", rand::random::<u128>());
     let calendar = MimePart::new(
         ContentType::new("text/calendar")
@@ -83,8 +87,14 @@ pub(crate) async fn send(
     to: &[String],
 ) -> Result<(), String> {
     let bytes = build(msg, to);
-    let env = crate::envelope(&msg.from, to, &msg.uid);
-    flow.submit(principal, &env, &bytes, crate::submit_options())
+    let env = Envelope {
+        mail_from: msg.from.clone(),
+        recipients: to.iter().map(|a| Rcpt::new(a.clone())).collect(),
+        message_id: format!("iMIP {} {}", msg.method.as_str(), msg.uid),
+        ..Envelope::default()
+    };
+    // No Sent copy: the calendar is the user's record of it.
+    flow.submit(principal, &env, &bytes, SubmitOptions::default())
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

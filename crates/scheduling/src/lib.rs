@@ -47,7 +47,7 @@
 use std::sync::Arc;
 
 use outpost_directory::{Directory, Lookup};
-use outpost_mailflow::{Envelope, ImipDelivery, ImipHandler, MailFlow, Rcpt, SubmitOptions};
+use outpost_mailflow::{ImipDelivery, ImipHandler, MailFlow};
 use outpost_pim::itip::{self, ItipMessage, Method, Role, SchedulingObject};
 use outpost_pim::{IngestOptions, InstanceStatus, Limits, PimError};
 use outpost_store::groupware::{
@@ -234,7 +234,11 @@ impl Scheduler {
         let parsed = match itip::parse(msg.bytes(), &limits()) {
             Ok(p) => p,
             Err(e) => {
-                warn!("scheduling: a {} for {} does not parse again: {e}", msg.method.as_str(), msg.uid);
+                warn!(
+                    "scheduling: a {} for {} does not parse again: {e}",
+                    msg.method.as_str(),
+                    msg.uid
+                );
                 return out;
             }
         };
@@ -259,8 +263,10 @@ impl Scheduler {
                             status = Some(Status::Failed("too many hosted recipients".into()));
                             break;
                         }
-                        let s = Box::pin(self.apply(u.principal_id, r, &msg.from, &parsed, depth)).await;
-                        if !matches!(s, Status::Delivered | Status::Ignored(_)) || status.is_none() {
+                        let s = Box::pin(self.apply(u.principal_id, r, &msg.from, &parsed, depth))
+                            .await;
+                        if !matches!(s, Status::Delivered | Status::Ignored(_)) || status.is_none()
+                        {
                             status = Some(s);
                         }
                     }
@@ -324,11 +330,11 @@ impl Scheduler {
         msg: &SchedulingObject,
         depth: u8,
     ) -> Status {
-        match self.apply_inner(principal, listed, originator, msg, depth).await {
+        match self.apply_inner(principal, listed, msg, depth).await {
             Ok(s) => s,
             Err(e) => {
                 warn!(
-                    "scheduling: applying {} {} for principal {principal} failed: {e}",
+                    "scheduling: applying {} {} from {originator} for principal {principal} failed: {e}",
                     msg.method.as_deref().unwrap_or("?"),
                     msg.uid
                 );
@@ -341,7 +347,6 @@ impl Scheduler {
         &self,
         principal: i64,
         listed: &str,
-        originator: &str,
         msg: &SchedulingObject,
         depth: u8,
     ) -> Result<Status> {
@@ -361,7 +366,11 @@ impl Scheduler {
                 .into_iter()
                 .next();
             let stored = match &existing {
-                Some(meta) => match self.store().groupware_object(meta.collection, &meta.name).await? {
+                Some(meta) => match self
+                    .store()
+                    .groupware_object(meta.collection, &meta.name)
+                    .await?
+                {
                     Some(o) => Some((meta.clone(), itip::parse(&o.data, &limits())?)),
                     None => continue,
                 },
@@ -369,8 +378,14 @@ impl Scheduler {
             };
             if let Some((_, s)) = &stored {
                 let expected = match method {
-                    Method::Reply => s.organizer.as_deref().filter(|o| mine.iter().any(|m| m == o)),
-                    _ => s.organizer.as_deref().filter(|o| *o == msg.organizer.as_deref().unwrap_or("")),
+                    Method::Reply => s
+                        .organizer
+                        .as_deref()
+                        .filter(|o| mine.iter().any(|m| m == o)),
+                    _ => s
+                        .organizer
+                        .as_deref()
+                        .filter(|o| *o == msg.organizer.as_deref().unwrap_or("")),
                 };
                 if expected.is_none() {
                     return Ok(Status::Ignored(format!(
@@ -383,15 +398,22 @@ impl Scheduler {
                 Method::Request => itip::apply_request(stored.as_ref().map(|s| &s.1), msg, &mine)?,
                 Method::Reply => match &stored {
                     Some((_, s)) => itip::apply_reply(s, msg)?,
-                    None => return Ok(Status::Ignored(format!("no copy of {} to update", msg.uid))),
+                    None => {
+                        return Ok(Status::Ignored(format!("no copy of {} to update", msg.uid)))
+                    }
                 },
                 Method::Cancel => match &stored {
                     Some((_, s)) => itip::apply_cancel(s, msg)?,
-                    None => return Ok(Status::Ignored(format!("no copy of {} to cancel", msg.uid))),
+                    None => {
+                        return Ok(Status::Ignored(format!("no copy of {} to cancel", msg.uid)))
+                    }
                 },
             };
             let Some(mut text) = text else {
-                return Ok(Status::Ignored(format!("{} is older than the stored copy", msg.uid)));
+                return Ok(Status::Ignored(format!(
+                    "{} is older than the stored copy",
+                    msg.uid
+                )));
             };
             // A room or resource answers a request by itself.
             let mut answer: Option<(SchedulingObject, SchedulingObject)> = None;
@@ -409,7 +431,11 @@ impl Scheduler {
                             // count as busy time.
                             if let Some((meta, _)) = &stored {
                                 self.store()
-                                    .delete_object(meta.collection, &meta.name, Precondition::IfMatch(meta.etag.clone()))
+                                    .delete_object(
+                                        meta.collection,
+                                        &meta.name,
+                                        Precondition::IfMatch(meta.etag.clone()),
+                                    )
                                     .await?;
                             }
                             info!("scheduling: {listed} declines {}: busy", msg.uid);
@@ -424,7 +450,12 @@ impl Scheduler {
             let outcome = match &stored {
                 Some((meta, _)) => {
                     self.store()
-                        .put_icalendar(meta.collection, &meta.name, data, Precondition::IfMatch(meta.etag.clone()))
+                        .put_icalendar(
+                            meta.collection,
+                            &meta.name,
+                            data,
+                            Precondition::IfMatch(meta.etag.clone()),
+                        )
                         .await?
                 }
                 None => {
@@ -459,8 +490,10 @@ impl Scheduler {
                 PutOutcome::Invalid(e) => Ok(Status::Failed(e.to_string())),
             };
         }
-        let _ = originator;
-        Ok(Status::Failed(format!("{} kept changing; gave up", msg.uid)))
+        Ok(Status::Failed(format!(
+            "{} kept changing; gave up",
+            msg.uid
+        )))
     }
 
     /// Sends the REPLY of a room or resource that answered by itself.
@@ -471,7 +504,9 @@ impl Scheduler {
         answer: Option<(SchedulingObject, SchedulingObject)>,
         depth: u8,
     ) {
-        let Some((asked, answered)) = answer else { return };
+        let Some((asked, answered)) = answer else {
+            return;
+        };
         if depth >= MAX_DEPTH {
             return;
         }
@@ -498,10 +533,15 @@ impl Scheduler {
             .into_iter()
             .find(|c| {
                 !c.read_only
-                    && (c.components.is_empty() || c.components.contains(&outpost_pim::ComponentKind::Event))
+                    && (c.components.is_empty()
+                        || c.components.contains(&outpost_pim::ComponentKind::Event))
             })
             .map(|c| c.id)
-            .ok_or_else(|| SchedError::Store(StoreError::NotFound(format!("a calendar of principal {principal}"))))
+            .ok_or_else(|| {
+                SchedError::Store(StoreError::NotFound(format!(
+                    "a calendar of principal {principal}"
+                )))
+            })
     }
 
     /// Does another event of the principal overlap an instance of this
@@ -523,7 +563,12 @@ impl Scheduler {
             for cal in &calendars {
                 let hits = self
                     .store()
-                    .time_range_candidates(cal.id, inst.start, inst.end.max(inst.start + 1), Some(outpost_pim::ComponentKind::Event))
+                    .time_range_candidates(
+                        cal.id,
+                        inst.start,
+                        inst.end.max(inst.start + 1),
+                        Some(outpost_pim::ComponentKind::Event),
+                    )
                     .await?;
                 for hit in hits.into_iter().filter(|h| h.meta.uid != uid) {
                     let busy = if hit.exact {
@@ -533,7 +578,11 @@ impl Scheduler {
                             .iter()
                             .any(|i| !i.transparent && i.status != InstanceStatus::Cancelled)
                     } else {
-                        let Some(o) = self.store().groupware_object(hit.meta.collection, &hit.meta.name).await? else {
+                        let Some(o) = self
+                            .store()
+                            .groupware_object(hit.meta.collection, &hit.meta.name)
+                            .await?
+                        else {
                             continue;
                         };
                         let mut w = opts;
@@ -584,7 +633,11 @@ impl Scheduler {
                 .to_lowercase();
             let fb = match self.dir().resolve(&a).await? {
                 Lookup::Local(res) if res.users.len() == 1 && res.external.is_empty() => {
-                    FreeBusy::Busy(self.store().free_busy(res.users[0].principal_id, start, end).await?)
+                    FreeBusy::Busy(
+                        self.store()
+                            .free_busy(res.users[0].principal_id, start, end)
+                            .await?,
+                    )
                 }
                 Lookup::Local(_) | Lookup::Unknown => FreeBusy::Unknown,
                 Lookup::NotLocal => FreeBusy::NotHosted,
@@ -609,19 +662,23 @@ impl Scheduler {
             .method
             .as_deref()
             .and_then(Method::parse)
-            .ok_or_else(|| SchedError::BadRequest(format!("METHOD {:?} is not applied", msg.method)))?;
+            .ok_or_else(|| {
+                SchedError::BadRequest(format!("METHOD {:?} is not applied", msg.method))
+            })?;
         let originator = match method {
             Method::Request | Method::Cancel => msg.organizer.clone(),
             Method::Reply => {
                 let a = msg.attendees();
                 if a.len() != 1 {
-                    return Err(SchedError::BadRequest("a REPLY names exactly one attendee".into()));
+                    return Err(SchedError::BadRequest(
+                        "a REPLY names exactly one attendee".into(),
+                    ));
                 }
                 Some(a[0].address.clone())
             }
         }
         .ok_or_else(|| SchedError::BadRequest("no originator (ORGANIZER/ATTENDEE)".into()))?;
-        if !d.from.iter().any(|f| *f == originator) {
+        if !d.from.contains(&originator) {
             return Err(SchedError::BadRequest(format!(
                 "the message is from {:?}, the {} from {originator}",
                 d.from,
@@ -646,11 +703,17 @@ impl Scheduler {
             SchedError::BadRequest(format!(
                 "{} is not {} of {}",
                 d.address,
-                if method == Method::Reply { "the organizer" } else { "an attendee" },
+                if method == Method::Reply {
+                    "the organizer"
+                } else {
+                    "an attendee"
+                },
                 msg.uid
             ))
         })?;
-        let status = self.apply(d.principal_id, &listed, &originator, &msg, 0).await;
+        let status = self
+            .apply(d.principal_id, &listed, &originator, &msg, 0)
+            .await;
         info!(
             "scheduling: iMIP {} {} from {originator} for {listed}: {status:?}",
             method.as_str(),
@@ -671,20 +734,6 @@ impl ImipHandler for Scheduler {
             );
         }
     }
-}
-
-/// The envelope and options of an iMIP mail (for [`imip_out`]).
-fn envelope(from: &str, to: &[String], uid: &str) -> Envelope {
-    Envelope {
-        mail_from: from.to_string(),
-        recipients: to.iter().map(|a| Rcpt::new(a.clone())).collect(),
-        message_id: format!("iMIP {uid}"),
-        ..Envelope::default()
-    }
-}
-
-fn submit_options() -> SubmitOptions {
-    SubmitOptions::default()
 }
 
 #[cfg(test)]
