@@ -19,7 +19,7 @@
 //!   message applied to the stored copy: a REPLY sets that attendee's
 //!   PARTSTAT in the organizer's copy; a REQUEST becomes the attendee's
 //!   copy (without METHOD), keeping the attendee's own answer when it was
-//!   given to the same SEQUENCE; a CANCEL marks the object (or the
+//!   given to the same SEQUENCE, and the attendee's alarms; a CANCEL marks the object (or the
 //!   instance, by an override or an EXDATE) STATUS:CANCELLED. Messages
 //!   older than the stored copy (lower SEQUENCE) change nothing.
 //!
@@ -885,6 +885,35 @@ pub fn apply_request(
         .retain(|e| e.name != ICalendarProperty::Method);
     if let Some(s) = stored {
         let stored_by_key = s.by_key();
+        // The attendee's own alarms stay (a REQUEST carries none of theirs).
+        for (key, i) in request.by_key() {
+            let Some(&si) = stored_by_key.get(&key) else {
+                continue;
+            };
+            let has_alarm = ical.components[i].component_ids.iter().any(|&a| {
+                ical.components
+                    .get(a as usize)
+                    .is_some_and(|c| c.component_type == ICalendarComponentType::VAlarm)
+            });
+            if has_alarm {
+                continue;
+            }
+            for &a in &s.ical.components[si].component_ids {
+                let Some(alarm) = s.ical.components.get(a as usize) else {
+                    continue;
+                };
+                if alarm.component_type != ICalendarComponentType::VAlarm {
+                    continue;
+                }
+                let id = ical.components.len() as u32;
+                ical.components.push(ICalendarComponent {
+                    component_type: ICalendarComponentType::VAlarm,
+                    entries: alarm.entries.clone(),
+                    component_ids: Vec::new(),
+                });
+                ical.components[i].component_ids.push(id);
+            }
+        }
         for (key, i) in request.by_key() {
             let Some(&si) = stored_by_key.get(&key) else {
                 continue;

@@ -392,3 +392,31 @@ fn free_busy_reply_lists_the_periods() {
     assert!(s.contains("FBTYPE=BUSY-TENTATIVE"));
     assert!(s.contains("DTSTART:20261215T000000Z"));
 }
+
+#[test]
+fn a_request_keeps_the_attendees_own_alarm() {
+    let o = obj(TB_INVITE);
+    let req = again(&organizer_messages(None, Some(&o), "alice@example.test")[0]);
+    assert!(!req.to_ical_string().contains("VALARM"));
+    let me = addrs(&["bob@example.test"]);
+    let copy = apply_request(None, &req, &me).unwrap().unwrap();
+    // Bob adds an alarm of his own.
+    let with_alarm = copy.replacen(
+        "END:VEVENT",
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT5M\r\nDESCRIPTION:Bob's\r\nEND:VALARM\r\nEND:VEVENT",
+        1,
+    );
+    let stored = obj(&with_alarm);
+    let moved = TB_INVITE
+        .replace("20261215T100000", "20261215T120000")
+        .replace("SEQUENCE:0", "SEQUENCE:1");
+    let req1 = again(&organizer_messages(Some(&o), Some(&obj(&moved)), "alice@example.test")[0]);
+    let updated = apply_request(Some(&stored), &req1, &me).unwrap().unwrap();
+    assert!(updated.contains("DESCRIPTION:Bob's"), "{updated}");
+    assert!(updated.contains("20261215T120000"));
+    crate::ingest_icalendar(
+        updated.as_bytes(),
+        &crate::IngestOptions::new(crate::utc(2026, 12, 1, 0, 0, 0)),
+    )
+    .unwrap();
+}
