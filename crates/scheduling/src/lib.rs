@@ -252,11 +252,9 @@ impl Scheduler {
                             outside.push(x.clone());
                         }
                     }
-                    let mut status = if res.users.is_empty() {
-                        None
-                    } else {
-                        Some(Status::Delivered)
-                    };
+                    // One status for the address: the first failure, else
+                    // delivered if any user got it, else ignored.
+                    let mut status: Option<Status> = None;
                     for u in res.users.iter().filter(|u| u.principal_id != sender) {
                         hosted += 1;
                         if hosted > MAX_RECIPIENTS {
@@ -265,8 +263,14 @@ impl Scheduler {
                         }
                         let s = Box::pin(self.apply(u.principal_id, r, &msg.from, &parsed, depth))
                             .await;
-                        if !matches!(s, Status::Delivered | Status::Ignored(_)) || status.is_none()
-                        {
+                        let replace = match (&status, &s) {
+                            (None, _) => true,
+                            (Some(Status::Failed(_)), _) => false,
+                            (_, Status::Failed(_)) => true,
+                            (Some(Status::Ignored(_)), Status::Delivered) => true,
+                            _ => false,
+                        };
+                        if replace {
                             status = Some(s);
                         }
                     }
