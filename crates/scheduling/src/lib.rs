@@ -49,10 +49,10 @@ use std::sync::Arc;
 use outpost_directory::{Directory, Lookup};
 use outpost_mailflow::{ImipDelivery, ImipHandler, MailFlow};
 use outpost_pim::itip::{self, ItipMessage, Method, Role, SchedulingObject};
-use outpost_pim::{IngestOptions, InstanceStatus, Limits, PimError};
+use outpost_pim::{ComponentKind, IngestOptions, InstanceStatus, Limits, PimError};
 use outpost_store::groupware::{
     BusyPeriod, CalendarUserType, CollectionKind, Precondition, PutOutcome, DEFAULT_CALENDAR,
-    MAX_OBJECT_BYTES,
+    DEFAULT_TASKS, MAX_OBJECT_BYTES,
 };
 use outpost_store::{Store, StoreError};
 use tracing::{info, warn};
@@ -463,7 +463,7 @@ impl Scheduler {
                         .await?
                 }
                 None => {
-                    let cal = self.default_calendar(principal).await?;
+                    let cal = self.default_calendar(principal, msg.kind).await?;
                     let name = object_name(&msg.uid);
                     match self
                         .store()
@@ -519,15 +519,25 @@ impl Scheduler {
         }
     }
 
-    /// The principal's default calendar ([`DEFAULT_CALENDAR`]), created on
-    /// first use; a user who removed it gets the first calendar taking
-    /// events.
-    async fn default_calendar(&self, principal: i64) -> Result<i64> {
+    /// The calendar a new copy of a `kind` object goes to: the default
+    /// calendar ([`DEFAULT_CALENDAR`]) for events, the task list
+    /// ([`DEFAULT_TASKS`]) for tasks, created on first use; a user who
+    /// removed it (or changed what it takes) gets the first writable
+    /// calendar that takes the kind.
+    async fn default_calendar(&self, principal: i64, kind: ComponentKind) -> Result<i64> {
         self.store().ensure_default_groupware(principal).await?;
+        let name = match kind {
+            ComponentKind::Todo => DEFAULT_TASKS.0,
+            _ => DEFAULT_CALENDAR.0,
+        };
+        let takes = |c: &outpost_store::groupware::GroupwareCollection| {
+            !c.read_only && (c.components.is_empty() || c.components.contains(&kind))
+        };
         if let Some(c) = self
             .store()
-            .groupware_collection(principal, CollectionKind::Calendar, DEFAULT_CALENDAR.0)
+            .groupware_collection(principal, CollectionKind::Calendar, name)
             .await?
+            .filter(|c| takes(c))
         {
             return Ok(c.id);
         }
@@ -535,15 +545,11 @@ impl Scheduler {
             .groupware_collections(principal, Some(CollectionKind::Calendar))
             .await?
             .into_iter()
-            .find(|c| {
-                !c.read_only
-                    && (c.components.is_empty()
-                        || c.components.contains(&outpost_pim::ComponentKind::Event))
-            })
+            .find(|c| takes(c))
             .map(|c| c.id)
             .ok_or_else(|| {
                 SchedError::Store(StoreError::NotFound(format!(
-                    "a calendar of principal {principal}"
+                    "a calendar of principal {principal} that takes {kind}"
                 )))
             })
     }
@@ -571,7 +577,7 @@ impl Scheduler {
                         cal.id,
                         inst.start,
                         inst.end.max(inst.start + 1),
-                        Some(outpost_pim::ComponentKind::Event),
+                        Some(ComponentKind::Event),
                     )
                     .await?;
                 for hit in hits.into_iter().filter(|h| h.meta.uid != uid) {

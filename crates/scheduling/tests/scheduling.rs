@@ -30,6 +30,7 @@ both!(
     imip_from_outside_is_applied_at_delivery,
     a_room_accepts_and_declines_when_busy,
     free_busy_of_hosted_users,
+    an_assigned_task_goes_to_the_task_list,
 );
 
 struct World {
@@ -651,4 +652,42 @@ async fn free_busy_of_hosted_users(ts: TestStore) {
         .free_busy(&["a@example.test".into()], start, start + 3 * 366 * 86_400)
         .await
         .is_err());
+}
+
+async fn an_assigned_task_goes_to_the_task_list(ts: TestStore) {
+    let w = world(&ts).await;
+    let tasks = {
+        w.store.ensure_default_groupware(w.alice).await.unwrap();
+        w.store
+            .groupware_collection(
+                w.alice,
+                CollectionKind::Calendar,
+                outpost_store::groupware::DEFAULT_TASKS.0,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let todo = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\nUID:task-1@example.test\r\n\
+DTSTAMP:20261201T090000Z\r\nDUE:{}\r\nSUMMARY:Write the report\r\nORGANIZER:mailto:alice@example.test\r\n\
+ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:carol@example.test\r\nEND:VTODO\r\nEND:VCALENDAR\r\n",
+        at(5, 17)
+    );
+    let out = put(&w, w.alice, tasks, "task-1.ics", &todo).await;
+    assert_eq!(out.sent.len(), 1);
+    assert_eq!(out.sent[0].status, Status::Delivered, "{:?}", out.sent);
+    let meta = w
+        .store
+        .calendar_objects_by_uid(w.carol, "task-1@example.test")
+        .await
+        .unwrap();
+    let coll = w
+        .store
+        .groupware_collection_by_id(meta[0].collection)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(coll.name, outpost_store::groupware::DEFAULT_TASKS.0);
 }
