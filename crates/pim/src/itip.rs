@@ -17,7 +17,8 @@
 //!   (RFC 6638 §3.2.2.3).
 //! - [`apply_reply`], [`apply_request`], [`apply_cancel`]: a received
 //!   message applied to the stored copy: a REPLY sets that attendee's
-//!   PARTSTAT in the organizer's copy; a REQUEST becomes the attendee's
+//!   PARTSTAT in the organizer's copy (adding an override for an instance
+//!   answered on its own); a REQUEST becomes the attendee's
 //!   copy (without METHOD), keeping the attendee's own answer when it was
 //!   given to the same SEQUENCE, and the attendee's alarms; a CANCEL marks the object (or the
 //!   instance, by an override or an EXDATE) STATUS:CANCELLED. Messages
@@ -822,9 +823,10 @@ fn check_same(
     Ok(())
 }
 
-/// The organizer's copy with the PARTSTATs of a received REPLY applied;
+/// The organizer's copy with the PARTSTATs of a received REPLY applied
+/// (an instance answered on its own gets an override if it has none);
 /// `None` when nothing changed (an outdated reply, an attendee the copy
-/// does not list, an instance the copy has no override for).
+/// does not list).
 pub fn apply_reply(
     stored: &SchedulingObject,
     reply: &SchedulingObject,
@@ -835,10 +837,26 @@ pub fn apply_reply(
     }
     let mut ical = stored.ical.clone();
     let by_key = stored.by_key();
+    let master = stored.master();
     let mut changed = false;
     for (key, ri) in reply.by_key() {
-        let Some(&si) = by_key.get(&key) else {
-            continue;
+        let si = match (by_key.get(&key), master) {
+            (Some(&si), _) => si,
+            // An answer for one instance the copy has no override for:
+            // the instance gets one (RFC 6638 §3.2.2.1 does the same on
+            // the organizer's side).
+            (None, Some(m)) if key.is_some() => {
+                match override_of(&ical.components[m], &reply.ical.components[ri]) {
+                    Some(c) => {
+                        let id = ical.components.len() as u32;
+                        ical.components.push(c);
+                        ical.components[0].component_ids.push(id);
+                        id as usize
+                    }
+                    None => continue,
+                }
+            }
+            _ => continue,
         };
         for p in reply.ical.components[ri]
             .properties(&ICalendarProperty::Attendee)
@@ -859,6 +877,86 @@ pub fn apply_reply(
         }
     }
     Ok(changed.then(|| ical.to_string()))
+}
+
+/// Seconds of a DATE or DATE-TIME read as naive local time (for the
+/// length of an event whose DTSTART and DTEND share a zone).
+fn naive_seconds(d: &PartialDateTime) -> Option<i64> {
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::from(d.year?),
+        u32::from(d.month?),
+        u32::from(d.day?),
+    )?;
+    let t = date.and_hms_opt(
+        u32::from(d.hour.unwrap_or(0)),
+        u32::from(d.minute.unwrap_or(0)),
+        u32::from(d.second.unwrap_or(0)),
+    )?;
+    Some(t.and_utc().timestamp())
+}
+
+/// A new override of `master` for the instance a reply component names
+/// (its RECURRENCE-ID): the master's properties without the recurrence
+/// rules, starting at the RECURRENCE-ID, as long as the master.
+fn override_of(
+    master: &ICalendarComponent,
+    answer: &ICalendarComponent,
+) -> Option<ICalendarComponent> {
+    let rid = answer.property(&ICalendarProperty::RecurrenceId)?.clone();
+    let mut c = ICalendarComponent::new(master.component_type.clone());
+    let start = master.property(&ICalendarProperty::Dtstart);
+    let length = match (
+        master.property(&ICalendarProperty::Duration),
+        start
+            .and_then(|e| e.values.first())
+            .and_then(|v| v.as_partial_date_time()),
+        master
+            .property(&ICalendarProperty::Dtend)
+            .and_then(|e| e.values.first())
+            .and_then(|v| v.as_partial_date_time()),
+    ) {
+        (Some(d), _, _) => Some(d.clone()),
+        (None, Some(s), Some(e)) => {
+            let secs = naive_seconds(e)? - naive_seconds(s)?;
+            Some(ICalendarEntry {
+                name: ICalendarProperty::Duration,
+                params: Vec::new(),
+                values: vec![ICalendarValue::Duration(
+                    calcard::icalendar::ICalendarDuration::from_seconds(secs.max(0)),
+                )],
+            })
+        }
+        _ => None,
+    };
+    for e in &master.entries {
+        if !matches!(
+            e.name,
+            ICalendarProperty::Rrule
+                | ICalendarProperty::Rdate
+                | ICalendarProperty::Exdate
+                | ICalendarProperty::Exrule
+                | ICalendarProperty::RecurrenceId
+                | ICalendarProperty::Dtstart
+                | ICalendarProperty::Dtend
+                | ICalendarProperty::Duration
+        ) {
+            c.entries.push(e.clone());
+        }
+    }
+    let mut dtstart = rid.clone();
+    dtstart.name = ICalendarProperty::Dtstart;
+    dtstart.params.retain(|p| {
+        matches!(
+            p.name,
+            ICalendarParameterName::Tzid | ICalendarParameterName::Value
+        )
+    });
+    c.entries.push(rid);
+    c.entries.push(dtstart);
+    if let Some(l) = length {
+        c.entries.push(l);
+    }
+    Some(c)
 }
 
 /// The attendee's new copy from a received REQUEST: the message without

@@ -420,3 +420,31 @@ fn a_request_keeps_the_attendees_own_alarm() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_reply_for_an_instance_without_an_override_adds_one() {
+    let cut = SERIES.match_indices("BEGIN:VEVENT").nth(1).unwrap().0;
+    let org = obj(&format!("{}END:VCALENDAR\r\n", &SERIES[..cut]));
+    let reply = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\n\
+UID:series-1@example.test\r\nDTSTAMP:20261202T080000Z\r\nRECURRENCE-ID:20261215T090000Z\r\nSEQUENCE:1\r\n\
+ORGANIZER:mailto:alice@example.test\r\nATTENDEE;PARTSTAT=DECLINED:mailto:bob@example.test\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let out = apply_reply(&org, &obj(reply)).unwrap().unwrap();
+    let o = obj(&out);
+    let ps = partstats(&o, "bob@example.test");
+    assert_eq!(ps.get(&None).map(String::as_str), Some("ACCEPTED"), "{out}");
+    assert_eq!(ps.values().filter(|p| *p == "DECLINED").count(), 1, "{out}");
+    // Still the same ten instances, the override 30 minutes long.
+    let idx = crate::ingest_icalendar(
+        out.as_bytes(),
+        &crate::IngestOptions::new(crate::utc(2026, 12, 1, 0, 0, 0)),
+    )
+    .unwrap();
+    assert_eq!(idx.index.instances.len(), 10);
+    let i = idx
+        .index
+        .instances
+        .iter()
+        .find(|i| i.start == crate::utc(2026, 12, 15, 9, 0, 0))
+        .unwrap();
+    assert_eq!(i.end - i.start, 1800);
+}
