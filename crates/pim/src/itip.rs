@@ -25,10 +25,10 @@
 //!   older than the stored copy (lower SEQUENCE) change nothing.
 //!
 //! Attendees with SCHEDULE-AGENT=CLIENT or NONE (RFC 6638 §7.1) get no
-//! message from the server: their client does the scheduling. REQUESTs
-//! carry the whole object (every override) to every attendee; an attendee
-//! invited to one instance only gets the series too (the per-instance
-//! split of RFC 6638 §3.2.6 is not done).
+//! message from the server: their client does the scheduling. A REQUEST
+//! carries the whole object (every override) to attendees of the series,
+//! and only their overrides to attendees invited to some instances only
+//! (RFC 6638 §3.2.6).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -602,16 +602,30 @@ fn cancel_message(
 
 /// The whole object as a REQUEST: METHOD added, server-only parameters
 /// and the organizer's alarms removed, DTSTAMP now.
-fn request_message(obj: &SchedulingObject, from: &str, to: Vec<String>) -> ItipMessage {
+/// With `only`, just the overrides named (an attendee invited to some
+/// instances and not to the series, RFC 6638 §3.2.6).
+fn request_message(
+    obj: &SchedulingObject,
+    from: &str,
+    to: Vec<String>,
+    only: Option<&BTreeSet<Option<String>>>,
+) -> ItipMessage {
     let mut ical = obj.ical.clone();
-    let alarms: Vec<u32> = ical
+    let mut drop: Vec<u32> = ical
         .components
         .iter()
         .enumerate()
         .filter(|(_, c)| c.component_type == ICalendarComponentType::VAlarm)
         .map(|(i, _)| i as u32)
         .collect();
-    ical.remove_component_ids(&alarms);
+    if let Some(keys) = only {
+        for (key, i) in obj.by_key() {
+            if !keys.contains(&key) {
+                drop.push(i as u32);
+            }
+        }
+    }
+    ical.remove_component_ids(&drop);
     for c in ical.components.iter_mut() {
         if main_kind(&c.component_type).is_none() {
             continue;
@@ -686,7 +700,42 @@ pub fn organizer_messages(
                 }
             };
             if changed {
-                out.push(request_message(n, organizer, now));
+                // Attendees of the series get all of it; attendees of
+                // some instances only, those instances.
+                let in_series: Vec<String> = match n.master() {
+                    Some(m) => n.ical.components[m]
+                        .properties(&ICalendarProperty::Attendee)
+                        .filter_map(participant)
+                        .map(|p| p.address)
+                        .collect(),
+                    None => now.clone(),
+                };
+                let mut groups: BTreeMap<BTreeSet<Option<String>>, Vec<String>> = BTreeMap::new();
+                let mut whole = Vec::new();
+                for r in now {
+                    if in_series.contains(&r) {
+                        whole.push(r);
+                        continue;
+                    }
+                    let keys: BTreeSet<Option<String>> = n
+                        .by_key()
+                        .into_iter()
+                        .filter(|(_, i)| {
+                            n.ical.components[*i]
+                                .properties(&ICalendarProperty::Attendee)
+                                .filter_map(participant)
+                                .any(|p| p.address == r)
+                        })
+                        .map(|(k, _)| k)
+                        .collect();
+                    groups.entry(keys).or_default().push(r);
+                }
+                if !whole.is_empty() {
+                    out.push(request_message(n, organizer, whole, None));
+                }
+                for (keys, to) in groups {
+                    out.push(request_message(n, organizer, to, Some(&keys)));
+                }
             }
         }
     }

@@ -448,3 +448,38 @@ ORGANIZER:mailto:alice@example.test\r\nATTENDEE;PARTSTAT=DECLINED:mailto:bob@exa
         .unwrap();
     assert_eq!(i.end - i.start, 1800);
 }
+
+#[test]
+fn an_attendee_of_one_instance_gets_only_that_instance() {
+    // Carol is invited to the moved instance only.
+    let text = SERIES.replacen(
+        "SUMMARY:Standup (moved)\r\n",
+        "SUMMARY:Standup (moved)\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:carol@example.test\r\n",
+        1,
+    );
+    let msgs = organizer_messages(None, Some(&obj(&text)), "alice@example.test");
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    let bob = msgs
+        .iter()
+        .find(|m| m.recipients == addrs(&["bob@example.test"]))
+        .unwrap();
+    assert_eq!(again(bob).mains().len(), 2);
+    let carol = msgs
+        .iter()
+        .find(|m| m.recipients == addrs(&["carol@example.test"]))
+        .unwrap();
+    let c = again(carol);
+    assert_eq!(c.mains().len(), 1);
+    assert!(carol.ical.contains("RECURRENCE-ID:20261208T090000Z"));
+    assert!(!carol.ical.contains("RRULE"));
+    // Her copy is a valid object: one instance.
+    let copy = apply_request(None, &c, &addrs(&["carol@example.test"]))
+        .unwrap()
+        .unwrap();
+    let idx = crate::ingest_icalendar(
+        copy.as_bytes(),
+        &crate::IngestOptions::new(crate::utc(2026, 12, 1, 0, 0, 0)),
+    )
+    .unwrap();
+    assert_eq!(idx.index.instances.len(), 1);
+}
