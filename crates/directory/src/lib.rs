@@ -474,6 +474,37 @@ impl Directory {
         }
     }
 
+    /// Every address of a principal, primary first, each once, lower case:
+    /// the store's (primary and aliases) and, for an LDAP principal, the
+    /// entry's `mail` and secondary `proxyAddresses`. Scheduling matches
+    /// ORGANIZER/ATTENDEE against these (an invitation to an alias is the
+    /// user's); CalDAV lists them as `calendar-user-address-set`.
+    pub async fn addresses_of(&self, principal_id: i64) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |a: &str| {
+            let a = normalize_address(a);
+            if !a.is_empty() && !out.contains(&a) {
+                out.push(a);
+            }
+        };
+        let Some(p) = self.store.principal(principal_id).await? else {
+            return Ok(Vec::new());
+        };
+        let stored = self.store.addresses_of(principal_id).await?;
+        if let Some(e) = self.ldap_entry_of(&p).await? {
+            if let Some(a) = &e.primary {
+                add(a);
+            }
+            for a in &e.secondary {
+                add(a);
+            }
+        }
+        for (a, _) in &stored {
+            add(a);
+        }
+        Ok(out)
+    }
+
     // --- inspection -----------------------------------------------------
 
     /// How a login or address resolves, for `outpost directory lookup`:

@@ -397,8 +397,26 @@ impl MailFlow {
 
     /// Files a message for `recipients`: Return-Path added, Sieve run,
     /// copies filed (INBOX when no script applies, with the INBOX ids kept
-    /// in the cache when `cached`).
+    /// in the cache when `cached`). Once filed, calendar parts go to the
+    /// iMIP handler ([`crate::imip`]).
     pub(crate) async fn file(
+        &self,
+        cached: bool,
+        return_path: &str,
+        recipients: &[Recipient],
+        message: &[u8],
+        filing: Filing,
+    ) -> Result<Delivered, StoreError> {
+        let done = self
+            .file_unhooked(cached, return_path, recipients, message, filing)
+            .await?;
+        if done == Delivered::Done {
+            self.imip_received(return_path, recipients, message).await;
+        }
+        Ok(done)
+    }
+
+    async fn file_unhooked(
         &self,
         cached: bool,
         return_path: &str,

@@ -20,6 +20,10 @@
 //!   8BITMIME gets a 7-bit form, and the signature must cover what is sent.
 //!   Everything queued is signed that way: submissions, vacation replies,
 //!   notices.
+//! - **Calendar mail** ([`imip`]): a delivered message with a
+//!   `text/calendar` REQUEST/REPLY/CANCEL part is handed, after filing, to
+//!   the [`ImipHandler`] the binary installs (the scheduling engine, which
+//!   depends on this crate to send its own iMIP mail).
 //! - **Delivery notices**: [`MailFlow`] is the queue's
 //!   [`outpost_queue::LocalDelivery`] (notices to hosted senders are filed
 //!   here, through Sieve; to an SRS address they go on to the original
@@ -38,6 +42,7 @@
 pub mod deliver;
 pub mod dkim;
 mod dsn;
+pub mod imip;
 mod inbound;
 mod sieve;
 pub mod srs;
@@ -53,6 +58,7 @@ use outpost_sieve::{Engine, EngineLimits, Scanners};
 use tracing::warn;
 
 pub use deliver::{Delivered, Filing};
+pub use imip::{ImipDelivery, ImipHandler};
 pub use inbound::{InboundChecks, InboundVerdict};
 pub use sieve::SrsRoute;
 pub use submit::{SubmitError, SubmitOptions, Submitted};
@@ -281,6 +287,8 @@ pub struct MailFlow {
     inbound: Option<InboundChecks>,
     inboxes: deliver::InboxCache,
     resolved: deliver::ResolvedCache,
+    /// Applies calendar parts of delivered mail (the scheduling engine).
+    imip: std::sync::OnceLock<Arc<dyn imip::ImipHandler>>,
 }
 
 impl MailFlow {
@@ -297,6 +305,7 @@ impl MailFlow {
             inbound: s.inbound,
             inboxes: Default::default(),
             resolved: Default::default(),
+            imip: std::sync::OnceLock::new(),
         }
     }
 

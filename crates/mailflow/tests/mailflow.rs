@@ -27,6 +27,7 @@ both!(
     submitted_mail_is_dkim_signed,
     a_failure_sends_a_dsn_to_the_sender,
     notify_success_sends_a_notice,
+    calendar_parts_of_delivered_mail_reach_the_imip_handler,
 );
 
 const HOST: &str = "mail.example.test";
@@ -459,4 +460,52 @@ async fn notify_success_sends_a_notice(ts: TestStore) {
     let inbox = mailbox(&ts, w.alice, "INBOX").await;
     assert_eq!(inbox.len(), 1, "the success notice");
     assert!(inbox[0].1.contains("Action: delivered"), "{}", inbox[0].1);
+}
+
+/// Records what the iMIP hook was handed.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<outpost_mailflow::ImipDelivery>>);
+
+#[async_trait::async_trait]
+impl outpost_mailflow::ImipHandler for Recorder {
+    async fn received(&self, d: outpost_mailflow::ImipDelivery) {
+        self.0.lock().unwrap().push(d);
+    }
+}
+
+async fn calendar_parts_of_delivered_mail_reach_the_imip_handler(ts: TestStore) {
+    let w = world(&ts, |_| {}).await;
+    let rec = Arc::new(Recorder::default());
+    assert!(w.flow.set_imip_handler(rec.clone()));
+    assert!(!w.flow.set_imip_handler(rec.clone()), "installed once");
+    // Plain mail: nothing for the handler.
+    let env = envelope("ext@outside.test", &["al@example.test"]);
+    for r in w
+        .flow
+        .deliver(
+            &env,
+            &message("ext@outside.test", "al@example.test", "plain"),
+        )
+        .await
+    {
+        r.unwrap();
+    }
+    assert!(rec.0.lock().unwrap().is_empty());
+    let ical = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261215T100000Z\r\nORGANIZER:mailto:ext@outside.test\r\nATTENDEE:mailto:al@example.test\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let msg = format!(
+        "From: <Ext@Outside.test>\r\nTo: <al@example.test>\r\nSubject: Invitation\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n{ical}"
+    );
+    for r in w.flow.deliver(&env, msg.as_bytes()).await {
+        r.unwrap();
+    }
+    let got = rec.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].principal_id, w.alice);
+    assert_eq!(got[0].method, "REQUEST");
+    assert_eq!(got[0].from, vec!["ext@outside.test".to_string()]);
+    assert_eq!(got[0].mail_from, "ext@outside.test");
+    assert!(String::from_utf8_lossy(&got[0].calendar).contains("UID:u1"));
+    // The message itself is filed as mail too.
+    assert_eq!(mailbox(&ts, w.alice, "INBOX").await.len(), 2);
 }

@@ -40,6 +40,8 @@ use chrono::{DateTime, TimeZone};
 
 pub use calcard;
 
+pub mod itip;
+
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 

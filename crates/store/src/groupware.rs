@@ -1206,6 +1206,23 @@ impl Store {
             .collect()
     }
 
+    /// The calendar objects with this UID in a principal's own calendars
+    /// (scheduling finds a user's copy of an invitation by UID), by id.
+    pub async fn calendar_objects_by_uid(&self, owner: i64, uid: &str) -> Result<Vec<ObjectMeta>> {
+        let q = format!(
+            "SELECT {OBJ_COLS} FROM groupware_objects o JOIN collections k ON k.id = o.collection_id \
+             WHERE k.principal_id = $1 AND k.kind = 'calendar' AND o.uid = $2 ORDER BY o.id"
+        );
+        sqlx::query(&q)
+            .bind(owner)
+            .bind(uid)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(object_row)
+            .collect()
+    }
+
     // ---- sharing ----
 
     /// Gives (or changes) a grantee's rights on a collection. Journals
