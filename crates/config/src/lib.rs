@@ -461,13 +461,6 @@ pub struct Auth {
     pub block_seconds: u64,
     /// The window, in seconds, over which failures are counted.
     pub window_seconds: u64,
-    /// How long, in seconds, a successful login is remembered so that the
-    /// same user with the same password is not hashed again (argon2 costs
-    /// tens of milliseconds, and HTTP Basic sends the password with every
-    /// request). A changed password or a disabled account takes effect for
-    /// a remembered login only after this long. 0 turns the cache off.
-    /// Default: 60 (Dovecot's `auth_cache_ttl` is an hour).
-    pub cache_seconds: u64,
 }
 
 impl Default for Auth {
@@ -478,7 +471,6 @@ impl Default for Auth {
             block_after: 10,
             block_seconds: 900,
             window_seconds: 600,
-            cache_seconds: 60,
         }
     }
 }

@@ -65,7 +65,6 @@ allow_plaintext_on_loopback = false
 slow_after = 3                   # failed logins before answers slow down
 block_after = 10                 # failed logins before the client is refused
 block_seconds = 900
-# cache_seconds = 60             # a good login is not hashed again for this long
 
 [http]
 # max_header_size = 16384               # bytes of request line + headers; 431 beyond

@@ -8,13 +8,9 @@
 //! Protocols decide how to *answer* (a `535`, a `NO [AUTHENTICATIONFAILED]`,
 //! a `401`); this module decides whether the credentials are good.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 use crate::throttle::{AuthThrottle, Verdict};
 
@@ -71,12 +67,11 @@ pub enum LoginOutcome {
 }
 
 /// The directory check behind the shared failed-login throttle. Clone it
-/// into every listener; clones share one throttle and one login cache.
+/// into every listener; clones share one throttle.
 #[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<dyn Authenticator>,
     throttle: AuthThrottle,
-    cache: Option<Arc<LoginCache>>,
 }
 
 impl AuthLayer {
@@ -84,15 +79,7 @@ impl AuthLayer {
         AuthLayer {
             authenticator,
             throttle,
-            cache: None,
         }
-    }
-
-    /// Remembers successful logins for `ttl` (see [`LoginCache`]); a zero
-    /// `ttl` turns the cache off.
-    pub fn with_login_cache(mut self, ttl: Duration) -> AuthLayer {
-        self.cache = (!ttl.is_zero()).then(|| Arc::new(LoginCache::new(ttl, LOGIN_CACHE_MAX)));
-        self
     }
 
     pub fn throttle(&self) -> &AuthThrottle {
@@ -100,142 +87,39 @@ impl AuthLayer {
     }
 
     /// The same directory check behind another throttle (tests, or a
-    /// listener that must not share the counters). The login cache is not
-    /// shared.
+    /// listener that must not share the counters).
     pub fn with_throttle(&self, throttle: AuthThrottle) -> AuthLayer {
         AuthLayer {
             authenticator: self.authenticator.clone(),
             throttle,
-            cache: None,
         }
     }
 
     /// Checks `login`/`password` for a client at `ip`: refuses at once when
     /// the throttle blocks the address or account, otherwise asks the
-    /// directory (or the login cache, for a login that succeeded with the
-    /// same password within its lifetime), records the result with the
-    /// throttle, and, when the throttle says so, waits before returning so
-    /// that guessing is slow (the wait happens for successes too, so timing
-    /// tells nothing).
+    /// directory, records the result with the throttle, and, when the
+    /// throttle says so, waits before returning so that guessing is slow
+    /// (the wait happens for successes too, so timing tells nothing).
     pub async fn login(&self, ip: IpAddr, login: &str, password: &str) -> LoginOutcome {
         let verdict = self.throttle.check(ip, login);
         if verdict == Verdict::Blocked {
             return LoginOutcome::Blocked;
         }
-        let cached = self.cache.as_ref().and_then(|c| c.get(login, password));
-        let outcome = match cached {
-            Some(user) => {
+        let outcome = match self.authenticator.authenticate(login, password).await {
+            Ok(Some(user)) => {
                 self.throttle.success(ip);
                 LoginOutcome::Success(user)
             }
-            None => match self.authenticator.authenticate(login, password).await {
-                Ok(Some(user)) => {
-                    self.throttle.success(ip);
-                    if let Some(c) = &self.cache {
-                        c.put(login, password, &user);
-                    }
-                    LoginOutcome::Success(user)
-                }
-                Ok(None) => {
-                    self.throttle.failure(ip, login);
-                    LoginOutcome::Failed
-                }
-                Err(e) => LoginOutcome::Unavailable(e),
-            },
+            Ok(None) => {
+                self.throttle.failure(ip, login);
+                LoginOutcome::Failed
+            }
+            Err(e) => LoginOutcome::Unavailable(e),
         };
         if let Verdict::Delay(d) = verdict {
             tokio::time::sleep(d).await;
         }
         outcome
-    }
-}
-
-/// Most logins remembered at once; beyond it, expired entries go first and
-/// then the whole cache is emptied (a flood of distinct good logins costs
-/// hashing again, never memory).
-const LOGIN_CACHE_MAX: usize = 10_000;
-
-/// Successful logins remembered for a short time, so that a client sending
-/// its password with every request (HTTP Basic: DAV, ActiveSync, EWS) is
-/// not put through argon2 each time. Only successes are kept, keyed by the
-/// login as typed; the password itself is never kept, only a SHA-256 of it
-/// under a key drawn at start-up, so a memory dump does not give a
-/// dictionary-attackable hash of it. A different password for a cached
-/// login goes to the directory as usual.
-pub struct LoginCache {
-    ttl: Duration,
-    max: usize,
-    key: [u8; 32],
-    entries: Mutex<HashMap<String, CachedLogin>>,
-}
-
-struct CachedLogin {
-    digest: [u8; 32],
-    user: AuthUser,
-    until: Instant,
-}
-
-impl LoginCache {
-    pub fn new(ttl: Duration, max: usize) -> LoginCache {
-        LoginCache {
-            ttl,
-            max,
-            key: rand::random(),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn digest(&self, login: &str, password: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.key);
-        h.update((login.len() as u64).to_be_bytes());
-        h.update(login.as_bytes());
-        h.update(password.as_bytes());
-        h.finalize().into()
-    }
-
-    /// The user, when `login` succeeded with this `password` less than the
-    /// lifetime ago.
-    pub fn get(&self, login: &str, password: &str) -> Option<AuthUser> {
-        let digest = self.digest(login, password);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let e = entries.get(login)?;
-        if e.until <= Instant::now() {
-            entries.remove(login);
-            return None;
-        }
-        // Compare without an early exit, so timing tells nothing about how
-        // close a guess came.
-        let same = e.digest.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        same.then(|| e.user.clone())
-    }
-
-    pub fn put(&self, login: &str, password: &str, user: &AuthUser) {
-        let digest = self.digest(login, password);
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.max && !entries.contains_key(login) {
-            entries.retain(|_, e| e.until > now);
-            if entries.len() >= self.max {
-                entries.clear();
-            }
-        }
-        entries.insert(
-            login.to_string(),
-            CachedLogin {
-                digest,
-                user: user.clone(),
-                until: now + self.ttl,
-            },
-        );
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -536,61 +420,5 @@ mod tests {
                 LoginOutcome::Unavailable(_)
             ));
         }
-    }
-
-    #[tokio::test]
-    async fn login_cache_skips_the_directory_for_the_same_password_only() {
-        let fake = Arc::new(Fake {
-            calls: AtomicU32::new(0),
-            down: false,
-        });
-        let throttle = AuthThrottle::new(crate::ThrottleConfig {
-            slow_after: 100,
-            block_after: 3,
-            delay: Duration::from_millis(1),
-            ..Default::default()
-        });
-        let layer = AuthLayer::new(fake.clone(), throttle).with_login_cache(Duration::from_secs(60));
-        let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        for _ in 0..5 {
-            assert!(matches!(layer.login(ip, "alice", "right").await, LoginOutcome::Success(_)));
-        }
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "four logins answered from the cache");
-        // another password is checked by the directory, and fails
-        assert_eq!(layer.login(ip, "alice", "wrong").await, LoginOutcome::Failed);
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
-        // a clone shares the cache
-        assert!(matches!(layer.clone().login(ip, "alice", "right").await, LoginOutcome::Success(_)));
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
-        // a blocked client is refused even with a cached password
-        for _ in 0..3 {
-            layer.login(ip, "alice", "wrong").await;
-        }
-        assert_eq!(layer.login(ip, "alice", "right").await, LoginOutcome::Blocked);
-    }
-
-    #[test]
-    fn login_cache_expires_and_stays_bounded() {
-        let user = AuthUser {
-            principal_id: 1,
-            login: "a".into(),
-            quota_bytes: 0,
-        };
-        let c = LoginCache::new(Duration::from_millis(20), 3);
-        c.put("a", "pw", &user);
-        assert_eq!(c.get("a", "pw"), Some(user.clone()));
-        assert_eq!(c.get("a", "PW"), None);
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(c.get("a", "pw"), None, "expired");
-        for n in 0..10 {
-            c.put(&format!("u{n}"), "pw", &user);
-            assert!(c.len() <= 3);
-        }
-        let off = AuthLayer::new(
-            Arc::new(Fake { calls: AtomicU32::new(0), down: false }),
-            AuthThrottle::new(Default::default()),
-        )
-        .with_login_cache(Duration::ZERO);
-        assert!(off.cache.is_none());
     }
 }

@@ -82,8 +82,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     let auth = AuthLayer::new(
         crate::backends::authenticator(dir.clone()),
         throttle.clone(),
-    )
-    .with_login_cache(Duration::from_secs(cfg.auth.cache_seconds));
+    );
     let listener = ListenerContext {
         hostname: cfg.hostname.clone(),
         tls: Some(tls.clone()),
