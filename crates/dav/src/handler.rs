@@ -40,17 +40,18 @@ impl Default for DavConfig {
     }
 }
 
-struct Dav<S> {
-    store: Arc<S>,
-    config: DavConfig,
+pub(crate) struct Dav<S> {
+    pub(crate) store: Arc<S>,
+    pub(crate) config: DavConfig,
 }
 
 /// Most principals one principal-property-search answers.
 const PRINCIPAL_SEARCH_LIMIT: usize = 100;
 const SYNC_PREFIX: &str = "http://outpost.invalid/ns/sync/";
-const DAV_CLASSES: &str = "1, 3, access-control, calendar-access, addressbook, extended-mkcol";
-const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, COPY, MOVE";
+const DAV_CLASSES: &str =
+    "1, 3, access-control, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol";
+pub(crate) const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, COPY, MOVE, POST";
 
 /// The DAV router: `/.well-known/caldav|carddav`, `/` and `/dav/...`.
 /// Mount it behind `outpost_http::auth::require_user` (every route but the
@@ -74,19 +75,19 @@ async fn well_known() -> Response {
 }
 
 /// Errors as DAV answers them.
-enum Fail {
+pub(crate) enum Fail {
     Status(StatusCode, String),
     /// A precondition: status plus `<d:error>` body.
     Cond(StatusCode, &'static str, &'static str, Vec<Element>),
 }
 
-type R<T> = Result<T, Fail>;
+pub(crate) type R<T> = Result<T, Fail>;
 
-fn st(code: StatusCode, msg: impl Into<String>) -> Fail {
+pub(crate) fn st(code: StatusCode, msg: impl Into<String>) -> Fail {
     Fail::Status(code, msg.into())
 }
 
-fn cond(code: StatusCode, ns: &'static str, c: &'static str) -> Fail {
+pub(crate) fn cond(code: StatusCode, ns: &'static str, c: &'static str) -> Fail {
     Fail::Cond(code, ns, c, Vec::new())
 }
 
@@ -133,7 +134,7 @@ impl IntoResponse for Fail {
     }
 }
 
-fn xml_response(code: StatusCode, body: String) -> Response {
+pub(crate) fn xml_response(code: StatusCode, body: String) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
@@ -142,7 +143,7 @@ fn xml_response(code: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn multi(responses: Vec<Element>, token: Option<String>) -> Response {
+pub(crate) fn multi(responses: Vec<Element>, token: Option<String>) -> Response {
     xml_response(
         StatusCode::MULTI_STATUS,
         to_xml(&multistatus(responses, token)),
@@ -185,9 +186,9 @@ impl Coll {
     }
 }
 
-struct Ctx<'a, S> {
-    dav: &'a Dav<S>,
-    me: DavPrincipal,
+pub(crate) struct Ctx<'a, S> {
+    pub(crate) dav: &'a Dav<S>,
+    pub(crate) me: DavPrincipal,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,6 +239,9 @@ async fn run<S: DavStore>(
         Err(PathError::Forbidden(m)) => return Err(st(StatusCode::FORBIDDEN, m)),
         Err(PathError::NotFound) => return Err(st(StatusCode::NOT_FOUND, "not found")),
     };
+    if let DavPath::Schedule(login, b) = &dpath {
+        return ctx.schedule_box(login, *b, method.as_str(), &headers, &body).await;
+    }
     let target = ctx.resolve(&dpath).await?;
     match method.as_str() {
         "PROPFIND" => ctx.propfind(raw_path, target, &headers, &body).await,
@@ -267,7 +271,7 @@ async fn run<S: DavStore>(
 }
 
 /// No Content-Type (clients often send none), or an XML one.
-fn xml_content_type(headers: &HeaderMap) -> bool {
+pub(crate) fn xml_content_type(headers: &HeaderMap) -> bool {
     let Some(v) = headers.get(header::CONTENT_TYPE) else {
         return true;
     };
@@ -276,7 +280,7 @@ fn xml_content_type(headers: &HeaderMap) -> bool {
     mime == "application/xml" || mime == "text/xml" || mime.ends_with("+xml")
 }
 
-fn privileges(rights: Rights, read_only: bool) -> Vec<Element> {
+pub(crate) fn privileges(rights: Rights, read_only: bool) -> Vec<Element> {
     let mut v: Vec<Element> = Vec::new();
     let p = |ns: &str, n: &str| dav("privilege").with(Element::new(ns, n));
     if rights >= Rights::FreeBusy {
@@ -300,11 +304,11 @@ fn privileges(rights: Rights, read_only: bool) -> Vec<Element> {
     v
 }
 
-fn text(ns: &str, n: &str, t: impl Into<String>) -> Element {
+pub(crate) fn text(ns: &str, n: &str, t: impl Into<String>) -> Element {
     Element::new(ns, n).with_text(t)
 }
 
-fn href_prop(ns: &str, n: &str, h: &str) -> Element {
+pub(crate) fn href_prop(ns: &str, n: &str, h: &str) -> Element {
     Element::new(ns, n).with(href(h))
 }
 
@@ -353,11 +357,11 @@ fn etag_cond(headers: &HeaderMap, name: header::HeaderName) -> Option<EtagCond> 
 }
 
 impl<S: DavStore> Ctx<'_, S> {
-    fn store(&self) -> &S {
+    pub(crate) fn store(&self) -> &S {
         &self.dav.store
     }
 
-    async fn owner(&self, login: &str) -> R<DavPrincipal> {
+    pub(crate) async fn owner(&self, login: &str) -> R<DavPrincipal> {
         if login.eq_ignore_ascii_case(&self.me.login) {
             return Ok(self.me.clone());
         }
@@ -420,6 +424,7 @@ impl<S: DavStore> Ctx<'_, S> {
                     Target::NewCollection(*kind, name.clone())
                 }
             },
+            DavPath::Schedule(..) => return Err(st(StatusCode::NOT_FOUND, "not found")),
             DavPath::Object(kind, login, cname, name) => {
                 match self.coll(*kind, login, cname).await? {
                     Some(c) if c.rights >= Rights::Read => Target::Object(c, name.clone()),
@@ -432,7 +437,7 @@ impl<S: DavStore> Ctx<'_, S> {
 
     // --- properties -------------------------------------------------------
 
-    fn common_props(&self, v: &mut Vec<Element>) {
+    pub(crate) fn common_props(&self, v: &mut Vec<Element>) {
         v.push(href_prop(
             DAV,
             "current-user-principal",
@@ -477,6 +482,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 "addressbook-home-set",
                 &path::home_href(CollectionKind::AddressBook, &p.login),
             ));
+            self.schedule_principal_props(p, &mut v);
         }
         let mut set = Element::new(CALDAV, "calendar-user-address-set");
         for a in &p.addresses {
@@ -554,6 +560,8 @@ impl<S: DavStore> Ctx<'_, S> {
                 "max-resource-size",
                 self.dav.config.max_resource_size.to_string(),
             ));
+            // Every calendar counts for free/busy (RFC 6638 §9.1).
+            v.push(Element::new(CALDAV, "schedule-calendar-transp").with(Element::new(CALDAV, "opaque")));
             v.push(self.report_set(&[
                 (CALDAV, "calendar-query"),
                 (CALDAV, "calendar-multiget"),
@@ -668,7 +676,7 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// Splits `available` into 200 and 404 groups for the request; adds
     /// calendar-data/address-data from `data` when asked.
-    fn answer(
+    pub(crate) fn answer(
         &self,
         req: &PropRequest,
         available: Vec<Element>,

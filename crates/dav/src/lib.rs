@@ -7,6 +7,7 @@
 //! - [`content`]: the one module on calcard (iCalendar/vCard parsing).
 //! - [`path`]: request paths, decoded once.
 //! - [`handler`]: methods to store calls; [`router`] builds the router.
+//! - `schedule`: the RFC 6638 inbox and outbox, free/busy by POST.
 //! - [`store`]: the [`DavStore`] trait the binary implements.
 
 pub mod content;
@@ -17,6 +18,7 @@ pub mod memory;
 pub mod path;
 pub mod proto;
 pub mod response;
+mod schedule;
 pub mod store;
 
 pub use handler::{router, DavConfig};

@@ -549,6 +549,38 @@ impl DavStore for MemDavStore {
         Ok(out)
     }
 
+    async fn schedule_free_busy(
+        &self,
+        addresses: &[String],
+        start: i64,
+        end: i64,
+    ) -> DavStoreResult<Vec<(String, ScheduleFreeBusy)>> {
+        let mut out = Vec::new();
+        for a in addresses {
+            let a = a.trim();
+            let a = a
+                .strip_prefix("mailto:")
+                .or_else(|| a.strip_prefix("MAILTO:"))
+                .unwrap_or(a)
+                .to_lowercase();
+            let who = {
+                let g = self.inner.lock().unwrap();
+                g.principals
+                    .iter()
+                    .find(|(p, _)| p.addresses.iter().any(|x| x.eq_ignore_ascii_case(&a)))
+                    .map(|(p, _)| p.id)
+            };
+            let fb = match who {
+                Some(id) => ScheduleFreeBusy::Busy(self.free_busy(id, start, end).await?),
+                // The memory store hosts `example.com`, like the tests do.
+                None if a.ends_with("@example.com") => ScheduleFreeBusy::Unknown,
+                None => ScheduleFreeBusy::NotHosted,
+            };
+            out.push((a, fb));
+        }
+        Ok(out)
+    }
+
     async fn free_busy(
         &self,
         principal: i64,

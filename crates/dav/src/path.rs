@@ -17,6 +17,15 @@ pub enum DavPath {
     Home(CollectionKind, String),
     Collection(CollectionKind, String, String),
     Object(CollectionKind, String, String, String),
+    /// `/dav/scheduling/<login>/inbox/` or `.../outbox/` (RFC 6638).
+    Schedule(String, ScheduleBox),
+}
+
+/// The scheduling collections of a principal (RFC 6638 §2.1, §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleBox {
+    Inbox,
+    Outbox,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +64,12 @@ pub fn parse_path(raw: &str) -> Result<DavPath, PathError> {
         [] | ["dav"] => DavPath::Root,
         ["dav", "principals"] | ["dav", "principals", "users"] => DavPath::Principals,
         ["dav", "principals", "users", login] => DavPath::Principal(login.to_string()),
+        ["dav", "scheduling", login, "inbox"] => {
+            DavPath::Schedule(login.to_string(), ScheduleBox::Inbox)
+        }
+        ["dav", "scheduling", login, "outbox"] => {
+            DavPath::Schedule(login.to_string(), ScheduleBox::Outbox)
+        }
         ["dav", k, login] if kind(k).is_some() => {
             DavPath::Home(kind(k).unwrap(), login.to_string())
         }
@@ -111,6 +126,14 @@ fn kind_seg(k: CollectionKind) -> &'static str {
 
 pub fn principal_href(login: &str) -> String {
     format!("/dav/principals/users/{}/", enc(login))
+}
+
+pub fn schedule_href(login: &str, b: ScheduleBox) -> String {
+    let seg = match b {
+        ScheduleBox::Inbox => "inbox",
+        ScheduleBox::Outbox => "outbox",
+    };
+    format!("/dav/scheduling/{}/{seg}/", enc(login))
 }
 
 pub fn home_href(kind: CollectionKind, login: &str) -> String {

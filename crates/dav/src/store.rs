@@ -264,6 +264,17 @@ pub struct Quota {
     pub available_bytes: Option<u64>,
 }
 
+/// Free/busy of one calendar user for a schedule outbox POST (RFC 6638 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleFreeBusy {
+    /// A hosted calendar user: its busy periods in the range.
+    Busy(Vec<BusyPeriod>),
+    /// An address not hosted here (request-status 3.7).
+    NotHosted,
+    /// A hosted domain, but not one calendar user (request-status 3.7).
+    Unknown,
+}
+
 /// The storage the DAV layer runs on. Every method is one store operation
 /// (one transaction where it writes).
 #[async_trait]
@@ -384,6 +395,29 @@ pub trait DavStore: Send + Sync + 'static {
     async fn search_contacts(&self, collection: i64, text: &str) -> DavStoreResult<Vec<String>>;
     /// The journal after `token` (a modseq).
     async fn changes_since(&self, collection: i64, token: i64) -> DavStoreResult<SyncAnswer>;
+
+    // --- scheduling (RFC 6638) --------------------------------------------
+
+    /// Free/busy of each address (as the request wrote it, `mailto:` or
+    /// not) over `[start, end)`, in order: the outbox POST of a VFREEBUSY
+    /// request. The binary answers through the scheduling engine.
+    async fn schedule_free_busy(
+        &self,
+        addresses: &[String],
+        start: i64,
+        end: i64,
+    ) -> DavStoreResult<Vec<(String, ScheduleFreeBusy)>>;
+
+    /// The calendar invitations are filed into
+    /// (`schedule-default-calendar-URL`): by default the first calendar
+    /// that holds events.
+    async fn default_calendar(&self, owner: i64) -> DavStoreResult<Option<DavCollection>> {
+        Ok(self
+            .list_collections(owner, CollectionKind::Calendar)
+            .await?
+            .into_iter()
+            .find(|c| c.components.is_empty() || c.components.contains(&ComponentKind::VEvent)))
+    }
 
     // --- sharing ----------------------------------------------------------
 

@@ -17,12 +17,19 @@
 //! - Store errors keep their class: unavailable (503), full (507), not
 //!   found, exists, invalid; a write that lost a race (`Conflict`) is a
 //!   failed precondition.
+//! - Scheduling (RFC 6638, implicit): after a PUT or DELETE of a calendar
+//!   object succeeded, the scheduling engine (`outpost_scheduling`) gets
+//!   the bytes before and after and sends what the change implies
+//!   (REQUEST/CANCEL/REPLY to hosted calendars or by iMIP mail). Its
+//!   failures are logged and never fail the write. COPY and MOVE schedule
+//!   nothing. The outbox's free/busy is the engine's `free_busy`.
 
 use async_trait::async_trait;
 use outpost_dav::{
     BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection,
     DavObject, DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant,
-    NewCollection, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, SyncAnswer,
+    NewCollection, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy,
+    SyncAnswer,
 };
 use outpost_directory::{Directory, LDAP_SOURCE};
 use outpost_store::groupware as gw;
@@ -32,11 +39,58 @@ use outpost_store::{Since, Store, StoreError};
 /// The DAV layer's storage: the directory (and through it the store).
 pub struct DavBackend {
     dir: Directory,
+    scheduler: Option<outpost_scheduling::Scheduler>,
 }
 
 impl DavBackend {
     pub fn new(dir: Directory) -> DavBackend {
-        DavBackend { dir }
+        DavBackend {
+            dir,
+            scheduler: None,
+        }
+    }
+
+    /// Schedules calendar writes through `scheduler` (serve's one engine).
+    pub fn with_scheduler(mut self, scheduler: outpost_scheduling::Scheduler) -> DavBackend {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// The bytes of a calendar object before a write, when it will be
+    /// scheduled (a scheduler is set and the object is not a vCard).
+    async fn before_write(&self, collection: i64, name: &str) -> DavStoreResult<Option<Vec<u8>>> {
+        if self.scheduler.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .store()
+            .groupware_object(collection, name)
+            .await
+            .map_err(err)?
+            .filter(|o| o.meta.component != PimKind::Card)
+            .map(|o| o.data))
+    }
+
+    /// After a successful PUT (`new` Some) or DELETE of a calendar object:
+    /// what the change implies is sent; failures are logged, never
+    /// returned (the write is done).
+    async fn after_write(&self, owner: i64, collection: i64, old: Option<&[u8]>, new: Option<&[u8]>) {
+        let Some(s) = &self.scheduler else { return };
+        match s.after_write(owner, collection, old, new).await {
+            Ok(out) => {
+                for m in &out.sent {
+                    tracing::info!(
+                        collection,
+                        method = ?m.method,
+                        recipient = %m.recipient,
+                        status = m.status.schedule_status(),
+                        detail = ?m.status,
+                        "dav: scheduled"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(collection, error = %e, "dav: scheduling failed"),
+        }
     }
 
     fn store(&self) -> &Store {
@@ -162,6 +216,17 @@ fn object(o: gw::StoredObject) -> DavObject {
 }
 
 /// A write's outcome; `NotAllowed` and `Invalid` become errors (403).
+fn busy_period(p: gw::BusyPeriod) -> BusyPeriod {
+    BusyPeriod {
+        start: p.start,
+        end: p.end,
+        kind: match p.kind {
+            gw::BusyType::Busy => BusyType::Busy,
+            gw::BusyType::Tentative => BusyType::Tentative,
+        },
+    }
+}
+
 fn put_outcome(o: gw::PutOutcome) -> DavStoreResult<PutOutcome> {
     Ok(match o {
         gw::PutOutcome::Created(m) => PutOutcome::Created { etag: m.etag },
@@ -443,12 +508,25 @@ impl DavStore for DavBackend {
         // calendar's timezone for floating times; the UID it indexes is
         // the one the DAV layer parsed.
         let data: std::sync::Arc<[u8]> = data.into();
+        let before = match kind {
+            ComponentKind::VCard => None,
+            _ => self.before_write(collection, name).await?,
+        };
         let out = match kind {
-            ComponentKind::VCard => store.put_vcard(collection, name, data, pre).await,
-            _ => store.put_icalendar(collection, name, data, pre).await,
+            ComponentKind::VCard => store.put_vcard(collection, name, data.clone(), pre).await,
+            _ => store.put_icalendar(collection, name, data.clone(), pre).await,
         };
         match out {
-            Ok(o) => put_outcome(o),
+            Ok(o) => {
+                let o = put_outcome(o)?;
+                if kind != ComponentKind::VCard
+                    && matches!(o, PutOutcome::Created { .. } | PutOutcome::Replaced { .. })
+                {
+                    self.after_write(coll.owner, collection, before.as_deref(), Some(&data))
+                        .await;
+                }
+                Ok(o)
+            }
             Err(StoreError::Conflict) => Ok(PutOutcome::PreconditionFailed),
             Err(e) => Err(err(e)),
         }
@@ -464,8 +542,15 @@ impl DavStore for DavBackend {
             Some(e) => gw::Precondition::IfMatch(e.to_string()),
             None => gw::Precondition::None,
         };
+        let before = self.before_write(collection, name).await?;
         match self.store().delete_object(collection, name, pre).await {
-            Ok(gw::DeleteOutcome::Deleted { .. }) => Ok(DeleteOutcome::Deleted),
+            Ok(gw::DeleteOutcome::Deleted { .. }) => {
+                if let Some(old) = &before {
+                    let owner = self.owner_of(collection).await?.owner;
+                    self.after_write(owner, collection, Some(old), None).await;
+                }
+                Ok(DeleteOutcome::Deleted)
+            }
             Ok(gw::DeleteOutcome::NotFound) => Ok(DeleteOutcome::NotFound),
             Ok(gw::DeleteOutcome::PreconditionFailed) | Err(StoreError::Conflict) => {
                 Ok(DeleteOutcome::PreconditionFailed)
@@ -549,15 +634,42 @@ impl DavStore for DavBackend {
             .await
             .map_err(err)?
             .into_iter()
-            .map(|p| BusyPeriod {
-                start: p.start,
-                end: p.end,
-                kind: match p.kind {
-                    gw::BusyType::Busy => BusyType::Busy,
-                    gw::BusyType::Tentative => BusyType::Tentative,
-                },
+            .map(busy_period)
+            .collect())
+    }
+
+    async fn schedule_free_busy(
+        &self,
+        addresses: &[String],
+        start: i64,
+        end: i64,
+    ) -> DavStoreResult<Vec<(String, ScheduleFreeBusy)>> {
+        let Some(s) = &self.scheduler else {
+            return Err(DavStoreError::Unavailable("no scheduling engine".into()));
+        };
+        let answers = s.free_busy(addresses, start, end).await.map_err(|e| match e {
+            outpost_scheduling::SchedError::Store(e) => err(e),
+            other => DavStoreError::Invalid(other.to_string()),
+        })?;
+        Ok(answers
+            .into_iter()
+            .map(|(a, fb)| {
+                let fb = match fb {
+                    outpost_scheduling::FreeBusy::Busy(p) => {
+                        ScheduleFreeBusy::Busy(p.into_iter().map(busy_period).collect())
+                    }
+                    outpost_scheduling::FreeBusy::NotHosted => ScheduleFreeBusy::NotHosted,
+                    outpost_scheduling::FreeBusy::Unknown => ScheduleFreeBusy::Unknown,
+                };
+                (a, fb)
             })
             .collect())
+    }
+
+    /// Where the engine files invitations: the store's default calendar.
+    async fn default_calendar(&self, owner: i64) -> DavStoreResult<Option<DavCollection>> {
+        self.collection(owner, CollectionKind::Calendar, gw::DEFAULT_CALENDAR.0)
+            .await
     }
 
     async fn search_contacts(&self, collection: i64, text: &str) -> DavStoreResult<Vec<String>> {

@@ -138,6 +138,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         settings.inbound = inbound;
         Arc::new(outpost_mailflow::MailFlow::new(dir.clone(), settings))
     };
+    let scheduler = scheduling_engine(&flow);
     let smtp_backend = crate::backends::smtp_backend(flow.clone());
     let smtp = |role: outpost_smtp::Role| {
         let mut ctx = outpost_smtp::SmtpContext::new(role, listener.clone(), smtp_backend.clone());
@@ -186,7 +187,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         .and_then(|(_, s)| s.local_addr().ok())
         .map_or(443, |a| a.port());
     let http = outpost_http::HttpServer::new(
-        http_router(&cfg, &dir, &listener),
+        http_router(&cfg, &dir, &listener, &scheduler),
         outpost_http::HttpSettings {
             hostname: cfg.hostname.clone(),
             https_port,
@@ -443,6 +444,15 @@ fn refusal(service: &Service) -> &'static [u8] {
     }
 }
 
+/// The scheduling engine (RFC 6638/iTIP/iMIP, `outpost_scheduling`), one
+/// for the server: the mail flow hands it the calendar parts of delivered
+/// mail, and the DAV backend calls it after each calendar write.
+fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduling::Scheduler {
+    let scheduler = outpost_scheduling::Scheduler::new(flow.clone());
+    flow.set_imip_handler(Arc::new(scheduler.clone()));
+    scheduler
+}
+
 /// Every HTTP service, merged into the one router the HTTP stack serves on
 /// `[listen] http` and `https`. This is where protocol routers are mounted:
 /// a protocol crate hands over its `axum::Router`, wrapped with
@@ -459,9 +469,10 @@ fn http_router(
     cfg: &Config,
     dir: &outpost_directory::Directory,
     listener: &ListenerContext,
+    scheduler: &outpost_scheduling::Scheduler,
 ) -> axum::Router {
     let dav = outpost_dav::router(
-        Arc::new(crate::dav_store::DavBackend::new(dir.clone())),
+        Arc::new(crate::dav_store::DavBackend::new(dir.clone()).with_scheduler(scheduler.clone())),
         outpost_dav::DavConfig {
             // What the store accepts is what CalDAV/CardDAV announce as
             // max-resource-size.

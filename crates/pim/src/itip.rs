@@ -1241,3 +1241,87 @@ pub fn free_busy_reply(
 
 #[cfg(test)]
 mod tests;
+
+/// A VFREEBUSY REQUEST (RFC 5546 §3.3.2), as a CalDAV client POSTs it to
+/// its schedule outbox (RFC 6638 §5): whose busy time, over what range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeBusyRequest {
+    /// The ORGANIZER (who asks), without `mailto:`, lowercased.
+    pub organizer: Option<String>,
+    /// The ATTENDEEs whose busy time is asked, in order, without duplicates.
+    pub attendees: Vec<String>,
+    pub uid: Option<String>,
+    /// DTSTART and DTEND, UTC seconds.
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Reads a VFREEBUSY REQUEST: METHOD:REQUEST, one VFREEBUSY with DTSTART,
+/// DTEND (after DTSTART) and at least one ATTENDEE. Within `limits`
+/// (size, components, attendees).
+pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusyRequest, PimError> {
+    let text = utf8(bytes, limits.max_bytes)?;
+    let ical = parse_one_ical(text)?;
+    if ical.components.len() > limits.max_components {
+        return Err(PimError::TooManyComponents(limits.max_components));
+    }
+    let root = match ical.components.first() {
+        Some(c) if c.component_type == ICalendarComponentType::VCalendar => c,
+        _ => return Err(PimError::Parse("no VCALENDAR".into())),
+    };
+    let method = root
+        .property(&ICalendarProperty::Method)
+        .and_then(|e| e.values.first())
+        .and_then(|v| v.as_text())
+        .map(|s| s.to_ascii_uppercase());
+    if method.as_deref() != Some("REQUEST") {
+        return Err(PimError::Parse("a free/busy request has METHOD:REQUEST".into()));
+    }
+    let mut fb = root.component_ids.iter().filter_map(|&id| {
+        ical.components
+            .get(id as usize)
+            .filter(|c| c.component_type == ICalendarComponentType::VFreebusy)
+    });
+    let (Some(c), None) = (fb.next(), fb.next()) else {
+        return Err(PimError::Parse("a free/busy request holds one VFREEBUSY".into()));
+    };
+    let time = |p: ICalendarProperty| {
+        c.property(&p)
+            .and_then(|e| e.values.first())
+            .and_then(|v| v.as_partial_date_time())
+            .and_then(|d| d.to_timestamp())
+    };
+    let (Some(start), Some(end)) = (time(ICalendarProperty::Dtstart), time(ICalendarProperty::Dtend))
+    else {
+        return Err(PimError::InvalidDates("VFREEBUSY needs DTSTART and DTEND".into()));
+    };
+    if end <= start {
+        return Err(PimError::InvalidDates("DTEND is not after DTSTART".into()));
+    }
+    let organizer = c
+        .property(&ICalendarProperty::Organizer)
+        .and_then(cal_address)
+        .filter(|a| !a.is_empty());
+    let mut attendees: Vec<String> = Vec::new();
+    for e in c.properties(&ICalendarProperty::Attendee) {
+        if let Some(a) = cal_address(e).filter(|a| !a.is_empty()) {
+            if !attendees.contains(&a) {
+                if attendees.len() >= limits.max_attendees {
+                    return Err(PimError::TooManyAttendees(limits.max_attendees));
+                }
+                attendees.push(a);
+            }
+        }
+    }
+    if attendees.is_empty() {
+        return Err(PimError::Parse("a free/busy request names an ATTENDEE".into()));
+    }
+    let uid = c.uid().map(str::to_string);
+    Ok(FreeBusyRequest {
+        organizer,
+        attendees,
+        uid,
+        start,
+        end,
+    })
+}
