@@ -373,7 +373,7 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// The default collections on first use (the store names them as
     /// SOGo does).
-    async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
+    pub(crate) async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
         if self
             .store()
             .list_collections(self.me.id, kind)

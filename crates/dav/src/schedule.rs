@@ -46,6 +46,7 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// `CALDAV:schedule-default-calendar-URL`, when there is a calendar.
     async fn default_calendar_prop(&self) -> R<Option<Element>> {
+        self.ensure_defaults(CollectionKind::Calendar).await?;
         Ok(self
             .store()
             .default_calendar(self.me.id)
