@@ -47,17 +47,13 @@ impl<S: DavStore> Ctx<'_, S> {
     /// `CALDAV:schedule-default-calendar-URL`, when there is a calendar.
     async fn default_calendar_prop(&self) -> R<Option<Element>> {
         self.ensure_defaults(CollectionKind::Calendar).await?;
-        Ok(self
-            .store()
-            .default_calendar(self.me.id)
-            .await?
-            .map(|c| {
-                href_prop(
-                    CALDAV,
-                    "schedule-default-calendar-URL",
-                    &path::collection_href(CollectionKind::Calendar, &self.me.login, &c.name),
-                )
-            }))
+        Ok(self.store().default_calendar(self.me.id).await?.map(|c| {
+            href_prop(
+                CALDAV,
+                "schedule-default-calendar-URL",
+                &path::collection_href(CollectionKind::Calendar, &self.me.login, &c.name),
+            )
+        }))
     }
 
     async fn box_props(&self, b: ScheduleBox) -> R<Vec<Element>> {
@@ -65,12 +61,22 @@ impl<S: DavStore> Ctx<'_, S> {
             ScheduleBox::Inbox => (
                 "schedule-inbox",
                 "Inbox",
-                &["schedule-deliver", "schedule-deliver-invite", "schedule-deliver-reply", "schedule-query-freebusy"],
+                &[
+                    "schedule-deliver",
+                    "schedule-deliver-invite",
+                    "schedule-deliver-reply",
+                    "schedule-query-freebusy",
+                ],
             ),
             ScheduleBox::Outbox => (
                 "schedule-outbox",
                 "Outbox",
-                &["schedule-send", "schedule-send-invite", "schedule-send-reply", "schedule-send-freebusy"],
+                &[
+                    "schedule-send",
+                    "schedule-send-invite",
+                    "schedule-send-reply",
+                    "schedule-send-freebusy",
+                ],
             ),
         };
         let mut v = vec![
@@ -108,7 +114,10 @@ impl<S: DavStore> Ctx<'_, S> {
     ) -> R<Response> {
         let owner = self.owner(login).await?;
         if owner.id != self.me.id {
-            return Err(st(StatusCode::FORBIDDEN, "another user's scheduling collection"));
+            return Err(st(
+                StatusCode::FORBIDDEN,
+                "another user's scheduling collection",
+            ));
         }
         let href = path::schedule_href(&self.me.login, b);
         match method {
@@ -130,10 +139,16 @@ impl<S: DavStore> Ctx<'_, S> {
             "REPORT" if b == ScheduleBox::Inbox => {
                 // Nothing is kept in the inbox: every report on it is empty.
                 let _ = proto::parse_report(body)?;
-                Ok(multi(Vec::new(), Some("http://outpost.invalid/ns/sync/0".into())))
+                Ok(multi(
+                    Vec::new(),
+                    Some("http://outpost.invalid/ns/sync/0".into()),
+                ))
             }
             "POST" if b == ScheduleBox::Outbox => self.outbox_post(headers, body).await,
-            "GET" | "HEAD" => Err(st(StatusCode::METHOD_NOT_ALLOWED, "a scheduling collection")),
+            "GET" | "HEAD" => Err(st(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a scheduling collection",
+            )),
             _ => Ok((
                 StatusCode::METHOD_NOT_ALLOWED,
                 [(header::ALLOW, "OPTIONS, PROPFIND, REPORT, POST")],
@@ -154,7 +169,11 @@ impl<S: DavStore> Ctx<'_, S> {
             .trim()
             .to_ascii_lowercase();
         if ctype != "text/calendar" {
-            return Err(cond(StatusCode::UNSUPPORTED_MEDIA_TYPE, CALDAV, "supported-calendar-data"));
+            return Err(cond(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                CALDAV,
+                "supported-calendar-data",
+            ));
         }
         let limits = outpost_pim::Limits {
             max_bytes: self.dav.config.max_resource_size,
@@ -165,7 +184,11 @@ impl<S: DavStore> Ctx<'_, S> {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "dav: outbox POST refused");
-                return Err(cond(StatusCode::BAD_REQUEST, CALDAV, "valid-scheduling-message"));
+                return Err(cond(
+                    StatusCode::BAD_REQUEST,
+                    CALDAV,
+                    "valid-scheduling-message",
+                ));
             }
         };
         // The organizer of the request is the caller (RFC 6638 §5.1:
@@ -177,7 +200,10 @@ impl<S: DavStore> Ctx<'_, S> {
         if req.end - req.start > MAX_FREE_BUSY_RANGE {
             return Err(st(
                 StatusCode::FORBIDDEN,
-                format!("free/busy range is longer than {} days", MAX_FREE_BUSY_RANGE / 86_400),
+                format!(
+                    "free/busy range is longer than {} days",
+                    MAX_FREE_BUSY_RANGE / 86_400
+                ),
             ));
         }
         let answers = self

@@ -1496,3 +1496,226 @@ async fn an_override_with_its_own_sequence_replaces_its_instance() {
     let r = t.req("REPORT", CAL, &[("depth", "1")], &q).await;
     assert!(!r.body.contains("s.ics"), "{}", r.body);
 }
+
+// --- scheduling (RFC 6638) ------------------------------------------------
+
+const INBOX: &str = "/dav/scheduling/alice@example.com/inbox/";
+const OUTBOX: &str = "/dav/scheduling/alice@example.com/outbox/";
+
+fn fb_request(organizer: &str, attendees: &[&str]) -> String {
+    let mut s = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\nBEGIN:VFREEBUSY\r\n\
+         UID:fb-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20300101T000000Z\r\nDTEND:20300102T000000Z\r\n",
+    );
+    s.push_str(&format!("ORGANIZER:mailto:{organizer}\r\n"));
+    for a in attendees {
+        s.push_str(&format!("ATTENDEE:mailto:{a}\r\n"));
+    }
+    s.push_str("END:VFREEBUSY\r\nEND:VCALENDAR\r\n");
+    s
+}
+
+#[tokio::test]
+async fn principal_has_schedule_urls_and_options_announce_auto_schedule() {
+    let t = setup();
+    let r = t.req("OPTIONS", "/dav/", &[], "").await;
+    let dav = r.headers.get("dav").unwrap().to_str().unwrap();
+    assert!(dav.contains("calendar-auto-schedule"), "{dav}");
+    assert!(r
+        .headers
+        .get("allow")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let r = t
+        .req(
+            "PROPFIND",
+            "/dav/principals/users/alice@example.com/",
+            &[("depth", "0")],
+            r#"<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>
+               <c:schedule-inbox-URL/><c:schedule-outbox-URL/><c:calendar-user-type/></d:prop></d:propfind>"#,
+        )
+        .await;
+    assert_eq!(r.status, 207, "{}", r.body);
+    assert!(
+        r.body.contains(INBOX) && r.body.contains(OUTBOX),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("INDIVIDUAL"), "{}", r.body);
+    assert!(!r.body.contains("404"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn inbox_is_an_empty_schedule_inbox_naming_the_default_calendar() {
+    let t = setup();
+    let r = t
+        .req(
+            "PROPFIND",
+            INBOX,
+            &[("depth", "1")],
+            r#"<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>
+               <d:resourcetype/><c:schedule-default-calendar-URL/></d:prop></d:propfind>"#,
+        )
+        .await;
+    assert_eq!(r.status, 207, "{}", r.body);
+    assert!(r.body.contains("schedule-inbox"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("/dav/calendars/alice@example.com/personal/"),
+        "{}",
+        r.body
+    );
+    // Depth 1: the inbox itself, no members.
+    assert_eq!(r.body.matches(INBOX).count(), 1, "{}", r.body);
+    // Another user's inbox is not the caller's.
+    let r = t
+        .req_as(t.bob, "PROPFIND", INBOX, &[("depth", "0")], "")
+        .await;
+    assert_eq!(r.status, 403);
+    // Nothing can be stored in it.
+    let r = t
+        .put_ics(
+            &format!("{INBOX}x.ics"),
+            "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn outbox_post_answers_free_busy_of_hosted_users() {
+    let t = setup();
+    // Bob is busy 10:00-11:00 on 2030-01-01, plus a transparent event.
+    t.req_as(
+        t.bob,
+        "PROPFIND",
+        "/dav/calendars/bob@example.com/",
+        &[("depth", "1")],
+        "",
+    )
+    .await;
+    let ev = |uid: &str, extra: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
+             DTSTAMP:20260101T000000Z\r\nDTSTART:20300101T100000Z\r\nDTEND:20300101T110000Z\r\n{extra}\
+             SUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    for (name, body) in [
+        ("a.ics", ev("a", "")),
+        ("b.ics", ev("b", "TRANSP:TRANSPARENT\r\n")),
+    ] {
+        let r = t
+            .req_as(
+                t.bob,
+                "PUT",
+                &format!("/dav/calendars/bob@example.com/personal/{name}"),
+                &[("content-type", "text/calendar")],
+                body,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let ct = [("content-type", "text/calendar; charset=utf-8")];
+    // Alice asks by one of her other addresses.
+    let r = t
+        .req(
+            "POST",
+            OUTBOX,
+            &ct,
+            &fb_request(
+                "a.smith@example.com",
+                &[BOB, "nobody@example.com", "x@elsewhere.net"],
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("schedule-response"), "{}", r.body);
+    assert!(r.body.contains("mailto:bob@example.com"), "{}", r.body);
+    assert_eq!(r.body.matches("2.0;Success").count(), 1, "{}", r.body);
+    assert_eq!(r.body.matches("3.7;").count(), 2, "{}", r.body);
+    assert!(
+        r.body
+            .contains("FREEBUSY;FBTYPE=BUSY:20300101T100000Z/20300101T110000Z"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body.matches("FREEBUSY;").count(), 1, "{}", r.body);
+    assert!(r.body.contains("METHOD:REPLY"), "{}", r.body);
+
+    // Someone else as the organizer: organizer-allowed.
+    let r = t.req("POST", OUTBOX, &ct, &fb_request(BOB, &[BOB])).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("organizer-allowed"), "{}", r.body);
+    // Not a VFREEBUSY request, no attendee, a reversed range, not iCalendar.
+    for bad in [
+        fb_request(ALICE, &[BOB]).replace("METHOD:REQUEST", "METHOD:PUBLISH"),
+        fb_request(ALICE, &[]),
+        fb_request(ALICE, &[BOB]).replace("DTEND:20300102", "DTEND:20290102"),
+        "BEGIN:VCALENDAR\r\ngarbage".to_string(),
+        ev("c", "").replace("PRODID", "METHOD:REQUEST\r\nPRODID"),
+    ] {
+        let r = t.req("POST", OUTBOX, &ct, &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.body.contains("valid-scheduling-message"), "{}", r.body);
+    }
+    // Too long a range.
+    let long = fb_request(ALICE, &[BOB]).replace("DTEND:20300102", "DTEND:20340102");
+    assert_eq!(t.req("POST", OUTBOX, &ct, &long).await.status, 403);
+    // Not text/calendar.
+    let r = t
+        .req(
+            "POST",
+            OUTBOX,
+            &[("content-type", "application/xml")],
+            &fb_request(ALICE, &[BOB]),
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    // Bob's outbox is not Alice's; the inbox takes no POST.
+    let r = t
+        .req(
+            "POST",
+            "/dav/scheduling/bob@example.com/outbox/",
+            &ct,
+            &fb_request(ALICE, &[BOB]),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        t.req("POST", INBOX, &ct, &fb_request(ALICE, &[BOB]))
+            .await
+            .status,
+        405
+    );
+    // POST elsewhere is not allowed.
+    assert_eq!(
+        t.req(
+            "POST",
+            "/dav/calendars/alice@example.com/personal/",
+            &ct,
+            ""
+        )
+        .await
+        .status,
+        405
+    );
+}
+
+#[tokio::test]
+async fn calendars_say_they_count_for_free_busy() {
+    let t = setup();
+    let r = t
+        .req(
+            "PROPFIND",
+            CAL,
+            &[("depth", "0")],
+            r#"<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>
+               <c:schedule-calendar-transp/></d:prop></d:propfind>"#,
+        )
+        .await;
+    assert_eq!(r.status, 207, "{}", r.body);
+    assert!(r.body.contains("opaque"), "{}", r.body);
+}

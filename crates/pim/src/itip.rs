@@ -1275,7 +1275,9 @@ pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusy
         .and_then(|v| v.as_text())
         .map(|s| s.to_ascii_uppercase());
     if method.as_deref() != Some("REQUEST") {
-        return Err(PimError::Parse("a free/busy request has METHOD:REQUEST".into()));
+        return Err(PimError::Parse(
+            "a free/busy request has METHOD:REQUEST".into(),
+        ));
     }
     let mut fb = root.component_ids.iter().filter_map(|&id| {
         ical.components
@@ -1283,7 +1285,9 @@ pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusy
             .filter(|c| c.component_type == ICalendarComponentType::VFreebusy)
     });
     let (Some(c), None) = (fb.next(), fb.next()) else {
-        return Err(PimError::Parse("a free/busy request holds one VFREEBUSY".into()));
+        return Err(PimError::Parse(
+            "a free/busy request holds one VFREEBUSY".into(),
+        ));
     };
     let time = |p: ICalendarProperty| {
         c.property(&p)
@@ -1291,9 +1295,13 @@ pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusy
             .and_then(|v| v.as_partial_date_time())
             .and_then(|d| d.to_timestamp())
     };
-    let (Some(start), Some(end)) = (time(ICalendarProperty::Dtstart), time(ICalendarProperty::Dtend))
-    else {
-        return Err(PimError::InvalidDates("VFREEBUSY needs DTSTART and DTEND".into()));
+    let (Some(start), Some(end)) = (
+        time(ICalendarProperty::Dtstart),
+        time(ICalendarProperty::Dtend),
+    ) else {
+        return Err(PimError::InvalidDates(
+            "VFREEBUSY needs DTSTART and DTEND".into(),
+        ));
     };
     if end <= start {
         return Err(PimError::InvalidDates("DTEND is not after DTSTART".into()));
@@ -1314,7 +1322,9 @@ pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusy
         }
     }
     if attendees.is_empty() {
-        return Err(PimError::Parse("a free/busy request names an ATTENDEE".into()));
+        return Err(PimError::Parse(
+            "a free/busy request names an ATTENDEE".into(),
+        ));
     }
     let uid = c.uid().map(str::to_string);
     Ok(FreeBusyRequest {
