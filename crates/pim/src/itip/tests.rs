@@ -483,3 +483,57 @@ fn an_attendee_of_one_instance_gets_only_that_instance() {
     .unwrap();
     assert_eq!(idx.index.instances.len(), 1);
 }
+
+#[test]
+fn free_busy_request_is_read_and_checked() {
+    let req = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nMETHOD:REQUEST\r\n\
+BEGIN:VFREEBUSY\r\nUID:fb-1\r\nDTSTAMP:20260101T000000Z\r\n\
+DTSTART:20300101T000000Z\r\nDTEND:20300102T000000Z\r\n\
+ORGANIZER:mailto:Alice@Example.com\r\nATTENDEE:mailto:bob@example.com\r\n\
+ATTENDEE:MAILTO:Bob@example.com\r\nATTENDEE:mailto:carol@example.org\r\n\
+END:VFREEBUSY\r\nEND:VCALENDAR\r\n";
+    let r = parse_free_busy_request(req.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(r.organizer.as_deref(), Some("alice@example.com"));
+    assert_eq!(r.attendees, vec!["bob@example.com", "carol@example.org"]);
+    assert_eq!(r.uid.as_deref(), Some("fb-1"));
+    assert_eq!(r.start, crate::utc(2030, 1, 1, 0, 0, 0));
+    assert_eq!(r.end, crate::utc(2030, 1, 2, 0, 0, 0));
+
+    let few = Limits {
+        max_attendees: 1,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        parse_free_busy_request(req.as_bytes(), &few),
+        Err(PimError::TooManyAttendees(1))
+    ));
+    for bad in [
+        req.replace("METHOD:REQUEST", "METHOD:PUBLISH"),
+        req.replace("METHOD:REQUEST\r\n", ""),
+        req.replace("DTEND:20300102", "DTEND:20290102"),
+        req.replace("DTEND:20300102T000000Z\r\n", ""),
+        req.replace("ATTENDEE", "X-ATTENDEE"),
+        req.replace("VFREEBUSY", "VEVENT"),
+        "BEGIN:VCALENDAR\r\nnope".to_string(),
+    ] {
+        assert!(
+            parse_free_busy_request(bad.as_bytes(), &Limits::default()).is_err(),
+            "{bad}"
+        );
+    }
+    // The reply carries the attendee and the busy time.
+    let reply = free_busy_reply(
+        r.organizer.as_deref(),
+        "bob@example.com",
+        r.uid.as_deref(),
+        r.start,
+        r.end,
+        &[Busy {
+            start: r.start + 3600,
+            end: r.start + 7200,
+            tentative: false,
+        }],
+    );
+    assert!(reply.contains("METHOD:REPLY"), "{reply}");
+    assert!(reply.contains("20300101T010000Z/20300101T020000Z"), "{reply}");
+}
