@@ -19,7 +19,13 @@ Timed, each --reps times, median and max reported:
                  --range-start, calendar-data with <C:expand> over that year;
   gal-search     (with --gal-path) REPORT addressbook-query on that address
                  book: text-match --gal-query (contains, i;unicode-casemap)
-                 on FN or EMAIL, props getetag + address-data.
+                 on FN or EMAIL, props getetag + address-data;
+  principal-search (with --principal-search) REPORT principal-property-search
+                 (RFC 3744 9.4, Depth 0) on that principal collection, each
+                 --pps-query (comma-separated) matched against displayname or
+                 calendar-user-address-set (test="anyof", as Apple's clients
+                 ask), props displayname + calendar-user-address-set: the
+                 directory search a client's attendee lookup makes.
 Targets (issue 15): initial sync < 2 s, incremental sync < 20 ms, one-year
 range with expansion < 100 ms, GAL search over 10,000 entries < 20 ms.
 
@@ -126,6 +132,16 @@ def gal_body(q):
             '</A:text-match></A:prop-filter>'
             f'<A:prop-filter name="EMAIL"><A:text-match collation="i;unicode-casemap" match-type="contains">{q}'
             '</A:text-match></A:prop-filter></A:filter></A:addressbook-query>').encode()
+
+
+def pps_body(q):
+    q = q.replace("&", "&amp;").replace("<", "&lt;")
+    return ('<?xml version="1.0" encoding="utf-8"?><D:principal-property-search xmlns:D="DAV:" '
+            'xmlns:C="urn:ietf:params:xml:ns:caldav" test="anyof">'
+            f'<D:property-search><D:prop><D:displayname/></D:prop><D:match>{q}</D:match></D:property-search>'
+            '<D:property-search><D:prop><C:calendar-user-address-set/></D:prop>'
+            f'<D:match>{q}</D:match></D:property-search>'
+            '<D:prop><D:displayname/><C:calendar-user-address-set/></D:prop></D:principal-property-search>').encode()
 
 
 def responses(data):
@@ -237,6 +253,10 @@ def main():
     p.add_argument("--setup-conns", type=int, default=4)
     p.add_argument("--gal-path", default="", help="address book path of the GAL, {user} = --user (empty: skip)")
     p.add_argument("--gal-query", default="user12")
+    p.add_argument("--principal-search", default="",
+                   help="principal collection for REPORT principal-property-search (empty: skip)")
+    p.add_argument("--pps-query", default="smi,alice.smith@",
+                   help="comma-separated texts, each timed on its own")
     p.add_argument("--insecure", action="store_true")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--skip-setup", action="store_true")
@@ -305,6 +325,21 @@ def main():
                 xs.append(dt)
             res["gal_search"] = summary("gal-search", xs, f", {responses(data)} matches for {a.gal_query!r}")
             res["gal_search"]["matches"] = responses(data)
+    if a.principal_search:
+        res["principal_search"] = {}
+        for q in a.pps_query.split(","):
+            st, data = c.request("REPORT", a.principal_search, pps_body(q), dict(XML, Depth="0"))  # warm-up
+            if st != 207:
+                print(f"principal-search {q!r} -> {st}: not measured", flush=True)
+                res["principal_search"][q] = {"status": st}
+                continue
+            xs = []
+            for _ in range(a.reps):
+                dt, data = timed(c, "REPORT", a.principal_search, pps_body(q), dict(XML, Depth="0"))
+                xs.append(dt)
+            r = summary(f"pps {q!r}", xs, f", {responses(data)} principals, {len(data)} bytes")
+            r["matches"] = responses(data)
+            res["principal_search"][q] = r
     c.close()
     print("JSON " + json.dumps(res, sort_keys=True), flush=True)
     if a.json:
