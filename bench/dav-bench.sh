@@ -12,6 +12,10 @@
 #   SERVERS="sogo radicale" bench/dav-bench.sh      # pick servers
 #   RUNS=2 SECS=30 CLIENTS=20 USERS=10 EVENTS=500   # knobs
 #   BIG=1 BIG_EVENTS=10000 GAL_PATH_OUTPOST=/dav/addressbooks/{user}/gal/
+#   BIG_SERVERS="sogo outpost"                      # dav-big only on these (default: every server that is up)
+#   GAL_ENTRIES=10000                               # Outpost: directory users for the GAL search (bench/gal-fill.py; 0: none)
+#   PPS_PATH_OUTPOST=/dav/principals/users/         # Outpost: principal-property-search target ("" skips)
+#   PPS_QUERY=smi,alice.smith@                      # its texts (gal-fill names: 100 Smiths, one alice.smith)
 #   ONLY=big                                        # only dav-big (ONLY="load big" = BIG=1)
 #   KEEP_SOGO=1                                     # leave SOGo running afterwards
 #   QUIET_WAIT=120                                  # seconds to wait for a quiet machine before each measurement
@@ -31,7 +35,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}
 SERVERS=${SERVERS:-"sogo radicale outpost"}
 USERS=${USERS:-10}; CLIENTS=${CLIENTS:-20}; SECS=${SECS:-30}; RUNS=${RUNS:-1}; EVENTS=${EVENTS:-500}
-BIG=${BIG:-}; BIG_EVENTS=${BIG_EVENTS:-10000}; BIG_REPS=${BIG_REPS:-5}
+BIG=${BIG:-}; BIG_EVENTS=${BIG_EVENTS:-10000}; BIG_REPS=${BIG_REPS:-5}; BIG_SERVERS=${BIG_SERVERS:-$SERVERS}
+GAL_ENTRIES=${GAL_ENTRIES:-10000}; PPS_PATH_OUTPOST=${PPS_PATH_OUTPOST-/dav/principals/users/}
+PPS_QUERY=${PPS_QUERY:-smi,alice.smith@}
 OP_PASSWORD=${OP_PASSWORD:-benchpass}   # Outpost refuses passwords under 8 characters
 VENV=${OUTPOST_VENV:-/var/tmp/outpost-ci-venv}
 OUT=${OUT:-/var/tmp/outpost-dav-bench/$(date +%Y%m%d-%H%M%S)}
@@ -66,21 +72,24 @@ load() {
   local name=$1 url=$2 home=$3 pw=$4 pids=$5 r=$6
   wait_quiet
   log "run $r: $name: dav-load ($CLIENTS clients, ${SECS}s), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+  cut -d' ' -f1 /proc/loadavg > "$OUT/load-$name-$r.loadavg"
   python3 "$SHARED/dav-load.py" --url "$url" --home-pattern "$home" --user-pattern 'user%d@example.test' \
     --users "$USERS" --password "$pw" --clients "$CLIENTS" --duration "$SECS" --events "$EVENTS" \
     --insecure --pids "$pids" --json "$OUT/load-$name-$r.json" > "$OUT/load-$name-$r.out" 2>&1 \
     || log "$name: dav-load reported errors or unexpected statuses: $(grep -E '^status' "$OUT/load-$name-$r.out" | tail -1)"
+  cut -d' ' -f1 /proc/loadavg >> "$OUT/load-$name-$r.loadavg"
   grep -E '^(total|propfind|report|put|status)' "$OUT/load-$name-$r.out" | sed "s/^/  $name: /" >&2 || true
 }
 
-# big NAME URL HOME PASSWORD GAL_PATH [PREFILL_DIR]
+# big NAME URL HOME PASSWORD GAL_PATH [PREFILL_DIR [PRINCIPAL_SEARCH_PATH]]
 big() {
-  local name=$1 url=$2 home=$3 pw=$4 gal=$5 prefill=${6:-}
+  local name=$1 url=$2 home=$3 pw=$4 gal=$5 prefill=${6:-} pps=${7:-}
   wait_quiet
-  log "$name: dav-big ($BIG_EVENTS events)"
+  log "$name: dav-big ($BIG_EVENTS events), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   python3 "$ROOT/bench/dav-big.py" --url "$url" --insecure --home "$home" --user user1@example.test \
-    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal"} ${prefill:+--prefill-dir "$prefill"} \
+    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal"} ${prefill:+--prefill-dir "$prefill"} ${pps:+--principal-search "$pps" --pps-query "$PPS_QUERY"} \
     --json "$OUT/big-$name.json" > "$OUT/big-$name.out" 2>&1 || log "$name: dav-big failed: $(tail -2 "$OUT/big-$name.out")"
+  log "$name: dav-big done, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -vE '^JSON' "$OUT/big-$name.out" | sed "s/^/  $name: /" >&2 || true
 }
 
@@ -160,10 +169,25 @@ EOF
   for i in $(seq 1 "$USERS"); do
     printf '%s\n' "$OP_PASSWORD" | "$bin" user add "user$i@example.test" --password-stdin --config "$d/outpost.toml" >/dev/null
   done
+  if [ "$GAL_ENTRIES" -gt 0 ]; then
+    python3 "$ROOT/bench/gal-fill.py" --db "$d/data/outpost.db" --domain example.test --count "$GAL_ENTRIES" \
+      >> "$OUT/outpost-setup.log" 2>&1 || { log "Outpost: gal-fill failed: $(tail -2 "$OUT/outpost-setup.log")"; return 1; }
+  fi
   "$bin" serve --config "$d/outpost.toml" > "$OUT/outpost.log" 2>&1 &
   OP_PID=$!; PIDS_TO_STOP+=("$OP_PID")
   for _ in $(seq 1 100); do [ -f "$d/data/listeners.json" ] && break; sleep 0.1; done
   [ -f "$d/data/listeners.json" ] || { log "Outpost did not start: $(tail -3 "$OUT/outpost.log")"; return 1; }
+  if [ "$GAL_ENTRIES" -gt 0 ]; then
+    # The store indexes the directory entries gal-fill wrote when it opens
+    # (in the background): wait until every principal has its search terms.
+    local want n t0=$SECONDS
+    want=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from principals").fetchone()[0])' "$d/data/outpost.db")
+    for _ in $(seq 1 600); do
+      n=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=30).execute("select count(distinct principal_id) from directory_terms").fetchone()[0])' "$d/data/outpost.db" 2>/dev/null || echo 0)
+      [ "$n" -ge "$want" ] && break; sleep 0.5
+    done
+    log "Outpost: directory search terms for $n of $want principals ($((SECONDS - t0)) s after start)"
+  fi
   local code
   code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 -u "user1@example.test:$OP_PASSWORD" -X PROPFIND \
          -H 'Depth: 0' "https://127.0.0.1:$OP_PORT/dav/calendars/user1@example.test/" || true)
@@ -196,12 +220,14 @@ for r in $(seq 1 "$RUNS"); do
   if on radicale; then load radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "$RAD_PID" "$r"; fi
   if on outpost; then load outpost "https://127.0.0.1:$OP_PORT" '/dav/calendars/{user}/' "$OP_PASSWORD" "$OP_PID" "$r"; fi
 done
+bigon() { on "$1" && [[ " $BIG_SERVERS " == *" $1 "* ]]; }
 if [ -n "$BIG" ]; then
-  if on sogo; then big sogo https://127.0.0.1:9443 '/SOGo/dav/{user}/Calendar/' pw "${GAL_PATH_SOGO:-}"; fi
+  if bigon sogo; then big sogo https://127.0.0.1:9443 '/SOGo/dav/{user}/Calendar/' pw "${GAL_PATH_SOGO:-}"; fi
   # Radicale's calendar is filled on disk (see dav-big.py --prefill-dir): by PUT it takes most of an hour
-  if on radicale; then big radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "${GAL_PATH_RADICALE:-}" \
+  if bigon radicale; then big radicale "https://127.0.0.1:$RAD_PORT" '/{user}/' pw "${GAL_PATH_RADICALE:-}" \
       "$RAD_DIR/collections/collection-root/user1@example.test/davbig"; fi
-  if on outpost; then big outpost "https://127.0.0.1:$OP_PORT" '/dav/calendars/{user}/' "$OP_PASSWORD" "${GAL_PATH_OUTPOST:-}"; fi
+  if bigon outpost; then big outpost "https://127.0.0.1:$OP_PORT" '/dav/calendars/{user}/' "$OP_PASSWORD" "${GAL_PATH_OUTPOST:-}" \
+      "" "$PPS_PATH_OUTPOST"; fi
 fi
 
 python3 - "$OUT" "$RUNS" <<'EOF' | tee -a "$OUT/summary.txt"
@@ -211,30 +237,34 @@ def load(name, r):
     p = os.path.join(out, f"load-{name}-{r}.json")
     return json.load(open(p)) if os.path.exists(p) else None
 print()
-print("| run | server | req/s | p50 ms | p99 ms | propfind p99 | report p99 | put p99 | unexpected | server CPU s | machine busy % | req/s vs SOGo |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| run | server | req/s | p50 ms | p99 ms | propfind p99 | report p99 | put p99 | unexpected | server CPU s | machine busy % | load avg start/end | req/s vs SOGo |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
 for r in range(1, runs + 1):
     sogo = load("sogo", r)
     for name in ("sogo", "radicale", "outpost"):
         d = load(name, r)
         if d is None:
-            print(f"| {r} | {name} | n/a (not run, or its DAV is not there) | | | | | | | | | |")
+            print(f"| {r} | {name} | n/a (not run, or its DAV is not there) | | | | | | | | | | |")
             continue
         t = d["total"]
         ratio = f"{t['rps'] / sogo['total']['rps']:.2f}x" if sogo and sogo["total"]["rps"] else "n/a"
+        la = os.path.join(out, f"load-{name}-{r}.loadavg")
+        la = "/".join(open(la).read().split()) if os.path.exists(la) else "n/a"
         print(f"| {r} | {name} | {t['rps']} | {t['p50_ms']} | {t['p99_ms']} | {d.get('propfind', {}).get('p99_ms')} | "
               f"{d.get('report', {}).get('p99_ms')} | {d.get('put', {}).get('p99_ms')} | {d.get('unexpected_status')} | "
-              f"{d.get('server_cpu_s')} | {d.get('machine_busy_pct')} | {ratio} |")
+              f"{d.get('server_cpu_s')} | {d.get('machine_busy_pct')} | {la} | {ratio} |")
 big = {n: json.load(open(os.path.join(out, f"big-{n}.json"))) for n in ("sogo", "radicale", "outpost")
        if os.path.exists(os.path.join(out, f"big-{n}.json"))}
 if big:
     print()
-    print("| server | initial sync ms | incremental sync ms | 1-year range + expand ms (instances) | GAL search ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| server | initial sync ms | incremental sync ms | 1-year range + expand ms (instances) | GAL search ms | principal-property-search ms (matches) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for n, d in big.items():
         g = d.get("gal_search", {})
         gal = g.get("median_ms", f"status {g['status']}" if "status" in g else "n/a")
+        pps = "; ".join(f"{q!r}: {r.get('median_ms', 'status %s' % r.get('status'))} ({r.get('matches', '-')})"
+                        for q, r in d.get("principal_search", {}).items()) or "n/a"
         print(f"| {n} | {d['initial_sync']['median_ms']} ({d['initial_sync']['responses']} items) | "
-              f"{d['incremental_sync']['median_ms']} | {d['range_expand']['median_ms']} ({d['range_expand']['instances']}) | {gal} |")
+              f"{d['incremental_sync']['median_ms']} | {d['range_expand']['median_ms']} ({d['range_expand']['instances']}) | {gal} | {pps} |")
 EOF
 log "results in $OUT"

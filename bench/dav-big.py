@@ -12,6 +12,7 @@ evenly from --span-start over --span-years. Deterministic UIDs
 
 Timed, each --reps times, median and max reported:
   initial-sync   REPORT sync-collection with an empty token (getetag), the
+                 pages a server splits it into followed (RFC 6578 3.6), the
                  whole collection's hrefs and ETags (what a new client does);
   incr-sync      PUT of one changed event (not timed), then REPORT
                  sync-collection from the previous token: the one change;
@@ -19,7 +20,13 @@ Timed, each --reps times, median and max reported:
                  --range-start, calendar-data with <C:expand> over that year;
   gal-search     (with --gal-path) REPORT addressbook-query on that address
                  book: text-match --gal-query (contains, i;unicode-casemap)
-                 on FN or EMAIL, props getetag + address-data.
+                 on FN or EMAIL, props getetag + address-data;
+  principal-search (with --principal-search) REPORT principal-property-search
+                 (RFC 3744 9.4, Depth 0) on that principal collection, each
+                 --pps-query (comma-separated) matched against displayname or
+                 calendar-user-address-set (test="anyof", as Apple's clients
+                 ask), props displayname + calendar-user-address-set: the
+                 directory search a client's attendee lookup makes.
 Targets (issue 15): initial sync < 2 s, incremental sync < 20 ms, one-year
 range with expansion < 100 ms, GAL search over 10,000 entries < 20 ms.
 
@@ -128,6 +135,16 @@ def gal_body(q):
             '</A:text-match></A:prop-filter></A:filter></A:addressbook-query>').encode()
 
 
+def pps_body(q):
+    q = q.replace("&", "&amp;").replace("<", "&lt;")
+    return ('<?xml version="1.0" encoding="utf-8"?><D:principal-property-search xmlns:D="DAV:" '
+            'xmlns:C="urn:ietf:params:xml:ns:caldav" test="anyof">'
+            f'<D:property-search><D:prop><D:displayname/></D:prop><D:match>{q}</D:match></D:property-search>'
+            '<D:property-search><D:prop><C:calendar-user-address-set/></D:prop>'
+            f'<D:match>{q}</D:match></D:property-search>'
+            '<D:prop><D:displayname/><C:calendar-user-address-set/></D:prop></D:principal-property-search>').encode()
+
+
 def responses(data):
     return len(re.findall(rb"<(?:\w+:)?response[\s>]", data))
 
@@ -214,6 +231,26 @@ def timed(c, method, path, body, headers, ok=(207,)):
     return dt, data
 
 
+def full_sync(c, cal, token):
+    """sync-collection from token, following a server's paging (RFC 6578
+    3.6: a 507 response for the collection with
+    number-of-matches-within-limits, and a token to go on from) until the
+    answer is complete, as a client does. Returns (seconds, item responses,
+    pages, bytes, last token)."""
+    t, n, pages, size = 0.0, 0, 0, 0
+    while True:
+        dt, data = timed(c, "REPORT", cal, sync_body(token), dict(XML, Depth="0"))
+        t += dt
+        pages += 1
+        size += len(data)
+        more = b"number-of-matches-within-limits" in data
+        n += responses(data) - (1 if more else 0)
+        new = token_of(data)
+        if not more or new is None or new == token or pages > 1000:
+            return t, n, pages, size, new
+        token = new
+
+
 def summary(name, xs, extra=""):
     med, mx = statistics.median(xs), max(xs)
     print(f"{name:13s} median {1000 * med:9.1f} ms  max {1000 * mx:9.1f} ms  ({len(xs)} runs){extra}", flush=True)
@@ -237,6 +274,10 @@ def main():
     p.add_argument("--setup-conns", type=int, default=4)
     p.add_argument("--gal-path", default="", help="address book path of the GAL, {user} = --user (empty: skip)")
     p.add_argument("--gal-query", default="user12")
+    p.add_argument("--principal-search", default="",
+                   help="principal collection for REPORT principal-property-search (empty: skip)")
+    p.add_argument("--pps-query", default="smi,alice.smith@",
+                   help="comma-separated texts, each timed on its own")
     p.add_argument("--insecure", action="store_true")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--skip-setup", action="store_true")
@@ -256,12 +297,10 @@ def main():
 
     xs, n = [], 0
     for _ in range(a.reps):
-        dt, data = timed(c, "REPORT", cal, sync_body(""), dict(XML, Depth="0"))
+        dt, n, pages, size, token = full_sync(c, cal, "")
         xs.append(dt)
-        n = responses(data)
-        token = token_of(data)
-    res["initial_sync"] = summary("initial-sync", xs, f", {n} responses, {len(data)} bytes")
-    res["initial_sync"]["responses"] = n
+    res["initial_sync"] = summary("initial-sync", xs, f", {n} responses in {pages} page(s), {size} bytes")
+    res["initial_sync"].update(responses=n, pages=pages)
     if n < a.events:
         print(f"# warning: initial sync returned {n} responses for {a.events} events", flush=True)
 
@@ -274,10 +313,10 @@ def main():
             raise SystemExit(f"PUT change -> {st} {data[:200]!r}")
         if token is None:
             raise SystemExit("server returned no sync-token")
-        dt, data = timed(c, "REPORT", cal, sync_body(token), dict(XML, Depth="0"))
+        dt, m, _, _, token2 = full_sync(c, cal, token)
         xs.append(dt)
-        ns.append(responses(data))
-        token = token_of(data) or token
+        ns.append(m)
+        token = token2 or token
     res["incremental_sync"] = summary("incr-sync", xs, f", responses {ns}")
     res["incremental_sync"]["responses"] = ns
 
@@ -305,6 +344,21 @@ def main():
                 xs.append(dt)
             res["gal_search"] = summary("gal-search", xs, f", {responses(data)} matches for {a.gal_query!r}")
             res["gal_search"]["matches"] = responses(data)
+    if a.principal_search:
+        res["principal_search"] = {}
+        for q in a.pps_query.split(","):
+            st, data = c.request("REPORT", a.principal_search, pps_body(q), dict(XML, Depth="0"))  # warm-up
+            if st != 207:
+                print(f"principal-search {q!r} -> {st}: not measured", flush=True)
+                res["principal_search"][q] = {"status": st}
+                continue
+            xs = []
+            for _ in range(a.reps):
+                dt, data = timed(c, "REPORT", a.principal_search, pps_body(q), dict(XML, Depth="0"))
+                xs.append(dt)
+            r = summary(f"pps {q!r}", xs, f", {responses(data)} principals, {len(data)} bytes")
+            r["matches"] = responses(data)
+            res["principal_search"][q] = r
     c.close()
     print("JSON " + json.dumps(res, sort_keys=True), flush=True)
     if a.json:
