@@ -176,7 +176,10 @@ mod tests {
             a = tm("smi"),
             b = tm("smith@")
         );
-        assert_eq!(texts(&f), Some(vec!["smi".to_string(), "smith@".to_string()]));
+        assert_eq!(
+            texts(&f),
+            Some(vec!["smi".to_string(), "smith@".to_string()])
+        );
     }
 
     #[test]
@@ -198,7 +201,10 @@ mod tests {
         assert_eq!(texts(&f), Some(vec!["bob".to_string()]));
         let negated = r#"<C:filter><C:prop-filter name="FN"><C:text-match negate-condition="yes">x</C:text-match></C:prop-filter></C:filter>"#;
         assert_eq!(texts(negated), None);
-        let unicode = format!(r#"<C:filter><C:prop-filter name="FN">{}</C:prop-filter></C:filter>"#, tm("Émi"));
+        let unicode = format!(
+            r#"<C:filter><C:prop-filter name="FN">{}</C:prop-filter></C:filter>"#,
+            tm("Émi")
+        );
         assert_eq!(texts(&unicode), None);
         assert_eq!(texts(""), None);
     }

@@ -42,7 +42,10 @@ async fn refresh_fills_and_applies_only_the_difference(s: TestStore) {
     names.sort();
     assert_eq!(
         names,
-        [format!("principal-{alice}.vcf"), format!("principal-{bob}.vcf")]
+        [
+            format!("principal-{alice}.vcf"),
+            format!("principal-{bob}.vcf")
+        ]
     );
     let card = s
         .groupware_object(gal.id, &format!("principal-{alice}.vcf"))
@@ -96,7 +99,9 @@ async fn refresh_fills_and_applies_only_the_difference(s: TestStore) {
         .await
         .unwrap()
         .unwrap();
-    assert!(String::from_utf8(alice_card.data).unwrap().contains("TITLE:CTO"));
+    assert!(String::from_utf8(alice_card.data)
+        .unwrap()
+        .contains("TITLE:CTO"));
     assert!(s
         .groupware_object(gal.id, &format!("principal-{carol}.vcf"))
         .await

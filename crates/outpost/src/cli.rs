@@ -469,9 +469,9 @@ async fn find_collection(
         Some(("addressbooks" | "addressbook" | "contacts", n)) => {
             (Some(CollectionKind::AddressBook), n)
         }
-        Some((k, _)) => bail!(
-            "{spec:?}: {k:?} is not a kind; write calendars/NAME or addressbooks/NAME"
-        ),
+        Some((k, _)) => {
+            bail!("{spec:?}: {k:?} is not a kind; write calendars/NAME or addressbooks/NAME")
+        }
         None => (None, spec),
     };
     let mut found = Vec::new();
@@ -569,9 +569,15 @@ async fn share(path: Option<PathBuf>, action: ShareCmd) -> Result<()> {
             let c = find_collection(&store, o.id, &collection).await?;
             let g = grantee_of(grantee.clone()).await?;
             if !store.revoke(c.id, g.id).await? {
-                bail!("{grantee} has no share of {} of {owner}", collection_label(&c));
+                bail!(
+                    "{grantee} has no share of {} of {owner}",
+                    collection_label(&c)
+                );
             }
-            println!("{grantee} no longer shares {} of {owner}", collection_label(&c));
+            println!(
+                "{grantee} no longer shares {} of {owner}",
+                collection_label(&c)
+            );
         }
         ShareCmd::List { owner, collection } => {
             let o = owner_of(owner).await?;

@@ -702,7 +702,12 @@ impl DavStore for DavBackend {
         if kind != CollectionKind::AddressBook {
             return Ok(Vec::new());
         }
-        Ok(self.gal_of(principal).await?.map(collection).into_iter().collect())
+        Ok(self
+            .gal_of(principal)
+            .await?
+            .map(collection)
+            .into_iter()
+            .collect())
     }
 
     async fn grants(&self, collection: i64) -> DavStoreResult<Vec<Grant>> {
