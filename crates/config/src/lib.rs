@@ -144,6 +144,13 @@ pub struct DirectoryConfig {
     pub timeout: String,
     /// Idle connections kept open for login binds. Default 4.
     pub pool_size: usize,
+    /// How often `serve` reads the whole directory again to bring each
+    /// domain's Global Address List address book up to date, e.g. "15m";
+    /// "0" turns the timed refresh off. Changes made with the CLI to the
+    /// built-in directory are picked up within seconds regardless; this
+    /// interval is for an LDAP source, whose changes Outpost is not told
+    /// about. Default "15m".
+    pub gal_refresh: String,
 }
 
 impl Default for DirectoryConfig {
@@ -167,6 +174,7 @@ impl Default for DirectoryConfig {
             cache_ttl: "60s".into(),
             timeout: "5s".into(),
             pool_size: 4,
+            gal_refresh: "15m".into(),
         }
     }
 }
@@ -178,6 +186,7 @@ impl DirectoryConfig {
             message,
         };
         parse_duration(&self.cache_ttl).map_err(|m| invalid("cache_ttl", m))?;
+        parse_duration(&self.gal_refresh).map_err(|m| invalid("gal_refresh", m))?;
         let t = parse_duration(&self.timeout).map_err(|m| invalid("timeout", m))?;
         if t.is_zero() {
             return Err(invalid("timeout", "must be more than 0".into()));

@@ -95,26 +95,117 @@ pub fn card_matches(props: &[Prop], f: &CardFilter) -> bool {
     }
 }
 
-/// A text every matching card must contain in a name or e-mail address,
-/// when the filter has one: a non-negated text-match on FN, N or EMAIL that
-/// must hold (the only prop-filter, or one of an allof), in a property
-/// filter with one test. ASCII only, so a store's case folding (SQL
-/// `lower()`) cannot miss a match.
-pub fn contact_search_text(f: &CardFilter) -> Option<String> {
-    if f.props.len() != 1 && !f.all_of {
+/// Texts of which every matching card contains at least one in a name,
+/// nickname or e-mail address, when the filter says so: the candidates are
+/// then the union of the store's contact searches for them (an index
+/// lookup, not a read of every card), and the exact check decides.
+///
+/// - An allof filter (or one prop-filter) needs one prop-filter that can be
+///   narrowed; an anyof filter needs all of them.
+/// - A prop-filter on FN, N, NICKNAME or EMAIL, not is-not-defined, with
+///   only text-matches: with allof, one usable text-match is enough; with
+///   anyof, all must be usable.
+/// - A usable text-match is not negated, ASCII (so a store's case folding,
+///   SQL `lower()`, cannot miss a match), not empty and without `;`.
+pub fn contact_search_texts(f: &CardFilter) -> Option<Vec<String>> {
+    let usable = |tm: &crate::proto::TextMatch| {
+        !tm.negate && tm.text.is_ascii() && !tm.text.contains(';') && !tm.text.trim().is_empty()
+    };
+    let prop_texts = |pf: &PropFilter| -> Option<Vec<String>> {
+        let named = matches!(pf.name.as_str(), "FN" | "N" | "NICKNAME" | "EMAIL");
+        if !named
+            || pf.is_not_defined
+            || !pf.params.is_empty()
+            || pf.time_range.is_some()
+            || pf.text_matches.is_empty()
+        {
+            return None;
+        }
+        if pf.all_of || pf.text_matches.len() == 1 {
+            pf.text_matches
+                .iter()
+                .find(|tm| usable(tm))
+                .map(|tm| vec![tm.text.clone()])
+        } else if pf.text_matches.iter().all(usable) {
+            Some(pf.text_matches.iter().map(|tm| tm.text.clone()).collect())
+        } else {
+            None
+        }
+    };
+    if f.props.is_empty() {
         return None;
     }
-    f.props.iter().find_map(|pf| {
-        let named = matches!(pf.name.as_str(), "FN" | "N" | "EMAIL");
-        let single = pf.text_matches.len() == 1 && pf.params.is_empty() && pf.time_range.is_none();
-        let tm = pf.text_matches.first()?;
-        (named
-            && single
-            && !pf.is_not_defined
-            && !tm.negate
-            && tm.text.is_ascii()
-            && !tm.text.contains(';')
-            && !tm.text.trim().is_empty())
-        .then(|| tm.text.clone())
-    })
+    if f.all_of || f.props.len() == 1 {
+        f.props.iter().find_map(prop_texts)
+    } else {
+        let mut all: Vec<String> = Vec::new();
+        for pf in &f.props {
+            for t in prop_texts(pf)? {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+        Some(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact_search_texts;
+    use crate::proto::{parse_report, Report};
+
+    fn texts(filter: &str) -> Option<Vec<String>> {
+        let body = format!(
+            r#"<C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/></D:prop>{filter}</C:addressbook-query>"#
+        );
+        match parse_report(body.as_bytes()).unwrap() {
+            Report::AddressbookQuery { filter, .. } => contact_search_texts(&filter),
+            _ => panic!("not an addressbook-query"),
+        }
+    }
+
+    fn tm(t: &str) -> String {
+        format!(r#"<C:text-match match-type="contains">{t}</C:text-match>"#)
+    }
+
+    #[test]
+    fn anyof_over_names_and_addresses_is_a_union() {
+        let f = format!(
+            r#"<C:filter test="anyof"><C:prop-filter name="FN">{a}</C:prop-filter><C:prop-filter name="EMAIL">{b}</C:prop-filter><C:prop-filter name="NICKNAME">{a}</C:prop-filter></C:filter>"#,
+            a = tm("smi"),
+            b = tm("smith@")
+        );
+        assert_eq!(
+            texts(&f),
+            Some(vec!["smi".to_string(), "smith@".to_string()])
+        );
+    }
+
+    #[test]
+    fn anyof_with_an_unindexed_property_reads_everything() {
+        let f = format!(
+            r#"<C:filter test="anyof"><C:prop-filter name="FN">{a}</C:prop-filter><C:prop-filter name="TEL">{a}</C:prop-filter></C:filter>"#,
+            a = tm("55")
+        );
+        assert_eq!(texts(&f), None);
+    }
+
+    #[test]
+    fn allof_needs_one_usable_match() {
+        let f = format!(
+            r#"<C:filter test="allof"><C:prop-filter name="TEL">{a}</C:prop-filter><C:prop-filter name="EMAIL">{b}</C:prop-filter></C:filter>"#,
+            a = tm("55"),
+            b = tm("bob")
+        );
+        assert_eq!(texts(&f), Some(vec!["bob".to_string()]));
+        let negated = r#"<C:filter><C:prop-filter name="FN"><C:text-match negate-condition="yes">x</C:text-match></C:prop-filter></C:filter>"#;
+        assert_eq!(texts(negated), None);
+        let unicode = format!(
+            r#"<C:filter><C:prop-filter name="FN">{}</C:prop-filter></C:filter>"#,
+            tm("Émi")
+        );
+        assert_eq!(texts(&unicode), None);
+        assert_eq!(texts(""), None);
+    }
 }

@@ -167,8 +167,13 @@ enum Target {
 #[derive(Clone)]
 struct Coll {
     c: DavCollection,
+    /// Whose home the collection is shown in: its owner, or for a
+    /// directory collection (the GAL) the user looking at it.
     owner: DavPrincipal,
     rights: Rights,
+    /// A directory collection shown in the user's own home
+    /// (`DavStore::directory_collections`): no DAV:owner, no quota.
+    bound: bool,
 }
 
 impl Coll {
@@ -390,15 +395,35 @@ impl<S: DavStore> Ctx<'_, S> {
         if owner.id == self.me.id {
             self.ensure_defaults(kind).await?;
         }
-        let Some(c) = self.store().collection(owner.id, kind, name).await? else {
-            return Ok(None);
+        let (c, bound) = match self.store().collection(owner.id, kind, name).await? {
+            Some(c) => (c, false),
+            // The user's own collections come first; a directory
+            // collection (the GAL) fills a name they do not use.
+            None if owner.id == self.me.id => {
+                match self
+                    .store()
+                    .directory_collections(self.me.id, kind)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.name == name)
+                {
+                    Some(c) => (c, true),
+                    None => return Ok(None),
+                }
+            }
+            None => return Ok(None),
         };
         let rights = self
             .store()
             .rights(self.me.id, c.id)
             .await?
             .ok_or_else(|| st(StatusCode::FORBIDDEN, "no access to this collection"))?;
-        Ok(Some(Coll { c, owner, rights }))
+        Ok(Some(Coll {
+            c,
+            owner,
+            rights,
+            bound,
+        }))
     }
 
     async fn resolve(&self, p: &DavPath) -> R<Target> {
@@ -525,11 +550,13 @@ impl<S: DavStore> Ctx<'_, S> {
         ));
         v.push(text(CS, "getctag", c.c.ctag.to_string()));
         v.push(text(DAV, "sync-token", sync_token(c.c.ctag)));
-        v.push(href_prop(
-            DAV,
-            "owner",
-            &path::principal_href(&c.owner.login),
-        ));
+        if !c.bound {
+            v.push(href_prop(
+                DAV,
+                "owner",
+                &path::principal_href(&c.owner.login),
+            ));
+        }
         if cal {
             if let Some(col) = &c.c.color {
                 v.push(text(APPLE, "calendar-color", col.clone()));
@@ -600,7 +627,9 @@ impl<S: DavStore> Ctx<'_, S> {
         if c.rights == Rights::Owner {
             v.push(self.acl(c).await?);
         }
-        self.quota_props(c.owner.id, &mut v).await?;
+        if !c.bound {
+            self.quota_props(c.owner.id, &mut v).await?;
+        }
         self.common_props(&mut v);
         Ok(v)
     }
@@ -663,8 +692,14 @@ impl<S: DavStore> Ctx<'_, S> {
             text(DAV, "getetag", etag_header(&m.etag)),
             text(DAV, "getcontenttype", ct),
             text(DAV, "getcontentlength", m.size.to_string()),
-            href_prop(DAV, "owner", &path::principal_href(&c.owner.login)),
         ];
+        if !c.bound {
+            v.push(href_prop(
+                DAV,
+                "owner",
+                &path::principal_href(&c.owner.login),
+            ));
+        }
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(c.rights, c.c.read_only) {
             cups.push(p);
@@ -829,8 +864,22 @@ impl<S: DavStore> Ctx<'_, S> {
                             c,
                             owner: owner.clone(),
                             rights: Rights::Owner,
+                            bound: false,
                         })
                         .collect();
+                    for c in self.store().directory_collections(owner.id, kind).await? {
+                        if colls.iter().any(|o| o.c.name == c.name) {
+                            continue;
+                        }
+                        if let Some(rights) = self.store().rights(self.me.id, c.id).await? {
+                            colls.push(Coll {
+                                c,
+                                owner: owner.clone(),
+                                rights,
+                                bound: true,
+                            });
+                        }
+                    }
                     for (c, rights) in self.store().shared_with(self.me.id, kind).await? {
                         if rights < Rights::Read {
                             continue;
@@ -840,6 +889,7 @@ impl<S: DavStore> Ctx<'_, S> {
                                 c,
                                 owner: o,
                                 rights,
+                                bound: false,
                             });
                         }
                     }
@@ -1510,11 +1560,22 @@ impl<S: DavStore> Ctx<'_, S> {
         filter: &CardFilter,
         limit: Option<usize>,
     ) -> R<Response> {
-        // The store's contact search narrows the candidates when one
-        // text-match must hold on a name or address; the exact check below
-        // decides.
-        let names: Vec<String> = match crate::filter::contact_search_text(filter) {
-            Some(text) => self.store().search_contacts(c.c.id, &text).await?,
+        // The store's contact search narrows the candidates when the
+        // filter's text-matches on names and addresses say which cards can
+        // match (the GAL is never read whole for a name search); the exact
+        // check below decides.
+        let names: Vec<String> = match crate::filter::contact_search_texts(filter) {
+            Some(texts) => {
+                let mut names: Vec<String> = Vec::new();
+                for text in texts {
+                    for n in self.store().search_contacts(c.c.id, &text).await? {
+                        if !names.contains(&n) {
+                            names.push(n);
+                        }
+                    }
+                }
+                names
+            }
             None => self
                 .store()
                 .list_objects(c.c.id)

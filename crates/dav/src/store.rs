@@ -419,6 +419,20 @@ pub trait DavStore: Send + Sync + 'static {
             .find(|c| c.components.is_empty() || c.components.contains(&ComponentKind::VEvent)))
     }
 
+    /// Read-only collections the directory gives every user, shown in the
+    /// user's own home next to their own under their `name` (a name the
+    /// user has a collection of wins): the Global Address List of the
+    /// user's domain. [`DavStore::rights`] answers for them (read).
+    /// Default: none.
+    async fn directory_collections(
+        &self,
+        principal: i64,
+        kind: CollectionKind,
+    ) -> DavStoreResult<Vec<DavCollection>> {
+        let _ = (principal, kind);
+        Ok(Vec::new())
+    }
+
     // --- sharing ----------------------------------------------------------
 
     /// What `principal` may do with `collection` (`None`: nothing). The

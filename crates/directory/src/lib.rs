@@ -24,8 +24,10 @@ use outpost_store::{
 use sha2::{Digest, Sha256};
 
 pub mod gal;
+pub mod gal_sync;
 pub mod ldap;
 pub use gal::{to_vcard, GalEntry};
+pub use gal_sync::{refresh_gal, GalRefresh};
 pub use ldap::{ContactAttrNames, LdapEntry, LdapSettings, LdapSource, Mapping};
 pub use outpost_store::ContactAttrs;
 

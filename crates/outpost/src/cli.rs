@@ -82,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PimCmd,
     },
+    /// Share a calendar or address book with another user or a group.
+    Share {
+        #[command(subcommand)]
+        action: ShareCmd,
+    },
     /// The outbound queue.
     Queue {
         #[command(subcommand)]
@@ -126,6 +131,34 @@ pub enum PimCmd {
         file: Option<PathBuf>,
         #[arg(long, default_value = "personal")]
         from: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ShareCmd {
+    /// Give GRANTEE (a user or group address) rights on OWNER's
+    /// COLLECTION: `calendars/NAME`, `addressbooks/NAME`, or a NAME only
+    /// one of the owner's calendars and address books has. Giving rights
+    /// again replaces them.
+    Add {
+        owner: String,
+        collection: String,
+        grantee: String,
+        /// read, read-write or free-busy.
+        #[arg(long, default_value = "read")]
+        rights: String,
+    },
+    /// OWNER's shared collections and who has which rights (or only
+    /// COLLECTION's).
+    List {
+        owner: String,
+        collection: Option<String>,
+    },
+    /// Take GRANTEE's rights on OWNER's COLLECTION away.
+    Remove {
+        owner: String,
+        collection: String,
+        grantee: String,
     },
 }
 
@@ -418,7 +451,153 @@ pub async fn run(args: Args) -> Result<()> {
             .await
         }
         Command::Directory { action } => directory(args.config, action).await,
+        Command::Share { action } => share(args.config, action).await,
     }
+}
+
+/// `calendars/NAME`, `addressbooks/NAME` (the DAV URL's segments; also
+/// `calendar/`, `contacts/`), or a NAME only one of the owner's calendars
+/// and address books has.
+async fn find_collection(
+    store: &outpost_store::Store,
+    owner: i64,
+    spec: &str,
+) -> Result<outpost_store::groupware::GroupwareCollection> {
+    use outpost_store::groupware::CollectionKind;
+    let (kind, name) = match spec.split_once('/') {
+        Some(("calendars" | "calendar", n)) => (Some(CollectionKind::Calendar), n),
+        Some(("addressbooks" | "addressbook" | "contacts", n)) => {
+            (Some(CollectionKind::AddressBook), n)
+        }
+        Some((k, _)) => {
+            bail!("{spec:?}: {k:?} is not a kind; write calendars/NAME or addressbooks/NAME")
+        }
+        None => (None, spec),
+    };
+    let mut found = Vec::new();
+    for k in [CollectionKind::Calendar, CollectionKind::AddressBook] {
+        if kind.is_some_and(|want| want != k) {
+            continue;
+        }
+        if let Some(c) = store.groupware_collection(owner, k, name).await? {
+            found.push(c);
+        }
+    }
+    match found.len() {
+        0 => bail!("no calendar or address book {spec:?} (see outpost calendar list / contacts list)"),
+        1 => Ok(found.remove(0)),
+        _ => bail!("both a calendar and an address book are called {name:?}; write calendars/{name} or addressbooks/{name}"),
+    }
+}
+
+fn collection_label(c: &outpost_store::groupware::GroupwareCollection) -> String {
+    let k = match c.kind {
+        outpost_store::groupware::CollectionKind::Calendar => "calendars",
+        outpost_store::groupware::CollectionKind::AddressBook => "addressbooks",
+    };
+    format!("{k}/{}", c.name)
+}
+
+async fn share(path: Option<PathBuf>, action: ShareCmd) -> Result<()> {
+    use outpost_store::groupware::Rights;
+    let (_, dir) = open(path).await?;
+    let store = dir.store().clone();
+    let owner_of = |u: String| {
+        let dir = &dir;
+        async move {
+            let p = dir.user(&u).await?;
+            dir.store().ensure_default_groupware(p.id).await?;
+            anyhow::Ok(p)
+        }
+    };
+    // A user first, then a group (built-in or LDAP).
+    let grantee_of = |g: String| {
+        let dir = &dir;
+        async move {
+            match dir.user(&g).await {
+                Ok(p) => return anyhow::Ok(p),
+                Err(outpost_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match dir.group(&g).await {
+                Ok(p) => anyhow::Ok(p),
+                Err(outpost_store::StoreError::NotFound(_)) => {
+                    bail!("{g}: no user or group has this address")
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+    let name_of = |id: i64| {
+        let store = &store;
+        async move {
+            Ok::<String, anyhow::Error>(match store.principal(id).await? {
+                Some(p) => p.address.unwrap_or(p.display_name),
+                None => format!("principal {id}"),
+            })
+        }
+    };
+    match action {
+        ShareCmd::Add {
+            owner,
+            collection,
+            grantee,
+            rights,
+        } => {
+            let r = Rights::parse(&rights).ok_or_else(|| {
+                anyhow!("--rights {rights:?}: write read, read-write or free-busy")
+            })?;
+            let o = owner_of(owner.clone()).await?;
+            let c = find_collection(&store, o.id, &collection).await?;
+            let g = grantee_of(grantee.clone()).await?;
+            if g.id == o.id {
+                bail!("{grantee} owns {collection}; an owner needs no share");
+            }
+            store.grant(c.id, g.id, r).await?;
+            println!(
+                "{grantee} has {} on {} of {owner}",
+                r.as_str(),
+                collection_label(&c)
+            );
+        }
+        ShareCmd::Remove {
+            owner,
+            collection,
+            grantee,
+        } => {
+            let o = owner_of(owner.clone()).await?;
+            let c = find_collection(&store, o.id, &collection).await?;
+            let g = grantee_of(grantee.clone()).await?;
+            if !store.revoke(c.id, g.id).await? {
+                bail!(
+                    "{grantee} has no share of {} of {owner}",
+                    collection_label(&c)
+                );
+            }
+            println!(
+                "{grantee} no longer shares {} of {owner}",
+                collection_label(&c)
+            );
+        }
+        ShareCmd::List { owner, collection } => {
+            let o = owner_of(owner).await?;
+            let colls = match collection {
+                Some(spec) => vec![find_collection(&store, o.id, &spec).await?],
+                None => store.groupware_collections(o.id, None).await?,
+            };
+            for c in colls {
+                for g in store.grants(c.id).await? {
+                    println!(
+                        "{}\t{}\t{}",
+                        collection_label(&c),
+                        name_of(g.grantee).await?,
+                        g.rights.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn directory(path: Option<PathBuf>, action: DirectoryCmd) -> Result<()> {

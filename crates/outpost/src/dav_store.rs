@@ -40,6 +40,15 @@ use outpost_store::{Since, Store, StoreError};
 pub struct DavBackend {
     dir: Directory,
     scheduler: Option<outpost_scheduling::Scheduler>,
+    /// Domain -> id of its GAL address book (ids never change; a domain
+    /// removed and added again gets a new one, found when the old id is
+    /// gone).
+    gals: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// The domain of a login (its primary address), lower case.
+fn domain_of_login(login: &str) -> Option<String> {
+    login.rsplit_once('@').map(|(_, d)| d.to_lowercase())
 }
 
 impl DavBackend {
@@ -47,6 +56,7 @@ impl DavBackend {
         DavBackend {
             dir,
             scheduler: None,
+            gals: Default::default(),
         }
     }
 
@@ -90,6 +100,37 @@ impl DavBackend {
                 }
             }
             Err(e) => tracing::warn!(collection, error = %e, "dav: scheduling failed"),
+        }
+    }
+
+    /// The GAL address book of the principal's domain (that of its
+    /// primary address); `None` for a principal without one or a domain
+    /// that is not hosted. Made on first use (the refresh fills it).
+    async fn gal_of(&self, principal: i64) -> DavStoreResult<Option<gw::GroupwareCollection>> {
+        let Some(p) = self.principal(principal).await? else {
+            return Ok(None);
+        };
+        let Some(domain) = domain_of_login(&p.login) else {
+            return Ok(None);
+        };
+        let cached = self.gals.lock().unwrap().get(&domain).copied();
+        if let Some(id) = cached {
+            if let Some(c) = self
+                .store()
+                .groupware_collection_by_id(id)
+                .await
+                .map_err(err)?
+            {
+                return Ok(Some(c));
+            }
+        }
+        match self.store().gal_address_book(&domain).await {
+            Ok(c) => {
+                self.gals.lock().unwrap().insert(domain, c.id);
+                Ok(Some(c))
+            }
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(err(e)),
         }
     }
 
@@ -731,14 +772,52 @@ impl DavStore for DavBackend {
         if c.owner == principal {
             return Ok(Some(Rights::Owner));
         }
-        Ok(self
+        let granted = self
             .store()
             .shared_with(principal)
             .await
             .map_err(err)?
             .into_iter()
             .find(|s| s.collection.id == collection)
-            .map(|s| rights_from_store(s.rights)))
+            .map(|s| rights_from_store(s.rights));
+        if granted.is_some() {
+            return Ok(granted);
+        }
+        if c.read_only && c.kind == gw::CollectionKind::AddressBook && c.name == gw::GAL_NAME {
+            // A GAL: readable by the users of its domain, nobody else.
+            let mine = self.gal_of(principal).await?;
+            return Ok(mine.filter(|g| g.id == c.id).map(|_| Rights::Read));
+        }
+        if c.kind == gw::CollectionKind::Calendar {
+            // SOGoCalendarDefaultRoles: free/busy of a calendar is visible
+            // to the organisation. Here: to the users of the owner's
+            // domain (that of both primary addresses).
+            let me = self.principal(principal).await?;
+            let owner = self.principal(c.owner).await?;
+            if let (Some(me), Some(owner)) = (me, owner) {
+                let (a, b) = (domain_of_login(&me.login), domain_of_login(&owner.login));
+                if a.is_some() && a == b {
+                    return Ok(Some(Rights::FreeBusy));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn directory_collections(
+        &self,
+        principal: i64,
+        kind: CollectionKind,
+    ) -> DavStoreResult<Vec<DavCollection>> {
+        if kind != CollectionKind::AddressBook {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .gal_of(principal)
+            .await?
+            .map(collection)
+            .into_iter()
+            .collect())
     }
 
     async fn grants(&self, collection: i64) -> DavStoreResult<Vec<Grant>> {

@@ -307,6 +307,13 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         }
     });
 
+    // The Global Address List of every domain, filled from the directory
+    // and kept current (crate::gal_refresh).
+    let gal_every = outpost_config::parse_duration(&cfg.directory.gal_refresh)
+        .ok()
+        .filter(|d| !d.is_zero());
+    crate::gal_refresh::spawn(dir.clone(), gal_every, stop_rx.clone());
+
     // Outbound queue runner (crate outpost-queue).
     let queue_runner = tokio::spawn(
         crate::outbound::runner(&cfg, store.clone(), flow.clone())?.run(stop_rx.clone()),

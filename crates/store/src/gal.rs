@@ -160,8 +160,28 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// Recomputes a principal's search terms from its row and addresses.
+/// `settings` row counting changes to the directory's tables: what the
+/// GAL refresh of a running server polls to notice CLI changes made by
+/// another process.
+const DIRECTORY_VERSION: &str = "directory_version";
+
+/// Counts one change to principals, addresses or group members (in the
+/// writing transaction).
+pub(crate) async fn bump_directory_version(c: &mut AnyConnection) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, '1') ON CONFLICT (name) \
+         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+    )
+    .bind(DIRECTORY_VERSION)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes a principal's search terms from its row and addresses (and
+/// counts a directory change).
 pub(crate) async fn reindex_tx(c: &mut AnyConnection, principal: i64) -> Result<()> {
+    bump_directory_version(c).await?;
     sqlx::query("DELETE FROM directory_terms WHERE principal_id = $1")
         .bind(principal)
         .execute(&mut *c)
@@ -193,6 +213,17 @@ pub(crate) async fn reindex_tx(c: &mut AnyConnection, principal: i64) -> Result<
 }
 
 impl Store {
+    /// A number that grows with every change to principals, addresses and
+    /// group members (0 before the first). Cheap to read: a running server
+    /// compares it to notice changes another process made.
+    pub async fn directory_version(&self) -> Result<i64> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(DIRECTORY_VERSION)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
     /// The directory attributes of a principal.
     pub async fn contact_attrs(&self, principal: i64) -> Result<ContactAttrs> {
         let q = format!("SELECT {ATTR_COLS} FROM principals p WHERE p.id = $1");

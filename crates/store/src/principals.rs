@@ -528,7 +528,7 @@ impl Store {
                     .bind(&member)
                     .execute(&mut *c)
                     .await?;
-                Ok(())
+                crate::gal::bump_directory_version(c).await
             })
         })
         .await
@@ -548,7 +548,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("member {member}")));
                 }
-                Ok(())
+                crate::gal::bump_directory_version(c).await
             })
         })
         .await
@@ -649,6 +649,7 @@ pub(crate) async fn ensure_default_mailboxes_tx(
 /// Removes a principal with everything it owns, in the caller's
 /// transaction.
 pub(crate) async fn remove_principal_tx(c: &mut AnyConnection, id: i64) -> Result<()> {
+    crate::gal::bump_directory_version(c).await?;
     crate::groupware::remove_principal_groupware(c, id).await?;
     let rows = sqlx::query(
             "SELECT m.blob_hash, COUNT(*) AS n FROM messages m JOIN collections k ON k.id = m.collection_id \
