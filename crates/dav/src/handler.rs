@@ -245,7 +245,9 @@ async fn run<S: DavStore>(
         Err(PathError::NotFound) => return Err(st(StatusCode::NOT_FOUND, "not found")),
     };
     if let DavPath::Schedule(login, b) = &dpath {
-        return ctx.schedule_box(login, *b, method.as_str(), &headers, &body).await;
+        return ctx
+            .schedule_box(login, *b, method.as_str(), &headers, &body)
+            .await;
     }
     let target = ctx.resolve(&dpath).await?;
     match method.as_str() {
@@ -281,7 +283,12 @@ pub(crate) fn xml_content_type(headers: &HeaderMap) -> bool {
         return true;
     };
     let Ok(v) = v.to_str() else { return false };
-    let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/xml" || mime == "text/xml" || mime.ends_with("+xml")
 }
 
@@ -588,7 +595,10 @@ impl<S: DavStore> Ctx<'_, S> {
                 self.dav.config.max_resource_size.to_string(),
             ));
             // Every calendar counts for free/busy (RFC 6638 §9.1).
-            v.push(Element::new(CALDAV, "schedule-calendar-transp").with(Element::new(CALDAV, "opaque")));
+            v.push(
+                Element::new(CALDAV, "schedule-calendar-transp")
+                    .with(Element::new(CALDAV, "opaque")),
+            );
             v.push(self.report_set(&[
                 (CALDAV, "calendar-query"),
                 (CALDAV, "calendar-multiget"),
@@ -1415,11 +1425,20 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// RFC 3744 9.4 over the directory: the first text narrows the search,
     /// the others are checked here; at most [`PRINCIPAL_SEARCH_LIMIT`].
-    async fn principal_search(&self, props: &PropRequest, matches: &[String], any: bool) -> R<Response> {
+    async fn principal_search(
+        &self,
+        props: &PropRequest,
+        matches: &[String],
+        any: bool,
+    ) -> R<Response> {
         let found: Vec<DavPrincipal> = if any {
             let mut v: Vec<DavPrincipal> = Vec::new();
             for m in matches {
-                for p in self.store().search_principals(m, PRINCIPAL_SEARCH_LIMIT).await? {
+                for p in self
+                    .store()
+                    .search_principals(m, PRINCIPAL_SEARCH_LIMIT)
+                    .await?
+                {
                     if !v.iter().any(|x| x.id == p.id) {
                         v.push(p);
                     }
@@ -1431,7 +1450,9 @@ impl<S: DavStore> Ctx<'_, S> {
             let first = matches.first().map(String::as_str).unwrap_or("");
             let contains = |p: &DavPrincipal, t: &str| {
                 let t = t.to_lowercase();
-                p.display_name.as_deref().is_some_and(|n| n.to_lowercase().contains(&t))
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&t))
                     || p.addresses.iter().any(|a| a.to_lowercase().contains(&t))
             };
             self.store()
@@ -1448,8 +1469,16 @@ impl<S: DavStore> Ctx<'_, S> {
                 // Clients take the homes of the principals they find (for
                 // free/busy and invitations); the homes still answer only
                 // their owner.
-                v.push(href_prop(CALDAV, "calendar-home-set", &path::home_href(CollectionKind::Calendar, &p.login)));
-                v.push(href_prop(CARDDAV, "addressbook-home-set", &path::home_href(CollectionKind::AddressBook, &p.login)));
+                v.push(href_prop(
+                    CALDAV,
+                    "calendar-home-set",
+                    &path::home_href(CollectionKind::Calendar, &p.login),
+                ));
+                v.push(href_prop(
+                    CARDDAV,
+                    "addressbook-home-set",
+                    &path::home_href(CollectionKind::AddressBook, &p.login),
+                ));
             }
             out.push(prop_response(
                 &path::principal_href(&p.login),

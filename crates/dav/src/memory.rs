@@ -173,14 +173,20 @@ impl DavStore for MemDavStore {
             .map(|(p, _)| p.clone()))
     }
 
-    async fn search_principals(&self, text: &str, limit: usize) -> DavStoreResult<Vec<DavPrincipal>> {
+    async fn search_principals(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> DavStoreResult<Vec<DavPrincipal>> {
         let t = text.to_lowercase();
         let g = self.inner.lock().unwrap();
         Ok(g.principals
             .iter()
             .map(|(p, _)| p)
             .filter(|p| {
-                p.display_name.as_deref().is_some_and(|n| n.to_lowercase().contains(&t))
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&t))
                     || p.addresses.iter().any(|a| a.to_lowercase().contains(&t))
             })
             .take(limit)

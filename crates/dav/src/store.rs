@@ -289,8 +289,11 @@ pub trait DavStore: Send + Sync + 'static {
     /// any): principal-property-search, which clients use to look up
     /// attendees. A match is at least a prefix of the name or address;
     /// the directory may also match inside them.
-    async fn search_principals(&self, text: &str, limit: usize)
-        -> DavStoreResult<Vec<DavPrincipal>>;
+    async fn search_principals(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> DavStoreResult<Vec<DavPrincipal>>;
     /// Bytes used by the principal's groupware objects and its limit.
     async fn quota(&self, principal: i64) -> DavStoreResult<Quota>;
 

@@ -355,11 +355,25 @@ async fn principal_property_search_finds_principals_by_address() {
     let body = r#"<d:principal-property-search xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
       <d:property-search><d:prop><d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
       <d:prop><d:displayname/><c:calendar-home-set/></d:prop></d:principal-property-search>"#;
-    let r = t.req("REPORT", "/dav/principals/users/", &[("depth", "0")], body).await;
+    let r = t
+        .req("REPORT", "/dav/principals/users/", &[("depth", "0")], body)
+        .await;
     assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
-    assert!(r.body.contains("/dav/principals/users/bob@example.com/"), "{}", r.body);
-    assert!(r.body.contains("/dav/calendars/bob@example.com/"), "{}", r.body);
-    assert!(!r.body.contains("/dav/principals/users/alice@example.com/"), "{}", r.body);
+    assert!(
+        r.body.contains("/dav/principals/users/bob@example.com/"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("/dav/calendars/bob@example.com/"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("/dav/principals/users/alice@example.com/"),
+        "{}",
+        r.body
+    );
     // allof: every match must hold; nobody is both.
     let body = r#"<d:principal-property-search xmlns:d="DAV:">
       <d:property-search><d:prop><d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
@@ -374,8 +388,16 @@ async fn principal_property_search_finds_principals_by_address() {
       <d:property-search><d:prop><d:displayname/></d:prop><d:match>a.smith</d:match></d:property-search>
       <d:prop><d:displayname/></d:prop></d:principal-property-search>"#;
     let r = t.req("REPORT", "/dav/principals/users/", &[], body).await;
-    assert!(r.body.contains("/dav/principals/users/bob@example.com/"), "{}", r.body);
-    assert!(r.body.contains("/dav/principals/users/alice@example.com/"), "{}", r.body);
+    assert!(
+        r.body.contains("/dav/principals/users/bob@example.com/"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("/dav/principals/users/alice@example.com/"),
+        "{}",
+        r.body
+    );
     // Not a report for a calendar.
     let r = t.req("REPORT", CAL, &[], body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -395,9 +417,19 @@ async fn mkcol_with_a_body_that_is_not_xml_is_415() {
         .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let r = t
-        .req("PROPFIND", "/dav/calendars/alice@example.com/weird/", &[("depth", "0")], "")
+        .req(
+            "PROPFIND",
+            "/dav/calendars/alice@example.com/weird/",
+            &[("depth", "0")],
+            "",
+        )
         .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing was made: {}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "nothing was made: {}",
+        r.body
+    );
     // An XML body with its type is still taken.
     let body = r#"<d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>
       <d:resourcetype><d:collection/><c:calendar/></d:resourcetype></d:prop></d:set></d:mkcol>"#;

@@ -26,10 +26,9 @@
 
 use async_trait::async_trait;
 use outpost_dav::{
-    BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection,
-    DavObject, DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant,
-    NewCollection, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy,
-    SyncAnswer,
+    BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
+    DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant, NewCollection,
+    ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
 };
 use outpost_directory::{Directory, LDAP_SOURCE};
 use outpost_store::groupware as gw;
@@ -84,7 +83,13 @@ impl DavBackend {
     /// After a successful PUT (`new` Some) or DELETE of a calendar object:
     /// what the change implies is sent; failures are logged, never
     /// returned (the write is done).
-    async fn after_write(&self, owner: i64, collection: i64, old: Option<&[u8]>, new: Option<&[u8]>) {
+    async fn after_write(
+        &self,
+        owner: i64,
+        collection: i64,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) {
         let Some(s) = &self.scheduler else { return };
         match s.after_write(owner, collection, old, new).await {
             Ok(out) => {
@@ -319,7 +324,10 @@ impl DavStore for DavBackend {
         };
         let mut seen = std::collections::HashSet::new();
         addresses.retain(|a| seen.insert(a.to_lowercase()));
-        if let Some(i) = addresses.iter().position(|a| a.eq_ignore_ascii_case(&login)) {
+        if let Some(i) = addresses
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(&login))
+        {
             let primary = addresses.remove(i);
             addresses.insert(0, primary);
         } else {
@@ -555,7 +563,11 @@ impl DavStore for DavBackend {
         };
         let out = match kind {
             ComponentKind::VCard => store.put_vcard(collection, name, data.clone(), pre).await,
-            _ => store.put_icalendar(collection, name, data.clone(), pre).await,
+            _ => {
+                store
+                    .put_icalendar(collection, name, data.clone(), pre)
+                    .await
+            }
         };
         match out {
             Ok(o) => {
@@ -688,10 +700,13 @@ impl DavStore for DavBackend {
         let Some(s) = &self.scheduler else {
             return Err(DavStoreError::Unavailable("no scheduling engine".into()));
         };
-        let answers = s.free_busy(addresses, start, end).await.map_err(|e| match e {
-            outpost_scheduling::SchedError::Store(e) => err(e),
-            other => DavStoreError::Invalid(other.to_string()),
-        })?;
+        let answers = s
+            .free_busy(addresses, start, end)
+            .await
+            .map_err(|e| match e {
+                outpost_scheduling::SchedError::Store(e) => err(e),
+                other => DavStoreError::Invalid(other.to_string()),
+            })?;
         Ok(answers
             .into_iter()
             .map(|(a, fb)| {

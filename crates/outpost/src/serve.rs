@@ -595,7 +595,10 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
             "managesieve",
             "ManageSieve, STARTTLS (plaintext login allowed on loopback)",
         ),
-        ("https", "HTTPS, HTTP/1.1 and HTTP/2: CalDAV/CardDAV at /dav/"),
+        (
+            "https",
+            "HTTPS, HTTP/1.1 and HTTP/2: CalDAV/CardDAV at /dav/",
+        ),
         (
             "http",
             "plain HTTP (served on loopback; elsewhere redirects)",
@@ -613,7 +616,10 @@ fn print_demo_table(cfg: &Config, listeners: &[Listener], password: Option<&str>
         );
     }
     if let Some(a) = addr_of("http") {
-        println!("    on loopback also:                      http://{}/dav/", dav_host(a));
+        println!(
+            "    on loopback also:                      http://{}/dav/",
+            dav_host(a)
+        );
     }
     println!("  The certificate is self-signed: tell your client to accept it.");
     println!("  Add users with: outpost user add someone@example.test");

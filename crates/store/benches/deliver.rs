@@ -52,7 +52,9 @@ async fn run(name: &str, s: TestStore) {
     let dropped = std::env::var("BENCH_DROP_INDEX").unwrap_or_default();
     if !dropped.is_empty() {
         assert!(
-            dropped.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            dropped
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
             "BENCH_DROP_INDEX is an index name"
         );
         sqlx::query(&format!("DROP INDEX {dropped}"))

@@ -535,5 +535,8 @@ END:VFREEBUSY\r\nEND:VCALENDAR\r\n";
         }],
     );
     assert!(reply.contains("METHOD:REPLY"), "{reply}");
-    assert!(reply.contains("20300101T010000Z/20300101T020000Z"), "{reply}");
+    assert!(
+        reply.contains("20300101T010000Z/20300101T020000Z"),
+        "{reply}"
+    );
 }
