@@ -148,10 +148,9 @@ impl ItipMessage {
     }
 }
 
-/// Parses a stored calendar object or an iTIP message (with METHOD),
-/// under `limits` (size, components, attendees). One UID, one kind of
-/// component (VEVENT, VTODO, VJOURNAL).
-pub fn parse(bytes: &[u8], limits: &Limits) -> Result<SchedulingObject, PimError> {
+/// The one VCALENDAR of `bytes` within `limits`, and its METHOD (upper
+/// case): what [`parse`] and [`parse_free_busy_request`] both start from.
+fn parse_vcalendar(bytes: &[u8], limits: &Limits) -> Result<(ICalendar, Option<String>), PimError> {
     let text = utf8(bytes, limits.max_bytes)?;
     let ical = parse_one_ical(text)?;
     if ical.components.len() > limits.max_components {
@@ -166,6 +165,15 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<SchedulingObject, PimError
         .and_then(|e| e.values.first())
         .and_then(|v| v.as_text())
         .map(|s| s.to_ascii_uppercase());
+    Ok((ical, method))
+}
+
+/// Parses a stored calendar object or an iTIP message (with METHOD),
+/// under `limits` (size, components, attendees). One UID, one kind of
+/// component (VEVENT, VTODO, VJOURNAL).
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<SchedulingObject, PimError> {
+    let (ical, method) = parse_vcalendar(bytes, limits)?;
+    let root = &ical.components[0];
     let mut kind = None;
     let mut uid: Option<String> = None;
     let mut attendees = 0usize;
@@ -1260,20 +1268,8 @@ pub struct FreeBusyRequest {
 /// DTEND (after DTSTART) and at least one ATTENDEE. Within `limits`
 /// (size, components, attendees).
 pub fn parse_free_busy_request(bytes: &[u8], limits: &Limits) -> Result<FreeBusyRequest, PimError> {
-    let text = utf8(bytes, limits.max_bytes)?;
-    let ical = parse_one_ical(text)?;
-    if ical.components.len() > limits.max_components {
-        return Err(PimError::TooManyComponents(limits.max_components));
-    }
-    let root = match ical.components.first() {
-        Some(c) if c.component_type == ICalendarComponentType::VCalendar => c,
-        _ => return Err(PimError::Parse("no VCALENDAR".into())),
-    };
-    let method = root
-        .property(&ICalendarProperty::Method)
-        .and_then(|e| e.values.first())
-        .and_then(|v| v.as_text())
-        .map(|s| s.to_ascii_uppercase());
+    let (ical, method) = parse_vcalendar(bytes, limits)?;
+    let root = &ical.components[0];
     if method.as_deref() != Some("REQUEST") {
         return Err(PimError::Parse(
             "a free/busy request has METHOD:REQUEST".into(),
