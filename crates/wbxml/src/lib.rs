@@ -375,7 +375,12 @@ pub fn decode(input: &[u8], limits: &Limits) -> Result<Element, Error> {
                     });
                 }
                 let bytes = r.take(len, "opaque data")?;
-                push_content(&mut stack, offset, "opaque data", Node::Opaque(bytes.to_vec()))?;
+                push_content(
+                    &mut stack,
+                    offset,
+                    "opaque data",
+                    Node::Opaque(bytes.to_vec()),
+                )?;
             }
             token::ENTITY
             | token::LITERAL
@@ -388,10 +393,9 @@ pub fn decode(input: &[u8], limits: &Limits) -> Result<Element, Error> {
                     token::ENTITY => "ENTITY",
                     token::PI => "PI",
                     token::STR_T => "STR_T, a string table reference",
-                    token::LITERAL
-                    | token::LITERAL_A
-                    | token::LITERAL_C
-                    | token::LITERAL_AC => "LITERAL, a tag from the string table",
+                    token::LITERAL | token::LITERAL_A | token::LITERAL_C | token::LITERAL_AC => {
+                        "LITERAL, a tag from the string table"
+                    }
                     _ => "an extension token",
                 };
                 return Err(Error::Unsupported {

@@ -194,15 +194,15 @@ pub static PAGES: [CodePage; 26] = [
         name: "Email",
         namespace: "Email:",
         tags: &[
-            (0x05, "Attachment"),  // 2.5
-            (0x06, "Attachments"), // 2.5
-            (0x07, "AttName"),     // 2.5
-            (0x08, "AttSize"),     // 2.5
-            (0x09, "Att0Id"),      // 2.5; MS-ASWBXML writes a zero
-            (0x0A, "AttMethod"),   // 2.5
-            (0x0B, "AttRemoved"),  // 2.5
-            (0x0C, "Body"),        // 2.5
-            (0x0D, "BodySize"),    // 2.5
+            (0x05, "Attachment"),    // 2.5
+            (0x06, "Attachments"),   // 2.5
+            (0x07, "AttName"),       // 2.5
+            (0x08, "AttSize"),       // 2.5
+            (0x09, "Att0Id"),        // 2.5; MS-ASWBXML writes a zero
+            (0x0A, "AttMethod"),     // 2.5
+            (0x0B, "AttRemoved"),    // 2.5
+            (0x0C, "Body"),          // 2.5
+            (0x0D, "BodySize"),      // 2.5
             (0x0E, "BodyTruncated"), // 2.5
             (0x0F, "DateReceived"),
             (0x10, "DisplayName"), // 2.5
@@ -753,7 +753,7 @@ pub static PAGES: [CodePage; 26] = [
             (0x1C, "PhoneNumber"),
             (0x1D, "UserInformation"),
             (0x1E, "EmailAddresses"),
-            (0x1F, "SmtpAddress"),
+            (0x1F, "SMTPAddress"),
             (0x20, "UserAgent"),
             (0x21, "EnableOutboundSMS"),
             (0x22, "MobileOperator"),

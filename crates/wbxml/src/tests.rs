@@ -115,10 +115,16 @@ fn tokens_as_the_spec_lists_them() {
         ("Find", "Response", 0x11),
     ];
     for &(p, name, token) in cases {
-        assert_eq!(Tag::named(p, name).map(Tag::token), Some(token), "{p}:{name}");
+        assert_eq!(
+            Tag::named(p, name).map(Tag::token),
+            Some(token),
+            "{p}:{name}"
+        );
     }
     assert_eq!(
-        Tag::named("Provision", "DeviceEncryptionEnabled").unwrap().name(),
+        Tag::named("Provision", "DeviceEncryptionEnabled")
+            .unwrap()
+            .name(),
         "RequireStorageCardEncryption"
     );
 }
@@ -166,7 +172,9 @@ fn spec_example_sync_response_with_a_contact() {
     assert_eq!(encode(&tree), bytes);
     assert_eq!(decode(&bytes, &Limits::default()).unwrap(), tree);
     let xml = to_xml(&tree);
-    assert!(xml.contains("<Sync xmlns=\"AirSync:\"><Collections><Collection><Class>Contacts</Class>"));
+    assert!(
+        xml.contains("<Sync xmlns=\"AirSync:\"><Collections><Collection><Class>Contacts</Class>")
+    );
     assert!(xml.contains("<Body xmlns=\"AirSyncBase:\"><Type>1</Type>"));
     assert!(xml.contains("<FileAs xmlns=\"Contacts:\">Funk, Don</FileAs>"));
     assert_eq!(from_xml(xml.as_bytes(), &Limits::default()).unwrap(), tree);
@@ -229,7 +237,9 @@ fn headers() {
     let mut d = hex("03 00 00 6A 21");
     d.extend_from_slice(b"-//MICROSOFT//DTD ActiveSync//EN\0");
     d.extend_from_slice(&[0x45, 0x1C, 0x01]);
-    assert!(decode(&d, &Limits::default()).unwrap().is("AirSync", "Sync"));
+    assert!(decode(&d, &Limits::default())
+        .unwrap()
+        .is("AirSync", "Sync"));
     // A 1.1 header is read too.
     assert!(decode(&hex("01 01 6A 00 05"), &Limits::default()).is_ok());
     assert_eq!(
@@ -291,7 +301,13 @@ fn multi_byte_integers_are_bounded() {
 #[test]
 fn bad_documents_are_errors() {
     let unknown = dec(&hex("00 1A 45 01"));
-    assert_eq!(unknown, Err(Error::UnknownPage { page: 26, offset: 4 }));
+    assert_eq!(
+        unknown,
+        Err(Error::UnknownPage {
+            page: 26,
+            offset: 4
+        })
+    );
     assert!(unknown.unwrap_err().is_unknown_tag());
     // Token 0x2B is not defined on the Calendar page.
     let e = dec(&hex("00 04 6B 01")).unwrap_err();
@@ -307,21 +323,38 @@ fn bad_documents_are_errors() {
     assert!(e.is_unknown_tag());
     assert_eq!(dec(&hex("C5 01")), Err(Error::Attributes { offset: 4 }));
     assert_eq!(dec(&hex("85")), Err(Error::Attributes { offset: 4 }));
-    for t in [0x02, 0x04, 0x40, 0x41, 0x42, 0x43, 0x44, 0x80, 0x83, 0x84, 0xC0, 0xC4] {
+    for t in [
+        0x02, 0x04, 0x40, 0x41, 0x42, 0x43, 0x44, 0x80, 0x83, 0x84, 0xC0, 0xC4,
+    ] {
         assert!(
             matches!(dec(&[0x45, t, 0x01]), Err(Error::Unsupported { token, offset: 5, .. }) if token == t),
             "{t:#x}"
         );
     }
-    assert!(matches!(dec(&hex("45 03 61")), Err(Error::Truncated { .. })));
-    assert!(matches!(dec(&hex("45 C3 05 61")), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        dec(&hex("45 03 61")),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(
+        dec(&hex("45 C3 05 61")),
+        Err(Error::Truncated { .. })
+    ));
     assert!(matches!(dec(&hex("45 5C")), Err(Error::Truncated { .. })));
     assert!(matches!(dec(&hex("45 00")), Err(Error::Truncated { .. })));
-    assert_eq!(dec(&hex("45 03 FF 00 01")), Err(Error::NotUtf8 { offset: 5 }));
+    assert_eq!(
+        dec(&hex("45 03 FF 00 01")),
+        Err(Error::NotUtf8 { offset: 5 })
+    );
     assert!(matches!(dec(&hex("05 05")), Err(Error::OutsideRoot { .. })));
     assert!(matches!(dec(&hex("05 01")), Err(Error::OutsideRoot { .. })));
-    assert!(matches!(dec(&hex("03 61 00 05")), Err(Error::OutsideRoot { .. })));
-    assert!(matches!(dec(&hex("C3 00 05")), Err(Error::OutsideRoot { .. })));
+    assert!(matches!(
+        dec(&hex("03 61 00 05")),
+        Err(Error::OutsideRoot { .. })
+    ));
+    assert!(matches!(
+        dec(&hex("C3 00 05")),
+        Err(Error::OutsideRoot { .. })
+    ));
     // A switch to a page with nothing after it, and SWITCH_PAGE alone.
     assert_eq!(dec(&hex("00 02")), Err(Error::Empty));
 }
@@ -380,10 +413,7 @@ fn encoding_a_deep_tree_uses_no_recursion() {
     let xml = to_xml(&el);
     assert!(xml.len() > 100_000);
     // The decoder refuses it by depth, not by overflowing the stack.
-    assert_eq!(
-        decode(&bytes, &Limits::default()),
-        Err(Error::TooDeep(64))
-    );
+    assert_eq!(decode(&bytes, &Limits::default()), Err(Error::TooDeep(64)));
     // Dropping such a tree would recurse; leak it in this test.
     std::mem::forget(el);
 }
@@ -411,7 +441,10 @@ fn xml_form() {
     let prefixed = "<f:FolderSync xmlns:f=\"FolderHierarchy\" xmlns=\"AirSync\" xmlns:e=\"Email:\" xmlns:e2=\"Email2:\">\n  \
         <f:SyncKey>0</f:SyncKey>\n  <Sync><e:Subject>&lt;a &amp; b&gt;&#13;</e:Subject>\
         <e2:ConversationId>AQL/</e2:ConversationId><Commands></Commands></Sync>\n</f:FolderSync>";
-    assert_eq!(from_xml(prefixed.as_bytes(), &Limits::default()).unwrap(), tree);
+    assert_eq!(
+        from_xml(prefixed.as_bytes(), &Limits::default()).unwrap(),
+        tree
+    );
 }
 
 #[test]

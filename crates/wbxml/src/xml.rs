@@ -34,11 +34,31 @@ pub fn to_xml(root: &Element) -> String {
                     stack.push((child, 0));
                 }
             }
-            Node::Text(t) => out.push_str(&outpost_xml::escape_text(t)),
+            Node::Text(t) => escape(&mut out, t),
             Node::Opaque(b) => out.push_str(&base64_encode(b)),
         }
     }
     out
+}
+
+/// Escapes text as libwbxml does (quotes too); characters XML 1.0
+/// cannot carry at all are dropped, a carriage return is a reference so
+/// that it survives line-end normalisation.
+fn escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
+                out.push(c)
+            }
+            _ => {}
+        }
+    }
 }
 
 fn open(out: &mut String, el: &Element, parent: Option<Tag>) {
@@ -77,10 +97,12 @@ pub fn from_xml(input: &[u8], limits: &Limits) -> Result<Element, Error> {
 fn convert(x: outpost_xml::Element) -> Result<Element, Error> {
     let page = crate::page_by_namespace(&x.name.ns)
         .ok_or_else(|| Error::UnknownNamespace(x.name.ns.clone()))?;
-    let token = page.token_of(&x.name.local).ok_or_else(|| Error::UnknownName {
-        page: page.name,
-        name: x.name.local.clone(),
-    })?;
+    let token = page
+        .token_of(&x.name.local)
+        .ok_or_else(|| Error::UnknownName {
+            page: page.name,
+            name: x.name.local.clone(),
+        })?;
     let tag = Tag {
         page: page.number,
         token,
