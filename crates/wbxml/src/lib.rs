@@ -122,7 +122,8 @@ pub enum Node {
     /// dropped by [`encode`].
     Text(String),
     /// Opaque data (OPAQUE): bytes, such as a MIME message or a
-    /// conversation id.
+    /// conversation id. WBXML gives its length 32 bits: [`encode`] writes
+    /// at most 4 GiB - 1 of it (the decoder's `max_string` is far below).
     Opaque(Vec<u8>),
 }
 
@@ -573,6 +574,7 @@ pub fn encode(root: &Element) -> Vec<u8> {
                 out.push(0);
             }
             Node::Opaque(b) => {
+                let b = &b[..b.len().min(u32::MAX as usize)];
                 out.push(token::OPAQUE);
                 put_mb_u32(&mut out, b.len() as u32);
                 out.extend_from_slice(b);
