@@ -505,3 +505,31 @@ fn base64_both_ways() {
         assert_eq!(base64_decode(bad), None, "{bad}");
     }
 }
+
+/// The bad input issue 16 names: a Sync of 100,000 items is refused by
+/// the element limit, and opaque data claiming 4 GiB in a short body is
+/// refused as truncated before anything is allocated for it.
+#[test]
+fn huge_requests_are_errors_not_crashes() {
+    let mut body = hex("45 5C 4F 56");
+    body.extend(std::iter::repeat_n(0x07, 100_000)); // <Add/> x 100,000
+    body.extend_from_slice(&[0x01, 0x01, 0x01, 0x01]);
+    assert_eq!(dec(&body), Err(Error::TooManyElements(100_000)));
+    let roomy = Limits {
+        max_elements: 200_000,
+        ..Limits::default()
+    };
+    let t = decode(&doc(&body), &roomy).unwrap();
+    assert_eq!(t.elements().count(), 1);
+
+    let huge = dec(&hex("45 C3 8F FF FF FF 7F 00 01"));
+    assert!(matches!(huge, Err(Error::StringTooLong { .. })), "{huge:?}");
+    let roomy = Limits {
+        max_string: usize::MAX,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        decode(&doc(&hex("45 C3 8F FF FF FF 7F 00 01")), &roomy),
+        Err(Error::Truncated { .. })
+    ));
+}
