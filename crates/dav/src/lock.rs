@@ -607,7 +607,7 @@ mod tests {
         let mut n = new(CAL, true, Scope::Exclusive, 1);
         n.owner = Some(dav("owner").with_text("litmus & co"));
         let l = t.create(n, 5).unwrap();
-        let xml = to_xml(&lockdiscovery(&[l.clone()], 5));
+        let xml = to_xml(&lockdiscovery(std::slice::from_ref(&l), 5));
         let back = outpost_xml::parse(xml.as_bytes(), &Default::default()).unwrap();
         let a = back.child(DAV, "activelock").unwrap();
         assert_eq!(a.child(DAV, "depth").unwrap().text, "infinity");

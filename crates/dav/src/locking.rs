@@ -423,8 +423,13 @@ impl<S: DavStore> Ctx<'_, S> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|t| t.len() <= MAX_LOCK_TOKEN)
-            .and_then(|t| t.strip_prefix('<')?.strip_suffix('>'))
-            .filter(|t| !t.is_empty())
+            // A Coded-URL, `<token>`; a bare token is taken too.
+            .map(|t| {
+                t.strip_prefix('<')
+                    .and_then(|t| t.strip_suffix('>'))
+                    .unwrap_or(t)
+            })
+            .filter(|t| !t.is_empty() && !t.contains(['<', '>']))
             .ok_or_else(|| {
                 st(
                     StatusCode::BAD_REQUEST,
