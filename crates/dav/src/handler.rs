@@ -669,7 +669,7 @@ impl<S: DavStore> Ctx<'_, S> {
         if !c.bound {
             self.quota_props(c.owner.id, &mut v).await?;
         }
-        self.lock_props(&crate::locking::collection_key(c), c.can_write(), &mut v);
+        self.lock_props(|| crate::locking::collection_key(c), c.can_write(), &mut v);
         self.common_props(&mut v);
         Ok(v)
     }
@@ -746,7 +746,7 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         v.push(cups);
         self.lock_props(
-            &crate::locking::object_key(c, &m.name),
+            || crate::locking::object_key(c, &m.name),
             c.can_write(),
             &mut v,
         );

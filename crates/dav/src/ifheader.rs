@@ -251,6 +251,40 @@ impl IfHeader {
     }
 }
 
+/// The header written back (canonical spacing, `W/` dropped): what
+/// [`parse`] reads to the same value.
+impl std::fmt::Display for IfHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut last: Option<&str> = None;
+        for (i, l) in self.lists.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            if let Some(r) = l.resource.as_deref() {
+                if last != Some(r) || i == 0 {
+                    write!(f, "<{r}> ")?;
+                }
+                last = Some(r);
+            }
+            f.write_str("(")?;
+            for (j, c) in l.conditions.iter().enumerate() {
+                if j > 0 {
+                    f.write_str(" ")?;
+                }
+                if c.not {
+                    f.write_str("Not ")?;
+                }
+                match &c.check {
+                    Check::Token(t) => write!(f, "<{t}>")?,
+                    Check::ETag(e) => write!(f, "[\"{e}\"]")?,
+                }
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +322,11 @@ mod tests {
         assert_eq!(h.lists[2].conditions[0].check, Check::ETag("e".into()));
         assert_eq!(h.tokens(), ["urn:uuid:a", "urn:uuid:b"]);
         assert!(h.needs_etag(Some("/a/b")) && !h.needs_etag(None));
+        assert_eq!(
+            h.to_string(),
+            "<http://www.example.com/specs/> (<urn:uuid:a>) </a/b> (<urn:uuid:b>) (Not [\"e\"])"
+        );
+        assert_eq!(parse(&h.to_string()).unwrap(), h);
     }
 
     #[test]

@@ -104,9 +104,20 @@ impl<S: DavStore> Ctx<'_, S> {
 
     /// `lockdiscovery` of a resource, and `supportedlock` where the caller
     /// may lock it.
-    pub(crate) fn lock_props(&self, key: &str, lockable: bool, v: &mut Vec<Element>) {
+    /// (`key` is only made when there are locks at all.)
+    pub(crate) fn lock_props(
+        &self,
+        key: impl FnOnce() -> String,
+        lockable: bool,
+        v: &mut Vec<Element>,
+    ) {
         let now = self.locks().now();
-        v.push(lock::lockdiscovery(&self.locks().covering(key, now), now));
+        let locks = if self.locks().is_empty(now) {
+            Vec::new()
+        } else {
+            self.locks().covering(&key(), now)
+        };
+        v.push(lock::lockdiscovery(&locks, now));
         if lockable {
             v.push(lock::supportedlock());
         }
@@ -494,7 +505,7 @@ impl<S: DavStore> Ctx<'_, S> {
             _ => {
                 let req = proto::parse_propfind(body)?;
                 let mut v = vec![dav("resourcetype"), text(DAV, "getcontentlength", "0")];
-                self.lock_props(&key, true, &mut v);
+                self.lock_props(|| key.clone(), true, &mut v);
                 self.common_props(&mut v);
                 multi(vec![prop_response(&key, self.answer(&req, v, None)?)], None)
             }
