@@ -300,7 +300,7 @@ async fn run<S: DavStore>(
             Ok(r)
         }
         "LOCK" => ctx.lock(target, &dpath, &headers, &body, &gate).await,
-        "UNLOCK" => ctx.unlock(&dpath, &headers),
+        "UNLOCK" => ctx.unlock(&target, &dpath, &headers),
         "REPORT" => ctx.report(target, &headers, &body).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOW)]).into_response()),
     }

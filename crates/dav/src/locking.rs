@@ -427,8 +427,16 @@ impl<S: DavStore> Ctx<'_, S> {
     }
 
     /// UNLOCK (RFC 4918 §9.11): 204, 409 `lock-token-matches-request-uri`
-    /// for a token that is not a lock here, 403 for another principal's.
-    pub(crate) fn unlock(&self, dpath: &DavPath, headers: &HeaderMap) -> R<Response> {
+    /// for a token that is not a lock here, 403 for another principal's,
+    /// unless the caller owns the calendar or address book: an owner may
+    /// break a sharee's lock on their own collection (§9.11 lets a server
+    /// allow that; RFC 3744's DAV:unlock), though not write through it.
+    pub(crate) fn unlock(
+        &self,
+        target: &Target,
+        dpath: &DavPath,
+        headers: &HeaderMap,
+    ) -> R<Response> {
         let token = headers
             .get("lock-token")
             .and_then(|v| v.to_str().ok())
@@ -451,11 +459,20 @@ impl<S: DavStore> Ctx<'_, S> {
         let l = lock_key(dpath)
             .and_then(|k| self.locks().get(token, now).filter(|l| l.covers(&k)))
             .ok_or_else(|| cond(StatusCode::CONFLICT, DAV, "lock-token-matches-request-uri"))?;
-        if l.principal != self.me.id {
+        let owns_collection = match target {
+            Target::Collection(c) | Target::Object(c, _) => c.rights == Rights::Owner && !c.bound,
+            _ => false,
+        };
+        if l.principal != self.me.id && !owns_collection {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
         }
         self.locks().remove(&l.token, now);
-        tracing::info!(principal = self.me.id, root = %l.root, "dav: unlock");
+        tracing::info!(
+            principal = self.me.id,
+            holder = l.principal,
+            root = %l.root,
+            "dav: unlock"
+        );
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 

@@ -308,6 +308,24 @@ async fn another_user_cannot_use_or_remove_the_lock() {
         t.put_as(t.bob, EV, "bob", &[]).await.status,
         StatusCode::NO_CONTENT
     );
+
+    // Bob's lock binds Alice the same way; as the calendar's owner she may
+    // break it, not write through it.
+    let tok = t.lock_as(t.bob, EV, "exclusive", "0").await;
+    let r = t
+        .put_as(t.alice, EV, "alice", &[("if", &if_token(&tok))])
+        .await;
+    assert_eq!(r.status, StatusCode::LOCKED);
+    let r = t.req("UNLOCK", EV, &[("lock-token", &tok)], "").await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "a bare token is taken too"
+    );
+    assert_eq!(
+        t.put_as(t.alice, EV, "alice", &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
 }
 
 #[tokio::test]
