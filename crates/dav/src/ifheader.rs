@@ -20,6 +20,8 @@ pub const MAX_LEN: usize = 8192;
 /// Most lists, conditions and resource tags in one header.
 pub const MAX_LISTS: usize = 64;
 pub const MAX_CONDITIONS: usize = 256;
+/// Most distinct resource tags (each may cost the server a lookup).
+pub const MAX_RESOURCES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
@@ -190,7 +192,11 @@ pub fn parse(value: &str) -> Result<IfHeader, IfError> {
     if lists.is_empty() {
         return Err(IfError("no list"));
     }
-    Ok(IfHeader { lists })
+    let h = IfHeader { lists };
+    if h.resources().len() > MAX_RESOURCES {
+        return Err(IfError("too many resource tags"));
+    }
+    Ok(h)
 }
 
 impl IfHeader {
@@ -349,6 +355,14 @@ mod tests {
         }
         assert!(parse(&format!("({})", "<a> ".repeat(MAX_CONDITIONS + 1))).is_err());
         assert!(parse(&"(<a>)".repeat(MAX_LISTS + 1)).is_err());
+        let tags: String = (0..=MAX_RESOURCES)
+            .map(|i| format!("</r{i}> (<a>) "))
+            .collect();
+        assert!(parse(&tags).is_err());
+        let tags: String = (0..MAX_RESOURCES)
+            .map(|i| format!("</r{i}> (<a>) "))
+            .collect();
+        assert!(parse(&tags).is_ok());
         assert!(parse(&format!("(<{}>)", "a".repeat(MAX_LEN))).is_err());
     }
 
