@@ -7,7 +7,8 @@
 //! - PUT, DELETE, PROPPATCH, MKCOL/MKCALENDAR, the source of MOVE and the
 //!   destination of COPY/MOVE need the token of every lock whose scope
 //!   includes the resource, and, when they add or remove a member, of the
-//!   parent collection's Depth 0 locks (§7.5); DELETE and MOVE also of the
+//!   parent collection's Depth 0 locks (§7.5; so does a LOCK that makes
+//!   a locked empty resource); DELETE and MOVE also of the
 //!   locks below a collection. A token counts only in a request of the
 //!   principal that took the lock. Missing ones: 423 with
 //!   `DAV:lock-token-submitted` and the lock roots.
@@ -345,6 +346,22 @@ impl<S: DavStore> Ctx<'_, S> {
                 ))
             }
         };
+        if !exists {
+            // A locked empty resource is a new member: a Depth 0 lock on
+            // the collection guards that (§7.5), as for a PUT.
+            let submitted = gate.submitted();
+            let missing: Vec<String> = lock::parent(&key)
+                .map(|p| self.locks().rooted_at(p, now))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| !l.infinite)
+                .filter(|l| !(l.principal == self.me.id && submitted.contains(&l.token.as_str())))
+                .map(|l| l.root)
+                .collect();
+            if !missing.is_empty() {
+                return Err(locked(missing));
+            }
+        }
         let new = NewLock {
             // Depth infinity means something only on a collection.
             infinite: infinite && key.ends_with('/'),

@@ -572,6 +572,21 @@ async fn a_depth_0_collection_lock_guards_membership_only() {
     assert_eq!(r.status, StatusCode::CREATED);
     let r = t.req("DELETE", EV, &[("if", &tagged)], "").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Locking an unmapped URL in it adds a member too.
+    let empty = format!("{CAL}empty.ics");
+    let r = t
+        .req("LOCK", &empty, &[("depth", "0")], &lockinfo("exclusive"))
+        .await;
+    assert_eq!(r.status, StatusCode::LOCKED);
+    let r = t
+        .req(
+            "LOCK",
+            &empty,
+            &[("depth", "0"), ("if", &tagged)],
+            &lockinfo("exclusive"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
 }
 
 #[tokio::test]
