@@ -8,10 +8,11 @@
 //!   destination of COPY/MOVE need the token of every lock whose scope
 //!   includes the resource, and, when they add or remove a member, of the
 //!   parent collection's Depth 0 locks (§7.5; so does a LOCK that makes
-//!   a locked empty resource); DELETE and MOVE also of the
-//!   locks below a collection. A token counts only in a request of the
-//!   principal that took the lock. Missing ones: 423 with
-//!   `DAV:lock-token-submitted` and the lock roots.
+//!   a locked empty resource); DELETE and MOVE also of the locks below a
+//!   collection. A token counts only in a request of the principal that
+//!   took the lock. Missing ones: 423 with `DAV:lock-token-submitted` and
+//!   the lock roots. The owner of a collection may UNLOCK a sharee's lock
+//!   on it.
 //! - LOCK of an unmapped URL answers 201 and makes a locked empty
 //!   resource (§7.3): GET gives an empty body, PROPFIND its lock; it is
 //!   not listed in its collection (a calendar cannot hold an empty
