@@ -1210,7 +1210,7 @@ async fn pim(
                     .join(",");
                 println!("{}\t{}\t{} object(s)\t{}", c.name, c.display_name, n, comps);
             }
-            for sh in store.shared_with(p.id).await? {
+            for sh in dir.shared_with(p.id).await? {
                 if sh.collection.kind == kind {
                     println!(
                         "{}\t{}\tshared ({})",

@@ -12,7 +12,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Principal, PrincipalKind, Result, Store, StoreError};
+use crate::{Principal, PrincipalKind, Result, Store, StoreError, Touched};
 
 /// Longest value kept for one attribute, in bytes.
 pub const ATTR_MAX: usize = 256;
@@ -160,28 +160,44 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// `settings` row counting changes to the directory's tables: what the
-/// GAL refresh of a running server polls to notice CLI changes made by
-/// another process.
+/// `settings` row counting changes to the directory's tables. Each write
+/// announces the new count on [`crate::notify::DIRECTORY`] (in this process,
+/// and to other nodes through PostgreSQL's NOTIFY); a server on SQLite also
+/// reads it to notice changes another process (the CLI) made.
 const DIRECTORY_VERSION: &str = "directory_version";
 
 /// Counts one change to principals, addresses or group members (in the
-/// writing transaction).
-pub(crate) async fn bump_directory_version(c: &mut AnyConnection) -> Result<()> {
-    sqlx::query(
+/// writing transaction) and announces the new count when it commits.
+pub(crate) async fn bump_directory_version(c: &mut AnyConnection, t: &mut Touched) -> Result<()> {
+    let v: String = sqlx::query_scalar(
         "INSERT INTO settings (name, value) VALUES ($1, '1') ON CONFLICT (name) \
-         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT) RETURNING value",
     )
     .bind(DIRECTORY_VERSION)
-    .execute(&mut *c)
+    .fetch_one(&mut *c)
     .await?;
+    if let Ok(v) = v.parse() {
+        t.add(crate::notify::DIRECTORY, v);
+    }
     Ok(())
+}
+
+pub(crate) async fn directory_version_in(pool: &sqlx::AnyPool) -> Result<i64> {
+    let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(DIRECTORY_VERSION)
+        .fetch_optional(pool)
+        .await?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Recomputes a principal's search terms from its row and addresses (and
 /// counts a directory change).
-pub(crate) async fn reindex_tx(c: &mut AnyConnection, principal: i64) -> Result<()> {
-    bump_directory_version(c).await?;
+pub(crate) async fn reindex_tx(
+    c: &mut AnyConnection,
+    t: &mut Touched,
+    principal: i64,
+) -> Result<()> {
+    bump_directory_version(c, t).await?;
     sqlx::query("DELETE FROM directory_terms WHERE principal_id = $1")
         .bind(principal)
         .execute(&mut *c)
@@ -217,11 +233,16 @@ impl Store {
     /// group members (0 before the first). Cheap to read: a running server
     /// compares it to notice changes another process made.
     pub async fn directory_version(&self) -> Result<i64> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(DIRECTORY_VERSION)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        directory_version_in(self.pool()).await
+    }
+
+    /// Changes whenever a write to the built-in directory commits, with
+    /// the new [`Store::directory_version`]: writes of this process at
+    /// once, and on PostgreSQL those of every other process and node on
+    /// the database (LISTEN/NOTIFY, as for collections). On SQLite another
+    /// process's writes are not announced; read the version to see them.
+    pub fn directory_changes(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.subscribe(crate::notify::DIRECTORY)
     }
 
     /// The directory attributes of a principal.
@@ -239,7 +260,7 @@ impl Store {
     /// terms) in one transaction.
     pub async fn set_contact_attrs(&self, principal: i64, attrs: ContactAttrs) -> Result<()> {
         let attrs = attrs.normalized()?;
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let sets: Vec<String> = attrs
                     .columns()
@@ -260,7 +281,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("principal {principal}")));
                 }
-                reindex_tx(c, principal).await
+                reindex_tx(c, t, principal).await
             })
         })
         .await
@@ -398,7 +419,7 @@ impl Store {
     /// Computes search terms for principals that have none (rows written
     /// before migration 10). Returns how many were indexed.
     pub async fn backfill_directory_terms(&self) -> Result<usize> {
-        self.write(|c, _| {
+        self.write(|c, t| {
             Box::pin(async move {
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "SELECT p.id FROM principals p WHERE NOT EXISTS \
@@ -408,7 +429,7 @@ impl Store {
                 .await?;
                 let mut n = 0;
                 for id in ids {
-                    reindex_tx(c, id).await?;
+                    reindex_tx(c, t, id).await?;
                     n += 1;
                 }
                 Ok(n)
