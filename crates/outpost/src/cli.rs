@@ -528,12 +528,15 @@ async fn share(path: Option<PathBuf>, action: ShareCmd) -> Result<()> {
             }
         }
     };
+    // The primary address (an LDAP entry's from the directory), else the name.
     let name_of = |id: i64| {
-        let store = &store;
+        let dir = &dir;
         async move {
-            Ok::<String, anyhow::Error>(match store.principal(id).await? {
-                Some(p) => p.address.unwrap_or(p.display_name),
-                None => format!("principal {id}"),
+            let first = dir.addresses_of(id).await?.into_iter().next();
+            Ok::<String, anyhow::Error>(match (first, dir.store().principal(id).await?) {
+                (Some(a), _) => a,
+                (None, Some(p)) => p.display_name,
+                (None, None) => format!("principal {id}"),
             })
         }
     };
