@@ -1047,8 +1047,19 @@ impl LdapSource {
         Ok(users)
     }
 
-    /// Groups a user belongs to, directly or through nesting.
+    /// Groups a user belongs to, directly or through nesting (kept for
+    /// `cache_ttl`: share checks ask on every DAV request).
     pub async fn groups_of(&self, user: &LdapEntry) -> Result<Vec<LdapEntry>> {
+        let key = format!("m:{}", user.id);
+        if let Some(Cached::Entries(v)) = self.cache_get(&key) {
+            return Ok(v);
+        }
+        let groups = self.find_groups_of(user).await?;
+        self.cache_put(key, Cached::Entries(groups.clone()));
+        Ok(groups)
+    }
+
+    async fn find_groups_of(&self, user: &LdapEntry) -> Result<Vec<LdapEntry>> {
         let m = &self.s.mapping;
         if self.in_chain.load(std::sync::atomic::Ordering::Relaxed) {
             let f = format!(
