@@ -759,6 +759,9 @@ def test_share_to_a_directory_group_reaches_its_members(dav_srv):
     assert st == 403
     st, _, _ = dav.request("GET", cal + "e1.ics", login="erin@example.test")
     assert st == 403
+    # The directory's group is not the CLI's to remove.
+    r = s.cli("group", "remove", "staff@example.test", check=False)
+    assert r.returncode != 0 and "LDAP directory" in r.stderr, r.stderr
     # Removed: no access again.
     s.cli("share", "remove", "alice@example.test", "addressbooks/personal", "staff@example.test")
     st, _, _ = dav.request("GET", book + "c1.vcf", login="bob@example.test")

@@ -954,6 +954,9 @@ async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
         }
         GroupCmd::Remove { group, members } => {
             let g = dir.group(&group).await?;
+            if g.source == outpost_directory::LDAP_SOURCE {
+                bail!("{group} is a group of the LDAP directory; change it there");
+            }
             if members.is_empty() {
                 store.remove_principal(g.id).await?;
                 println!("removed group {group}");
