@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import _backends
-from dav_helpers import CARDDAV_NS, OTHER, USER, OutpostTarget
+from dav_helpers import CARDDAV_NS, OTHER, USER, DavTarget, OutpostTarget
 
 D = "{DAV:}"
 CARD = "{" + CARDDAV_NS + "}"
@@ -248,3 +248,48 @@ def test_free_busy_visible_in_the_domain(dav):
     if "ann@other.test" in dav.server.cli("user", "list").stdout:
         st, _, _ = dav.request("REPORT", cal, body, {"Depth": "1"}, login="ann@other.test")
         assert st == 403
+
+
+def test_two_nodes_on_one_postgres_both_follow_the_directory(tmp_path):
+    """Two `outpost serve` on one PostgreSQL database (bodies in the
+    database, so both read every card): a user added through the CLI — a
+    third process — reaches the GAL of both nodes by LISTEN/NOTIFY; on
+    PostgreSQL no node polls the directory."""
+    from conftest import PG_BASE, Server as Node
+    extra = "[http]\nallow_plaintext_on_loopback = true\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Node(tmp_path / "a", backend="postgres", listeners=["http", "imap"], extra_config=extra)
+    b = Node(tmp_path / "b", backend="sqlite", listeners=["http", "imap"], extra_config=extra)
+    url = f"{PG_BASE}/{a.pg_db}"
+    for n in (a, b):
+        text = n.config.read_text().split("\n")
+        i = next(k for k, line in enumerate(text) if line.startswith("url = "))
+        text[i] = f'url = "{url}"\ninline_max = 1048576'
+        n.config.write_text("\n".join(text))
+    try:
+        a.add_user(USER, name="Test User")
+        a.start()
+        b.start()
+        targets = []
+        for n in (a, b):
+            t = OutpostTarget.__new__(OutpostTarget)
+            DavTarget.__init__(t, "127.0.0.1", n.port("http"))
+            t.server = n
+            targets.append(t)
+        for t in targets:
+            wait_for(lambda: any("FN:Test User" in c for c in cards(t, QUERY_ALL).values()), "the first entry")
+        tokens = [sync(t, "")[0] for t in targets]
+        a.cli("user", "add", "second@example.test", "--name", "Second Node", "--password-stdin",
+              input="pw-123456\n")
+        for t, token in zip(targets, tokens):
+            def delta():
+                _, r = sync(t, token)
+                return r or None
+            changed = wait_for(delta, f"the delta on {t.base}", timeout=15)
+            assert len(changed) == 1, changed
+            st, _, body = t.request("GET", next(iter(changed)))
+            assert st == 200 and b"second@example.test" in body
+    finally:
+        b.stop()
+        a.close()

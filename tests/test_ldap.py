@@ -20,11 +20,13 @@ import smtplib
 import socket
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from conftest import CI, Server, client_tls_context, free_port, make_message, need_tool
+from dav_helpers import CARDDAV_NS, DavTarget
 
 DOMAIN = "example.test"
 ALICE_PW = "Alice-Pass-123!"
@@ -351,6 +353,27 @@ def srv(directory, tmp_path):
         s.close()
 
 
+@pytest.fixture
+def dav_srv(directory, tmp_path):
+    """`outpost serve` on the directory with HTTP (DAV) and a GAL refresh
+    every second, as `[directory] gal_refresh` sets it."""
+    os.environ["OUTPOST_TEST_LDAP_PW"] = SERVICE_PW
+    s = Server(tmp_path, listeners=["http", "imap", "smtp"],
+               extra_config=directory.config() + 'gal_refresh = "1s"\n'
+               "[http]\nallow_plaintext_on_loopback = true\n")
+    s.directory = directory
+    try:
+        s.add_domain(DOMAIN)
+        s.start()
+        dav = DavTarget("127.0.0.1", s.port("http"))
+        dav.passwords = {"alice@example.test": ALICE_PW, "bob@example.test": BOB_PW,
+                         "erin@example.test": ERIN_PW}
+        s.dav = dav
+        yield s
+    finally:
+        s.close()
+
+
 def imap_login(server, login, password):
     c = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=15)
     c.login(login, password)
@@ -557,6 +580,192 @@ def test_global_address_list(srv):
         assert line + "\n" in devs, (line, devs)
     out = srv.cli("directory", "search", "loc").stdout
     assert out.startswith("local@example.test\t"), out
+
+
+# --- the GAL and shares over DAV (issue 15) ---------------------------------------
+
+DAV = "{DAV:}"
+CARD = "{" + CARDDAV_NS + "}"
+ALL_CARDS = ('<?xml version="1.0"?><C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">'
+             '<D:prop><D:getetag/><C:address-data/></D:prop></C:addressbook-query>')
+
+
+def text_match(text):
+    """A server-side search as Apple Contacts and Evolution send it."""
+    tm = f'<C:text-match collation="i;unicode-casemap" match-type="contains">{text}</C:text-match>'
+    return ('<?xml version="1.0"?><C:addressbook-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">'
+            '<D:prop><D:getetag/><C:address-data/></D:prop><C:filter test="anyof">'
+            f'<C:prop-filter name="FN">{tm}</C:prop-filter><C:prop-filter name="EMAIL">{tm}</C:prop-filter>'
+            '</C:filter></C:addressbook-query>')
+
+
+def multistatus(body):
+    """{href: (status or None, {tag: element})}"""
+    root = ET.fromstring(body)
+    assert root.tag == DAV + "multistatus", body[:300]
+    out = {}
+    for r in root.findall(DAV + "response"):
+        props = {}
+        for ps in r.findall(DAV + "propstat"):
+            for p in ps.find(DAV + "prop"):
+                props[p.tag] = p
+        out[r.findtext(DAV + "href")] = (r.findtext(DAV + "status"), props)
+    return out
+
+
+def gal_cards(s, body=ALL_CARDS, login="alice@example.test"):
+    st, _, data = s.dav.request("REPORT", f"/dav/addressbooks/{login}/gal/", body, {"Depth": "1"}, login=login)
+    assert st == 207, (st, data[:300])
+    return {h: p[CARD + "address-data"].text.replace("\r\n", "\n")
+            for h, (_, p) in multistatus(data).items() if CARD + "address-data" in p}
+
+
+def gal_sync(s, token, login="alice@example.test"):
+    body = ('<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:">'
+            f'<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>'
+            '<D:prop><D:getetag/></D:prop></D:sync-collection>')
+    st, _, data = s.dav.request("REPORT", f"/dav/addressbooks/{login}/gal/", body, login=login)
+    assert st == 207, (st, data[:300])
+    return ET.fromstring(data).findtext(DAV + "sync-token"), multistatus(data)
+
+
+def wait_for(pred, what, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def card_of(cards, address):
+    found = [c for c in cards.values() if f"PREF=1:{address}\n" in c]
+    return found[0] if found else None
+
+
+GAL_WANT = ["alice@example.test", "bob@example.test", "carol@example.test", "erin@example.test",
+            "devs@example.test", "staff@example.test"]
+
+
+def test_gal_from_the_directory_over_carddav(dav_srv):
+    s = dav_srv
+    cards = wait_for(lambda: (lambda c: c if all(card_of(c, a) for a in GAL_WANT) else None)(gal_cards(s)),
+                     "the directory's entries in the GAL")
+    everything = "".join(cards.values())
+    # Not contacts, not critical system objects, not the service account
+    # (it has no address).
+    assert "contact@outside.example" not in everything
+    assert "administrator@example.test" not in everything
+    alice = card_of(cards, "alice@example.test")
+    for line in ["FN:Alice Smith", "N:Smith;Alice;;;", "EMAIL;TYPE=WORK:ali@example.test",
+                 "EMAIL;TYPE=WORK:alice.smith@example.test", "TITLE:CTO", "ORG:Example Inc.;Board",
+                 "ADR;TYPE=WORK:;B2 R101;;;;;", "TEL;TYPE=WORK,VOICE:+1 555 0100", "TEL;TYPE=CELL:+1 555 0199"]:
+        assert line + "\n" in alice, (line, alice)
+    assert "X500" not in alice and "X400" not in alice
+    devs = card_of(cards, "devs@example.test")
+    for line in ["KIND:group", "MEMBER:mailto:alice@example.test", "MEMBER:mailto:bob@example.test"]:
+        assert line + "\n" in devs, (line, devs)
+    # Bob sees the same list in his own home.
+    assert card_of(gal_cards(s, login="bob@example.test"), "alice@example.test")
+    # A server-side search finds one entry.
+    hits = gal_cards(s, text_match("Smi"))
+    assert len(hits) == 1 and "FN:Alice Smith" in next(iter(hits.values())), hits
+    hits = gal_cards(s, text_match("bob@exa"))
+    assert len(hits) == 1 and "PREF=1:bob@example.test" in next(iter(hits.values())), hits
+    assert gal_cards(s, text_match("nobody-has-this")) == {}
+
+
+def test_directory_change_is_a_gal_sync_delta(dav_srv):
+    s, d = dav_srv, dav_srv.directory
+    # The first refresh writes card by card: wait for the whole list.
+    wait_for(lambda: all(card_of(gal_cards(s), a) for a in GAL_WANT), "the whole GAL")
+    token, first = gal_sync(s, "")
+    bob_href = [h for h, c in gal_cards(s).items() if "PREF=1:bob@example.test" in c][0]
+    assert bob_href in first
+    if d.kind == "ad":
+        d.ldbmodify(f"dn: {d.dn('Bob', 'Jones')}\nchangetype: modify\nreplace: title\ntitle: Engineer\n-\n"
+                    f"replace: telephoneNumber\ntelephoneNumber: +1 555 0142\n")
+    else:
+        d.ldap("ldapmodify", f"dn: uid=bob,ou=people,{d.base}\nchangetype: modify\nreplace: title\n"
+                             f"title: Engineer\n-\nreplace: telephoneNumber\ntelephoneNumber: +1 555 0142\n\n")
+
+    def delta():
+        t, r = gal_sync(s, token)
+        return (t, r) if r else None
+    token2, changed = wait_for(delta, "a sync-collection delta after the directory change")
+    assert token2 != token
+    assert list(changed) == [bob_href], changed
+    st, _, body = s.dav.request("GET", bob_href, login="alice@example.test")
+    body = body.decode().replace("\r\n", "\n")
+    assert st == 200 and "TITLE:Engineer\n" in body and "+1 555 0142" in body, body
+    # Nothing else changes on the next refreshes.
+    time.sleep(2.5)
+    _, again = gal_sync(s, token2)
+    assert again == {}, again
+
+
+def vcard(uid, name):
+    return f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n"
+
+
+def ics(uid):
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20300105T100000Z\r\n"
+            "DTEND:20300105T110000Z\r\nSUMMARY:Team\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_share_to_a_directory_group_reaches_its_members(dav_srv):
+    s = dav_srv
+    dav = s.dav
+    book = "/dav/addressbooks/alice@example.test/personal/"
+    st, _, _ = dav.request("PUT", book + "c1.vcf", vcard("c1", "First Contact"),
+                           {"Content-Type": "text/vcard"}, login="alice@example.test")
+    assert st == 201
+    # Bob is in staff only through devs (nested); erin is in no group.
+    for login in ["bob@example.test", "erin@example.test"]:
+        st, _, _ = dav.request("GET", book + "c1.vcf", login=login)
+        assert st == 403, login
+    out = s.cli("share", "add", "alice@example.test", "addressbooks/personal", "staff@example.test",
+                "--rights", "read-write").stdout
+    assert "read-write" in out, out
+    st, _, body = dav.request("GET", book + "c1.vcf", login="bob@example.test")
+    assert st == 200 and b"First Contact" in body
+    st, _, _ = dav.request("PUT", book + "c2.vcf", vcard("c2", "From Bob"), {"Content-Type": "text/vcard"},
+                           login="bob@example.test")
+    assert st == 201
+    st, _, body = dav.request("GET", book + "c2.vcf", login="alice@example.test")
+    assert st == 200 and b"From Bob" in body
+    # The shared book is listed in bob's home.
+    st, _, data = dav.request("PROPFIND", "/dav/addressbooks/bob@example.test/",
+                              '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displayname/>'
+                              '</D:prop></D:propfind>', {"Depth": "1"}, login="bob@example.test")
+    assert st == 207 and book in multistatus(data), data[:800]
+    st, _, _ = dav.request("GET", book + "c1.vcf", login="erin@example.test")
+    assert st == 403
+    assert "staff@example.test\tread-write" in s.cli("share", "list", "alice@example.test").stdout
+    # A built-in group holding a directory group: its members get the share too.
+    cal = "/dav/calendars/alice@example.test/personal/"
+    st, _, _ = dav.request("PUT", cal + "e1.ics", ics("e1"), {"Content-Type": "text/calendar"},
+                           login="alice@example.test")
+    assert st == 201
+    s.cli("group", "add", "team@example.test", "--member", "devs@example.test")
+    s.cli("share", "add", "alice@example.test", "calendars/personal", "team@example.test", "--rights", "read")
+    st, _, body = dav.request("GET", cal + "e1.ics", login="bob@example.test")
+    assert st == 200 and b"UID:e1" in body
+    st, _, _ = dav.request("PUT", cal + "e2.ics", ics("e2"), {"Content-Type": "text/calendar"},
+                           login="bob@example.test")
+    assert st == 403
+    st, _, _ = dav.request("GET", cal + "e1.ics", login="erin@example.test")
+    assert st == 403
+    # The directory's group is not the CLI's to remove.
+    r = s.cli("group", "remove", "staff@example.test", check=False)
+    assert r.returncode != 0 and "LDAP directory" in r.stderr, r.stderr
+    # Removed: no access again.
+    s.cli("share", "remove", "alice@example.test", "addressbooks/personal", "staff@example.test")
+    st, _, _ = dav.request("GET", book + "c1.vcf", login="bob@example.test")
+    assert st == 403
 
 
 def test_gal_listing_pages_past_the_search_limit(srv):

@@ -146,10 +146,11 @@ pub struct DirectoryConfig {
     pub pool_size: usize,
     /// How often `serve` reads the whole directory again to bring each
     /// domain's Global Address List address book up to date, e.g. "15m";
-    /// "0" turns the timed refresh off. Changes made with the CLI to the
-    /// built-in directory are picked up within seconds regardless; this
-    /// interval is for an LDAP source, whose changes Outpost is not told
-    /// about. Default "15m".
+    /// "0" turns the timed refresh off. Used with an LDAP source only,
+    /// whose changes Outpost is not told about: changes to the built-in
+    /// directory are announced by the store and picked up at once (on
+    /// SQLite, a change from another process within 2 seconds). Default
+    /// "15m".
     pub gal_refresh: String,
 }
 

@@ -255,7 +255,14 @@ impl Mapping {
         let names = self
             .name_attrs
             .iter()
-            .chain([&c.given_name, &c.surname])
+            .chain([
+                &c.given_name,
+                &c.surname,
+                &c.title,
+                &c.department,
+                &c.company,
+                &c.office,
+            ])
             .chain(&self.address_attrs)
             .chain(&self.login_attrs);
         let mut seen: Vec<&String> = Vec::new();
@@ -268,6 +275,16 @@ impl Mapping {
         }
         if let Some(px) = &self.proxy_attr {
             f.push_str(&format!("({px}=smtp:{p}*)"));
+        }
+        // A number is looked for anywhere in the phone attributes (the
+        // store's search finds the local part too); telephoneNumber's
+        // substring rule ignores spaces and hyphens (RFC 4517 4.2.29).
+        if outpost_store::phone_query(prefix).is_some() {
+            for attr in [&c.phone, &c.mobile] {
+                if !attr.is_empty() {
+                    f.push_str(&format!("({attr}=*{p}*)"));
+                }
+            }
         }
         f.push_str("))");
         f
@@ -1030,8 +1047,19 @@ impl LdapSource {
         Ok(users)
     }
 
-    /// Groups a user belongs to, directly or through nesting.
+    /// Groups a user belongs to, directly or through nesting (kept for
+    /// `cache_ttl`: share checks ask on every DAV request).
     pub async fn groups_of(&self, user: &LdapEntry) -> Result<Vec<LdapEntry>> {
+        let key = format!("m:{}", user.id);
+        if let Some(Cached::Entries(v)) = self.cache_get(&key) {
+            return Ok(v);
+        }
+        let groups = self.find_groups_of(user).await?;
+        self.cache_put(key, Cached::Entries(groups.clone()));
+        Ok(groups)
+    }
+
+    async fn find_groups_of(&self, user: &LdapEntry) -> Result<Vec<LdapEntry>> {
         let m = &self.s.mapping;
         if self.in_chain.load(std::sync::atomic::Ordering::Relaxed) {
             let f = format!(

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use outpost_store::groupware::SharedCollection;
 use outpost_store::{
     domain_of, normalize_address, NewPrincipal, Principal, PrincipalKind, Store, StoreError,
 };
@@ -755,14 +756,68 @@ impl Directory {
         }
     }
 
+    /// A group by any of its addresses: a built-in one, else (with an LDAP
+    /// source) a directory group, whose store principal is made on first
+    /// use (keyed by the entry's id, as users are).
     pub async fn group(&self, address: &str) -> Result<Principal> {
-        match self.store.principal_by_address(address).await? {
+        let found = match self.store.principal_by_address(address).await? {
+            Some(p) => Some(p),
+            None => match &self.ldap {
+                Some(l) => match l.by_address(&normalize_address(address)).await? {
+                    Some(e) if e.kind == PrincipalKind::Group => {
+                        let id = self.ensure_ldap_principal(&e).await?;
+                        self.store.principal(id).await?.map(|mut p| {
+                            p.address = e.primary.clone();
+                            p
+                        })
+                    }
+                    _ => None,
+                },
+                None => None,
+            },
+        };
+        match found {
             Some(p) if p.kind == PrincipalKind::Group => Ok(p),
             _ => Err(StoreError::NotFound(format!(
                 "group {}",
                 normalize_address(address)
             ))),
         }
+    }
+
+    /// Every group a principal belongs to, directly or through nested
+    /// groups, as store principal ids: the LDAP directory's groups of an
+    /// LDAP entry (each made a store principal on first use) and the
+    /// built-in groups that list any address of the principal or of one
+    /// of those groups (a local group may hold an LDAP group).
+    pub async fn groups_of(&self, principal_id: i64) -> Result<Vec<i64>> {
+        let mut groups: Vec<i64> = Vec::new();
+        let mut addresses = self.addresses_of(principal_id).await?;
+        if let (Some(l), Some(p)) = (&self.ldap, self.store.principal(principal_id).await?) {
+            if let Some(e) = self.ldap_entry_of(&p).await? {
+                for g in l.groups_of(&e).await? {
+                    let id = self.ensure_ldap_principal(&g).await?;
+                    if !groups.contains(&id) {
+                        groups.push(id);
+                        addresses.extend(g.primary.iter().chain(&g.secondary).cloned());
+                    }
+                }
+            }
+        }
+        for g in self.store.groups_containing(&addresses).await? {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Calendars and address books others share with a principal,
+    /// directly or through any group of [`Directory::groups_of`], with the
+    /// strongest right that applies.
+    pub async fn shared_with(&self, principal_id: i64) -> Result<Vec<SharedCollection>> {
+        let groups = self.groups_of(principal_id).await?;
+        self.store.shared_with_grantees(principal_id, &groups).await
     }
 
     async fn check_new_address(&self, address: &str) -> Result<String> {

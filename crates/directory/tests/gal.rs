@@ -10,7 +10,9 @@ both!(
     search_by_name_word_and_address,
     listing_groups_and_vcards,
     attributes_update_partially,
-    search_over_many_entries
+    search_over_many_entries,
+    search_by_phone_company_and_department,
+    search_reads_the_term_index_only
 );
 
 async fn setup(s: &TestStore) -> Directory {
@@ -280,4 +282,195 @@ async fn search_over_many_entries(s: TestStore) {
         primaries(&d.search_gal("0149", 10).await.unwrap()),
         ["user0149@example.test"]
     );
+}
+
+async fn search_by_phone_company_and_department(s: TestStore) {
+    let d = setup(&s).await;
+    let alice = user(&s, "alice@example.test", "Alice Smith").await;
+    let bob = user(&s, "bob@example.test", "Bob Jones").await;
+    user(&s, "carol@example.test", "Carol Brown").await;
+    s.set_contact_attrs(
+        alice,
+        ContactAttrs {
+            company: Some("Example Inc.".into()),
+            office: Some("B2 R101".into()),
+            phone: Some("+1 555 0100".into()),
+            mobile: Some("+1 (555) 0199".into()),
+            ..attrs("CTO", "Board")
+        },
+    )
+    .await
+    .unwrap();
+    s.set_contact_attrs(
+        bob,
+        ContactAttrs {
+            company: Some("Other Corp".into()),
+            phone: Some("+44 20 7946 0958".into()),
+            ..attrs("Engineer", "Research and Development")
+        },
+    )
+    .await
+    .unwrap();
+    // Phone numbers by their start or their local part, however spaced.
+    for q in [
+        "+1 555 0100",
+        "1555",
+        "555 01",
+        "5550199",
+        "0100",
+        "(555) 0",
+    ] {
+        assert_eq!(
+            primaries(&d.search_gal(q, 10).await.unwrap()),
+            ["alice@example.test"],
+            "{q}"
+        );
+    }
+    for q in ["+44", "20 7946", "0958"] {
+        assert_eq!(
+            primaries(&d.search_gal(q, 10).await.unwrap()),
+            ["bob@example.test"],
+            "{q}"
+        );
+    }
+    // Both numbers start with a 5 somewhere; sorted by name.
+    assert_eq!(
+        primaries(&d.search_gal("5", 10).await.unwrap()),
+        ["alice@example.test"]
+    );
+    assert!(d.search_gal("999", 10).await.unwrap().is_empty());
+    // Company, department, office and title words.
+    for (q, want) in [
+        ("example inc", "alice@example.test"),
+        ("Inc.", "alice@example.test"),
+        ("board", "alice@example.test"),
+        ("B2", "alice@example.test"),
+        ("cto", "alice@example.test"),
+        ("other corp", "bob@example.test"),
+        ("research", "bob@example.test"),
+        ("development", "bob@example.test"),
+        ("engin", "bob@example.test"),
+    ] {
+        assert_eq!(
+            primaries(&d.search_gal(q, 10).await.unwrap()),
+            [want],
+            "{q}"
+        );
+    }
+    // A changed attribute leaves the old terms behind.
+    s.set_contact_attrs(
+        bob,
+        ContactAttrs {
+            department: Some("Sales".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(d.search_gal("research", 10).await.unwrap().is_empty());
+    assert!(d.search_gal("0958", 10).await.unwrap().is_empty());
+    assert_eq!(
+        primaries(&d.search_gal("sales", 10).await.unwrap()),
+        ["bob@example.test"]
+    );
+}
+
+/// The search is a range of `directory_terms`' primary key, never a scan
+/// of the terms or of every principal: the query plan says so.
+async fn search_reads_the_term_index_only(s: TestStore) {
+    use outpost_store::Backend;
+    use sqlx::Row;
+    let d = setup(&s).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let st = s.store.clone();
+        tasks.spawn(async move {
+            let id = st
+                .create_principal(NewPrincipal {
+                    kind: PrincipalKind::User,
+                    address: format!("p{i}@example.test"),
+                    display_name: format!("Person {i}"),
+                    password_hash: None,
+                    source: "internal".into(),
+                    external_id: None,
+                    quota_bytes: 0,
+                })
+                .await
+                .unwrap()
+                .id;
+            st.set_contact_attrs(
+                id,
+                ContactAttrs {
+                    phone: Some(format!("+1 555 {i:04}")),
+                    company: Some(format!("Company {i}")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(
+        primaries(&d.search_gal("555 0042", 10).await.unwrap()),
+        ["p42@example.test"]
+    );
+    let q = outpost_store::SEARCH_SQL
+        .replace("$1", "'internal'")
+        .replace("$2", "'5550042'")
+        .replace("$3", "'5550043'")
+        .replace("$4", "10");
+    let mut conn = s.pool().acquire().await.unwrap();
+    let plan: Vec<String> = match s.backend() {
+        Backend::Sqlite => sqlx::query(&format!("EXPLAIN QUERY PLAN {q}"))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .collect(),
+        Backend::Postgres => {
+            for stmt in [
+                "ANALYZE directory_terms",
+                "ANALYZE principals",
+                "SET enable_seqscan = off",
+            ] {
+                sqlx::query(stmt).execute(&mut *conn).await.unwrap();
+            }
+            let q = q
+                .replace("'5550042'", "'5550042'::bytea")
+                .replace("'5550043'", "'5550043'::bytea");
+            let plan = sqlx::query(&format!("EXPLAIN {q}"))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap())
+                .collect();
+            sqlx::query("RESET enable_seqscan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            plan
+        }
+    };
+    let text = plan.join("\n");
+    match s.backend() {
+        Backend::Sqlite => {
+            assert!(
+                text.contains("SEARCH t USING") && text.contains("term>? AND term<?"),
+                "{text}"
+            );
+            assert!(!text.contains("SCAN t"), "{text}");
+        }
+        Backend::Postgres => {
+            assert!(
+                text.contains("directory_terms_pkey") && text.contains("term >="),
+                "{text}"
+            );
+            assert!(!text.contains("Seq Scan on directory_terms"), "{text}");
+        }
+    }
 }

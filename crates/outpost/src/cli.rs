@@ -528,12 +528,15 @@ async fn share(path: Option<PathBuf>, action: ShareCmd) -> Result<()> {
             }
         }
     };
+    // The primary address (an LDAP entry's from the directory), else the name.
     let name_of = |id: i64| {
-        let store = &store;
+        let dir = &dir;
         async move {
-            Ok::<String, anyhow::Error>(match store.principal(id).await? {
-                Some(p) => p.address.unwrap_or(p.display_name),
-                None => format!("principal {id}"),
+            let first = dir.addresses_of(id).await?.into_iter().next();
+            Ok::<String, anyhow::Error>(match (first, dir.store().principal(id).await?) {
+                (Some(a), _) => a,
+                (None, Some(p)) => p.display_name,
+                (None, None) => format!("principal {id}"),
             })
         }
     };
@@ -951,6 +954,9 @@ async fn group(path: Option<PathBuf>, action: GroupCmd) -> Result<()> {
         }
         GroupCmd::Remove { group, members } => {
             let g = dir.group(&group).await?;
+            if g.source == outpost_directory::LDAP_SOURCE {
+                bail!("{group} is a group of the LDAP directory; change it there");
+            }
             if members.is_empty() {
                 store.remove_principal(g.id).await?;
                 println!("removed group {group}");
@@ -1210,7 +1216,7 @@ async fn pim(
                     .join(",");
                 println!("{}\t{}\t{} object(s)\t{}", c.name, c.display_name, n, comps);
             }
-            for sh in store.shared_with(p.id).await? {
+            for sh in dir.shared_with(p.id).await? {
                 if sh.collection.kind == kind {
                     println!(
                         "{}\t{}\tshared ({})",

@@ -788,7 +788,7 @@ impl DavStore for DavBackend {
             return Ok(Some(Rights::Owner));
         }
         let granted = self
-            .store()
+            .dir
             .shared_with(principal)
             .await
             .map_err(err)?
@@ -858,7 +858,7 @@ impl DavStore for DavBackend {
     ) -> DavStoreResult<Vec<(DavCollection, Rights)>> {
         let kind = kind_to_store(kind);
         Ok(self
-            .store()
+            .dir
             .shared_with(principal)
             .await
             .map_err(err)?

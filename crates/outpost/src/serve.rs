@@ -308,10 +308,11 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
     });
 
     // The Global Address List of every domain, filled from the directory
-    // and kept current (crate::gal_refresh).
+    // and kept current (crate::gal_refresh). The timed refresh is for an
+    // LDAP source only: built-in changes are announced.
     let gal_every = outpost_config::parse_duration(&cfg.directory.gal_refresh)
         .ok()
-        .filter(|d| !d.is_zero());
+        .filter(|d| !d.is_zero() && dir.ldap().is_some());
     crate::gal_refresh::spawn(dir.clone(), gal_every, stop_rx.clone());
 
     // Outbound queue runner (crate outpost-queue).

@@ -6,13 +6,15 @@
 //! merged in — is the directory crate's; this module reads and writes rows.
 //!
 //! Search terms live in `directory_terms` (see migration 0010): each
-//! lower-cased address, display name, given name and surname, and each word
-//! of those, as UTF-8 bytes, so a prefix match is one index range scan.
+//! lower-cased address, display name, given name, surname, title,
+//! department, company and office, each word of those, and the digits of
+//! the phone numbers ([`phone_terms`]), as UTF-8 bytes, so a prefix match
+//! is one index range scan.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Principal, PrincipalKind, Result, Store, StoreError};
+use crate::{Principal, PrincipalKind, Result, Store, StoreError, Touched};
 
 /// Longest value kept for one attribute, in bytes.
 pub const ATTR_MAX: usize = 256;
@@ -151,6 +153,40 @@ pub fn search_terms<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
+/// The search terms of a telephone number: its digits, and the digits
+/// from the start of each later group (`+1 555 0100` gives `15550100`,
+/// `5550100` and `0100`), so a number is found by its start or by the local
+/// part, however it is spaced. Empty for a value without digits.
+pub fn phone_terms(number: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut starts = vec![0];
+    let chars: Vec<char> = number.chars().collect();
+    for i in 1..chars.len() {
+        if chars[i].is_ascii_digit() && !chars[i - 1].is_ascii_digit() {
+            starts.push(i);
+        }
+    }
+    for s in starts {
+        let d: String = chars[s..].iter().filter(|c| c.is_ascii_digit()).collect();
+        if !d.is_empty() && d.len() <= ATTR_MAX && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// A query that can only be (part of) a telephone number: digits with
+/// the usual separators. It is searched by its digits (see
+/// [`phone_terms`]).
+pub fn phone_query(q: &str) -> Option<String> {
+    let q = q.trim();
+    let digits: String = q.chars().filter(|c| c.is_ascii_digit()).collect();
+    let phone_chars = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-./()".contains(c));
+    (phone_chars && !digits.is_empty()).then_some(digits)
+}
+
 /// The exclusive upper end of the byte range of strings starting with
 /// `prefix`: UTF-8 never contains 0xFF, so `prefix || 0xFF` is above every
 /// extension of it.
@@ -160,49 +196,101 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// `settings` row counting changes to the directory's tables: what the
-/// GAL refresh of a running server polls to notice CLI changes made by
-/// another process.
+/// The directory search: principals of a source ($1) with a term in the
+/// byte range [$2, $3), at most $4. The range is a scan of
+/// `directory_terms`' primary key; public so tests can check the plan.
+pub const SEARCH_SQL: &str = "SELECT p.id FROM \
+     (SELECT DISTINCT t.principal_id FROM directory_terms t WHERE t.term >= $2 AND t.term < $3) m \
+     JOIN principals p ON p.id = m.principal_id WHERE p.source = $1 \
+     AND EXISTS (SELECT 1 FROM addresses a WHERE a.principal_id = p.id) \
+     ORDER BY LOWER(p.display_name), p.id LIMIT $4";
+
+/// `settings` row: which terms `reindex_tx` computes. Principals indexed
+/// under an older version are indexed again at start (2: title,
+/// department, company, office and phone numbers were added).
+const TERMS_VERSION_KEY: &str = "directory_terms_version";
+const TERMS_VERSION: i64 = 2;
+
+/// `settings` row counting changes to the directory's tables. Each write
+/// announces the new count on [`crate::notify::DIRECTORY`] (in this process,
+/// and to other nodes through PostgreSQL's NOTIFY); a server on SQLite also
+/// reads it to notice changes another process (the CLI) made.
 const DIRECTORY_VERSION: &str = "directory_version";
 
 /// Counts one change to principals, addresses or group members (in the
-/// writing transaction).
-pub(crate) async fn bump_directory_version(c: &mut AnyConnection) -> Result<()> {
-    sqlx::query(
+/// writing transaction) and announces the new count when it commits.
+pub(crate) async fn bump_directory_version(c: &mut AnyConnection, t: &mut Touched) -> Result<()> {
+    let v: String = sqlx::query_scalar(
         "INSERT INTO settings (name, value) VALUES ($1, '1') ON CONFLICT (name) \
-         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+         DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT) RETURNING value",
     )
     .bind(DIRECTORY_VERSION)
-    .execute(&mut *c)
+    .fetch_one(&mut *c)
     .await?;
+    if let Ok(v) = v.parse() {
+        t.add(crate::notify::DIRECTORY, v);
+    }
     Ok(())
+}
+
+pub(crate) async fn directory_version_in(pool: &sqlx::AnyPool) -> Result<i64> {
+    let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(DIRECTORY_VERSION)
+        .fetch_optional(pool)
+        .await?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Recomputes a principal's search terms from its row and addresses (and
 /// counts a directory change).
-pub(crate) async fn reindex_tx(c: &mut AnyConnection, principal: i64) -> Result<()> {
-    bump_directory_version(c).await?;
+pub(crate) async fn reindex_tx(
+    c: &mut AnyConnection,
+    t: &mut Touched,
+    principal: i64,
+) -> Result<()> {
+    bump_directory_version(c, t).await?;
     sqlx::query("DELETE FROM directory_terms WHERE principal_id = $1")
         .bind(principal)
         .execute(&mut *c)
         .await?;
     let row = sqlx::query(
-        "SELECT p.display_name, p.given_name, p.surname FROM principals p WHERE p.id = $1",
+        "SELECT p.display_name, p.given_name, p.surname, p.title, p.department, p.company, \
+         p.office, p.phone, p.mobile FROM principals p WHERE p.id = $1",
     )
     .bind(principal)
     .fetch_optional(&mut *c)
     .await?;
     let Some(row) = row else { return Ok(()) };
     let mut values: Vec<String> = vec![row.try_get("display_name")?];
-    values.extend(row.try_get::<Option<String>, _>("given_name")?);
-    values.extend(row.try_get::<Option<String>, _>("surname")?);
+    for col in [
+        "given_name",
+        "surname",
+        "title",
+        "department",
+        "company",
+        "office",
+    ] {
+        values.extend(row.try_get::<Option<String>, _>(col)?);
+    }
+    let mut phones: Vec<String> = Vec::new();
+    for col in ["phone", "mobile"] {
+        if let Some(p) = row.try_get::<Option<String>, _>(col)? {
+            phones.extend(phone_terms(&p));
+        }
+    }
     let addrs: Vec<String> =
         sqlx::query_scalar("SELECT address FROM addresses WHERE principal_id = $1")
             .bind(principal)
             .fetch_all(&mut *c)
             .await?;
     values.extend(addrs);
-    for t in search_terms(values.iter().map(String::as_str)) {
+    let mut terms = search_terms(values.iter().map(String::as_str));
+    for p in phones {
+        if !terms.contains(&p) {
+            terms.push(p);
+        }
+    }
+    for t in terms {
         sqlx::query("INSERT INTO directory_terms (term, principal_id) VALUES ($1, $2)")
             .bind(t.into_bytes())
             .bind(principal)
@@ -217,11 +305,16 @@ impl Store {
     /// group members (0 before the first). Cheap to read: a running server
     /// compares it to notice changes another process made.
     pub async fn directory_version(&self) -> Result<i64> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
-            .bind(DIRECTORY_VERSION)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        directory_version_in(self.pool()).await
+    }
+
+    /// Changes whenever a write to the built-in directory commits, with
+    /// the new [`Store::directory_version`]: writes of this process at
+    /// once, and on PostgreSQL those of every other process and node on
+    /// the database (LISTEN/NOTIFY, as for collections). On SQLite another
+    /// process's writes are not announced; read the version to see them.
+    pub fn directory_changes(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.subscribe(crate::notify::DIRECTORY)
     }
 
     /// The directory attributes of a principal.
@@ -239,7 +332,7 @@ impl Store {
     /// terms) in one transaction.
     pub async fn set_contact_attrs(&self, principal: i64, attrs: ContactAttrs) -> Result<()> {
         let attrs = attrs.normalized()?;
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let sets: Vec<String> = attrs
                     .columns()
@@ -260,7 +353,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("principal {principal}")));
                 }
-                reindex_tx(c, principal).await
+                reindex_tx(c, t, principal).await
             })
         })
         .await
@@ -268,7 +361,7 @@ impl Store {
 
     /// Ids of principals of `source` (users and groups with an address)
     /// that have a search term starting with `prefix` (compared
-    /// lower-cased), ordered by display name, at most `limit`. An index
+    /// lower-cased; a telephone-like prefix by its digits), ordered by display name, at most `limit`. An index
     /// range scan: the directory is never read as a whole.
     pub async fn search_directory(
         &self,
@@ -276,23 +369,22 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<i64>> {
-        let p = prefix.trim().to_lowercase().into_bytes();
+        let p = match phone_query(prefix) {
+            Some(digits) => digits,
+            None => prefix.trim().to_lowercase(),
+        }
+        .into_bytes();
         if p.len() > ATTR_MAX {
             return Ok(Vec::new());
         }
         let end = prefix_end(&p);
-        let ids = sqlx::query_scalar(
-            "SELECT p.id FROM principals p WHERE p.source = $1 \
-             AND EXISTS (SELECT 1 FROM addresses a WHERE a.principal_id = p.id) \
-             AND p.id IN (SELECT t.principal_id FROM directory_terms t WHERE t.term >= $2 AND t.term < $3) \
-             ORDER BY LOWER(p.display_name), p.id LIMIT $4",
-        )
-        .bind(source)
-        .bind(p)
-        .bind(end)
-        .bind(limit.min(i64::MAX as usize) as i64)
-        .fetch_all(self.pool())
-        .await?;
+        let ids = sqlx::query_scalar(SEARCH_SQL)
+            .bind(source)
+            .bind(p)
+            .bind(end)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(self.pool())
+            .await?;
         Ok(ids)
     }
 
@@ -398,18 +490,40 @@ impl Store {
     /// Computes search terms for principals that have none (rows written
     /// before migration 10). Returns how many were indexed.
     pub async fn backfill_directory_terms(&self) -> Result<usize> {
-        self.write(|c, _| {
+        self.write(|c, t| {
             Box::pin(async move {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT p.id FROM principals p WHERE NOT EXISTS \
-                     (SELECT 1 FROM directory_terms t WHERE t.principal_id = p.id)",
-                )
-                .fetch_all(&mut *c)
-                .await?;
+                let have: Option<String> =
+                    sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                        .bind(TERMS_VERSION_KEY)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let current = have.and_then(|v| v.parse::<i64>().ok()) == Some(TERMS_VERSION);
+                let ids: Vec<i64> = if current {
+                    sqlx::query_scalar(
+                        "SELECT p.id FROM principals p WHERE NOT EXISTS \
+                         (SELECT 1 FROM directory_terms t WHERE t.principal_id = p.id)",
+                    )
+                    .fetch_all(&mut *c)
+                    .await?
+                } else {
+                    sqlx::query_scalar("SELECT id FROM principals")
+                        .fetch_all(&mut *c)
+                        .await?
+                };
                 let mut n = 0;
                 for id in ids {
-                    reindex_tx(c, id).await?;
+                    reindex_tx(c, t, id).await?;
                     n += 1;
+                }
+                if !current {
+                    sqlx::query(
+                        "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) \
+                         DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(TERMS_VERSION_KEY)
+                    .bind(TERMS_VERSION.to_string())
+                    .execute(&mut *c)
+                    .await?;
                 }
                 Ok(n)
             })

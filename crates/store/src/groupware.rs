@@ -1298,22 +1298,42 @@ impl Store {
     }
 
     /// Collections others share with a principal, directly or through the
-    /// groups it belongs to (nested groups included), with the strongest
-    /// right that applies.
+    /// built-in groups it belongs to (nested groups included), with the
+    /// strongest right that applies. With an external directory, use the
+    /// directory's `shared_with`, which adds the directory's groups.
     pub async fn shared_with(&self, principal: i64) -> Result<Vec<SharedCollection>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "WITH RECURSIVE mine(addr) AS ( \
-                 SELECT address FROM addresses WHERE principal_id = $1 \
-                 UNION \
-                 SELECT g.address FROM group_members m JOIN mine ON m.member = mine.addr \
-                 JOIN addresses g ON g.principal_id = m.group_id) \
-             SELECT g.collection_id, g.rights FROM collection_grants g \
-             WHERE g.grantee_id = $1 \
-                OR g.grantee_id IN (SELECT a.principal_id FROM addresses a WHERE a.address IN (SELECT addr FROM mine))",
-        )
-        .bind(principal)
-        .fetch_all(self.pool())
-        .await?;
+        let addrs: Vec<String> = self
+            .addresses_of(principal)
+            .await?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        let groups = self.groups_containing(&addrs).await?;
+        self.shared_with_grantees(principal, &groups).await
+    }
+
+    /// Collections shared with `principal` itself or with any of `groups`
+    /// (the groups it belongs to, as the caller resolved them), with the
+    /// strongest right that applies; its own collections are left out.
+    pub async fn shared_with_grantees(
+        &self,
+        principal: i64,
+        groups: &[i64],
+    ) -> Result<Vec<SharedCollection>> {
+        let mut grantees = vec![principal];
+        grantees.extend(groups.iter().copied().filter(|g| *g != principal));
+        let mut rows: Vec<(i64, String)> = Vec::new();
+        for chunk in grantees.chunks(500) {
+            let q = format!(
+                "SELECT collection_id, rights FROM collection_grants WHERE grantee_id IN ({})",
+                crate::mail::id_list(chunk)
+            );
+            rows.extend(
+                sqlx::query_as::<_, (i64, String)>(&q)
+                    .fetch_all(self.pool())
+                    .await?,
+            );
+        }
         let mut best: BTreeMap<i64, Rights> = BTreeMap::new();
         for (coll, r) in rows {
             let Some(r) = Rights::parse(&r) else { continue };

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 pub use blob::{BlobRef, BlobStore, Fault};
 pub use error::StoreError;
-pub use gal::{ContactAttrs, DirectoryRow};
+pub use gal::{phone_query, phone_terms, ContactAttrs, DirectoryRow, SEARCH_SQL};
 pub use mail::*;
 pub use outpost_mailmeta as meta;
 pub use outpost_mailmeta::MessageMeta;

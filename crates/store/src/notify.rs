@@ -57,6 +57,13 @@ impl Notifier {
     }
 }
 
+/// Not a collection: the built-in directory (principals, addresses, group
+/// members). Its "modseq" is the store's `directory_version`; directory
+/// writes announce it like a collection's, so the GAL refresh waits on
+/// [`crate::Store::directory_changes`] the way IMAP IDLE waits on a mailbox,
+/// across nodes on PostgreSQL too. Collection ids are positive.
+pub const DIRECTORY: i64 = -1;
+
 /// The PostgreSQL channel changes are announced on.
 pub(crate) const CHANNEL: &str = "outpost_changes";
 
@@ -154,7 +161,12 @@ pub(crate) async fn listen(url: String, store: Weak<crate::Inner>) {
 }
 
 async fn catch_up(inner: &crate::Inner) -> crate::Result<()> {
-    let watched = inner.notifier.watched();
+    let mut watched = inner.notifier.watched();
+    if let Some(i) = watched.iter().position(|c| *c == DIRECTORY) {
+        watched.swap_remove(i);
+        let v = crate::gal::directory_version_in(&inner.pool).await?;
+        inner.notifier.announce(DIRECTORY, v);
+    }
     for chunk in watched.chunks(500) {
         let q = format!(
             "SELECT id, highest_modseq FROM collections WHERE id IN ({})",

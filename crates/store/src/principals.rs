@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{now, Result, Store, StoreError};
+use crate::{now, Result, Store, StoreError, Touched};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -167,7 +167,7 @@ impl Store {
     /// Removes a domain that has no addresses left.
     pub async fn remove_domain(&self, name: &str) -> Result<()> {
         let name = name.to_lowercase();
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let id: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
                     .bind(&name)
@@ -189,7 +189,7 @@ impl Store {
                     .fetch_optional(&mut *c)
                     .await?;
                 if let Some(gal) = gal {
-                    remove_principal_tx(c, gal).await?;
+                    remove_principal_tx(c, t, gal).await?;
                 }
                 sqlx::query("DELETE FROM domains WHERE id = $1").bind(id).execute(&mut *c).await?;
                 Ok(())
@@ -224,7 +224,7 @@ impl Store {
         let domain = domain_of(&address)
             .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?;
         let domain = domain.to_string();
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let domain_id = domain_id(c, &domain).await?;
                 let id: i64 = sqlx::query_scalar(
@@ -244,7 +244,7 @@ impl Store {
                 if p.kind == PrincipalKind::User {
                     ensure_default_mailboxes_tx(c, id).await?;
                 }
-                crate::gal::reindex_tx(c, id).await?;
+                crate::gal::reindex_tx(c, t, id).await?;
                 Ok(Principal {
                     id,
                     kind: p.kind,
@@ -331,7 +331,7 @@ impl Store {
             external_id.to_string(),
             display_name.to_string(),
         );
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let row = sqlx::query(
                     "SELECT id, display_name FROM principals WHERE source = $1 AND external_id = $2",
@@ -349,7 +349,7 @@ impl Store {
                             .bind(id)
                             .execute(&mut *c)
                             .await?;
-                        crate::gal::reindex_tx(c, id).await?;
+                        crate::gal::reindex_tx(c, t, id).await?;
                     }
                     return Ok(id);
                 }
@@ -367,7 +367,7 @@ impl Store {
                 if kind == PrincipalKind::User {
                     ensure_default_mailboxes_tx(c, id).await?;
                 }
-                crate::gal::reindex_tx(c, id).await?;
+                crate::gal::reindex_tx(c, t, id).await?;
                 Ok(id)
             })
         })
@@ -389,7 +389,7 @@ impl Store {
     /// Removes a principal with its addresses, mailboxes and messages
     /// (message blobs are released for the sweeper).
     pub async fn remove_principal(&self, id: i64) -> Result<()> {
-        self.write(move |c, _| Box::pin(async move { remove_principal_tx(c, id).await }))
+        self.write(move |c, t| Box::pin(async move { remove_principal_tx(c, t, id).await }))
             .await
     }
 
@@ -407,7 +407,7 @@ impl Store {
         column: &'static str,
         value: Option<String>,
     ) -> Result<()> {
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let q = format!("UPDATE principals SET {column} = $1 WHERE id = $2");
                 let n = sqlx::query(&q)
@@ -420,7 +420,7 @@ impl Store {
                     return Err(StoreError::NotFound(format!("principal {id}")));
                 }
                 if column == "display_name" {
-                    crate::gal::reindex_tx(c, id).await?;
+                    crate::gal::reindex_tx(c, t, id).await?;
                 }
                 Ok(())
             })
@@ -448,11 +448,11 @@ impl Store {
         let domain = domain_of(&address)
             .ok_or_else(|| StoreError::Invalid(format!("{address:?} is not an address")))?
             .to_string();
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let domain_id = domain_id(c, &domain).await?;
                 insert_address(c, principal, domain_id, &address, false).await?;
-                crate::gal::reindex_tx(c, principal).await
+                crate::gal::reindex_tx(c, t, principal).await
             })
         })
         .await
@@ -461,7 +461,7 @@ impl Store {
     /// Removes a secondary address. The primary address goes only with its principal.
     pub async fn remove_address(&self, address: &str) -> Result<()> {
         let address = normalize_address(address);
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let row = sqlx::query(
                     "SELECT is_primary, principal_id FROM addresses WHERE address = $1",
@@ -481,7 +481,7 @@ impl Store {
                     .bind(&address)
                     .execute(&mut *c)
                     .await?;
-                crate::gal::reindex_tx(c, row.try_get("principal_id")?).await
+                crate::gal::reindex_tx(c, t, row.try_get("principal_id")?).await
             })
         })
         .await
@@ -521,14 +521,14 @@ impl Store {
 
     pub async fn add_member(&self, group: i64, member: &str) -> Result<()> {
         let member = normalize_address(member);
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO group_members (group_id, member) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(group)
                     .bind(&member)
                     .execute(&mut *c)
                     .await?;
-                crate::gal::bump_directory_version(c).await
+                crate::gal::bump_directory_version(c, t).await
             })
         })
         .await
@@ -536,7 +536,7 @@ impl Store {
 
     pub async fn remove_member(&self, group: i64, member: &str) -> Result<()> {
         let member = normalize_address(member);
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let n =
                     sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member = $2")
@@ -548,7 +548,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("member {member}")));
                 }
-                crate::gal::bump_directory_version(c).await
+                crate::gal::bump_directory_version(c, t).await
             })
         })
         .await
@@ -571,6 +571,42 @@ impl Store {
                 .fetch_all(self.pool())
                 .await?,
         )
+    }
+
+    /// The built-in groups that list any of `addresses` as a member,
+    /// directly or through nested groups (each once; loops are harmless).
+    pub async fn groups_containing(&self, addresses: &[String]) -> Result<Vec<i64>> {
+        let mut groups: Vec<i64> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut next: Vec<String> = addresses.iter().map(|a| normalize_address(a)).collect();
+        while !next.is_empty() {
+            next.retain(|a| seen.insert(a.clone()));
+            let mut found = Vec::new();
+            for chunk in next.chunks(500) {
+                let list = (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql =
+                    format!("SELECT DISTINCT group_id FROM group_members WHERE member IN ({list})");
+                let mut q = sqlx::query_scalar::<_, i64>(&sql);
+                for a in chunk {
+                    q = q.bind(a.clone());
+                }
+                found.extend(q.fetch_all(self.pool()).await?);
+            }
+            next = Vec::new();
+            for g in found {
+                if groups.contains(&g) {
+                    continue;
+                }
+                groups.push(g);
+                for (a, _) in self.addresses_of(g).await? {
+                    next.push(a);
+                }
+            }
+        }
+        Ok(groups)
     }
 
     /// Total octets of a principal's messages (for quota).
@@ -648,8 +684,12 @@ pub(crate) async fn ensure_default_mailboxes_tx(
 
 /// Removes a principal with everything it owns, in the caller's
 /// transaction.
-pub(crate) async fn remove_principal_tx(c: &mut AnyConnection, id: i64) -> Result<()> {
-    crate::gal::bump_directory_version(c).await?;
+pub(crate) async fn remove_principal_tx(
+    c: &mut AnyConnection,
+    t: &mut Touched,
+    id: i64,
+) -> Result<()> {
+    crate::gal::bump_directory_version(c, t).await?;
     crate::groupware::remove_principal_groupware(c, id).await?;
     let rows = sqlx::query(
             "SELECT m.blob_hash, COUNT(*) AS n FROM messages m JOIN collections k ON k.id = m.collection_id \

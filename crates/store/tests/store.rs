@@ -30,6 +30,7 @@ both!(
     schema_7_upgrades_existing_data,
     flag_rows_of_a_range_match_the_full_rows,
     flag_reads_use_the_covering_index,
+    directory_writes_wake_directory_waiters,
 );
 
 mod journal;
@@ -201,6 +202,60 @@ async fn waiter_on_another_node_is_woken() {
         })
         .await
         .expect("the other node's waiter was woken");
+    }
+    other.close().await;
+}
+
+/// Waits until `rx` has seen a directory version of at least `v`.
+async fn directory_reaches(rx: &mut tokio::sync::watch::Receiver<i64>, v: i64, what: &str) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while *rx.borrow_and_update() < v {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no directory wake-up after {what}"));
+}
+
+/// Every committed write to principals, addresses and group members is
+/// announced to `directory_changes` with the new `directory_version`.
+async fn directory_writes_wake_directory_waiters(s: TestStore) {
+    let mut rx = s.directory_changes();
+    let u = user(&s, "dirwake@example.test").await;
+    let v1 = s.directory_version().await.unwrap();
+    assert!(v1 > 0);
+    directory_reaches(&mut rx, v1, "create_principal").await;
+    s.add_address(u.id, "dirwake.alias@example.test")
+        .await
+        .unwrap();
+    let v2 = s.directory_version().await.unwrap();
+    assert!(v2 > v1);
+    directory_reaches(&mut rx, v2, "add_address").await;
+    s.remove_principal(u.id).await.unwrap();
+    let v3 = s.directory_version().await.unwrap();
+    assert!(v3 > v2);
+    directory_reaches(&mut rx, v3, "remove_principal").await;
+}
+
+/// Two nodes on one PostgreSQL database: the second node's GAL refresh is
+/// woken by a directory change committed through the first (the one
+/// LISTEN/NOTIFY channel, no polling).
+#[tokio::test]
+async fn directory_change_on_another_node_wakes() {
+    let Some(s) = testing::postgres().await else {
+        return;
+    };
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Store::open(&s.url(), &other_dir.path().join("blobs"))
+        .await
+        .unwrap();
+    let mut rx = other.directory_changes();
+    // The first wake-up may come from the listener's catch-up after it
+    // connects; the later ones only from NOTIFY.
+    for i in 0..3 {
+        user(&s, &format!("node{i}@example.test")).await;
+        let v = s.directory_version().await.unwrap();
+        directory_reaches(&mut rx, v, "a write on the other node").await;
     }
     other.close().await;
 }
