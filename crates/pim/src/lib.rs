@@ -503,6 +503,16 @@ fn entry_error(e: Entry) -> PimError {
 
 /// Parses one iCalendar object (a whole VCALENDAR, nothing after it).
 fn parse_one_ical(text: &str) -> Result<ICalendar, PimError> {
+    // calcard reads a truncated object as far as it goes; a stored object
+    // is whole (a client that lost its connection mid-body must not get
+    // half an event stored).
+    let t = text.trim_end();
+    let tail = t.get(t.len().saturating_sub(13)..).unwrap_or("");
+    if !tail.eq_ignore_ascii_case("END:VCALENDAR") {
+        return Err(PimError::Parse(
+            "not one VCALENDAR from BEGIN to END".into(),
+        ));
+    }
     let mut parser = Parser::new(text);
     let ical = match parser.entry() {
         Entry::ICalendar(i) => i,

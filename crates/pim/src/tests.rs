@@ -523,3 +523,16 @@ fn parsed_vcard_has_props_and_versions() {
     assert!(props.iter().any(|p| p.name == "NOTE" && p.value == "a, b"));
     assert!(c.write(VcardVersion::V4).contains("VERSION:4.0"));
 }
+
+#[test]
+fn truncated_calendar_is_refused() {
+    assert!(matches!(
+        ingest_icalendar(b"BEGIN:VCALENDAR\r\nthis is not", &opts()),
+        Err(PimError::Parse(_))
+    ));
+    let whole = crlf(THUNDERBIRD);
+    assert!(matches!(
+        ingest_icalendar(&whole[..whole.len() - 20], &opts()),
+        Err(PimError::Parse(_))
+    ));
+}
