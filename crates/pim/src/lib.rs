@@ -9,9 +9,10 @@
 //! - A DATE-TIME with a TZID is converted with that zone: an IANA name, a
 //!   name calcard maps (Windows names, `/softwarestudio.org/...` prefixes),
 //!   or a VTIMEZONE in the object whose TZID or `X-LIC-LOCATION` /
-//!   `X-MICROSOFT-CDO-TZID` names a known zone. A TZID that resolves to none
-//!   of these is an error ([`PimError::UnknownTimezone`]); it is never
-//!   silently read as UTC or as another zone.
+//!   `X-MICROSOFT-CDO-TZID` names a known zone, or whose STANDARD/DAYLIGHT
+//!   rules match one (custom Outlook zones, see [`tz`]). A TZID that
+//!   resolves to none of these is an error ([`PimError::UnknownTimezone`]);
+//!   it is never silently read as UTC or as another zone.
 //! - Floating DATE-TIMEs and all-day DATEs are read in the *floating zone*:
 //!   the calendar's own timezone when the caller gives one
 //!   ([`IngestOptions::floating_tz`], from CALDAV:calendar-timezone), else
