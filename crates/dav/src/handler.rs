@@ -730,7 +730,7 @@ impl<S: DavStore> Ctx<'_, S> {
         &self,
         req: &PropRequest,
         available: Vec<Element>,
-        data: Option<(&ObjectMeta, &[u8], Option<&str>)>,
+        data: Option<ObjectData<'_>>,
     ) -> R<Vec<(u16, Vec<Element>)>> {
         match req {
             PropRequest::AllProp => {
@@ -755,7 +755,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 for w in want {
                     if w.is(CALDAV, "calendar-data") || w.is(CARDDAV, "address-data") {
                         match data {
-                            Some((_, bytes, tz)) => found.push(self.object_data(w, bytes, tz)?),
+                            Some(d) => found.push(self.object_data(w, d)?),
                             None => missing.push(empty(&w.name)),
                         }
                         continue;
@@ -770,7 +770,8 @@ impl<S: DavStore> Ctx<'_, S> {
         }
     }
 
-    fn object_data(&self, want: &Element, bytes: &[u8], tz: Option<&str>) -> R<Element> {
+    fn object_data(&self, want: &Element, d: ObjectData<'_>) -> R<Element> {
+        let (bytes, tz) = (d.bytes, d.tz);
         if want.is(CALDAV, "calendar-data") {
             let opts = proto::calendar_data_options(want)?;
             let source = || String::from_utf8_lossy(bytes).into_owned();
@@ -778,16 +779,19 @@ impl<S: DavStore> Ctx<'_, S> {
                 source()
             } else {
                 let limits = content::read_limits();
-                let written = content::stored_calendar(bytes, tz).and_then(|cal| {
-                    match (opts.expand, opts.limit_recurrence) {
-                        (Some(tr), _) => cal
-                            .write_expanded(Window::between(tr.start, tr.end), &limits)
-                            .ok(),
-                        (None, Some(tr)) => cal
-                            .write_limited(Window::between(tr.start, tr.end), &limits)
-                            .ok(),
-                        (None, None) => None,
-                    }
+                // A calendar-query has parsed the object already.
+                let parsed = match d.parsed {
+                    Some(p) => Some(std::borrow::Cow::Borrowed(p)),
+                    None => content::stored_calendar(bytes, tz).map(std::borrow::Cow::Owned),
+                };
+                let written = parsed.and_then(|cal| match (opts.expand, opts.limit_recurrence) {
+                    (Some(tr), _) => cal
+                        .write_expanded(Window::between(tr.start, tr.end), &limits)
+                        .ok(),
+                    (None, Some(tr)) => cal
+                        .write_limited(Window::between(tr.start, tr.end), &limits)
+                        .ok(),
+                    (None, None) => None,
                 });
                 written.unwrap_or_else(source)
             };
@@ -937,7 +941,11 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(&c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&name),
-                    self.answer(&req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(
+                        &req,
+                        v,
+                        Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                    )?,
                 ));
             }
             Target::NewCollection(..) => {
@@ -964,7 +972,11 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &c.obj_href(&o.meta.name),
-                        self.answer(req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                        self.answer(
+                            req,
+                            v,
+                            Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                        )?,
                     ));
                 }
             }
@@ -1532,7 +1544,11 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &h,
-                        self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                        self.answer(
+                            props,
+                            v,
+                            Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                        )?,
                     ));
                 }
                 None => out.push(status_response(&h, 404)),
@@ -1588,9 +1604,13 @@ impl<S: DavStore> Ctx<'_, S> {
                     continue;
                 }
                 let v = self.object_props(c, &o.meta);
+                let data = ObjectData {
+                    parsed: Some(&parsed),
+                    ..ObjectData::new(&o.data, c.c.timezone.as_deref())
+                };
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(props, v, Some(data))?,
                 ));
             }
         }
@@ -1645,7 +1665,11 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(
+                        props,
+                        v,
+                        Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                    )?,
                 ));
             }
         }
@@ -1839,6 +1863,26 @@ fn apply_prop(
         );
     }
     Ok(())
+}
+
+/// A stored object's source for calendar-data/address-data, with the
+/// calendar's timezone and, when the caller has parsed it already, the
+/// parsed object (so it is not parsed twice).
+#[derive(Clone, Copy)]
+pub(crate) struct ObjectData<'a> {
+    pub bytes: &'a [u8],
+    pub tz: Option<&'a str>,
+    pub parsed: Option<&'a outpost_pim::CalendarObject>,
+}
+
+impl<'a> ObjectData<'a> {
+    pub fn new(bytes: &'a [u8], tz: Option<&'a str>) -> ObjectData<'a> {
+        ObjectData {
+            bytes,
+            tz,
+            parsed: None,
+        }
+    }
 }
 
 /// The stored vCard, converted when the client asked for the other version.
