@@ -34,11 +34,17 @@ pub fn read_limits() -> Limits {
     }
 }
 
-/// A stored calendar object, parsed for a query (not expanded).
-pub fn stored_calendar(bytes: &[u8], tz: Option<&str>) -> Option<CalendarObject> {
+/// Options for reading a calendar's stored objects (its timezone resolved
+/// once per request, not per object).
+pub fn read_options(tz: Option<&str>) -> IngestOptions {
     let mut o = options(tz, usize::MAX);
     o.limits = read_limits();
-    outpost_pim::parse_icalendar(bytes, &o).ok()
+    o
+}
+
+/// A stored calendar object, parsed for a query (not expanded).
+pub fn stored_calendar(bytes: &[u8], opts: &IngestOptions) -> Option<CalendarObject> {
+    outpost_pim::parse_icalendar(bytes, opts).ok()
 }
 
 /// The CalDAV precondition a refused calendar object answers (RFC 4791

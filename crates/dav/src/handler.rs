@@ -782,7 +782,8 @@ impl<S: DavStore> Ctx<'_, S> {
                 // A calendar-query has parsed the object already.
                 let parsed = match d.parsed {
                     Some(p) => Some(std::borrow::Cow::Borrowed(p)),
-                    None => content::stored_calendar(bytes, tz).map(std::borrow::Cow::Owned),
+                    None => content::stored_calendar(bytes, &content::read_options(tz))
+                        .map(std::borrow::Cow::Owned),
                 };
                 let written = parsed.and_then(|cal| match (opts.expand, opts.limit_recurrence) {
                     (Some(tr), _) => cal
@@ -1593,10 +1594,10 @@ impl<S: DavStore> Ctx<'_, S> {
                 .collect(),
         };
         let mut out = Vec::new();
+        let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Some(parsed) = content::stored_calendar(&o.data, c.c.timezone.as_deref())
-                else {
+                let Some(parsed) = content::stored_calendar(&o.data, &read) else {
                     continue;
                 };
                 let instances = content::filter_instances(&parsed, filter);
@@ -1762,9 +1763,10 @@ impl<S: DavStore> Ctx<'_, S> {
             .time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end))
             .await?;
         let mut periods = Vec::new();
+        let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Some(cal) = content::stored_calendar(&o.data, c.c.timezone.as_deref()) else {
+                let Some(cal) = content::stored_calendar(&o.data, &read) else {
                     continue;
                 };
                 let Ok(x) = cal.expand(Window { start, end }, &content::read_limits()) else {

@@ -546,7 +546,7 @@ impl DavStore for MemDavStore {
         };
         let mut out = Vec::new();
         for o in c.objects.values().filter(|o| o.meta.kind == kind) {
-            let Some(cal) = content::stored_calendar(&o.data, None) else {
+            let Some(cal) = content::stored_calendar(&o.data, &content::read_options(None)) else {
                 continue;
             };
             // Floating times read in any zone: widen by the largest offsets.
@@ -623,7 +623,10 @@ impl DavStore for MemDavStore {
                 .values()
                 .filter(|o| o.meta.kind == ComponentKind::VEvent)
             {
-                let Some(cal) = content::stored_calendar(&o.data, c.c.timezone.as_deref()) else {
+                let Some(cal) = content::stored_calendar(
+                    &o.data,
+                    &content::read_options(c.c.timezone.as_deref()),
+                ) else {
                     continue;
                 };
                 let Ok(x) = cal.expand(Window { start, end }, &content::read_limits()) else {
