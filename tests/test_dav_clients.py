@@ -260,6 +260,78 @@ def test_recurring_exdate_override_server_expand(dav):
     cal.delete()
 
 
+# Outlook/Exchange write custom zones under names no tz database knows,
+# with the zone's rules inside (here Central European rules, in Outlook's
+# 1601 form). RFC 5545 3.6.5: that VTIMEZONE defines the TZID.
+CUSTOM_TZ = """BEGIN:VTIMEZONE\r
+TZID:Customized Time Zone\r
+BEGIN:STANDARD\r
+DTSTART:16010101T030000\r
+TZOFFSETFROM:+0200\r
+TZOFFSETTO:+0100\r
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r
+END:STANDARD\r
+BEGIN:DAYLIGHT\r
+DTSTART:16010101T020000\r
+TZOFFSETFROM:+0100\r
+TZOFFSETTO:+0200\r
+RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r
+END:DAYLIGHT\r
+END:VTIMEZONE\r
+"""
+
+CUSTOM_TZ_EVENT = """BEGIN:VCALENDAR\r
+PRODID:Microsoft Exchange Server 2010\r
+VERSION:2.0\r
+{tz}BEGIN:VEVENT\r
+UID:{uid}\r
+DTSTAMP:20260101T000000Z\r
+DTSTART;TZID="{tzid}":20330705T100000\r
+DTEND;TZID="{tzid}":20330705T110000\r
+SUMMARY:custom zone\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+def time_range_report(start, end):
+    f = "%Y%m%dT%H%M%SZ"
+    return (f'<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="DAV:" xmlns:C="{CALDAV_NS}">'
+            f'<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+            f'<C:comp-filter name="VEVENT"><C:time-range start="{start:{f}}" end="{end:{f}}"/>'
+            f'</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>')
+
+
+def test_custom_vtimezone_from_outlook(dav):
+    cal = make_calendar(dav)
+    path = dav.calendar_home(USER) + str(cal.url).rstrip("/").rsplit("/", 1)[1] + "/"
+    uid = uniq("outlook")
+    body = CUSTOM_TZ_EVENT.format(tz=CUSTOM_TZ, uid=uid, tzid="Customized Time Zone")
+    st, _, data = dav.request("PUT", path + uid + ".ics", body, {"Content-Type": "text/calendar"})
+    assert st in (201, 204), (st, data[:500])
+    # 10:00 in the zone's summer time (+02:00) is 08:00 UTC: found there,
+    # not where UTC (10:00) or the standard offset alone (09:00) would put it
+    for (a, b, hits) in [((7, 30), (8, 30), 1), ((9, 30), (10, 30), 0), ((9, 0), (9, 30), 0)]:
+        q = time_range_report(datetime(2033, 7, 5, *a, tzinfo=UTC), datetime(2033, 7, 5, *b, tzinfo=UTC))
+        st, _, data = dav.request("REPORT", path, q, {"Depth": "1"})
+        assert st == 207, (st, data[:300])
+        assert len(multistatus(data)) == hits, (a, b, data[:500])
+    # the object, VTIMEZONE included, comes back byte for byte
+    st, _, data = dav.request("GET", path + uid + ".ics")
+    assert st == 200 and CUSTOM_TZ.encode() in data, data
+    if not radicale(dav):
+        assert data == body.encode(), data
+    # a TZID with no VTIMEZONE that no tz database knows is refused, named
+    bad = uniq("badtz")
+    st, _, data = dav.request("PUT", path + bad + ".ics",
+                              CUSTOM_TZ_EVENT.format(tz="", uid=bad, tzid="Customized Time Zone"),
+                              {"Content-Type": "text/calendar"})
+    if not radicale(dav):
+        assert st == 403, (st, data[:500])
+        assert b"valid-calendar-data" in data and b"Customized Time Zone" in data, data
+    cal.delete()
+
+
 def sync_report(token, limit=None):
     lim = f"<D:limit><D:nresults>{limit}</D:nresults></D:limit>" if limit else ""
     return ('<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'

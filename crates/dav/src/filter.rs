@@ -18,7 +18,7 @@ pub fn calendar_matches(root: &Comp, instances: &[Instance], filter: &CompFilter
 
 fn comp_body_matches(c: &Comp, instances: &[Instance], f: &CompFilter) -> bool {
     if let Some(tr) = f.time_range {
-        let mine: Vec<&Instance> = instances.iter().filter(|i| i.comp == c.id).collect();
+        let mine: Vec<&Instance> = instances.iter().filter(|i| i.component == c.id).collect();
         let ok = if mine.is_empty() {
             // RFC 4791 §9.9: a VTODO without any date matches every range.
             c.name == "VTODO"

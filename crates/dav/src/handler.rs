@@ -12,11 +12,12 @@ use axum::{Extension, Router};
 use outpost_net::auth::AuthUser;
 use outpost_xml::{Element, Name};
 
-use crate::content::{self, CardVersion};
+use crate::content::{self, VcardVersion};
 use crate::path::{self, DavPath, PathError};
 use crate::proto::{self, *};
 use crate::response::*;
 use crate::store::*;
+use outpost_pim::{InstanceStatus, Limits, Window};
 
 /// Limits and settings of the DAV router.
 #[derive(Debug, Clone)]
@@ -89,6 +90,9 @@ pub(crate) enum Fail {
     Status(StatusCode, String),
     /// A precondition: status plus `<d:error>` body.
     Cond(StatusCode, &'static str, &'static str, Vec<Element>),
+    /// A precondition with a message saying what was wrong (a refused
+    /// object: which TZID, which line).
+    Refused(StatusCode, &'static str, &'static str, String),
 }
 
 pub(crate) type R<T> = Result<T, Fail>;
@@ -140,6 +144,7 @@ impl IntoResponse for Fail {
                 r
             }
             Fail::Cond(code, ns, c, inner) => xml_response(code, error_body(ns, c, inner)),
+            Fail::Refused(code, ns, c, msg) => xml_response(code, error_message_body(ns, c, &msg)),
         }
     }
 }
@@ -760,7 +765,7 @@ impl<S: DavStore> Ctx<'_, S> {
         &self,
         req: &PropRequest,
         available: Vec<Element>,
-        data: Option<(&ObjectMeta, &[u8], Option<&str>)>,
+        data: Option<ObjectData<'_>>,
     ) -> R<Vec<(u16, Vec<Element>)>> {
         match req {
             PropRequest::AllProp => {
@@ -785,7 +790,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 for w in want {
                     if w.is(CALDAV, "calendar-data") || w.is(CARDDAV, "address-data") {
                         match data {
-                            Some((_, bytes, tz)) => found.push(self.object_data(w, bytes, tz)?),
+                            Some(d) => found.push(self.object_data(w, d)?),
                             None => missing.push(empty(&w.name)),
                         }
                         continue;
@@ -800,27 +805,37 @@ impl<S: DavStore> Ctx<'_, S> {
         }
     }
 
-    fn object_data(&self, want: &Element, bytes: &[u8], tz: Option<&str>) -> R<Element> {
+    fn object_data(&self, want: &Element, d: ObjectData<'_>) -> R<Element> {
+        let (bytes, tz) = (d.bytes, d.tz);
         if want.is(CALDAV, "calendar-data") {
             let opts = proto::calendar_data_options(want)?;
             let source = || String::from_utf8_lossy(bytes).into_owned();
             let text = if opts.expand.is_none() && opts.limit_recurrence.is_none() {
                 source()
             } else {
-                match content::parse_calendar(bytes).map(|x| x.with_timezone(tz)) {
-                    Ok(cal) => match (opts.expand, opts.limit_recurrence) {
-                        (Some(tr), _) => cal.expand(tr.start, tr.end),
-                        (None, Some(tr)) => cal.limit_recurrence(tr.start, tr.end),
-                        (None, None) => source(),
-                    },
-                    Err(_) => source(),
-                }
+                let limits = content::read_limits();
+                // A calendar-query has parsed the object already.
+                let parsed = match d.parsed {
+                    Some(p) => Some(std::borrow::Cow::Borrowed(p)),
+                    None => content::stored_calendar(bytes, &content::read_options(tz))
+                        .map(std::borrow::Cow::Owned),
+                };
+                let written = parsed.and_then(|cal| match (opts.expand, opts.limit_recurrence) {
+                    (Some(tr), _) => cal
+                        .write_expanded(Window::between(tr.start, tr.end), &limits)
+                        .ok(),
+                    (None, Some(tr)) => cal
+                        .write_limited(Window::between(tr.start, tr.end), &limits)
+                        .ok(),
+                    (None, None) => None,
+                });
+                written.unwrap_or_else(source)
             };
             Ok(Element::new(CALDAV, "calendar-data").with_text(text))
         } else {
             let version = match want.attr("version") {
-                Some("4.0") => Some(CardVersion::V4),
-                Some("3.0") => Some(CardVersion::V3),
+                Some("4.0") => Some(VcardVersion::V4),
+                Some("3.0") => Some(VcardVersion::V3),
                 _ => None,
             };
             Ok(Element::new(CARDDAV, "address-data").with_text(card_in_version(bytes, version)))
@@ -962,7 +977,11 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(&c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&name),
-                    self.answer(&req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(
+                        &req,
+                        v,
+                        Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                    )?,
                 ));
             }
             Target::NewCollection(..) => {
@@ -989,7 +1008,11 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &c.obj_href(&o.meta.name),
-                        self.answer(req, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                        self.answer(
+                            req,
+                            v,
+                            Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                        )?,
                     ));
                 }
             }
@@ -1146,9 +1169,9 @@ impl<S: DavStore> Ctx<'_, S> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let version = if accept.contains("version=4.0") {
-                Some(CardVersion::V4)
+                Some(VcardVersion::V4)
             } else if accept.contains("version=3.0") {
-                Some(CardVersion::V3)
+                Some(VcardVersion::V3)
             } else {
                 None
             };
@@ -1192,7 +1215,7 @@ impl<S: DavStore> Ctx<'_, S> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let (uid, kind) = if cal {
+        let object = if cal {
             if !ctype.is_empty() && !ctype.starts_with("text/calendar") {
                 return Err(cond(
                     StatusCode::FORBIDDEN,
@@ -1200,24 +1223,24 @@ impl<S: DavStore> Ctx<'_, S> {
                     "supported-calendar-data",
                 ));
             }
-            let parsed = content::parse_calendar(&body).map_err(|e| match e {
-                content::CalendarRefusal::Invalid(_) => {
-                    cond(StatusCode::FORBIDDEN, CALDAV, "valid-calendar-data")
-                }
-                content::CalendarRefusal::NotOneObject(_) => cond(
-                    StatusCode::FORBIDDEN,
-                    CALDAV,
-                    "valid-calendar-object-resource",
-                ),
+            // The ingest the store indexes is the validation: parsed once.
+            let opts = content::options(c.c.timezone.as_deref(), self.dav.config.max_resource_size);
+            let parsed = outpost_pim::ingest_icalendar(&body, &opts).map_err(|e| {
+                let (ns, c) = content::calendar_refusal(&e);
+                Fail::Refused(StatusCode::FORBIDDEN, ns, c, e.to_string())
             })?;
-            if !c.c.components.contains(&parsed.kind) {
+            if !c
+                .c
+                .components
+                .contains(&content::kind_of(parsed.index.kind))
+            {
                 return Err(cond(
                     StatusCode::FORBIDDEN,
                     CALDAV,
                     "supported-calendar-component",
                 ));
             }
-            (parsed.uid, parsed.kind)
+            NewObject::Calendar(Box::new(parsed))
         } else {
             if !(ctype.is_empty()
                 || ctype.starts_with("text/vcard")
@@ -1229,9 +1252,15 @@ impl<S: DavStore> Ctx<'_, S> {
                     "supported-address-data",
                 ));
             }
-            let card = content::parse_card(&body)
-                .map_err(|_| cond(StatusCode::FORBIDDEN, CARDDAV, "valid-address-data"))?;
-            (card.uid, ComponentKind::VCard)
+            let limits = Limits {
+                max_bytes: self.dav.config.max_resource_size,
+                ..Limits::default()
+            };
+            let index = outpost_pim::ingest_vcard(&body, &limits).map_err(|e| {
+                let (ns, c) = content::card_refusal(&e);
+                Fail::Refused(StatusCode::FORBIDDEN, ns, c, e.to_string())
+            })?;
+            NewObject::Contact(Box::new(index))
         };
         let if_match = etag_cond(headers, header::IF_MATCH);
         let if_none = etag_cond(headers, header::IF_NONE_MATCH);
@@ -1263,7 +1292,7 @@ impl<S: DavStore> Ctx<'_, S> {
         };
         match self
             .store()
-            .put_object(c.c.id, &name, body.to_vec(), &uid, kind, condition)
+            .put_object(c.c.id, &name, body.to_vec(), object, condition)
             .await?
         {
             PutOutcome::Created { etag } => {
@@ -1551,7 +1580,11 @@ impl<S: DavStore> Ctx<'_, S> {
                     let v = self.object_props(c, &o.meta);
                     out.push(prop_response(
                         &h,
-                        self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                        self.answer(
+                            props,
+                            v,
+                            Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                        )?,
                     ));
                 }
                 None => out.push(status_response(&h, 404)),
@@ -1596,21 +1629,24 @@ impl<S: DavStore> Ctx<'_, S> {
                 .collect(),
         };
         let mut out = Vec::new();
+        let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(parsed) = content::parse_calendar(&o.data)
-                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
-                else {
+                let Some(parsed) = content::stored_calendar(&o.data, &read) else {
                     continue;
                 };
-                let instances = parsed.instances();
-                if !crate::filter::calendar_matches(&parsed.root, &instances, filter) {
+                let instances = content::filter_instances(&parsed, filter);
+                if !crate::filter::calendar_matches(&parsed.tree(), &instances, filter) {
                     continue;
                 }
                 let v = self.object_props(c, &o.meta);
+                let data = ObjectData {
+                    parsed: Some(&parsed),
+                    ..ObjectData::new(&o.data, c.c.timezone.as_deref())
+                };
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(props, v, Some(data))?,
                 ));
             }
         }
@@ -1652,10 +1688,10 @@ impl<S: DavStore> Ctx<'_, S> {
         let mut truncated = false;
         'outer: for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(card) = content::parse_card(&o.data) else {
+                let Ok(card) = outpost_pim::parse_vcard(&o.data, &content::read_limits()) else {
                     continue;
                 };
-                if !crate::filter::card_matches(&card.props, filter) {
+                if !crate::filter::card_matches(&card.props(), filter) {
                     continue;
                 }
                 if limit.is_some_and(|l| out.len() >= l) {
@@ -1665,7 +1701,11 @@ impl<S: DavStore> Ctx<'_, S> {
                 let v = self.object_props(c, &o.meta);
                 out.push(prop_response(
                     &c.obj_href(&o.meta.name),
-                    self.answer(props, v, Some((&o.meta, &o.data, c.c.timezone.as_deref())))?,
+                    self.answer(
+                        props,
+                        v,
+                        Some(ObjectData::new(&o.data, c.c.timezone.as_deref())),
+                    )?,
                 ));
             }
         }
@@ -1758,32 +1798,21 @@ impl<S: DavStore> Ctx<'_, S> {
             .time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end))
             .await?;
         let mut periods = Vec::new();
+        let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(cal) = content::parse_calendar(&o.data)
-                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
-                else {
+                let Some(cal) = content::stored_calendar(&o.data, &read) else {
                     continue;
                 };
-                for i in cal.instances() {
-                    let Some(comp) = cal.root.children.iter().find(|x| x.id == i.comp) else {
-                        continue;
-                    };
-                    let get = |n: &str| {
-                        comp.props
-                            .iter()
-                            .find(|p| p.name == n)
-                            .map(|p| p.value.to_ascii_uppercase())
-                    };
-                    if get("TRANSP").as_deref() == Some("TRANSPARENT")
-                        || get("STATUS").as_deref() == Some("CANCELLED")
-                    {
+                let Ok(x) = cal.expand(Window { start, end }, &content::read_limits()) else {
+                    continue;
+                };
+                for i in x.instances {
+                    if i.transparent || i.status == InstanceStatus::Cancelled {
                         continue;
                     }
-                    if content::overlaps(i.start, i.end, Some(start), Some(end)) {
-                        let tentative = get("STATUS").as_deref() == Some("TENTATIVE");
-                        periods.push((i.start.max(start), i.end.min(end), tentative));
-                    }
+                    let tentative = i.status == InstanceStatus::Tentative;
+                    periods.push((i.start.max(start), i.end.min(end), tentative));
                 }
             }
         }
@@ -1860,12 +1889,7 @@ fn apply_prop(
     } else if name.is(CALDAV, "calendar-timezone") {
         if let Some(tz) = &v {
             // Kept as sent; it must at least be a VCALENDAR with a VTIMEZONE.
-            let ok = calcard::icalendar::ICalendar::parse(tz).is_ok_and(|c| {
-                c.components.iter().any(|x| {
-                    x.component_type == calcard::icalendar::ICalendarComponentType::VTimezone
-                })
-            });
-            if !ok {
+            if outpost_pim::check_calendar_timezone(tz).is_err() {
                 return Err(());
             }
         }
@@ -1878,18 +1902,36 @@ fn apply_prop(
     Ok(())
 }
 
+/// A stored object's source for calendar-data/address-data, with the
+/// calendar's timezone and, when the caller has parsed it already, the
+/// parsed object (so it is not parsed twice).
+#[derive(Clone, Copy)]
+pub(crate) struct ObjectData<'a> {
+    pub bytes: &'a [u8],
+    pub tz: Option<&'a str>,
+    pub parsed: Option<&'a outpost_pim::CalendarObject>,
+}
+
+impl<'a> ObjectData<'a> {
+    pub fn new(bytes: &'a [u8], tz: Option<&'a str>) -> ObjectData<'a> {
+        ObjectData {
+            bytes,
+            tz,
+            parsed: None,
+        }
+    }
+}
+
 /// The stored vCard, converted when the client asked for the other version.
-fn card_in_version(bytes: &[u8], want: Option<CardVersion>) -> String {
+fn card_in_version(bytes: &[u8], want: Option<VcardVersion>) -> String {
     let text = String::from_utf8_lossy(bytes);
     let Some(want) = want else {
         return text.into_owned();
     };
     let is_v4 = text.contains("VERSION:4.0");
-    if (want == CardVersion::V4) == is_v4 {
+    if (want == VcardVersion::V4) == is_v4 {
         return text.into_owned();
     }
-    match content::parse_card(bytes) {
-        Ok(card) => content::convert_vcard(&card, want),
-        Err(_) => text.into_owned(),
-    }
+    outpost_pim::convert_vcard(bytes, want, &content::read_limits())
+        .unwrap_or_else(|_| text.into_owned())
 }

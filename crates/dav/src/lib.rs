@@ -4,7 +4,7 @@
 //! - [`proto`]: request bodies to typed requests (no I/O).
 //! - [`response`]: multistatus and error bodies (no I/O).
 //! - [`filter`]: calendar-query / addressbook-query filters (no I/O).
-//! - [`content`]: the one module on calcard (iCalendar/vCard parsing).
+//! - [`content`]: iCalendar/vCard through `outpost_pim` (ingest options, refusals, query views).
 //! - [`path`]: request paths, decoded once.
 //! - [`handler`]: methods to store calls; [`router`] builds the router.
 //! - [`lock`], [`ifheader`]: WebDAV locks and the `If` header (no I/O);

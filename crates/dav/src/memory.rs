@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use outpost_pim::{InstanceStatus, Window};
+
 use crate::content;
 use crate::store::*;
 
@@ -418,8 +420,7 @@ impl DavStore for MemDavStore {
         collection: i64,
         name: &str,
         data: Vec<u8>,
-        uid: &str,
-        kind: ComponentKind,
+        object: NewObject,
         condition: PutCondition,
     ) -> DavStoreResult<PutOutcome> {
         let mut g = self.inner.lock().unwrap();
@@ -449,7 +450,14 @@ impl DavStore for MemDavStore {
             }
         }
         let c = g.colls.get_mut(&collection).unwrap();
-        Ok(put_into(c, name, data, uid, kind, &condition))
+        Ok(put_into(
+            c,
+            name,
+            data,
+            object.uid(),
+            object.kind(),
+            &condition,
+        ))
     }
 
     async fn delete_object(
@@ -538,17 +546,27 @@ impl DavStore for MemDavStore {
         };
         let mut out = Vec::new();
         for o in c.objects.values().filter(|o| o.meta.kind == kind) {
-            let Ok(cal) = content::parse_calendar(&o.data) else {
+            let Some(cal) = content::stored_calendar(&o.data, &content::read_options(None)) else {
                 continue;
             };
             // Floating times read in any zone: widen by the largest offsets.
-            let insts = cal.instances();
             let (s, e) = (start.map(|s| s - 14 * 3600), end.map(|e| e + 14 * 3600));
-            if insts.is_empty()
-                || insts
-                    .iter()
-                    .any(|i| content::overlaps(i.start, i.end, s, e))
-            {
+            let Ok(x) = cal.expand(Window::between(s, e), &content::read_limits()) else {
+                continue;
+            };
+            // An object without any time (a VTODO without dates) matches
+            // every range.
+            let timeless = cal
+                .tree()
+                .children
+                .iter()
+                .filter(|c| matches!(c.name.as_str(), "VEVENT" | "VTODO" | "VJOURNAL"))
+                .all(|c| {
+                    !c.props
+                        .iter()
+                        .any(|p| matches!(p.name.as_str(), "DTSTART" | "DUE" | "DTEND"))
+                });
+            if timeless || !x.instances.is_empty() {
                 out.push(o.meta.name.clone());
             }
         }
@@ -605,27 +623,21 @@ impl DavStore for MemDavStore {
                 .values()
                 .filter(|o| o.meta.kind == ComponentKind::VEvent)
             {
-                let Ok(cal) = content::parse_calendar(&o.data) else {
+                let Some(cal) = content::stored_calendar(
+                    &o.data,
+                    &content::read_options(c.c.timezone.as_deref()),
+                ) else {
                     continue;
                 };
-                let root = &cal.root;
-                for i in cal.instances() {
-                    let Some(comp) = root.children.iter().find(|x| x.id == i.comp) else {
-                        continue;
-                    };
-                    let get = |n: &str| {
-                        comp.props
-                            .iter()
-                            .find(|p| p.name == n)
-                            .map(|p| p.value.to_ascii_uppercase())
-                    };
-                    if get("TRANSP").as_deref() == Some("TRANSPARENT")
-                        || get("STATUS").as_deref() == Some("CANCELLED")
-                    {
+                let Ok(x) = cal.expand(Window { start, end }, &content::read_limits()) else {
+                    continue;
+                };
+                for i in x.instances {
+                    if i.transparent || i.status == InstanceStatus::Cancelled {
                         continue;
                     }
                     if i.end > start && i.start < end {
-                        let kind = if get("STATUS").as_deref() == Some("TENTATIVE") {
+                        let kind = if i.status == InstanceStatus::Tentative {
                             BusyType::Tentative
                         } else {
                             BusyType::Busy

@@ -89,6 +89,19 @@ pub fn error_body(ns: &str, cond: &str, inner: Vec<Element>) -> String {
     to_xml(&dav("error").with(c))
 }
 
+/// Namespace of Outpost's own elements in error bodies.
+pub const OUTPOST_NS: &str = "urn:x-outpost:dav";
+
+/// `<d:error>` with the precondition and an `<o:message>` saying what was
+/// wrong, for clients and logs (the condition is what clients act on).
+pub fn error_message_body(ns: &str, cond: &str, message: &str) -> String {
+    to_xml(
+        &dav("error")
+            .with(Element::new(ns, cond))
+            .with(Element::new(OUTPOST_NS, "message").with_text(message)),
+    )
+}
+
 /// An empty element of the property's name (for 404 propstats and propname).
 pub fn empty(name: &Name) -> Element {
     Element::new(&name.ns, &name.local)

@@ -9,10 +9,9 @@
 //! tests use [`crate::memory::MemDavStore`] (feature `testing`).
 //!
 //! Times are UTC seconds since the Unix epoch. Principal and collection ids
-//! are the store's ids. The trait takes the source bytes and the few facts
-//! the DAV layer has already parsed (UID, component kind); the adapter
-//! computes the full index (`outpost_pim`) itself, so this crate does not
-//! depend on the store's index type.
+//! are the store's ids. A PUT hands the store the source bytes with what
+//! the DAV layer ingested from them (`outpost_pim`'s index, [`NewObject`]),
+//! so the bytes are parsed once and the store keeps the same index.
 
 use async_trait::async_trait;
 
@@ -93,6 +92,29 @@ impl ComponentKind {
             "VJOURNAL" => Some(ComponentKind::VJournal),
             "VCARD" => Some(ComponentKind::VCard),
             _ => None,
+        }
+    }
+}
+
+/// An object the DAV layer ingested for a PUT: the index the store keeps.
+#[derive(Debug, Clone)]
+pub enum NewObject {
+    Calendar(Box<outpost_pim::CalendarObject>),
+    Contact(Box<outpost_pim::ContactIndex>),
+}
+
+impl NewObject {
+    pub fn uid(&self) -> &str {
+        match self {
+            NewObject::Calendar(o) => &o.index.uid,
+            NewObject::Contact(c) => &c.uid,
+        }
+    }
+
+    pub fn kind(&self) -> ComponentKind {
+        match self {
+            NewObject::Calendar(o) => crate::content::kind_of(o.index.kind),
+            NewObject::Contact(_) => ComponentKind::VCard,
         }
     }
 }
@@ -339,16 +361,15 @@ pub trait DavStore: Send + Sync + 'static {
     async fn object(&self, collection: i64, name: &str) -> DavStoreResult<Option<DavObject>>;
     /// Multiget: the objects found, in any order; missing names are absent.
     async fn objects(&self, collection: i64, names: &[String]) -> DavStoreResult<Vec<DavObject>>;
-    /// Create or replace `name` with `data` (already validated by the DAV
-    /// layer; `uid` and `kind` are what it parsed). The adapter builds the
-    /// index from `data`.
+    /// Create or replace `name` with `data`, which the DAV layer has
+    /// ingested (`outpost_pim`, with the collection's timezone): `object`
+    /// is what the store indexes, so the source is parsed once per PUT.
     async fn put_object(
         &self,
         collection: i64,
         name: &str,
         data: Vec<u8>,
-        uid: &str,
-        kind: ComponentKind,
+        object: NewObject,
         condition: PutCondition,
     ) -> DavStoreResult<PutOutcome>;
     /// Delete with an optional If-Match ETag: a tombstone with name and UID.

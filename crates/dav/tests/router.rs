@@ -498,6 +498,52 @@ async fn put_get_etags_and_conditions() {
 }
 
 #[tokio::test]
+async fn custom_vtimezone_accepted_unknown_tzid_refused_by_name() {
+    let t = setup();
+    let tz = "BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n";
+    let ev = |uid: &str, tz: &str| {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{tz}BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=\"Customized Time Zone\":20330705T100000\r\nDTEND;TZID=\"Customized Time Zone\":20330705T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    };
+    let body = ev("tz1", tz);
+    let r = t.put_ics(&format!("{CAL}tz1.ics"), &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = t.req("GET", &format!("{CAL}tz1.ics"), &[], "").await;
+    assert_eq!(r.body, body);
+    // 10:00 at +02:00 is 08:00 UTC.
+    let query = |s: &str, e: &str| {
+        format!(
+            r#"<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"><c:time-range start="{s}" end="{e}"/></c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"#
+        )
+    };
+    let r = t
+        .req(
+            "REPORT",
+            CAL,
+            &[("depth", "1")],
+            &query("20330705T073000Z", "20330705T083000Z"),
+        )
+        .await;
+    assert!(r.body.contains("tz1.ics"), "{}", r.body);
+    let r = t
+        .req(
+            "REPORT",
+            CAL,
+            &[("depth", "1")],
+            &query("20330705T093000Z", "20330705T103000Z"),
+        )
+        .await;
+    assert!(!r.body.contains("tz1.ics"), "{}", r.body);
+    // Without its VTIMEZONE the TZID is unknown: refused, and named.
+    let r = t.put_ics(&format!("{CAL}tz2.ics"), &ev("tz2", "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("valid-calendar-data") && r.body.contains("Customized Time Zone"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
 async fn caldav_preconditions() {
     let t = setup_with(DavConfig {
         max_resource_size: 2000,

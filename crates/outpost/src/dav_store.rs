@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use outpost_dav::{
     BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
     DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant, NewCollection,
-    ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
+    NewObject, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
 };
 use outpost_directory::{Directory, LDAP_SOURCE};
 use outpost_store::groupware as gw;
@@ -536,10 +536,10 @@ impl DavStore for DavBackend {
         collection: i64,
         name: &str,
         data: Vec<u8>,
-        _uid: &str,
-        kind: ComponentKind,
+        object: NewObject,
         condition: PutCondition,
     ) -> DavStoreResult<PutOutcome> {
+        let kind = object.kind();
         let store = self.store();
         let coll = self.owner_of(collection).await?;
         let old = store
@@ -553,22 +553,21 @@ impl DavStore for DavBackend {
             PutCondition::IfMatch(e) => gw::Precondition::IfMatch(e),
             PutCondition::IfNoneMatchAny => gw::Precondition::IfNoneMatchAny,
         };
-        // The store ingests the source itself (outpost_pim), with the
-        // calendar's timezone for floating times; the UID it indexes is
-        // the one the DAV layer parsed.
+        // The DAV layer ingested the source (outpost_pim, with the
+        // calendar's timezone for floating times): the store keeps that
+        // index, the bytes are not parsed again.
         let data: std::sync::Arc<[u8]> = data.into();
         let before = match kind {
             ComponentKind::VCard => None,
             _ => self.before_write(collection, name).await?,
         };
-        let out = match kind {
-            ComponentKind::VCard => store.put_vcard(collection, name, data.clone(), pre).await,
-            _ => {
-                store
-                    .put_icalendar(collection, name, data.clone(), pre)
-                    .await
-            }
+        let index = match object {
+            NewObject::Calendar(o) => gw::Indexed::Calendar(o.index),
+            NewObject::Contact(c) => gw::Indexed::Contact(*c),
         };
+        let out = store
+            .put_object(collection, name, data.clone(), index, pre)
+            .await;
         match out {
             Ok(o) => {
                 let o = put_outcome(o)?;

@@ -9,9 +9,10 @@
 //! - A DATE-TIME with a TZID is converted with that zone: an IANA name, a
 //!   name calcard maps (Windows names, `/softwarestudio.org/...` prefixes),
 //!   or a VTIMEZONE in the object whose TZID or `X-LIC-LOCATION` /
-//!   `X-MICROSOFT-CDO-TZID` names a known zone. A TZID that resolves to none
-//!   of these is an error ([`PimError::UnknownTimezone`]); it is never
-//!   silently read as UTC or as another zone.
+//!   `X-MICROSOFT-CDO-TZID` names a known zone, or whose STANDARD/DAYLIGHT
+//!   rules match one (custom Outlook zones, see [`tz`]). A TZID that
+//!   resolves to none of these is an error ([`PimError::UnknownTimezone`]);
+//!   it is never silently read as UTC or as another zone.
 //! - Floating DATE-TIMEs and all-day DATEs are read in the *floating zone*:
 //!   the calendar's own timezone when the caller gives one
 //!   ([`IngestOptions::floating_tz`], from CALDAV:calendar-timezone), else
@@ -41,6 +42,10 @@ use chrono::{DateTime, TimeZone};
 pub use calcard;
 
 pub mod itip;
+mod tz;
+mod view;
+
+pub use view::{parse_vcard, Comp, Contact, Prop};
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -76,7 +81,7 @@ pub enum PimError {
     DuplicateRecurrenceId(String),
     #[error("METHOD is not allowed in a stored calendar object (RFC 4791 section 4.1)")]
     MethodNotAllowed,
-    #[error("unknown timezone {0:?}: no VTIMEZONE for it maps to a known zone")]
+    #[error("unknown timezone {0:?}: the tz database does not know it, and no VTIMEZONE in the object names a known zone or has rules that match one")]
     UnknownTimezone(String),
     #[error("invalid dates or recurrence: {0}")]
     InvalidDates(String),
@@ -124,6 +129,14 @@ impl Window {
         Window {
             start: now - 365 * Self::DAY,
             end: now + 2 * 365 * Self::DAY,
+        }
+    }
+
+    /// `[start, end)`, either end open (CalDAV time-range).
+    pub fn between(start: Option<Timestamp>, end: Option<Timestamp>) -> Window {
+        Window {
+            start: start.unwrap_or(i64::MIN / 2),
+            end: end.unwrap_or(i64::MAX / 2),
         }
     }
 
@@ -298,6 +311,9 @@ pub struct ObjectIndex {
 pub struct CalendarObject {
     ical: ICalendar,
     floating_tz: Tz,
+    /// TZIDs whose VTIMEZONE was resolved by its rules ([`tz`]): the
+    /// expansion reads them as the matching zone's name.
+    renames: Vec<(String, String)>,
     pub index: ObjectIndex,
 }
 
@@ -429,15 +445,29 @@ pub fn resolve_tzid(name: &str) -> Option<Tz> {
     Tz::from_str(name).ok()
 }
 
+/// The year a calendar-timezone's rules are compared in when its TZID is
+/// unknown: it is the zone of floating times of any date, and present-day
+/// rules are the ones that matter.
+const CALENDAR_TIMEZONE_YEAR: i32 = 2024;
+
 /// The zone a VTIMEZONE text (a whole VCALENDAR holding one VTIMEZONE, as
-/// CALDAV:calendar-timezone carries it) stands for.
+/// CALDAV:calendar-timezone carries it) stands for: by its name, else by
+/// its rules ([`tz`]).
 pub fn timezone_of_vtimezone(text: &str) -> Option<Tz> {
     let ical = ICalendar::parse(text).ok()?;
-    let tz = ical
-        .timezones()
-        .find_map(|c| c.timezone())
-        .map(|(_, tz)| tz);
-    tz
+    tz::resolve_all(&ical, CALENDAR_TIMEZONE_YEAR)
+        .into_iter()
+        .find_map(|r| r.tz)
+}
+
+/// Checks a CALDAV:calendar-timezone value (RFC 4791 §5.2.2): one
+/// VCALENDAR holding a VTIMEZONE. The zone need not be known.
+pub fn check_calendar_timezone(text: &str) -> Result<(), PimError> {
+    let ical = parse_one_ical(text)?;
+    if ical.timezones().next().is_none() {
+        return Err(PimError::Parse("no VTIMEZONE".into()));
+    }
+    Ok(())
 }
 
 fn utf8(bytes: &[u8], limit: usize) -> Result<&str, PimError> {
@@ -474,6 +504,16 @@ fn entry_error(e: Entry) -> PimError {
 
 /// Parses one iCalendar object (a whole VCALENDAR, nothing after it).
 fn parse_one_ical(text: &str) -> Result<ICalendar, PimError> {
+    // calcard reads a truncated object as far as it goes; a stored object
+    // is whole (a client that lost its connection mid-body must not get
+    // half an event stored).
+    let t = text.trim_end();
+    let tail = t.get(t.len().saturating_sub(13)..).unwrap_or("");
+    if !tail.eq_ignore_ascii_case("END:VCALENDAR") {
+        return Err(PimError::Parse(
+            "not one VCALENDAR from BEGIN to END".into(),
+        ));
+    }
     let mut parser = Parser::new(text);
     let ical = match parser.entry() {
         Entry::ICalendar(i) => i,
@@ -517,6 +557,35 @@ fn address(v: &str) -> String {
 /// (RFC 4791 §4.1: one UID, one kind of component, overrides by
 /// RECURRENCE-ID, no METHOD).
 pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarObject, PimError> {
+    let mut obj = parse_icalendar(bytes, opts)?;
+    let limits = opts.limits;
+    // The whole series once, for first/last; then the window.
+    let all = obj.compute(None, &limits)?;
+    obj.index.first_start = all.instances.iter().map(|i| i.start).min();
+    obj.index.last_end = if all.truncated {
+        None
+    } else {
+        all.instances.iter().map(|i| i.end).max()
+    };
+    let win = opts.window;
+    obj.index.instances = all
+        .instances
+        .into_iter()
+        .filter(|i| win.overlaps(i.start, i.end))
+        .collect();
+    if all.truncated {
+        // The bounded pass stopped early; compute up to the window's end.
+        obj.index.instances = obj.expand(win, &limits)?.instances;
+    }
+    Ok(obj)
+}
+
+/// Parses and validates a calendar object resource like
+/// [`ingest_icalendar`] (the same refusals), without expanding it: the
+/// index's `instances` are empty and `first_start`/`last_end` `None`. For
+/// readers that expand over their own window ([`CalendarObject::expand`]):
+/// CalDAV queries over stored objects.
+pub fn parse_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarObject, PimError> {
     let limits = opts.limits;
     let text = utf8(bytes, limits.max_bytes)?;
     let ical = parse_one_ical(text)?;
@@ -591,8 +660,33 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
     let uid = uid.ok_or(PimError::MissingUid)?;
 
     // Every TZID must resolve; calcard would otherwise read it in the
-    // default zone.
-    let resolver = ical.build_tz_resolver();
+    // default zone. A VTIMEZONE in the object decides for its TZID (by a
+    // known name, else by its rules); other TZIDs must be known names.
+    let first_year = mains
+        .iter()
+        .filter_map(|&id| {
+            ical.components[id as usize]
+                .property(&ICalendarProperty::Dtstart)
+                .and_then(|e| e.values.first())
+                .and_then(|v| v.as_partial_date_time())
+                .and_then(|d| d.year)
+        })
+        .min()
+        .map(i32::from)
+        .unwrap_or_else(|| year_of(opts.window.start) + 1);
+    let zones = tz::resolve_all(&ical, first_year);
+    let resolve = |tzid: &str| match zones.iter().find(|z| z.tzid == tzid) {
+        Some(z) => z.tz,
+        None => tz::by_name(tzid),
+    };
+    let renames: Vec<(String, String)> = zones
+        .iter()
+        .filter(|z| z.by_rules)
+        .filter_map(|z| match z.tz {
+            Some(Tz::Tz(t)) => Some((z.tzid.clone(), t.name().to_string())),
+            _ => None,
+        })
+        .collect();
     let mut tzids: Vec<String> = Vec::new();
     let mut floating = false;
     for &id in &mains {
@@ -617,7 +711,7 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
                 }
             }
             if let Some(tzid) = e.tz_id() {
-                if resolver.resolve(tzid).is_none() {
+                if resolve(tzid).is_none() {
                     return Err(PimError::UnknownTimezone(tzid.to_string()));
                 }
                 if !tzids.iter().any(|t| t == tzid) {
@@ -677,9 +771,10 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
         .any(|&i| ical.components[i as usize].is_recurrent_or_override());
 
     let floating_tz = opts.floating_tz.unwrap_or(Tz::UTC);
-    let mut obj = CalendarObject {
+    Ok(CalendarObject {
         ical,
         floating_tz,
+        renames,
         index: ObjectIndex {
             uid,
             kind,
@@ -695,26 +790,12 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
             tzids,
             floating,
         },
-    };
-    // The whole series once, for first/last; then the window.
-    let all = obj.compute(None, &limits)?;
-    obj.index.first_start = all.instances.iter().map(|i| i.start).min();
-    obj.index.last_end = if all.truncated {
-        None
-    } else {
-        all.instances.iter().map(|i| i.end).max()
-    };
-    let win = opts.window;
-    obj.index.instances = all
-        .instances
-        .into_iter()
-        .filter(|i| win.overlaps(i.start, i.end))
-        .collect();
-    if all.truncated {
-        // The bounded pass stopped early; compute up to the window's end.
-        obj.index.instances = obj.expand(win, &limits)?.instances;
-    }
-    Ok(obj)
+    })
+}
+
+fn year_of(t: Timestamp) -> i32 {
+    use chrono::Datelike;
+    DateTime::from_timestamp(t, 0).map_or(1970, |d| d.year())
 }
 
 impl CalendarObject {
@@ -749,6 +830,9 @@ impl CalendarObject {
             if main_kind(&c.component_type).is_some() {
                 c.entries.retain(|e| e.name != ICalendarProperty::Sequence);
             }
+        }
+        if !self.renames.is_empty() {
+            tz::apply_renames(&mut ical, &self.renames);
         }
         let unbounded_rule = ical.components.iter().any(|c| {
             main_kind(&c.component_type).is_some()
@@ -929,6 +1013,10 @@ fn other(name: &str) -> VCardProperty {
 pub fn ingest_vcard(bytes: &[u8], limits: &Limits) -> Result<ContactIndex, PimError> {
     let text = utf8(bytes, limits.max_bytes)?;
     let card = parse_one_vcard(text)?;
+    ingest_card(&card, limits)
+}
+
+fn ingest_card(card: &VCard, limits: &Limits) -> Result<ContactIndex, PimError> {
     if card.entries.len() > limits.max_components.saturating_mul(10) {
         return Err(PimError::TooManyComponents(limits.max_components * 10));
     }
@@ -943,7 +1031,7 @@ pub fn ingest_vcard(bytes: &[u8], limits: &Limits) -> Result<ContactIndex, PimEr
         Some(VCardVersion::V2_1) | Some(VCardVersion::V2_0) => VcardVersion::V2_1,
         _ => VcardVersion::V3,
     };
-    let kind = first_text(&card, &VCardProperty::Kind)
+    let kind = first_text(card, &VCardProperty::Kind)
         .or_else(|| {
             card.entries
                 .iter()
@@ -1008,9 +1096,9 @@ pub fn ingest_vcard(bytes: &[u8], limits: &Limits) -> Result<ContactIndex, PimEr
         uid,
         version,
         kind,
-        full_name: first_text(&card, &VCardProperty::Fn),
+        full_name: first_text(card, &VCardProperty::Fn),
         name,
-        nickname: first_text(&card, &VCardProperty::Nickname),
+        nickname: first_text(card, &VCardProperty::Nickname),
         organization,
         emails,
         members,

@@ -392,3 +392,147 @@ proptest! {
         let _ = ingest_icalendar(s.as_bytes(), &opts());
     }
 }
+
+/// An Outlook/Exchange custom zone: a TZID no database knows, with the
+/// zone's rules in its VTIMEZONE (Central European rules here).
+fn custom_zone(tzid: &str, std: (&str, &str), dst: Option<(&str, &str)>, body: &str) -> Vec<u8> {
+    let mut s = format!(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:Microsoft Exchange Server 2010\nBEGIN:VTIMEZONE\nTZID:{tzid}\nBEGIN:STANDARD\nDTSTART:16010101T030000\nTZOFFSETFROM:{}\nTZOFFSETTO:{}\n",
+        std.0, std.1
+    );
+    if dst.is_some() {
+        s.push_str("RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\n");
+    }
+    s.push_str("END:STANDARD\n");
+    if let Some((from, to)) = dst {
+        s.push_str(&format!("BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:{from}\nTZOFFSETTO:{to}\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\nEND:DAYLIGHT\n"));
+    }
+    s.push_str("END:VTIMEZONE\n");
+    s.push_str(&body.replace("@TZ@", tzid));
+    s.push_str("END:VCALENDAR\n");
+    crlf(&s)
+}
+
+const CUSTOM_EVENTS: &str = "BEGIN:VEVENT\nUID:custom-1\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=\"@TZ@\":20260115T100000\nDTEND;TZID=\"@TZ@\":20260115T110000\nRRULE:FREQ=MONTHLY;COUNT=7\nEXDATE;TZID=\"@TZ@\":20260215T100000\nEND:VEVENT\n";
+
+#[test]
+fn custom_vtimezone_is_read_through_its_own_rules() {
+    for tzid in ["Customized Time Zone", "(UTC+01:00) Amsterdam, Berlin"] {
+        let src = custom_zone(
+            tzid,
+            ("+0200", "+0100"),
+            Some(("+0100", "+0200")),
+            CUSTOM_EVENTS,
+        );
+        let o = ingest_icalendar(&src, &opts()).unwrap_or_else(|e| panic!("{tzid}: {e}"));
+        let starts: Vec<_> = o.index.instances.iter().map(|i| i.start).collect();
+        assert_eq!(
+            starts,
+            vec![
+                utc(2026, 1, 15, 9, 0, 0),
+                // 2026-02-15 is excluded by the EXDATE in the custom zone.
+                utc(2026, 3, 15, 9, 0, 0),
+                utc(2026, 4, 15, 8, 0, 0),
+                utc(2026, 5, 15, 8, 0, 0),
+                utc(2026, 6, 15, 8, 0, 0),
+                utc(2026, 7, 15, 8, 0, 0),
+            ],
+            "{tzid}"
+        );
+        assert_eq!(o.index.tzids, vec![tzid.to_string()]);
+    }
+}
+
+#[test]
+fn custom_vtimezone_without_dst_maps_to_its_offset() {
+    let src = custom_zone(
+        "Customized Time Zone 1",
+        ("+0530", "+0530"),
+        None,
+        "BEGIN:VEVENT\nUID:c2\nDTSTAMP:20260101T000000Z\nDTSTART;TZID=\"@TZ@\":20260701T100000\nDURATION:PT1H\nEND:VEVENT\n",
+    );
+    let o = ingest_icalendar(&src, &opts()).unwrap();
+    assert_eq!(o.index.instances[0].start, utc(2026, 7, 1, 4, 30, 0));
+}
+
+#[test]
+fn custom_vtimezone_that_matches_no_zone_is_refused() {
+    let src = custom_zone(
+        "Lunar Base",
+        ("+0317", "+0247"),
+        Some(("+0247", "+0317")),
+        CUSTOM_EVENTS,
+    );
+    assert_eq!(
+        ingest_icalendar(&src, &opts()).unwrap_err(),
+        PimError::UnknownTimezone("Lunar Base".into())
+    );
+}
+
+#[test]
+fn custom_calendar_timezone_sets_the_floating_zone() {
+    let tz = String::from_utf8(custom_zone(
+        "Customized Time Zone",
+        ("+0200", "+0100"),
+        Some(("+0100", "+0200")),
+        "",
+    ))
+    .unwrap();
+    assert!(check_calendar_timezone(&tz).is_ok());
+    let mut op = opts();
+    op.floating_tz = timezone_of_vtimezone(&tz);
+    assert!(op.floating_tz.is_some());
+    let src = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:f2\nDTSTAMP:20260101T000000Z\nDTSTART:20260601T090000\nDURATION:PT30M\nEND:VEVENT\nEND:VCALENDAR\n";
+    let o = ingest_icalendar(&crlf(src), &op).unwrap();
+    assert_eq!(o.index.instances[0].start, utc(2026, 6, 1, 7, 0, 0));
+    assert!(check_calendar_timezone("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n").is_err());
+}
+
+#[test]
+fn expanded_and_limited_views() {
+    let o = ingest_icalendar(&crlf(THUNDERBIRD), &opts()).unwrap();
+    let w = Window {
+        start: utc(2026, 1, 8, 0, 0, 0),
+        end: utc(2026, 1, 9, 0, 0, 0),
+    };
+    let x = o.write_expanded(w, &Limits::default()).unwrap();
+    assert!(x.contains("DTSTART:20260108T090000Z\r\n"), "{x}");
+    assert!(x.contains("RECURRENCE-ID:20260108T090000Z\r\n"), "{x}");
+    assert!(!x.contains("RRULE") && !x.contains("VTIMEZONE"), "{x}");
+    let l = o.write_limited(w, &Limits::default()).unwrap();
+    assert!(l.contains("BEGIN:VTIMEZONE") && l.contains("RRULE"), "{l}");
+    let tree = o.tree();
+    assert_eq!(tree.name, "VCALENDAR");
+    let ev = tree.children.iter().find(|c| c.name == "VEVENT").unwrap();
+    assert!(ev
+        .props
+        .iter()
+        .any(|p| p.name == "SUMMARY" && p.value == "Team meeting"));
+    assert!(ev.children.iter().any(|c| c.name == "VALARM"));
+}
+
+#[test]
+fn parsed_vcard_has_props_and_versions() {
+    let src = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:v1\r\nFN:Ann Example\r\nitem1.EMAIL;TYPE=INTERNET:ann@example.org\r\nNOTE:a\\, b\r\nEND:VCARD\r\n";
+    let c = parse_vcard(src.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(c.index.uid, "v1");
+    let props = c.props();
+    assert!(props
+        .iter()
+        .any(|p| p.name == "EMAIL" && p.value == "ann@example.org"));
+    assert!(props.iter().any(|p| p.name == "NOTE" && p.value == "a, b"));
+    assert!(c.write(VcardVersion::V4).contains("VERSION:4.0"));
+}
+
+#[test]
+fn truncated_calendar_is_refused() {
+    assert!(matches!(
+        ingest_icalendar(b"BEGIN:VCALENDAR\r\nthis is not", &opts()),
+        Err(PimError::Parse(_))
+    ));
+    let whole = crlf(THUNDERBIRD);
+    assert!(matches!(
+        ingest_icalendar(&whole[..whole.len() - 20], &opts()),
+        Err(PimError::Parse(_))
+    ));
+}
