@@ -16,6 +16,7 @@ use crate::content::{self, CardVersion};
 use crate::path::{self, DavPath, PathError};
 use crate::proto::{self, *};
 use crate::response::*;
+use crate::schedule::{schedule_tag_header, schedule_tag_prop};
 use crate::store::*;
 
 /// Limits and settings of the DAV router.
@@ -324,7 +325,7 @@ pub(crate) fn href_prop(ns: &str, n: &str, h: &str) -> Element {
     Element::new(ns, n).with(href(h))
 }
 
-fn etag_header(e: &str) -> String {
+pub(crate) fn etag_header(e: &str) -> String {
     format!("\"{e}\"")
 }
 
@@ -501,7 +502,7 @@ impl<S: DavStore> Ctx<'_, S> {
             ),
             href_prop(DAV, "principal-URL", &path::principal_href(&p.login)),
             href_prop(DAV, "owner", &path::principal_href(&p.login)),
-            text(CALDAV, "calendar-user-type", "INDIVIDUAL"),
+            text(CALDAV, "calendar-user-type", p.calendar_user_type.clone()),
         ];
         if p.id == self.me.id {
             v.push(href_prop(
@@ -710,6 +711,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 &path::principal_href(&c.owner.login),
             ));
         }
+        v.extend(schedule_tag_prop(m));
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(c.rights, c.c.read_only) {
             cups.push(p);
@@ -1134,6 +1136,7 @@ impl<S: DavStore> Ctx<'_, S> {
         if let Ok(v) = HeaderValue::from_str(&etag_header(&o.meta.etag)) {
             h.insert(header::ETAG, v);
         }
+        schedule_tag_header(h, &o.meta);
         Ok(r)
     }
 
@@ -1226,16 +1229,21 @@ impl<S: DavStore> Ctx<'_, S> {
                 }
             }
         };
+        let (condition, data) = self
+            .if_schedule_tag(c.c.id, &c.owner, &name, headers, condition, &body)
+            .await?;
         match self
             .store()
-            .put_object(c.c.id, &name, body.to_vec(), &uid, kind, condition)
+            .put_object(c.c.id, &name, data, &uid, kind, condition)
             .await?
         {
             PutOutcome::Created { etag } => {
-                Ok((StatusCode::CREATED, [(header::ETAG, etag_header(&etag))]).into_response())
+                self.put_done(StatusCode::CREATED, c.c.id, &name, &etag, &body)
+                    .await
             }
             PutOutcome::Replaced { etag } => {
-                Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag_header(&etag))]).into_response())
+                self.put_done(StatusCode::NO_CONTENT, c.c.id, &name, &etag, &body)
+                    .await
             }
             PutOutcome::PreconditionFailed => {
                 Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"))

@@ -65,9 +65,13 @@ impl DavBackend {
         self
     }
 
-    /// The bytes of a calendar object before a write, when it will be
-    /// scheduled (a scheduler is set and the object is not a vCard).
-    async fn before_write(&self, collection: i64, name: &str) -> DavStoreResult<Option<Vec<u8>>> {
+    /// A calendar object before a write, when it will be scheduled (a
+    /// scheduler is set and the object is not a vCard).
+    async fn before_write(
+        &self,
+        collection: i64,
+        name: &str,
+    ) -> DavStoreResult<Option<gw::StoredObject>> {
         if self.scheduler.is_none() {
             return Ok(None);
         }
@@ -76,8 +80,7 @@ impl DavBackend {
             .groupware_object(collection, name)
             .await
             .map_err(err)?
-            .filter(|o| o.meta.component != PimKind::Card)
-            .map(|o| o.data))
+            .filter(|o| o.meta.component != PimKind::Card))
     }
 
     /// After a successful PUT (`new` Some) or DELETE of a calendar object:
@@ -245,6 +248,7 @@ fn collection(c: gw::GroupwareCollection) -> DavCollection {
 
 fn meta(m: gw::ObjectMeta) -> ObjectMeta {
     ObjectMeta {
+        schedule_tag: m.schedule.tag,
         name: m.name,
         etag: m.etag,
         modseq: m.modseq,
@@ -333,11 +337,19 @@ impl DavStore for DavBackend {
         } else {
             addresses.insert(0, login.clone());
         }
+        let calendar_user_type = self
+            .store()
+            .calendar_user_type(id)
+            .await
+            .map_err(err)?
+            .as_str()
+            .to_ascii_uppercase();
         Ok(Some(DavPrincipal {
             id,
             login,
             display_name: (!p.display_name.is_empty()).then_some(p.display_name),
             addresses,
+            calendar_user_type,
         }))
     }
 
@@ -561,9 +573,31 @@ impl DavStore for DavBackend {
             ComponentKind::VCard => None,
             _ => self.before_write(collection, name).await?,
         };
-        let out = match kind {
-            ComponentKind::VCard => store.put_vcard(collection, name, data.clone(), pre).await,
-            _ => {
+        // A scheduling object resource gets its Schedule-Tag with the
+        // write (RFC 6638 §3.2.10; the engine says whether it changes).
+        let schedule = match (&self.scheduler, kind) {
+            (Some(s), ComponentKind::VEvent | ComponentKind::VTodo | ComponentKind::VJournal) => {
+                let old = before
+                    .as_ref()
+                    .map(|o| (o.data.as_slice(), &o.meta.schedule));
+                match s.client_write_state(collection, old, &data).await {
+                    Ok(st) => Some(st),
+                    Err(e) => {
+                        tracing::warn!(collection, error = %e, "dav: no Schedule-Tag for a write");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let out = match (kind, schedule) {
+            (ComponentKind::VCard, _) => store.put_vcard(collection, name, data.clone(), pre).await,
+            (_, Some(st)) => {
+                store
+                    .put_icalendar_scheduled(collection, name, data.clone(), pre, st)
+                    .await
+            }
+            (_, None) => {
                 store
                     .put_icalendar(collection, name, data.clone(), pre)
                     .await
@@ -575,7 +609,8 @@ impl DavStore for DavBackend {
                 if kind != ComponentKind::VCard
                     && matches!(o, PutOutcome::Created { .. } | PutOutcome::Replaced { .. })
                 {
-                    self.after_write(coll.owner, collection, before.as_deref(), Some(&data))
+                    let old = before.as_ref().map(|o| o.data.as_slice());
+                    self.after_write(coll.owner, collection, old, Some(&data))
                         .await;
                 }
                 Ok(o)
@@ -600,7 +635,8 @@ impl DavStore for DavBackend {
             Ok(gw::DeleteOutcome::Deleted { .. }) => {
                 if let Some(old) = &before {
                     let owner = self.owner_of(collection).await?.owner;
-                    self.after_write(owner, collection, Some(old), None).await;
+                    self.after_write(owner, collection, Some(&old.data), None)
+                        .await;
                 }
                 Ok(DeleteOutcome::Deleted)
             }
