@@ -1241,6 +1241,47 @@ pub fn set_attendee_partstat(obj: &SchedulingObject, attendee: &str, partstat: &
     ical.to_string()
 }
 
+/// The organizer's answer to a REFRESH from `attendee` (RFC 5546 §3.2.6):
+/// the current version as a REQUEST to that attendee alone (only its
+/// instances when it is invited to some instances only), or a CANCEL when
+/// the object is cancelled. `None` when `attendee` is not one of the
+/// object's attendees.
+pub fn refresh_answer(
+    obj: &SchedulingObject,
+    organizer: &str,
+    attendee: &str,
+) -> Option<ItipMessage> {
+    let attendee = attendee.to_lowercase();
+    if !obj.attendees().iter().any(|p| p.address == attendee) {
+        return None;
+    }
+    if obj.cancelled {
+        return Some(cancel_message(obj, organizer, vec![attendee], obj.sequence));
+    }
+    let in_series = match obj.master() {
+        Some(m) => obj.ical.components[m]
+            .properties(&ICalendarProperty::Attendee)
+            .filter_map(participant)
+            .any(|p| p.address == attendee),
+        None => true,
+    };
+    if in_series {
+        return Some(request_message(obj, organizer, vec![attendee], None));
+    }
+    let keys: BTreeSet<Option<String>> = obj
+        .by_key()
+        .into_iter()
+        .filter(|(_, i)| {
+            obj.ical.components[*i]
+                .properties(&ICalendarProperty::Attendee)
+                .filter_map(participant)
+                .any(|p| p.address == attendee)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    Some(request_message(obj, organizer, vec![attendee], Some(&keys)))
+}
+
 /// Whether a write from `old` to `new` changes the Schedule-Tag
 /// (RFC 6638 §3.2.10): a change an attendee or organizer must see (times,
 /// summary, location, the attendee list, status...) does; PARTSTATs,

@@ -850,6 +850,9 @@ impl Scheduler {
 
     async fn receive_inner(&self, d: &ImipDelivery) -> Result<Status> {
         let msg = itip::parse(&d.calendar, &limits())?;
+        if msg.method.as_deref() == Some("REFRESH") {
+            return self.refresh(d, &msg).await;
+        }
         let method = msg
             .method
             .as_deref()
@@ -912,6 +915,81 @@ impl Scheduler {
             msg.uid
         );
         Ok(status)
+    }
+}
+
+impl Scheduler {
+    /// An outside attendee asks for the current version (RFC 5546
+    /// §3.2.6, REFRESH): the organizer side answers with a REQUEST of its
+    /// copy to that attendee alone (a CANCEL when it is cancelled). The
+    /// REFRESH must come from the attendee (its `From:`), be addressed to
+    /// the organizer's copy's organizer, and name an attendee of it.
+    async fn refresh(&self, d: &ImipDelivery, msg: &SchedulingObject) -> Result<Status> {
+        let a = msg.attendees();
+        let [asker] = a.as_slice() else {
+            return Err(SchedError::BadRequest(
+                "a REFRESH names exactly one attendee".into(),
+            ));
+        };
+        let asker = asker.address.clone();
+        if !d.from.contains(&asker) {
+            return Err(SchedError::BadRequest(format!(
+                "the message is from {:?}, the REFRESH from {asker}",
+                d.from
+            )));
+        }
+        if !matches!(self.dir().resolve(&asker).await?, Lookup::NotLocal) {
+            return Err(SchedError::BadRequest(format!(
+                "{asker} is hosted here: its scheduling does not come by mail"
+            )));
+        }
+        let mine = self.dir().addresses_of(d.principal_id).await?;
+        let Some(meta) = self
+            .store()
+            .calendar_objects_by_uid(d.principal_id, &msg.uid)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(Status::Ignored(format!(
+                "no copy of {} to refresh",
+                msg.uid
+            )));
+        };
+        let Some(o) = self
+            .store()
+            .groupware_object(meta.collection, &meta.name)
+            .await?
+        else {
+            return Ok(Status::Ignored(format!(
+                "no copy of {} to refresh",
+                msg.uid
+            )));
+        };
+        let copy = itip::parse(&o.data, &limits())?;
+        let Role::Organizer(me) = copy.role(&mine) else {
+            return Err(SchedError::BadRequest(format!(
+                "{} is not the organizer of {}",
+                d.address, msg.uid
+            )));
+        };
+        let Some(answer) = itip::refresh_answer(&copy, &me, &asker) else {
+            return Err(SchedError::BadRequest(format!(
+                "{asker} is not an attendee of {}",
+                msg.uid
+            )));
+        };
+        let sent = self.dispatch(d.principal_id, &answer, 0).await;
+        info!(
+            "scheduling: REFRESH {} from {asker}: {} sent",
+            msg.uid,
+            answer.method.as_str()
+        );
+        Ok(sent
+            .into_iter()
+            .next()
+            .map(|s| s.status)
+            .unwrap_or(Status::Ignored("nothing to send".into())))
     }
 }
 

@@ -34,6 +34,7 @@ both!(
     an_attendee_raising_sequence_still_gets_the_organizers_updates,
     schedule_status_is_written_into_the_organizers_copy,
     the_schedule_tag_changes_only_with_what_counts,
+    an_outside_attendees_refresh_is_answered_with_the_current_request,
 );
 
 struct World {
@@ -887,4 +888,41 @@ async fn the_schedule_tag_changes_only_with_what_counts(ts: TestStore) {
     );
     put(&w, w.alice, cal, "plain.ics", &plain).await;
     assert_eq!(tag(&w.store, w.alice, "plain-1@example.test").await, None);
+}
+
+async fn an_outside_attendee_s_refresh(w: &World, from: &str, attendee: &str) {
+    let refresh = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Outside//EN\r\nMETHOD:REFRESH\r\nBEGIN:VEVENT\r\n\
+UID:{UID}\r\nDTSTAMP:20261201T100000Z\r\nORGANIZER:mailto:alice@example.test\r\n\
+ATTENDEE:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    deliver(
+        w,
+        from,
+        "alice@example.test",
+        &imip_mail(from, "alice@example.test", "REFRESH", &refresh),
+    )
+    .await;
+}
+
+async fn an_outside_attendees_refresh_is_answered_with_the_current_request(ts: TestStore) {
+    let w = world(&ts).await;
+    invite(&w).await;
+    queued(&w.store).await;
+    // ext@ lost the invitation and asks again.
+    an_outside_attendee_s_refresh(&w, "ext@outside.test", "ext@outside.test").await;
+    let q = queued(&w.store).await;
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0].0, vec!["ext@outside.test".to_string()]);
+    assert!(
+        q[0].1.contains("method=REQUEST") || q[0].1.contains("method=\"REQUEST\""),
+        "{}",
+        q[0].1
+    );
+    assert!(q[0].1.contains(UID));
+    // Not an attendee, or not from the attendee it names: nothing is sent.
+    an_outside_attendee_s_refresh(&w, "other@outside.test", "other@outside.test").await;
+    an_outside_attendee_s_refresh(&w, "mallory@evil.test", "ext@outside.test").await;
+    let q = queued(&w.store).await;
+    assert!(q.is_empty(), "{q:?}");
 }

@@ -668,3 +668,21 @@ fn an_organizers_stale_put_keeps_the_answers_merged_since() {
     let moved = obj(&TB_INVITE.replace("SEQUENCE:0", "SEQUENCE:1"));
     assert!(keep_answers(&stored, &moved, "alice@example.test").is_none());
 }
+
+#[test]
+fn a_refresh_gets_the_current_version_to_that_attendee_alone() {
+    let o = obj(TB_INVITE);
+    let m = refresh_answer(&o, "alice@example.test", "EXT@outside.test").unwrap();
+    assert_eq!(m.method, Method::Request);
+    assert_eq!(m.recipients, addrs(&["ext@outside.test"]));
+    assert!(m.ical.contains("SUMMARY:Budget review"));
+    assert!(
+        !m.ical.contains("VALARM"),
+        "the organizer's alarms stay home"
+    );
+    assert!(refresh_answer(&o, "alice@example.test", "carol@example.test").is_none());
+    let cancelled =
+        obj(&TB_INVITE.replace("TRANSP:OPAQUE\r\n", "TRANSP:OPAQUE\r\nSTATUS:CANCELLED\r\n"));
+    let m = refresh_answer(&cancelled, "alice@example.test", "bob@example.test").unwrap();
+    assert_eq!(m.method, Method::Cancel);
+}
