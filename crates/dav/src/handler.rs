@@ -29,6 +29,9 @@ pub struct DavConfig {
     /// Most responses in one sync-collection answer when the client asks
     /// for no limit (the rest come with 507 and a token to go on).
     pub sync_page: usize,
+    /// Bounds of the WebDAV lock table (longest lock, most locks per user
+    /// and in all). Locks live in memory, per process (crate::lock).
+    pub locks: crate::lock::LockLimits,
 }
 
 impl Default for DavConfig {
@@ -37,6 +40,7 @@ impl Default for DavConfig {
             max_body: 10 << 20,
             max_resource_size: 4 << 20,
             sync_page: 1000,
+            locks: crate::lock::LockLimits::default(),
         }
     }
 }
@@ -44,22 +48,28 @@ impl Default for DavConfig {
 pub(crate) struct Dav<S> {
     pub(crate) store: Arc<S>,
     pub(crate) config: DavConfig,
+    pub(crate) locks: crate::lock::LockTable,
 }
 
 /// Most principals one principal-property-search answers.
 const PRINCIPAL_SEARCH_LIMIT: usize = 100;
 const SYNC_PREFIX: &str = "http://outpost.invalid/ns/sync/";
 const DAV_CLASSES: &str =
-    "1, 3, access-control, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol";
+    "1, 2, 3, access-control, calendar-access, calendar-auto-schedule, addressbook, extended-mkcol";
 pub(crate) const ALLOW: &str =
-    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, COPY, MOVE, POST";
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, MKCALENDAR, REPORT, COPY, MOVE, POST, LOCK, UNLOCK";
 
 /// The DAV router: `/.well-known/caldav|carddav`, `/` and `/dav/...`.
 /// Mount it behind `outpost_http::auth::require_user` (every route but the
 /// well-known redirects needs the `AuthUser` extension).
 pub fn router<S: DavStore>(store: Arc<S>, config: DavConfig) -> Router {
     let limit = config.max_body;
-    let state = Arc::new(Dav { store, config });
+    let locks = crate::lock::LockTable::new(config.locks);
+    let state = Arc::new(Dav {
+        store,
+        config,
+        locks,
+    });
     Router::new()
         .route("/.well-known/caldav", any(well_known))
         .route("/.well-known/carddav", any(well_known))
@@ -153,7 +163,7 @@ pub(crate) fn multi(responses: Vec<Element>, token: Option<String>) -> Response 
 
 /// What a request path names, resolved against the store and checked
 /// against the caller's rights.
-enum Target {
+pub(crate) enum Target {
     Root,
     Principals,
     Principal(DavPrincipal),
@@ -166,15 +176,15 @@ enum Target {
 }
 
 #[derive(Clone)]
-struct Coll {
-    c: DavCollection,
+pub(crate) struct Coll {
+    pub(crate) c: DavCollection,
     /// Whose home the collection is shown in: its owner, or for a
     /// directory collection (the GAL) the user looking at it.
-    owner: DavPrincipal,
-    rights: Rights,
+    pub(crate) owner: DavPrincipal,
+    pub(crate) rights: Rights,
     /// A directory collection shown in the user's own home
     /// (`DavStore::directory_collections`): no DAV:owner, no quota.
-    bound: bool,
+    pub(crate) bound: bool,
 }
 
 impl Coll {
@@ -184,7 +194,7 @@ impl Coll {
     fn obj_href(&self, name: &str) -> String {
         path::object_href(self.c.kind, &self.owner.login, &self.c.name, name)
     }
-    fn can_write(&self) -> bool {
+    pub(crate) fn can_write(&self) -> bool {
         self.rights >= Rights::ReadWrite && !self.c.read_only
     }
     fn can_read(&self) -> bool {
@@ -251,6 +261,15 @@ async fn run<S: DavStore>(
             .await;
     }
     let target = ctx.resolve(&dpath).await?;
+    let gate = ctx
+        .lock_gate(method.as_str(), &dpath, &target, &headers)
+        .await?;
+    if let Some(r) = ctx
+        .lock_null(method.as_str(), &dpath, &target, &body)
+        .await?
+    {
+        return Ok(r);
+    }
     match method.as_str() {
         "PROPFIND" => ctx.propfind(raw_path, target, &headers, &body).await,
         "PROPPATCH" => ctx.proppatch(target, &body).await,
@@ -268,11 +287,21 @@ async fn run<S: DavStore>(
         }
         "GET" | "HEAD" => ctx.get(target, &headers, method == Method::HEAD).await,
         "PUT" => ctx.put(target, &headers, body).await,
-        "DELETE" => ctx.delete(target, &headers).await,
-        "COPY" | "MOVE" => {
-            ctx.transfer(target, &headers, method.as_str() == "MOVE")
-                .await
+        "DELETE" => {
+            let r = ctx.delete(target, &headers).await?;
+            ctx.forget_locks(&dpath);
+            Ok(r)
         }
+        "COPY" | "MOVE" => {
+            let is_move = method.as_str() == "MOVE";
+            let r = ctx.transfer(target, &headers, is_move).await?;
+            if is_move {
+                ctx.forget_locks(&dpath);
+            }
+            Ok(r)
+        }
+        "LOCK" => ctx.lock(target, &dpath, &headers, &body, &gate).await,
+        "UNLOCK" => ctx.unlock(&target, &dpath, &headers),
         "REPORT" => ctx.report(target, &headers, &body).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, ALLOW)]).into_response()),
     }
@@ -434,7 +463,7 @@ impl<S: DavStore> Ctx<'_, S> {
         }))
     }
 
-    async fn resolve(&self, p: &DavPath) -> R<Target> {
+    pub(crate) async fn resolve(&self, p: &DavPath) -> R<Target> {
         Ok(match p {
             DavPath::Root => Target::Root,
             DavPath::Principals => Target::Principals,
@@ -641,6 +670,7 @@ impl<S: DavStore> Ctx<'_, S> {
         if !c.bound {
             self.quota_props(c.owner.id, &mut v).await?;
         }
+        self.lock_props(|| crate::locking::collection_key(c), c.can_write(), &mut v);
         self.common_props(&mut v);
         Ok(v)
     }
@@ -717,6 +747,11 @@ impl<S: DavStore> Ctx<'_, S> {
             cups.push(p);
         }
         v.push(cups);
+        self.lock_props(
+            || crate::locking::object_key(c, &m.name),
+            c.can_write(),
+            &mut v,
+        );
         self.common_props(&mut v);
         v
     }

@@ -119,14 +119,20 @@ async fn options_lists_the_classes_really_supported() {
     let r = t.req("OPTIONS", "/dav/", &[], "").await;
     assert_eq!(r.status, StatusCode::OK);
     let dav = r.headers["dav"].to_str().unwrap();
-    for c in ["1", "3", "calendar-access", "addressbook", "extended-mkcol"] {
+    for c in [
+        "1",
+        "2",
+        "3",
+        "calendar-access",
+        "addressbook",
+        "extended-mkcol",
+    ] {
         assert!(dav.split(',').any(|x| x.trim() == c), "{dav}");
     }
-    assert!(
-        !dav.split(',').any(|x| x.trim() == "2"),
-        "no LOCK, so no class 2: {dav}"
-    );
-    assert!(r.headers["allow"].to_str().unwrap().contains("REPORT"));
+    let allow = r.headers["allow"].to_str().unwrap();
+    for m in ["REPORT", "LOCK", "UNLOCK"] {
+        assert!(allow.split(", ").any(|x| x == m), "{allow}");
+    }
 }
 
 #[tokio::test]
@@ -1468,7 +1474,7 @@ async fn etag_lists_weak_tags_and_other_resources() {
         StatusCode::METHOD_NOT_ALLOWED
     );
     assert_eq!(
-        t.req("LOCK", &path, &[], "").await.status,
+        t.req("PATCH", &path, &[], "").await.status,
         StatusCode::METHOD_NOT_ALLOWED
     );
     let id = t

@@ -1,6 +1,7 @@
 //! What the `request` target asserts. The first byte picks what the rest
 //! is fed to: 0-3 a DAV request body (PROPFIND, PROPPATCH, MKCOL, REPORT),
-//! 4 an iCalendar object, 5 a vCard, anything else all of them.
+//! 4 an iCalendar object, 5 a vCard, anything else all of them, and a
+//! LOCK body and an `If` header too.
 //!
 //! - No parser panics.
 //! - A body the XML reader accepts is written back by the serializer and
@@ -10,8 +11,10 @@
 //! - A calendar that validates has a UID-bearing component of one kind,
 //!   its instances have end >= start, and its expansion over any range is
 //!   itself a valid calendar of the same kind (or holds no instance).
+//! - An `If` header that parses has a list, and reads back from what
+//!   `Display` writes to the same value.
 
-use outpost_dav::{content, proto};
+use outpost_dav::{content, ifheader, lock, proto};
 use outpost_xml::{parse, write};
 
 pub fn request(data: &[u8]) {
@@ -27,8 +30,25 @@ pub fn request(data: &[u8]) {
         5 => card(rest),
         _ => {
             xml(rest, |b| proto::parse_report(b).err());
+            xml(rest, |b| lock::parse_lockinfo(b).err());
+            if_header(rest);
             calendar(rest);
             card(rest);
+        }
+    }
+}
+
+fn if_header(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    match ifheader::parse(s) {
+        Err(e) => assert!(!e.to_string().is_empty()),
+        Ok(h) => {
+            assert!(!h.lists.is_empty());
+            let again = ifheader::parse(&h.to_string())
+                .unwrap_or_else(|e| panic!("written If header does not read back: {e}: {h}"));
+            assert_eq!(again, h);
         }
     }
 }
