@@ -25,6 +25,8 @@ aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 
 ALIAS = "bee@example.test"
 OUTSIDE = "guest@outside.example"
+THIRD = "third@example.test"  # schedules by her own client (SCHEDULE-AGENT=CLIENT)
+ROOM = "room7@example.test"  # a room (`outpost user set --type room`)
 C = "{urn:ietf:params:xml:ns:caldav}"
 D = "{DAV:}"
 UTC = timezone.utc
@@ -49,9 +51,13 @@ class SchedTarget(DavTarget):
             f'[queue]\nretry = ["1s"]\ntest_mx = {{ "outside.example" = "127.0.0.1:{sink_port}" }}\n'))
         self.server.add_user(USER, name="Test User")
         self.server.add_user(OTHER, name="Other User")
+        self.server.add_user(THIRD, name="Third User")
+        self.server.add_user(ROOM, name="Room 7")
         self.server.cli("alias", "add", ALIAS, OTHER)
+        self.server.cli("user", "set", ROOM, "--type", "room")
         self.server.start()
         super().__init__("127.0.0.1", self.server.port("http"))
+        self.passwords[THIRD] = self.passwords[USER]
 
     def close(self):
         self.server.close()
@@ -92,8 +98,12 @@ def wait_for(pred, what, timeout=20):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def unfold(ics):
+    return ics.replace("\r\n ", "").replace("\n ", "")
+
+
 def attendee_partstat(ics, address):
-    for line in ics.replace("\r\n ", "").splitlines():
+    for line in unfold(ics).splitlines():
         if line.upper().startswith("ATTENDEE") and line.lower().endswith("mailto:" + address):
             for p in line.split(":", 1)[0].split(";"):
                 if p.upper().startswith("PARTSTAT="):
@@ -160,8 +170,8 @@ def test_invite_reply_free_busy_cancel(sched):
         f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{ALIAS}", f"PARTSTAT=ACCEPTED:mailto:{ALIAS}")
     assert attendee_partstat(ev.data, ALIAS) == "ACCEPTED", ev.data
     # An attendee does not change SEQUENCE (RFC 5546 §2.1.4); the caldav
-    # library bumps it by default, which would make the organizer's later
-    # messages look older than her copy (see docs/scheduling.md).
+    # library bumps it by default, which the server copes with
+    # (test_an_attendee_raising_sequence_still_gets_the_move_and_the_cancel).
     ev.save(increase_seqno=False)
     org = copy_of(personal(a), uid)
     assert attendee_partstat(org.data, ALIAS) == "ACCEPTED", org.data
@@ -203,3 +213,144 @@ def test_invite_reply_free_busy_cancel(sched):
     def cancel():
         return [m for m in imip() if b"method=CANCEL" in m[2] or b"METHOD:CANCEL" in m[2]]
     wait_for(cancel, "the iMIP CANCEL at the sink")
+
+
+def param(ics, address, name):
+    """Parameter NAME of the ATTENDEE line of ADDRESS."""
+    for line in unfold(ics).splitlines():
+        if line.upper().startswith("ATTENDEE") and line.lower().endswith("mailto:" + address):
+            for p in line.split(":", 1)[0].split(";"):
+                if p.upper().startswith(name + "="):
+                    return p.split("=", 1)[1].strip('"').upper()
+    return None
+
+
+def set_partstat(ics, address, partstat):
+    out = []
+    for line in unfold(ics).splitlines():
+        if line.upper().startswith("ATTENDEE") and line.lower().endswith("mailto:" + address):
+            head, value = line.split(":", 1)
+            parts = [p for p in head.split(";") if not p.upper().startswith(("PARTSTAT=", "RSVP="))]
+            line = ";".join(parts + [f"PARTSTAT={partstat}"]) + ":" + value
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+def sequence(ics):
+    for line in unfold(ics).splitlines():
+        if line.upper().startswith("SEQUENCE:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def obj_path(ev):
+    from urllib.parse import urlsplit
+    return urlsplit(str(ev.url)).path
+
+
+def test_an_attendee_raising_sequence_still_gets_the_move_and_the_cancel(sched):
+    """RFC 5546 §2.1.5: the organizer's SEQUENCE orders the organizer's
+    messages; the attendee's client raising it on her own copy (the caldav
+    library does on every save, Lightning and Apple in some versions) does
+    not make her copy newer than the organizer's next update."""
+    dav, _ = sched
+    a, b = dav.caldav_client(USER), dav.caldav_client(OTHER)
+    uid = f"seq-{uuid.uuid4().hex[:10]}"
+    start = datetime(2032, 6, 7, 9, tzinfo=UTC)
+    personal(a).save_event(invitation(uid, start))
+    ev = wait_for(lambda: copy_of(personal(b), uid), "the attendee's copy", timeout=5)
+    # she answers twice, her client raising SEQUENCE each time
+    for answer in ("ACCEPTED", "TENTATIVE"):
+        ev.data = set_partstat(ev.data, ALIAS, answer)
+        ev.save()
+        ev.load()
+    org = copy_of(personal(a), uid)
+    assert attendee_partstat(org.data, ALIAS) == "TENTATIVE", org.data
+    assert sequence(ev.data) > sequence(org.data) + 1, (ev.data, org.data)
+    # the organizer moves the event (his client raises SEQUENCE by one)
+    f = "%Y%m%dT%H%M%SZ"
+    later = start + timedelta(days=1, hours=2)
+    org.data = (org.data.replace(start.strftime(f), later.strftime(f))
+                .replace((start + timedelta(hours=1)).strftime(f), (later + timedelta(hours=1)).strftime(f)))
+    org.save()
+    mine = copy_of(personal(b), uid)
+    assert f"DTSTART:{later.strftime(f)}" in mine.data, mine.data
+    # ... and deletes it: her copy is cancelled
+    copy_of(personal(a), uid).delete()
+    gone = copy_of(personal(b), uid)
+    assert gone is not None and "STATUS:CANCELLED" in gone.data, gone.data
+
+
+def test_schedule_tag_and_schedule_status(sched):
+    """RFC 6638 §3.2.10, §8: Schedule-Tag on GET/PUT and as a property,
+    unchanged by an answer merged into the organizer's copy or an
+    attendee saving her answer, If-Schedule-Tag-Match honoured;
+    §3.2.9: SCHEDULE-STATUS in the organizer's copy; §7.1: an attendee
+    with SCHEDULE-AGENT=CLIENT gets nothing from the server."""
+    dav, _ = sched
+    a, b = dav.caldav_client(USER), dav.caldav_client(OTHER)
+    uid = f"tag-{uuid.uuid4().hex[:10]}"
+    start = datetime(2032, 7, 8, 9, tzinfo=UTC)
+    ics = invitation(uid, start).replace(
+        "END:VEVENT", f"ATTENDEE;SCHEDULE-AGENT=CLIENT;PARTSTAT=NEEDS-ACTION:mailto:{THIRD}\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:nobody@example.test\r\nEND:VEVENT")
+    ev = personal(a).save_event(ics)
+    assert ev.schedule_tag, "the PUT answers with a Schedule-Tag"
+    path = obj_path(ev)
+    st, h, data = dav.request("GET", path)
+    assert st == 200 and h.get("schedule-tag"), h
+    tag0 = h["schedule-tag"]
+    read = data.decode()  # the organizer's client's version
+    assert param(data.decode(), ALIAS, "SCHEDULE-STATUS") == "1.2", data
+    assert param(data.decode(), OUTSIDE, "SCHEDULE-STATUS") == "1.1", data
+    assert param(data.decode(), "nobody@example.test", "SCHEDULE-STATUS") == "3.7", data
+    assert param(data.decode(), THIRD, "SCHEDULE-STATUS") is None, data
+    st, _, data = dav.request("GET", f"/dav/calendars/{THIRD}/personal/{uid}.ics", login=THIRD)
+    assert st == 404, (st, data[:300], "SCHEDULE-AGENT=CLIENT: the server sends her nothing")
+    body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            '<D:prop><C:schedule-tag/><D:getetag/></D:prop></D:propfind>')
+    st, _, pf = dav.request("PROPFIND", path, body, {"Depth": "0"})
+    assert st == 207 and ET.fromstring(pf).findtext(f".//{C}schedule-tag") == tag0, pf
+    etag0 = h["etag"]
+
+    # she accepts, her client raising SEQUENCE: her tag stays, the
+    # organizer's copy changes (ETag) but not its tag
+    mine = wait_for(lambda: copy_of(personal(b), uid), "the attendee's copy", timeout=5)
+    mine.load()
+    her_tag = mine.schedule_tag
+    assert her_tag, "the attendee's copy has a Schedule-Tag"
+    mine.data = set_partstat(mine.data, ALIAS, "ACCEPTED")
+    mine.save()
+    mine.load()
+    assert mine.schedule_tag == her_tag
+    st, h, data = dav.request("GET", path)
+    assert attendee_partstat(data.decode(), ALIAS) == "ACCEPTED", data
+    assert h["etag"] != etag0 and h["schedule-tag"] == tag0, h
+
+    # a wrong tag: 412; the right one over the stale version: written, and
+    # her answer merged in
+    stale = read.replace("SUMMARY:planning", "SUMMARY:planning (room 4)")
+    assert attendee_partstat(stale, ALIAS) == "NEEDS-ACTION"
+    hdr = {"Content-Type": "text/calendar; charset=utf-8"}
+    st, _, _ = dav.request("PUT", path, stale, {**hdr, "If-Schedule-Tag-Match": '"nope"'})
+    assert st == 412, st
+    st, h, _ = dav.request("PUT", path, stale, {**hdr, "If-Schedule-Tag-Match": tag0})
+    assert st in (200, 204), st
+    assert "etag" not in h, "what is stored is not what was sent: no ETag (RFC 4791 §5.3.4)"
+    new_tag = h.get("schedule-tag")
+    assert new_tag and new_tag != tag0, "a new SUMMARY is a change attendees see"
+    st, h, data = dav.request("GET", path)
+    assert "room 4" in data.decode() and attendee_partstat(data.decode(), ALIAS) == "ACCEPTED", data
+    # her copy got the change: a new tag there too
+    mine.load()
+    assert "room 4" in mine.data and mine.schedule_tag != her_tag, mine.data
+
+
+def test_calendar_user_type_comes_from_the_directory(sched):
+    dav, _ = sched
+    body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            '<D:prop><C:calendar-user-type/></D:prop></D:propfind>')
+    for login, want in ((USER, "INDIVIDUAL"), (ROOM, "ROOM")):
+        st, _, data = dav.request("PROPFIND", f"/dav/principals/users/{login}/", body, {"Depth": "0"})
+        assert st == 207, (st, data[:300])
+        assert ET.fromstring(data).findtext(f".//{C}calendar-user-type") == want, data

@@ -16,6 +16,7 @@ use crate::content::{self, VcardVersion};
 use crate::path::{self, DavPath, PathError};
 use crate::proto::{self, *};
 use crate::response::*;
+use crate::schedule::{schedule_tag_header, schedule_tag_prop};
 use crate::store::*;
 use outpost_pim::{InstanceStatus, Limits, Window};
 
@@ -358,7 +359,7 @@ pub(crate) fn href_prop(ns: &str, n: &str, h: &str) -> Element {
     Element::new(ns, n).with(href(h))
 }
 
-fn etag_header(e: &str) -> String {
+pub(crate) fn etag_header(e: &str) -> String {
     format!("\"{e}\"")
 }
 
@@ -535,7 +536,7 @@ impl<S: DavStore> Ctx<'_, S> {
             ),
             href_prop(DAV, "principal-URL", &path::principal_href(&p.login)),
             href_prop(DAV, "owner", &path::principal_href(&p.login)),
-            text(CALDAV, "calendar-user-type", "INDIVIDUAL"),
+            text(CALDAV, "calendar-user-type", p.calendar_user_type.clone()),
         ];
         if p.id == self.me.id {
             v.push(href_prop(
@@ -745,6 +746,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 &path::principal_href(&c.owner.login),
             ));
         }
+        v.extend(schedule_tag_prop(m));
         let mut cups = dav("current-user-privilege-set");
         for p in privileges(c.rights, c.c.read_only) {
             cups.push(p);
@@ -1192,6 +1194,7 @@ impl<S: DavStore> Ctx<'_, S> {
         if let Ok(v) = HeaderValue::from_str(&etag_header(&o.meta.etag)) {
             h.insert(header::ETAG, v);
         }
+        schedule_tag_header(h, &o.meta);
         Ok(r)
     }
 
@@ -1290,16 +1293,33 @@ impl<S: DavStore> Ctx<'_, S> {
                 }
             }
         };
+        let (condition, data) = self
+            .if_schedule_tag(c.c.id, &c.owner, &name, headers, condition, &body)
+            .await?;
+        // The organizer's copy with the attendees' stored answers kept
+        // (If-Schedule-Tag-Match) is what is written: ingested again.
+        let object = if data.as_slice() != &body[..] {
+            let opts = content::options(c.c.timezone.as_deref(), self.dav.config.max_resource_size);
+            let parsed = outpost_pim::ingest_icalendar(&data, &opts).map_err(|e| {
+                let (ns, c) = content::calendar_refusal(&e);
+                Fail::Refused(StatusCode::FORBIDDEN, ns, c, e.to_string())
+            })?;
+            NewObject::Calendar(Box::new(parsed))
+        } else {
+            object
+        };
         match self
             .store()
-            .put_object(c.c.id, &name, body.to_vec(), object, condition)
+            .put_object(c.c.id, &name, data, object, condition)
             .await?
         {
             PutOutcome::Created { etag } => {
-                Ok((StatusCode::CREATED, [(header::ETAG, etag_header(&etag))]).into_response())
+                self.put_done(StatusCode::CREATED, c.c.id, &name, &etag, &body)
+                    .await
             }
             PutOutcome::Replaced { etag } => {
-                Ok((StatusCode::NO_CONTENT, [(header::ETAG, etag_header(&etag))]).into_response())
+                self.put_done(StatusCode::NO_CONTENT, c.c.id, &name, &etag, &body)
+                    .await
             }
             PutOutcome::PreconditionFailed => {
                 Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"))

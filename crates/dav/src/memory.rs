@@ -63,6 +63,7 @@ impl MemDavStore {
                 login: login.into(),
                 display_name: None,
                 addresses: addrs,
+                calendar_user_type: "INDIVIDUAL".into(),
             },
             quota,
         ));
@@ -140,6 +141,7 @@ fn put_into(
         uid: uid.into(),
         kind,
         size: data.len() as u64,
+        schedule_tag: None,
     };
     c.tombstones.remove(name);
     c.objects.insert(name.into(), Obj { meta, data });

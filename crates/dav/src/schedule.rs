@@ -12,7 +12,7 @@
 //! VFREEBUSY REPLY per attendee (`outpost_pim::itip::free_busy_reply`).
 //! Other iTIP messages are not taken by POST: the server schedules.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use outpost_pim::itip::{self, Busy};
 use outpost_xml::Element;
@@ -243,5 +243,115 @@ impl<S: DavStore> Ctx<'_, S> {
             root.push(r);
         }
         Ok(xml_response(StatusCode::OK, to_xml(&root)))
+    }
+}
+
+/// `CALDAV:schedule-tag` of a scheduling object resource (RFC 6638 §3.3).
+pub(crate) fn schedule_tag_prop(m: &ObjectMeta) -> Option<Element> {
+    m.schedule_tag
+        .as_deref()
+        .map(|t| text(CALDAV, "schedule-tag", etag_header(t)))
+}
+
+/// The `Schedule-Tag` response header of a scheduling object resource
+/// (RFC 6638 §3.2.10, on GET and PUT).
+pub(crate) fn schedule_tag_header(h: &mut HeaderMap, m: &ObjectMeta) {
+    if let Some(v) = m
+        .schedule_tag
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(&etag_header(t)).ok())
+    {
+        h.insert("schedule-tag", v);
+    }
+}
+
+impl<S: DavStore> Ctx<'_, S> {
+    /// RFC 6638 §8.3 `If-Schedule-Tag-Match` on a PUT: the object must
+    /// exist with that Schedule-Tag (else 412). Its ETag then guards the
+    /// write (a change in between fails it). An organizer's copy may have
+    /// had answers merged into it since the client read it, which does not
+    /// change the tag (§3.2.10): the attendees' PARTSTATs of the stored copy
+    /// are kept in what is written (`itip::keep_answers`), unless the
+    /// client raised SEQUENCE. Without the header: `condition` and `body`
+    /// as they are.
+    pub(crate) async fn if_schedule_tag(
+        &self,
+        collection: i64,
+        owner: &DavPrincipal,
+        name: &str,
+        headers: &HeaderMap,
+        condition: PutCondition,
+        body: &[u8],
+    ) -> R<(PutCondition, Vec<u8>)> {
+        let Some(want) = headers.get("if-schedule-tag-match") else {
+            return Ok((condition, body.to_vec()));
+        };
+        let want = want
+            .to_str()
+            .map_err(|_| st(StatusCode::BAD_REQUEST, "If-Schedule-Tag-Match is not text"))?
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        let Some(current) = self.store().object(collection, name).await? else {
+            return Err(st(StatusCode::PRECONDITION_FAILED, "no such object"));
+        };
+        if current.meta.schedule_tag.as_deref() != Some(want.as_str()) {
+            return Err(st(
+                StatusCode::PRECONDITION_FAILED,
+                "the Schedule-Tag does not match",
+            ));
+        }
+        if let PutCondition::IfMatch(e) = &condition {
+            if *e != current.meta.etag {
+                return Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"));
+            }
+        }
+        let limits = outpost_pim::Limits {
+            max_bytes: self.dav.config.max_resource_size,
+            ..outpost_pim::Limits::default()
+        };
+        let merged = match (
+            itip::parse(&current.data, &limits),
+            itip::parse(body, &limits),
+        ) {
+            (Ok(stored), Ok(new)) => match new.role(&owner.addresses) {
+                itip::Role::Organizer(me) => itip::keep_answers(&stored, &new, &me),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok((
+            PutCondition::IfMatch(current.meta.etag),
+            merged.map_or_else(|| body.to_vec(), String::into_bytes),
+        ))
+    }
+
+    /// The answer to a successful PUT: its ETag only when what is stored
+    /// is what the client sent (RFC 4791 §5.3.4: the server may have merged
+    /// answers, or written SCHEDULE-STATUS, into an organizer's copy), and
+    /// the Schedule-Tag of a scheduling object resource.
+    pub(crate) async fn put_done(
+        &self,
+        code: StatusCode,
+        collection: i64,
+        name: &str,
+        etag: &str,
+        sent: &[u8],
+    ) -> R<Response> {
+        let mut r = code.into_response();
+        let stored = self.store().object(collection, name).await?;
+        let h = r.headers_mut();
+        let same = stored
+            .as_ref()
+            .is_none_or(|o| o.meta.etag == etag && o.data == sent);
+        if same {
+            if let Ok(v) = HeaderValue::from_str(&etag_header(etag)) {
+                h.insert(header::ETAG, v);
+            }
+        }
+        if let Some(o) = &stored {
+            schedule_tag_header(h, &o.meta);
+        }
+        Ok(r)
     }
 }

@@ -48,6 +48,9 @@ pub struct DavPrincipal {
     /// Every address of the principal, primary first (aliases, directory
     /// secondaries): `calendar-user-address-set` lists all of them.
     pub addresses: Vec<String>,
+    /// `CALDAV:calendar-user-type` (RFC 6638 §2.4.2), the RFC 5545 CUTYPE in
+    /// upper case: INDIVIDUAL, GROUP, RESOURCE, ROOM or UNKNOWN.
+    pub calendar_user_type: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -187,6 +190,9 @@ pub struct ObjectMeta {
     pub uid: String,
     pub kind: ComponentKind,
     pub size: u64,
+    /// The Schedule-Tag without quotes (RFC 6638 §3.2.10) of a scheduling
+    /// object resource; `None` for any other object.
+    pub schedule_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Incoming iMIP (RFC 6047): a message filed into a hosted user's mailbox
-//! that carries a `text/calendar` part with METHOD REQUEST, REPLY or
-//! CANCEL is handed to the scheduling engine, which applies it to the
-//! user's calendar.
+//! that carries a `text/calendar` part with METHOD REQUEST, REPLY,
+//! CANCEL or REFRESH is handed to the scheduling engine, which applies it
+//! to the user's calendar (or, for a REFRESH, answers it).
 //!
 //! Why a trait here and not a call: the scheduling engine
 //! (`outpost-scheduling`) sends its iMIP mail through
@@ -99,7 +99,7 @@ pub fn calendar_parts(message: &[u8]) -> (Vec<String>, Vec<(String, Vec<u8>)>) {
             .map(|m| m.trim().to_ascii_uppercase())
             .or_else(|| method_line(&body));
         let Some(method) = method else { continue };
-        if matches!(method.as_str(), "REQUEST" | "REPLY" | "CANCEL") {
+        if matches!(method.as_str(), "REQUEST" | "REPLY" | "CANCEL" | "REFRESH") {
             out.push((method, body));
         }
     }

@@ -336,6 +336,11 @@ pub enum UserCmd {
         address: String,
         #[arg(long)]
         name: Option<String>,
+        /// What kind of calendar user it is (RFC 5545 CUTYPE): individual,
+        /// room or resource. A room or resource answers invitations by
+        /// itself (docs/scheduling.md).
+        #[arg(long = "type", value_name = "TYPE")]
+        calendar_user_type: Option<String>,
         #[command(flatten)]
         contact: ContactArgs,
     },
@@ -831,13 +836,28 @@ async fn user(path: Option<PathBuf>, action: UserCmd) -> Result<()> {
         UserCmd::Set {
             address,
             name,
+            calendar_user_type,
             contact,
         } => {
-            if name.is_none() && !contact.any() {
-                bail!("nothing to change: give --name, --title, --department, --company, --office, --phone, --mobile, --given-name or --surname");
+            if name.is_none() && !contact.any() && calendar_user_type.is_none() {
+                bail!("nothing to change: give --name, --type, --title, --department, --company, --office, --phone, --mobile, --given-name or --surname");
             }
+            let t = match calendar_user_type.as_deref().map(str::to_ascii_lowercase) {
+                None => None,
+                Some(t) => match outpost_store::groupware::CalendarUserType::parse(&t) {
+                    c @ (outpost_store::groupware::CalendarUserType::Individual
+                    | outpost_store::groupware::CalendarUserType::Room
+                    | outpost_store::groupware::CalendarUserType::Resource) => Some(c),
+                    _ => bail!("--type {t}: a user is individual, room or resource"),
+                },
+            };
             let p = dir.user(&address).await?;
-            dir.update_contact(&address, name, contact.attrs()).await?;
+            if name.is_some() || contact.any() {
+                dir.update_contact(&address, name, contact.attrs()).await?;
+            }
+            if let Some(t) = t {
+                dir.store().set_calendar_user_type(p.id, t).await?;
+            }
             println!("updated {}", p.address.unwrap_or(address));
         }
         UserCmd::List => {

@@ -65,9 +65,13 @@ impl DavBackend {
         self
     }
 
-    /// The bytes of a calendar object before a write, when it will be
-    /// scheduled (a scheduler is set and the object is not a vCard).
-    async fn before_write(&self, collection: i64, name: &str) -> DavStoreResult<Option<Vec<u8>>> {
+    /// A calendar object before a write, when it will be scheduled (a
+    /// scheduler is set and the object is not a vCard).
+    async fn before_write(
+        &self,
+        collection: i64,
+        name: &str,
+    ) -> DavStoreResult<Option<gw::StoredObject>> {
         if self.scheduler.is_none() {
             return Ok(None);
         }
@@ -76,8 +80,7 @@ impl DavBackend {
             .groupware_object(collection, name)
             .await
             .map_err(err)?
-            .filter(|o| o.meta.component != PimKind::Card)
-            .map(|o| o.data))
+            .filter(|o| o.meta.component != PimKind::Card))
     }
 
     /// After a successful PUT (`new` Some) or DELETE of a calendar object:
@@ -245,6 +248,7 @@ fn collection(c: gw::GroupwareCollection) -> DavCollection {
 
 fn meta(m: gw::ObjectMeta) -> ObjectMeta {
     ObjectMeta {
+        schedule_tag: m.schedule.tag,
         name: m.name,
         etag: m.etag,
         modseq: m.modseq,
@@ -333,11 +337,19 @@ impl DavStore for DavBackend {
         } else {
             addresses.insert(0, login.clone());
         }
+        let calendar_user_type = self
+            .store()
+            .calendar_user_type(id)
+            .await
+            .map_err(err)?
+            .as_str()
+            .to_ascii_uppercase();
         Ok(Some(DavPrincipal {
             id,
             login,
             display_name: (!p.display_name.is_empty()).then_some(p.display_name),
             addresses,
+            calendar_user_type,
         }))
     }
 
@@ -542,10 +554,12 @@ impl DavStore for DavBackend {
         let kind = object.kind();
         let store = self.store();
         let coll = self.owner_of(collection).await?;
-        let old = store
+        let existing = store
             .groupware_object_meta(collection, name)
             .await
-            .map_err(err)?
+            .map_err(err)?;
+        let old = existing
+            .as_ref()
             .map_or(0, |m| u64::try_from(m.size).unwrap_or(0));
         self.check_quota(coll.owner, old, data.len() as u64).await?;
         let pre = match condition {
@@ -557,24 +571,66 @@ impl DavStore for DavBackend {
         // calendar's timezone for floating times): the store keeps that
         // index, the bytes are not parsed again.
         let data: std::sync::Arc<[u8]> = data.into();
-        let before = match kind {
-            ComponentKind::VCard => None,
-            _ => self.before_write(collection, name).await?,
+        // Only a scheduling object resource (one with an ORGANIZER, which
+        // the index has) before or after the write has anything to
+        // schedule or a Schedule-Tag (RFC 6638 §3.1): the others skip the
+        // engine.
+        let organized_before = existing.as_ref().is_some_and(|m| m.organizer.is_some());
+        let organized_after =
+            matches!(&object, NewObject::Calendar(o) if o.index.organizer.is_some());
+        let before = if kind != ComponentKind::VCard && organized_before {
+            self.before_write(collection, name).await?
+        } else {
+            None
         };
         let index = match object {
             NewObject::Calendar(o) => gw::Indexed::Calendar(o.index),
             NewObject::Contact(c) => gw::Indexed::Contact(*c),
         };
-        let out = store
-            .put_object(collection, name, data.clone(), index, pre)
-            .await;
+        // A scheduling object resource gets its Schedule-Tag with the
+        // write (RFC 6638 §3.2.10; the engine says whether it changes); one
+        // that stops being one loses it.
+        let calendar = matches!(
+            kind,
+            ComponentKind::VEvent | ComponentKind::VTodo | ComponentKind::VJournal
+        );
+        let schedule = match &self.scheduler {
+            Some(s) if calendar && organized_after => {
+                let old = before
+                    .as_ref()
+                    .map(|o| (o.data.as_slice(), &o.meta.schedule));
+                match s.client_write_state(collection, old, &data).await {
+                    Ok(st) => Some(st),
+                    Err(e) => {
+                        tracing::warn!(collection, error = %e, "dav: no Schedule-Tag for a write");
+                        None
+                    }
+                }
+            }
+            Some(_) if calendar && organized_before => Some(gw::ScheduleState::default()),
+            _ => None,
+        };
+        let out = match schedule {
+            Some(st) => {
+                store
+                    .put_object_scheduled(collection, name, data.clone(), index, pre, st)
+                    .await
+            }
+            None => {
+                store
+                    .put_object(collection, name, data.clone(), index, pre)
+                    .await
+            }
+        };
         match out {
             Ok(o) => {
                 let o = put_outcome(o)?;
-                if kind != ComponentKind::VCard
+                if calendar
+                    && (organized_after || before.is_some())
                     && matches!(o, PutOutcome::Created { .. } | PutOutcome::Replaced { .. })
                 {
-                    self.after_write(coll.owner, collection, before.as_deref(), Some(&data))
+                    let old = before.as_ref().map(|o| o.data.as_slice());
+                    self.after_write(coll.owner, collection, old, Some(&data))
                         .await;
                 }
                 Ok(o)
@@ -594,12 +650,23 @@ impl DavStore for DavBackend {
             Some(e) => gw::Precondition::IfMatch(e.to_string()),
             None => gw::Precondition::None,
         };
-        let before = self.before_write(collection, name).await?;
+        let organized = self
+            .store()
+            .groupware_object_meta(collection, name)
+            .await
+            .map_err(err)?
+            .is_some_and(|m| m.organizer.is_some());
+        let before = if organized {
+            self.before_write(collection, name).await?
+        } else {
+            None
+        };
         match self.store().delete_object(collection, name, pre).await {
             Ok(gw::DeleteOutcome::Deleted { .. }) => {
                 if let Some(old) = &before {
                     let owner = self.owner_of(collection).await?.owner;
-                    self.after_write(owner, collection, Some(old), None).await;
+                    self.after_write(owner, collection, Some(&old.data), None)
+                        .await;
                 }
                 Ok(DeleteOutcome::Deleted)
             }

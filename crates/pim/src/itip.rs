@@ -121,6 +121,22 @@ pub struct SchedulingObject {
     pub summary: Option<String>,
     /// The master (or, without one, every component) is STATUS:CANCELLED.
     pub cancelled: bool,
+    /// DTSTAMP of the master (or first) component, UTC seconds.
+    pub stamp: Option<i64>,
+    /// On an attendee's stored copy: the last message from the organizer
+    /// applied to it (kept by the engine beside the copy). It, not the
+    /// copy's own SEQUENCE, decides whether the organizer's next message
+    /// is older ([`SchedulingObject::is_older`]).
+    pub received: Option<Received>,
+}
+
+/// SEQUENCE and DTSTAMP of a message from the organizer, as remembered
+/// with the attendee's copy it was applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub sequence: i64,
+    /// UTC seconds; `None` when the message had no readable DTSTAMP.
+    pub stamp: Option<i64>,
 }
 
 /// A message to send.
@@ -215,6 +231,8 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<SchedulingObject, PimError
         sequence: 0,
         summary: None,
         cancelled: false,
+        stamp: None,
+        received: None,
     };
     let mains = obj.mains();
     let head = obj.master().unwrap_or(mains[0]);
@@ -224,6 +242,11 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<SchedulingObject, PimError
         .and_then(cal_address)
         .filter(|a| !a.is_empty());
     obj.sequence = sequence_of(c);
+    obj.stamp = c
+        .property(&ICalendarProperty::Dtstamp)
+        .and_then(|e| e.values.first())
+        .and_then(|v| v.as_partial_date_time())
+        .and_then(|d| d.to_timestamp());
     obj.summary = c
         .property(&ICalendarProperty::Summary)
         .and_then(|e| e.values.first())
@@ -385,6 +408,33 @@ impl SchedulingObject {
         }
     }
 
+    /// Whether `msg`, from the organizer, is older than this stored copy
+    /// (RFC 5546 §2.1.5: a lower SEQUENCE, or the same SEQUENCE and an
+    /// earlier DTSTAMP). With [`Self::received`] known, the comparison is
+    /// with the last message the organizer sent, so an attendee's client
+    /// that raised SEQUENCE on its own copy when it answered does not make
+    /// the copy look newer than the organizer's next update. Without it,
+    /// the copy's SEQUENCE decides.
+    pub fn is_older(&self, msg: &SchedulingObject) -> bool {
+        match self.received {
+            Some(r) => {
+                msg.sequence < r.sequence
+                    || (msg.sequence == r.sequence
+                        && matches!((msg.stamp, r.stamp), (Some(m), Some(k)) if m < k))
+            }
+            None => msg.sequence < self.sequence,
+        }
+    }
+
+    /// What to remember of this message, from the organizer, with the
+    /// copy it is applied to.
+    pub fn as_received(&self) -> Received {
+        Received {
+            sequence: self.sequence,
+            stamp: self.stamp,
+        }
+    }
+
     /// The object as stored text (calcard's writer).
     pub fn to_ical_string(&self) -> String {
         self.ical.to_string()
@@ -394,6 +444,11 @@ impl SchedulingObject {
     /// without DTSTAMP, LAST-MODIFIED, CREATED, PARTSTAT/RSVP/SCHEDULE-*
     /// parameters, X- properties and alarms.
     fn fingerprint(&self) -> BTreeMap<Option<String>, String> {
+        self.fingerprint_with(true)
+    }
+
+    /// [`Self::fingerprint`], with or without SEQUENCE.
+    fn fingerprint_with(&self, sequence: bool) -> BTreeMap<Option<String>, String> {
         let mut out = BTreeMap::new();
         for (key, i) in self.by_key() {
             let c = &self.ical.components[i];
@@ -405,7 +460,8 @@ impl SchedulingObject {
                         | ICalendarProperty::LastModified
                         | ICalendarProperty::Created
                         | ICalendarProperty::Other(_)
-                ) {
+                ) || (!sequence && e.name == ICalendarProperty::Sequence)
+                {
                     continue;
                 }
                 let mut params: Vec<String> = e
@@ -1027,7 +1083,7 @@ pub fn apply_request(
 ) -> Result<Option<String>, PimError> {
     if let Some(s) = stored {
         check_same(s, request, Method::Request)?;
-        if request.sequence < s.sequence {
+        if s.is_older(request) {
             return Ok(None);
         }
     } else if request.method.as_deref() != Some(Method::Request.as_str()) {
@@ -1074,7 +1130,14 @@ pub fn apply_request(
                 continue;
             };
             let sc = &s.ical.components[si];
-            if sequence_of(sc) != sequence_of(&request.ical.components[i]) {
+            // The version the answer was given to: the organizer's SEQUENCE
+            // last received for the master, whatever the attendee's client
+            // wrote there since.
+            let answered_to = match (&key, s.received) {
+                (None, Some(r)) => r.sequence,
+                _ => sequence_of(sc),
+            };
+            if answered_to != sequence_of(&request.ical.components[i]) {
                 continue;
             }
             let answered: Vec<Participant> = sc
@@ -1105,7 +1168,7 @@ pub fn apply_cancel(
     cancel: &SchedulingObject,
 ) -> Result<Option<String>, PimError> {
     check_same(stored, cancel, Method::Cancel)?;
-    if cancel.sequence < stored.sequence {
+    if stored.is_older(cancel) {
         return Ok(None);
     }
     let mut ical = stored.ical.clone();
@@ -1176,6 +1239,173 @@ pub fn set_attendee_partstat(obj: &SchedulingObject, attendee: &str, partstat: &
         }
     }
     ical.to_string()
+}
+
+/// The organizer's answer to a REFRESH from `attendee` (RFC 5546 §3.2.6):
+/// the current version as a REQUEST to that attendee alone (only its
+/// instances when it is invited to some instances only), or a CANCEL when
+/// the object is cancelled. `None` when `attendee` is not one of the
+/// object's attendees.
+pub fn refresh_answer(
+    obj: &SchedulingObject,
+    organizer: &str,
+    attendee: &str,
+) -> Option<ItipMessage> {
+    let attendee = attendee.to_lowercase();
+    if !obj.attendees().iter().any(|p| p.address == attendee) {
+        return None;
+    }
+    if obj.cancelled {
+        return Some(cancel_message(obj, organizer, vec![attendee], obj.sequence));
+    }
+    let in_series = match obj.master() {
+        Some(m) => obj.ical.components[m]
+            .properties(&ICalendarProperty::Attendee)
+            .filter_map(participant)
+            .any(|p| p.address == attendee),
+        None => true,
+    };
+    if in_series {
+        return Some(request_message(obj, organizer, vec![attendee], None));
+    }
+    let keys: BTreeSet<Option<String>> = obj
+        .by_key()
+        .into_iter()
+        .filter(|(_, i)| {
+            obj.ical.components[*i]
+                .properties(&ICalendarProperty::Attendee)
+                .filter_map(participant)
+                .any(|p| p.address == attendee)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    Some(request_message(obj, organizer, vec![attendee], Some(&keys)))
+}
+
+/// Whether a write from `old` to `new` changes the Schedule-Tag
+/// (RFC 6638 §3.2.10): a change an attendee or organizer must see (times,
+/// summary, location, the attendee list, status...) does; PARTSTATs,
+/// SCHEDULE-STATUS, DTSTAMP, alarms and X- properties do not, so neither
+/// a REPLY merged into the organizer's copy nor an attendee saving its
+/// answer changes it. `organizer_side` is a write by the organizer (its
+/// client, or the server applying the organizer's message to an
+/// attendee's copy): a new SEQUENCE counts there, not on the attendee's
+/// side, where clients raise it on their own.
+pub fn schedule_tag_changes(
+    old: &SchedulingObject,
+    new: &SchedulingObject,
+    organizer_side: bool,
+) -> bool {
+    (organizer_side && old.sequence != new.sequence)
+        || old.cancelled != new.cancelled
+        || old.fingerprint_with(false) != new.fingerprint_with(false)
+}
+
+/// The organizer's copy with SCHEDULE-STATUS (RFC 6638 §3.2.9) set on
+/// each ATTENDEE named in `statuses` (address without `mailto:`, status
+/// code such as "1.2"), in every component that lists it; `None` when
+/// nothing changed.
+pub fn set_schedule_status(
+    obj: &SchedulingObject,
+    statuses: &[(String, String)],
+) -> Option<String> {
+    let mut ical = obj.ical.clone();
+    let mut changed = false;
+    for i in obj.mains() {
+        for e in ical.components[i].entries.iter_mut() {
+            if e.name != ICalendarProperty::Attendee {
+                continue;
+            }
+            let Some(a) = cal_address(e) else { continue };
+            let Some((_, code)) = statuses.iter().find(|(x, _)| x.eq_ignore_ascii_case(&a)) else {
+                continue;
+            };
+            let before = e
+                .parameter(&ICalendarParameterName::ScheduleStatus)
+                .and_then(|v| v.as_text())
+                .map(str::to_string);
+            if before.as_deref() == Some(code.as_str()) {
+                continue;
+            }
+            e.params
+                .retain(|p| p.name != ICalendarParameterName::ScheduleStatus);
+            e.params.push(ICalendarParameter {
+                name: ICalendarParameterName::ScheduleStatus,
+                value: ICalendarParameterValue::Text(code.clone()),
+            });
+            changed = true;
+        }
+    }
+    changed.then(|| ical.to_string())
+}
+
+/// An organizer's PUT under a matching `If-Schedule-Tag-Match`
+/// (RFC 6638 §3.2.10): the client wrote over a copy whose attendees'
+/// answers the server may have changed since it read it. Where the new
+/// version is the same SEQUENCE as the stored one (not a reschedule, which
+/// asks everyone again), each attendee's PARTSTAT (the organizer's own
+/// aside) and SCHEDULE-STATUS are taken from the stored copy. `None` when
+/// that changes nothing.
+pub fn keep_answers(
+    stored: &SchedulingObject,
+    new: &SchedulingObject,
+    organizer: &str,
+) -> Option<String> {
+    if stored.sequence != new.sequence || stored.uid != new.uid {
+        return None;
+    }
+    let stored_by_key = stored.by_key();
+    let mut ical = new.ical.clone();
+    let mut changed = false;
+    for (key, i) in new.by_key() {
+        let Some(&si) = stored_by_key.get(&key) else {
+            continue;
+        };
+        let answers: Vec<(
+            String,
+            Option<ICalendarParameter>,
+            Option<ICalendarParameter>,
+        )> = stored.ical.components[si]
+            .properties(&ICalendarProperty::Attendee)
+            .filter_map(|e| {
+                let a = cal_address(e)?;
+                let get =
+                    |n: &ICalendarParameterName| e.params.iter().find(|p| &p.name == n).cloned();
+                Some((
+                    a,
+                    get(&ICalendarParameterName::Partstat),
+                    get(&ICalendarParameterName::ScheduleStatus),
+                ))
+            })
+            .collect();
+        for e in ical.components[i].entries.iter_mut() {
+            if e.name != ICalendarProperty::Attendee {
+                continue;
+            }
+            let Some(a) = cal_address(e) else { continue };
+            if a.eq_ignore_ascii_case(organizer) {
+                continue;
+            }
+            let Some((_, partstat, status)) = answers.iter().find(|(x, _, _)| *x == a) else {
+                continue;
+            };
+            for (name, want) in [
+                (ICalendarParameterName::Partstat, partstat),
+                (ICalendarParameterName::ScheduleStatus, status),
+            ] {
+                let have = e.params.iter().find(|p| p.name == name);
+                if have == want.as_ref() {
+                    continue;
+                }
+                e.params.retain(|p| p.name != name);
+                if let Some(w) = want {
+                    e.params.push(w.clone());
+                }
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| ical.to_string())
 }
 
 /// Busy time in a VFREEBUSY reply.

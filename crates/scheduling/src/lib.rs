@@ -51,8 +51,8 @@ use outpost_mailflow::{ImipDelivery, ImipHandler, MailFlow};
 use outpost_pim::itip::{self, ItipMessage, Method, Role, SchedulingObject};
 use outpost_pim::{ComponentKind, IngestOptions, InstanceStatus, Limits, PimError};
 use outpost_store::groupware::{
-    BusyPeriod, CalendarUserType, CollectionKind, Precondition, PutOutcome, DEFAULT_CALENDAR,
-    DEFAULT_TASKS, MAX_OBJECT_BYTES,
+    BusyPeriod, CalendarUserType, CollectionKind, Precondition, PutOutcome, ScheduleState,
+    DEFAULT_CALENDAR, DEFAULT_TASKS, MAX_OBJECT_BYTES,
 };
 use outpost_store::{Store, StoreError};
 use tracing::{info, warn};
@@ -86,12 +86,13 @@ pub type Result<T, E = SchedError> = std::result::Result<T, E>;
 /// SCHEDULE-STATUS says it ([`Status::schedule_status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
-    /// Applied to a hosted calendar user's calendar (2.0).
+    /// Applied to a hosted calendar user's calendar (1.2).
     Delivered,
     /// Handed to the outbound queue as iMIP mail (1.1).
     Sent,
     /// Nothing to apply: the message is older than the recipient's copy,
-    /// or there is no copy to update (2.0 as well: not an error).
+    /// or there is no copy to update (1.2 as well: delivered, not an
+    /// error).
     Ignored(String),
     /// A hosted domain, but nobody has the address (3.7).
     UnknownUser,
@@ -100,9 +101,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// The SCHEDULE-STATUS code (RFC 6638 §3.2.9): 1.2 delivered, 1.1
+    /// sent, 3.7 invalid calendar user, 5.1 could not be delivered.
     pub fn schedule_status(&self) -> &'static str {
         match self {
-            Status::Delivered | Status::Ignored(_) => "2.0",
+            Status::Delivered | Status::Ignored(_) => "1.2",
             Status::Sent => "1.1",
             Status::UnknownUser => "3.7",
             Status::Failed(_) => "5.1",
@@ -170,6 +173,26 @@ fn object_name(uid: &str) -> String {
     }
 }
 
+/// A new Schedule-Tag value.
+fn new_tag() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The tag after a write from `old` (with its state) to `new`: kept when
+/// the change does not count ([`itip::schedule_tag_changes`]), else new.
+fn next_tag(
+    old: Option<(&SchedulingObject, &ScheduleState)>,
+    new: &SchedulingObject,
+    organizer_side: bool,
+) -> String {
+    match old {
+        Some((o, st)) if !itip::schedule_tag_changes(o, new, organizer_side) => {
+            st.tag.clone().unwrap_or_else(new_tag)
+        }
+        _ => new_tag(),
+    }
+}
+
 impl Scheduler {
     pub fn new(flow: Arc<MailFlow>) -> Scheduler {
         Scheduler { flow }
@@ -224,7 +247,111 @@ impl Scheduler {
         for m in &messages {
             sent.extend(self.dispatch(owner, m, 0).await);
         }
+        if let (Role::Organizer(_), Some(n)) = (&role, &new) {
+            if let Err(e) = self.write_status(owner, collection, &n.uid, &sent).await {
+                warn!("scheduling: SCHEDULE-STATUS of {} not written: {e}", n.uid);
+            }
+        }
         Ok(Outcome { role, sent })
+    }
+
+    /// The scheduling state a client's write of `new` over `old` (with
+    /// its state) gives a calendar object in `collection`: a Schedule-Tag
+    /// for a scheduling object resource, new when the change counts
+    /// (RFC 6638 §3.2.10; an attendee saving its answer keeps it), and on
+    /// an attendee's copy the organizer's last SEQUENCE and DTSTAMP kept.
+    /// The DAV adapter stores it with the object
+    /// (`Store::put_icalendar_scheduled`).
+    pub async fn client_write_state(
+        &self,
+        collection: i64,
+        old: Option<(&[u8], &ScheduleState)>,
+        new: &[u8],
+    ) -> Result<ScheduleState> {
+        let owner = match self.store().groupware_collection_by_id(collection).await? {
+            Some(c) if c.kind == CollectionKind::Calendar => c.owner,
+            _ => return Ok(ScheduleState::default()),
+        };
+        let Ok(n) = itip::parse(new, &limits()) else {
+            return Ok(ScheduleState::default());
+        };
+        let old = old.and_then(|(b, st)| Some((itip::parse(b, &limits()).ok()?, st)));
+        let addresses = self.dir().addresses_of(owner).await?;
+        let old_ref = old.as_ref().map(|(o, st)| (o, *st));
+        Ok(match n.role(&addresses) {
+            Role::None => ScheduleState::default(),
+            Role::Organizer(_) => ScheduleState {
+                tag: Some(next_tag(old_ref, &n, true)),
+                organizer_sequence: None,
+                organizer_stamp: None,
+            },
+            Role::Attendee(_) => {
+                let kept = old_ref.map(|(_, st)| st.clone()).unwrap_or_default();
+                ScheduleState {
+                    tag: Some(next_tag(old_ref, &n, false)),
+                    ..kept
+                }
+            }
+        })
+    }
+
+    /// Writes what became of each REQUEST and CANCEL into the organizer's
+    /// copy (RFC 6638 §3.2.9: SCHEDULE-STATUS on each ATTENDEE). A server
+    /// change: the Schedule-Tag stays. A client writing the copy at that
+    /// moment wins (If-Match); the next try reads its version.
+    async fn write_status(
+        &self,
+        owner: i64,
+        collection: i64,
+        uid: &str,
+        sent: &[Sent],
+    ) -> Result<()> {
+        let statuses: Vec<(String, String)> = sent
+            .iter()
+            .filter(|s| matches!(s.method, Method::Request | Method::Cancel))
+            .map(|s| (s.recipient.clone(), s.status.schedule_status().to_string()))
+            .collect();
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..3 {
+            let Some(meta) = self
+                .store()
+                .calendar_objects_by_uid(owner, uid)
+                .await?
+                .into_iter()
+                .find(|m| m.collection == collection)
+            else {
+                return Ok(());
+            };
+            let Some(o) = self
+                .store()
+                .groupware_object(collection, &meta.name)
+                .await?
+            else {
+                continue;
+            };
+            let Ok(obj) = itip::parse(&o.data, &limits()) else {
+                return Ok(());
+            };
+            let Some(text) = itip::set_schedule_status(&obj, &statuses) else {
+                return Ok(());
+            };
+            match self
+                .store()
+                .put_icalendar(
+                    collection,
+                    &meta.name,
+                    Arc::from(text.into_bytes()),
+                    Precondition::IfMatch(o.meta.etag.clone()),
+                )
+                .await?
+            {
+                PutOutcome::PreconditionFailed => continue,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     /// Carries one message to its recipients: hosted ones through their
@@ -375,7 +502,18 @@ impl Scheduler {
                     .groupware_object(meta.collection, &meta.name)
                     .await?
                 {
-                    Some(o) => Some((meta.clone(), itip::parse(&o.data, &limits())?)),
+                    Some(o) => {
+                        let mut s = itip::parse(&o.data, &limits())?;
+                        s.received =
+                            o.meta
+                                .schedule
+                                .organizer_sequence
+                                .map(|sequence| itip::Received {
+                                    sequence,
+                                    stamp: o.meta.schedule.organizer_stamp,
+                                });
+                        Some((o.meta, s))
+                    }
                     None => continue,
                 },
                 None => None,
@@ -450,32 +588,52 @@ impl Scheduler {
                     }
                 }
             }
+            // The organizer's message to an attendee's copy: remembered
+            // with it (what orders the next one), and a new Schedule-Tag
+            // when what changed counts. A REPLY merged into the
+            // organizer's copy keeps its tag (RFC 6638 §3.2.10).
+            let state = match method {
+                Method::Reply => None,
+                Method::Request | Method::Cancel => {
+                    let new = itip::parse(text.as_bytes(), &limits())?;
+                    let old = stored.as_ref().map(|(m, s)| (s, &m.schedule));
+                    Some(ScheduleState {
+                        tag: Some(next_tag(old, &new, true)),
+                        organizer_sequence: Some(msg.sequence),
+                        organizer_stamp: msg.stamp,
+                    })
+                }
+            };
             let data: Arc<[u8]> = Arc::from(text.into_bytes());
             let outcome = match &stored {
                 Some((meta, _)) => {
-                    self.store()
-                        .put_icalendar(
-                            meta.collection,
-                            &meta.name,
-                            data,
-                            Precondition::IfMatch(meta.etag.clone()),
-                        )
-                        .await?
+                    self.put_copy(
+                        meta.collection,
+                        &meta.name,
+                        data,
+                        Precondition::IfMatch(meta.etag.clone()),
+                        &state,
+                    )
+                    .await?
                 }
                 None => {
                     let cal = self.default_calendar(principal, msg.kind).await?;
                     let name = object_name(&msg.uid);
                     match self
-                        .store()
-                        .put_icalendar(cal, &name, data.clone(), Precondition::IfNoneMatchAny)
+                        .put_copy(
+                            cal,
+                            &name,
+                            data.clone(),
+                            Precondition::IfNoneMatchAny,
+                            &state,
+                        )
                         .await?
                     {
                         PutOutcome::PreconditionFailed => {
                             // The name is taken by another object: a
                             // name of our own.
                             let name = format!("{:032x}.ics", rand::random::<u128>());
-                            self.store()
-                                .put_icalendar(cal, &name, data, Precondition::IfNoneMatchAny)
+                            self.put_copy(cal, &name, data, Precondition::IfNoneMatchAny, &state)
                                 .await?
                         }
                         o => o,
@@ -498,6 +656,30 @@ impl Scheduler {
             "{} kept changing; gave up",
             msg.uid
         )))
+    }
+
+    /// A server write of a copy: with its scheduling state when given,
+    /// else leaving the state as it is.
+    async fn put_copy(
+        &self,
+        collection: i64,
+        name: &str,
+        data: Arc<[u8]>,
+        pre: Precondition,
+        state: &Option<ScheduleState>,
+    ) -> Result<PutOutcome> {
+        Ok(match state {
+            Some(st) => {
+                self.store()
+                    .put_icalendar_scheduled(collection, name, data, pre, st.clone())
+                    .await?
+            }
+            None => {
+                self.store()
+                    .put_icalendar(collection, name, data, pre)
+                    .await?
+            }
+        })
     }
 
     /// Sends the REPLY of a room or resource that answered by itself.
@@ -668,6 +850,9 @@ impl Scheduler {
 
     async fn receive_inner(&self, d: &ImipDelivery) -> Result<Status> {
         let msg = itip::parse(&d.calendar, &limits())?;
+        if msg.method.as_deref() == Some("REFRESH") {
+            return self.refresh(d, &msg).await;
+        }
         let method = msg
             .method
             .as_deref()
@@ -733,6 +918,81 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// An outside attendee asks for the current version (RFC 5546
+    /// §3.2.6, REFRESH): the organizer side answers with a REQUEST of its
+    /// copy to that attendee alone (a CANCEL when it is cancelled). The
+    /// REFRESH must come from the attendee (its `From:`), be addressed to
+    /// the organizer's copy's organizer, and name an attendee of it.
+    async fn refresh(&self, d: &ImipDelivery, msg: &SchedulingObject) -> Result<Status> {
+        let a = msg.attendees();
+        let [asker] = a.as_slice() else {
+            return Err(SchedError::BadRequest(
+                "a REFRESH names exactly one attendee".into(),
+            ));
+        };
+        let asker = asker.address.clone();
+        if !d.from.contains(&asker) {
+            return Err(SchedError::BadRequest(format!(
+                "the message is from {:?}, the REFRESH from {asker}",
+                d.from
+            )));
+        }
+        if !matches!(self.dir().resolve(&asker).await?, Lookup::NotLocal) {
+            return Err(SchedError::BadRequest(format!(
+                "{asker} is hosted here: its scheduling does not come by mail"
+            )));
+        }
+        let mine = self.dir().addresses_of(d.principal_id).await?;
+        let Some(meta) = self
+            .store()
+            .calendar_objects_by_uid(d.principal_id, &msg.uid)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(Status::Ignored(format!(
+                "no copy of {} to refresh",
+                msg.uid
+            )));
+        };
+        let Some(o) = self
+            .store()
+            .groupware_object(meta.collection, &meta.name)
+            .await?
+        else {
+            return Ok(Status::Ignored(format!(
+                "no copy of {} to refresh",
+                msg.uid
+            )));
+        };
+        let copy = itip::parse(&o.data, &limits())?;
+        let Role::Organizer(me) = copy.role(&mine) else {
+            return Err(SchedError::BadRequest(format!(
+                "{} is not the organizer of {}",
+                d.address, msg.uid
+            )));
+        };
+        let Some(answer) = itip::refresh_answer(&copy, &me, &asker) else {
+            return Err(SchedError::BadRequest(format!(
+                "{asker} is not an attendee of {}",
+                msg.uid
+            )));
+        };
+        let sent = self.dispatch(d.principal_id, &answer, 0).await;
+        info!(
+            "scheduling: REFRESH {} from {asker}: {} sent",
+            msg.uid,
+            answer.method.as_str()
+        );
+        Ok(sent
+            .into_iter()
+            .next()
+            .map(|s| s.status)
+            .unwrap_or(Status::Ignored("nothing to send".into())))
+    }
+}
+
 #[async_trait::async_trait]
 impl ImipHandler for Scheduler {
     async fn received(&self, d: ImipDelivery) {
@@ -761,7 +1021,8 @@ mod tests {
 
     #[test]
     fn statuses_map_to_schedule_status() {
-        assert_eq!(Status::Delivered.schedule_status(), "2.0");
+        assert_eq!(Status::Delivered.schedule_status(), "1.2");
+        assert_eq!(Status::Ignored("old".into()).schedule_status(), "1.2");
         assert_eq!(Status::Sent.schedule_status(), "1.1");
         assert_eq!(Status::UnknownUser.schedule_status(), "3.7");
         assert_eq!(Status::Failed("x".into()).schedule_status(), "5.1");

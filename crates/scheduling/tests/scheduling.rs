@@ -31,6 +31,10 @@ both!(
     a_room_accepts_and_declines_when_busy,
     free_busy_of_hosted_users,
     an_assigned_task_goes_to_the_task_list,
+    an_attendee_raising_sequence_still_gets_the_organizers_updates,
+    schedule_status_is_written_into_the_organizers_copy,
+    the_schedule_tag_changes_only_with_what_counts,
+    an_outside_attendees_refresh_is_answered_with_the_current_request,
 );
 
 struct World {
@@ -168,19 +172,27 @@ fn partstat(text: &str, who: &str) -> Option<String> {
 /// A client's PUT of `text` over what is there, then the engine, as the
 /// DAV adapter will call it.
 async fn put(w: &World, p: i64, coll: i64, name: &str, text: &str) -> outpost_scheduling::Outcome {
-    let old = w
-        .store
-        .groupware_object(coll, name)
+    let before = w.store.groupware_object(coll, name).await.unwrap();
+    let state = w
+        .sched
+        .client_write_state(
+            coll,
+            before
+                .as_ref()
+                .map(|o| (o.data.as_slice(), &o.meta.schedule)),
+            text.as_bytes(),
+        )
         .await
-        .unwrap()
-        .map(|o| o.data);
+        .unwrap();
+    let old = before.map(|o| o.data);
     let out = w
         .store
-        .put_icalendar(
+        .put_icalendar_scheduled(
             coll,
             name,
             Arc::from(text.as_bytes().to_vec()),
             Precondition::None,
+            state,
         )
         .await
         .unwrap();
@@ -690,4 +702,227 @@ ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:carol@example.test\r\nEND:VTODO\r\nEND:VCA
         .unwrap()
         .unwrap();
     assert_eq!(coll.name, outpost_store::groupware::DEFAULT_TASKS.0);
+}
+
+/// The Schedule-Tag of a principal's copy of `uid`.
+async fn tag(store: &Store, p: i64, uid: &str) -> Option<String> {
+    store
+        .calendar_objects_by_uid(p, uid)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()?
+        .schedule
+        .tag
+}
+
+/// SCHEDULE-STATUS of `who` in `text`.
+fn schedule_status(text: &str, who: &str) -> Option<String> {
+    let unfolded = text.replace("\r\n ", "");
+    unfolded
+        .lines()
+        .find(|l| l.starts_with("ATTENDEE") && l.to_lowercase().ends_with(&format!("mailto:{who}")))
+        .and_then(|l| {
+            l.split(':').next().unwrap().split(';').find_map(|p| {
+                p.strip_prefix("SCHEDULE-STATUS=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+}
+
+async fn an_attendee_raising_sequence_still_gets_the_organizers_updates(ts: TestStore) {
+    let w = world(&ts).await;
+    let (cal, text) = invite(&w).await;
+    // Bob's client raises SEQUENCE each time it saves his answer
+    // (Lightning and Apple do in some versions): 0 -> 2.
+    let (coll, name, _, bob) = copy(&w.store, w.bob, UID).await.unwrap();
+    let accepted = itip::set_attendee_partstat(
+        &itip::parse(bob.as_bytes(), &Limits::default()).unwrap(),
+        "robert@example.test",
+        "ACCEPTED",
+    )
+    .replace("SEQUENCE:0", "SEQUENCE:2");
+    let out = put(&w, w.bob, coll, &name, &accepted).await;
+    assert_eq!(out.sent.len(), 1, "{:?}", out.sent);
+    let (_, _, _, alice) = copy(&w.store, w.alice, UID).await.unwrap();
+    assert_eq!(
+        partstat(&alice, "robert@example.test").as_deref(),
+        Some("ACCEPTED")
+    );
+    // The organizer moves the event (SEQUENCE 1): bob's copy moves.
+    let moved = text
+        .replace(&at(10, 10), &at(11, 14))
+        .replace(&at(10, 11), &at(11, 15))
+        .replace("SEQUENCE:0", "SEQUENCE:1");
+    let out = put(&w, w.alice, cal, "planning.ics", &moved).await;
+    let to_bob = out
+        .sent
+        .iter()
+        .find(|s| s.recipient == "robert@example.test")
+        .unwrap();
+    assert_eq!(to_bob.status, Status::Delivered, "{to_bob:?}");
+    let (_, _, _, bob) = copy(&w.store, w.bob, UID).await.unwrap();
+    assert!(bob.contains(&at(11, 14)), "bob's copy moved: {bob}");
+    assert_eq!(
+        partstat(&bob, "robert@example.test").as_deref(),
+        Some("NEEDS-ACTION"),
+        "a reschedule asks again"
+    );
+    // ... and cancels it (same SEQUENCE, later DTSTAMP): cancelled.
+    let cancelled = moved.replace(
+        "SUMMARY:Planning\r\n",
+        "SUMMARY:Planning\r\nSTATUS:CANCELLED\r\n",
+    );
+    put(&w, w.alice, cal, "planning.ics", &cancelled).await;
+    let (_, _, _, bob) = copy(&w.store, w.bob, UID).await.unwrap();
+    assert!(
+        itip::parse(bob.as_bytes(), &Limits::default())
+            .unwrap()
+            .cancelled,
+        "{bob}"
+    );
+    // A message that really is older (SEQUENCE 0 after 1) is still ignored.
+    let out = put(&w, w.alice, cal, "planning.ics", &text).await;
+    let to_bob = out
+        .sent
+        .iter()
+        .find(|s| s.recipient == "robert@example.test")
+        .unwrap();
+    assert!(matches!(to_bob.status, Status::Ignored(_)), "{to_bob:?}");
+}
+
+async fn schedule_status_is_written_into_the_organizers_copy(ts: TestStore) {
+    let w = world(&ts).await;
+    let cal = calendar(&w.store, w.alice).await;
+    // carol's client schedules for her (SCHEDULE-AGENT=CLIENT): the server
+    // sends her nothing; nobody@ is no user of the hosted domain.
+    let text = event(
+        "status-1@example.test",
+        "alice@example.test",
+        &[
+            "robert@example.test",
+            "nobody@example.test",
+            "ext@outside.test",
+        ],
+        &at(10, 10),
+        &at(10, 11),
+        "ATTENDEE;SCHEDULE-AGENT=CLIENT;PARTSTAT=NEEDS-ACTION:mailto:carol@example.test\r\n",
+    );
+    let out = put(&w, w.alice, cal, "status.ics", &text).await;
+    assert!(
+        out.sent.iter().all(|s| s.recipient != "carol@example.test"),
+        "{:?}",
+        out.sent
+    );
+    assert!(copy(&w.store, w.carol, "status-1@example.test")
+        .await
+        .is_none());
+    let (_, _, _, mine) = copy(&w.store, w.alice, "status-1@example.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        schedule_status(&mine, "robert@example.test").as_deref(),
+        Some("1.2"),
+        "{mine}"
+    );
+    assert_eq!(
+        schedule_status(&mine, "ext@outside.test").as_deref(),
+        Some("1.1")
+    );
+    assert_eq!(
+        schedule_status(&mine, "nobody@example.test").as_deref(),
+        Some("3.7")
+    );
+    assert_eq!(schedule_status(&mine, "carol@example.test"), None);
+    assert_eq!(schedule_status(&mine, "alice@example.test"), None);
+    // Writing the status back is no change an attendee sees: nothing sent.
+    let again = put(&w, w.alice, cal, "status.ics", &mine).await;
+    assert!(again.sent.is_empty(), "{:?}", again.sent);
+}
+
+async fn the_schedule_tag_changes_only_with_what_counts(ts: TestStore) {
+    let w = world(&ts).await;
+    let (cal, text) = invite(&w).await;
+    let alice0 = tag(&w.store, w.alice, UID).await.expect("organizer's tag");
+    let bob0 = tag(&w.store, w.bob, UID).await.expect("attendee's tag");
+    // Bob answers (his client also raises SEQUENCE): neither tag changes,
+    // though the organizer's copy does (the merged answer).
+    let (coll, name, _, bob) = copy(&w.store, w.bob, UID).await.unwrap();
+    let accepted = itip::set_attendee_partstat(
+        &itip::parse(bob.as_bytes(), &Limits::default()).unwrap(),
+        "robert@example.test",
+        "ACCEPTED",
+    )
+    .replace("SEQUENCE:0", "SEQUENCE:1");
+    put(&w, w.bob, coll, &name, &accepted).await;
+    assert_eq!(tag(&w.store, w.bob, UID).await.unwrap(), bob0);
+    let (_, _, _, alice) = copy(&w.store, w.alice, UID).await.unwrap();
+    assert_eq!(
+        partstat(&alice, "robert@example.test").as_deref(),
+        Some("ACCEPTED")
+    );
+    assert_eq!(tag(&w.store, w.alice, UID).await.unwrap(), alice0);
+    // The organizer changes the location: both tags change.
+    let located = text.replace(
+        "SUMMARY:Planning\r\n",
+        "SUMMARY:Planning\r\nLOCATION:Room 4\r\n",
+    );
+    put(&w, w.alice, cal, "planning.ics", &located).await;
+    let alice1 = tag(&w.store, w.alice, UID).await.unwrap();
+    let bob1 = tag(&w.store, w.bob, UID).await.unwrap();
+    assert_ne!(alice1, alice0);
+    assert_ne!(bob1, bob0);
+    // An event without attendees is no scheduling object: no tag.
+    let plain = event(
+        "plain-1@example.test",
+        "alice@example.test",
+        &[],
+        &at(3, 9),
+        &at(3, 10),
+        "",
+    )
+    .replace("ORGANIZER;CN=Org:mailto:alice@example.test\r\n", "")
+    .replace(
+        "ATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:alice@example.test\r\n",
+        "",
+    );
+    put(&w, w.alice, cal, "plain.ics", &plain).await;
+    assert_eq!(tag(&w.store, w.alice, "plain-1@example.test").await, None);
+}
+
+async fn an_outside_attendee_s_refresh(w: &World, from: &str, attendee: &str) {
+    let refresh = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Outside//EN\r\nMETHOD:REFRESH\r\nBEGIN:VEVENT\r\n\
+UID:{UID}\r\nDTSTAMP:20261201T100000Z\r\nORGANIZER:mailto:alice@example.test\r\n\
+ATTENDEE:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    deliver(
+        w,
+        from,
+        "alice@example.test",
+        &imip_mail(from, "alice@example.test", "REFRESH", &refresh),
+    )
+    .await;
+}
+
+async fn an_outside_attendees_refresh_is_answered_with_the_current_request(ts: TestStore) {
+    let w = world(&ts).await;
+    invite(&w).await;
+    queued(&w.store).await;
+    // ext@ lost the invitation and asks again.
+    an_outside_attendee_s_refresh(&w, "ext@outside.test", "ext@outside.test").await;
+    let q = queued(&w.store).await;
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0].0, vec!["ext@outside.test".to_string()]);
+    assert!(
+        q[0].1.contains("method=REQUEST") || q[0].1.contains("method=\"REQUEST\""),
+        "{}",
+        q[0].1
+    );
+    assert!(q[0].1.contains(UID));
+    // Not an attendee, or not from the attendee it names: nothing is sent.
+    an_outside_attendee_s_refresh(&w, "other@outside.test", "other@outside.test").await;
+    an_outside_attendee_s_refresh(&w, "mallory@evil.test", "ext@outside.test").await;
+    let q = queued(&w.store).await;
+    assert!(q.is_empty(), "{q:?}");
 }

@@ -159,6 +159,25 @@ pub struct ObjectMeta {
     pub recurring: bool,
     pub organizer: Option<String>,
     pub blob_hash: String,
+    /// Scheduling state (RFC 6638): see [`ScheduleState`].
+    pub schedule: ScheduleState,
+}
+
+/// What scheduling keeps about a calendar object besides its source
+/// (`groupware_objects.schedule_tag`, `organizer_sequence`,
+/// `organizer_stamp`). A client's PUT through [`Store::put_icalendar`]
+/// leaves it as it is; [`Store::put_icalendar_scheduled`] sets it with the
+/// source in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleState {
+    /// The Schedule-Tag without quotes (RFC 6638 §3.2.10); `None` for an
+    /// object that is not a scheduling object resource.
+    pub tag: Option<String>,
+    /// On an attendee's copy: SEQUENCE of the last message from the
+    /// organizer applied to it.
+    pub organizer_sequence: Option<i64>,
+    /// ... and its DTSTAMP, UTC seconds.
+    pub organizer_stamp: Option<i64>,
 }
 
 /// An object with its source.
@@ -352,7 +371,8 @@ const COLL_COLS: &str = "k.id, k.principal_id, k.kind, k.name, k.highest_modseq,
 
 const OBJ_COLS: &str =
     "o.id, o.collection_id, o.name, o.item, o.uid, o.component, o.etag, o.modseq, \
-     o.size, o.summary, o.first_start, o.last_end, o.recurring, o.organizer, o.blob_hash";
+     o.size, o.summary, o.first_start, o.last_end, o.recurring, o.organizer, o.blob_hash, \
+     o.schedule_tag, o.organizer_sequence, o.organizer_stamp";
 
 fn components_str(c: &[ComponentKind]) -> String {
     c.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
@@ -396,6 +416,11 @@ fn object_row(r: &AnyRow) -> Result<ObjectMeta> {
         recurring: r.try_get::<i64, _>("recurring")? != 0,
         organizer: r.try_get("organizer")?,
         blob_hash: r.try_get("blob_hash")?,
+        schedule: ScheduleState {
+            tag: r.try_get("schedule_tag")?,
+            organizer_sequence: r.try_get("organizer_sequence")?,
+            organizer_stamp: r.try_get("organizer_stamp")?,
+        },
     })
 }
 
@@ -798,6 +823,68 @@ impl Store {
             .await
     }
 
+    /// [`Store::put_icalendar`] that also sets the object's scheduling
+    /// state (its Schedule-Tag, and on an attendee's copy the organizer's
+    /// last SEQUENCE and DTSTAMP), in the same transaction.
+    pub async fn put_icalendar_scheduled(
+        &self,
+        collection: i64,
+        name: &str,
+        data: Arc<[u8]>,
+        pre: Precondition,
+        schedule: ScheduleState,
+    ) -> Result<PutOutcome> {
+        let coll = self
+            .groupware_collection_by_id(collection)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collection {collection}")))?;
+        let obj = match outpost_pim::ingest_icalendar(&data, &options_for(&coll)) {
+            Ok(o) => o,
+            Err(e) => return Ok(PutOutcome::Invalid(e)),
+        };
+        self.put_object_scheduled(
+            collection,
+            name,
+            data,
+            Indexed::Calendar(obj.index),
+            pre,
+            schedule,
+        )
+        .await
+    }
+
+    /// [`Store::put_object`] that also sets the object's scheduling state
+    /// (see [`Store::put_icalendar_scheduled`]), in the same transaction.
+    pub async fn put_object_scheduled(
+        &self,
+        collection: i64,
+        name: &str,
+        data: Arc<[u8]>,
+        index: Indexed,
+        pre: Precondition,
+        schedule: ScheduleState,
+    ) -> Result<PutOutcome> {
+        check_segment(name)?;
+        let blob = self.put_blob(data, false).await?;
+        let blobs = self.blobs().clone();
+        let name = name.to_string();
+        self.write(move |c, t| {
+            Box::pin(async move {
+                let out =
+                    put_tx(c, t, &blobs, collection, &name, &blob, &index, &pre, false).await?;
+                if let PutOutcome::Created(m) | PutOutcome::Replaced(m) = &out {
+                    let m = set_schedule_tx(c, m.id, &schedule).await?;
+                    return Ok(match out {
+                        PutOutcome::Created(_) => PutOutcome::Created(m),
+                        _ => PutOutcome::Replaced(m),
+                    });
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
     /// Ingests a vCard and puts it.
     pub async fn put_vcard(
         &self,
@@ -931,6 +1018,7 @@ impl Store {
         let name = name.to_string();
         let to_name = to_name.to_string();
         let source_etag = obj.meta.etag.clone();
+        let schedule = obj.meta.schedule.clone();
         let res = self
             .write(move |c, t| {
                 Box::pin(async move {
@@ -955,16 +1043,27 @@ impl Store {
                         return match put_tx(c, t, &blobs, to, &to_name, &blob, &index, &pre, false)
                             .await?
                         {
-                            out @ (PutOutcome::Created(_) | PutOutcome::Replaced(_)) => Ok(out),
+                            PutOutcome::Created(m) => Ok(PutOutcome::Created(
+                                set_schedule_tx(c, m.id, &schedule).await?,
+                            )),
+                            PutOutcome::Replaced(m) => Ok(PutOutcome::Replaced(
+                                set_schedule_tx(c, m.id, &schedule).await?,
+                            )),
                             // Undoes the removal with the rest of this write.
                             _ => Err(StoreError::Conflict),
                         };
                     }
                     let out =
                         put_tx(c, t, &blobs, to, &to_name, &blob, &index, &pre, false).await?;
-                    if !matches!(out, PutOutcome::Created(_) | PutOutcome::Replaced(_)) {
-                        return Ok(out);
-                    }
+                    let out = match out {
+                        PutOutcome::Created(m) => {
+                            PutOutcome::Created(set_schedule_tx(c, m.id, &schedule).await?)
+                        }
+                        PutOutcome::Replaced(m) => {
+                            PutOutcome::Replaced(set_schedule_tx(c, m.id, &schedule).await?)
+                        }
+                        other => return Ok(other),
+                    };
                     if remove_source
                         && !matches!(
                             delete_tx(c, t, from, &name, &source_pre, false).await?,
@@ -1856,6 +1955,21 @@ async fn put_tx(
     } else {
         PutOutcome::Created(meta)
     })
+}
+
+/// Sets an object's scheduling state; its row as it is then.
+async fn set_schedule_tx(c: &mut AnyConnection, id: i64, s: &ScheduleState) -> Result<ObjectMeta> {
+    sqlx::query(
+        "UPDATE groupware_objects SET schedule_tag = $1, organizer_sequence = $2, organizer_stamp = $3 WHERE id = $4",
+    )
+    .bind(&s.tag)
+    .bind(s.organizer_sequence)
+    .bind(s.organizer_stamp)
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    let q = format!("SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.id = $1");
+    object_row(&sqlx::query(&q).bind(id).fetch_one(&mut *c).await?)
 }
 
 async fn write_children(

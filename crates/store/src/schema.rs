@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_flags_index.sql")),
     (9, include_str!("../migrations/0009_groupware.sql")),
     (10, include_str!("../migrations/0010_directory_attrs.sql")),
+    (11, include_str!("../migrations/0011_schedule_state.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -540,3 +540,149 @@ END:VFREEBUSY\r\nEND:VCALENDAR\r\n";
         "{reply}"
     );
 }
+
+#[test]
+fn the_organizers_last_message_orders_its_next_one_not_the_attendees_sequence() {
+    let o = obj(TB_INVITE);
+    let me = addrs(&["bob@example.test"]);
+    let req0 = again(&organizer_messages(None, Some(&o), "alice@example.test")[0]);
+    let copy = apply_request(None, &req0, &me).unwrap().unwrap();
+    // Bob's client raises SEQUENCE to 2 as it saves his answer.
+    let mut answered = obj(
+        &set_attendee_partstat(&obj(&copy), "bob@example.test", "ACCEPTED")
+            .replace("SEQUENCE:0", "SEQUENCE:2"),
+    );
+    assert_eq!(answered.sequence, 2);
+    // The organizer moves the event: SEQUENCE 1.
+    let moved = TB_INVITE
+        .replace("20261215T100000", "20261216T100000")
+        .replace("SEQUENCE:0", "SEQUENCE:1");
+    let req1 = again(&organizer_messages(Some(&o), Some(&obj(&moved)), "alice@example.test")[0]);
+    // Judged by the copy's own SEQUENCE, the update looks older...
+    assert!(apply_request(Some(&answered), &req1, &me)
+        .unwrap()
+        .is_none());
+    // ... judged by the organizer's last message, it is newer.
+    answered.received = Some(req0.as_received());
+    let updated = obj(&apply_request(Some(&answered), &req1, &me).unwrap().unwrap());
+    assert!(updated.to_ical_string().contains("20261216T100000"));
+    assert_eq!(updated.sequence, 1);
+    assert_eq!(
+        updated.partstat("bob@example.test").as_deref(),
+        Some("NEEDS-ACTION")
+    );
+    // The same version again keeps an answer given to it, even with the
+    // attendee's SEQUENCE raised once more.
+    let mut again_answered = obj(
+        &set_attendee_partstat(&updated, "bob@example.test", "TENTATIVE")
+            .replace("SEQUENCE:1", "SEQUENCE:3"),
+    );
+    again_answered.received = Some(req1.as_received());
+    let resent = obj(&apply_request(Some(&again_answered), &req1, &me)
+        .unwrap()
+        .unwrap());
+    assert_eq!(
+        resent.partstat("bob@example.test").as_deref(),
+        Some("TENTATIVE")
+    );
+    // The cancel that follows (SEQUENCE 1) cancels the copy.
+    let cancelled_text =
+        moved.replace("TRANSP:OPAQUE\r\n", "TRANSP:OPAQUE\r\nSTATUS:CANCELLED\r\n");
+    let cancel = again(
+        &organizer_messages(
+            Some(&obj(&moved)),
+            Some(&obj(&cancelled_text)),
+            "alice@example.test",
+        )[0],
+    );
+    assert_eq!(cancel.method.as_deref(), Some("CANCEL"));
+    let out = obj(&apply_cancel(&again_answered, &cancel).unwrap().unwrap());
+    assert!(out.cancelled);
+    // Really older: SEQUENCE 0 after 1, or the same SEQUENCE stamped
+    // earlier, changes nothing.
+    assert!(apply_request(Some(&again_answered), &req0, &me)
+        .unwrap()
+        .is_none());
+    let mut later = again_answered.clone();
+    later.received = Some(Received {
+        sequence: 1,
+        stamp: req1.stamp.map(|s| s + 60),
+    });
+    assert!(apply_request(Some(&later), &req1, &me).unwrap().is_none());
+}
+
+#[test]
+fn the_schedule_tag_ignores_answers_and_attendee_sequence() {
+    let o = obj(TB_INVITE);
+    let answered = obj(&set_attendee_partstat(&o, "bob@example.test", "ACCEPTED")
+        .replace("SEQUENCE:0", "SEQUENCE:1"));
+    assert!(!schedule_tag_changes(&o, &answered, false));
+    assert!(schedule_tag_changes(&o, &answered, true));
+    let located = obj(&TB_INVITE.replace("TRANSP:OPAQUE\r\n", "TRANSP:OPAQUE\r\nLOCATION:R4\r\n"));
+    assert!(schedule_tag_changes(&o, &located, false));
+    assert!(schedule_tag_changes(&o, &located, true));
+    let stamped = obj(&TB_INVITE.replace("DTSTAMP:20261201T090500Z", "DTSTAMP:20261202T090500Z"));
+    assert!(!schedule_tag_changes(&o, &stamped, true));
+}
+
+#[test]
+fn schedule_status_goes_on_the_attendees_named() {
+    let o = obj(TB_INVITE);
+    let st = vec![
+        ("bob@example.test".to_string(), "1.2".to_string()),
+        ("ext@outside.test".to_string(), "1.1".to_string()),
+    ];
+    let text = set_schedule_status(&o, &st).unwrap().replace("\r\n ", "");
+    let line = |who: &str| {
+        text.lines()
+            .find(|l| l.starts_with("ATTENDEE") && l.ends_with(who))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line("mailto:bob@example.test").contains("SCHEDULE-STATUS=1.2"),
+        "{text}"
+    );
+    assert!(line("mailto:ext@outside.test").contains("SCHEDULE-STATUS=1.1"));
+    assert!(!line("mailto:alice@example.test").contains("SCHEDULE-STATUS"));
+    // The same again changes nothing; a message does not carry it.
+    assert!(set_schedule_status(&obj(&text), &st).is_none());
+    let req = &organizer_messages(None, Some(&obj(&text)), "alice@example.test")[0];
+    assert!(!req.ical.contains("SCHEDULE-STATUS"), "{}", req.ical);
+}
+
+#[test]
+fn an_organizers_stale_put_keeps_the_answers_merged_since() {
+    let o = obj(TB_INVITE);
+    // The stored copy has bob's answer (a REPLY merged in); the client
+    // writes its older version with a new summary.
+    let stored = obj(&set_attendee_partstat(&o, "bob@example.test", "ACCEPTED"));
+    let client = obj(&TB_INVITE.replace("SUMMARY:Budget review", "SUMMARY:Budget review 2"));
+    let merged = obj(&keep_answers(&stored, &client, "alice@example.test").unwrap());
+    assert_eq!(
+        merged.partstat("bob@example.test").as_deref(),
+        Some("ACCEPTED")
+    );
+    assert_eq!(merged.summary.as_deref(), Some("Budget review 2"));
+    // A reschedule (new SEQUENCE) asks again: the client's PARTSTATs stand.
+    let moved = obj(&TB_INVITE.replace("SEQUENCE:0", "SEQUENCE:1"));
+    assert!(keep_answers(&stored, &moved, "alice@example.test").is_none());
+}
+
+#[test]
+fn a_refresh_gets_the_current_version_to_that_attendee_alone() {
+    let o = obj(TB_INVITE);
+    let m = refresh_answer(&o, "alice@example.test", "EXT@outside.test").unwrap();
+    assert_eq!(m.method, Method::Request);
+    assert_eq!(m.recipients, addrs(&["ext@outside.test"]));
+    assert!(m.ical.contains("SUMMARY:Budget review"));
+    assert!(
+        !m.ical.contains("VALARM"),
+        "the organizer's alarms stay home"
+    );
+    assert!(refresh_answer(&o, "alice@example.test", "carol@example.test").is_none());
+    let cancelled =
+        obj(&TB_INVITE.replace("TRANSP:OPAQUE\r\n", "TRANSP:OPAQUE\r\nSTATUS:CANCELLED\r\n"));
+    let m = refresh_answer(&cancelled, "alice@example.test", "bob@example.test").unwrap();
+    assert_eq!(m.method, Method::Cancel);
+}
