@@ -27,12 +27,32 @@ impl Session {
             }
         }
         let id = sel.id;
-        let list = self.ctx.storage.messages(id).await?;
-        // Only messages this session knows about, in its sequence order.
-        let list: Vec<MessageInfo> = list
-            .into_iter()
-            .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
-            .collect();
+        let list: Vec<MessageInfo> = if !meta_for_sort && search::flags_suffice(key) {
+            // Flags, keywords and modseqs are all the key looks at: read
+            // the flag rows of the view's UID range (a covering index in
+            // the store), not every message row.
+            match (sel.uids.first(), sel.uids.last()) {
+                (Some(&lo), Some(&hi)) => self
+                    .ctx
+                    .storage
+                    .flags_in_uid_range(id, lo as i64, hi as i64)
+                    .await?
+                    .into_iter()
+                    .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
+                    .map(flag_row_info)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        } else {
+            // Only messages this session knows about, in its sequence order.
+            self.ctx
+                .storage
+                .messages(id)
+                .await?
+                .into_iter()
+                .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
+                .collect()
+        };
         let needs = search::needs(key);
         let metas = if needs.meta || needs.raw || meta_for_sort {
             let uids: Vec<i64> = list.iter().map(|m| m.uid).collect();
@@ -188,6 +208,24 @@ impl Session {
         let threads = search::thread(t.algorithm, &views, ids);
         self.send(Data::Thread(threads));
         self.ok(tag, "THREAD completed");
+    }
+}
+
+/// A flag row as the evaluator's message row, for keys that
+/// [`search::flags_suffice`] for: size, dates and blob hash stay empty
+/// (no such key reads them), and nothing is allocated but the keywords the
+/// row already holds.
+fn flag_row_info(m: FlagRow) -> MessageInfo {
+    MessageInfo {
+        id: 0,
+        uid: m.uid,
+        flags: m.flags,
+        keywords: m.keywords,
+        modseq: m.modseq,
+        size: 0,
+        internal_date: 0,
+        save_date: 0,
+        blob_hash: String::new(),
     }
 }
 
