@@ -50,6 +50,9 @@ class LossyDns:
         self.lock = threading.Lock()
         self.queries = 0
         self.dropped = 0
+        # Queries and drops by (lower-case name, type): how many packets a
+        # resolver really sends per lookup.
+        self.by_name = {}
         # Responses by query bytes after the id: the zone is fixed, so the
         # answer depends on nothing else.
         self.cache = {}
@@ -102,13 +105,38 @@ class LossyDns:
         self.cache[key] = out[2:]
         return out
 
-    def _lose(self):
+    def _lose(self, wire=None):
+        key = self._key(wire)
         with self.lock:
             self.queries += 1
             lost = self.drop > 0 and self.rng.random() < self.drop
             if lost:
                 self.dropped += 1
+            if key is not None:
+                counts = self.by_name.setdefault(key, [0, 0])
+                counts[0] += 1
+                counts[1] += lost
             return lost
+
+    @staticmethod
+    def _key(wire):
+        try:
+            q = dns.message.from_wire(wire).question[0]
+        except Exception:
+            return None
+        return (q.name.to_text().lower(), dns.rdatatype.to_text(q.rdtype))
+
+    def sends_histogram(self):
+        """{queries asked for one name and type: how many names}, and the
+        names all of whose queries were dropped."""
+        with self.lock:
+            hist = {}
+            lost_all = []
+            for key, (asked, dropped) in self.by_name.items():
+                hist[asked] = hist.get(asked, 0) + 1
+                if asked == dropped:
+                    lost_all.append(key)
+            return dict(sorted(hist.items())), lost_all
 
     # --- serving -------------------------------------------------------------
 
@@ -151,7 +179,7 @@ class LossyDns:
                 continue
             except OSError:
                 return
-            if self._lose():
+            if self._lose(wire):
                 continue
             try:
                 self._udp.sendto(self.answer(wire), peer)
@@ -178,7 +206,7 @@ class LossyDns:
                 wire = self._read(conn, struct.unpack("!H", head)[0])
                 if wire is None:
                     return
-                if self._lose():
+                if self._lose(wire):
                     continue  # no answer; the connection stays open
                 out = self.answer(wire)
                 conn.sendall(struct.pack("!H", len(out)) + out)
@@ -230,6 +258,9 @@ def main():
     done.wait()
     srv.close()
     print(f"queries {srv.queries}, dropped {srv.dropped}", flush=True)
+    hist, lost_all = srv.sends_histogram()
+    print(f"queries per name and type (queries: names) {hist}", flush=True)
+    print(f"names whose every query was dropped: {len(lost_all)} {sorted(lost_all)[:20]}", flush=True)
     return 0
 
 

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use outpost_mailmeta::flags::{DELETED, SEEN};
@@ -60,6 +60,8 @@ pub struct MemStorage {
     state: Arc<Mutex<State>>,
     watchers: Arc<Mutex<HashMap<i64, watch::Sender<i64>>>>,
     unavailable: Arc<AtomicBool>,
+    /// Calls that read whole message rows (see [`MemStorage::row_reads`]).
+    row_reads: Arc<AtomicUsize>,
 }
 
 fn canonical(name: &str) -> String {
@@ -183,6 +185,13 @@ impl State {
 impl MemStorage {
     pub fn new() -> MemStorage {
         MemStorage::default()
+    }
+
+    /// How many times whole message rows were read (`messages`,
+    /// `messages_in_uid_range`), for tests that check a command gets by
+    /// with flag rows or the UID list.
+    pub fn row_reads(&self) -> usize {
+        self.row_reads.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> StorageResult<std::sync::MutexGuard<'_, State>> {
@@ -405,6 +414,7 @@ impl MailStorage for MemStorage {
     }
 
     async fn messages(&self, mailbox: i64) -> StorageResult<Vec<MessageInfo>> {
+        self.row_reads.fetch_add(1, Ordering::SeqCst);
         let s = self.lock()?;
         Ok(s.mailbox(mailbox)?
             .messages
@@ -419,6 +429,7 @@ impl MailStorage for MemStorage {
         lo: i64,
         hi: i64,
     ) -> StorageResult<Vec<MessageInfo>> {
+        self.row_reads.fetch_add(1, Ordering::SeqCst);
         let s = self.lock()?;
         if lo > hi {
             return Ok(Vec::new());
@@ -427,6 +438,32 @@ impl MailStorage for MemStorage {
             .messages
             .range(lo..=hi)
             .map(|(_, m)| m.info.clone())
+            .collect())
+    }
+
+    async fn flags_in_uid_range(
+        &self,
+        mailbox: i64,
+        lo: i64,
+        hi: i64,
+    ) -> StorageResult<Vec<FlagRow>> {
+        let s = self.lock()?;
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        Ok(s.mailbox(mailbox)?
+            .messages
+            .range(lo..=hi)
+            .map(|(_, m)| {
+                let mut keywords = m.info.keywords.clone();
+                keywords.sort();
+                FlagRow {
+                    uid: m.info.uid,
+                    flags: m.info.flags,
+                    keywords,
+                    modseq: m.info.modseq,
+                }
+            })
             .collect())
     }
 

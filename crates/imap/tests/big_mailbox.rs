@@ -1,4 +1,5 @@
-//! Timing of SELECT and `UID FETCH 1:* (FLAGS)` on a 100,000-message
+//! Timing of SELECT, `UID FETCH 1:* (FLAGS)`, `UID SEARCH ALL` and
+//! `SEARCH UNSEEN` on a 100,000-message
 //! mailbox (issue 4 targets: < 1 s and < 2 s in a release build).
 //! `cargo test --release -p outpost-imap --test big_mailbox -- --ignored --nocapture`
 mod common;
@@ -32,9 +33,18 @@ async fn select_and_fetch_100k() {
     let fetch = t.elapsed();
     assert_eq!(r.lines.len(), n);
     let t = Instant::now();
-    c.cmd("a3 STORE 1:* +FLAGS.SILENT (\\Seen)").await.ok();
+    c.cmd("a3 UID SEARCH ALL").await.ok().has("* SEARCH 1 2 ");
+    let search_all = t.elapsed();
+    let t = Instant::now();
+    c.cmd("a4 SEARCH UNSEEN").await.ok().has("* SEARCH 1 2 ");
+    let search_unseen = t.elapsed();
+    let t = Instant::now();
+    c.cmd("a5 STORE 1:* +FLAGS.SILENT (\\Seen)").await.ok();
     let store = t.elapsed();
-    eprintln!("SELECT {select:?}, UID FETCH 1:* (FLAGS) {fetch:?}, STORE 1:* {store:?}");
+    eprintln!(
+        "SELECT {select:?}, UID FETCH 1:* (FLAGS) {fetch:?}, UID SEARCH ALL {search_all:?}, \
+         SEARCH UNSEEN {search_unseen:?}, STORE 1:* {store:?}"
+    );
 }
 
 fn rss_kib() -> u64 {

@@ -108,3 +108,52 @@ async fn number_only_keys_need_no_storage() {
     // A key that looks at the messages does need the storage.
     c.cmd("b8 SEARCH SEEN").await.no();
 }
+
+/// Searches on flags, keywords, modseqs and message numbers read the flag
+/// rows (or only the UID list), never the message rows; the answers are
+/// those of the general path.
+#[tokio::test]
+async fn flag_searches_read_no_message_rows() {
+    let s = server().await;
+    for m in [A, B, C] {
+        s.deliver("INBOX", m).await;
+    }
+    let mut c = s.login().await;
+    c.cmd("a1 SELECT INBOX").await.ok();
+    c.cmd("a2 STORE 1 +FLAGS (\\Seen $Junk)").await.ok();
+    c.cmd("a3 STORE 3 +FLAGS (\\Flagged)").await.ok();
+    let before = s.store.row_reads();
+    c.cmd("b1 UID SEARCH ALL").await.ok().has("* SEARCH 1 2 3");
+    c.cmd("b2 SEARCH UNSEEN").await.ok().has("* SEARCH 2 3");
+    c.cmd("b3 UID SEARCH KEYWORD $junk")
+        .await
+        .ok()
+        .has("* SEARCH 1");
+    c.cmd("b4 SEARCH OR FLAGGED SEEN NOT UID 2")
+        .await
+        .ok()
+        .has("* SEARCH 1 3");
+    c.cmd("b5 SEARCH UNKEYWORD $Junk UNFLAGGED 1:*")
+        .await
+        .ok()
+        .has("* SEARCH 2");
+    c.cmd("b6 SEARCH MODSEQ 1 SEEN")
+        .await
+        .ok()
+        .has("* SEARCH 1 (MODSEQ ");
+    c.cmd("b7 SEARCH RETURN (COUNT) NOT DELETED")
+        .await
+        .ok()
+        .has("COUNT 3");
+    assert_eq!(
+        s.store.row_reads(),
+        before,
+        "flag searches read message rows"
+    );
+    // A key on anything else still reads them.
+    c.cmd("c1 SEARCH LARGER 1 UNSEEN")
+        .await
+        .ok()
+        .has("* SEARCH 2 3");
+    assert!(s.store.row_reads() > before);
+}

@@ -36,6 +36,7 @@ use mail_auth::{
 };
 
 pub use crate::resolve::DnsSettings;
+use crate::resolve::Flights;
 
 /// A small TXT cache (SPF, DKIM keys, DMARC records) that honours the
 /// records' TTL; entries inserted by [`InboundAuth::with_records`] never
@@ -195,6 +196,8 @@ pub struct InboundAuth {
     hostname: String,
     auth: MessageAuthenticator,
     cache: TxtCache,
+    /// Prefetches in flight, by name.
+    flights: Flights<Option<Txt>>,
 }
 
 impl InboundAuth {
@@ -207,6 +210,7 @@ impl InboundAuth {
             auth: MessageAuthenticator::new(config, opts)
                 .map_err(|e| format!("DNS resolver: {e}"))?,
             cache: TxtCache::default(),
+            flights: Flights::default(),
         })
     }
 
@@ -251,6 +255,7 @@ impl InboundAuth {
             hostname: hostname.to_string(),
             auth,
             cache,
+            flights: Flights::default(),
         })
     }
 
@@ -261,12 +266,23 @@ impl InboundAuth {
         cache: &MessageCache<'_>,
         name: String,
     ) {
-        if let Err(e) = self.auth.txt_lookup::<T>(name.as_str(), Some(cache)).await {
-            cache
-                .local
-                .lock()
-                .unwrap()
-                .insert(fqdn(&name).into(), Txt::Error(e));
+        // One lookup per name at a time across messages (see
+        // [`Flights`]): the others wait for its answer, or its failure
+        // after all its tries, and keep it as their own.
+        let key = fqdn(&name);
+        let got = self
+            .flights
+            .run(&key, || async {
+                match self.auth.txt_lookup::<T>(name.as_str(), Some(cache)).await {
+                    // mail-auth put what it parsed into this message's cache
+                    // (nothing when the shared cache answered).
+                    Ok(_) => cache.local.lock().unwrap().get(key.as_str()).cloned(),
+                    Err(e) => Some(Txt::Error(e)),
+                }
+            })
+            .await;
+        if let Some(txt) = got {
+            cache.local.lock().unwrap().insert(key.into(), txt);
         }
     }
 

@@ -94,6 +94,41 @@ pub fn needs(key: &SearchKey) -> Needs {
     }
 }
 
+/// Whether `key` looks only at what a [`crate::storage::FlagRow`] holds
+/// (UID, system flags, keywords, modseq) and at message numbers: such a
+/// search reads the mailbox's flag rows, one set-based read of an index,
+/// not its message rows (`SEARCH UNSEEN`, `UID SEARCH KEYWORD $Junk`, a
+/// client's `SEARCH MODSEQ` resync on a large mailbox).
+pub fn flags_suffice(key: &SearchKey) -> bool {
+    use SearchKey as K;
+    match key {
+        K::All
+        | K::Answered
+        | K::Deleted
+        | K::Draft
+        | K::Flagged
+        | K::Seen
+        | K::Unanswered
+        | K::Undeleted
+        | K::Undraft
+        | K::Unflagged
+        | K::Unseen
+        | K::Recent
+        | K::New
+        | K::Old
+        | K::Keyword(_)
+        | K::Unkeyword(_)
+        | K::ModSeq { .. }
+        | K::Uid(_)
+        | K::SequenceSet(_)
+        | K::SaveDateSupported => true,
+        K::Not(k) => flags_suffice(k),
+        K::Or(a, b) => flags_suffice(a) && flags_suffice(b),
+        K::And(keys) => keys.iter().all(flags_suffice),
+        _ => false,
+    }
+}
+
 impl Needs {
     /// Both sets of needs together.
     pub fn or(self, other: Needs) -> Needs {

@@ -33,6 +33,8 @@ pub(super) struct FetchChunk {
     pub(super) end: usize,
     /// Lean jobs: the flag rows of the chunk's range, ascending UID.
     pub(super) flags: Vec<FlagRow>,
+    /// Lean jobs: the first row of `flags` not yet passed.
+    pub(super) cursor: usize,
     pub(super) infos: HashMap<u32, MessageInfo>,
     pub(super) metas: HashMap<i64, MessageMeta>,
     pub(super) seen_set: std::collections::HashSet<u32>,
@@ -154,7 +156,7 @@ impl Session {
     /// [`Next::More`]) or the command is done.
     pub(super) async fn run_fetch(&mut self, sel: &mut Selected, mut job: Box<FetchJob>) -> Next {
         while job.pos < job.idx.len() {
-            let chunk = match job.chunk.take() {
+            let mut chunk = match job.chunk.take() {
                 Some(c) if job.pos < c.end => c,
                 _ => {
                     let end = (job.pos + job.chunk_size).min(job.idx.len());
@@ -170,7 +172,22 @@ impl Session {
             while job.pos < chunk.end {
                 let i = job.idx[job.pos];
                 job.pos += 1;
-                self.fetch_one(sel, &mut job, &chunk, i).await;
+                if job.lean {
+                    // The view's indices and the chunk's rows both ascend
+                    // by UID: one cursor finds each row. Rows the view does
+                    // not name (outside the set, or not yet announced to
+                    // this session) are skipped over, never answered.
+                    let uid = sel.uids[i] as i64;
+                    let rows = &chunk.flags;
+                    while chunk.cursor < rows.len() && rows[chunk.cursor].uid < uid {
+                        chunk.cursor += 1;
+                    }
+                    if let Some(row) = rows.get(chunk.cursor).filter(|r| r.uid == uid) {
+                        fetch::write_flags_fetch(&mut self.out, i as u32 + 1, &job.attrs, row);
+                    }
+                } else {
+                    self.fetch_one(sel, &mut job, &chunk, i).await;
+                }
                 if self.out.len() >= OUT_CHUNK && job.pos < job.idx.len() {
                     job.chunk = Some(chunk);
                     self.pending = Some(job);
@@ -204,9 +221,14 @@ impl Session {
                     flags.retain(|m| m.modseq as u64 > since);
                 }
             }
+            // Ascending, as the trait promises; the cursor relies on it.
+            if !flags.is_sorted_by_key(|m| m.uid) {
+                flags.sort_by_key(|m| m.uid);
+            }
             return Ok(FetchChunk {
                 end,
                 flags,
+                cursor: 0,
                 infos: HashMap::new(),
                 metas: HashMap::new(),
                 seen_set: Default::default(),
@@ -246,6 +268,7 @@ impl Session {
         Ok(FetchChunk {
             end,
             flags: Vec::new(),
+            cursor: 0,
             infos,
             metas,
             seen_set,
@@ -263,15 +286,6 @@ impl Session {
         let Some(uid) = sel.uids.get(i).copied() else {
             return;
         };
-        if job.lean {
-            // Rows the view does not name (outside the set, or not yet
-            // announced to this session) are never looked up: only the
-            // view's indices are walked.
-            if let Ok(k) = chunk.flags.binary_search_by_key(&(uid as i64), |m| m.uid) {
-                fetch::write_flags_fetch(&mut self.out, i as u32 + 1, &job.attrs, &chunk.flags[k]);
-            }
-            return;
-        }
         let Some(info) = chunk.infos.get(&uid) else {
             return;
         };

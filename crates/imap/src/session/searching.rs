@@ -27,12 +27,27 @@ impl Session {
             }
         }
         let id = sel.id;
-        let list = self.ctx.storage.messages(id).await?;
-        // Only messages this session knows about, in its sequence order.
-        let list: Vec<MessageInfo> = list
-            .into_iter()
-            .filter(|m| sel.uids.binary_search(&(m.uid as u32)).is_ok())
-            .collect();
+        let rows: Vec<MessageInfo> = if !meta_for_sort && search::flags_suffice(key) {
+            // Flags, keywords and modseqs are all the key looks at: read
+            // the flag rows of the view's UID range (a covering index in
+            // the store), not every message row.
+            match (sel.uids.first(), sel.uids.last()) {
+                (Some(&lo), Some(&hi)) => self
+                    .ctx
+                    .storage
+                    .flags_in_uid_range(id, lo as i64, hi as i64)
+                    .await?
+                    .into_iter()
+                    .map(flag_row_info)
+                    .collect(),
+                _ => Vec::new(),
+            }
+        } else {
+            self.ctx.storage.messages(id).await?
+        };
+        // Only messages this session knows about, in its sequence order,
+        // each with its index in the view.
+        let (list, view_idx) = in_view(&sel.uids, rows);
         let needs = search::needs(key);
         let metas = if needs.meta || needs.raw || meta_for_sort {
             let uids: Vec<i64> = list.iter().map(|m| m.uid).collect();
@@ -48,13 +63,13 @@ impl Session {
             now: now(),
         };
         let mut hits = Vec::new();
-        for m in &list {
+        for (m, &i) in list.iter().zip(&view_idx) {
             let raw = if needs.raw {
                 Some(self.ctx.storage.read_body(m).await?)
             } else {
                 None
             };
-            let seq = sel.seq_of(m.uid as u32).unwrap_or(0);
+            let seq = i as u32 + 1;
             let view = search::MessageView {
                 seq,
                 info: m,
@@ -191,6 +206,49 @@ impl Session {
     }
 }
 
+/// The rows the view holds, in UID order, and the index in `uids` (the
+/// view's ascending UID list) of each: one merge walk, not a search per
+/// row. Rows come in ascending UID order (the [`MailStorage`] contract);
+/// they are sorted first if not.
+///
+/// [`MailStorage`]: crate::storage::MailStorage
+fn in_view(uids: &[u32], mut rows: Vec<MessageInfo>) -> (Vec<MessageInfo>, Vec<usize>) {
+    if !rows.is_sorted_by_key(|m| m.uid) {
+        rows.sort_by_key(|m| m.uid);
+    }
+    let mut idx = Vec::with_capacity(rows.len().min(uids.len()));
+    let mut i = 0;
+    rows.retain(|m| {
+        while i < uids.len() && (uids[i] as i64) < m.uid {
+            i += 1;
+        }
+        let held = i < uids.len() && uids[i] as i64 == m.uid;
+        if held {
+            idx.push(i);
+        }
+        held
+    });
+    (rows, idx)
+}
+
+/// A flag row as the evaluator's message row, for keys that
+/// [`search::flags_suffice`] for: size, dates and blob hash stay empty
+/// (no such key reads them), and nothing is allocated but the keywords the
+/// row already holds.
+fn flag_row_info(m: FlagRow) -> MessageInfo {
+    MessageInfo {
+        id: 0,
+        uid: m.uid,
+        flags: m.flags,
+        keywords: m.keywords,
+        modseq: m.modseq,
+        size: 0,
+        internal_date: 0,
+        save_date: 0,
+        blob_hash: String::new(),
+    }
+}
+
 /// The search hits (indices into the selected mailbox's UID list) as views
 /// for SORT and THREAD, with their metadata.
 fn hit_views<'a>(
@@ -252,4 +310,29 @@ fn set_hits(key: &SearchKey, sel: &Selected) -> Option<Vec<usize>> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(uid: i64) -> MessageInfo {
+        flag_row_info(FlagRow {
+            uid,
+            ..FlagRow::default()
+        })
+    }
+
+    #[test]
+    fn in_view_pairs_rows_with_view_indices() {
+        // Rows the view does not hold (2: not yet announced; 9: beyond it)
+        // are dropped; order is restored first.
+        let rows = vec![row(5), row(1), row(2), row(3), row(9)];
+        let (list, idx) = in_view(&[1, 3, 5, 7], rows);
+        let uids: Vec<i64> = list.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 3, 5]);
+        assert_eq!(idx, [0, 1, 2]);
+        let (list, idx) = in_view(&[], vec![row(1)]);
+        assert!(list.is_empty() && idx.is_empty());
+    }
 }
