@@ -43,6 +43,11 @@ impl Default for DavConfig {
 pub(crate) struct Dav<S> {
     pub(crate) store: Arc<S>,
     pub(crate) config: DavConfig,
+    /// Homes (owner, kind) known to hold collections since this process
+    /// started, so the first-use check of [`Ctx::ensure_defaults`] is not
+    /// a query on every request. A user who later deletes every calendar
+    /// gets the defaults back at the next start, not at once.
+    pub(crate) homes_filled: std::sync::Mutex<std::collections::HashSet<(i64, CollectionKind)>>,
 }
 
 /// Most principals one principal-property-search answers.
@@ -58,7 +63,11 @@ pub(crate) const ALLOW: &str =
 /// well-known redirects needs the `AuthUser` extension).
 pub fn router<S: DavStore>(store: Arc<S>, config: DavConfig) -> Router {
     let limit = config.max_body;
-    let state = Arc::new(Dav { store, config });
+    let state = Arc::new(Dav {
+        store,
+        config,
+        homes_filled: Default::default(),
+    });
     Router::new()
         .route("/.well-known/caldav", any(well_known))
         .route("/.well-known/carddav", any(well_known))
@@ -386,6 +395,10 @@ impl<S: DavStore> Ctx<'_, S> {
     /// The default collections on first use (the store names them as
     /// SOGo does).
     pub(crate) async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
+        let key = (self.me.id, kind);
+        if self.dav.homes_filled.lock().unwrap().contains(&key) {
+            return Ok(());
+        }
         if self
             .store()
             .list_collections(self.me.id, kind)
@@ -394,6 +407,12 @@ impl<S: DavStore> Ctx<'_, S> {
         {
             self.store().ensure_defaults(self.me.id).await?;
         }
+        let mut filled = self.dav.homes_filled.lock().unwrap();
+        // Bounded: a process serving more homes than this re-checks them.
+        if filled.len() >= 100_000 {
+            filled.clear();
+        }
+        filled.insert(key);
         Ok(())
     }
 
@@ -482,7 +501,12 @@ impl<S: DavStore> Ctx<'_, S> {
         ));
     }
 
-    async fn quota_props(&self, owner: i64, v: &mut Vec<Element>) -> R<()> {
+    /// The RFC 4331 quota properties, when `req` asks for them (they sum
+    /// the owner's usage).
+    async fn quota_props(&self, req: &PropRequest, owner: i64, v: &mut Vec<Element>) -> R<()> {
+        if !req.asks_for(DAV, "quota-used-bytes") && !req.asks_for(DAV, "quota-available-bytes") {
+            return Ok(());
+        }
         let q = self.store().quota(owner).await?;
         v.push(text(DAV, "quota-used-bytes", q.used_bytes.to_string()));
         if let Some(a) = q.available_bytes {
@@ -541,7 +565,9 @@ impl<S: DavStore> Ctx<'_, S> {
         s
     }
 
-    async fn collection_props(&self, c: &Coll) -> R<Vec<Element>> {
+    /// A collection's properties for an answer to `req` (the costly ones,
+    /// DAV:acl and quota, only when `req` asks for them).
+    async fn collection_props(&self, c: &Coll, req: &PropRequest) -> R<Vec<Element>> {
         let cal = c.c.kind == CollectionKind::Calendar;
         let mut rt = dav("resourcetype").with(dav("collection"));
         rt.push(if cal {
@@ -634,11 +660,11 @@ impl<S: DavStore> Ctx<'_, S> {
             cups.push(p);
         }
         v.push(cups);
-        if c.rights == Rights::Owner {
+        if c.rights == Rights::Owner && req.asks_for(DAV, "acl") {
             v.push(self.acl(c).await?);
         }
         if !c.bound {
-            self.quota_props(c.owner.id, &mut v).await?;
+            self.quota_props(req, c.owner.id, &mut v).await?;
         }
         self.common_props(&mut v);
         Ok(v)
@@ -859,7 +885,7 @@ impl<S: DavStore> Ctx<'_, S> {
             }
             Target::Home(kind, owner) => {
                 let mut v = self.home_props(kind, &owner);
-                self.quota_props(owner.id, &mut v).await?;
+                self.quota_props(&req, owner.id, &mut v).await?;
                 out.push(prop_response(
                     &path::home_href(kind, &owner.login),
                     self.answer(&req, v, None)?,
@@ -904,7 +930,7 @@ impl<S: DavStore> Ctx<'_, S> {
                         }
                     }
                     for c in colls {
-                        let v = self.collection_props(&c).await?;
+                        let v = self.collection_props(&c, &req).await?;
                         out.push(prop_response(&c.href(), self.answer(&req, v, None)?));
                     }
                 }
@@ -913,7 +939,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 if !c.can_read() {
                     return Err(st(StatusCode::FORBIDDEN, "no read access"));
                 }
-                let v = self.collection_props(&c).await?;
+                let v = self.collection_props(&c, &req).await?;
                 out.push(prop_response(&c.href(), self.answer(&req, v, None)?));
                 if depth == 1 {
                     let metas = self.store().list_objects(c.c.id).await?;
@@ -1536,41 +1562,62 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         // Candidates: from the instances index when the query names a
         // component with a time range, else every object.
-        let mut names: Option<Vec<String>> = None;
+        let mut candidates: Option<Vec<Candidate>> = None;
+        // The filter is a VEVENT time range and nothing else: an exact
+        // candidate (the index saw an instance in the range) matches
+        // without a parse.
+        let mut range_only = false;
         if let [inner] = filter.comps.as_slice() {
             if let (Some(kind), Some(tr), false) = (
                 ComponentKind::parse(&inner.name),
                 inner.time_range,
                 inner.is_not_defined,
             ) {
-                names = Some(
+                range_only = kind == ComponentKind::VEvent
+                    && filter.props.is_empty()
+                    && filter.time_range.is_none()
+                    && !filter.is_not_defined
+                    && inner.props.is_empty()
+                    && inner.comps.is_empty();
+                candidates = Some(
                     self.store()
                         .time_range_candidates(c.c.id, kind, tr.start, tr.end)
                         .await?,
                 );
             }
         }
-        let names = match names {
+        let candidates = match candidates {
             Some(n) => n,
             None => self
                 .store()
                 .list_objects(c.c.id)
                 .await?
                 .into_iter()
-                .map(|m| m.name)
+                .map(|m| Candidate {
+                    name: m.name,
+                    exact: false,
+                })
                 .collect(),
         };
+        let exact: std::collections::HashSet<&str> = candidates
+            .iter()
+            .filter(|x| range_only && x.exact)
+            .map(|x| x.name.as_str())
+            .collect();
+        let names: Vec<String> = candidates.iter().map(|x| x.name.clone()).collect();
         let mut out = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Ok(parsed) = content::parse_calendar(&o.data)
-                    .map(|x| x.with_timezone(c.c.timezone.as_deref()))
-                else {
-                    continue;
-                };
-                let instances = parsed.instances();
-                if !crate::filter::calendar_matches(&parsed.root, &instances, filter) {
-                    continue;
+                if !exact.contains(o.meta.name.as_str()) {
+                    let Ok(parsed) = content::parse_calendar(&o.data)
+                        .map(|x| x.with_timezone(c.c.timezone.as_deref()))
+                    else {
+                        continue;
+                    };
+                    let instances = parsed.instances();
+                    if !crate::filter::calendar_matches(&parsed.root, &instances, filter) {
+                        continue;
+                    }
                 }
                 let v = self.object_props(c, &o.meta);
                 out.push(prop_response(
@@ -1718,10 +1765,13 @@ impl<S: DavStore> Ctx<'_, S> {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
         }
         let (start, end) = (tr.start.unwrap_or(0), tr.end.unwrap_or(0));
-        let names = self
+        let names: Vec<String> = self
             .store()
             .time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end))
-            .await?;
+            .await?
+            .into_iter()
+            .map(|x| x.name)
+            .collect();
         let mut periods = Vec::new();
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {

@@ -26,7 +26,7 @@
 
 use async_trait::async_trait;
 use outpost_dav::{
-    BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
+    BusyPeriod, BusyType, Candidate, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
     DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant, NewCollection,
     ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
 };
@@ -147,6 +147,16 @@ impl DavBackend {
     /// owner of `collection` would go over its quota.
     async fn check_quota(&self, owner: i64, old_size: u64, new_size: u64) -> DavStoreResult<()> {
         if new_size <= old_size {
+            return Ok(());
+        }
+        // No limit (the default), nothing to sum.
+        let limited = self
+            .store()
+            .principal(owner)
+            .await
+            .map_err(err)?
+            .is_some_and(|p| p.quota_bytes > 0);
+        if !limited {
             return Ok(());
         }
         let q = self.quota(owner).await?;
@@ -542,10 +552,12 @@ impl DavStore for DavBackend {
     ) -> DavStoreResult<PutOutcome> {
         let store = self.store();
         let coll = self.owner_of(collection).await?;
-        let old = store
+        let existing = store
             .groupware_object_meta(collection, name)
             .await
-            .map_err(err)?
+            .map_err(err)?;
+        let old = existing
+            .as_ref()
             .map_or(0, |m| u64::try_from(m.size).unwrap_or(0));
         self.check_quota(coll.owner, old, data.len() as u64).await?;
         let pre = match condition {
@@ -557,9 +569,13 @@ impl DavStore for DavBackend {
         // calendar's timezone for floating times; the UID it indexes is
         // the one the DAV layer parsed.
         let data: std::sync::Arc<[u8]> = data.into();
-        let before = match kind {
-            ComponentKind::VCard => None,
-            _ => self.before_write(collection, name).await?,
+        // Only a scheduling object resource (one with an ORGANIZER, which
+        // the store indexes) before or after the write has anything to
+        // schedule (RFC 6638 §3.1).
+        let before = match (kind, &existing) {
+            (ComponentKind::VCard, _) => None,
+            (_, Some(m)) if m.organizer.is_some() => self.before_write(collection, name).await?,
+            _ => None,
         };
         let out = match kind {
             ComponentKind::VCard => store.put_vcard(collection, name, data.clone(), pre).await,
@@ -571,8 +587,15 @@ impl DavStore for DavBackend {
         };
         match out {
             Ok(o) => {
+                let organized = match &o {
+                    gw::PutOutcome::Created(m) | gw::PutOutcome::Replaced(m) => {
+                        m.organizer.is_some()
+                    }
+                    _ => false,
+                };
                 let o = put_outcome(o)?;
                 if kind != ComponentKind::VCard
+                    && (organized || before.is_some())
                     && matches!(o, PutOutcome::Created { .. } | PutOutcome::Replaced { .. })
                 {
                     self.after_write(coll.owner, collection, before.as_deref(), Some(&data))
@@ -595,7 +618,17 @@ impl DavStore for DavBackend {
             Some(e) => gw::Precondition::IfMatch(e.to_string()),
             None => gw::Precondition::None,
         };
-        let before = self.before_write(collection, name).await?;
+        let organized = self
+            .store()
+            .groupware_object_meta(collection, name)
+            .await
+            .map_err(err)?
+            .is_some_and(|m| m.organizer.is_some());
+        let before = if organized {
+            self.before_write(collection, name).await?
+        } else {
+            None
+        };
         match self.store().delete_object(collection, name, pre).await {
             Ok(gw::DeleteOutcome::Deleted { .. }) => {
                 if let Some(old) = &before {
@@ -656,7 +689,7 @@ impl DavStore for DavBackend {
         kind: ComponentKind,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> DavStoreResult<Vec<String>> {
+    ) -> DavStoreResult<Vec<Candidate>> {
         // Exact hits come from the instances table; the others (outside
         // the precomputed window, or without times) are candidates the DAV
         // layer checks itself, which the trait allows.
@@ -671,7 +704,10 @@ impl DavStore for DavBackend {
             .await
             .map_err(err)?
             .into_iter()
-            .map(|h| h.meta.name)
+            .map(|h| Candidate {
+                name: h.meta.name,
+                exact: h.exact,
+            })
             .collect())
     }
 
