@@ -741,11 +741,20 @@ impl Store {
         collection: i64,
         name: &str,
     ) -> Result<Option<StoredObject>> {
-        let Some(meta) = self.groupware_object_meta(collection, name).await? else {
+        let q = format!(
+            "SELECT {OBJ_COLS}, b.data AS blob_data FROM groupware_objects o \
+             LEFT JOIN blobs b ON b.hash = o.blob_hash \
+             WHERE o.collection_id = $1 AND o.name = $2"
+        );
+        let Some(r) = sqlx::query(&q)
+            .bind(collection)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
-        let data = self.read_blob(&meta.blob_hash).await?;
-        Ok(Some(StoredObject { meta, data }))
+        Ok(Some(self.stored_object(&r).await?))
     }
 
     /// Objects by name (calendar-multiget, addressbook-multiget); names not
@@ -762,19 +771,31 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ");
             let q = format!(
-                "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 AND o.name IN ({marks})"
+                "SELECT {OBJ_COLS}, b.data AS blob_data FROM groupware_objects o \
+                 LEFT JOIN blobs b ON b.hash = o.blob_hash \
+                 WHERE o.collection_id = $1 AND o.name IN ({marks})"
             );
             let mut query = sqlx::query(&q).bind(collection);
             for n in chunk {
                 query = query.bind(n);
             }
             for r in query.fetch_all(self.pool()).await? {
-                let meta = object_row(&r)?;
-                let data = self.read_blob(&meta.blob_hash).await?;
-                out.push(StoredObject { meta, data });
+                out.push(self.stored_object(&r).await?);
             }
         }
         Ok(out)
+    }
+
+    /// An object from a row of `OBJ_COLS` plus `blob_data` (the blobs
+    /// row's inline bytes, joined): a source kept in the row comes with
+    /// it, one in a pack or file is read from there.
+    async fn stored_object(&self, r: &AnyRow) -> Result<StoredObject> {
+        let meta = object_row(r)?;
+        let data = match r.try_get::<Option<Vec<u8>>, _>("blob_data")? {
+            Some(d) => d,
+            None => self.read_blob(&meta.blob_hash).await?,
+        };
+        Ok(StoredObject { meta, data })
     }
 
     /// Ingests iCalendar with the collection's timezone and the standard
@@ -842,7 +863,7 @@ impl Store {
         system: bool,
     ) -> Result<PutOutcome> {
         check_segment(name)?;
-        let blob = self.put_blob(data, false).await?;
+        let blob = self.put_groupware_blob(data).await?;
         let blobs = self.blobs().clone();
         let name = name.to_string();
         self.write(move |c, t| {
@@ -926,7 +947,7 @@ impl Store {
                 }
             }
         };
-        let blob = self.put_blob(Arc::from(obj.data), false).await?;
+        let blob = self.put_groupware_blob(Arc::from(obj.data)).await?;
         let blobs = self.blobs().clone();
         let name = name.to_string();
         let to_name = to_name.to_string();
