@@ -26,9 +26,10 @@
 
 use async_trait::async_trait;
 use outpost_dav::{
-    BusyPeriod, BusyType, Candidate, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
-    DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant, NewCollection,
-    ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
+    BusyPeriod, BusyType, Candidate, CollectionKind, CollectionPatch, ComponentKind, DavCollection,
+    DavObject, DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant,
+    NewCollection, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy,
+    SyncAnswer,
 };
 use outpost_directory::{Directory, LDAP_SOURCE};
 use outpost_store::groupware as gw;

@@ -429,6 +429,9 @@ fn options_for(coll: &GroupwareCollection) -> IngestOptions {
         .timezone
         .as_deref()
         .and_then(outpost_pim::timezone_of_vtimezone);
+    // Finite series indexed whole: a time range anywhere is an index
+    // lookup for them (see `time_range_candidates`).
+    o.whole_finite = true;
     o
 }
 
@@ -1162,6 +1165,7 @@ impl Store {
             };
             let data = self.read_blob(&meta.blob_hash).await?;
             let mut opts = options_for(coll);
+            opts.whole_finite = false;
             opts.window = Window { start, end };
             let Ok(obj) = outpost_pim::ingest_icalendar(&data, &opts) else {
                 continue;
