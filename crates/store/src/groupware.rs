@@ -1023,13 +1023,18 @@ impl Store {
     ) -> Result<Vec<TimeRangeHit>> {
         let comp = component.map(|k| k.as_str()).unwrap_or("");
         // Exact: the window covers the range and an instance overlaps.
+        // Driven by the instances in the range (one scan of the range
+        // index), then the objects by id: `+o.collection_id` keeps SQLite
+        // from walking every object of the collection instead, which a
+        // correlated EXISTS did (each object scanning the range again).
         let q_exact = format!(
-            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 \
+            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.id IN ( \
+                 SELECT i.object_id FROM groupware_instances i WHERE i.collection_id = $1 \
+                 AND i.start_utc < $4 \
+                 AND (i.end_utc > $3 OR (i.end_utc = i.start_utc AND i.start_utc >= $3))) \
+             AND +o.collection_id = $1 \
              AND ($2 = '' OR o.component = $2) \
              AND o.instances_from <= $3 AND o.instances_until >= $4 \
-             AND EXISTS (SELECT 1 FROM groupware_instances i WHERE i.object_id = o.id \
-                 AND i.collection_id = $1 AND i.start_utc < $4 \
-                 AND (i.end_utc > $3 OR (i.end_utc = i.start_utc AND i.start_utc >= $3))) \
              ORDER BY o.item"
         );
         let mut hits: Vec<TimeRangeHit> = sqlx::query(&q_exact)
