@@ -22,6 +22,9 @@ pub fn options(tz: Option<&str>, max_bytes: usize) -> IngestOptions {
     let mut o = IngestOptions::new(now);
     o.limits.max_bytes = max_bytes;
     o.floating_tz = tz.and_then(outpost_pim::timezone_of_vtimezone);
+    // What a PUT ingests is the store's index: finite series whole, as the
+    // store's own ingest does, so a time range anywhere is an index lookup.
+    o.whole_finite = true;
     o
 }
 
@@ -39,6 +42,7 @@ pub fn read_limits() -> Limits {
 pub fn read_options(tz: Option<&str>) -> IngestOptions {
     let mut o = options(tz, usize::MAX);
     o.limits = read_limits();
+    o.whole_finite = false;
     o
 }
 

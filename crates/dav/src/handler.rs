@@ -50,6 +50,11 @@ pub(crate) struct Dav<S> {
     pub(crate) store: Arc<S>,
     pub(crate) config: DavConfig,
     pub(crate) locks: crate::lock::LockTable,
+    /// Homes (owner, kind) known to hold collections since this process
+    /// started, so the first-use check of [`Ctx::ensure_defaults`] is not
+    /// a query on every request. A user who later deletes every calendar
+    /// gets the defaults back at the next start, not at once.
+    pub(crate) homes_filled: std::sync::Mutex<std::collections::HashSet<(i64, CollectionKind)>>,
 }
 
 /// Most principals one principal-property-search answers.
@@ -70,6 +75,7 @@ pub fn router<S: DavStore>(store: Arc<S>, config: DavConfig) -> Router {
         store,
         config,
         locks,
+        homes_filled: Default::default(),
     });
     Router::new()
         .route("/.well-known/caldav", any(well_known))
@@ -421,6 +427,10 @@ impl<S: DavStore> Ctx<'_, S> {
     /// The default collections on first use (the store names them as
     /// SOGo does).
     pub(crate) async fn ensure_defaults(&self, kind: CollectionKind) -> R<()> {
+        let key = (self.me.id, kind);
+        if self.dav.homes_filled.lock().unwrap().contains(&key) {
+            return Ok(());
+        }
         if self
             .store()
             .list_collections(self.me.id, kind)
@@ -429,6 +439,12 @@ impl<S: DavStore> Ctx<'_, S> {
         {
             self.store().ensure_defaults(self.me.id).await?;
         }
+        let mut filled = self.dav.homes_filled.lock().unwrap();
+        // Bounded: a process serving more homes than this re-checks them.
+        if filled.len() >= 100_000 {
+            filled.clear();
+        }
+        filled.insert(key);
         Ok(())
     }
 
@@ -517,7 +533,12 @@ impl<S: DavStore> Ctx<'_, S> {
         ));
     }
 
-    async fn quota_props(&self, owner: i64, v: &mut Vec<Element>) -> R<()> {
+    /// The RFC 4331 quota properties, when `req` asks for them (they sum
+    /// the owner's usage).
+    async fn quota_props(&self, req: &PropRequest, owner: i64, v: &mut Vec<Element>) -> R<()> {
+        if !req.asks_for(DAV, "quota-used-bytes") && !req.asks_for(DAV, "quota-available-bytes") {
+            return Ok(());
+        }
         let q = self.store().quota(owner).await?;
         v.push(text(DAV, "quota-used-bytes", q.used_bytes.to_string()));
         if let Some(a) = q.available_bytes {
@@ -576,7 +597,9 @@ impl<S: DavStore> Ctx<'_, S> {
         s
     }
 
-    async fn collection_props(&self, c: &Coll) -> R<Vec<Element>> {
+    /// A collection's properties for an answer to `req` (the costly ones,
+    /// DAV:acl and quota, only when `req` asks for them).
+    async fn collection_props(&self, c: &Coll, req: &PropRequest) -> R<Vec<Element>> {
         let cal = c.c.kind == CollectionKind::Calendar;
         let mut rt = dav("resourcetype").with(dav("collection"));
         rt.push(if cal {
@@ -669,11 +692,11 @@ impl<S: DavStore> Ctx<'_, S> {
             cups.push(p);
         }
         v.push(cups);
-        if c.rights == Rights::Owner {
+        if c.rights == Rights::Owner && req.asks_for(DAV, "acl") {
             v.push(self.acl(c).await?);
         }
         if !c.bound {
-            self.quota_props(c.owner.id, &mut v).await?;
+            self.quota_props(req, c.owner.id, &mut v).await?;
         }
         self.lock_props(|| crate::locking::collection_key(c), c.can_write(), &mut v);
         self.common_props(&mut v);
@@ -911,7 +934,7 @@ impl<S: DavStore> Ctx<'_, S> {
             }
             Target::Home(kind, owner) => {
                 let mut v = self.home_props(kind, &owner);
-                self.quota_props(owner.id, &mut v).await?;
+                self.quota_props(&req, owner.id, &mut v).await?;
                 out.push(prop_response(
                     &path::home_href(kind, &owner.login),
                     self.answer(&req, v, None)?,
@@ -956,7 +979,7 @@ impl<S: DavStore> Ctx<'_, S> {
                         }
                     }
                     for c in colls {
-                        let v = self.collection_props(&c).await?;
+                        let v = self.collection_props(&c, &req).await?;
                         out.push(prop_response(&c.href(), self.answer(&req, v, None)?));
                     }
                 }
@@ -965,7 +988,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 if !c.can_read() {
                     return Err(st(StatusCode::FORBIDDEN, "no read access"));
                 }
-                let v = self.collection_props(&c).await?;
+                let v = self.collection_props(&c, &req).await?;
                 out.push(prop_response(&c.href(), self.answer(&req, v, None)?));
                 if depth == 1 {
                     let metas = self.store().list_objects(c.c.id).await?;
@@ -1624,44 +1647,70 @@ impl<S: DavStore> Ctx<'_, S> {
         }
         // Candidates: from the instances index when the query names a
         // component with a time range, else every object.
-        let mut names: Option<Vec<String>> = None;
+        let mut candidates: Option<Vec<Candidate>> = None;
+        // The filter is a VEVENT time range and nothing else: an exact
+        // candidate (the index saw an instance in the range) matches
+        // without a parse.
+        let mut range_only = false;
         if let [inner] = filter.comps.as_slice() {
             if let (Some(kind), Some(tr), false) = (
                 ComponentKind::parse(&inner.name),
                 inner.time_range,
                 inner.is_not_defined,
             ) {
-                names = Some(
+                range_only = kind == ComponentKind::VEvent
+                    && filter.props.is_empty()
+                    && filter.time_range.is_none()
+                    && !filter.is_not_defined
+                    && inner.props.is_empty()
+                    && inner.comps.is_empty();
+                candidates = Some(
                     self.store()
                         .time_range_candidates(c.c.id, kind, tr.start, tr.end)
                         .await?,
                 );
             }
         }
-        let names = match names {
+        let candidates = match candidates {
             Some(n) => n,
             None => self
                 .store()
                 .list_objects(c.c.id)
                 .await?
                 .into_iter()
-                .map(|m| m.name)
+                .map(|m| Candidate {
+                    name: m.name,
+                    exact: false,
+                })
                 .collect(),
         };
+        let exact: std::collections::HashSet<&str> = candidates
+            .iter()
+            .filter(|x| range_only && x.exact)
+            .map(|x| x.name.as_str())
+            .collect();
+        let names: Vec<String> = candidates.iter().map(|x| x.name.clone()).collect();
         let mut out = Vec::new();
         let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {
             for o in self.store().objects(c.c.id, chunk).await? {
-                let Some(parsed) = content::stored_calendar(&o.data, &read) else {
-                    continue;
+                // An exact candidate of a range-only filter matches without
+                // a parse (calendar-data parses it if it expands).
+                let parsed = if exact.contains(o.meta.name.as_str()) {
+                    None
+                } else {
+                    let Some(parsed) = content::stored_calendar(&o.data, &read) else {
+                        continue;
+                    };
+                    let instances = content::filter_instances(&parsed, filter);
+                    if !crate::filter::calendar_matches(&parsed.tree(), &instances, filter) {
+                        continue;
+                    }
+                    Some(parsed)
                 };
-                let instances = content::filter_instances(&parsed, filter);
-                if !crate::filter::calendar_matches(&parsed.tree(), &instances, filter) {
-                    continue;
-                }
                 let v = self.object_props(c, &o.meta);
                 let data = ObjectData {
-                    parsed: Some(&parsed),
+                    parsed: parsed.as_ref(),
                     ..ObjectData::new(&o.data, c.c.timezone.as_deref())
                 };
                 out.push(prop_response(
@@ -1813,10 +1862,13 @@ impl<S: DavStore> Ctx<'_, S> {
             return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
         }
         let (start, end) = (tr.start.unwrap_or(0), tr.end.unwrap_or(0));
-        let names = self
+        let names: Vec<String> = self
             .store()
             .time_range_candidates(c.c.id, ComponentKind::VEvent, Some(start), Some(end))
-            .await?;
+            .await?
+            .into_iter()
+            .map(|x| x.name)
+            .collect();
         let mut periods = Vec::new();
         let read = content::read_options(c.c.timezone.as_deref());
         for chunk in names.chunks(100) {

@@ -539,9 +539,10 @@ impl DavStore for MemDavStore {
         kind: ComponentKind,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> DavStoreResult<Vec<String>> {
+    ) -> DavStoreResult<Vec<Candidate>> {
         // The real store reads its instances table; here every object of
-        // the kind is parsed (a superset is allowed by the trait).
+        // the kind is parsed (a superset is allowed by the trait), and no
+        // candidate is exact (the window is widened for floating times).
         let g = self.inner.lock().unwrap();
         let Some(c) = g.colls.get(&collection) else {
             return Ok(Vec::new());
@@ -569,7 +570,10 @@ impl DavStore for MemDavStore {
                         .any(|p| matches!(p.name.as_str(), "DTSTART" | "DUE" | "DTEND"))
                 });
             if timeless || !x.instances.is_empty() {
-                out.push(o.meta.name.clone());
+                out.push(Candidate {
+                    name: o.meta.name.clone(),
+                    exact: false,
+                });
             }
         }
         Ok(out)

@@ -56,6 +56,19 @@ impl PropRequest {
             _ => None,
         }
     }
+
+    /// Whether an answer to this request can hold the property: a `prop`
+    /// naming it, or `propname` (which lists every name). `allprop` does
+    /// not hold the properties computed at a cost (DAV:acl, the RFC 4331
+    /// quota properties: the handler's `answer` leaves them out), so those
+    /// are computed only when this says so.
+    pub fn asks_for(&self, ns: &str, local: &str) -> bool {
+        match self {
+            PropRequest::Prop(v) => v.iter().any(|e| e.is(ns, local)),
+            PropRequest::PropName => true,
+            PropRequest::AllProp => false,
+        }
+    }
 }
 
 fn prop_request_of(el: &Element) -> Option<PropRequest> {

@@ -305,6 +305,16 @@ pub enum ScheduleFreeBusy {
 
 /// The storage the DAV layer runs on. Every method is one store operation
 /// (one transaction where it writes).
+/// A time-range candidate: an object's name, and whether the store knows
+/// from its instances index (computed at ingest, in the collection's
+/// timezone for floating times) that an instance overlaps the range, so
+/// that a query on the range alone needs no parse of the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    pub exact: bool,
+}
+
 #[async_trait]
 pub trait DavStore: Send + Sync + 'static {
     // --- principals -------------------------------------------------------
@@ -401,17 +411,17 @@ pub trait DavStore: Send + Sync + 'static {
 
     // --- queries ----------------------------------------------------------
 
-    /// Names of objects of `kind` with an instance overlapping
-    /// `[start, end)` (either open), from the instances index. A superset
-    /// is allowed (the DAV layer checks each candidate exactly), a subset is
-    /// not.
+    /// Objects of `kind` with an instance overlapping `[start, end)` (either
+    /// open), from the instances index. A superset is allowed (the DAV
+    /// layer checks each candidate that is not [`Candidate::exact`]), a
+    /// subset is not.
     async fn time_range_candidates(
         &self,
         collection: i64,
         kind: ComponentKind,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> DavStoreResult<Vec<String>>;
+    ) -> DavStoreResult<Vec<Candidate>>;
     /// Busy periods of a principal's calendars over `[start, end)`:
     /// opaque, not cancelled instances.
     async fn free_busy(

@@ -26,9 +26,10 @@
 
 use async_trait::async_trait;
 use outpost_dav::{
-    BusyPeriod, BusyType, CollectionKind, CollectionPatch, ComponentKind, DavCollection, DavObject,
-    DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant, NewCollection,
-    NewObject, ObjectMeta, PutCondition, PutOutcome, Quota, Rights, ScheduleFreeBusy, SyncAnswer,
+    BusyPeriod, BusyType, Candidate, CollectionKind, CollectionPatch, ComponentKind, DavCollection,
+    DavObject, DavPrincipal, DavStore, DavStoreError, DavStoreResult, DeleteOutcome, Grant,
+    NewCollection, NewObject, ObjectMeta, PutCondition, PutOutcome, Quota, Rights,
+    ScheduleFreeBusy, SyncAnswer,
 };
 use outpost_directory::{Directory, LDAP_SOURCE};
 use outpost_store::groupware as gw;
@@ -150,6 +151,16 @@ impl DavBackend {
     /// owner of `collection` would go over its quota.
     async fn check_quota(&self, owner: i64, old_size: u64, new_size: u64) -> DavStoreResult<()> {
         if new_size <= old_size {
+            return Ok(());
+        }
+        // No limit (the default), nothing to sum.
+        let limited = self
+            .store()
+            .principal(owner)
+            .await
+            .map_err(err)?
+            .is_some_and(|p| p.quota_bytes > 0);
+        if !limited {
             return Ok(());
         }
         let q = self.quota(owner).await?;
@@ -722,7 +733,7 @@ impl DavStore for DavBackend {
         kind: ComponentKind,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> DavStoreResult<Vec<String>> {
+    ) -> DavStoreResult<Vec<Candidate>> {
         // Exact hits come from the instances table; the others (outside
         // the precomputed window, or without times) are candidates the DAV
         // layer checks itself, which the trait allows.
@@ -737,7 +748,10 @@ impl DavStore for DavBackend {
             .await
             .map_err(err)?
             .into_iter()
-            .map(|h| h.meta.name)
+            .map(|h| Candidate {
+                name: h.meta.name,
+                exact: h.exact,
+            })
             .collect())
     }
 

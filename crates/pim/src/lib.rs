@@ -123,6 +123,13 @@ pub struct Window {
 impl Window {
     pub const DAY: i64 = 86_400;
 
+    /// All of time, as far as the store's bounds go (the open ends of a
+    /// query are these values too).
+    pub const ALL: Window = Window {
+        start: i64::MIN / 2,
+        end: i64::MAX / 2,
+    };
+
     /// The window the store precomputes instances for: a year back, two
     /// ahead of `now`.
     pub fn around(now: Timestamp) -> Window {
@@ -161,7 +168,17 @@ pub struct IngestOptions {
     /// The zone floating times and all-day dates are read in (the
     /// calendar's CALDAV:calendar-timezone); `None`: UTC.
     pub floating_tz: Option<Tz>,
+    /// A finite series (a single event, a rule with COUNT or UNTIL) of at
+    /// most [`WHOLE_SERIES_MAX`] instances is listed whole, with
+    /// [`Window::ALL`] as its window, instead of only over `window`: the
+    /// store's index then answers every time range for it. Off for callers
+    /// that ask for the instances of a window.
+    pub whole_finite: bool,
 }
+
+/// The most instances of a finite series listed whole
+/// ([`IngestOptions::whole_finite`]).
+pub const WHOLE_SERIES_MAX: usize = 1000;
 
 impl IngestOptions {
     pub fn new(now: Timestamp) -> IngestOptions {
@@ -169,6 +186,7 @@ impl IngestOptions {
             limits: Limits::default(),
             window: Window::around(now),
             floating_tz: None,
+            whole_finite: false,
         }
     }
 }
@@ -567,6 +585,11 @@ pub fn ingest_icalendar(bytes: &[u8], opts: &IngestOptions) -> Result<CalendarOb
     } else {
         all.instances.iter().map(|i| i.end).max()
     };
+    if opts.whole_finite && !all.truncated && all.instances.len() <= WHOLE_SERIES_MAX {
+        obj.index.window = Window::ALL;
+        obj.index.instances = all.instances;
+        return Ok(obj);
+    }
     let win = opts.window;
     obj.index.instances = all
         .instances

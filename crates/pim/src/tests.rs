@@ -9,6 +9,7 @@ fn opts() -> IngestOptions {
             end: utc(2028, 1, 1, 0, 0, 0),
         },
         floating_tz: None,
+        whole_finite: false,
     }
 }
 
@@ -176,6 +177,36 @@ STATUS:CONFIRMED
 END:VEVENT
 END:VCALENDAR
 ";
+
+#[test]
+fn finite_series_listed_whole_when_asked() {
+    let far = crlf(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\nBEGIN:VEVENT\nUID:far\nDTSTAMP:20240101T000000Z\n\
+         DTSTART:20400107T090000Z\nDTEND:20400107T100000Z\nRRULE:FREQ=WEEKLY;COUNT=3\nEND:VEVENT\nEND:VCALENDAR\n",
+    );
+    // Outside the window (2025..2028): nothing listed by default.
+    let o = ingest_icalendar(&far, &opts()).unwrap();
+    assert!(o.index.instances.is_empty());
+    assert_eq!(o.index.window, opts().window);
+    // Asked for: every instance, and the window says the list is whole.
+    let mut whole = opts();
+    whole.whole_finite = true;
+    let o = ingest_icalendar(&far, &whole).unwrap();
+    assert_eq!(o.index.window, Window::ALL);
+    let starts: Vec<_> = o.index.instances.iter().map(|i| i.start).collect();
+    assert_eq!(
+        starts,
+        vec![
+            utc(2040, 1, 7, 9, 0, 0),
+            utc(2040, 1, 14, 9, 0, 0),
+            utc(2040, 1, 21, 9, 0, 0)
+        ]
+    );
+    // An unbounded series keeps the window.
+    let o = ingest_icalendar(&crlf(GOOGLE_UNBOUNDED), &whole).unwrap();
+    assert_eq!(o.index.window, opts().window);
+    assert!(o.index.instances.len() > 700);
+}
 
 #[test]
 fn google_unbounded_series_reaches_the_window() {

@@ -15,6 +15,10 @@ use crate::{now, BlobRef, Result, Store, StoreError};
 /// migration that added it.
 const BACKFILL_BATCH: i64 = 500;
 
+/// Calendar objects and contacts up to this size live in their blobs row
+/// ([`Store::put_groupware_blob`]).
+pub const GROUPWARE_INLINE_MAX: usize = 64 * 1024;
+
 /// Where a body is: its bytes when inline, its pack and offset, its size.
 type BodyPlace = (Option<Vec<u8>>, Option<i64>, Option<i64>, i64);
 
@@ -46,6 +50,19 @@ impl Store {
             break;
         }
         self.blobs().get(hash).await
+    }
+
+    /// The blob of a calendar object or a contact: kept in the blobs row
+    /// up to [`GROUPWARE_INLINE_MAX`] (an event or a vCard without a photo
+    /// is a few KiB: it commits with its row in the writer's batch, with
+    /// no file and no flush of its own, and a query reads it with the
+    /// row), larger ones as [`Store::put_blob`] places them.
+    pub(crate) async fn put_groupware_blob(&self, raw: Arc<[u8]>) -> Result<BlobRef> {
+        if raw.len() <= GROUPWARE_INLINE_MAX {
+            self.blobs().inline(raw)
+        } else {
+            self.put_blob(raw, false).await
+        }
     }
 
     /// Turns a body into a blob reference: inline (written with the row that

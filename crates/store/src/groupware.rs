@@ -454,6 +454,9 @@ fn options_for(coll: &GroupwareCollection) -> IngestOptions {
         .timezone
         .as_deref()
         .and_then(outpost_pim::timezone_of_vtimezone);
+    // Finite series indexed whole: a time range anywhere is an index
+    // lookup for them (see `time_range_candidates`).
+    o.whole_finite = true;
     o
 }
 
@@ -766,11 +769,20 @@ impl Store {
         collection: i64,
         name: &str,
     ) -> Result<Option<StoredObject>> {
-        let Some(meta) = self.groupware_object_meta(collection, name).await? else {
+        let q = format!(
+            "SELECT {OBJ_COLS}, b.data AS blob_data FROM groupware_objects o \
+             LEFT JOIN blobs b ON b.hash = o.blob_hash \
+             WHERE o.collection_id = $1 AND o.name = $2"
+        );
+        let Some(r) = sqlx::query(&q)
+            .bind(collection)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
-        let data = self.read_blob(&meta.blob_hash).await?;
-        Ok(Some(StoredObject { meta, data }))
+        Ok(Some(self.stored_object(&r).await?))
     }
 
     /// Objects by name (calendar-multiget, addressbook-multiget); names not
@@ -787,19 +799,31 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ");
             let q = format!(
-                "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 AND o.name IN ({marks})"
+                "SELECT {OBJ_COLS}, b.data AS blob_data FROM groupware_objects o \
+                 LEFT JOIN blobs b ON b.hash = o.blob_hash \
+                 WHERE o.collection_id = $1 AND o.name IN ({marks})"
             );
             let mut query = sqlx::query(&q).bind(collection);
             for n in chunk {
                 query = query.bind(n);
             }
             for r in query.fetch_all(self.pool()).await? {
-                let meta = object_row(&r)?;
-                let data = self.read_blob(&meta.blob_hash).await?;
-                out.push(StoredObject { meta, data });
+                out.push(self.stored_object(&r).await?);
             }
         }
         Ok(out)
+    }
+
+    /// An object from a row of `OBJ_COLS` plus `blob_data` (the blobs
+    /// row's inline bytes, joined): a source kept in the row comes with
+    /// it, one in a pack or file is read from there.
+    async fn stored_object(&self, r: &AnyRow) -> Result<StoredObject> {
+        let meta = object_row(r)?;
+        let data = match r.try_get::<Option<Vec<u8>>, _>("blob_data")? {
+            Some(d) => d,
+            None => self.read_blob(&meta.blob_hash).await?,
+        };
+        Ok(StoredObject { meta, data })
     }
 
     /// Ingests iCalendar with the collection's timezone and the standard
@@ -865,7 +889,7 @@ impl Store {
         schedule: ScheduleState,
     ) -> Result<PutOutcome> {
         check_segment(name)?;
-        let blob = self.put_blob(data, false).await?;
+        let blob = self.put_groupware_blob(data).await?;
         let blobs = self.blobs().clone();
         let name = name.to_string();
         self.write(move |c, t| {
@@ -929,7 +953,7 @@ impl Store {
         system: bool,
     ) -> Result<PutOutcome> {
         check_segment(name)?;
-        let blob = self.put_blob(data, false).await?;
+        let blob = self.put_groupware_blob(data).await?;
         let blobs = self.blobs().clone();
         let name = name.to_string();
         self.write(move |c, t| {
@@ -1013,7 +1037,7 @@ impl Store {
                 }
             }
         };
-        let blob = self.put_blob(Arc::from(obj.data), false).await?;
+        let blob = self.put_groupware_blob(Arc::from(obj.data)).await?;
         let blobs = self.blobs().clone();
         let name = name.to_string();
         let to_name = to_name.to_string();
@@ -1098,13 +1122,18 @@ impl Store {
     ) -> Result<Vec<TimeRangeHit>> {
         let comp = component.map(|k| k.as_str()).unwrap_or("");
         // Exact: the window covers the range and an instance overlaps.
+        // Driven by the instances in the range (one scan of the range
+        // index), then the objects by id: `+o.collection_id` keeps SQLite
+        // from walking every object of the collection instead, which a
+        // correlated EXISTS did (each object scanning the range again).
         let q_exact = format!(
-            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 \
+            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.id IN ( \
+                 SELECT i.object_id FROM groupware_instances i WHERE i.collection_id = $1 \
+                 AND i.start_utc < $4 \
+                 AND (i.end_utc > $3 OR (i.end_utc = i.start_utc AND i.start_utc >= $3))) \
+             AND +o.collection_id = $1 \
              AND ($2 = '' OR o.component = $2) \
              AND o.instances_from <= $3 AND o.instances_until >= $4 \
-             AND EXISTS (SELECT 1 FROM groupware_instances i WHERE i.object_id = o.id \
-                 AND i.collection_id = $1 AND i.start_utc < $4 \
-                 AND (i.end_utc > $3 OR (i.end_utc = i.start_utc AND i.start_utc >= $3))) \
              ORDER BY o.item"
         );
         let mut hits: Vec<TimeRangeHit> = sqlx::query(&q_exact)
@@ -1240,6 +1269,7 @@ impl Store {
             };
             let data = self.read_blob(&meta.blob_hash).await?;
             let mut opts = options_for(coll);
+            opts.whole_finite = false;
             opts.window = Window { start, end };
             let Ok(obj) = outpost_pim::ingest_icalendar(&data, &opts) else {
                 continue;

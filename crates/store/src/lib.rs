@@ -139,6 +139,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a file handle in this process: pinging
+            // it before every query (sqlx's default) doubled the round trips
+            // to its worker thread and found nothing. PostgreSQL keeps the
+            // check: a server restart leaves dead sockets in the pool.
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move { prepare_connection(conn, backend).await })
             })
