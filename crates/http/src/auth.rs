@@ -89,7 +89,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| basic::parse(v).ok());
     let Some(credentials) = credentials else {
-        return challenge(&auth);
+        return unread_body_answered(req, challenge(&auth)).await;
     };
     match auth
         .layer
@@ -109,7 +109,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
                 login = ?credentials.login,
                 "http: authentication failed"
             );
-            challenge(&auth)
+            unread_body_answered(req, challenge(&auth)).await
         }
         LoginOutcome::Blocked => {
             let secs = auth.layer.throttle().config().block_for.as_secs().max(1);
@@ -119,7 +119,7 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
             );
             resp.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-            resp
+            unread_body_answered(req, resp).await
         }
         LoginOutcome::Unavailable(e) => {
             tracing::warn!(peer = %client.peer, "http: cannot check login: {e}");
@@ -131,9 +131,35 @@ async fn check(State(auth): State<BasicAuth>, mut req: Request, next: Next) -> R
                 http::header::RETRY_AFTER,
                 HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
             );
-            resp
+            unread_body_answered(req, resp).await
         }
     }
+}
+
+/// Most of a refused request's body read (and dropped) to keep the
+/// connection.
+const DRAIN_MAX: usize = 256 * 1024;
+/// How long reading it may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `resp` for a request answered without reading its body (a 401 before
+/// the handler runs). HTTP/1.1 can only reuse the connection once the body
+/// is read: left unread, hyper closes the connection after the answer,
+/// and a client that sent its next request on it meanwhile (the usual
+/// request, 401, request with credentials of Python's requests/niquests)
+/// sees "connection closed without response". So a small body is read
+/// here; a larger or slower one gets `Connection: close` said, not done
+/// silently.
+async fn unread_body_answered(req: Request, mut resp: Response<Body>) -> Response<Body> {
+    let drained =
+        tokio::time::timeout(DRAIN_TIME, axum::body::to_bytes(req.into_body(), DRAIN_MAX))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    if !drained {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 fn challenge(auth: &BasicAuth) -> Response<Body> {

@@ -807,3 +807,51 @@ async fn the_access_log_has_one_line_per_request_without_the_query() {
         lines[1]
     );
 }
+
+/// A 401 answered before the handler read the body (PROPFIND with its XML,
+/// then the retry with credentials, as requests/niquests do) keeps the
+/// HTTP/1.1 connection: the body is read, the next request on the same
+/// connection is answered. A body too large to read is answered with
+/// `Connection: close`, said rather than done silently.
+#[tokio::test]
+async fn a_401_with_an_unread_body_keeps_the_connection() {
+    let srv = start(auth_router(fake_dir(), 100, false), settings()).await;
+    let mut s1 = h1_tls(&srv).await;
+    let body = "<?xml version=\"1.0\"?><propfind xmlns=\"DAV:\"><allprop/></propfind>".repeat(50);
+    for round in 0..3 {
+        let resp = s1
+            .send_request(
+                req(Method::from_bytes(b"PROPFIND").unwrap(), "/dav/")
+                    .body(Body::from(body.clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().get("connection").is_none());
+        let _ = text(resp).await;
+        let resp = s1
+            .send_request(
+                req(Method::GET, "/dav/")
+                    .header("authorization", basic("alice", "right"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("round {round}, with credentials: {e}"));
+        assert_eq!(resp.status(), StatusCode::OK);
+        let _ = text(resp).await;
+    }
+    // Over the drain limit: answered, and the close is announced.
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1
+        .send_request(
+            req(Method::PUT, "/dav/")
+                .body(Body::from(vec![b'x'; 300 * 1024]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["connection"], "close");
+}
