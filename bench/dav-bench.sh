@@ -16,6 +16,7 @@
 #   GAL_ENTRIES=10000                               # Outpost: directory users for the GAL search (bench/gal-fill.py; 0: none)
 #   PPS_PATH_OUTPOST=/dav/principals/users/         # Outpost: principal-property-search target ("" skips)
 #   PPS_QUERY=smi,alice.smith@                      # its texts (gal-fill names: 100 Smiths, one alice.smith)
+#   GAL_QUERY=smith                                 # GAL addressbook-query text-match (contains)
 #   ONLY=big                                        # only dav-big (ONLY="load big" = BIG=1)
 #   KEEP_SOGO=1                                     # leave SOGo running afterwards
 #   QUIET_WAIT=120                                  # seconds to wait for a quiet machine before each measurement
@@ -38,6 +39,7 @@ USERS=${USERS:-10}; CLIENTS=${CLIENTS:-20}; SECS=${SECS:-30}; RUNS=${RUNS:-1}; E
 BIG=${BIG:-}; BIG_EVENTS=${BIG_EVENTS:-10000}; BIG_REPS=${BIG_REPS:-5}; BIG_SERVERS=${BIG_SERVERS:-$SERVERS}
 GAL_ENTRIES=${GAL_ENTRIES:-10000}; PPS_PATH_OUTPOST=${PPS_PATH_OUTPOST-/dav/principals/users/}
 PPS_QUERY=${PPS_QUERY:-smi,alice.smith@}
+GAL_QUERY=${GAL_QUERY:-smith}   # GAL addressbook-query text (gal-fill names: 100 Smiths; "alice.smith" is one)
 OP_PASSWORD=${OP_PASSWORD:-benchpass}   # Outpost refuses passwords under 8 characters
 VENV=${OUTPOST_VENV:-/var/tmp/outpost-ci-venv}
 OUT=${OUT:-/var/tmp/outpost-dav-bench/$(date +%Y%m%d-%H%M%S)}
@@ -87,7 +89,7 @@ big() {
   wait_quiet
   log "$name: dav-big ($BIG_EVENTS events), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   python3 "$ROOT/bench/dav-big.py" --url "$url" --insecure --home "$home" --user user1@example.test \
-    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal"} ${prefill:+--prefill-dir "$prefill"} ${pps:+--principal-search "$pps" --pps-query "$PPS_QUERY"} \
+    --password "$pw" --events "$BIG_EVENTS" --reps "$BIG_REPS" ${gal:+--gal-path "$gal" --gal-query "$GAL_QUERY"} ${prefill:+--prefill-dir "$prefill"} ${pps:+--principal-search "$pps" --pps-query "$PPS_QUERY"} \
     --json "$OUT/big-$name.json" > "$OUT/big-$name.out" 2>&1 || log "$name: dav-big failed: $(tail -2 "$OUT/big-$name.out")"
   log "$name: dav-big done, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
   grep -vE '^JSON' "$OUT/big-$name.out" | sed "s/^/  $name: /" >&2 || true

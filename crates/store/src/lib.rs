@@ -168,7 +168,23 @@ impl Store {
             }),
         };
         let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(writer::run(opts, backend, rx, weak.clone()));
+        // The writer runs on a thread of its own with its own (one-thread)
+        // runtime: each of its statements is a round trip to the database
+        // thread, and on the shared runtime every wake-up of the writer
+        // queued behind the request tasks, which made a PUT under load
+        // wait for the other requests' work between its statements.
+        {
+            let opts = opts.clone();
+            let weak = weak.clone();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Internal(format!("store writer runtime: {e}")))?;
+            std::thread::Builder::new()
+                .name("outpost-store-writer".into())
+                .spawn(move || rt.block_on(writer::run(opts, backend, rx, weak)))
+                .map_err(|e| StoreError::Internal(format!("store writer thread: {e}")))?;
+        }
         if backend == Backend::Postgres {
             tokio::spawn(notify::listen(url.clone(), weak));
         }
