@@ -1713,6 +1713,26 @@ async fn delete_children(c: &mut AnyConnection, filter: &str, v: i64) -> Result<
     Ok(())
 }
 
+/// Removes the index rows of one object that is replaced: those its kind of
+/// collection has (a calendar object has no contact rows and the reverse).
+async fn delete_object_children(
+    c: &mut AnyConnection,
+    kind: CollectionKind,
+    object: i64,
+) -> Result<()> {
+    let tables: &[&str] = match kind {
+        CollectionKind::Calendar => &["groupware_attendees", "groupware_instances"],
+        CollectionKind::AddressBook => &["contact_fields", "contact_members"],
+    };
+    for table in tables {
+        sqlx::query(&format!("DELETE FROM {table} WHERE object_id = $1"))
+            .bind(object)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Removes the groupware rows of every collection of a principal and
 /// releases their blobs (called when the principal goes).
 pub(crate) async fn remove_principal_groupware(
@@ -1822,25 +1842,30 @@ async fn put_tx(
             )))
         }
     }
-    let existing: Option<(i64, i64, String, String)> = sqlx::query_as(
-        "SELECT id, item, etag, blob_hash FROM groupware_objects WHERE collection_id = $1 AND name = $2",
+    // The object at this name and any other holding the UID, in one
+    // query (each statement is a round trip to the database thread).
+    let uid = index.uid();
+    let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        "SELECT id, item, etag, blob_hash, name FROM groupware_objects \
+         WHERE collection_id = $1 AND (name = $2 OR uid = $3)",
     )
     .bind(collection)
     .bind(name)
-    .fetch_optional(&mut *c)
+    .bind(uid)
+    .fetch_all(&mut *c)
     .await?;
+    let mut existing: Option<(i64, i64, String, String)> = None;
+    let mut other: Option<String> = None;
+    for (id, item, etag, hash, n) in rows {
+        if n == name {
+            existing = Some((id, item, etag, hash));
+        } else {
+            other = Some(n);
+        }
+    }
     if !etag_matches(pre, existing.as_ref().map(|e| e.2.as_str())) {
         return Ok(PutOutcome::PreconditionFailed);
     }
-    let uid = index.uid();
-    let other: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM groupware_objects WHERE collection_id = $1 AND uid = $2 AND name <> $3",
-    )
-    .bind(collection)
-    .bind(uid)
-    .bind(name)
-    .fetch_optional(&mut *c)
-    .await?;
     if let Some(existing) = other {
         return Ok(PutOutcome::UidConflict { existing });
     }
@@ -1887,7 +1912,7 @@ async fn put_tx(
     if let Some((old_id, old_item, _, old_hash)) = existing {
         modseq = bump_modseq(c, collection).await?;
         release_blob(c, &old_hash, 1).await?;
-        delete_children(c, "id = $1", old_id).await?;
+        delete_object_children(c, coll.kind, old_id).await?;
         sqlx::query(
             "UPDATE groupware_objects SET uid = $1, component = $2, blob_hash = $3, etag = $4, size = $5, modseq = $6, \
              summary = $7, first_start = $8, last_end = $9, recurring = $10, organizer = $11, sequence = $12, \
