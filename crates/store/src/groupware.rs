@@ -1845,9 +1845,9 @@ async fn put_tx(
     // The object at this name and any other holding the UID, in one
     // query (each statement is a round trip to the database thread).
     let uid = index.uid();
-    let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
-        "SELECT id, item, etag, blob_hash, name FROM groupware_objects \
-         WHERE collection_id = $1 AND (name = $2 OR uid = $3)",
+    let rows = sqlx::query(
+        "SELECT id, item, etag, blob_hash, name, schedule_tag, organizer_sequence, organizer_stamp \
+         FROM groupware_objects WHERE collection_id = $1 AND (name = $2 OR uid = $3)",
     )
     .bind(collection)
     .bind(name)
@@ -1856,9 +1856,22 @@ async fn put_tx(
     .await?;
     let mut existing: Option<(i64, i64, String, String)> = None;
     let mut other: Option<String> = None;
-    for (id, item, etag, hash, n) in rows {
+    // A client's write leaves the scheduling state as it was.
+    let mut schedule = ScheduleState::default();
+    for r in &rows {
+        let n: String = r.try_get("name")?;
         if n == name {
-            existing = Some((id, item, etag, hash));
+            existing = Some((
+                r.try_get("id")?,
+                r.try_get("item")?,
+                r.try_get("etag")?,
+                r.try_get("blob_hash")?,
+            ));
+            schedule = ScheduleState {
+                tag: r.try_get("schedule_tag")?,
+                organizer_sequence: r.try_get("organizer_sequence")?,
+                organizer_stamp: r.try_get("organizer_stamp")?,
+            };
         } else {
             other = Some(n);
         }
@@ -2003,8 +2016,25 @@ async fn put_tx(
     }
     write_children(c, id, collection, index).await?;
     t.add(collection, modseq);
-    let q = format!("SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.id = $1");
-    let meta = object_row(&sqlx::query(&q).bind(id).fetch_one(&mut *c).await?)?;
+    // The row as written (not read back: one round trip fewer).
+    let meta = ObjectMeta {
+        id,
+        collection,
+        name: name.to_string(),
+        item,
+        uid: uid.to_string(),
+        component: index.component(),
+        etag: blob.hash.clone(),
+        modseq,
+        size: blob.size as i64,
+        summary,
+        first_start,
+        last_end,
+        recurring,
+        organizer,
+        blob_hash: blob.hash.clone(),
+        schedule,
+    };
     Ok(if replaced {
         PutOutcome::Replaced(meta)
     } else {
