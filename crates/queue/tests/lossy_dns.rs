@@ -203,7 +203,9 @@ async fn a_lost_try_of_a_shared_name_is_retried_for_every_message() {
     );
     // One lookup for all twenty: its lost try (a query and up to two
     // resends) and the next, not one lookup per message.
-    assert!(asked <= 6, "{asked} queries for the shared name");
+    // Timing on a loaded machine can add a resend or a second flight; one
+    // lookup per message (the bug) is 20 or more.
+    assert!(asked <= 10, "{asked} queries for the shared name");
 }
 
 /// The same for the outbound queue: twenty deliveries to domains whose MX
@@ -236,7 +238,10 @@ async fn a_lost_try_of_a_shared_mx_host_is_retried_for_every_delivery() {
         assert_eq!(a, Ok(vec!["127.0.0.1".parse::<IpAddr>().unwrap()]));
     }
     let asked = sends_of(&sends, "mx.loadgen.test.");
-    assert!(asked <= 8, "{asked} queries for the MX host (A and AAAA)");
+    // A and AAAA: the lost try and its retry each, plus what timing on a
+    // loaded machine adds (a CI run saw 10); one lookup per delivery (the
+    // bug) is 40.
+    assert!(asked <= 16, "{asked} queries for the MX host (A and AAAA)");
 }
 
 /// Ten per cent of all queries lost at random, 600 messages from as many

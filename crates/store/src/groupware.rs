@@ -685,6 +685,7 @@ impl Store {
             Indexed::Contact(index),
             Precondition::None,
             true,
+            None,
         )
         .await
     }
@@ -888,25 +889,8 @@ impl Store {
         pre: Precondition,
         schedule: ScheduleState,
     ) -> Result<PutOutcome> {
-        check_segment(name)?;
-        let blob = self.put_groupware_blob(data).await?;
-        let blobs = self.blobs().clone();
-        let name = name.to_string();
-        self.write(move |c, t| {
-            Box::pin(async move {
-                let out =
-                    put_tx(c, t, &blobs, collection, &name, &blob, &index, &pre, false).await?;
-                if let PutOutcome::Created(m) | PutOutcome::Replaced(m) = &out {
-                    let m = set_schedule_tx(c, m.id, &schedule).await?;
-                    return Ok(match out {
-                        PutOutcome::Created(_) => PutOutcome::Created(m),
-                        _ => PutOutcome::Replaced(m),
-                    });
-                }
-                Ok(out)
-            })
-        })
-        .await
+        self.put_inner(collection, name, data, index, pre, false, Some(schedule))
+            .await
     }
 
     /// Ingests a vCard and puts it.
@@ -939,10 +923,14 @@ impl Store {
         index: Indexed,
         pre: Precondition,
     ) -> Result<PutOutcome> {
-        self.put_inner(collection, name, data, index, pre, false)
+        self.put_inner(collection, name, data, index, pre, false, None)
             .await
     }
 
+    /// A put in one transaction; `schedule`, when given, is set on the
+    /// object written (a client's write without it leaves the object's
+    /// scheduling state as it was).
+    #[allow(clippy::too_many_arguments)]
     async fn put_inner(
         &self,
         collection: i64,
@@ -951,6 +939,7 @@ impl Store {
         index: Indexed,
         pre: Precondition,
         system: bool,
+        schedule: Option<ScheduleState>,
     ) -> Result<PutOutcome> {
         check_segment(name)?;
         let blob = self.put_groupware_blob(data).await?;
@@ -958,7 +947,20 @@ impl Store {
         let name = name.to_string();
         self.write(move |c, t| {
             Box::pin(async move {
-                put_tx(c, t, &blobs, collection, &name, &blob, &index, &pre, system).await
+                let out =
+                    put_tx(c, t, &blobs, collection, &name, &blob, &index, &pre, system).await?;
+                let Some(schedule) = schedule else {
+                    return Ok(out);
+                };
+                Ok(match out {
+                    PutOutcome::Created(m) => {
+                        PutOutcome::Created(set_schedule_tx(c, m.id, &schedule).await?)
+                    }
+                    PutOutcome::Replaced(m) => {
+                        PutOutcome::Replaced(set_schedule_tx(c, m.id, &schedule).await?)
+                    }
+                    other => other,
+                })
             })
         })
         .await
