@@ -44,6 +44,7 @@ pub mod dkim;
 mod dsn;
 pub mod imip;
 mod inbound;
+mod oof;
 mod sieve;
 pub mod srs;
 mod submit;
@@ -60,6 +61,8 @@ use tracing::warn;
 pub use deliver::{Delivered, Filing};
 pub use imip::{ImipDelivery, ImipHandler};
 pub use inbound::{InboundChecks, InboundVerdict};
+pub use oof::OOF_SCRIPT;
+pub use outpost_sieve::oof::{Audience, OofState, OutOfOffice};
 pub use sieve::SrsRoute;
 pub use submit::{SubmitError, SubmitOptions, Submitted};
 

@@ -28,6 +28,7 @@ both!(
     a_failure_sends_a_dsn_to_the_sender,
     notify_success_sends_a_notice,
     calendar_parts_of_delivered_mail_reach_the_imip_handler,
+    the_out_of_office_is_the_sieve_vacation,
 );
 
 const HOST: &str = "mail.example.test";
@@ -508,4 +509,107 @@ Content-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n{ical}"
     assert!(String::from_utf8_lossy(&got[0].calendar).contains("UID:u1"));
     // The message itself is filed as mail too.
     assert_eq!(mailbox(&ts, w.alice, "INBOX").await.len(), 2);
+}
+
+/// The one out-of-office: set through the mail flow (as ActiveSync, EWS,
+/// JMAP and the web UI do), kept in the user's active Sieve script beside
+/// the user's own rules, answered at delivery with the internal or the
+/// external text, and off outside its period.
+async fn the_out_of_office_is_the_sieve_vacation(ts: TestStore) {
+    use outpost_mailflow::{Audience, OofState, OutOfOffice};
+    let w = world(&ts, |_| {}).await;
+    assert_eq!(
+        w.flow.out_of_office(w.bob).await.unwrap(),
+        OutOfOffice::default()
+    );
+    // Bob's own filter survives.
+    let mine = "require [\"fileinto\", \"mailbox\"];\r\nif header :contains \"subject\" \"work\" { fileinto :create \"Work\"; }\r\n";
+    ts.sieve_put(w.bob, "mine", mine).await.unwrap();
+    ts.sieve_set_active(w.bob, Some("mine")).await.unwrap();
+    let now = outpost_store::now();
+    let oof = OutOfOffice {
+        state: OofState::Scheduled,
+        start: Some(now - 3600),
+        end: Some(now + 3600),
+        subject: Some("Away".into()),
+        internal_reply: "Inside text".into(),
+        external_reply: Some("Outside text".into()),
+        external_audience: Audience::All,
+    };
+    w.flow.set_out_of_office(w.bob, &oof).await.unwrap();
+    assert_eq!(w.flow.out_of_office(w.bob).await.unwrap(), oof);
+    let script = ts.sieve_active(w.bob).await.unwrap().unwrap();
+    assert_eq!(
+        script.name, "mine",
+        "the active script is edited, not replaced"
+    );
+    assert!(script
+        .content
+        .ends_with("if header :contains \"subject\" \"work\" { fileinto :create \"Work\"; }\r\n"));
+
+    let outside = envelope("x@sender.test", &["bob@example.test"]);
+    let msg = message("x@sender.test", "bob@example.test", "work plan");
+    assert_eq!(w.flow.deliver(&outside, &msg).await, vec![Ok(())]);
+    assert_eq!(
+        mailbox(&ts, w.bob, "Work").await.len(),
+        1,
+        "the user's rule still runs"
+    );
+    let inside = envelope("alice@example.test", &["bob@example.test"]);
+    let msg = message("alice@example.test", "bob@example.test", "lunch");
+    assert_eq!(w.flow.deliver(&inside, &msg).await, vec![Ok(())]);
+    let mut replies: Vec<(String, String)> = queued(&ts)
+        .await
+        .into_iter()
+        .map(|(g, raw)| (g.recipients[0].address.clone(), raw))
+        .collect();
+    replies.sort();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[0].0, "alice@example.test");
+    assert!(replies[0].1.contains("Inside text"), "{}", replies[0].1);
+    assert_eq!(replies[1].0, "x@sender.test");
+    assert!(replies[1].1.contains("Outside text"), "{}", replies[1].1);
+    assert!(replies[1].1.contains("Subject: Away"), "{}", replies[1].1);
+
+    // Outside its period it answers nobody; switched off it keeps the texts.
+    let later = OutOfOffice {
+        start: Some(now + 3600),
+        end: Some(now + 7200),
+        ..oof.clone()
+    };
+    w.flow.set_out_of_office(w.bob, &later).await.unwrap();
+    let outside = envelope("y@sender.test", &["bob@example.test"]);
+    let msg = message("y@sender.test", "bob@example.test", "hello");
+    assert_eq!(w.flow.deliver(&outside, &msg).await, vec![Ok(())]);
+    assert!(queued(&ts).await.is_empty(), "not in its period yet");
+    let off = OutOfOffice {
+        state: OofState::Disabled,
+        ..oof.clone()
+    };
+    w.flow.set_out_of_office(w.bob, &off).await.unwrap();
+    assert_eq!(w.flow.out_of_office(w.bob).await.unwrap(), off);
+
+    // A user without any script gets one, activated.
+    let on = OutOfOffice {
+        state: OofState::Enabled,
+        internal_reply: "Gone".into(),
+        external_audience: Audience::All,
+        ..OutOfOffice::default()
+    };
+    w.flow.set_out_of_office(w.carol, &on).await.unwrap();
+    let s = ts.sieve_active(w.carol).await.unwrap().unwrap();
+    assert_eq!(s.name, outpost_mailflow::OOF_SCRIPT);
+    let outside = envelope("z@sender.test", &["carol@example.test"]);
+    let msg = message("z@sender.test", "carol@example.test", "hi");
+    assert_eq!(w.flow.deliver(&outside, &msg).await, vec![Ok(())]);
+    let q = queued(&ts).await;
+    assert_eq!(q.len(), 1);
+    assert!(q[0].1.contains("Gone"));
+    // Bad settings are refused and change nothing.
+    let bad = OutOfOffice {
+        state: OofState::Scheduled,
+        ..OutOfOffice::default()
+    };
+    assert!(w.flow.set_out_of_office(w.carol, &bad).await.is_err());
+    assert_eq!(w.flow.out_of_office(w.carol).await.unwrap(), on);
 }

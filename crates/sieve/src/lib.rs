@@ -16,6 +16,7 @@ pub use engine::{
 
 pub mod codec;
 mod managesieve;
+pub mod oof;
 pub mod session;
 
 pub use managesieve::{serve, ManageSieveContext, ManageSieveLimits, SieveBackend};
