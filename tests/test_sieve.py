@@ -4,6 +4,7 @@ SMTP, results read from the database or over IMAP (imapclient), replies
 and forwards caught by a local SMTP sink (aiosmtpd) that `[queue] relay`
 points at."""
 
+import json
 import os
 import re
 import smtplib
@@ -578,3 +579,39 @@ def test_sieve_connect_upload_list_activate_download_delete(server, tmp_path):
     # A wrong password is refused.
     r = sieve_connect(server, "--list", password="wrong-password")
     assert r.returncode != 0
+
+
+def test_out_of_office_is_the_active_scripts_vacation(server):
+    """`outpost oof` sets the one out-of-office (what ActiveSync, EWS, JMAP and the
+    web UI set): it lands in the active script beside the user's rules, ManageSieve
+    shows it, and delivery answers with it."""
+    upload(server, 'require "fileinto";\nif header :contains "subject" "lists" { fileinto "INBOX"; }\n')
+    assert json.loads(server.cli("oof", "get", USER).stdout)["state"] == "disabled"
+    server.cli("oof", "set", USER, "--state", "enabled", "--subject", "Away",
+               "--message", "Back on Monday.", "--external-audience", "all")
+    got = json.loads(server.cli("oof", "get", USER).stdout)
+    assert got["state"] == "enabled" and got["internal_reply"] == "Back on Monday.", got
+    c = sieve_client(server)
+    active, _ = c.listscripts()
+    assert active == "main"
+    text = c.getscript("main")
+    assert text.startswith('require "fileinto";\n# BEGIN outpost out-of-office'), text
+    assert 'if header :contains "subject" "lists"' in text
+    server.deliver(make_message(subject="hello", sender="ann@outside.example"),
+                   USER, sender="ann@outside.example")
+    q = queued(server)
+    assert [(f, to) for f, to, _ in q] == [("", "ann@outside.example")]
+    assert b"Back on Monday." in read_blob(server, q[0][2])
+    # Bad input: one clear error, nothing changed.
+    r = server.cli("oof", "set", USER, "--state", "scheduled", "--start", "2026-12-24T00:00:00Z",
+                   "--end", "2026-12-01T00:00:00Z", check=False)
+    assert r.returncode != 0 and "not after its start" in r.stderr, r.stderr
+    r = server.cli("oof", "set", USER, "--state", "sometimes", check=False)
+    assert r.returncode != 0 and "disabled, enabled or scheduled" in r.stderr, r.stderr
+    assert json.loads(server.cli("oof", "get", USER).stdout)["state"] == "enabled"
+    # Off: no reply, the text is kept for the next time.
+    server.cli("oof", "set", USER, "--state", "disabled")
+    server.deliver(make_message(subject="again", sender="bob@outside.example"),
+                   USER, sender="bob@outside.example")
+    assert len(queued(server)) == 1
+    assert json.loads(server.cli("oof", "get", USER).stdout)["internal_reply"] == "Back on Monday."

@@ -72,6 +72,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SieveCmd,
     },
+    /// A user's out-of-office (the Sieve vacation that ActiveSync, EWS,
+    /// JMAP and the web UI show): print or set it.
+    Oof {
+        #[command(subcommand)]
+        action: OofCmd,
+    },
     /// A user's calendars: list them, import an .ics file, export one.
     Calendar {
         #[command(subcommand)]
@@ -280,6 +286,36 @@ pub enum SieveCmd {
 }
 
 #[derive(Subcommand)]
+pub enum OofCmd {
+    /// Print the out-of-office settings as JSON.
+    Get { user: String },
+    /// Set the out-of-office; the texts not given are kept.
+    Set {
+        user: String,
+        /// disabled, enabled, or scheduled (needs --start and --end).
+        #[arg(long)]
+        state: String,
+        /// Start of a scheduled out-of-office, RFC 3339 (2026-12-24T00:00:00Z).
+        #[arg(long)]
+        start: Option<String>,
+        /// End of a scheduled out-of-office (exclusive), RFC 3339.
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// The reply to senders in hosted domains.
+        #[arg(long)]
+        message: Option<String>,
+        /// The reply to external senders (default: the same as --message).
+        #[arg(long)]
+        external_message: Option<String>,
+        /// Which external senders are answered: none, known or all.
+        #[arg(long)]
+        external_audience: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum QueueCmd {
     /// Queued messages with each recipient's state.
     List,
@@ -439,6 +475,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
         Command::Sieve { action } => sieve(args.config, action).await,
+        Command::Oof { action } => oof(args.config, action).await,
         Command::Calendar { action } => {
             pim(
                 args.config,
@@ -1093,6 +1130,72 @@ async fn queue_list(path: Option<PathBuf>) -> Result<()> {
                 "	{addr}	{status}	{attempts} attempt(s){}",
                 err.map(|e| format!("\t{e}")).unwrap_or_default()
             );
+        }
+    }
+    Ok(())
+}
+
+async fn oof(path: Option<PathBuf>, action: OofCmd) -> Result<()> {
+    use outpost_mailflow::{Audience, OofState};
+    let (cfg, dir) = open(path).await?;
+    let flow = outpost_mailflow::MailFlow::from_config(&cfg, dir.clone())?;
+    let time = |v: Option<String>| -> Result<Option<i64>> {
+        v.map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|d| d.timestamp())
+                .with_context(|| format!("{t:?} is not an RFC 3339 time (2026-12-24T00:00:00Z)"))
+        })
+        .transpose()
+    };
+    match action {
+        OofCmd::Get { user } => {
+            let p = dir.user(&user).await?;
+            let o = flow.out_of_office(p.id).await?;
+            println!("{}", serde_json::to_string_pretty(&o)?);
+        }
+        OofCmd::Set {
+            user,
+            state,
+            start,
+            end,
+            subject,
+            message,
+            external_message,
+            external_audience,
+        } => {
+            let p = dir.user(&user).await?;
+            let mut o = flow.out_of_office(p.id).await?;
+            o.state = match state.as_str() {
+                "disabled" => OofState::Disabled,
+                "enabled" => OofState::Enabled,
+                "scheduled" => OofState::Scheduled,
+                other => bail!("--state {other:?}: disabled, enabled or scheduled"),
+            };
+            if let Some(t) = time(start)? {
+                o.start = Some(t);
+            }
+            if let Some(t) = time(end)? {
+                o.end = Some(t);
+            }
+            if subject.is_some() {
+                o.subject = subject;
+            }
+            if let Some(m) = message {
+                o.internal_reply = m;
+            }
+            if external_message.is_some() {
+                o.external_reply = external_message;
+            }
+            if let Some(a) = external_audience {
+                o.external_audience = match a.as_str() {
+                    "none" => Audience::None,
+                    "known" => Audience::Known,
+                    "all" => Audience::All,
+                    other => bail!("--external-audience {other:?}: none, known or all"),
+                };
+            }
+            flow.set_out_of_office(p.id, &o).await?;
+            println!("out-of-office of {user}: {state}");
         }
     }
     Ok(())
