@@ -344,6 +344,14 @@ def test_schedule_tag_and_schedule_status(sched):
     # her copy got the change: a new tag there too
     mine.load()
     assert "room 4" in mine.data and mine.schedule_tag != her_tag, mine.data
+    # DELETE honours If-Schedule-Tag-Match too (§8.3): a stale tag is 412
+    # and deletes nothing; the current one deletes.
+    st, _, _ = dav.request("DELETE", path, b"", {"If-Schedule-Tag-Match": tag0})
+    assert st == 412, st
+    assert dav.request("GET", path)[0] == 200
+    st, _, _ = dav.request("DELETE", path, b"", {"If-Schedule-Tag-Match": new_tag})
+    assert st == 204, st
+    assert dav.request("GET", path)[0] == 404
 
 
 def test_calendar_user_type_comes_from_the_directory(sched):

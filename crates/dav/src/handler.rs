@@ -1362,19 +1362,35 @@ impl<S: DavStore> Ctx<'_, S> {
                 if !c.can_write() {
                     return Err(cond(StatusCode::FORBIDDEN, DAV, "need-privileges"));
                 }
-                let if_match = match etag_cond(headers, header::IF_MATCH) {
-                    None => None,
-                    Some(cond) => {
-                        let current = self
-                            .store()
-                            .object(c.c.id, &name)
-                            .await?
-                            .map(|o| o.meta.etag);
-                        if !cond.matches(current.as_deref()) {
-                            return Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"));
-                        }
-                        current
+                let if_match = etag_cond(headers, header::IF_MATCH);
+                let if_tag = self.schedule_tag_wanted(headers)?;
+                // The current version when a condition names it; its ETag
+                // then guards the delete, so a change in between fails it.
+                let if_match = if if_match.is_none() && if_tag.is_none() {
+                    None
+                } else {
+                    let current = self.store().object(c.c.id, &name).await?;
+                    let etag = current.as_ref().map(|o| o.meta.etag.clone());
+                    if if_match
+                        .as_ref()
+                        .is_some_and(|m| !m.matches(etag.as_deref()))
+                    {
+                        return Err(st(StatusCode::PRECONDITION_FAILED, "precondition failed"));
                     }
+                    // RFC 6638 §8.3: If-Schedule-Tag-Match applies to DELETE too.
+                    if let Some(want) = &if_tag {
+                        if current
+                            .as_ref()
+                            .and_then(|o| o.meta.schedule_tag.as_deref())
+                            != Some(want.as_str())
+                        {
+                            return Err(st(
+                                StatusCode::PRECONDITION_FAILED,
+                                "the Schedule-Tag does not match",
+                            ));
+                        }
+                    }
+                    etag
                 };
                 match self
                     .store()

@@ -266,6 +266,21 @@ pub(crate) fn schedule_tag_header(h: &mut HeaderMap, m: &ObjectMeta) {
 }
 
 impl<S: DavStore> Ctx<'_, S> {
+    /// The tag an `If-Schedule-Tag-Match` header asks for (RFC 6638
+    /// §8.3), without its quotes.
+    pub(crate) fn schedule_tag_wanted(&self, headers: &HeaderMap) -> R<Option<String>> {
+        let Some(want) = headers.get("if-schedule-tag-match") else {
+            return Ok(None);
+        };
+        Ok(Some(
+            want.to_str()
+                .map_err(|_| st(StatusCode::BAD_REQUEST, "If-Schedule-Tag-Match is not text"))?
+                .trim()
+                .trim_matches('"')
+                .to_string(),
+        ))
+    }
+
     /// RFC 6638 §8.3 `If-Schedule-Tag-Match` on a PUT: the object must
     /// exist with that Schedule-Tag (else 412). Its ETag then guards the
     /// write (a change in between fails it). An organizer's copy may have
@@ -283,15 +298,9 @@ impl<S: DavStore> Ctx<'_, S> {
         condition: PutCondition,
         body: &[u8],
     ) -> R<(PutCondition, Vec<u8>)> {
-        let Some(want) = headers.get("if-schedule-tag-match") else {
+        let Some(want) = self.schedule_tag_wanted(headers)? else {
             return Ok((condition, body.to_vec()));
         };
-        let want = want
-            .to_str()
-            .map_err(|_| st(StatusCode::BAD_REQUEST, "If-Schedule-Tag-Match is not text"))?
-            .trim()
-            .trim_matches('"')
-            .to_string();
         let Some(current) = self.store().object(collection, name).await? else {
             return Err(st(StatusCode::PRECONDITION_FAILED, "no such object"));
         };
