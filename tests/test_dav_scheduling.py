@@ -362,3 +362,29 @@ def test_calendar_user_type_comes_from_the_directory(sched):
         st, _, data = dav.request("PROPFIND", f"/dav/principals/users/{login}/", body, {"Depth": "0"})
         assert st == 207, (st, data[:300])
         assert ET.fromstring(data).findtext(f".//{C}calendar-user-type") == want, data
+
+
+def test_schedule_reply_f_sends_the_organizer_nothing(sched):
+    """RFC 6638 §8.1: an attendee's PUT or DELETE with `Schedule-Reply: F`
+    sends no reply; without it her answer reaches the organizer's copy."""
+    dav, _ = sched
+    a, b = dav.caldav_client(USER), dav.caldav_client(OTHER)
+    uid = f"reply-{uuid.uuid4().hex[:10]}"
+    personal(a).save_event(invitation(uid, datetime(2032, 9, 1, 9, tzinfo=UTC)))
+    mine = wait_for(lambda: copy_of(personal(b), uid), "the attendee's copy", timeout=5)
+    path = obj_path(mine)
+    accepted = mine.data.replace(f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{ALIAS}",
+                                 f"PARTSTAT=ACCEPTED:mailto:{ALIAS}")
+    assert accepted != mine.data
+    hdr = {"Content-Type": "text/calendar; charset=utf-8"}
+    st, _, _ = dav.request("PUT", path, accepted, {**hdr, "Schedule-Reply": "F"}, login=OTHER)
+    assert st in (201, 204), st
+    time.sleep(0.5)
+    org = copy_of(personal(a), uid)
+    assert attendee_partstat(org.data, ALIAS) == "NEEDS-ACTION", "no reply was sent"
+    # Deleting her copy with Schedule-Reply: F declines nothing either.
+    st, _, _ = dav.request("DELETE", path, b"", {"Schedule-Reply": "F"}, login=OTHER)
+    assert st == 204, st
+    time.sleep(0.5)
+    org = copy_of(personal(a), uid)
+    assert attendee_partstat(org.data, ALIAS) == "NEEDS-ACTION", org.data

@@ -1333,7 +1333,14 @@ impl<S: DavStore> Ctx<'_, S> {
         };
         match self
             .store()
-            .put_object(c.c.id, &name, data, object, condition)
+            .put_object(
+                c.c.id,
+                &name,
+                data,
+                object,
+                condition,
+                schedule_reply(headers),
+            )
             .await?
         {
             PutOutcome::Created { etag } => {
@@ -1394,7 +1401,7 @@ impl<S: DavStore> Ctx<'_, S> {
                 };
                 match self
                     .store()
-                    .delete_object(c.c.id, &name, if_match.as_deref())
+                    .delete_object(c.c.id, &name, if_match.as_deref(), schedule_reply(headers))
                     .await?
                 {
                     DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -2022,4 +2029,14 @@ fn card_in_version(bytes: &[u8], want: Option<VcardVersion>) -> String {
     }
     outpost_pim::convert_vcard(bytes, want, &content::read_limits())
         .unwrap_or_else(|_| text.into_owned())
+}
+
+/// RFC 6638 §8.1: `Schedule-Reply: F` asks that an attendee's change or
+/// delete send no reply to the organizer; anything else (or no header)
+/// is the default, T.
+fn schedule_reply(headers: &HeaderMap) -> bool {
+    !headers
+        .get("schedule-reply")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("f"))
 }

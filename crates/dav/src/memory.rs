@@ -424,6 +424,7 @@ impl DavStore for MemDavStore {
         data: Vec<u8>,
         object: NewObject,
         condition: PutCondition,
+        _reply: bool,
     ) -> DavStoreResult<PutOutcome> {
         let mut g = self.inner.lock().unwrap();
         let owner = g
@@ -467,6 +468,7 @@ impl DavStore for MemDavStore {
         collection: i64,
         name: &str,
         if_match: Option<&str>,
+        _reply: bool,
     ) -> DavStoreResult<DeleteOutcome> {
         let mut g = self.inner.lock().unwrap();
         let c = g

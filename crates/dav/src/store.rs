@@ -380,6 +380,9 @@ pub trait DavStore: Send + Sync + 'static {
     /// Create or replace `name` with `data`, which the DAV layer has
     /// ingested (`outpost_pim`, with the collection's timezone): `object`
     /// is what the store indexes, so the source is parsed once per PUT.
+    ///
+    /// `reply` is false when the client sent `Schedule-Reply: F` (RFC 6638
+    /// §8.1): an attendee's change sends no reply to the organizer.
     async fn put_object(
         &self,
         collection: i64,
@@ -387,13 +390,16 @@ pub trait DavStore: Send + Sync + 'static {
         data: Vec<u8>,
         object: NewObject,
         condition: PutCondition,
+        reply: bool,
     ) -> DavStoreResult<PutOutcome>;
     /// Delete with an optional If-Match ETag: a tombstone with name and UID.
+    /// `reply` as for [`DavStore::put_object`].
     async fn delete_object(
         &self,
         collection: i64,
         name: &str,
         if_match: Option<&str>,
+        reply: bool,
     ) -> DavStoreResult<DeleteOutcome>;
     /// Copies or moves (`remove_source`) one object to another collection of
     /// the same owner (or the same collection under another name).

@@ -93,9 +93,10 @@ impl DavBackend {
         collection: i64,
         old: Option<&[u8]>,
         new: Option<&[u8]>,
+        reply: bool,
     ) {
         let Some(s) = &self.scheduler else { return };
-        match s.after_write(owner, collection, old, new).await {
+        match s.after_write_with(owner, collection, old, new, reply).await {
             Ok(out) => {
                 for m in &out.sent {
                     tracing::info!(
@@ -561,6 +562,7 @@ impl DavStore for DavBackend {
         data: Vec<u8>,
         object: NewObject,
         condition: PutCondition,
+        reply: bool,
     ) -> DavStoreResult<PutOutcome> {
         let kind = object.kind();
         let store = self.store();
@@ -641,7 +643,7 @@ impl DavStore for DavBackend {
                     && matches!(o, PutOutcome::Created { .. } | PutOutcome::Replaced { .. })
                 {
                     let old = before.as_ref().map(|o| o.data.as_slice());
-                    self.after_write(coll.owner, collection, old, Some(&data))
+                    self.after_write(coll.owner, collection, old, Some(&data), reply)
                         .await;
                 }
                 Ok(o)
@@ -656,6 +658,7 @@ impl DavStore for DavBackend {
         collection: i64,
         name: &str,
         if_match: Option<&str>,
+        reply: bool,
     ) -> DavStoreResult<DeleteOutcome> {
         let pre = match if_match {
             Some(e) => gw::Precondition::IfMatch(e.to_string()),
@@ -676,7 +679,7 @@ impl DavStore for DavBackend {
             Ok(gw::DeleteOutcome::Deleted { .. }) => {
                 if let Some(old) = &before {
                     let owner = self.owner_of(collection).await?.owner;
-                    self.after_write(owner, collection, Some(&old.data), None)
+                    self.after_write(owner, collection, Some(&old.data), None, reply)
                         .await;
                 }
                 Ok(DeleteOutcome::Deleted)

@@ -219,6 +219,22 @@ impl Scheduler {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Outcome> {
+        self.after_write_with(principal, collection, old, new, true)
+            .await
+    }
+
+    /// [`Scheduler::after_write`], with `reply` false when the client asked
+    /// that an attendee's change send the organizer no reply
+    /// (`Schedule-Reply: F`, RFC 6638 §8.1). An organizer's changes are
+    /// sent either way: the header is only about attendees.
+    pub async fn after_write_with(
+        &self,
+        principal: i64,
+        collection: i64,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        reply: bool,
+    ) -> Result<Outcome> {
         let owner = match self.store().groupware_collection_by_id(collection).await? {
             Some(c) if c.kind == CollectionKind::Calendar => c.owner,
             Some(_) => {
@@ -238,6 +254,7 @@ impl Scheduler {
         };
         let messages: Vec<ItipMessage> = match &role {
             Role::Organizer(me) => itip::organizer_messages(old.as_ref(), new.as_ref(), me),
+            Role::Attendee(_) if !reply => Vec::new(),
             Role::Attendee(me) => itip::attendee_reply(old.as_ref(), new.as_ref(), me)
                 .into_iter()
                 .collect(),
