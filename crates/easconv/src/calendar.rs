@@ -40,13 +40,13 @@ impl Default for EventOptions {
 
 /// A DTSTART-like value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum When {
+pub(crate) enum When {
     Utc(DateTime<Utc>),
     Local(NaiveDateTime, Option<Tz>),
     Date(NaiveDate),
 }
 
-fn check_year(y: i32) -> Result<()> {
+pub(crate) fn check_year(y: i32) -> Result<()> {
     if YEARS.contains(&y) {
         Ok(())
     } else {
@@ -54,7 +54,7 @@ fn check_year(y: i32) -> Result<()> {
     }
 }
 
-fn parse_when(p: &Prop) -> Result<When> {
+pub(crate) fn parse_when(p: &Prop) -> Result<When> {
     let v = p.value.trim();
     if p.param("VALUE")
         .is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
@@ -88,7 +88,7 @@ fn local_to_utc(t: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     }
 }
 
-fn to_utc(w: When, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn to_utc(w: When, tz: Tz) -> DateTime<Utc> {
     match w {
         When::Utc(t) => t,
         When::Local(t, z) => local_to_utc(t, z.unwrap_or(tz)),
@@ -112,11 +112,11 @@ pub fn parse_eas_time(s: &str) -> Result<DateTime<Utc>> {
     Ok(Utc.from_utc_datetime(&t))
 }
 
-fn el(page: &str, name: &str, text: impl Into<String>) -> Element {
+pub(crate) fn el(page: &str, name: &str, text: impl Into<String>) -> Element {
     Element::named(page, name).with_text(text)
 }
 
-fn capped(s: String, what: &'static str, max: usize) -> Result<String> {
+pub(crate) fn capped(s: String, what: &'static str, max: usize) -> Result<String> {
     if s.len() > max {
         Err(Error::TooLarge(what))
     } else {
@@ -132,7 +132,7 @@ fn mailto(v: &str) -> String {
     }
 }
 
-fn body_element(text: &str, opts: &EventOptions) -> Element {
+pub(crate) fn body_element(text: &str, opts: &EventOptions) -> Element {
     let (ty, data) = if opts.body_type == 2 {
         let mut h = String::from("<html><body>");
         for c in text.chars() {
@@ -230,7 +230,11 @@ fn split_components(ical: &str) -> Result<(Component, Component, Vec<Component>)
 
 const DAYS: [&str; 7] = ["SU", "MO", "TU", "WE", "TH", "FR", "SA"];
 
-fn recurrence_to_eas(rrule: &str, start_local: NaiveDateTime, tz: Tz) -> Result<Element> {
+pub(crate) fn recurrence_to_eas(
+    rrule: &str,
+    start_local: NaiveDateTime,
+    tz: Tz,
+) -> Result<Element> {
     let mut freq = "";
     let mut interval = 1u32;
     let mut count = None;
@@ -614,7 +618,7 @@ pub fn event_to_eas(
     Ok(out)
 }
 
-fn split_list(v: &str) -> Vec<String> {
+pub(crate) fn split_list(v: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut esc = false;
@@ -666,7 +670,7 @@ const CARRIED: &[&str] = &[
     "STATUS",
 ];
 
-fn text_of(e: &Element, max: usize, what: &'static str) -> Result<String> {
+pub(crate) fn text_of(e: &Element, max: usize, what: &'static str) -> Result<String> {
     capped(e.text(), what, max)
 }
 
@@ -740,7 +744,7 @@ fn time_prop(name: &str, t: DateTime<Utc>, tz: Tz, all_day: bool, v16: bool) -> 
     }
 }
 
-fn recurrence_from_eas(r: &Element) -> Result<String> {
+pub(crate) fn recurrence_from_eas(r: &Element) -> Result<String> {
     let num = |name: &str| -> Result<Option<u32>> {
         r.child(CAL, name)
             .map(|e| {
@@ -813,7 +817,7 @@ fn recurrence_from_eas(r: &Element) -> Result<String> {
     Ok(s)
 }
 
-fn body_text(app: &Element) -> Result<Option<String>> {
+pub(crate) fn body_text(app: &Element) -> Result<Option<String>> {
     if let Some(b) = app.child(BASE, "Body") {
         let data = b.child(BASE, "Data").map(|d| d.text()).unwrap_or_default();
         let data = capped(data, "body", MAX_BODY)?;

@@ -7,6 +7,8 @@ use crate::{Error, MAX_INPUT, MAX_LINES};
 /// One property: name (upper case), parameters, raw (still escaped) value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prop {
+    /// A vCard group ("item1" of "item1.TEL"), empty when none.
+    pub group: String,
     pub name: String,
     pub params: Vec<(String, String)>,
     pub value: String,
@@ -15,6 +17,7 @@ pub struct Prop {
 impl Prop {
     pub fn new(name: &str, value: impl Into<String>) -> Prop {
         Prop {
+            group: String::new(),
             name: name.to_string(),
             params: Vec::new(),
             value: value.into(),
@@ -76,7 +79,11 @@ impl Component {
         out.push_str(&self.name);
         out.push_str("\r\n");
         for p in &self.props {
-            let mut line = p.name.clone();
+            let mut line = if p.group.is_empty() {
+                p.name.clone()
+            } else {
+                format!("{}.{}", p.group, p.name)
+            };
             for (n, v) in &p.params {
                 line.push(';');
                 line.push_str(n);
@@ -174,7 +181,10 @@ fn parse_line(line: &str) -> Result<Prop, Error> {
         }
     }
     parts.push(cur);
-    let name = parts[0].to_ascii_uppercase();
+    let (group, name) = match parts[0].split_once('.') {
+        Some((g, n)) => (g.to_string(), n.to_ascii_uppercase()),
+        None => (String::new(), parts[0].to_ascii_uppercase()),
+    };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Error::Invalid(format!("bad property name {name:?}")));
     }
@@ -184,6 +194,7 @@ fn parse_line(line: &str) -> Result<Prop, Error> {
         params.push((n.to_ascii_uppercase(), v.to_string()));
     }
     Ok(Prop {
+        group,
         name,
         params,
         value: value.to_string(),

@@ -4,9 +4,11 @@
 
 pub mod calendar;
 pub mod ical;
+pub mod tasks;
 pub mod tz;
 
 pub use calendar::{eas_to_event, event_to_eas, EventOptions, IncomingOptions};
+pub use tasks::{eas_to_todo, todo_to_eas};
 
 /// Largest iCalendar object or text accepted.
 pub const MAX_INPUT: usize = 1 << 20;

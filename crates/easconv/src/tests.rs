@@ -475,3 +475,65 @@ proptest! {
         let _ = event_to_eas(&format!("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n{s}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"), EasVersion::V14_1, &opts());
     }
 }
+
+const TODO: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Thunderbird//EN\r\nBEGIN:VTODO\r\n\
+UID:todo-1@example.org\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:File taxes\r\n\
+DESCRIPTION:Forms\\, receipts\r\nDTSTART:20260301T080000Z\r\nDUE:20260415T220000Z\r\n\
+PRIORITY:1\r\nCLASS:CONFIDENTIAL\r\nCATEGORIES:Home\r\nX-MOZ-GENERATION:3\r\n\
+RRULE:FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=1\r\n\
+BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER;VALUE=DATE-TIME:20260410T070000Z\r\nEND:VALARM\r\n\
+END:VTODO\r\nEND:VCALENDAR\r\n";
+
+#[test]
+fn todo_round_trip() {
+    let o = EventOptions {
+        default_tz: "Europe/Berlin".parse().unwrap(),
+        ..opts()
+    };
+    let items = todo_to_eas(TODO, EasVersion::V14_1, &o).unwrap();
+    assert_eq!(text(&items, "Tasks", "Subject"), "File taxes");
+    assert_eq!(text(&items, "Tasks", "Importance"), "2");
+    assert_eq!(text(&items, "Tasks", "Sensitivity"), "3");
+    assert_eq!(
+        text(&items, "Tasks", "UtcDueDate"),
+        "2026-04-15T22:00:00.000Z"
+    );
+    assert_eq!(text(&items, "Tasks", "DueDate"), "2026-04-16T00:00:00.000Z");
+    assert_eq!(text(&items, "Tasks", "ReminderSet"), "1");
+    assert_eq!(
+        text(&items, "Tasks", "ReminderTime"),
+        "2026-04-10T07:00:00.000Z"
+    );
+    assert_eq!(text(&items, "Tasks", "Complete"), "0");
+    let r = get(&items, "Tasks", "Recurrence").unwrap();
+    assert_eq!(r.child("Tasks", "Type").unwrap().text(), "5");
+    assert_eq!(
+        r.child("Tasks", "Start").unwrap().text(),
+        "2026-03-01T08:00:00.000Z"
+    );
+    let back = eas_to_todo(
+        &app(items.clone()),
+        Some(TODO),
+        EasVersion::V14_1,
+        &incoming(),
+    )
+    .unwrap();
+    assert!(back.contains("X-MOZ-GENERATION:3"), "{back}");
+    assert!(back.contains("UID:todo-1@example.org"));
+    assert_eq!(todo_to_eas(&back, EasVersion::V14_1, &o).unwrap(), items);
+    // Completing it on the phone.
+    let mut done: Vec<Element> = items
+        .into_iter()
+        .filter(|e| !e.is("Tasks", "Complete"))
+        .collect();
+    done.push(Element::named("Tasks", "Complete").with_text("1"));
+    done.push(Element::named("Tasks", "DateCompleted").with_text("2026-04-01T10:00:00.000Z"));
+    let back = eas_to_todo(&app(done), Some(TODO), EasVersion::V14_1, &incoming()).unwrap();
+    assert!(back.contains("STATUS:COMPLETED"));
+    assert!(back.contains("COMPLETED:20260401T100000Z"));
+    let bad = app(vec![
+        Element::named("Tasks", "UtcStartDate").with_text("2026-05-01T00:00:00.000Z"),
+        Element::named("Tasks", "UtcDueDate").with_text("2026-04-01T00:00:00.000Z"),
+    ]);
+    assert!(eas_to_todo(&bad, None, EasVersion::V14_1, &incoming()).is_err());
+}
