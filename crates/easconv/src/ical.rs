@@ -88,7 +88,7 @@ impl Component {
                 line.push(';');
                 line.push_str(n);
                 line.push('=');
-                if v.contains([':', ';', ',']) {
+                if v.contains([':', ';']) || (v.contains(',') && n != "TYPE") {
                     line.push('"');
                     line.push_str(&v.replace('"', ""));
                     line.push('"');

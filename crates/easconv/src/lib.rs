@@ -3,11 +3,13 @@
 //! status 6 (error in client/server conversion).
 
 pub mod calendar;
+pub mod contacts;
 pub mod ical;
 pub mod tasks;
 pub mod tz;
 
 pub use calendar::{eas_to_event, event_to_eas, EventOptions, IncomingOptions};
+pub use contacts::{eas_to_vcard, vcard_to_eas};
 pub use tasks::{eas_to_todo, todo_to_eas};
 
 /// Largest iCalendar object or text accepted.

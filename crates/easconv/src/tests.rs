@@ -537,3 +537,163 @@ fn todo_round_trip() {
     ]);
     assert!(eas_to_todo(&bad, None, EasVersion::V14_1, &incoming()).is_err());
 }
+
+const APPLE: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Apple Inc.//iPhone OS 17.0//EN\r\n\
+N:Appleseed;Johnny;Q.;Dr.;Jr.\r\nFN:Dr. Johnny Q. Appleseed Jr.\r\nORG:Apple Inc.;Engineering\r\n\
+TITLE:Engineer\r\nEMAIL;type=INTERNET;type=HOME;type=pref:johnny@example.com\r\n\
+EMAIL;type=INTERNET;type=WORK:j.appleseed@apple.example\r\n\
+EMAIL;type=INTERNET:third@example.com\r\nEMAIL;type=INTERNET:fourth@example.com\r\n\
+TEL;type=CELL;type=VOICE;type=pref:+1 555 0100\r\nTEL;type=WORK;type=VOICE:+1 555 0101\r\n\
+TEL;type=HOME;type=FAX:+1 555 0102\r\nitem1.TEL:+1 555 0103\r\nitem1.X-ABLabel:_$!<Other>!$_\r\n\
+item2.ADR;type=HOME;type=pref:;;1 Infinite Loop;Cupertino;CA;95014;USA\r\n\
+item2.X-ABADR:us\r\nADR;type=WORK:;Suite 5;2 Main St;Springfield;IL;62701;USA\r\n\
+item3.URL;type=pref:https\\://example.com\r\nitem3.X-ABLabel:_$!<HomePage>!$_\r\n\
+BDAY;value=date:1980-04-12\r\nX-ABUID:1234-5678\r\nNOTE:Met at WWDC\\, 2019\r\n\
+PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQ==\r\nEND:VCARD\r\n";
+
+const GOOGLE: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Gina Google\r\nN:Google;Gina;;;\r\n\
+EMAIL;TYPE=INTERNET;TYPE=WORK:gina@example.org\r\nTEL;TYPE=CELL:+49 170 1234567\r\n\
+TEL;TYPE=WORK:+49 30 1234\r\nTEL;TYPE=WORK:+49 30 5678\r\nX-ANNIVERSARY:2010-06-01\r\n\
+NICKNAME:Gigi\r\nCATEGORIES:myContacts,Friends\r\nX-GOOGLE-TALK:gina@talk\r\nEND:VCARD\r\n";
+
+const THUNDERBIRD: &str = "BEGIN:VCARD\r\nVERSION:4.0\r\nPRODID:-//Thunderbird//EN\r\nUID:tb-1\r\n\
+FN:Theo Bird\r\nN:Bird;Theo;;;\r\nEMAIL;PREF=1:theo@example.net\r\nTEL;TYPE=work;VALUE=TEXT:+33 1 23 45\r\n\
+ADR;TYPE=work:;;10 Rue X;Paris;;75001;France\r\nANNIVERSARY:20150910\r\n\
+IMPP:xmpp:theo@jabber.example\r\nPHOTO:data:image/png;base64,iVBORw0KGgo=\r\nEND:VCARD\r\n";
+
+fn contact_round_trip(card: &str) -> (Vec<Element>, String) {
+    let items = vcard_to_eas(card, EasVersion::V14_1, &opts()).unwrap();
+    let back = eas_to_vcard(&app(items.clone()), Some(card), EasVersion::V14_1, "new").unwrap();
+    let again = vcard_to_eas(&back, EasVersion::V14_1, &opts()).unwrap();
+    let mut a = items.clone();
+    let mut b = again;
+    let key = |e: &Element| (e.tag.page(), e.tag.token());
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert_eq!(a, b, "{back}");
+    (items, back)
+}
+
+#[test]
+fn apple_contact() {
+    let (items, back) = contact_round_trip(APPLE);
+    assert_eq!(text(&items, "Contacts", "LastName"), "Appleseed");
+    assert_eq!(text(&items, "Contacts", "Title"), "Dr.");
+    assert_eq!(text(&items, "Contacts", "Suffix"), "Jr.");
+    assert_eq!(text(&items, "Contacts", "CompanyName"), "Apple Inc.");
+    assert_eq!(text(&items, "Contacts", "Department"), "Engineering");
+    assert_eq!(
+        text(&items, "Contacts", "Email3Address"),
+        "third@example.com"
+    );
+    assert_eq!(text(&items, "Contacts", "MobilePhoneNumber"), "+1 555 0100");
+    assert_eq!(
+        text(&items, "Contacts", "BusinessPhoneNumber"),
+        "+1 555 0101"
+    );
+    assert_eq!(text(&items, "Contacts", "HomeFaxNumber"), "+1 555 0102");
+    assert_eq!(text(&items, "Contacts", "HomePhoneNumber"), "+1 555 0103");
+    assert_eq!(text(&items, "Contacts", "HomeAddressCity"), "Cupertino");
+    assert_eq!(
+        text(&items, "Contacts", "BusinessAddressStreet"),
+        "2 Main St\nSuite 5"
+    );
+    assert_eq!(text(&items, "Contacts", "WebPage"), "https://example.com");
+    assert_eq!(
+        text(&items, "Contacts", "Birthday"),
+        "1980-04-12T00:00:00.000Z"
+    );
+    assert_eq!(text(&items, "Contacts", "Picture"), "/9j/4AAQSkZJRgABAQ==");
+    // What EAS cannot carry survives the Change.
+    assert!(back.contains("fourth@example.com"), "{back}");
+    assert!(back.contains("X-ABUID:1234-5678"));
+    assert!(back.contains("item2.X-ABADR:us"));
+    assert!(!back.contains("item1.X-ABLabel") && !back.contains("item1.X-ABLABEL"));
+}
+
+#[test]
+fn google_and_thunderbird_contacts() {
+    let (g, back) = contact_round_trip(GOOGLE);
+    assert_eq!(text(&g, "Contacts", "Business2PhoneNumber"), "+49 30 5678");
+    assert_eq!(
+        text(&g, "Contacts", "Anniversary"),
+        "2010-06-01T00:00:00.000Z"
+    );
+    assert_eq!(text(&g, "Contacts2", "NickName"), "Gigi");
+    assert_eq!(
+        get(&g, "Contacts", "Categories")
+            .unwrap()
+            .elements()
+            .count(),
+        2
+    );
+    assert!(back.contains("X-GOOGLE-TALK:gina@talk"));
+    let (t, back) = contact_round_trip(THUNDERBIRD);
+    assert_eq!(text(&t, "Contacts", "BusinessAddressCountry"), "France");
+    assert_eq!(
+        text(&t, "Contacts2", "IMAddress"),
+        "xmpp:theo@jabber.example"
+    );
+    assert_eq!(text(&t, "Contacts", "Picture"), "iVBORw0KGgo=");
+    assert!(
+        back.contains("PHOTO:data:image/png;base64,iVBORw0KGgo="),
+        "{back}"
+    );
+    assert!(back.contains("ANNIVERSARY;VALUE=DATE:20150910"));
+    assert!(back.contains("UID:tb-1"));
+}
+
+#[test]
+fn contact_add_and_limits() {
+    let a = app(vec![
+        Element::named("Contacts", "FirstName").with_text("Ann"),
+        Element::named("Contacts", "LastName").with_text("Lee"),
+        Element::named("Contacts", "Email1Address").with_text("\"Ann Lee\" <ann@example.org>"),
+        Element::named("Contacts", "Birthday").with_text("1990-01-31T23:00:00.000Z"),
+    ]);
+    let card = eas_to_vcard(&a, None, EasVersion::V16_1, "uid-9").unwrap();
+    assert!(card.contains("UID:uid-9"));
+    assert!(card.contains("FN:Ann Lee"));
+    assert!(
+        card.contains("EMAIL;TYPE=INTERNET;TYPE=PREF:ann@example.org"),
+        "{card}"
+    );
+    assert!(card.contains("BDAY;VALUE=DATE:19900201"));
+    let huge = app(vec![
+        Element::named("Contacts", "Picture").with_text("A".repeat(200_000))
+    ]);
+    assert_eq!(
+        eas_to_vcard(&huge, None, EasVersion::V14_1, "u"),
+        Err(Error::TooLarge("picture"))
+    );
+    let bad = app(vec![
+        Element::named("Contacts", "Birthday").with_text("yesterday")
+    ]);
+    assert!(eas_to_vcard(&bad, None, EasVersion::V14_1, "u").is_err());
+    assert!(vcard_to_eas(
+        "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+        EasVersion::V14_1,
+        &opts()
+    )
+    .is_err());
+}
+
+proptest! {
+    #[test]
+    fn random_contacts_and_tasks_never_panic(
+        kids in prop::collection::vec((prop::sample::select(vec![
+            ("Contacts", "FirstName"), ("Contacts", "Email1Address"), ("Contacts", "Birthday"),
+            ("Contacts", "Picture"), ("Contacts", "HomeAddressStreet"), ("Contacts2", "NickName"),
+            ("Tasks", "Subject"), ("Tasks", "UtcDueDate"), ("Tasks", "Importance"),
+            ("Tasks", "ReminderSet"), ("Tasks", "ReminderTime"), ("Tasks", "Complete"),
+        ]), ".{0,30}"), 0..10),
+    ) {
+        let a = app(kids.into_iter().map(|((p, n), v)| Element::named(p, n).with_text(v)).collect());
+        if let Ok(c) = eas_to_vcard(&a, Some(APPLE), EasVersion::V14_1, "u") {
+            vcard_to_eas(&c, EasVersion::V14_1, &opts()).unwrap();
+        }
+        if let Ok(t) = eas_to_todo(&a, Some(TODO), EasVersion::V14_1, &incoming()) {
+            todo_to_eas(&t, EasVersion::V14_1, &opts()).unwrap();
+        }
+    }
+}
