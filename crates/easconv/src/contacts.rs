@@ -38,10 +38,10 @@ fn components(v: &str) -> Vec<String> {
 fn types(p: &Prop) -> Vec<String> {
     p.params
         .iter()
-        .filter(|(n, _)| n == "TYPE" || n.is_empty())
-        .flat_map(|(n, v)| {
-            let v = if n.is_empty() { v.as_str() } else { v.as_str() };
-            v.split(',')
+        .filter(|(n, _)| n == "TYPE")
+        .flat_map(|(_, v)| {
+            v.trim_matches('"')
+                .split(',')
                 .map(|t| t.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
         })
@@ -245,7 +245,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 };
                 let kind = [kind, "Other", "Home", "Business"]
                     .into_iter()
-                    .find(|k| !taken.iter().any(|x| *x == *k));
+                    .find(|k| !taken.contains(k));
                 let Some(kind) = kind else { continue };
                 taken.push(match kind {
                     "Business" => "Business",
@@ -353,7 +353,7 @@ pub fn eas_to_vcard(
             let mut i = 0;
             card.props.retain(|p| {
                 let keep =
-                    !used.contains(&i) && !(groups.contains(&p.group) && p.name == "X-ABLABEL");
+                    !(used.contains(&i) || (groups.contains(&p.group) && p.name == "X-ABLABEL"));
                 i += 1;
                 keep
             });
