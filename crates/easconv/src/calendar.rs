@@ -107,6 +107,9 @@ pub fn parse_eas_time(s: &str) -> Result<DateTime<Utc>> {
     let t = NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ")
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.fZ"))
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ"))
+        // Some clients leave the Z off; the value is UTC all the same.
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
         .map_err(|_| Error::Invalid(format!("bad date-time {s:?}")))?;
     check_year(t.year())?;
     Ok(Utc.from_utc_datetime(&t))
@@ -384,9 +387,16 @@ pub fn event_to_eas(
             w => w,
         },
     };
-    let start_utc = to_utc(start, tz);
-    let end_utc = to_utc(end, tz).max(start_utc);
-    let start_local = start_utc.with_timezone(&tz).naive_local();
+    // 16.x all-day events are dates: midnight UTC of the day, whatever the
+    // zone (the reverse reads the UTC date).
+    let day_zone = if all_day && version.is_16() {
+        Tz::UTC
+    } else {
+        tz
+    };
+    let start_utc = to_utc(start, day_zone);
+    let end_utc = to_utc(end, day_zone).max(start_utc);
+    let start_local = start_utc.with_timezone(&day_zone).naive_local();
     let mut out = Vec::new();
     out.push(el(
         CAL,

@@ -697,3 +697,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sixteen_all_day_is_a_date_in_any_zone() {
+    let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:d@x\r\nDTSTAMP:20260101T000000Z\r\n\
+DTSTART;VALUE=DATE:20260126\r\nDTEND;VALUE=DATE:20260127\r\nSUMMARY:Australia Day\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    for zone in ["Australia/Sydney", "America/New_York", "Asia/Kolkata"] {
+        let o = EventOptions {
+            default_tz: zone.parse().unwrap(),
+            ..opts()
+        };
+        for v in [EasVersion::V14_1, EasVersion::V16_1] {
+            let items = event_to_eas(ics, v, &o).unwrap();
+            if v.is_16() {
+                assert_eq!(text(&items, "Calendar", "StartTime"), "20260126T000000Z");
+            }
+            let back = eas_to_event(&app(items), None, v, &incoming()).unwrap();
+            assert!(
+                back.contains("DTSTART;VALUE=DATE:20260126"),
+                "{zone} {v:?}: {back}"
+            );
+            assert!(
+                back.contains("DTEND;VALUE=DATE:20260127"),
+                "{zone} {v:?}: {back}"
+            );
+        }
+    }
+}
