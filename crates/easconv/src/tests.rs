@@ -724,3 +724,26 @@ DTSTART;VALUE=DATE:20260126\r\nDTEND;VALUE=DATE:20260127\r\nSUMMARY:Australia Da
         }
     }
 }
+
+#[test]
+fn unmatched_blob_is_refused_quickly() {
+    // Bias +3:17 with no DST matches no zone.
+    let info = TimeZoneInfo {
+        bias: -197,
+        ..TimeZoneInfo::default()
+    };
+    let t = std::time::Instant::now();
+    assert_eq!(info.to_iana(2026), None);
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    let a = app(vec![
+        Element::named("Calendar", "Timezone").with_text(info.to_base64()),
+        Element::named("Calendar", "StartTime").with_text("20260301T090000Z"),
+    ]);
+    assert!(eas_to_event(&a, None, EasVersion::V14_1, &incoming()).is_err());
+    // Rules alone find a zone not among the preferred ones (Asia/Kathmandu, +5:45).
+    let kathmandu = info_for("Asia/Kathmandu".parse().unwrap(), 2026);
+    let mut anon = kathmandu.clone();
+    anon.standard_name = String::new();
+    let found = anon.to_iana(2026).unwrap();
+    assert_eq!(info_for(found, 2026).bias, kathmandu.bias);
+}

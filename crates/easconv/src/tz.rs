@@ -243,6 +243,16 @@ impl TimeZoneInfo {
             if !n.contains('/') || n.starts_with("Etc/") || n.starts_with("US/") {
                 continue;
             }
+            // Cheap test first: the standard offset is the January or the
+            // July one.
+            let probe = |m: u32| {
+                Utc.with_ymd_and_hms(year.clamp(1, 9998), m, 15, 12, 0, 0)
+                    .single()
+                    .map(|t| -offset_min(tz, t))
+            };
+            if probe(1) != Some(self.bias) && probe(7) != Some(self.bias) {
+                continue;
+            }
             if info_for(tz, year).same_rules(self) {
                 fallback = Some(tz);
                 break;
