@@ -75,7 +75,10 @@ pub(crate) fn parse_when(p: &Prop) -> Result<When> {
     if utc {
         return Ok(When::Utc(Utc.from_utc_datetime(&t)));
     }
-    Ok(When::Local(t, p.param("TZID").and_then(|z| z.parse().ok())))
+    Ok(When::Local(
+        t,
+        p.param("TZID").and_then(crate::tz::zone_named),
+    ))
 }
 
 fn local_to_utc(t: NaiveDateTime, tz: Tz) -> DateTime<Utc> {

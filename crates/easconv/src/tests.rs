@@ -747,3 +747,20 @@ fn unmatched_blob_is_refused_quickly() {
     let found = anon.to_iana(2026).unwrap();
     assert_eq!(info_for(found, 2026).bias, kathmandu.bias);
 }
+
+#[test]
+fn windows_and_prefixed_tzids() {
+    for tzid in [
+        "W. Europe Standard Time",
+        "/mozilla.org/20050126_1/Europe/Berlin",
+        "Europe/Berlin",
+    ] {
+        let ics = zoned_event(tzid, "");
+        let items = event_to_eas(&ics, EasVersion::V14_1, &opts()).unwrap();
+        assert_eq!(
+            text(&items, "Calendar", "StartTime"),
+            "20260310T130000Z",
+            "{tzid}"
+        );
+    }
+}

@@ -289,6 +289,23 @@ const PREFERRED: &[&str] = &[
     "Pacific/Auckland",
 ];
 
+/// The zone a TZID names: an IANA name (also behind a "/mozilla.org/..."
+/// style prefix) or a common Windows id.
+pub fn zone_named(tzid: &str) -> Option<Tz> {
+    let t = tzid.trim().trim_matches('"');
+    t.parse::<Tz>()
+        .ok()
+        .or_else(|| windows_zone(t))
+        .or_else(|| {
+            // "/mozilla.org/20050126_1/Europe/Berlin": the last two segments.
+            let parts: Vec<&str> = t.rsplitn(3, '/').collect();
+            match parts.as_slice() {
+                [city, area, _] => format!("{area}/{city}").parse().ok(),
+                _ => None,
+            }
+        })
+}
+
 /// The common Windows zone ids (CLDR windowsZones, territory 001).
 fn windows_zone(name: &str) -> Option<Tz> {
     let iana = match name {
