@@ -85,6 +85,10 @@ impl Component {
                 format!("{}.{}", p.group, p.name)
             };
             for (n, v) in &p.params {
+                // No control characters in parameters, ever (a CN with a
+                // line break would start a property of its own).
+                let v: String = v.chars().filter(|c| !c.is_control()).collect();
+                let v = &v;
                 line.push(';');
                 line.push_str(n);
                 line.push('=');
@@ -97,7 +101,15 @@ impl Component {
                 }
             }
             line.push(':');
-            line.push_str(&p.value);
+            // Likewise a raw line break in a value (an address from a
+            // client): written escaped, never as a new content line.
+            for c in p.value.chars() {
+                match c {
+                    '\n' => line.push_str("\\n"),
+                    c if c.is_control() && c != '\t' => {}
+                    c => line.push(c),
+                }
+            }
             fold(&line, out);
         }
         for s in &self.subs {

@@ -764,3 +764,25 @@ fn windows_and_prefixed_tzids() {
         );
     }
 }
+
+#[test]
+fn line_breaks_from_clients_cannot_inject_properties() {
+    let a = app(vec![
+        Element::named("Calendar", "StartTime").with_text("20260301T090000Z"),
+        Element::named("Calendar", "OrganizerEmail").with_text("a@b\r\nX-EVIL:1"),
+        Element::named("Calendar", "OrganizerName").with_text("Eve\r\nX-EVIL:2"),
+        Element::named("Calendar", "Subject").with_text("Hi\r\nX-EVIL:3"),
+    ]);
+    let out = eas_to_event(&a, None, EasVersion::V14_1, &incoming()).unwrap();
+    assert!(!out.contains("\nX-EVIL"), "{out}");
+    let c = eas_to_vcard(
+        &app(vec![
+            Element::named("Contacts", "Email1Address").with_text("x@y\nX-EVIL:1")
+        ]),
+        None,
+        EasVersion::V14_1,
+        "u",
+    )
+    .unwrap();
+    assert!(!c.contains("\nX-EVIL"), "{c}");
+}
