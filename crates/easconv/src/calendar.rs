@@ -373,13 +373,17 @@ pub fn event_to_eas(
     version: EasVersion,
     opts: &EventOptions,
 ) -> Result<Vec<Element>> {
-    let (_root, ev, overrides) = split_components(ical_text)?;
+    let (root, ev, overrides) = split_components(ical_text)?;
     let start_p = ev
         .prop("DTSTART")
         .ok_or_else(|| Error::Invalid("no DTSTART".into()))?;
     let start = parse_when(start_p)?;
     let tz = match start {
         When::Local(_, Some(z)) => z,
+        When::Local(t, None) if start_p.param("TZID").is_some() => {
+            zone_from_vtimezone(&root, start_p.param("TZID").unwrap_or(""), t.year())
+                .unwrap_or(opts.default_tz)
+        }
         _ => opts.default_tz,
     };
     let all_day = matches!(start, When::Date(_));
@@ -1200,4 +1204,68 @@ pub fn eas_to_event(
     let mut out = String::new();
     root.write(&mut out);
     Ok(out)
+}
+
+fn parse_offset(v: &str) -> Option<i32> {
+    let v = v.trim();
+    let (sign, rest) = match v.as_bytes().first()? {
+        b'+' => (1, &v[1..]),
+        b'-' => (-1, &v[1..]),
+        _ => return None,
+    };
+    if rest.len() < 4 || !rest.is_char_boundary(2) || !rest.is_char_boundary(4) {
+        return None;
+    }
+    let h: i32 = rest[..2].parse().ok()?;
+    let m: i32 = rest[2..4].parse().ok()?;
+    Some(sign * (h * 60 + m))
+}
+
+/// The IANA zone a custom VTIMEZONE (one whose TZID is no zone name, as
+/// Outlook writes them) describes: its offsets and yearly rules matched as
+/// a TIME_ZONE_INFORMATION blob would be.
+fn zone_from_vtimezone(root: &Component, tzid: &str, year: i32) -> Option<Tz> {
+    let vtz = root
+        .subs
+        .iter()
+        .find(|s| s.name == "VTIMEZONE" && s.prop("TZID").is_some_and(|t| t.text() == tzid))?;
+    let part = |name: &str| vtz.subs.iter().rev().find(|s| s.name == name);
+    let rule = |c: &Component| -> Option<Rule> {
+        let rr = c.prop("RRULE")?.value.to_ascii_uppercase();
+        let mut month = 0;
+        let mut byday = "";
+        for kv in rr.split(';') {
+            match kv.split_once('=') {
+                Some(("BYMONTH", m)) => month = m.parse().ok()?,
+                Some(("BYDAY", d)) => byday = d,
+                _ => {}
+            }
+        }
+        let (n, day) = byday.split_at(byday.len().checked_sub(2)?);
+        let n: i32 = n.parse().ok()?;
+        let dow = DAYS.iter().position(|d| *d == day)? as u16;
+        let start = c.prop("DTSTART")?.value.clone();
+        let hm = start.split_once('T')?.1;
+        Some(Rule {
+            month,
+            dow,
+            week: if n < 0 { 5 } else { n.clamp(1, 5) as u16 },
+            hour: hm.get(..2)?.parse().ok()?,
+            minute: hm.get(2..4)?.parse().ok()?,
+        })
+    };
+    let std = part("STANDARD")?;
+    let std_off = parse_offset(&std.prop("TZOFFSETTO")?.value)?;
+    let mut info = TimeZoneInfo {
+        bias: -std_off,
+        standard_name: tzid.chars().take(31).collect(),
+        ..TimeZoneInfo::default()
+    };
+    if let Some(dst) = part("DAYLIGHT") {
+        let dst_off = parse_offset(&dst.prop("TZOFFSETTO")?.value)?;
+        info.standard = rule(std)?;
+        info.daylight = rule(dst)?;
+        info.daylight_bias = -(dst_off - std_off);
+    }
+    info.to_iana(year)
 }

@@ -786,3 +786,17 @@ fn line_breaks_from_clients_cannot_inject_properties() {
     .unwrap();
     assert!(!c.contains("\nX-EVIL"), "{c}");
 }
+
+#[test]
+fn custom_vtimezone_is_matched_by_its_rules() {
+    let mut vtz = String::new();
+    let mut c = vtimezone("America/New_York".parse().unwrap(), 2026);
+    c.props[0].value = "Customized Time Zone".into();
+    c.write(&mut vtz);
+    let ics = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{vtz}BEGIN:VEVENT\r\nUID:c@x\r\nDTSTAMP:20260101T000000Z\r\n\
+DTSTART;TZID=\"Customized Time Zone\":20260710T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let items = event_to_eas(&ics, EasVersion::V14_1, &opts()).unwrap();
+    assert_eq!(text(&items, "Calendar", "StartTime"), "20260710T130000Z");
+}
