@@ -103,3 +103,49 @@ def test_base64_query_form(eas):
                    headers={"Content-Type": "application/vnd.ms-sync.wbxml"}, auth=(USER, PASSWORD))
     assert r.status_code == 200
     assert b"MS-EAS-Provisioning-WBXML" in r.content
+
+
+def folder_sync_status(server, device_id, key):
+    body = bytes([0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x52, 0x03]) + b"0\x00\x01\x01"
+    r = raw(server, {"Cmd": "FolderSync", "User": USER, "DeviceId": device_id, "DeviceType": "pyactivesync"},
+            body, headers={"X-MS-PolicyKey": key})
+    assert r.status_code in (200, 501)
+    return r
+
+
+def test_devices_list_wipe_and_remove(eas):
+    with client(eas, device_id="phone1") as c:
+        key = c.provision()
+    out = eas.cli("devices", "list", USER).stdout
+    assert "phone1" in out and "provisioned" in out
+    # A wrong key: 144; the right one passes the policy check.
+    assert b"144" in folder_sync_status(eas, "phone1", "12345").content
+    assert folder_sync_status(eas, "phone1", key).status_code == 501
+
+    # Remove: the device must provision again (142).
+    eas.cli("devices", "remove", USER, "phone1")
+    assert b"142" in folder_sync_status(eas, "phone1", key).content
+    assert "phone1" not in eas.cli("devices", "list", USER).stdout
+
+    # Wipe: the next command says 140, Provision answers RemoteWipe, the
+    # device acknowledges and the wipe shows as done.
+    with client(eas, device_id="phone2") as c:
+        key = c.provision()
+    eas.cli("devices", "wipe", USER, "phone2")
+    assert "wipe-pending" in eas.cli("devices", "list", USER).stdout
+    assert b"140" in folder_sync_status(eas, "phone2", key).content
+    from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, wtag
+    w = WBXMLWriter()
+    w.tag("Provision", "Provision", children=[wtag("Provision", "Policies", children=[
+        wtag("Provision", "Policy", children=[wtag("Provision", "PolicyType", text="MS-EAS-Provisioning-WBXML")])])])
+    p = {"Cmd": "Provision", "User": USER, "DeviceId": "phone2", "DeviceType": "pyactivesync"}
+    r = raw(eas, p, w.render())
+    assert r.status_code == 200
+    assert "RemoteWipe" in str(WBXMLReader(r.content).parse())
+    w = WBXMLWriter()
+    w.tag("Provision", "Provision", children=[wtag("Provision", "RemoteWipe", children=[
+        wtag("Provision", "Status", text="1")])])
+    assert raw(eas, p, w.render()).status_code == 200
+    assert "wiped" in eas.cli("devices", "list", USER).stdout
+    # A device of another user is not found.
+    assert eas.cli("devices", "remove", USER, "nope", check=False).returncode != 0

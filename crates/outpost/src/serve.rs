@@ -473,8 +473,7 @@ fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduli
 ///   `/.well-known/carddav` answer their 301 to `/dav/` without a login
 ///   (RFC 6764), on plain HTTP too.
 /// - ActiveSync (`outpost_activesync`): `/Microsoft-Server-ActiveSync`
-///   (the usual spellings of its case), behind HTTP Basic. Device state
-///   is in memory until the store's device tables land.
+///   in any case, behind HTTP Basic, over [`crate::eas_store::EasStore`].
 /// - Any other path is 404.
 fn http_router(
     cfg: &Config,
@@ -501,7 +500,7 @@ fn http_router(
     let open = dav.clone().into_service::<axum::body::Body>();
     let eas = outpost_http::require_user(
         outpost_activesync::http::router(
-            Arc::new(outpost_activesync::memory::MemBackend::new()),
+            Arc::new(crate::eas_store::EasStore::new(dir.clone())),
             outpost_activesync::Limits::default(),
         ),
         basic.clone(),
