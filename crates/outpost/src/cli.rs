@@ -67,6 +67,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DirectoryCmd,
     },
+    /// A user's ActiveSync devices: list them, wipe one, remove one (it
+    /// must provision again).
+    Devices {
+        #[command(subcommand)]
+        action: DevicesCmd,
+    },
     /// A user's Sieve scripts (what ManageSieve clients edit).
     Sieve {
         #[command(subcommand)]
@@ -246,6 +252,17 @@ impl ContactArgs {
         .iter()
         .any(|v| v.is_some())
     }
+}
+
+#[derive(Subcommand)]
+pub enum DevicesCmd {
+    /// List a user's devices: id, type, provisioned or not, wipe state,
+    /// last seen, user agent.
+    List { user: String },
+    /// Ask for a remote wipe: the device erases itself on its next request.
+    Wipe { user: String, device: String },
+    /// Forget a device: it must provision again.
+    Remove { user: String, device: String },
 }
 
 #[derive(Subcommand)]
@@ -474,6 +491,7 @@ pub async fn run(args: Args) -> Result<()> {
         } => crate::dkim::generate(&admin_config(args.config)?, &domain, selector, &algorithm),
         Command::Dns { domain } => crate::dkim::dns(&admin_config(args.config)?, &domain),
         Command::Deliver { from, recipients } => deliver(args.config, from, recipients).await,
+        Command::Devices { action } => devices(args.config, action).await,
         Command::Sieve { action } => sieve(args.config, action).await,
         Command::Oof { action } => oof(args.config, action).await,
         Command::Calendar { action } => {
@@ -1196,6 +1214,47 @@ async fn oof(path: Option<PathBuf>, action: OofCmd) -> Result<()> {
             }
             flow.set_out_of_office(p.id, &o).await?;
             println!("out-of-office of {user}: {state}");
+        }
+    }
+    Ok(())
+}
+
+async fn devices(path: Option<PathBuf>, action: DevicesCmd) -> Result<()> {
+    let (_cfg, dir) = open(path).await?;
+    let store = dir.store();
+    match action {
+        DevicesCmd::List { user } => {
+            let p = dir.user(&user).await?;
+            for d in store.eas_devices(p.id).await? {
+                let state = match (d.wipe_requested, d.wipe_acknowledged) {
+                    (Some(_), Some(_)) => "wiped",
+                    (Some(_), None) => "wipe-pending",
+                    _ if d.policy_key.is_some() => "provisioned",
+                    _ => "unprovisioned",
+                };
+                println!(
+                    "{}\t{}\t{}\tlast-seen={}\t{}",
+                    d.device_id,
+                    d.device_type,
+                    state,
+                    d.last_seen,
+                    d.user_agent.unwrap_or_default()
+                );
+            }
+        }
+        DevicesCmd::Wipe { user, device } => {
+            let p = dir.user(&user).await?;
+            if !store.eas_request_wipe(p.id, &device).await? {
+                bail!("{user} has no device {device:?}");
+            }
+            println!("device {device:?} of {user} will be wiped on its next request");
+        }
+        DevicesCmd::Remove { user, device } => {
+            let p = dir.user(&user).await?;
+            if !store.eas_remove_device(p.id, &device).await? {
+                bail!("{user} has no device {device:?}");
+            }
+            println!("removed device {device:?} of {user}; it must provision again");
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod backends;
 mod cli;
 mod dav_store;
 mod dkim;
+mod eas_store;
 mod gal_refresh;
 mod imap_store;
 mod outbound;

@@ -472,6 +472,8 @@ fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduli
 ///   the shared auth layer and its throttle; `/.well-known/caldav` and
 ///   `/.well-known/carddav` answer their 301 to `/dav/` without a login
 ///   (RFC 6764), on plain HTTP too.
+/// - ActiveSync (`outpost_activesync`): `/Microsoft-Server-ActiveSync`
+///   in any case, behind HTTP Basic, over [`crate::eas_store::EasStore`].
 /// - Any other path is 404.
 fn http_router(
     cfg: &Config,
@@ -496,23 +498,41 @@ fn http_router(
     // The same DAV router twice: unwrapped for the discovery paths only,
     // behind the login for its own paths.
     let open = dav.clone().into_service::<axum::body::Body>();
+    let eas = outpost_http::require_user(
+        outpost_activesync::http::router(
+            Arc::new(crate::eas_store::EasStore::new(dir.clone())),
+            outpost_activesync::Limits::default(),
+        ),
+        basic.clone(),
+    )
+    .into_service::<axum::body::Body>();
     let dav = outpost_http::require_user(dav, basic).into_service::<axum::body::Body>();
     axum::Router::new()
+        .route_service(outpost_activesync::http::PATH, eas.clone())
         .route_service("/.well-known/caldav", open.clone())
         .route_service("/.well-known/carddav", open)
         .route_service("/", dav.clone())
         .route_service("/dav", dav.clone())
         .route_service("/dav/", dav.clone())
         .route_service("/dav/{*rest}", dav)
-        .fallback(|| async {
-            (
+        .fallback(move |req: axum::extract::Request| async move {
+            // The ActiveSync path in any other case (clients differ).
+            if outpost_activesync::http::is_path(req.uri().path()) {
+                use axum::response::IntoResponse;
+                use tower::ServiceExt;
+                return match eas.oneshot(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(never) => match never {},
+                };
+            }
+            axum::response::IntoResponse::into_response((
                 axum::http::StatusCode::NOT_FOUND,
                 [(
                     axum::http::header::CONTENT_TYPE,
                     "text/plain; charset=utf-8",
                 )],
                 "Not found\n",
-            )
+            ))
         })
 }
 

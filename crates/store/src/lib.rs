@@ -18,6 +18,7 @@
 //! every sync protocol reads), `blobs`/[`blob`]/`pack` (message bodies),
 //! [`sweep`] (periodic clean-up), [`principals`], [`queue`], [`sieve`].
 
+pub mod activesync;
 pub mod blob;
 mod blobs;
 mod bulk;
