@@ -530,20 +530,7 @@ pub fn event_to_eas(
         }
         out.push(list);
     }
-    let cats: Vec<String> = ev
-        .props("CATEGORIES")
-        .flat_map(|p| split_list(&p.value))
-        .collect();
-    if cats.len() > MAX_CATEGORIES {
-        return Err(Error::TooLarge("categories"));
-    }
-    if !cats.is_empty() {
-        let mut c = Element::named(CAL, "Categories");
-        for x in cats {
-            c = c.with(el(CAL, "Category", x));
-        }
-        out.push(c);
-    }
+    out.extend(categories_to_eas(&ev, CAL)?);
     if let Some(r) = ev.prop("RRULE") {
         out.push(recurrence_to_eas(&r.value, start_local, tz)?);
     }
@@ -633,6 +620,24 @@ pub fn event_to_eas(
         out.push(el(CAL, "ResponseRequested", if rsvp { "1" } else { "0" }));
     }
     Ok(out)
+}
+
+/// The component's CATEGORIES as the `Categories` element of `page`
+/// (Calendar and Tasks spell it the same way), none when it has none.
+pub(crate) fn categories_to_eas(comp: &Component, page: &str) -> Result<Option<Element>> {
+    let cats: Vec<String> = comp
+        .props("CATEGORIES")
+        .flat_map(|p| split_list(&p.value))
+        .collect();
+    if cats.len() > MAX_CATEGORIES {
+        return Err(Error::TooLarge("categories"));
+    }
+    Ok((!cats.is_empty()).then(|| {
+        cats.into_iter()
+            .fold(Element::named(page, "Categories"), |c, x| {
+                c.with(el(page, "Category", x))
+            })
+    }))
 }
 
 pub(crate) fn split_list(v: &str) -> Vec<String> {

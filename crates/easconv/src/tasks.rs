@@ -2,7 +2,7 @@
 
 use crate::calendar::{
     body_element, body_text, el, parse_eas_time, parse_when, recurrence_from_eas,
-    recurrence_to_eas, split_list, text_of, to_utc, EventOptions, IncomingOptions,
+    recurrence_to_eas, text_of, to_utc, EventOptions, IncomingOptions,
 };
 use crate::ical::{self, escape, Component, Prop};
 use crate::{EasVersion, Error, Result, MAX_CATEGORIES, MAX_FIELD};
@@ -164,20 +164,7 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
     if let Some(s) = t.prop("SUMMARY") {
         out.push(el(TASKS, "Subject", s.text()));
     }
-    let cats: Vec<String> = t
-        .props("CATEGORIES")
-        .flat_map(|p| split_list(&p.value))
-        .collect();
-    if cats.len() > MAX_CATEGORIES {
-        return Err(Error::TooLarge("categories"));
-    }
-    if !cats.is_empty() {
-        let mut c = Element::named(TASKS, "Categories");
-        for x in cats {
-            c = c.with(el(TASKS, "Category", x));
-        }
-        out.push(c);
-    }
+    out.extend(crate::calendar::categories_to_eas(&t, TASKS)?);
     Ok(out)
 }
 
