@@ -302,3 +302,32 @@ impl SmtpBackend for SmtpStore {
 pub fn smtp_backend(flow: Arc<MailFlow>) -> Arc<dyn SmtpBackend> {
     Arc::new(SmtpStore { flow })
 }
+
+// --- Autodiscover ----------------------------------------------------------
+
+/// The user's addresses and display name, for Autodiscover's check that a
+/// user asks about an address of their own.
+pub struct AutodiscoverAccounts {
+    pub dir: Directory,
+}
+
+#[async_trait]
+impl outpost_autodiscover::Accounts for AutodiscoverAccounts {
+    async fn addresses(&self, user: &AuthUser) -> Result<(String, Vec<String>), String> {
+        let addresses = self
+            .dir
+            .addresses_of(user.principal_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = self
+            .dir
+            .store()
+            .principal(user.principal_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|p| p.display_name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| user.login.clone());
+        Ok((name, addresses))
+    }
+}

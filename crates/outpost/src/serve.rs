@@ -187,7 +187,18 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
         .and_then(|(_, s)| s.local_addr().ok())
         .map_or(443, |a| a.port());
     let http = outpost_http::HttpServer::new(
-        http_router(&cfg, &dir, &listener, &scheduler),
+        http_router(
+            &cfg,
+            &dir,
+            &listener,
+            &scheduler,
+            autodiscover_settings(&cfg, |name| {
+                sockets
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, s)| s.local_addr().ok())
+            }),
+        ),
         outpost_http::HttpSettings {
             hostname: cfg.hostname.clone(),
             https_port,
@@ -474,12 +485,15 @@ fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduli
 ///   (RFC 6764), on plain HTTP too.
 /// - ActiveSync (`outpost_activesync`): `/Microsoft-Server-ActiveSync`
 ///   in any case, behind HTTP Basic, over [`crate::eas_store::EasStore`].
+/// - Autodiscover (`outpost_autodiscover`): POX v1 behind the login, JSON
+///   v2 without, at `/autodiscover/...` in any letter case.
 /// - Any other path is 404.
 fn http_router(
     cfg: &Config,
     dir: &outpost_directory::Directory,
     listener: &ListenerContext,
     scheduler: &outpost_scheduling::Scheduler,
+    autodiscover: outpost_autodiscover::Settings,
 ) -> axum::Router {
     let dav = outpost_dav::router(
         Arc::new(crate::dav_store::DavBackend::new(dir.clone()).with_scheduler(scheduler.clone())),
@@ -506,7 +520,12 @@ fn http_router(
         basic.clone(),
     )
     .into_service::<axum::body::Body>();
-    let dav = outpost_http::require_user(dav, basic).into_service::<axum::body::Body>();
+    let dav = outpost_http::require_user(dav, basic.clone()).into_service::<axum::body::Body>();
+    let autodiscover = outpost_autodiscover::router(
+        autodiscover,
+        Arc::new(crate::backends::AutodiscoverAccounts { dir: dir.clone() }),
+        basic.clone(),
+    );
     axum::Router::new()
         .route_service(outpost_activesync::http::PATH, eas.clone())
         .route_service("/.well-known/caldav", open.clone())
@@ -525,15 +544,46 @@ fn http_router(
                     Err(never) => match never {},
                 };
             }
-            axum::response::IntoResponse::into_response((
-                axum::http::StatusCode::NOT_FOUND,
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; charset=utf-8",
-                )],
-                "Not found\n",
-            ))
+            // Autodiscover's paths are matched in any letter case, so
+            // they cannot be axum routes; its router answers 404 for the
+            // rest.
+            use axum::response::IntoResponse;
+            use tower::ServiceExt;
+            match autodiscover.oneshot(req).await {
+                Ok(r) => r.into_response(),
+                Err(never) => match never {},
+            }
         })
+}
+
+/// Where Autodiscover points clients: the host name, the bound HTTPS port
+/// (`:443` omitted) and the IMAP/submission listeners (implicit TLS
+/// preferred). `bound` gives a listener's bound address by name.
+fn autodiscover_settings(
+    cfg: &Config,
+    bound: impl Fn(&str) -> Option<SocketAddr>,
+) -> outpost_autodiscover::Settings {
+    use outpost_autodiscover::{MailEndpoint, Settings};
+    let endpoint = |tls: &str, plain: &str| {
+        bound(tls)
+            .map(|a| MailEndpoint {
+                port: a.port(),
+                implicit_tls: true,
+            })
+            .or_else(|| {
+                bound(plain).map(|a| MailEndpoint {
+                    port: a.port(),
+                    implicit_tls: false,
+                })
+            })
+    };
+    let https_port = bound("https").map_or(443, |a| a.port());
+    Settings {
+        hostname: cfg.hostname.clone(),
+        public_url: Settings::public_url_for(&cfg.hostname, https_port),
+        imap: endpoint("imaps", "imap"),
+        smtp: endpoint("submissions", "submission"),
+    }
 }
 
 async fn wait_for_signal() {
