@@ -455,15 +455,7 @@ pub fn event_to_eas(
     if let Some(m) = reminder_minutes(&ev) {
         out.push(el(CAL, "Reminder", m.to_string()));
     }
-    let sens = match ev
-        .prop("CLASS")
-        .map(|c| c.value.to_ascii_uppercase())
-        .as_deref()
-    {
-        Some("PRIVATE") => "2",
-        Some("CONFIDENTIAL") => "3",
-        _ => "0",
-    };
+    let sens = sensitivity_to_eas(&ev);
     out.push(el(CAL, "Sensitivity", sens));
     if let Some(s) = ev.prop("SUMMARY") {
         out.push(el(CAL, "Subject", s.text()));
@@ -620,6 +612,20 @@ pub fn event_to_eas(
         out.push(el(CAL, "ResponseRequested", if rsvp { "1" } else { "0" }));
     }
     Ok(out)
+}
+
+/// The component's CLASS as an EAS Sensitivity (Calendar and Tasks use
+/// the same values): 0 normal, 2 private, 3 confidential.
+pub(crate) fn sensitivity_to_eas(comp: &Component) -> &'static str {
+    match comp
+        .prop("CLASS")
+        .map(|c| c.value.to_ascii_uppercase())
+        .as_deref()
+    {
+        Some("PRIVATE") => "2",
+        Some("CONFIDENTIAL") => "3",
+        _ => "0",
+    }
 }
 
 /// The component's CATEGORIES as the `Categories` element of `page`

@@ -147,15 +147,7 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
     if let Some(r) = reminder {
         out.push(el(TASKS, "ReminderTime", long(r)));
     }
-    let sens = match t
-        .prop("CLASS")
-        .map(|c| c.value.to_ascii_uppercase())
-        .as_deref()
-    {
-        Some("PRIVATE") => "2",
-        Some("CONFIDENTIAL") => "3",
-        _ => "0",
-    };
+    let sens = crate::calendar::sensitivity_to_eas(&t);
     out.push(el(TASKS, "Sensitivity", sens));
     if let Some(s) = start {
         out.push(el(TASKS, "StartDate", local_long(s, tz)));
