@@ -11,8 +11,11 @@ use http::{HeaderValue, Method, StatusCode};
 use outpost_net::AuthUser;
 use outpost_wbxml::Element;
 
+use crate::folders::{self, Folder, HierarchyState};
 use crate::query::{self, Command, RequestLine, Version};
-use crate::{provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS};
+use crate::state::{self, ClientKey, Match, StoredState};
+use crate::sync::{self, Caller};
+use crate::{estimate, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS};
 
 /// The path, matched without regard to case.
 pub const PATH: &str = "/Microsoft-Server-ActiveSync";
@@ -241,9 +244,323 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
     if let Some(s) = status {
         return Ok(wbxml(&status_document(command, s)));
     }
-    let _ = x.version;
+    let who = Caller {
+        principal: x.principal,
+        device_id: &x.line.device_id,
+        is16: x.version.is_16(),
+    };
+    let b = ctx.backend.as_ref();
+    match command {
+        Command::FolderSync => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            return Ok(wbxml(&folder_sync(b, &who, &root).await?));
+        }
+        Command::FolderCreate | Command::FolderUpdate | Command::FolderDelete => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            return Ok(wbxml(&folder_op(b, &who, command, &root).await?));
+        }
+        Command::Sync => return sync_command(b, &who, &body, &ctx.limits).await,
+        Command::GetItemEstimate => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(wbxml(&estimate::answer(b, &who, &folders, &root).await?));
+        }
+        Command::MoveItems => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(match moves::answer(b, &who, &folders, &root).await? {
+                Some(a) => wbxml(&a),
+                None => wbxml(&status_document(command, 2)),
+            });
+        }
+        Command::Ping => {
+            // An empty Ping reuses the last one's parameters.
+            let root = if body.is_empty() {
+                None
+            } else {
+                match decode(&body, &ctx.limits) {
+                    Ok(r) => Some(r),
+                    Err(resp) => return Ok(*resp),
+                }
+            };
+            let folders = b.folders(who.principal).await?;
+            let moved = hierarchy_changed(b, &who, &folders).await?;
+            return Ok(wbxml(&ping::ping(b, &who, &folders, root.as_ref(), moved).await?));
+        }
+        _ => {}
+    }
     Ok(plain(
         StatusCode::NOT_IMPLEMENTED,
         "Command not implemented",
     ))
+}
+
+/// True when the device's folder list is not the current one (Ping
+/// status 7, Sync status 12).
+async fn hierarchy_changed(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    folders: &[Folder],
+) -> Result<bool, crate::BackendError> {
+    let Some(stored) = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await? else {
+        return Ok(true);
+    };
+    let Some(st) = stored.parse::<HierarchyState>() else {
+        return Ok(true);
+    };
+    if st.seq == b.hierarchy_seq(who.principal).await? {
+        return Ok(false);
+    }
+    Ok(!folders::diff(&st.folders, folders).is_empty())
+}
+
+async fn folder_sync(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    root: &Element,
+) -> Result<Element, crate::BackendError> {
+    let key = match (root.is("FolderHierarchy", "FolderSync"), folders::child_text(root, "FolderHierarchy", "SyncKey")) {
+        (true, Some(k)) => k,
+        _ => return Ok(folders::status_answer("FolderSync", 10)),
+    };
+    let now = b.folders(who.principal).await?;
+    let seq = b.hierarchy_seq(who.principal).await?;
+    let key = match state::parse_key(&key) {
+        ClientKey::Initial => {
+            let st = HierarchyState { seq, folders: folders::map(&now) };
+            let key = state::first_key();
+            let changes = folders::diff(&Default::default(), &now);
+            b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, None, &StoredState::first(key, &st))
+                .await?;
+            return Ok(folders::sync_answer(key, &changes));
+        }
+        ClientKey::Invalid => return Ok(folders::status_answer("FolderSync", 9)),
+        ClientKey::Key(k) => k,
+    };
+    let stored = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await?;
+    let stored = match state::match_key(stored.as_ref(), key) {
+        Match::Current(s) => s.clone(),
+        Match::Replay(a) => return Ok(a),
+        Match::Mismatch => return Ok(folders::status_answer("FolderSync", 9)),
+    };
+    let Some(mut st) = stored.parse::<HierarchyState>() else {
+        return Ok(folders::status_answer("FolderSync", 9));
+    };
+    let changes = if st.seq == seq {
+        Default::default()
+    } else {
+        folders::diff(&st.folders, &now)
+    };
+    if changes.is_empty() {
+        if st.seq != seq {
+            st.seq = seq;
+            let same = StoredState { state: serde_json::to_string(&st).unwrap_or_default(), ..stored.clone() };
+            b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &same).await?;
+        }
+        return Ok(folders::sync_answer(key, &changes));
+    }
+    let next_state = HierarchyState { seq, folders: folders::map(&now) };
+    let answer = folders::sync_answer(key + 1, &changes);
+    if !b
+        .put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &stored.next(&next_state, &answer))
+        .await?
+    {
+        return Ok(folders::status_answer("FolderSync", 9));
+    }
+    Ok(answer)
+}
+
+async fn folder_op(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    command: Command,
+    root: &Element,
+) -> Result<Element, crate::BackendError> {
+    let name = command.name();
+    let Some(req) = folders::parse_request(root, name) else {
+        return Ok(folders::status_answer(name, 10));
+    };
+    let stored = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await?;
+    let (key, stored) = match (state::parse_key(&req.sync_key), stored) {
+        (ClientKey::Key(k), Some(s)) if s.sync_key == k => (k, s),
+        _ => return Ok(folders::status_answer(name, 9)),
+    };
+    let Some(mut st) = stored.parse::<HierarchyState>() else {
+        return Ok(folders::status_answer(name, 9));
+    };
+    use crate::FolderOpError as E;
+    let mut created = None;
+    let result = match command {
+        Command::FolderCreate => {
+            let (parent, display, ty) = (req.parent.unwrap_or(0), req.name.clone().unwrap_or_default(), req.folder_type.unwrap_or(12));
+            match b.create_folder(who.principal, parent, &display, ty).await? {
+                Ok(id) => {
+                    st.folders.insert(id, Folder { id, parent, name: display, folder_type: ty });
+                    created = Some(id);
+                    Ok(())
+                }
+                Err(e) => Err(match e {
+                    E::Exists => 2,
+                    E::Special => 3,
+                    E::ParentMissing | E::NotFound => 5,
+                    E::Invalid => 10,
+                }),
+            }
+        }
+        Command::FolderUpdate => {
+            let (id, parent, display) = (req.server_id.unwrap_or(0), req.parent.unwrap_or(0), req.name.clone().unwrap_or_default());
+            match b.update_folder(who.principal, id, parent, &display).await? {
+                Ok(()) => {
+                    if let Some(f) = st.folders.get_mut(&id) {
+                        f.parent = parent;
+                        f.name = display;
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(match e {
+                    E::Exists | E::Special => 2,
+                    E::NotFound => 4,
+                    E::ParentMissing => 5,
+                    E::Invalid => 10,
+                }),
+            }
+        }
+        _ => {
+            let id = req.server_id.unwrap_or(0);
+            match b.delete_folder(who.principal, id).await? {
+                Ok(()) => {
+                    st.folders.remove(&id);
+                    Ok(())
+                }
+                Err(e) => Err(match e {
+                    E::Special => 3,
+                    E::NotFound => 4,
+                    _ => 6,
+                }),
+            }
+        }
+    };
+    if let Err(status) = result {
+        return Ok(folders::status_answer(name, status));
+    }
+    let next = StoredState {
+        sync_key: key + 1,
+        state: serde_json::to_string(&st).unwrap_or_default(),
+        prev_key: None,
+        prev_answer: None,
+    };
+    if !b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &next).await? {
+        return Ok(folders::status_answer(name, 9));
+    }
+    let mut answer = Element::named("FolderHierarchy", name)
+        .with(Element::named("FolderHierarchy", "Status").with_text("1"))
+        .with(Element::named("FolderHierarchy", "SyncKey").with_text((key + 1).to_string()));
+    if let Some(id) = created {
+        answer = answer.with(Element::named("FolderHierarchy", "ServerId").with_text(id.to_string()));
+    }
+    Ok(answer)
+}
+
+async fn sync_command(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Response, crate::BackendError> {
+    let folders = b.folders(who.principal).await?;
+    let mut req = if body.is_empty() {
+        None
+    } else {
+        let root = match decode(body, limits) {
+            Ok(r) => r,
+            Err(resp) => return Ok(*resp),
+        };
+        match sync::parse(&root) {
+            Some(r) => Some(r),
+            None => return Ok(wbxml(&sync::status_answer(4))),
+        }
+    };
+    if req.as_ref().is_some_and(|r| !r.collections.is_empty()) {
+        // Kept for an empty Sync to reuse (MS-ASCMD 2.2.1.21.1).
+        let keep = StoredState { sync_key: 0, state: String::new(), prev_key: None, prev_answer: Some(body.to_vec()) };
+        b.put_sync_state(who.principal, who.device_id, state::LAST_SYNC, None, &keep).await?;
+    } else {
+        // An empty Sync, or one with only Wait/WindowSize: the last
+        // request's collections at their current keys, without commands.
+        let last = b.sync_state(who.principal, who.device_id, state::LAST_SYNC).await?;
+        let cached = last
+            .and_then(|l| l.prev_answer)
+            .and_then(|bytes| outpost_wbxml::decode(&bytes, &limits.wbxml).ok())
+            .and_then(|root| sync::parse(&root));
+        let Some(mut cached) = cached else {
+            return Ok(wbxml(&sync::status_answer(13)));
+        };
+        for c in &mut cached.collections {
+            c.commands.clear();
+            if let Some(id) = c.collection_id.parse::<i64>().ok() {
+                if let Some(s) = b.sync_state(who.principal, who.device_id, id).await? {
+                    c.sync_key = s.sync_key.to_string();
+                }
+            }
+        }
+        if let Some(r) = &req {
+            cached.wait = r.wait.or(cached.wait);
+            cached.window = r.window.or(cached.window);
+        }
+        req = Some(cached);
+    }
+    let req = req.unwrap_or_default();
+    if let Some(w) = req.wait {
+        if !(ping::MIN_HEARTBEAT..=ping::MAX_HEARTBEAT).contains(&w) {
+            let limit = if w < ping::MIN_HEARTBEAT { ping::MIN_HEARTBEAT } else { ping::MAX_HEARTBEAT };
+            return Ok(wbxml(
+                &Element::named("AirSync", "Sync")
+                    .with(Element::named("AirSync", "Status").with_text("14"))
+                    .with(Element::named("AirSync", "Limit").with_text(limit.to_string())),
+            ));
+        }
+    }
+    let total = req.window.unwrap_or(sync::MAX_WINDOW).clamp(1, sync::MAX_WINDOW);
+    let mut waited = false;
+    loop {
+        let mut left = total;
+        let mut out = Vec::new();
+        let mut news = false;
+        for c in &req.collections {
+            let window = c.window.unwrap_or(sync::DEFAULT_WINDOW).clamp(1, sync::MAX_WINDOW).min(left.max(1));
+            let o = sync::sync_collection(b, who, &folders, c, window).await?;
+            left = left.saturating_sub(window);
+            news |= o.news;
+            out.push(o.element);
+        }
+        if news || waited {
+            if !news {
+                // The wait ran out with nothing new: an empty answer
+                // (MS-ASCMD 2.2.1.21: no changes).
+                return Ok(Response::new(Body::empty()));
+            }
+            return Ok(wbxml(&sync::answer(out)));
+        }
+        let Some(wait) = req.wait else {
+            return Ok(wbxml(&sync::answer(out)));
+        };
+        let ids: Vec<i64> = req.collections.iter().filter_map(|c| c.collection_id.parse().ok()).collect();
+        let changed = ping::wait(b, who, &ids, std::time::Duration::from_secs(wait)).await?;
+        if changed.is_empty() {
+            return Ok(Response::new(Body::empty()));
+        }
+        waited = true;
+    }
 }

@@ -8,22 +8,44 @@
 //! ([`query`]), checks the protocol version and the policy key, decodes
 //! the body under [`Limits`], and dispatches.
 //!
-//! Commands answered so far: Provision. The others answer HTTP 501
+//! Commands answered so far: Provision, FolderSync, FolderCreate,
+//! FolderUpdate, FolderDelete, Sync (Email), GetItemEstimate, Ping,
+//! MoveItems. The others answer HTTP 501
 //! (MS-ASHTTP 3.2.5.1.1: a command the server does not support) until
 //! their modules land.
 
+pub mod email;
+pub mod estimate;
+pub mod folders;
 pub mod http;
-pub mod memory;
+pub mod moves;
+pub mod ping;
 pub mod provision;
 pub mod query;
+pub mod ranges;
+pub mod state;
+pub mod sync;
 
+pub use folders::{Folder, FolderOpError};
 pub use query::{Command, RequestLine, Version};
+pub use state::StoredState;
+pub use sync::{Journal, MailItem};
 
 use async_trait::async_trait;
 
 /// The `MS-ASProtocolCommands` an `OPTIONS` announces: the commands this
 /// server answers.
-pub const ANNOUNCED_COMMANDS: &[Command] = &[Command::Provision];
+pub const ANNOUNCED_COMMANDS: &[Command] = &[
+    Command::Provision,
+    Command::FolderSync,
+    Command::FolderCreate,
+    Command::FolderUpdate,
+    Command::FolderDelete,
+    Command::Sync,
+    Command::GetItemEstimate,
+    Command::Ping,
+    Command::MoveItems,
+];
 
 /// Limits of one request.
 #[derive(Debug, Clone, Copy)]
@@ -101,4 +123,123 @@ pub trait EasBackend: Send + Sync + 'static {
         device_id: &str,
         device: &Device,
     ) -> Result<(), BackendError>;
+
+    // Folders, sync state and mail items (FolderSync, Sync, Ping...).
+    // Collection ids come from the client: every method that takes one
+    // also takes the principal and treats another principal's collection
+    // as missing.
+
+    /// The principal's folders that ActiveSync shows.
+    async fn folders(&self, principal: i64) -> Result<Vec<Folder>, BackendError>;
+    /// The principal's collection-journal sequence: when it has not moved,
+    /// the folder list has not changed.
+    async fn hierarchy_seq(&self, principal: i64) -> Result<i64, BackendError>;
+    async fn create_folder(
+        &self,
+        principal: i64,
+        parent: i64,
+        name: &str,
+        folder_type: u8,
+    ) -> Result<Result<i64, FolderOpError>, BackendError>;
+    async fn update_folder(
+        &self,
+        principal: i64,
+        id: i64,
+        parent: i64,
+        name: &str,
+    ) -> Result<Result<(), FolderOpError>, BackendError>;
+    async fn delete_folder(
+        &self,
+        principal: i64,
+        id: i64,
+    ) -> Result<Result<(), FolderOpError>, BackendError>;
+    /// A device's sync state of a collection (0: the folder hierarchy;
+    /// negative: the crate's own bookkeeping, e.g. the last Ping).
+    async fn sync_state(
+        &self,
+        principal: i64,
+        device_id: &str,
+        collection: i64,
+    ) -> Result<Option<StoredState>, BackendError>;
+    /// Stores it; with `expected`, only if the stored key is still that
+    /// one (false otherwise).
+    async fn put_sync_state(
+        &self,
+        principal: i64,
+        device_id: &str,
+        collection: i64,
+        expected: Option<i64>,
+        state: &StoredState,
+    ) -> Result<bool, BackendError>;
+    /// A mail folder's changes after modseq `since`.
+    async fn journal(
+        &self,
+        principal: i64,
+        collection: i64,
+        since: i64,
+    ) -> Result<Journal, BackendError>;
+    /// (highest modseq, next UID) of a mail folder; `None` when missing.
+    async fn mail_point(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Option<(i64, i64)>, BackendError>;
+    /// Up to `limit` messages with a UID below `below` received at or
+    /// after `since`, highest UID first.
+    async fn mail_below(
+        &self,
+        principal: i64,
+        collection: i64,
+        below: i64,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<MailItem>, BackendError>;
+    async fn mail_count_below(
+        &self,
+        principal: i64,
+        collection: i64,
+        below: i64,
+        since: i64,
+    ) -> Result<i64, BackendError>;
+    async fn mail_item(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+    ) -> Result<Option<MailItem>, BackendError>;
+    /// The message's bytes.
+    async fn mail_raw(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+    ) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Sets or clears \Seen and \Flagged; the message's new modseq, or
+    /// `None` when there is no such message.
+    async fn set_mail_flags(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        read: Option<bool>,
+        flagged: Option<bool>,
+    ) -> Result<Option<i64>, BackendError>;
+    /// Moves messages to another folder of the principal: (old UID, new
+    /// UID) of those moved.
+    async fn move_mail(
+        &self,
+        principal: i64,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, BackendError>;
+    /// Removes messages for good; the UIDs removed.
+    async fn expunge_mail(
+        &self,
+        principal: i64,
+        collection: i64,
+        uids: &[i64],
+    ) -> Result<Vec<i64>, BackendError>;
+    /// Woken with the collection's new modseq after each change (Ping).
+    fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

@@ -134,7 +134,164 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
+                sqlx::query("DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2")
+                    .bind(principal)
+                    .bind(&id)
+                    .execute(&mut *c)
+                    .await?;
                 Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    /// A device's sync state of one collection (0: the folder hierarchy).
+    pub async fn eas_sync_state(
+        &self,
+        principal: i64,
+        device_id: &str,
+        collection: i64,
+    ) -> Result<Option<EasSyncState>> {
+        sqlx::query(
+            "SELECT sync_key, state, prev_key, prev_answer FROM eas_sync_states \
+             WHERE principal_id = $1 AND device_id = $2 AND collection_id = $3",
+        )
+        .bind(principal)
+        .bind(device_id)
+        .bind(collection)
+        .fetch_optional(self.pool())
+        .await?
+        .map(|r| {
+            Ok(EasSyncState {
+                sync_key: r.try_get("sync_key")?,
+                state: r.try_get("state")?,
+                prev_key: r.try_get("prev_key")?,
+                prev_answer: r.try_get("prev_answer")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every sync state of a device, by collection.
+    pub async fn eas_sync_states(
+        &self,
+        principal: i64,
+        device_id: &str,
+    ) -> Result<Vec<(i64, EasSyncState)>> {
+        let rows = sqlx::query(
+            "SELECT collection_id, sync_key, state, prev_key, prev_answer FROM eas_sync_states \
+             WHERE principal_id = $1 AND device_id = $2 ORDER BY collection_id",
+        )
+        .bind(principal)
+        .bind(device_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("collection_id")?,
+                    EasSyncState {
+                        sync_key: r.try_get("sync_key")?,
+                        state: r.try_get("state")?,
+                        prev_key: r.try_get("prev_key")?,
+                        prev_answer: r.try_get("prev_answer")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores a device's sync state of one collection. With `expected`,
+    /// only if the stored key is still that one (two requests of one
+    /// device racing: the second gets false and answers "start over");
+    /// without, the state replaces whatever was there (SyncKey 0).
+    pub async fn eas_put_sync_state(
+        &self,
+        principal: i64,
+        device_id: &str,
+        collection: i64,
+        expected: Option<i64>,
+        st: &EasSyncState,
+    ) -> Result<bool> {
+        let id = device_id.to_string();
+        let st = st.clone();
+        self.write(move |c, _| {
+            Box::pin(async move {
+                if let Some(k) = expected {
+                    let n = sqlx::query(
+                        "UPDATE eas_sync_states SET sync_key = $1, state = $2, prev_key = $3, \
+                         prev_answer = $4, updated_at = $5 \
+                         WHERE principal_id = $6 AND device_id = $7 AND collection_id = $8 AND sync_key = $9",
+                    )
+                    .bind(st.sync_key)
+                    .bind(&st.state)
+                    .bind(st.prev_key)
+                    .bind(st.prev_answer.as_deref())
+                    .bind(now())
+                    .bind(principal)
+                    .bind(&id)
+                    .bind(collection)
+                    .bind(k)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                    return Ok(n > 0);
+                }
+                sqlx::query(
+                    "DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2 AND collection_id = $3",
+                )
+                .bind(principal)
+                .bind(&id)
+                .bind(collection)
+                .execute(&mut *c)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO eas_sync_states (principal_id, device_id, collection_id, sync_key, state, \
+                     prev_key, prev_answer, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(principal)
+                .bind(&id)
+                .bind(collection)
+                .bind(st.sync_key)
+                .bind(&st.state)
+                .bind(st.prev_key)
+                .bind(st.prev_answer.as_deref())
+                .bind(now())
+                .execute(&mut *c)
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Forgets a device's sync state of one collection, or of all when
+    /// `collection` is `None`.
+    pub async fn eas_forget_sync_states(
+        &self,
+        principal: i64,
+        device_id: &str,
+        collection: Option<i64>,
+    ) -> Result<()> {
+        let id = device_id.to_string();
+        self.write(move |c, _| {
+            Box::pin(async move {
+                match collection {
+                    Some(col) => sqlx::query(
+                        "DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2 AND collection_id = $3",
+                    )
+                    .bind(principal)
+                    .bind(&id)
+                    .bind(col),
+                    None => sqlx::query(
+                        "DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2",
+                    )
+                    .bind(principal)
+                    .bind(&id),
+                }
+                .execute(&mut *c)
+                .await?;
+                Ok(())
             })
         })
         .await
@@ -201,4 +358,16 @@ mod tests {
             devices(&t.store).await;
         }
     }
+
+}
+
+/// A device's sync state of one collection: the current key and the
+/// protocol's state behind it (opaque to the store), and the previous key
+/// with the answer it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EasSyncState {
+    pub sync_key: i64,
+    pub state: String,
+    pub prev_key: Option<i64>,
+    pub prev_answer: Option<Vec<u8>>,
 }

@@ -834,6 +834,58 @@ impl Store {
         Ok(list)
     }
 
+    /// Up to `limit` messages with a UID below `below` and an internal
+    /// date at or after `since` (unix seconds), highest UID first, with
+    /// keywords: an ActiveSync initial sync sends the newest mail first.
+    pub async fn messages_below(
+        &self,
+        mailbox: i64,
+        below: i64,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageInfo>> {
+        let q = format!(
+            "SELECT {MSG_COLS} FROM messages WHERE collection_id = $1 AND uid < $2 \
+             AND internal_date >= $3 ORDER BY uid DESC LIMIT $4"
+        );
+        let mut list: Vec<MessageInfo> = sqlx::query(&q)
+            .bind(mailbox)
+            .bind(below)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(message_row)
+            .collect::<Result<_>>()?;
+        if let (Some(lo), Some(hi)) = (list.last().map(|m| m.uid), list.first().map(|m| m.uid)) {
+            let kw = sqlx::query(
+                "SELECT k.message_id, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+                 WHERE m.collection_id = $1 AND m.uid >= $2 AND m.uid <= $3",
+            )
+            .bind(mailbox)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(self.pool())
+            .await?;
+            attach_keywords(&mut list, &kw)?;
+        }
+        Ok(list)
+    }
+
+    /// How many messages [`Store::messages_below`] would list without a
+    /// limit.
+    pub async fn count_below(&self, mailbox: i64, below: i64, since: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE collection_id = $1 AND uid < $2 AND internal_date >= $3",
+        )
+        .bind(mailbox)
+        .bind(below)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Messages whose UID is in `lo..=hi`, in UID order, with keywords
     /// (IMAP FETCH of a UID range without listing the whole mailbox).
     pub async fn messages_in_uid_range(

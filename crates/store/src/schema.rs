@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_directory_attrs.sql")),
     (11, include_str!("../migrations/0011_schedule_state.sql")),
     (12, include_str!("../migrations/0012_activesync.sql")),
+    (13, include_str!("../migrations/0013_activesync_sync.sql")),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {

@@ -424,6 +424,7 @@ pub async fn schema_7_upgrades_existing_data(s: TestStore) {
         "ALTER TABLE principals DROP COLUMN journal_floor",
         "ALTER TABLE blobs DROP COLUMN ends_crlf",
         // A version 6 store has none of the later migrations either.
+        "DROP TABLE eas_sync_states",
         "DROP TABLE eas_devices",
         "DROP TABLE collection_grants",
         "DROP TABLE contact_members",

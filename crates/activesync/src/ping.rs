@@ -1,0 +1,217 @@
+//! Ping (MS-ASCMD 2.2.1.13): the device names folders and a heartbeat;
+//! the answer comes when one of them has something for it, or when the
+//! heartbeat runs out. Waiting costs a task and a watch receiver per
+//! folder, woken by the store's commit of a change: nothing polls.
+
+use std::time::Duration;
+
+use outpost_wbxml::Element;
+use serde::{Deserialize, Serialize};
+
+use crate::folders::{child_text, Folder};
+use crate::state::{self, StoredState};
+use crate::sync::{self, Caller};
+use crate::{BackendError, EasBackend};
+
+/// Heartbeats a client may ask for (MS-ASCMD 2.2.3.88.1: Exchange takes
+/// 60 to 3540 seconds).
+pub const MIN_HEARTBEAT: u64 = 60;
+pub const MAX_HEARTBEAT: u64 = 3540;
+/// Folders one Ping may watch (status 6 above).
+pub const MAX_FOLDERS: usize = 300;
+
+/// A Ping's parameters; an empty Ping reuses the last ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRequest {
+    pub heartbeat: u64,
+    pub folders: Vec<i64>,
+}
+
+/// Reads a Ping request. `Err(status)` for one that is not well formed.
+pub fn parse(root: &Element) -> Result<(Option<u64>, Option<Vec<i64>>), u32> {
+    if !root.is("Ping", "Ping") {
+        return Err(4);
+    }
+    let heartbeat = match child_text(root, "Ping", "HeartbeatInterval") {
+        Some(h) => Some(h.parse().map_err(|_| 4u32)?),
+        None => None,
+    };
+    let folders = match root.child("Ping", "Folders") {
+        None => None,
+        Some(f) => {
+            let mut ids = Vec::new();
+            for folder in f.elements().filter(|e| e.is("Ping", "Folder")) {
+                let id = child_text(folder, "Ping", "Id").ok_or(4u32)?;
+                ids.push(id.parse().map_err(|_| 4u32)?);
+            }
+            Some(ids)
+        }
+    };
+    Ok((heartbeat, folders))
+}
+
+fn p(name: &str, v: impl Into<String>) -> Element {
+    Element::named("Ping", name).with_text(v)
+}
+
+pub fn status_answer(status: u32) -> Element {
+    Element::named("Ping", "Ping").with(p("Status", status.to_string()))
+}
+
+/// Status 5 (heartbeat out of range) with the nearest one allowed, or 6
+/// (too many folders) with the most allowed.
+pub fn limit_answer(status: u32, limit: &str, value: u64) -> Element {
+    Element::named("Ping", "Ping")
+        .with(p("Status", status.to_string()))
+        .with(p(limit, value.to_string()))
+}
+
+pub fn changed_answer(ids: &[i64]) -> Element {
+    let mut folders = Element::named("Ping", "Folders");
+    for id in ids {
+        folders = folders.with(p("Folder", id.to_string()));
+    }
+    Element::named("Ping", "Ping").with(p("Status", "2")).with(folders)
+}
+
+/// The folders among `ids` with something for the device. A folder the
+/// device never synced counts as changed (it has to sync it first).
+pub async fn changed(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    ids: &[i64],
+) -> Result<Vec<i64>, BackendError> {
+    let mut out = Vec::new();
+    for &id in ids {
+        let stored = b.sync_state(who.principal, who.device_id, id).await?;
+        let n = match &stored {
+            Some(s) => sync::pending(b, who, id, s).await?,
+            None => None,
+        };
+        if n != Some(0) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until one of `ids` has something for the device or `timeout`
+/// passes; the changed folders (empty on timeout).
+pub async fn wait(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    ids: &[i64],
+    timeout: Duration,
+) -> Result<Vec<i64>, BackendError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut watches: Vec<_> = ids.iter().filter_map(|&id| b.watch(id)).collect();
+    for w in &mut watches {
+        w.borrow_and_update();
+    }
+    loop {
+        let now = changed(b, who, ids).await?;
+        if !now.is_empty() {
+            return Ok(now);
+        }
+        if watches.is_empty() {
+            tokio::time::sleep_until(deadline).await;
+            return Ok(Vec::new());
+        }
+        let any = futures_any(&mut watches);
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            woke = any => {
+                if !woke {
+                    // Every sender went away (the store closed).
+                    return Ok(Vec::new());
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when any receiver sees a new value (true) or all are closed
+/// (false).
+async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) -> bool {
+    let mut set = tokio::task::JoinSet::new();
+    for w in watches.iter() {
+        let mut w = w.clone();
+        set.spawn(async move { w.changed().await.is_ok() });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok(true) = r {
+            for w in watches.iter_mut() {
+                w.borrow_and_update();
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// Answers a Ping.
+pub async fn ping(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    folders: &[Folder],
+    root: Option<&Element>,
+    hierarchy_changed: bool,
+) -> Result<Element, BackendError> {
+    let saved = b.sync_state(who.principal, who.device_id, state::PING).await?;
+    let last: Option<PingRequest> = saved.as_ref().and_then(|s| s.parse());
+    let (heartbeat, ids) = match root {
+        None => (None, None),
+        Some(r) => match parse(r) {
+            Ok(x) => x,
+            Err(s) => return Ok(status_answer(s)),
+        },
+    };
+    let heartbeat = heartbeat.or(last.as_ref().map(|l| l.heartbeat));
+    let ids = ids.or(last.as_ref().map(|l| l.folders.clone()));
+    let (Some(heartbeat), Some(ids)) = (heartbeat, ids) else {
+        // Nothing given and nothing to reuse (MS-ASCMD 2.2.3.177.12).
+        return Ok(status_answer(3));
+    };
+    if heartbeat < MIN_HEARTBEAT {
+        return Ok(limit_answer(5, "HeartbeatInterval", MIN_HEARTBEAT));
+    }
+    if heartbeat > MAX_HEARTBEAT {
+        return Ok(limit_answer(5, "HeartbeatInterval", MAX_HEARTBEAT));
+    }
+    if ids.len() > MAX_FOLDERS {
+        return Ok(limit_answer(6, "MaxFolders", MAX_FOLDERS as u64));
+    }
+    let req = PingRequest { heartbeat, folders: ids.clone() };
+    if last.as_ref() != Some(&req) {
+        b.put_sync_state(who.principal, who.device_id, state::PING, None, &StoredState::first(0, &req))
+            .await?;
+    }
+    // A folder the device names that is not (or no longer) its own: it
+    // must sync the hierarchy first (status 7).
+    if hierarchy_changed || ids.iter().any(|id| !folders.iter().any(|f| f.id == *id)) {
+        return Ok(status_answer(7));
+    }
+    let changed = wait(b, who, &ids, Duration::from_secs(heartbeat)).await?;
+    if changed.is_empty() {
+        Ok(status_answer(1))
+    } else {
+        Ok(changed_answer(&changed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        let root = Element::named("Ping", "Ping").with(p("HeartbeatInterval", "480")).with(
+            Element::named("Ping", "Folders")
+                .with(Element::named("Ping", "Folder").with(p("Id", "5")).with(p("Class", "Email"))),
+        );
+        assert_eq!(parse(&root), Ok((Some(480), Some(vec![5]))));
+        assert_eq!(parse(&Element::named("Ping", "Ping")), Ok((None, None)));
+        let bad = Element::named("Ping", "Ping").with(p("HeartbeatInterval", "x"));
+        assert_eq!(parse(&bad), Err(4));
+    }
+}
