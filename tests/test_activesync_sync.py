@@ -1,0 +1,253 @@
+"""ActiveSync FolderSync, Sync (Email), GetItemEstimate, MoveItems and Ping
+against a running server, driven by pyactivesync (EAS 16.1) and its WBXML
+codec, with the same mailbox read and changed over IMAP (imapclient) and
+mail delivered over SMTP: what a phone and a desktop client see of one
+store."""
+
+import threading
+import time
+
+import pytest
+from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, find_all, text_of, wtag
+from pyactivesync.models import EmailChange
+
+from conftest import PASSWORD, Server, make_message
+from imap_helpers import client as imap_client, smtp_send
+from test_activesync import USER, client
+
+OTHER = "other@example.test"
+
+
+@pytest.fixture
+def eas(tmp_path):
+    s = Server(tmp_path, listeners=["https", "smtp", "imap"])
+    try:
+        s.start()
+        s.add_user(USER, name="Test User")
+        s.add_user(OTHER, name="Other User")
+    except BaseException:
+        s.close()
+        raise
+    yield s
+    s.close()
+
+
+def folders(c):
+    return {f.name: f for f in c.list_folders()}
+
+
+def post(c, cmd, root_page, root, children):
+    w = WBXMLWriter()
+    w.tag(root_page, root, children=children)
+    resp = c._post(cmd, w.render())
+    return WBXMLReader(resp).parse() if resp else []
+
+
+def folder_sync(c, key):
+    nodes = post(c, "FolderSync", "FolderHierarchy", "FolderSync", [wtag("FolderHierarchy", "SyncKey", text=key)])
+    return nodes
+
+
+def raw_sync(c, collection, key, commands=None, window=25):
+    children = [
+        wtag("AirSync", "SyncKey", text=key),
+        wtag("AirSync", "CollectionId", text=collection),
+        wtag("AirSync", "WindowSize", text=str(window)),
+    ]
+    if commands:
+        children.append(wtag("AirSync", "Commands", children=commands))
+    return post(c, "Sync", "AirSync", "Sync", [
+        wtag("AirSync", "Collections", children=[wtag("AirSync", "Collection", children=children)])])
+
+
+def subjects(result):
+    return sorted(i.fields.get("Subject", "") for i in result.added)
+
+
+def test_folder_list_and_changes_reach_the_device(eas):
+    with client(eas) as c:
+        c.provision()
+        f = folders(c)
+        assert int(f["INBOX"].type) == 2
+        assert int(f["Sent"].type) == 5 and int(f["Trash"].type) == 4 and int(f["Drafts"].type) == 3
+        nodes = folder_sync(c, "0")
+        key = text_of(find(nodes, "FolderHierarchy.SyncKey"))
+        # Nothing changed: the same key, no changes.
+        nodes = folder_sync(c, key)
+        assert text_of(find(nodes, "FolderHierarchy.Status")) == "1"
+        assert text_of(find(nodes, "FolderHierarchy.Count")) == "0"
+        assert text_of(find(nodes, "FolderHierarchy.SyncKey")) == key
+        # A folder made over IMAP, and one deleted, show up incrementally.
+        with imap_client(eas) as imap:
+            imap.create_folder("Projects")
+            imap.create_folder("Projects/2026")
+            imap.delete_folder("Junk")
+        nodes = folder_sync(c, key)
+        adds = {text_of(find(ch, "FolderHierarchy.DisplayName")): text_of(find(ch, "FolderHierarchy.ParentId"))
+                for _, _, ch in find_all(nodes, "FolderHierarchy.Add")}
+        ids = {text_of(find(ch, "FolderHierarchy.DisplayName")): text_of(find(ch, "FolderHierarchy.ServerId"))
+               for _, _, ch in find_all(nodes, "FolderHierarchy.Add")}
+        deletes = [text_of(find(ch, "FolderHierarchy.ServerId")) for _, _, ch in find_all(nodes, "FolderHierarchy.Delete")]
+        assert set(adds) == {"Projects", "2026"}
+        assert adds["2026"] == ids["Projects"] and adds["Projects"] == "0"
+        assert deletes == [f["Junk"].id]
+        new_key = text_of(find(nodes, "FolderHierarchy.SyncKey"))
+        assert new_key != key
+        # The previous key again: the same answer (the device lost it).
+        again = folder_sync(c, key)
+        assert text_of(find(again, "FolderHierarchy.SyncKey")) == new_key
+        # An unknown key: 9, start over.
+        assert text_of(find(folder_sync(c, "123"), "FolderHierarchy.Status")) == "9"
+
+
+def test_folder_create_update_delete_are_imap_folders(eas):
+    with client(eas) as c:
+        c.provision()
+        made = c.create_folder("Receipts")
+        with imap_client(eas) as imap:
+            assert "Receipts" in [n for _, _, n in imap.list_folders()]
+        c.update_folder(made.id, "Invoices")
+        with imap_client(eas) as imap:
+            names = [n for _, _, n in imap.list_folders()]
+            assert "Invoices" in names and "Receipts" not in names
+        # Special folders stay.
+        inbox = folders(c)["INBOX"]
+        with pytest.raises(Exception):
+            c.delete_folder(inbox.id)
+        with pytest.raises(Exception):
+            c.create_folder("Invoices")
+        c.delete_folder(made.id)
+        with imap_client(eas) as imap:
+            assert "Invoices" not in [n for _, _, n in imap.list_folders()]
+
+
+def test_mail_sync_window_replay_and_flags(eas):
+    for i in range(5):
+        smtp_send(eas, make_message(subject=f"msg {i}"))
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        r0 = c.sync_folder(inbox, "0")
+        assert not r0.added
+        r1 = c.sync_folder(inbox, r0.sync_key, window_size=3)
+        assert len(r1.added) == 3 and r1.more_available
+        # Newest first.
+        assert subjects(r1) == ["msg 2", "msg 3", "msg 4"]
+        # The same key again: the same answer, not the next window.
+        again = c.sync_folder(inbox, r0.sync_key, window_size=3)
+        assert again.sync_key == r1.sync_key and subjects(again) == subjects(r1)
+        r2 = c.sync_folder(inbox, r1.sync_key, window_size=3)
+        assert subjects(r2) == ["msg 0", "msg 1"] and not r2.more_available
+        body = r2.added[0].fields
+        assert "hello" in " ".join(body.values())
+        # Nothing new: same key.
+        r3 = c.sync_folder(inbox, r2.sync_key)
+        assert r3.sync_key == r2.sync_key and not (r3.added or r3.changed or r3.deleted)
+
+        # Device -> server: read and flagged reach IMAP, and are not echoed.
+        first = r1.added[0].server_id
+        res = c.apply_email_changes(inbox, r3.sync_key, [EmailChange(server_id=first, read=True, flagged=True)])
+        uid = int(first.split(":")[1])
+        with imap_client(eas) as imap:
+            imap.select_folder("INBOX")
+            flags = imap.get_flags([uid])[uid]
+            assert b"\\Seen" in flags and b"\\Flagged" in flags
+        r4 = c.sync_folder(inbox, res.sync_key)
+        assert not r4.changed
+
+        # Server -> device: IMAP flag change, new mail and an expunge.
+        others = [i.server_id for i in r2.added]
+        with imap_client(eas) as imap:
+            imap.select_folder("INBOX")
+            u0, u1 = (int(s.split(":")[1]) for s in others)
+            imap.add_flags([u0], [b"\\Seen"])
+            imap.add_flags([u1], [b"\\Deleted"])
+            imap.expunge()
+        smtp_send(eas, make_message(subject="late"))
+        r5 = c.sync_folder(inbox, r4.sync_key)
+        assert [i.server_id for i in r5.changed] == [others[0]]
+        assert r5.changed[0].fields.get("Read") == "1"
+        assert r5.deleted == [others[1]]
+        assert subjects(r5) == ["late"]
+
+        # Delete on the device: the message moves to Trash.
+        res = c.apply_email_changes(inbox, r5.sync_key, [EmailChange(server_id=first, delete=True)])
+        with imap_client(eas) as imap:
+            imap.select_folder("Trash")
+            assert len(imap.search("ALL")) == 1
+            imap.select_folder("INBOX")
+            assert uid not in imap.search("ALL")
+        r6 = c.sync_folder(inbox, res.sync_key)
+        assert not r6.deleted  # not echoed
+
+
+def test_stale_key_and_other_users_folder(eas):
+    with client(eas, device_id="other", user=OTHER) as o:
+        o.provision()
+        theirs = folders(o)["INBOX"].id
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        nodes = raw_sync(c, inbox, "4242")
+        assert text_of(find(nodes, "AirSync.Status")) == "3"
+        # Another user's folder id: 12 (not found in this hierarchy).
+        nodes = raw_sync(c, theirs, "0")
+        assert text_of(find(nodes, "AirSync.Status")) == "12"
+        # Garbage ServerIds in commands: per-item 8, the session goes on.
+        key = c.sync_folder(inbox, "0").sync_key
+        nodes = raw_sync(c, inbox, key, commands=[
+            wtag("AirSync", "Change", children=[
+                wtag("AirSync", "ServerId", text=f"{theirs}:1"),
+                wtag("AirSync", "ApplicationData", children=[wtag("Email", "Read", text="1")])]),
+            wtag("AirSync", "Delete", children=[wtag("AirSync", "ServerId", text="../../etc")]),
+        ])
+        statuses = [text_of(find(ch, "AirSync.Status")) for _, _, ch in find_all(nodes, "AirSync.Responses")]
+        assert text_of(find(nodes, "AirSync.Collection")) is None or statuses
+        assert b"8" in b"".join((s or "").encode() for s in statuses) or "8" in str(nodes)
+
+
+def test_estimate_and_move(eas):
+    for i in range(3):
+        smtp_send(eas, make_message(subject=f"m{i}"))
+    with client(eas) as c:
+        c.provision()
+        f = folders(c)
+        inbox = f["INBOX"].id
+        key = c.sync_folder(inbox, "0").sync_key
+        assert c.get_item_estimate(inbox, key) == 3
+        r = c.sync_folder(inbox, key)
+        assert c.get_item_estimate(inbox, r.sync_key) == 0
+        archive = c.create_folder("Kept")
+        new_id = c.move_item(r.added[0].server_id, inbox, archive.id)
+        assert new_id.startswith(archive.id + ":")
+        with imap_client(eas) as imap:
+            imap.select_folder("Kept")
+            assert len(imap.search("ALL")) == 1
+        r2 = c.sync_folder(inbox, r.sync_key)
+        assert r2.deleted == [r.added[0].server_id]
+
+
+def test_ping_wakes_on_new_mail(eas):
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        r = c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key)
+        assert c.ping(inbox, heartbeat=10).status == "5"
+        result = {}
+
+        def wait():
+            result["ping"] = c.ping(inbox, heartbeat=120, timeout=60)
+            result["at"] = time.monotonic()
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(1.5)
+        assert t.is_alive(), "Ping answered without a change"
+        sent = time.monotonic()
+        smtp_send(eas, make_message(subject="wake up"))
+        t.join(30)
+        assert not t.is_alive()
+        assert result["ping"].status == "2" and result["ping"].changed_folder_ids == [inbox]
+        assert result["at"] - sent < 5
+        r2 = c.sync_folder(inbox, r.sync_key)
+        assert subjects(r2) == ["wake up"]
