@@ -300,7 +300,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::EasDevice;
+    use super::{EasDevice, EasSyncState};
     use crate::{NewPrincipal, PrincipalKind, Store};
 
     async fn devices(s: &Store) {
@@ -342,8 +342,27 @@ mod tests {
             .wipe_requested
             .is_some());
         assert_eq!(s.eas_devices(p).await.unwrap().len(), 1);
+        // Sync states: replace, compare-and-set on the key, forget.
+        let st = |k: i64, prev: Option<i64>| EasSyncState {
+            sync_key: k,
+            state: format!("{{\"m\":{k}}}"),
+            prev_key: prev,
+            prev_answer: prev.map(|_| vec![0u8, 1, 2, 255]),
+        };
+        assert!(s.eas_put_sync_state(p, "dev1", 7, None, &st(5, None)).await.unwrap());
+        assert!(s.eas_put_sync_state(p, "dev1", 0, None, &st(9, None)).await.unwrap());
+        assert!(s.eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5))).await.unwrap());
+        // A second request with the old key loses the race.
+        assert!(!s.eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5))).await.unwrap());
+        assert_eq!(s.eas_sync_state(p, "dev1", 7).await.unwrap(), Some(st(6, Some(5))));
+        assert_eq!(s.eas_sync_states(p, "dev1").await.unwrap().len(), 2);
+        assert!(s.eas_sync_state(p, "dev2", 7).await.unwrap().is_none());
+        s.eas_forget_sync_states(p, "dev1", Some(0)).await.unwrap();
+        assert_eq!(s.eas_sync_states(p, "dev1").await.unwrap().len(), 1);
+        // Removing the device removes its states.
         assert!(s.eas_remove_device(p, "dev1").await.unwrap());
         assert!(s.eas_device(p, "dev1").await.unwrap().is_none());
+        assert!(s.eas_sync_states(p, "dev1").await.unwrap().is_empty());
     }
 
     #[tokio::test]
