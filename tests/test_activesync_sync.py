@@ -251,3 +251,32 @@ def test_ping_wakes_on_new_mail(eas):
         assert result["at"] - sent < 5
         r2 = c.sync_folder(inbox, r.sync_key)
         assert subjects(r2) == ["wake up"]
+
+
+def test_held_pings_leave_the_request_limit(tmp_path):
+    # Three Pings held from one address with requests_per_ip = 2: they
+    # are parked as long polls, so ordinary requests still get through.
+    s = Server(tmp_path, listeners=["https", "smtp", "imap"], extra_config="[http]\nrequests_per_ip = 2\n")
+    try:
+        s.start()
+        s.add_user(USER, name="Test User")
+        threads, results = [], []
+        for n in range(3):
+            c = client(s, device_id=f"held{n}")
+            c.provision()
+            inbox = folders(c)["INBOX"].id
+            c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key)
+            t = threading.Thread(target=lambda c=c, i=inbox: results.append(c.ping(i, heartbeat=120, timeout=60)))
+            t.start()
+            threads.append(t)
+            time.sleep(0.5)
+        with client(s, device_id="probe") as p:
+            assert p.provision()
+            assert folders(p)["INBOX"]
+        assert all(t.is_alive() for t in threads)
+        smtp_send(s, make_message(subject="wake all"))
+        for t in threads:
+            t.join(30)
+        assert [r.status for r in results] == ["2", "2", "2"]
+    finally:
+        s.close()

@@ -71,9 +71,11 @@ pub fn flag_change(application_data: &Element) -> FlagChange {
         read: application_data
             .child("Email", "Read")
             .map(|r| r.text().trim() == "1"),
-        flagged: application_data
-            .child("Email", "Flag")
-            .map(|f| f.child("Email", "Status").map(|s| s.text().trim() == "2").unwrap_or(false)),
+        flagged: application_data.child("Email", "Flag").map(|f| {
+            f.child("Email", "Status")
+                .map(|s| s.text().trim() == "2")
+                .unwrap_or(false)
+        }),
         categories: None,
     }
 }

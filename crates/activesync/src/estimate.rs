@@ -19,7 +19,10 @@ pub fn parse(root: &Element) -> Option<Vec<(String, String)>> {
     }
     let cols = root.child("GetItemEstimate", "Collections")?;
     let mut out = Vec::new();
-    for c in cols.elements().filter(|e| e.is("GetItemEstimate", "Collection")) {
+    for c in cols
+        .elements()
+        .filter(|e| e.is("GetItemEstimate", "Collection"))
+    {
         // 14.0 and later put the SyncKey in AirSync's page.
         let key = child_text(c, "AirSync", "SyncKey")
             .or_else(|| child_text(c, "GetItemEstimate", "SyncKey"))?;
@@ -49,7 +52,10 @@ pub async fn answer(
     };
     let mut out = Element::named("GetItemEstimate", "GetItemEstimate");
     for (key, id) in cols {
-        let Some(folder) = id.parse::<i64>().ok().and_then(|n| folders.iter().find(|f| f.id == n))
+        let Some(folder) = id
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| folders.iter().find(|f| f.id == n))
         else {
             // Status 2: a collection that is not the user's.
             out = out.with(response(2, &id, None));
@@ -60,8 +66,12 @@ pub async fn answer(
             ClientKey::Initial => response(3, &id, None),
             ClientKey::Invalid => response(4, &id, None),
             ClientKey::Key(k) => {
-                match b.sync_state(who.principal, who.device_id, folder.id).await? {
-                    Some(s) if s.sync_key == k => match sync::pending(b, who, folder.id, &s).await? {
+                match b
+                    .sync_state(who.principal, who.device_id, folder.id)
+                    .await?
+                {
+                    Some(s) if s.sync_key == k => match sync::pending(b, who, folder.id, &s).await?
+                    {
                         Some(n) => response(1, &id, Some(n)),
                         None => response(4, &id, None),
                     },

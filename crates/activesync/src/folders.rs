@@ -71,7 +71,11 @@ pub fn diff(old: &BTreeMap<i64, Folder>, now: &[Folder]) -> HierarchyChanges {
         }
     }
     let current: std::collections::BTreeSet<i64> = now.iter().map(|f| f.id).collect();
-    c.deleted = old.keys().filter(|id| !current.contains(id)).copied().collect();
+    c.deleted = old
+        .keys()
+        .filter(|id| !current.contains(id))
+        .copied()
+        .collect();
     c
 }
 
@@ -113,12 +117,14 @@ fn folder_element(tag: &str, f: &Folder) -> Element {
 /// The FolderSync answer.
 pub fn sync_answer(key: i64, c: &HierarchyChanges) -> Element {
     let count = c.added.len() + c.updated.len() + c.deleted.len();
-    let mut changes = Element::named("FolderHierarchy", "Changes").with(e("Count", count.to_string()));
+    let mut changes =
+        Element::named("FolderHierarchy", "Changes").with(e("Count", count.to_string()));
     for f in &c.updated {
         changes = changes.with(folder_element("Update", f));
     }
     for id in &c.deleted {
-        changes = changes.with(Element::named("FolderHierarchy", "Delete").with(e("ServerId", id.to_string())));
+        changes = changes
+            .with(Element::named("FolderHierarchy", "Delete").with(e("ServerId", id.to_string())));
     }
     for f in &c.added {
         changes = changes.with(folder_element("Add", f));
@@ -186,13 +192,23 @@ mod tests {
     use super::*;
 
     fn f(id: i64, parent: i64, name: &str) -> Folder {
-        Folder { id, parent, name: name.into(), folder_type: 12 }
+        Folder {
+            id,
+            parent,
+            name: name.into(),
+            folder_type: 12,
+        }
     }
 
     #[test]
     fn diff_finds_adds_updates_and_deletes() {
         let old = map(&[f(1, 0, "INBOX"), f(2, 0, "Old"), f(3, 0, "Keep")]);
-        let now = [f(1, 0, "INBOX"), f(3, 0, "Kept"), f(5, 4, "Child"), f(4, 0, "Parent")];
+        let now = [
+            f(1, 0, "INBOX"),
+            f(3, 0, "Kept"),
+            f(5, 4, "Child"),
+            f(4, 0, "Parent"),
+        ];
         let c = diff(&old, &now);
         assert_eq!(c.added.iter().map(|f| f.id).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(c.updated, vec![f(3, 0, "Kept")]);

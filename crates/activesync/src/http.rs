@@ -130,6 +130,7 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
     let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
         return plain(StatusCode::UNAUTHORIZED, "Log in");
     };
+    let long_poll = req.extensions().get::<outpost_http::LongPoll>().cloned();
     let line = match query::parse(req.uri().query().unwrap_or("")) {
         Ok(l) => l,
         Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -172,6 +173,7 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         version,
         policy_key,
         user_agent,
+        long_poll,
     };
     match dispatch(&ctx, &exchange, body).await {
         Ok(r) => r,
@@ -192,6 +194,7 @@ pub struct Exchange {
     pub version: Version,
     pub policy_key: Option<u32>,
     pub user_agent: Option<String>,
+    pub long_poll: Option<outpost_http::LongPoll>,
 }
 
 fn decode(body: &[u8], limits: &Limits) -> Result<Element, Box<Response>> {
@@ -248,6 +251,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
         principal: x.principal,
         device_id: &x.line.device_id,
         is16: x.version.is_16(),
+        long_poll: x.long_poll.clone(),
     };
     let b = ctx.backend.as_ref();
     match command {
@@ -297,7 +301,9 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             };
             let folders = b.folders(who.principal).await?;
             let moved = hierarchy_changed(b, &who, &folders).await?;
-            return Ok(wbxml(&ping::ping(b, &who, &folders, root.as_ref(), moved).await?));
+            return Ok(wbxml(
+                &ping::ping(b, &who, &folders, root.as_ref(), moved).await?,
+            ));
         }
         _ => {}
     }
@@ -314,7 +320,10 @@ async fn hierarchy_changed(
     who: &Caller<'_>,
     folders: &[Folder],
 ) -> Result<bool, crate::BackendError> {
-    let Some(stored) = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await? else {
+    let Some(stored) = b
+        .sync_state(who.principal, who.device_id, state::HIERARCHY)
+        .await?
+    else {
         return Ok(true);
     };
     let Some(st) = stored.parse::<HierarchyState>() else {
@@ -331,7 +340,10 @@ async fn folder_sync(
     who: &Caller<'_>,
     root: &Element,
 ) -> Result<Element, crate::BackendError> {
-    let key = match (root.is("FolderHierarchy", "FolderSync"), folders::child_text(root, "FolderHierarchy", "SyncKey")) {
+    let key = match (
+        root.is("FolderHierarchy", "FolderSync"),
+        folders::child_text(root, "FolderHierarchy", "SyncKey"),
+    ) {
         (true, Some(k)) => k,
         _ => return Ok(folders::status_answer("FolderSync", 10)),
     };
@@ -339,17 +351,28 @@ async fn folder_sync(
     let seq = b.hierarchy_seq(who.principal).await?;
     let key = match state::parse_key(&key) {
         ClientKey::Initial => {
-            let st = HierarchyState { seq, folders: folders::map(&now) };
+            let st = HierarchyState {
+                seq,
+                folders: folders::map(&now),
+            };
             let key = state::first_key();
             let changes = folders::diff(&Default::default(), &now);
-            b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, None, &StoredState::first(key, &st))
-                .await?;
+            b.put_sync_state(
+                who.principal,
+                who.device_id,
+                state::HIERARCHY,
+                None,
+                &StoredState::first(key, &st),
+            )
+            .await?;
             return Ok(folders::sync_answer(key, &changes));
         }
         ClientKey::Invalid => return Ok(folders::status_answer("FolderSync", 9)),
         ClientKey::Key(k) => k,
     };
-    let stored = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await?;
+    let stored = b
+        .sync_state(who.principal, who.device_id, state::HIERARCHY)
+        .await?;
     let stored = match state::match_key(stored.as_ref(), key) {
         Match::Current(s) => s.clone(),
         Match::Replay(a) => return Ok(a),
@@ -366,15 +389,34 @@ async fn folder_sync(
     if changes.is_empty() {
         if st.seq != seq {
             st.seq = seq;
-            let same = StoredState { state: serde_json::to_string(&st).unwrap_or_default(), ..stored.clone() };
-            b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &same).await?;
+            let same = StoredState {
+                state: serde_json::to_string(&st).unwrap_or_default(),
+                ..stored.clone()
+            };
+            b.put_sync_state(
+                who.principal,
+                who.device_id,
+                state::HIERARCHY,
+                Some(key),
+                &same,
+            )
+            .await?;
         }
         return Ok(folders::sync_answer(key, &changes));
     }
-    let next_state = HierarchyState { seq, folders: folders::map(&now) };
+    let next_state = HierarchyState {
+        seq,
+        folders: folders::map(&now),
+    };
     let answer = folders::sync_answer(key + 1, &changes);
     if !b
-        .put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &stored.next(&next_state, &answer))
+        .put_sync_state(
+            who.principal,
+            who.device_id,
+            state::HIERARCHY,
+            Some(key),
+            &stored.next(&next_state, &answer),
+        )
         .await?
     {
         return Ok(folders::status_answer("FolderSync", 9));
@@ -392,7 +434,9 @@ async fn folder_op(
     let Some(req) = folders::parse_request(root, name) else {
         return Ok(folders::status_answer(name, 10));
     };
-    let stored = b.sync_state(who.principal, who.device_id, state::HIERARCHY).await?;
+    let stored = b
+        .sync_state(who.principal, who.device_id, state::HIERARCHY)
+        .await?;
     let (key, stored) = match (state::parse_key(&req.sync_key), stored) {
         (ClientKey::Key(k), Some(s)) if s.sync_key == k => (k, s),
         _ => return Ok(folders::status_answer(name, 9)),
@@ -404,10 +448,22 @@ async fn folder_op(
     let mut created = None;
     let result = match command {
         Command::FolderCreate => {
-            let (parent, display, ty) = (req.parent.unwrap_or(0), req.name.clone().unwrap_or_default(), req.folder_type.unwrap_or(12));
+            let (parent, display, ty) = (
+                req.parent.unwrap_or(0),
+                req.name.clone().unwrap_or_default(),
+                req.folder_type.unwrap_or(12),
+            );
             match b.create_folder(who.principal, parent, &display, ty).await? {
                 Ok(id) => {
-                    st.folders.insert(id, Folder { id, parent, name: display, folder_type: ty });
+                    st.folders.insert(
+                        id,
+                        Folder {
+                            id,
+                            parent,
+                            name: display,
+                            folder_type: ty,
+                        },
+                    );
                     created = Some(id);
                     Ok(())
                 }
@@ -420,7 +476,11 @@ async fn folder_op(
             }
         }
         Command::FolderUpdate => {
-            let (id, parent, display) = (req.server_id.unwrap_or(0), req.parent.unwrap_or(0), req.name.clone().unwrap_or_default());
+            let (id, parent, display) = (
+                req.server_id.unwrap_or(0),
+                req.parent.unwrap_or(0),
+                req.name.clone().unwrap_or_default(),
+            );
             match b.update_folder(who.principal, id, parent, &display).await? {
                 Ok(()) => {
                     if let Some(f) = st.folders.get_mut(&id) {
@@ -461,14 +521,24 @@ async fn folder_op(
         prev_key: None,
         prev_answer: None,
     };
-    if !b.put_sync_state(who.principal, who.device_id, state::HIERARCHY, Some(key), &next).await? {
+    if !b
+        .put_sync_state(
+            who.principal,
+            who.device_id,
+            state::HIERARCHY,
+            Some(key),
+            &next,
+        )
+        .await?
+    {
         return Ok(folders::status_answer(name, 9));
     }
     let mut answer = Element::named("FolderHierarchy", name)
         .with(Element::named("FolderHierarchy", "Status").with_text("1"))
         .with(Element::named("FolderHierarchy", "SyncKey").with_text((key + 1).to_string()));
     if let Some(id) = created {
-        answer = answer.with(Element::named("FolderHierarchy", "ServerId").with_text(id.to_string()));
+        answer =
+            answer.with(Element::named("FolderHierarchy", "ServerId").with_text(id.to_string()));
     }
     Ok(answer)
 }
@@ -494,12 +564,20 @@ async fn sync_command(
     };
     if req.as_ref().is_some_and(|r| !r.collections.is_empty()) {
         // Kept for an empty Sync to reuse (MS-ASCMD 2.2.1.21.1).
-        let keep = StoredState { sync_key: 0, state: String::new(), prev_key: None, prev_answer: Some(body.to_vec()) };
-        b.put_sync_state(who.principal, who.device_id, state::LAST_SYNC, None, &keep).await?;
+        let keep = StoredState {
+            sync_key: 0,
+            state: String::new(),
+            prev_key: None,
+            prev_answer: Some(body.to_vec()),
+        };
+        b.put_sync_state(who.principal, who.device_id, state::LAST_SYNC, None, &keep)
+            .await?;
     } else {
         // An empty Sync, or one with only Wait/WindowSize: the last
         // request's collections at their current keys, without commands.
-        let last = b.sync_state(who.principal, who.device_id, state::LAST_SYNC).await?;
+        let last = b
+            .sync_state(who.principal, who.device_id, state::LAST_SYNC)
+            .await?;
         let cached = last
             .and_then(|l| l.prev_answer)
             .and_then(|bytes| outpost_wbxml::decode(&bytes, &limits.wbxml).ok())
@@ -524,7 +602,11 @@ async fn sync_command(
     let req = req.unwrap_or_default();
     if let Some(w) = req.wait {
         if !(ping::MIN_HEARTBEAT..=ping::MAX_HEARTBEAT).contains(&w) {
-            let limit = if w < ping::MIN_HEARTBEAT { ping::MIN_HEARTBEAT } else { ping::MAX_HEARTBEAT };
+            let limit = if w < ping::MIN_HEARTBEAT {
+                ping::MIN_HEARTBEAT
+            } else {
+                ping::MAX_HEARTBEAT
+            };
             return Ok(wbxml(
                 &Element::named("AirSync", "Sync")
                     .with(Element::named("AirSync", "Status").with_text("14"))
@@ -532,14 +614,21 @@ async fn sync_command(
             ));
         }
     }
-    let total = req.window.unwrap_or(sync::MAX_WINDOW).clamp(1, sync::MAX_WINDOW);
+    let total = req
+        .window
+        .unwrap_or(sync::MAX_WINDOW)
+        .clamp(1, sync::MAX_WINDOW);
     let mut waited = false;
     loop {
         let mut left = total;
         let mut out = Vec::new();
         let mut news = false;
         for c in &req.collections {
-            let window = c.window.unwrap_or(sync::DEFAULT_WINDOW).clamp(1, sync::MAX_WINDOW).min(left.max(1));
+            let window = c
+                .window
+                .unwrap_or(sync::DEFAULT_WINDOW)
+                .clamp(1, sync::MAX_WINDOW)
+                .min(left.max(1));
             let o = sync::sync_collection(b, who, &folders, c, window).await?;
             left = left.saturating_sub(window);
             news |= o.news;
@@ -556,7 +645,11 @@ async fn sync_command(
         let Some(wait) = req.wait else {
             return Ok(wbxml(&sync::answer(out)));
         };
-        let ids: Vec<i64> = req.collections.iter().filter_map(|c| c.collection_id.parse().ok()).collect();
+        let ids: Vec<i64> = req
+            .collections
+            .iter()
+            .filter_map(|c| c.collection_id.parse().ok())
+            .collect();
         let changed = ping::wait(b, who, &ids, std::time::Duration::from_secs(wait)).await?;
         if changed.is_empty() {
             return Ok(Response::new(Body::empty()));

@@ -37,7 +37,11 @@ pub async fn answer(
     let Some(moves) = parse(root) else {
         return Ok(None);
     };
-    let folder = |id: &str| id.parse::<i64>().ok().filter(|n| folders.iter().any(|f| f.id == *n));
+    let folder = |id: &str| {
+        id.parse::<i64>()
+            .ok()
+            .filter(|n| folders.iter().any(|f| f.id == *n))
+    };
     let mut out = Element::named("Move", "MoveItems");
     for (msg, src, dst) in moves {
         let mut resp = Element::named("Move", "Response").with(m("SrcMsgId", msg.clone()));

@@ -71,7 +71,9 @@ pub fn changed_answer(ids: &[i64]) -> Element {
     for id in ids {
         folders = folders.with(p("Folder", id.to_string()));
     }
-    Element::named("Ping", "Ping").with(p("Status", "2")).with(folders)
+    Element::named("Ping", "Ping")
+        .with(p("Status", "2"))
+        .with(folders)
 }
 
 /// The folders among `ids` with something for the device. A folder the
@@ -104,6 +106,7 @@ pub async fn wait(
     timeout: Duration,
 ) -> Result<Vec<i64>, BackendError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut parked = false;
     let mut watches: Vec<_> = ids.iter().filter_map(|&id| b.watch(id)).collect();
     for w in &mut watches {
         w.borrow_and_update();
@@ -112,6 +115,12 @@ pub async fn wait(
         let now = changed(b, who, ids).await?;
         if !now.is_empty() {
             return Ok(now);
+        }
+        if !parked {
+            parked = true;
+            if let Some(lp) = &who.long_poll {
+                lp.park();
+            }
         }
         if watches.is_empty() {
             tokio::time::sleep_until(deadline).await;
@@ -157,7 +166,9 @@ pub async fn ping(
     root: Option<&Element>,
     hierarchy_changed: bool,
 ) -> Result<Element, BackendError> {
-    let saved = b.sync_state(who.principal, who.device_id, state::PING).await?;
+    let saved = b
+        .sync_state(who.principal, who.device_id, state::PING)
+        .await?;
     let last: Option<PingRequest> = saved.as_ref().and_then(|s| s.parse());
     let (heartbeat, ids) = match root {
         None => (None, None),
@@ -181,10 +192,19 @@ pub async fn ping(
     if ids.len() > MAX_FOLDERS {
         return Ok(limit_answer(6, "MaxFolders", MAX_FOLDERS as u64));
     }
-    let req = PingRequest { heartbeat, folders: ids.clone() };
+    let req = PingRequest {
+        heartbeat,
+        folders: ids.clone(),
+    };
     if last.as_ref() != Some(&req) {
-        b.put_sync_state(who.principal, who.device_id, state::PING, None, &StoredState::first(0, &req))
-            .await?;
+        b.put_sync_state(
+            who.principal,
+            who.device_id,
+            state::PING,
+            None,
+            &StoredState::first(0, &req),
+        )
+        .await?;
     }
     // A folder the device names that is not (or no longer) its own: it
     // must sync the hierarchy first (status 7).
@@ -205,10 +225,15 @@ mod tests {
 
     #[test]
     fn parses() {
-        let root = Element::named("Ping", "Ping").with(p("HeartbeatInterval", "480")).with(
-            Element::named("Ping", "Folders")
-                .with(Element::named("Ping", "Folder").with(p("Id", "5")).with(p("Class", "Email"))),
-        );
+        let root = Element::named("Ping", "Ping")
+            .with(p("HeartbeatInterval", "480"))
+            .with(
+                Element::named("Ping", "Folders").with(
+                    Element::named("Ping", "Folder")
+                        .with(p("Id", "5"))
+                        .with(p("Class", "Email")),
+                ),
+            );
         assert_eq!(parse(&root), Ok((Some(480), Some(vec![5]))));
         assert_eq!(parse(&Element::named("Ping", "Ping")), Ok((None, None)));
         let bad = Element::named("Ping", "Ping").with(p("HeartbeatInterval", "x"));

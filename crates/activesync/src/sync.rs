@@ -97,10 +97,20 @@ pub fn now() -> i64 {
 /// A client's command in a collection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientCommand {
-    Add { client_id: String, data: Option<Element> },
-    Change { server_id: String, data: Option<Element> },
-    Delete { server_id: String },
-    Fetch { server_id: String },
+    Add {
+        client_id: String,
+        data: Option<Element>,
+    },
+    Change {
+        server_id: String,
+        data: Option<Element>,
+    },
+    Delete {
+        server_id: String,
+    },
+    Fetch {
+        server_id: String,
+    },
 }
 
 /// One Collection of a Sync request.
@@ -185,7 +195,10 @@ pub fn parse(root: &Element) -> Option<SyncRequest> {
                             data,
                         }
                     } else if cmd.is("AirSync", "Change") {
-                        ClientCommand::Change { server_id: sid()?, data }
+                        ClientCommand::Change {
+                            server_id: sid()?,
+                            data,
+                        }
                     } else if cmd.is("AirSync", "Delete") {
                         ClientCommand::Delete { server_id: sid()? }
                     } else if cmd.is("AirSync", "Fetch") {
@@ -272,6 +285,9 @@ pub struct Caller<'a> {
     pub principal: i64,
     pub device_id: &'a str,
     pub is16: bool,
+    /// Lets a Ping or hanging Sync leave the ordinary per-address
+    /// request limit while it waits.
+    pub long_poll: Option<outpost_http::LongPoll>,
 }
 
 fn message_state(m: &MailItem) -> MessageState {
@@ -346,7 +362,12 @@ pub async fn sync_collection(
     req: &CollectionRequest,
     window: usize,
 ) -> Result<CollectionOutcome, BackendError> {
-    let done = |element: Element| Ok(CollectionOutcome { element, news: true });
+    let done = |element: Element| {
+        Ok(CollectionOutcome {
+            element,
+            news: true,
+        })
+    };
     let id = req.collection_id.as_str();
     // Another principal's folder, or one that went away: the client must
     // refresh its folder list (status 12, MS-ASCMD 2.2.3.177.17).
@@ -355,12 +376,26 @@ pub async fn sync_collection(
         .ok()
         .and_then(|n| folders.iter().find(|f| f.id == n))
     else {
-        return done(collection_answer(&req.sync_key, id, 12, false, vec![], vec![]));
+        return done(collection_answer(
+            &req.sync_key,
+            id,
+            12,
+            false,
+            vec![],
+            vec![],
+        ));
     };
     let col = folder.id;
     let filter = req.filter.unwrap_or(0);
     if filter_since(filter, 0).is_none() {
-        return done(collection_answer(&req.sync_key, id, 4, false, vec![], vec![]));
+        return done(collection_answer(
+            &req.sync_key,
+            id,
+            4,
+            false,
+            vec![],
+            vec![],
+        ));
     }
     let stored = b.sync_state(who.principal, who.device_id, col).await?;
     let key = match state::parse_key(&req.sync_key) {
@@ -368,11 +403,30 @@ pub async fn sync_collection(
             let Some((highest, uidnext)) = b.mail_point(who.principal, col).await? else {
                 return done(collection_answer("0", id, 12, false, vec![], vec![]));
             };
-            let st = MailState { m: highest, s: vec![], c: uidnext, k: Ranges::new(), f: filter };
+            let st = MailState {
+                m: highest,
+                s: vec![],
+                c: uidnext,
+                k: Ranges::new(),
+                f: filter,
+            };
             let key = state::first_key();
-            b.put_sync_state(who.principal, who.device_id, col, None, &StoredState::first(key, &st))
-                .await?;
-            return done(collection_answer(&key.to_string(), id, 1, false, vec![], vec![]));
+            b.put_sync_state(
+                who.principal,
+                who.device_id,
+                col,
+                None,
+                &StoredState::first(key, &st),
+            )
+            .await?;
+            return done(collection_answer(
+                &key.to_string(),
+                id,
+                1,
+                false,
+                vec![],
+                vec![],
+            ));
         }
         ClientKey::Invalid => return done(collection_answer("0", id, 3, false, vec![], vec![])),
         ClientKey::Key(k) => k,
@@ -386,7 +440,14 @@ pub async fn sync_collection(
         return done(collection_answer("0", id, 3, false, vec![], vec![]));
     };
     let Some((_, uidnext)) = b.mail_point(who.principal, col).await? else {
-        return done(collection_answer(&req.sync_key, id, 12, false, vec![], vec![]));
+        return done(collection_answer(
+            &req.sync_key,
+            id,
+            12,
+            false,
+            vec![],
+            vec![],
+        ));
     };
     let now = now();
     if req.filter.is_some() && filter != st.f {
@@ -405,15 +466,17 @@ pub async fn sync_collection(
     let trash = folders.iter().find(|f| f.folder_type == 4).map(|f| f.id);
     for cmd in &req.commands {
         match cmd {
-            ClientCommand::Change { server_id: sid, data } => {
+            ClientCommand::Change {
+                server_id: sid,
+                data,
+            } => {
                 let uid = parse_server_id(col, sid);
                 let fc = data.as_ref().map(email::flag_change);
                 let res = match (uid, fc) {
-                    (Some(uid), Some(fc)) => {
-                        b.set_mail_flags(who.principal, col, uid, fc.read, fc.flagged)
-                            .await?
-                            .map(|ms| (uid, ms))
-                    }
+                    (Some(uid), Some(fc)) => b
+                        .set_mail_flags(who.principal, col, uid, fc.read, fc.flagged)
+                        .await?
+                        .map(|ms| (uid, ms)),
                     (Some(uid), None) => Some((uid, 0)),
                     _ => None,
                 };
@@ -431,8 +494,8 @@ pub async fn sync_collection(
                 let gone = match parse_server_id(col, sid) {
                     None => false,
                     Some(uid) => {
-                        let to_trash = req.deletes_as_moves.unwrap_or(true)
-                            && trash.is_some_and(|t| t != col);
+                        let to_trash =
+                            req.deletes_as_moves.unwrap_or(true) && trash.is_some_and(|t| t != col);
                         let n = match trash {
                             Some(t) if to_trash => {
                                 b.move_mail(who.principal, col, &[uid], t).await?.len()
@@ -486,14 +549,37 @@ pub async fn sync_collection(
     if req.get_changes.unwrap_or(true) {
         match b.journal(who.principal, col, st.m).await? {
             Journal::Missing => {
-                return done(collection_answer(&req.sync_key, id, 12, false, vec![], vec![]))
+                return done(collection_answer(
+                    &req.sync_key,
+                    id,
+                    12,
+                    false,
+                    vec![],
+                    vec![],
+                ))
             }
             Journal::TooOld => {
                 return done(collection_answer("0", id, 3, false, vec![], vec![]));
             }
-            Journal::Changes { highest, live, removed } => {
-                more = collect(b, who, col, req, &mut st, highest, live, removed, since, window, &mut commands)
-                    .await?;
+            Journal::Changes {
+                highest,
+                live,
+                removed,
+            } => {
+                more = collect(
+                    b,
+                    who,
+                    col,
+                    req,
+                    &mut st,
+                    highest,
+                    live,
+                    removed,
+                    since,
+                    window,
+                    &mut commands,
+                )
+                .await?;
             }
         }
     }
@@ -505,23 +591,20 @@ pub async fn sync_collection(
                 state: serde_json::to_string(&st).unwrap_or_default(),
                 ..stored.clone()
             };
-            b.put_sync_state(who.principal, who.device_id, col, Some(key), &same).await?;
+            b.put_sync_state(who.principal, who.device_id, col, Some(key), &same)
+                .await?;
         }
         return Ok(CollectionOutcome {
             element: collection_answer(&req.sync_key, id, 1, false, vec![], vec![]),
             news: false,
         });
     }
-    let element = collection_answer(
-        &(key + 1).to_string(),
-        id,
-        1,
-        more,
-        commands,
-        responses,
-    );
+    let element = collection_answer(&(key + 1).to_string(), id, 1, more, commands, responses);
     let next = stored.next(&st, &element);
-    if !b.put_sync_state(who.principal, who.device_id, col, Some(key), &next).await? {
+    if !b
+        .put_sync_state(who.principal, who.device_id, col, Some(key), &next)
+        .await?
+    {
         // Another request of this device moved the state meanwhile.
         return done(collection_answer("0", id, 3, false, vec![], vec![]));
     }
@@ -702,7 +785,10 @@ mod tests {
         let r = parse(&root).unwrap();
         let c = &r.collections[0];
         assert_eq!((c.sync_key.as_str(), c.collection_id.as_str()), ("7", "3"));
-        assert_eq!((c.get_changes, c.deletes_as_moves, c.window, c.filter), (Some(true), Some(false), Some(25), Some(3)));
+        assert_eq!(
+            (c.get_changes, c.deletes_as_moves, c.window, c.filter),
+            (Some(true), Some(false), Some(25), Some(3))
+        );
         assert_eq!(c.commands.len(), 2);
         assert!(parse(&Element::named("Ping", "Ping")).is_none());
         let bad = Element::named("AirSync", "Sync").with(

@@ -705,6 +705,10 @@ pub struct Http {
     /// office behind one NAT address with dozens of DAV clients fits, a
     /// single client cannot tie up the store.
     pub requests_per_ip: usize,
+    /// Requests held open waiting for a change (ActiveSync Ping, hanging
+    /// Sync) for one client address; they do not count against
+    /// `requests_per_ip` while they wait. Default 5000.
+    pub long_polls_per_ip: usize,
     /// Streams open at once on one HTTP/2 connection. Default 100 (the
     /// value RFC 9113 §6.5.2 recommends as the least to allow).
     pub h2_max_concurrent_streams: u32,
@@ -723,6 +727,7 @@ impl Default for Http {
             header_read_timeout: "20s".into(),
             idle_timeout: "60s".into(),
             requests_per_ip: 128,
+            long_polls_per_ip: 5000,
             h2_max_concurrent_streams: 100,
             allow_plaintext_on_loopback: false,
         }
@@ -769,6 +774,9 @@ impl Http {
         }
         if self.requests_per_ip == 0 {
             return Err(invalid("requests_per_ip", "must be at least 1".into()));
+        }
+        if self.long_polls_per_ip == 0 {
+            return Err(invalid("long_polls_per_ip", "must be at least 1".into()));
         }
         if self.h2_max_concurrent_streams == 0 {
             return Err(invalid(

@@ -72,6 +72,7 @@ block_seconds = 900
 # header_read_timeout = "20s"           # to send a request head (slowloris)
 # idle_timeout = "60s"                  # keep-alive without a request in flight
 # requests_per_ip = 128                 # requests at once per client address; 429 beyond
+# long_polls_per_ip = 5000             # held ActiveSync Pings per client address (apart from the above)
 # h2_max_concurrent_streams = 100
 # allow_plaintext_on_loopback = false   # serve plain-HTTP loopback clients like HTTPS
 

@@ -104,6 +104,11 @@ pub struct HttpSettings {
     /// Requests being answered at once for one client address, over all
     /// its connections; more get 429.
     pub requests_per_ip: usize,
+    /// Requests held open waiting for a change (ActiveSync Ping and
+    /// hanging Sync, see [`LongPoll`]) for one client address. They leave
+    /// `requests_per_ip` while they wait, so an office of phones behind
+    /// one NAT address is not refused its ordinary requests.
+    pub long_polls_per_ip: usize,
     /// Streams one HTTP/2 connection may have open at once.
     pub h2_max_concurrent_streams: u32,
     /// Serve plain-HTTP requests from loopback clients like HTTPS ones (and
@@ -121,6 +126,7 @@ impl Default for HttpSettings {
             header_read_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             requests_per_ip: 128,
+            long_polls_per_ip: 5000,
             h2_max_concurrent_streams: 100,
             allow_plaintext_on_loopback: false,
         }
@@ -141,6 +147,8 @@ struct Inner {
     /// Requests in flight per client address (the connection limiter's
     /// counter, used for requests).
     requests: ConnLimiter,
+    /// Per client address, for requests parked as long polls.
+    long_polls: ConnLimiter,
 }
 
 impl HttpServer {
@@ -155,6 +163,7 @@ impl HttpServer {
             inner: Arc::new(Inner {
                 router,
                 requests: ConnLimiter::new(settings.requests_per_ip.max(1), usize::MAX),
+                long_polls: ConnLimiter::new(settings.long_polls_per_ip.max(1), usize::MAX),
                 settings,
             }),
         }
@@ -312,16 +321,48 @@ impl HttpServer {
         } else {
             match self.inner.requests.try_acquire(client.peer.ip()) {
                 Ok(permit) => {
+                    let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+                    req.extensions_mut().insert(LongPoll {
+                        slot: slot.clone(),
+                        limiter: self.inner.long_polls.clone(),
+                        ip: client.peer.ip(),
+                    });
                     let resp = match self.inner.router.clone().oneshot(req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
                     };
-                    (resp, Some(permit))
+                    (resp, Some(slot))
                 }
                 Err(_) => (limit::too_many_requests(), None),
             }
         };
         entry.finish(response, (busy, permit))
+    }
+}
+
+/// A request's share of the per-address request limit, which a handler
+/// that is about to wait a long time for a change (ActiveSync Ping,
+/// hanging Sync) trades for a share of the long-poll limit: see
+/// [`LongPoll::park`]. In every request's extensions.
+#[derive(Clone)]
+pub struct LongPoll {
+    slot: Arc<std::sync::Mutex<Option<outpost_net::ConnPermit>>>,
+    limiter: ConnLimiter,
+    ip: std::net::IpAddr,
+}
+
+impl LongPoll {
+    /// Moves the request from `requests_per_ip` to `long_polls_per_ip`.
+    /// False (and the request keeps its ordinary share) when the client
+    /// already holds as many long polls as allowed.
+    pub fn park(&self) -> bool {
+        match self.limiter.try_acquire(self.ip) {
+            Ok(p) => {
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

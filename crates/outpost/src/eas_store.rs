@@ -8,7 +8,9 @@ use outpost_activesync::{
 };
 use outpost_directory::Directory;
 use outpost_store::activesync::{EasDevice, EasSyncState};
-use outpost_store::{FlagOp, Mailbox, MessageInfo, Since, StoreError, ANSWERED, DELETED, FLAGGED, SEEN};
+use outpost_store::{
+    FlagOp, Mailbox, MessageInfo, Since, StoreError, ANSWERED, DELETED, FLAGGED, SEEN,
+};
 
 pub struct EasStore {
     dir: Directory,
@@ -79,7 +81,10 @@ fn item(m: &MessageInfo) -> MailItem {
         read: m.flags & SEEN != 0,
         flagged: m.flags & FLAGGED != 0,
         answered: m.flags & ANSWERED != 0,
-        forwarded: m.keywords.iter().any(|k| k.eq_ignore_ascii_case("$Forwarded")),
+        forwarded: m
+            .keywords
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case("$Forwarded")),
         keywords: m.keywords.clone(),
     }
 }
@@ -227,7 +232,12 @@ impl EasBackend for EasStore {
             Ok(n) => n,
             Err(e) => return Ok(Err(e)),
         };
-        match self.dir.store().create_mailbox(principal, &full, None).await {
+        match self
+            .dir
+            .store()
+            .create_mailbox(principal, &full, None)
+            .await
+        {
             Ok(mb) => Ok(Ok(mb.id)),
             Err(StoreError::Exists(_)) => Ok(Err(FolderOpError::Exists)),
             Err(StoreError::Invalid(_)) => Ok(Err(FolderOpError::Invalid)),
@@ -262,7 +272,12 @@ impl EasBackend for EasStore {
             // Into its own subtree.
             return Ok(Err(FolderOpError::ParentMissing));
         }
-        match self.dir.store().rename_mailbox(principal, &mb.name, &full).await {
+        match self
+            .dir
+            .store()
+            .rename_mailbox(principal, &mb.name, &full)
+            .await
+        {
             Ok(()) => Ok(Ok(())),
             Err(StoreError::Exists(_)) => Ok(Err(FolderOpError::Exists)),
             Err(StoreError::NotFound(_)) => Ok(Err(FolderOpError::NotFound)),
@@ -446,7 +461,11 @@ impl EasBackend for EasStore {
             return Ok(None);
         }
         let store = self.dir.store();
-        let Some(m) = store.message_by_uid(collection, uid).await.map_err(unavailable)? else {
+        let Some(m) = store
+            .message_by_uid(collection, uid)
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(None);
         };
         match store.read_blob(&m.blob_hash).await {
@@ -468,7 +487,11 @@ impl EasBackend for EasStore {
             return Ok(None);
         }
         let store = self.dir.store();
-        let Some(m) = store.message_by_uid(collection, uid).await.map_err(unavailable)? else {
+        let Some(m) = store
+            .message_by_uid(collection, uid)
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(None);
         };
         let mut modseq = m.modseq;
@@ -517,7 +540,14 @@ impl EasBackend for EasStore {
         }
         let store = self.dir.store();
         store
-            .store_flags(collection, uids.to_vec(), FlagOp::Add, DELETED, vec![], None)
+            .store_flags(
+                collection,
+                uids.to_vec(),
+                FlagOp::Add,
+                DELETED,
+                vec![],
+                None,
+            )
             .await
             .map_err(unavailable)?;
         store

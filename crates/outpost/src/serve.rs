@@ -207,6 +207,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             header_read_timeout: cfg.http.header_read_timeout(),
             idle_timeout: cfg.http.idle_timeout(),
             requests_per_ip: cfg.http.requests_per_ip,
+            long_polls_per_ip: cfg.http.long_polls_per_ip,
             h2_max_concurrent_streams: cfg.http.h2_max_concurrent_streams,
             allow_plaintext_on_loopback: cfg.http.allow_plaintext_on_loopback,
         },

@@ -134,11 +134,13 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-                sqlx::query("DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2")
-                    .bind(principal)
-                    .bind(&id)
-                    .execute(&mut *c)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM eas_sync_states WHERE principal_id = $1 AND device_id = $2",
+                )
+                .bind(principal)
+                .bind(&id)
+                .execute(&mut *c)
+                .await?;
                 Ok(n > 0)
             })
         })
@@ -349,12 +351,27 @@ mod tests {
             prev_key: prev,
             prev_answer: prev.map(|_| vec![0u8, 1, 2, 255]),
         };
-        assert!(s.eas_put_sync_state(p, "dev1", 7, None, &st(5, None)).await.unwrap());
-        assert!(s.eas_put_sync_state(p, "dev1", 0, None, &st(9, None)).await.unwrap());
-        assert!(s.eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5))).await.unwrap());
+        assert!(s
+            .eas_put_sync_state(p, "dev1", 7, None, &st(5, None))
+            .await
+            .unwrap());
+        assert!(s
+            .eas_put_sync_state(p, "dev1", 0, None, &st(9, None))
+            .await
+            .unwrap());
+        assert!(s
+            .eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5)))
+            .await
+            .unwrap());
         // A second request with the old key loses the race.
-        assert!(!s.eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5))).await.unwrap());
-        assert_eq!(s.eas_sync_state(p, "dev1", 7).await.unwrap(), Some(st(6, Some(5))));
+        assert!(!s
+            .eas_put_sync_state(p, "dev1", 7, Some(5), &st(6, Some(5)))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.eas_sync_state(p, "dev1", 7).await.unwrap(),
+            Some(st(6, Some(5)))
+        );
         assert_eq!(s.eas_sync_states(p, "dev1").await.unwrap().len(), 2);
         assert!(s.eas_sync_state(p, "dev2", 7).await.unwrap().is_none());
         s.eas_forget_sync_states(p, "dev1", Some(0)).await.unwrap();
@@ -377,7 +394,6 @@ mod tests {
             devices(&t.store).await;
         }
     }
-
 }
 
 /// A device's sync state of one collection: the current key and the
