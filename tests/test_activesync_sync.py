@@ -280,3 +280,47 @@ def test_held_pings_leave_the_request_limit(tmp_path):
         assert [r.status for r in results] == ["2", "2", "2"]
     finally:
         s.close()
+
+
+def attachment_message(subject, payload):
+    from email.message import EmailMessage
+    m = EmailMessage()
+    m["From"] = "sender@outside.example"
+    m["To"] = USER
+    m["Subject"] = subject
+    m.set_content("see the attachment\n")
+    m.add_attachment(payload, maintype="application", subtype="octet-stream", filename="data.bin")
+    return m.as_bytes().replace(b"\n", b"\r\n")
+
+
+def test_item_operations_fetch_and_empty(eas):
+    payload = bytes(range(256)) * 40
+    smtp_send(eas, attachment_message("with attachment", payload))
+    with client(eas) as c:
+        c.provision()
+        f = folders(c)
+        inbox = f["INBOX"].id
+        r = c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key)
+        sid = r.added[0].server_id
+        item = c.fetch_item(inbox, sid)
+        assert "see the attachment" in (item.body.data or "")
+        assert len(item.attachments) == 1
+        ref = item.attachments[0].file_reference
+        assert c.fetch_attachment(ref) == payload
+        # Another folder's id in the reference, or garbage: not found (6).
+        for bad in [f"{f['Trash'].id}:{sid.split(':')[1]}:0", "../../etc/passwd", f"{inbox}:999:0"]:
+            nodes = post(c, "ItemOperations", "ItemOperations", "ItemOperations", [
+                wtag("ItemOperations", "Fetch", children=[
+                    wtag("ItemOperations", "Store", text="Mailbox"),
+                    wtag("AirSyncBase", "FileReference", text=bad)])])
+            statuses = [text_of(n) for n in find_all(nodes, "ItemOperations.Status")]
+            assert statuses == ["1", "6"], (bad, statuses)
+        # EmptyFolderContents of Trash.
+        c.apply_email_changes(inbox, r.sync_key, [EmailChange(server_id=sid, delete=True)])
+        nodes = post(c, "ItemOperations", "ItemOperations", "ItemOperations", [
+            wtag("ItemOperations", "EmptyFolderContents", children=[
+                wtag("AirSync", "CollectionId", text=f["Trash"].id)])])
+        assert [text_of(n) for n in find_all(nodes, "ItemOperations.Status")] == ["1", "1"]
+        with imap_client(eas) as imap:
+            imap.select_folder("Trash")
+            assert imap.search("ALL") == []

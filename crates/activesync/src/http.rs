@@ -15,7 +15,7 @@ use crate::folders::{self, Folder, HierarchyState};
 use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
-use crate::{estimate, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS};
+use crate::{estimate, itemops, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS};
 
 /// The path, matched without regard to case.
 pub const PATH: &str = "/Microsoft-Server-ActiveSync";
@@ -277,6 +277,14 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             };
             let folders = b.folders(who.principal).await?;
             return Ok(wbxml(&estimate::answer(b, &who, &folders, &root).await?));
+        }
+        Command::ItemOperations => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(wbxml(&itemops::answer(b, &who, &folders, &root).await?));
         }
         Command::MoveItems => {
             let root = match decode(&body, &ctx.limits) {

@@ -10,7 +10,7 @@
 //!
 //! Commands answered so far: Provision, FolderSync, FolderCreate,
 //! FolderUpdate, FolderDelete, Sync (Email), GetItemEstimate, Ping,
-//! MoveItems. The others answer HTTP 501
+//! MoveItems, ItemOperations. The others answer HTTP 501
 //! (MS-ASHTTP 3.2.5.1.1: a command the server does not support) until
 //! their modules land.
 
@@ -18,6 +18,7 @@ pub mod email;
 pub mod estimate;
 pub mod folders;
 pub mod http;
+pub mod itemops;
 pub mod moves;
 pub mod ping;
 pub mod provision;
@@ -45,6 +46,7 @@ pub const ANNOUNCED_COMMANDS: &[Command] = &[
     Command::GetItemEstimate,
     Command::Ping,
     Command::MoveItems,
+    Command::ItemOperations,
 ];
 
 /// Limits of one request.
