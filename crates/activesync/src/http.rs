@@ -15,7 +15,9 @@ use crate::folders::{self, Folder, HierarchyState};
 use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
-use crate::{estimate, itemops, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS};
+use crate::{
+    estimate, itemops, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS,
+};
 
 /// The path, matched without regard to case.
 pub const PATH: &str = "/Microsoft-Server-ActiveSync";

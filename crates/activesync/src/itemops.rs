@@ -25,7 +25,9 @@ fn fetch_status(status: u32) -> Element {
 }
 
 fn folder_of<'f>(folders: &'f [Folder], id: &str) -> Option<&'f Folder> {
-    id.parse::<i64>().ok().and_then(|n| folders.iter().find(|f| f.id == n))
+    id.parse::<i64>()
+        .ok()
+        .and_then(|n| folders.iter().find(|f| f.id == n))
 }
 
 async fn fetch(
@@ -45,11 +47,17 @@ async fn fetch(
     if let Some(fref) = child_text(f, "AirSyncBase", "FileReference") {
         let mut parts = fref.splitn(3, ':');
         let (c, u, i) = (parts.next(), parts.next(), parts.next());
-        let found = match (c.and_then(|c| folder_of(folders, c)), u.and_then(|u| u.parse::<i64>().ok()), i.and_then(|i| i.parse::<usize>().ok())) {
-            (Some(folder), Some(uid), Some(index)) => match b.mail_raw(who.principal, folder.id, uid).await? {
-                Some(raw) => email::attachment(&raw, index),
-                None => None,
-            },
+        let found = match (
+            c.and_then(|c| folder_of(folders, c)),
+            u.and_then(|u| u.parse::<i64>().ok()),
+            i.and_then(|i| i.parse::<usize>().ok()),
+        ) {
+            (Some(folder), Some(uid), Some(index)) => {
+                match b.mail_raw(who.principal, folder.id, uid).await? {
+                    Some(raw) => email::attachment(&raw, index),
+                    None => None,
+                }
+            }
             _ => None,
         };
         let Some((ctype, bytes)) = found else {
@@ -68,7 +76,10 @@ async fn fetch(
             .with(
                 Element::named("ItemOperations", "Properties")
                     .with(Element::named("AirSyncBase", "ContentType").with_text(ctype))
-                    .with(io("Data", base64::engine::general_purpose::STANDARD.encode(&bytes))),
+                    .with(io(
+                        "Data",
+                        base64::engine::general_purpose::STANDARD.encode(&bytes),
+                    )),
             ));
     }
     let (Some(cid), Some(sid)) = (
@@ -77,7 +88,9 @@ async fn fetch(
     ) else {
         return Ok(fetch_status(2));
     };
-    let item = match folder_of(folders, &cid).and_then(|folder| parse_server_id(folder.id, &sid).map(|u| (folder.id, u))) {
+    let item = match folder_of(folders, &cid)
+        .and_then(|folder| parse_server_id(folder.id, &sid).map(|u| (folder.id, u)))
+    {
         Some((col, uid)) => match b.mail_item(who.principal, col, uid).await? {
             Some(m) => sync::full_data(b, who, col, &m, &prefs).await?,
             None => None,
@@ -123,12 +136,17 @@ async fn empty_folder(
         .and_then(|o| o.child("ItemOperations", "DeleteSubFolders"))
         .is_some();
     loop {
-        let batch = b.mail_below(who.principal, folder.id, i64::MAX, 0, 1000).await?;
+        let batch = b
+            .mail_below(who.principal, folder.id, i64::MAX, 0, 1000)
+            .await?;
         if batch.is_empty() {
             break;
         }
         let uids: Vec<i64> = batch.iter().map(|m| m.uid).collect();
-        if b.expunge_mail(who.principal, folder.id, &uids).await?.is_empty() {
+        if b.expunge_mail(who.principal, folder.id, &uids)
+            .await?
+            .is_empty()
+        {
             return Ok(answer(3));
         }
     }
