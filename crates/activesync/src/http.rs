@@ -597,7 +597,7 @@ async fn sync_command(
         };
         for c in &mut cached.collections {
             c.commands.clear();
-            if let Some(id) = c.collection_id.parse::<i64>().ok() {
+            if let Ok(id) = c.collection_id.parse::<i64>() {
                 if let Some(s) = b.sync_state(who.principal, who.device_id, id).await? {
                     c.sync_key = s.sync_key.to_string();
                 }
