@@ -75,6 +75,7 @@ connections_per_ip = $((DEVICES + 1000))
 connections_total = $((DEVICES + 2000))
 [http]
 requests_per_ip = $((DEVICES + 1000))
+long_polls_per_ip = $((DEVICES + 1000))
 EOF
   "$bin" domain add example.test --config "$d/outpost.toml" > "$OUT/outpost-setup.log" 2>&1
   for i in $(seq 1 "$USERS"); do
