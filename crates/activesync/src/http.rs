@@ -16,7 +16,8 @@ use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
 use crate::{
-    estimate, itemops, moves, ping, provision, EasBackend, Fault, Limits, ANNOUNCED_COMMANDS,
+    estimate, itemops, moves, ping, provision, settings, EasBackend, Fault, Limits,
+    ANNOUNCED_COMMANDS,
 };
 
 /// The path, matched without regard to case.
@@ -287,6 +288,13 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             };
             let folders = b.folders(who.principal).await?;
             return Ok(wbxml(&itemops::answer(b, &who, &folders, &root).await?));
+        }
+        Command::Settings => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            return Ok(wbxml(&settings::answer(b, &who, &root).await?));
         }
         Command::MoveItems => {
             let root = match decode(&body, &ctx.limits) {

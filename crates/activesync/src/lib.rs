@@ -10,7 +10,7 @@
 //!
 //! Commands answered so far: Provision, FolderSync, FolderCreate,
 //! FolderUpdate, FolderDelete, Sync (Email), GetItemEstimate, Ping,
-//! MoveItems, ItemOperations. The others answer HTTP 501
+//! MoveItems, ItemOperations, Settings. The others answer HTTP 501
 //! (MS-ASHTTP 3.2.5.1.1: a command the server does not support) until
 //! their modules land.
 
@@ -24,6 +24,7 @@ pub mod ping;
 pub mod provision;
 pub mod query;
 pub mod ranges;
+pub mod settings;
 pub mod state;
 pub mod sync;
 
@@ -47,6 +48,7 @@ pub const ANNOUNCED_COMMANDS: &[Command] = &[
     Command::Ping,
     Command::MoveItems,
     Command::ItemOperations,
+    Command::Settings,
 ];
 
 /// Limits of one request.
@@ -242,6 +244,16 @@ pub trait EasBackend: Send + Sync + 'static {
         collection: i64,
         uids: &[i64],
     ) -> Result<Vec<i64>, BackendError>;
+    /// The user's out-of-office (the one the Sieve script holds).
+    async fn out_of_office(&self, principal: i64) -> Result<settings::Oof, BackendError>;
+    /// Sets it; false when the store refused it.
+    async fn set_out_of_office(
+        &self,
+        principal: i64,
+        oof: &settings::Oof,
+    ) -> Result<bool, BackendError>;
+    /// The user's email addresses, the primary one first.
+    async fn addresses(&self, principal: i64) -> Result<Vec<String>, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

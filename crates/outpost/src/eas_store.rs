@@ -14,11 +14,15 @@ use outpost_store::{
 
 pub struct EasStore {
     dir: Directory,
+    flow: std::sync::Arc<outpost_mailflow::MailFlow>,
 }
 
 impl EasStore {
-    pub fn new(dir: Directory) -> EasStore {
-        EasStore { dir }
+    pub fn new(flow: std::sync::Arc<outpost_mailflow::MailFlow>) -> EasStore {
+        EasStore {
+            dir: flow.directory().clone(),
+            flow,
+        }
     }
 }
 
@@ -554,6 +558,80 @@ impl EasBackend for EasStore {
             .expunge(collection, Some(uids.to_vec()))
             .await
             .map_err(unavailable)
+    }
+
+    async fn out_of_office(
+        &self,
+        principal: i64,
+    ) -> Result<outpost_activesync::settings::Oof, BackendError> {
+        use outpost_sieve::oof::{Audience, OofState};
+        let o = self
+            .flow
+            .out_of_office(principal)
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        Ok(outpost_activesync::settings::Oof {
+            state: match o.state {
+                OofState::Disabled => 0,
+                OofState::Enabled => 1,
+                OofState::Scheduled => 2,
+            },
+            start: o.start,
+            end: o.end,
+            internal: o.internal_reply,
+            external: o.external_reply,
+            audience: match o.external_audience {
+                Audience::None => 0,
+                Audience::Known => 1,
+                Audience::All => 2,
+            },
+        })
+    }
+
+    async fn set_out_of_office(
+        &self,
+        principal: i64,
+        oof: &outpost_activesync::settings::Oof,
+    ) -> Result<bool, BackendError> {
+        use outpost_sieve::oof::{Audience, OofState, OutOfOffice};
+        // The subject is not an ActiveSync setting: keep the one set
+        // elsewhere.
+        let old = self
+            .flow
+            .out_of_office(principal)
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let new = OutOfOffice {
+            state: match oof.state {
+                1 => OofState::Enabled,
+                2 => OofState::Scheduled,
+                _ => OofState::Disabled,
+            },
+            start: oof.start,
+            end: oof.end,
+            subject: old.subject,
+            internal_reply: oof.internal.clone(),
+            external_reply: oof.external.clone(),
+            external_audience: match oof.audience {
+                1 => Audience::Known,
+                2 => Audience::All,
+                _ => Audience::None,
+            },
+        };
+        match self.flow.set_out_of_office(principal, &new).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!("activesync: out-of-office not set: {e}");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn addresses(&self, principal: i64) -> Result<Vec<String>, BackendError> {
+        self.dir
+            .addresses_of(principal)
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))
     }
 
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {

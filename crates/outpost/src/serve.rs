@@ -192,6 +192,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             &dir,
             &listener,
             &scheduler,
+            &flow,
             autodiscover_settings(&cfg, |name| {
                 sockets
                     .iter()
@@ -494,6 +495,7 @@ fn http_router(
     dir: &outpost_directory::Directory,
     listener: &ListenerContext,
     scheduler: &outpost_scheduling::Scheduler,
+    flow: &Arc<outpost_mailflow::MailFlow>,
     autodiscover: outpost_autodiscover::Settings,
 ) -> axum::Router {
     let dav = outpost_dav::router(
@@ -515,7 +517,7 @@ fn http_router(
     let open = dav.clone().into_service::<axum::body::Body>();
     let eas = outpost_http::require_user(
         outpost_activesync::http::router(
-            Arc::new(crate::eas_store::EasStore::new(dir.clone())),
+            Arc::new(crate::eas_store::EasStore::new(flow.clone())),
             outpost_activesync::Limits::default(),
         ),
         basic.clone(),
