@@ -25,6 +25,29 @@ pub struct Folder {
     pub folder_type: u8,
 }
 
+/// What a folder holds, by its type (MS-ASCMD 2.2.3.186.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Email,
+    /// 8 default calendar, 13 user calendar.
+    Calendar,
+    /// 9 default contacts, 14 user contacts.
+    Contacts,
+    /// 7 default tasks, 15 user tasks.
+    Tasks,
+}
+
+impl Folder {
+    pub fn class(&self) -> Class {
+        match self.folder_type {
+            8 | 13 => Class::Calendar,
+            9 | 14 => Class::Contacts,
+            7 | 15 => Class::Tasks,
+            _ => Class::Email,
+        }
+    }
+}
+
 /// Why a folder operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FolderOpError {

@@ -16,7 +16,7 @@ use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
 use crate::{
-    estimate, itemops, moves, ping, provision, settings, EasBackend, Fault, Limits,
+    compose, estimate, itemops, moves, ping, provision, settings, EasBackend, Fault, Limits,
     ANNOUNCED_COMMANDS,
 };
 
@@ -295,6 +295,33 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             return Ok(wbxml(&settings::answer(b, &who, &root).await?));
+        }
+        Command::SendMail | Command::SmartReply | Command::SmartForward => {
+            // 14.0 and later send WBXML; the 12.x form (the bare MIME
+            // message, parameters on the request line) is still sent by
+            // some clients and is accepted too. WBXML starts with its
+            // version byte 0x03; a MIME message never does.
+            let root = if body.first() == Some(&0x03) {
+                match decode(&body, &ctx.limits) {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        return Ok(wbxml(&status_document(
+                            command,
+                            compose::status::INVALID_WBXML,
+                        )))
+                    }
+                }
+            } else {
+                None
+            };
+            let req = match compose::parse(command, &x.line, root.as_ref(), &body) {
+                Ok(r) => r,
+                Err(code) => return Ok(wbxml(&status_document(command, code))),
+            };
+            return Ok(match compose::answer(b, &who, command, &req).await? {
+                None => Response::new(Body::empty()),
+                Some(a) => wbxml(&a),
+            });
         }
         Command::MoveItems => {
             let root = match decode(&body, &ctx.limits) {

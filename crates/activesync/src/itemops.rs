@@ -89,10 +89,10 @@ async fn fetch(
         return Ok(fetch_status(2));
     };
     let item = match folder_of(folders, &cid)
-        .and_then(|folder| parse_server_id(folder.id, &sid).map(|u| (folder.id, u)))
+        .and_then(|folder| parse_server_id(folder.id, &sid).map(|u| (folder.id, folder.class(), u)))
     {
-        Some((col, uid)) => match b.mail_item(who.principal, col, uid).await? {
-            Some(m) => sync::full_data(b, who, col, &m, &prefs).await?,
+        Some((col, class, uid)) => match b.mail_item(who.principal, col, uid).await? {
+            Some(m) => sync::full_data(b, who, col, class, &m, &prefs).await?,
             None => None,
         },
         None => None,

@@ -14,12 +14,14 @@
 //! (MS-ASHTTP 3.2.5.1.1: a command the server does not support) until
 //! their modules land.
 
+pub mod compose;
 pub mod email;
 pub mod estimate;
 pub mod folders;
 pub mod http;
 pub mod itemops;
 pub mod moves;
+pub mod pim;
 pub mod ping;
 pub mod provision;
 pub mod query;
@@ -28,7 +30,7 @@ pub mod settings;
 pub mod state;
 pub mod sync;
 
-pub use folders::{Folder, FolderOpError};
+pub use folders::{Class, Folder, FolderOpError};
 pub use query::{Command, RequestLine, Version};
 pub use state::StoredState;
 pub use sync::{Journal, MailItem};
@@ -49,6 +51,9 @@ pub const ANNOUNCED_COMMANDS: &[Command] = &[
     Command::MoveItems,
     Command::ItemOperations,
     Command::Settings,
+    Command::SendMail,
+    Command::SmartReply,
+    Command::SmartForward,
 ];
 
 /// Limits of one request.
@@ -100,6 +105,54 @@ impl std::fmt::Display for BackendError {
             BackendError::Unavailable(e) => write!(f, "store unavailable: {e}"),
         }
     }
+}
+
+/// A calendar object or contact as the converters need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PimObject {
+    pub data: String,
+    /// The collection's zone (IANA name), when it has one.
+    pub tz: Option<String>,
+}
+
+/// Why a write from the device was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PimRefused {
+    /// Not a valid object (status 6).
+    Invalid,
+    /// Over quota (status 9).
+    Full,
+    /// The item is not there any more (status 8).
+    NotFound,
+    /// Changed meanwhile (status 7, conflict).
+    Conflict,
+}
+
+/// What the server adds to a SmartReply or SmartForward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Smart {
+    Reply,
+    Forward,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendRefused {
+    /// The user may not send as its From: or Sender: address.
+    NotAllowed,
+    /// The MIME message cannot be read (From: without an address...).
+    BadMessage,
+    /// The original could not be added.
+    ReplyFailed,
+    /// A recipient in a hosted domain that does not exist.
+    UnknownRecipient,
+    NoRecipients,
+    /// Storage full.
+    Full,
+    /// Try again later.
+    Temporary,
+    /// Refused for good (policy).
+    Failed,
 }
 
 /// What a command could not do, mapped by the dispatcher to the
@@ -254,6 +307,58 @@ pub trait EasBackend: Send + Sync + 'static {
     ) -> Result<bool, BackendError>;
     /// The user's email addresses, the primary one first.
     async fn addresses(&self, principal: i64) -> Result<Vec<String>, BackendError>;
+    /// Sends a message the device composed as the principal (the one
+    /// mail-flow submission: sender check, DKIM, queue), with the
+    /// original added for a reply or forward, and files the Sent copy
+    /// when `save_sent`.
+    async fn send_mail(
+        &self,
+        principal: i64,
+        mime: &[u8],
+        save_sent: bool,
+        original: Option<(Smart, Vec<u8>)>,
+    ) -> Result<Result<(), SendRefused>, BackendError>;
+    /// Marks a message answered (\Answered) or forwarded ($Forwarded).
+    async fn mark_replied(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        forwarded: bool,
+    ) -> Result<(), BackendError>;
+    // Calendar, Contacts and Tasks folders: the journal, `mail_point`,
+    // `mail_below`, `mail_count_below` and `mail_item` answer for them
+    // too (the item number in place of the UID, and in place of the
+    // internal date the end of the last instance, i64::MAX for an open
+    // recurrence or a contact), so one sync state serves every class.
+
+    /// The object's iCalendar or vCard text and the zone of its
+    /// collection (an IANA name, for floating times).
+    async fn pim_data(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+    ) -> Result<Option<PimObject>, BackendError>;
+    /// Writes an object into a calendar or address book of the principal,
+    /// as a DAV client's PUT would (the same ingest, quota and
+    /// scheduling): a new one when `item` is `None`. The new item number
+    /// and modseq, or why it was refused.
+    async fn pim_put(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: Option<i64>,
+        data: &str,
+    ) -> Result<Result<(i64, i64), PimRefused>, BackendError>;
+    /// Deletes an object (scheduling as for a DAV DELETE); false when
+    /// there is none.
+    async fn pim_delete(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+    ) -> Result<bool, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

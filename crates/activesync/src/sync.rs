@@ -15,10 +15,10 @@ use outpost_wbxml::Element;
 use serde::{Deserialize, Serialize};
 
 use crate::email::{self, BodyPreference, MessageState};
-use crate::folders::{child_text, Folder};
+use crate::folders::{child_text, Class, Folder};
 use crate::ranges::Ranges;
 use crate::state::{self, ClientKey, Match, StoredState};
-use crate::{BackendError, EasBackend};
+use crate::{pim, BackendError, EasBackend};
 
 /// One message as Sync needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,11 +173,15 @@ pub fn parse(root: &Element) -> Option<SyncRequest> {
                 prefs: Vec::new(),
                 commands: Vec::new(),
             };
-            // Several Options (one per class) may come; the Email one has
-            // no Class or Class Email.
+            // Several Options (one per class) may come: those of a class
+            // this server syncs count (an Email folder's SMS Options do
+            // not).
             for o in c.elements().filter(|e| e.is("AirSync", "Options")) {
                 let class = child_text(o, "AirSync", "Class");
-                if class.as_deref().is_some_and(|c| c != "Email") {
+                if class
+                    .as_deref()
+                    .is_some_and(|c| !matches!(c, "Email" | "Calendar" | "Contacts" | "Tasks"))
+                {
                     continue;
                 }
                 if let Some(f) = child_text(o, "AirSync", "FilterType") {
@@ -320,14 +324,18 @@ pub fn flags_data(m: &MailItem) -> Element {
         .with(flag)
 }
 
-/// A message's whole ApplicationData, `None` when it went away meanwhile.
+/// An item's whole ApplicationData, `None` when it went away meanwhile.
 pub async fn full_data(
     b: &dyn EasBackend,
     who: &Caller<'_>,
     collection: i64,
+    class: Class,
     item: &MailItem,
     prefs: &[BodyPreference],
 ) -> Result<Option<Element>, BackendError> {
+    if class != Class::Email {
+        return pim::data(b, who, collection, class, item.uid, prefs).await;
+    }
     let Some(raw) = b.mail_raw(who.principal, collection, item.uid).await? else {
         return Ok(None);
     };
@@ -386,6 +394,7 @@ pub async fn sync_collection(
         ));
     };
     let col = folder.id;
+    let class = folder.class();
     let filter = req.filter.unwrap_or(0);
     if filter_since(filter, 0).is_none() {
         return done(collection_answer(
@@ -469,6 +478,32 @@ pub async fn sync_collection(
             ClientCommand::Change {
                 server_id: sid,
                 data,
+            } if class != Class::Email => {
+                let status = match parse_server_id(col, sid) {
+                    None => 8,
+                    Some(item) => {
+                        match pim::change(b, who, col, class, item, data.as_ref()).await? {
+                            Ok(ms) => {
+                                if ms > 0 {
+                                    st.s.push((item, ms));
+                                }
+                                1
+                            }
+                            Err(s) => s,
+                        }
+                    }
+                };
+                if status != 1 {
+                    responses.push(
+                        Element::named("AirSync", "Change")
+                            .with(a("ServerId", sid.clone()))
+                            .with(a("Status", status.to_string())),
+                    );
+                }
+            }
+            ClientCommand::Change {
+                server_id: sid,
+                data,
             } => {
                 let uid = parse_server_id(col, sid);
                 let fc = data.as_ref().map(email::flag_change);
@@ -493,6 +528,10 @@ pub async fn sync_collection(
             ClientCommand::Delete { server_id: sid } => {
                 let gone = match parse_server_id(col, sid) {
                     None => false,
+                    Some(item) if class != Class::Email => {
+                        st.k.remove(item);
+                        b.pim_delete(who.principal, col, item).await?
+                    }
                     Some(uid) => {
                         let to_trash =
                             req.deletes_as_moves.unwrap_or(true) && trash.is_some_and(|t| t != col);
@@ -520,13 +559,27 @@ pub async fn sync_collection(
                     None => None,
                 };
                 let data = match &item {
-                    Some(m) => full_data(b, who, col, m, &req.prefs).await?,
+                    Some(m) => full_data(b, who, col, class, m, &req.prefs).await?,
                     None => None,
                 };
                 let mut r = Element::named("AirSync", "Fetch").with(a("ServerId", sid.clone()));
                 match data {
                     Some(d) => r = r.with(a("Status", "1")).with(d),
                     None => r = r.with(a("Status", "8")),
+                }
+                responses.push(r);
+            }
+            ClientCommand::Add { client_id, data } if class != Class::Email => {
+                let mut r = Element::named("AirSync", "Add").with(a("ClientId", client_id.clone()));
+                match pim::add(b, who, col, class, data.as_ref()).await? {
+                    Ok((item, ms)) => {
+                        st.k.insert(item);
+                        st.s.push((item, ms));
+                        r = r
+                            .with(a("ServerId", server_id(col, item)))
+                            .with(a("Status", "1"));
+                    }
+                    Err(s) => r = r.with(a("Status", s.to_string())),
                 }
                 responses.push(r);
             }
@@ -570,6 +623,7 @@ pub async fn sync_collection(
                     b,
                     who,
                     col,
+                    class,
                     req,
                     &mut st,
                     highest,
@@ -618,6 +672,7 @@ async fn collect(
     b: &dyn EasBackend,
     who: &Caller<'_>,
     col: i64,
+    class: Class,
     req: &CollectionRequest,
     st: &mut MailState,
     highest: i64,
@@ -651,17 +706,26 @@ async fn collect(
             }
         } else if st.k.contains(uid) {
             if let Some(m) = b.mail_item(who.principal, col, uid).await? {
-                out.push(
-                    Element::named("AirSync", "Change")
-                        .with(a("ServerId", server_id(col, uid)))
-                        .with(flags_data(&m)),
-                );
+                // A message changes only in its flags; a calendar object
+                // or contact is sent whole again.
+                let data = if class == Class::Email {
+                    Some(flags_data(&m))
+                } else {
+                    full_data(b, who, col, class, &m, &req.prefs).await?
+                };
+                if let Some(d) = data {
+                    out.push(
+                        Element::named("AirSync", "Change")
+                            .with(a("ServerId", server_id(col, uid)))
+                            .with(d),
+                    );
+                }
             }
         } else if uid >= st.c || st.c == 0 {
             // New to the device (the backlog sends the older ones).
             if let Some(m) = b.mail_item(who.principal, col, uid).await? {
                 if m.internal_date >= since {
-                    if let Some(d) = full_data(b, who, col, &m, &req.prefs).await? {
+                    if let Some(d) = full_data(b, who, col, class, &m, &req.prefs).await? {
                         out.push(add_command(col, uid, d));
                         st.k.insert(uid);
                     }
@@ -693,7 +757,7 @@ async fn collect(
             if out.len() >= window {
                 return Ok(true);
             }
-            if let Some(d) = full_data(b, who, col, m, &req.prefs).await? {
+            if let Some(d) = full_data(b, who, col, class, m, &req.prefs).await? {
                 out.push(add_command(col, m.uid, d));
                 st.k.insert(m.uid);
             }

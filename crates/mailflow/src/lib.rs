@@ -39,6 +39,7 @@
 //! its LDAP source, caches) is in one [`MailFlow`] built by `serve` (or a
 //! command) and shared as an `Arc`.
 
+pub mod compose;
 pub mod deliver;
 pub mod dkim;
 mod dsn;
@@ -47,7 +48,7 @@ mod inbound;
 mod oof;
 mod sieve;
 pub mod srs;
-mod submit;
+pub(crate) mod submit;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,7 @@ use outpost_directory::Directory;
 use outpost_sieve::{Engine, EngineLimits, Scanners};
 use tracing::warn;
 
+pub use compose::{Outgoing, Smart};
 pub use deliver::{Delivered, Filing};
 pub use imip::{ImipDelivery, ImipHandler};
 pub use inbound::{InboundChecks, InboundVerdict};

@@ -4,10 +4,13 @@
 
 use async_trait::async_trait;
 use outpost_activesync::{
-    BackendError, Device, EasBackend, Folder, FolderOpError, Journal, MailItem, StoredState,
+    BackendError, Device, EasBackend, Folder, FolderOpError, Journal, MailItem, PimObject,
+    PimRefused, SendRefused, Smart, StoredState,
 };
 use outpost_directory::Directory;
 use outpost_store::activesync::{EasDevice, EasSyncState};
+use outpost_store::groupware::{self as gw, CollectionKind, GroupwareCollection};
+use outpost_store::pim::ComponentKind as PimKind;
 use outpost_store::{
     FlagOp, Mailbox, MessageInfo, Since, StoreError, ANSWERED, DELETED, FLAGGED, SEEN,
 };
@@ -15,14 +18,69 @@ use outpost_store::{
 pub struct EasStore {
     dir: Directory,
     flow: std::sync::Arc<outpost_mailflow::MailFlow>,
+    /// Calendar and contact writes go through the DAV backend: the same
+    /// quota, index, scheduling and journal as a CalDAV/CardDAV PUT.
+    dav: std::sync::Arc<crate::dav_store::DavBackend>,
+    /// Principals whose default calendar, task list and address book
+    /// were made sure of in this process.
+    ensured: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl EasStore {
-    pub fn new(flow: std::sync::Arc<outpost_mailflow::MailFlow>) -> EasStore {
+    pub fn new(
+        flow: std::sync::Arc<outpost_mailflow::MailFlow>,
+        dav: std::sync::Arc<crate::dav_store::DavBackend>,
+    ) -> EasStore {
         EasStore {
             dir: flow.directory().clone(),
             flow,
+            dav,
+            ensured: Default::default(),
         }
+    }
+}
+
+/// The FolderSync Type of a calendar or address book: the defaults are
+/// 8 / 7 / 9, the others 13 / 15 / 14; a calendar for tasks only is a
+/// task list. `None` for one ActiveSync does not show (the GAL, other
+/// read-only collections).
+fn groupware_type(c: &GroupwareCollection) -> Option<u8> {
+    if c.read_only {
+        return None;
+    }
+    Some(match c.kind {
+        CollectionKind::AddressBook if c.name == gw::DEFAULT_ADDRESS_BOOK.0 => 9,
+        CollectionKind::AddressBook => 14,
+        CollectionKind::Calendar if c.components.contains(&PimKind::Event) => {
+            if c.name == gw::DEFAULT_CALENDAR.0 {
+                8
+            } else {
+                13
+            }
+        }
+        CollectionKind::Calendar if c.components.contains(&PimKind::Todo) => {
+            if c.name == gw::DEFAULT_TASKS.0 {
+                7
+            } else {
+                15
+            }
+        }
+        CollectionKind::Calendar => return None,
+    })
+}
+
+/// A calendar object or contact as Sync's item: the item number as UID,
+/// and the end of its last instance as the date FilterType compares
+/// (always in for a contact, an open recurrence or an undated task).
+fn pim_item(m: &gw::ObjectMeta) -> MailItem {
+    MailItem {
+        uid: m.item,
+        modseq: m.modseq,
+        internal_date: match m.last_end {
+            Some(e) if !m.recurring => e,
+            _ => i64::MAX,
+        },
+        ..MailItem::default()
     }
 }
 
@@ -103,6 +161,22 @@ fn stored(s: EasSyncState) -> StoredState {
 }
 
 impl EasStore {
+    /// The principal's own calendar or address book `id` that ActiveSync
+    /// shows.
+    async fn own_groupware(
+        &self,
+        principal: i64,
+        id: i64,
+    ) -> Result<Option<GroupwareCollection>, BackendError> {
+        Ok(self
+            .dir
+            .store()
+            .groupware_collection_by_id(id)
+            .await
+            .map_err(unavailable)?
+            .filter(|c| c.owner == principal && groupware_type(c).is_some()))
+    }
+
     /// The principal's own mailbox `id`.
     async fn own(&self, principal: i64, id: i64) -> Result<Option<Mailbox>, BackendError> {
         Ok(self
@@ -201,13 +275,37 @@ impl EasBackend for EasStore {
     }
 
     async fn folders(&self, principal: i64) -> Result<Vec<Folder>, BackendError> {
-        let mailboxes = self
-            .dir
-            .store()
-            .mailboxes(principal)
+        let store = self.dir.store();
+        let mailboxes = store.mailboxes(principal).await.map_err(unavailable)?;
+        let first = self
+            .ensured
+            .lock()
+            .map(|mut s| s.insert(principal))
+            .unwrap_or(true);
+        if first {
+            // A phone set up before the user ever used CalDAV still gets
+            // a calendar, a task list and an address book.
+            store
+                .ensure_default_groupware(principal)
+                .await
+                .map_err(unavailable)?;
+        }
+        let mut folders = as_folders(&mailboxes);
+        for c in store
+            .groupware_collections(principal, None)
             .await
-            .map_err(unavailable)?;
-        Ok(as_folders(&mailboxes))
+            .map_err(unavailable)?
+        {
+            if let Some(t) = groupware_type(&c) {
+                folders.push(Folder {
+                    id: c.id,
+                    parent: 0,
+                    name: c.display_name.clone(),
+                    folder_type: t,
+                });
+            }
+        }
+        Ok(folders)
     }
 
     async fn hierarchy_seq(&self, principal: i64) -> Result<i64, BackendError> {
@@ -368,7 +466,9 @@ impl EasBackend for EasStore {
         collection: i64,
         since: i64,
     ) -> Result<Journal, BackendError> {
-        if self.own(principal, collection).await?.is_none() {
+        if self.own(principal, collection).await?.is_none()
+            && self.own_groupware(principal, collection).await?.is_none()
+        {
             return Ok(Journal::Missing);
         }
         match self.dir.store().journal_since(collection, since).await {
@@ -393,10 +493,19 @@ impl EasBackend for EasStore {
         principal: i64,
         collection: i64,
     ) -> Result<Option<(i64, i64)>, BackendError> {
-        Ok(self
-            .own(principal, collection)
-            .await?
-            .map(|m| (m.highest_modseq, m.uidnext)))
+        if let Some(m) = self.own(principal, collection).await? {
+            return Ok(Some((m.highest_modseq, m.uidnext)));
+        }
+        let Some(c) = self.own_groupware(principal, collection).await? else {
+            return Ok(None);
+        };
+        let next = self
+            .dir
+            .store()
+            .groupware_next_item(c.id)
+            .await
+            .map_err(unavailable)?;
+        Ok(next.map(|n| (c.ctag, n)))
     }
 
     async fn mail_below(
@@ -408,7 +517,16 @@ impl EasBackend for EasStore {
         limit: usize,
     ) -> Result<Vec<MailItem>, BackendError> {
         if self.own(principal, collection).await?.is_none() {
-            return Ok(Vec::new());
+            if self.own_groupware(principal, collection).await?.is_none() {
+                return Ok(Vec::new());
+            }
+            let list = self
+                .dir
+                .store()
+                .groupware_objects_below(collection, below, since, limit as i64)
+                .await
+                .map_err(unavailable)?;
+            return Ok(list.iter().map(pim_item).collect());
         }
         let list = self
             .dir
@@ -427,7 +545,15 @@ impl EasBackend for EasStore {
         since: i64,
     ) -> Result<i64, BackendError> {
         if self.own(principal, collection).await?.is_none() {
-            return Ok(0);
+            if self.own_groupware(principal, collection).await?.is_none() {
+                return Ok(0);
+            }
+            return self
+                .dir
+                .store()
+                .count_groupware_objects_below(collection, below, since)
+                .await
+                .map_err(unavailable);
         }
         self.dir
             .store()
@@ -443,7 +569,16 @@ impl EasBackend for EasStore {
         uid: i64,
     ) -> Result<Option<MailItem>, BackendError> {
         if self.own(principal, collection).await?.is_none() {
-            return Ok(None);
+            if self.own_groupware(principal, collection).await?.is_none() {
+                return Ok(None);
+            }
+            return Ok(self
+                .dir
+                .store()
+                .groupware_object_by_item(collection, uid)
+                .await
+                .map_err(unavailable)?
+                .map(|o| pim_item(&o.meta)));
         }
         Ok(self
             .dir
@@ -632,6 +767,243 @@ impl EasBackend for EasStore {
             .addresses_of(principal)
             .await
             .map_err(|e| BackendError::Unavailable(e.to_string()))
+    }
+
+    async fn send_mail(
+        &self,
+        principal: i64,
+        mime: &[u8],
+        save_sent: bool,
+        original: Option<(Smart, Vec<u8>)>,
+    ) -> Result<Result<(), SendRefused>, BackendError> {
+        use outpost_mailflow::{Failure, SubmitError, SubmitOptions};
+        let composed;
+        let message = match &original {
+            None => mime,
+            Some((kind, raw)) => {
+                let kind = match kind {
+                    Smart::Reply => outpost_mailflow::Smart::Reply,
+                    Smart::Forward => outpost_mailflow::Smart::Forward,
+                };
+                match outpost_mailflow::compose::smart(mime, raw, kind) {
+                    Some(m) => {
+                        composed = m;
+                        &composed[..]
+                    }
+                    None => return Ok(Err(SendRefused::ReplyFailed)),
+                }
+            }
+        };
+        let addresses = self.addresses(principal).await?;
+        let default_from = addresses.first().map(String::as_str).unwrap_or_default();
+        let sent = self
+            .flow
+            .submit_composed(
+                principal,
+                message,
+                default_from,
+                SubmitOptions { save_sent },
+                "activesync",
+            )
+            .await;
+        Ok(match sent {
+            Ok(_) => Ok(()),
+            Err(SubmitError::NotAllowed(_)) => Err(SendRefused::NotAllowed),
+            Err(SubmitError::BadFrom) => Err(SendRefused::BadMessage),
+            Err(SubmitError::UnknownRecipient(_)) => Err(SendRefused::UnknownRecipient),
+            Err(SubmitError::NoRecipients) => Err(SendRefused::NoRecipients),
+            Err(SubmitError::Failed(Failure::StorageFull(_))) => Err(SendRefused::Full),
+            Err(SubmitError::Failed(Failure::Temporary(_) | Failure::Unresolved(_))) => {
+                Err(SendRefused::Temporary)
+            }
+            Err(SubmitError::Failed(Failure::Permanent(_) | Failure::Policy(_))) => {
+                Err(SendRefused::Failed)
+            }
+        })
+    }
+
+    async fn mark_replied(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        forwarded: bool,
+    ) -> Result<(), BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(());
+        }
+        let (bits, keywords) = if forwarded {
+            (0, vec!["$Forwarded".to_string()])
+        } else {
+            (ANSWERED, vec![])
+        };
+        self.dir
+            .store()
+            .store_flags(collection, vec![uid], FlagOp::Add, bits, keywords, None)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn pim_data(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+    ) -> Result<Option<PimObject>, BackendError> {
+        let Some(c) = self.own_groupware(principal, collection).await? else {
+            return Ok(None);
+        };
+        let Some(o) = self
+            .dir
+            .store()
+            .groupware_object_by_item(collection, item)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PimObject {
+            data: String::from_utf8_lossy(&o.data).into_owned(),
+            tz: c
+                .timezone
+                .as_deref()
+                .and_then(outpost_store::pim::timezone_of_vtimezone)
+                .and_then(|tz| tz.name().map(|n| n.into_owned())),
+        }))
+    }
+
+    async fn pim_put(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: Option<i64>,
+        data: &str,
+    ) -> Result<Result<(i64, i64), PimRefused>, BackendError> {
+        use outpost_dav::store::{DavStore, DavStoreError, NewObject, PutCondition, PutOutcome};
+        let Some(c) = self.own_groupware(principal, collection).await? else {
+            return Ok(Err(PimRefused::NotFound));
+        };
+        let store = self.dir.store();
+        let max = gw::MAX_OBJECT_BYTES;
+        // The same ingest a DAV PUT does: it validates and indexes.
+        let object = match c.kind {
+            CollectionKind::Calendar => {
+                let opts = outpost_dav::content::options(c.timezone.as_deref(), max);
+                match outpost_store::pim::ingest_icalendar(data.as_bytes(), &opts) {
+                    Ok(o) if c.components.contains(&o.index.kind) => {
+                        NewObject::Calendar(Box::new(o))
+                    }
+                    Ok(_) => return Ok(Err(PimRefused::Invalid)),
+                    Err(e) => {
+                        tracing::info!(collection, "activesync: calendar item refused: {e}");
+                        return Ok(Err(PimRefused::Invalid));
+                    }
+                }
+            }
+            CollectionKind::AddressBook => {
+                let limits = outpost_store::pim::Limits {
+                    max_bytes: max,
+                    ..outpost_store::pim::Limits::default()
+                };
+                match outpost_store::pim::ingest_vcard(data.as_bytes(), &limits) {
+                    Ok(i) => NewObject::Contact(Box::new(i)),
+                    Err(e) => {
+                        tracing::info!(collection, "activesync: contact refused: {e}");
+                        return Ok(Err(PimRefused::Invalid));
+                    }
+                }
+            }
+        };
+        let (name, condition) = match item {
+            Some(n) => {
+                let Some(o) = store
+                    .groupware_object_by_item(collection, n)
+                    .await
+                    .map_err(unavailable)?
+                else {
+                    return Ok(Err(PimRefused::NotFound));
+                };
+                (o.meta.name, PutCondition::IfMatch(o.meta.etag))
+            }
+            None => {
+                let ext = if c.kind == CollectionKind::AddressBook {
+                    "vcf"
+                } else {
+                    "ics"
+                };
+                (
+                    format!("{:032x}.{ext}", rand::random::<u128>()),
+                    PutCondition::IfNoneMatchAny,
+                )
+            }
+        };
+        let put = self
+            .dav
+            .put_object(
+                collection,
+                &name,
+                data.as_bytes().to_vec(),
+                object,
+                condition,
+                true,
+            )
+            .await;
+        match put {
+            Ok(PutOutcome::Created { .. } | PutOutcome::Replaced { .. }) => {}
+            Ok(PutOutcome::PreconditionFailed) => return Ok(Err(PimRefused::Conflict)),
+            // Another object has the UID the device sent (a second Add of
+            // the same event): a conflict, the device keeps the first.
+            Ok(PutOutcome::UidConflict { .. }) => return Ok(Err(PimRefused::Conflict)),
+            Err(DavStoreError::Full(_)) => return Ok(Err(PimRefused::Full)),
+            Err(DavStoreError::Unavailable(e)) => return Err(BackendError::Unavailable(e)),
+            Err(DavStoreError::NotFound(_)) => return Ok(Err(PimRefused::NotFound)),
+            Err(e) => {
+                tracing::info!(collection, "activesync: item refused: {e}");
+                return Ok(Err(PimRefused::Invalid));
+            }
+        }
+        let meta = store
+            .groupware_object_meta(collection, &name)
+            .await
+            .map_err(unavailable)?;
+        Ok(match meta {
+            Some(m) => Ok((m.item, m.modseq)),
+            None => Err(PimRefused::Conflict),
+        })
+    }
+
+    async fn pim_delete(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+    ) -> Result<bool, BackendError> {
+        use outpost_dav::store::{DavStore, DeleteOutcome};
+        if self.own_groupware(principal, collection).await?.is_none() {
+            return Ok(false);
+        }
+        let Some(o) = self
+            .dir
+            .store()
+            .groupware_object_by_item(collection, item)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(false);
+        };
+        match self
+            .dav
+            .delete_object(collection, &o.meta.name, Some(&o.meta.etag), true)
+            .await
+        {
+            Ok(DeleteOutcome::Deleted) => Ok(true),
+            Ok(_) => Ok(false),
+            Err(outpost_dav::store::DavStoreError::Unavailable(e)) => {
+                Err(BackendError::Unavailable(e))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {

@@ -498,8 +498,12 @@ fn http_router(
     flow: &Arc<outpost_mailflow::MailFlow>,
     autodiscover: outpost_autodiscover::Settings,
 ) -> axum::Router {
+    // One DAV backend: the DAV router's, and ActiveSync's for calendar and
+    // contact writes.
+    let dav_backend =
+        Arc::new(crate::dav_store::DavBackend::new(dir.clone()).with_scheduler(scheduler.clone()));
     let dav = outpost_dav::router(
-        Arc::new(crate::dav_store::DavBackend::new(dir.clone()).with_scheduler(scheduler.clone())),
+        dav_backend.clone(),
         outpost_dav::DavConfig {
             // What the store accepts is what CalDAV/CardDAV announce as
             // max-resource-size.
@@ -517,7 +521,7 @@ fn http_router(
     let open = dav.clone().into_service::<axum::body::Body>();
     let eas = outpost_http::require_user(
         outpost_activesync::http::router(
-            Arc::new(crate::eas_store::EasStore::new(flow.clone())),
+            Arc::new(crate::eas_store::EasStore::new(flow.clone(), dav_backend)),
             outpost_activesync::Limits::default(),
         ),
         basic.clone(),

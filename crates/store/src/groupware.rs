@@ -786,6 +786,86 @@ impl Store {
         Ok(Some(self.stored_object(&r).await?))
     }
 
+    /// One object with its source, by its item number (ActiveSync names
+    /// items by it).
+    pub async fn groupware_object_by_item(
+        &self,
+        collection: i64,
+        item: i64,
+    ) -> Result<Option<StoredObject>> {
+        let q = format!(
+            "SELECT {OBJ_COLS}, b.data AS blob_data FROM groupware_objects o \
+             LEFT JOIN blobs b ON b.hash = o.blob_hash \
+             WHERE o.collection_id = $1 AND o.item = $2"
+        );
+        let Some(r) = sqlx::query(&q)
+            .bind(collection)
+            .bind(item)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.stored_object(&r).await?))
+    }
+
+    /// Up to `limit` objects with an item number below `below` that end at
+    /// or after `since` (an object without an end, a recurring one and a
+    /// contact always count), highest item first: the backlog of an
+    /// ActiveSync device's first sync.
+    pub async fn groupware_objects_below(
+        &self,
+        collection: i64,
+        below: i64,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<ObjectMeta>> {
+        let q = format!(
+            "SELECT {OBJ_COLS} FROM groupware_objects o WHERE o.collection_id = $1 AND o.item < $2 \
+             AND (o.last_end IS NULL OR o.recurring <> 0 OR o.last_end >= $3) \
+             ORDER BY o.item DESC LIMIT $4"
+        );
+        sqlx::query(&q)
+            .bind(collection)
+            .bind(below)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(object_row)
+            .collect()
+    }
+
+    /// How many objects [`Store::groupware_objects_below`] would go
+    /// through, without a limit.
+    pub async fn count_groupware_objects_below(
+        &self,
+        collection: i64,
+        below: i64,
+        since: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM groupware_objects o WHERE o.collection_id = $1 AND o.item < $2 \
+             AND (o.last_end IS NULL OR o.recurring <> 0 OR o.last_end >= $3)",
+        )
+        .bind(collection)
+        .bind(below)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The item number the next object of a collection gets.
+    pub async fn groupware_next_item(&self, collection: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT uidnext FROM collections WHERE id = $1")
+                .bind(collection)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// Objects by name (calendar-multiget, addressbook-multiget); names not
     /// present are left out.
     pub async fn groupware_objects_by_names(
