@@ -388,7 +388,8 @@ pub fn smart(client: &[u8], original: &[u8], kind: Smart) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() + head.len() + 200);
     for f in fs.iter().filter(|f| {
         let n = field_name(f);
-        !(n.len() >= 8 && n[..8].eq_ignore_ascii_case(b"content-")) && !is_named(f, "MIME-Version")
+        let content = n.len() >= 8 && n[..8].eq_ignore_ascii_case(b"content-");
+        !(content || is_named(f, "MIME-Version"))
     }) {
         out.extend_from_slice(&line(f));
     }
@@ -402,7 +403,7 @@ pub fn smart(client: &[u8], original: &[u8], kind: Smart) -> Option<Vec<u8>> {
                     .as_ref()
                     .and_then(|o| o.references().as_text_list())
                     .unwrap_or_default()
-                    .into_iter()
+                    .iter()
                     .map(|r| format!("<{r}>"))
                     .collect();
                 refs.push(format!("<{id}>"));
