@@ -225,3 +225,37 @@ def test_ping_wakes_on_a_caldav_change(eas):
         th.join(20)
         assert answer.get("status") == "2" and answer["ids"] == [cal], answer
         assert answer["secs"] < 10
+
+
+def test_tasks_both_ways_with_caldav(eas):
+    # MS-ASWBXML code page 9 tags pyactivesync's table lacks.
+    _codepages.CODEPAGES["Tasks"].setdefault("Complete", 0x0A)
+    _codepages.CODEPAGES["Tasks"].setdefault("Importance", 0x0E)
+    _codepages.REVERSE[9].update({0x0A: "Complete", 0x0E: "Importance"})
+    tasks = f"/dav/calendars/{USER}/tasks/"
+    todo = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTODO\r\nUID:dav-todo\r\n"
+            "DTSTAMP:20261201T000000Z\r\nSUMMARY:Water the plants\r\nDUE:20261215T170000Z\r\n"
+            "PRIORITY:1\r\nEND:VTODO\r\nEND:VCALENDAR\r\n").encode()
+    assert dav(eas, "PUT", tasks + "dav-todo.ics", todo, {"Content-Type": "text/calendar"}).status_code == 201
+    with client(eas) as c:
+        c.provision()
+        folder = folders(c)[7].id
+        k0 = key_of(sync(c, folder, "0"))
+        first = sync(c, folder, k0)
+        got = [(text_of(find(ch, "Tasks.Subject")), text_of(find(ch, "Tasks.Importance")))
+               for _, _, ch in find_all(first, "AirSync.Add")]
+        assert got == [("Water the plants", "2")], first
+        add = wtag("AirSync", "Add", children=[
+            wtag("AirSync", "ClientId", text="t-1"),
+            wtag("AirSync", "ApplicationData", children=[
+                wtag("Tasks", "Subject", text="Call the plumber"),
+                wtag("Tasks", "Importance", text="1"),
+                wtag("Tasks", "Complete", text="0"),
+                wtag("Tasks", "UtcDueDate", text="2026-12-20T12:00:00.000Z"),
+                wtag("Tasks", "DueDate", text="2026-12-20T12:00:00.000Z"),
+            ])])
+        added = sync(c, folder, key_of(first), [add])
+        statuses = [text_of(find(ch, "AirSync.Status")) for _, _, ch in find_all(added, "AirSync.Add")]
+        assert statuses == ["1"], added
+    body = "".join(objects(eas, tasks).values())
+    assert "BEGIN:VTODO" in body and "SUMMARY:Call the plumber" in body and "20261220T120000Z" in body, body
