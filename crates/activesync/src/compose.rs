@@ -45,9 +45,8 @@ pub struct Request {
     pub client_id: Option<String>,
     pub save_sent: bool,
     pub replace_mime: bool,
-    /// The original: folder and item ServerIds (LongId and InstanceId are
-    /// kept to refuse them: Search results and meeting occurrences are
-    /// not sources yet).
+    /// The original: folder and item ServerIds, or a Search result's
+    /// LongId.
     pub folder_id: Option<String>,
     pub item_id: Option<String>,
     pub long_id: Option<String>,
@@ -131,10 +130,6 @@ pub async fn answer(
     let mut smart = None;
     let mut original = None;
     if command != Command::SendMail {
-        if req.long_id.is_some() {
-            // A Search result as source: Search is not implemented.
-            return Ok(Some(failure(command, status::ITEM_NOT_FOUND)));
-        }
         let Some((coll, uid)) = source_ids(req) else {
             return Ok(Some(failure(command, status::ITEM_NOT_FOUND)));
         };
@@ -177,8 +172,13 @@ pub async fn answer(
     Ok(None)
 }
 
-/// The original's folder and UID from FolderId + ItemId (`folder:uid`).
+/// The original's folder and UID from FolderId + ItemId (`folder:uid`),
+/// or from the LongId of a Search result (the same form).
 fn source_ids(req: &Request) -> Option<(i64, i64)> {
+    if let Some(long) = req.long_id.as_deref() {
+        let (f, u) = long.split_once(':')?;
+        return Some((f.parse().ok()?, u.parse().ok()?));
+    }
     let item = req.item_id.as_deref()?;
     let (f, u) = item.split_once(':')?;
     let (coll, uid) = (f.parse::<i64>().ok()?, u.parse::<i64>().ok()?);

@@ -16,8 +16,8 @@ use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
 use crate::{
-    compose, estimate, itemops, moves, ping, provision, settings, EasBackend, Fault, Limits,
-    ANNOUNCED_COMMANDS,
+    compose, estimate, itemops, moves, ping, provision, resolve, search, settings, EasBackend,
+    Fault, Limits, ANNOUNCED_COMMANDS,
 };
 
 /// The path, matched without regard to case.
@@ -288,6 +288,29 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             };
             let folders = b.folders(who.principal).await?;
             return Ok(wbxml(&itemops::answer(b, &who, &folders, &root).await?));
+        }
+        Command::Search => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(wbxml(&search::search(b, &who, &folders, &root).await?));
+        }
+        Command::ResolveRecipients => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            return Ok(wbxml(&resolve::answer(b, &who, &root).await?));
+        }
+        Command::Find => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(wbxml(&search::find(b, &who, &folders, &root).await?));
         }
         Command::Settings => {
             let root = match decode(&body, &ctx.limits) {

@@ -8,7 +8,7 @@ use base64::Engine;
 use outpost_wbxml::Element;
 
 use crate::email;
-use crate::folders::{child_text, Folder};
+use crate::folders::{child_text, Class, Folder};
 use crate::sync::{self, parse_server_id, Caller};
 use crate::{BackendError, EasBackend};
 
@@ -82,12 +82,19 @@ async fn fetch(
                     )),
             ));
     }
+    // A Search result is named by its LongId, which is `folder:uid`.
+    let long = child_text(f, "Search", "LongId");
     let (Some(cid), Some(sid)) = (
-        child_text(f, "AirSync", "CollectionId"),
-        child_text(f, "AirSync", "ServerId"),
+        child_text(f, "AirSync", "CollectionId").or_else(|| {
+            long.as_ref()
+                .and_then(|l| l.split_once(':'))
+                .map(|(c, _)| c.to_string())
+        }),
+        child_text(f, "AirSync", "ServerId").or_else(|| long.clone()),
     ) else {
         return Ok(fetch_status(2));
     };
+    let class = folder_of(folders, &cid).map_or(Class::Email, |f| f.class());
     let item = match folder_of(folders, &cid)
         .and_then(|folder| parse_server_id(folder.id, &sid).map(|u| (folder.id, folder.class(), u)))
     {
@@ -112,7 +119,12 @@ async fn fetch(
         .with(io("Status", "1"))
         .with(Element::named("AirSync", "CollectionId").with_text(cid))
         .with(Element::named("AirSync", "ServerId").with_text(sid))
-        .with(Element::named("AirSync", "Class").with_text("Email"))
+        .with(Element::named("AirSync", "Class").with_text(match class {
+            Class::Email => "Email",
+            Class::Calendar => "Calendar",
+            Class::Contacts => "Contacts",
+            Class::Tasks => "Tasks",
+        }))
         .with(props))
 }
 

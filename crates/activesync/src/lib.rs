@@ -26,6 +26,8 @@ pub mod ping;
 pub mod provision;
 pub mod query;
 pub mod ranges;
+pub mod resolve;
+pub mod search;
 pub mod settings;
 pub mod state;
 pub mod sync;
@@ -54,6 +56,9 @@ pub const ANNOUNCED_COMMANDS: &[Command] = &[
     Command::SendMail,
     Command::SmartReply,
     Command::SmartForward,
+    Command::Search,
+    Command::Find,
+    Command::ResolveRecipients,
 ];
 
 /// Limits of one request.
@@ -359,6 +364,31 @@ pub trait EasBackend: Send + Sync + 'static {
         collection: i64,
         item: i64,
     ) -> Result<bool, BackendError>;
+    /// GAL entries whose name or address starts with `query` (the
+    /// directory's search), at most `limit`, sorted by name.
+    async fn search_gal(
+        &self,
+        principal: i64,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<search::GalHit>, BackendError>;
+    /// Messages of the query's folders containing its text, newest first:
+    /// the total found and those at positions `range` (inclusive).
+    async fn search_mail(
+        &self,
+        principal: i64,
+        query: &search::MailQuery,
+        range: (usize, usize),
+    ) -> Result<search::MailHits, BackendError>;
+    /// Busy time of each address over `[start, end)`, in the order
+    /// given: `None` for one without free/busy here (not hosted, a group).
+    async fn availability(
+        &self,
+        principal: i64,
+        addresses: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Option<Vec<resolve::Busy>>>, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

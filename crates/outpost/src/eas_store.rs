@@ -21,6 +21,8 @@ pub struct EasStore {
     /// Calendar and contact writes go through the DAV backend: the same
     /// quota, index, scheduling and journal as a CalDAV/CardDAV PUT.
     dav: std::sync::Arc<crate::dav_store::DavBackend>,
+    /// Free/busy for ResolveRecipients (the one scheduling engine).
+    scheduler: outpost_scheduling::Scheduler,
     /// Principals whose default calendar, task list and address book
     /// were made sure of in this process.
     ensured: std::sync::Mutex<std::collections::HashSet<i64>>,
@@ -30,11 +32,13 @@ impl EasStore {
     pub fn new(
         flow: std::sync::Arc<outpost_mailflow::MailFlow>,
         dav: std::sync::Arc<crate::dav_store::DavBackend>,
+        scheduler: outpost_scheduling::Scheduler,
     ) -> EasStore {
         EasStore {
             dir: flow.directory().clone(),
             flow,
             dav,
+            scheduler,
             ensured: Default::default(),
         }
     }
@@ -1004,6 +1008,124 @@ impl EasBackend for EasStore {
             }
             Err(_) => Ok(false),
         }
+    }
+
+    async fn search_gal(
+        &self,
+        _principal: i64,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<outpost_activesync::search::GalHit>, BackendError> {
+        let entries = self
+            .dir
+            .search_gal(query, limit)
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| outpost_activesync::search::GalHit {
+                email: e.primary().to_string(),
+                display_name: e.display_name,
+                first_name: e.attrs.given_name,
+                last_name: e.attrs.surname,
+                title: e.attrs.title,
+                company: e.attrs.company,
+                office: e.attrs.office,
+                phone: e.attrs.phone,
+                mobile: e.attrs.mobile,
+            })
+            .collect())
+    }
+
+    async fn search_mail(
+        &self,
+        principal: i64,
+        query: &outpost_activesync::search::MailQuery,
+        range: (usize, usize),
+    ) -> Result<outpost_activesync::search::MailHits, BackendError> {
+        // Messages read per search at most, newest first in each folder: a
+        // search over more mail sees the newest this many (docs).
+        const MAX_SCAN: usize = 20_000;
+        const BATCH: i64 = 500;
+        let store = self.dir.store();
+        let mut found: Vec<(i64, MessageInfo)> = Vec::new();
+        let mut scanned = 0;
+        'folders: for &col in &query.folders {
+            if self.own(principal, col).await?.is_none() {
+                continue;
+            }
+            let mut below = i64::MAX;
+            loop {
+                let batch = store
+                    .messages_below(col, below, query.after.unwrap_or(0), BATCH)
+                    .await
+                    .map_err(unavailable)?;
+                let Some(last) = batch.last() else { break };
+                below = last.uid;
+                let n = batch.len();
+                for m in batch {
+                    scanned += 1;
+                    if scanned > MAX_SCAN {
+                        break 'folders;
+                    }
+                    if query.before.is_some_and(|b| m.internal_date >= b) {
+                        continue;
+                    }
+                    if query.text.is_empty() {
+                        found.push((col, m));
+                        continue;
+                    }
+                    let raw = match store.read_blob(&m.blob_hash).await {
+                        Ok(r) => r,
+                        Err(StoreError::NotFound(_)) => continue,
+                        Err(e) => return Err(unavailable(e)),
+                    };
+                    if outpost_imap::search::text_matches(&raw, &query.text) {
+                        found.push((col, m));
+                    }
+                }
+                if n < BATCH as usize {
+                    break;
+                }
+            }
+        }
+        found.sort_by(|a, b| b.1.internal_date.cmp(&a.1.internal_date));
+        Ok(outpost_activesync::search::MailHits {
+            total: found.len(),
+            items: found
+                .iter()
+                .skip(range.0)
+                .take(range.1.saturating_sub(range.0) + 1)
+                .map(|(c, m)| (*c, item(m)))
+                .collect(),
+        })
+    }
+
+    async fn availability(
+        &self,
+        _principal: i64,
+        addresses: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Option<Vec<outpost_activesync::resolve::Busy>>>, BackendError> {
+        use outpost_scheduling::FreeBusy;
+        let answers = self
+            .scheduler
+            .free_busy(addresses, start, end)
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        Ok(answers
+            .into_iter()
+            .map(|(_, fb)| match fb {
+                FreeBusy::Busy(periods) => Some(
+                    periods
+                        .iter()
+                        .map(|p| (p.start, p.end, p.kind == gw::BusyType::Tentative))
+                        .collect(),
+                ),
+                FreeBusy::NotHosted | FreeBusy::Unknown => None,
+            })
+            .collect())
     }
 
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {

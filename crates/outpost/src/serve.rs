@@ -521,7 +521,11 @@ fn http_router(
     let open = dav.clone().into_service::<axum::body::Body>();
     let eas = outpost_http::require_user(
         outpost_activesync::http::router(
-            Arc::new(crate::eas_store::EasStore::new(flow.clone(), dav_backend)),
+            Arc::new(crate::eas_store::EasStore::new(
+                flow.clone(),
+                dav_backend,
+                scheduler.clone(),
+            )),
             outpost_activesync::Limits::default(),
         ),
         basic.clone(),

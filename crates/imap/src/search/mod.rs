@@ -24,6 +24,14 @@ mod thread;
 #[cfg(test)]
 mod tests;
 
+/// IMAP `SEARCH TEXT`'s test, for the other protocols' free-text search
+/// (ActiveSync Search, later EWS and JMAP): `needle` in any decoded header
+/// field or any text part of the body, case-insensitively.
+pub fn text_matches(raw: &[u8], needle: &str) -> bool {
+    text::contains_fold(&text::header_text(raw), needle)
+        || text::contains_fold(&text::body_text(raw), needle)
+}
+
 /// One message as the evaluator sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
