@@ -259,3 +259,58 @@ def test_tasks_both_ways_with_caldav(eas):
         assert statuses == ["1"], added
     body = "".join(objects(eas, tasks).values())
     assert "BEGIN:VTODO" in body and "SUMMARY:Call the plumber" in body and "20261220T120000Z" in body, body
+
+
+def test_meeting_response_replies_to_the_organizer(eas):
+    # MS-ASWBXML code page 8, which pyactivesync's table lacks.
+    page = {"CalendarId": 0x05, "CollectionId": 0x06, "MeetingResponse": 0x07, "RequestId": 0x08,
+            "Request": 0x09, "Result": 0x0A, "Status": 0x0B, "UserResponse": 0x0C, "InstanceId": 0x0E}
+    _codepages.CODEPAGES.setdefault("MeetingResponse", page)
+    _codepages.PAGE_INDEX.setdefault("MeetingResponse", 8)
+    _codepages.PAGE_ORDER.setdefault(8, "MeetingResponse")
+    _codepages.REVERSE.setdefault(8, {tok: tag for tag, tok in page.items()})
+    organizer = "other@example.test"
+    invite = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:meet-1\r\n"
+              "DTSTAMP:20261201T000000Z\r\nDTSTART:20261216T090000Z\r\nDTEND:20261216T100000Z\r\n"
+              f"SUMMARY:Planning\r\nORGANIZER;CN=Other User:mailto:{organizer}\r\n"
+              f"ATTENDEE;CN=Other User;PARTSTAT=ACCEPTED:mailto:{organizer}\r\n"
+              f"ATTENDEE;CN=Test User;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{USER}\r\n"
+              "END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+    org_path = f"/dav/calendars/{organizer}/personal/meet-1.ics"
+    assert dav(eas, "PUT", org_path, invite, {"Content-Type": "text/calendar"}, user=organizer).status_code == 201
+    # A plain event of the user's own: not a meeting.
+    assert dav(eas, "PUT", CAL + "mine.ics", event("mine", "Dentist"),
+               {"Content-Type": "text/calendar"}).status_code == 201
+
+    def respond(c, folder, request_id, answer):
+        nodes = post(c, "MeetingResponse", "MeetingResponse", "MeetingResponse", [
+            wtag("MeetingResponse", "Request", children=[
+                wtag("MeetingResponse", "UserResponse", text=answer),
+                wtag("MeetingResponse", "CollectionId", text=folder),
+                wtag("MeetingResponse", "RequestId", text=request_id)])])
+        return (text_of(find(nodes, "MeetingResponse.Status")), text_of(find(nodes, "MeetingResponse.CalendarId")))
+
+    with client(eas) as c:
+        c.provision()
+        cal = folders(c)[8].id
+        nodes = sync(c, cal, key_of(sync(c, cal, "0")))
+        items = {text_of(find(ch, "Calendar.Subject")): text_of(find(ch, "AirSync.ServerId"))
+                 for _, _, ch in find_all(nodes, "AirSync.Add")}
+        assert set(items) == {"Planning", "Dentist"}, items
+        status, calendar_id = respond(c, cal, items["Planning"], "1")
+        assert status == "1" and calendar_id == items["Planning"]
+        assert respond(c, cal, items["Dentist"], "1")[0] == "2"
+        assert respond(c, cal, f"{cal}:99999", "1")[0] == "2"
+        assert respond(c, cal, items["Planning"], "7")[0] == "2"
+        assert respond(c, "424242", items["Planning"], "1")[0] == "2"
+    # The organizer's copy has the answer (the scheduling engine's REPLY).
+    deadline = time.time() + 10
+    while True:
+        copy = dav(eas, "GET", org_path, user=organizer).text
+        line = [l for l in copy.replace("\r\n ", "").splitlines() if "ATTENDEE" in l and USER in l]
+        if line and "PARTSTAT=ACCEPTED" in line[0] or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert line and "PARTSTAT=ACCEPTED" in line[0], copy
+    mine = "".join(t for h, t in objects(eas, CAL).items() if "meet-1" in t)
+    assert "PARTSTAT=ACCEPTED" in mine.replace("\r\n ", ""), mine

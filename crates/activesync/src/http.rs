@@ -16,8 +16,8 @@ use crate::query::{self, Command, RequestLine, Version};
 use crate::state::{self, ClientKey, Match, StoredState};
 use crate::sync::{self, Caller};
 use crate::{
-    compose, estimate, itemops, moves, ping, provision, resolve, search, settings, EasBackend,
-    Fault, Limits, ANNOUNCED_COMMANDS,
+    compose, estimate, itemops, meeting, moves, ping, provision, resolve, search, settings,
+    EasBackend, Fault, Limits, ANNOUNCED_COMMANDS,
 };
 
 /// The path, matched without regard to case.
@@ -296,6 +296,17 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             };
             let folders = b.folders(who.principal).await?;
             return Ok(wbxml(&search::search(b, &who, &folders, &root).await?));
+        }
+        Command::MeetingResponse => {
+            let root = match decode(&body, &ctx.limits) {
+                Ok(r) => r,
+                Err(resp) => return Ok(*resp),
+            };
+            let folders = b.folders(who.principal).await?;
+            return Ok(match meeting::answer(b, &who, &folders, &root).await? {
+                Some(a) => wbxml(&a),
+                None => wbxml(&status_document(command, 2)),
+            });
         }
         Command::ResolveRecipients => {
             let root = match decode(&body, &ctx.limits) {

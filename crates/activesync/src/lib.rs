@@ -20,6 +20,7 @@ pub mod estimate;
 pub mod folders;
 pub mod http;
 pub mod itemops;
+pub mod meeting;
 pub mod moves;
 pub mod pim;
 pub mod ping;
@@ -59,6 +60,7 @@ pub const ANNOUNCED_COMMANDS: &[Command] = &[
     Command::Search,
     Command::Find,
     Command::ResolveRecipients,
+    Command::MeetingResponse,
 ];
 
 /// Limits of one request.
@@ -389,6 +391,17 @@ pub trait EasBackend: Send + Sync + 'static {
         start: i64,
         end: i64,
     ) -> Result<Vec<Option<Vec<resolve::Busy>>>, BackendError>;
+    /// Answers a meeting for the principal: `item` of `collection` is the
+    /// invitation mail or the calendar item; the user's PARTSTAT is set on
+    /// its calendar copy, written as a CalDAV PUT (the scheduling engine
+    /// sends the REPLY).
+    async fn meeting_response(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+        answer: meeting::Answer,
+    ) -> Result<meeting::Outcome, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

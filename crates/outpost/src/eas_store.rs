@@ -1128,6 +1128,85 @@ impl EasBackend for EasStore {
             .collect())
     }
 
+    async fn meeting_response(
+        &self,
+        principal: i64,
+        collection: i64,
+        item: i64,
+        answer: outpost_activesync::meeting::Answer,
+    ) -> Result<outpost_activesync::meeting::Outcome, BackendError> {
+        use outpost_activesync::meeting::Outcome;
+        use outpost_store::pim::itip;
+        let store = self.dir.store();
+        let limits = outpost_store::pim::Limits::default();
+        // The calendar copy: the item itself, or the one the invitation
+        // mail's UID names (filed by the scheduling engine on delivery).
+        let (cal, cal_item, data) = if self.own(principal, collection).await?.is_some() {
+            let Some(raw) = self.mail_raw(principal, collection, item).await? else {
+                return Ok(Outcome::NotAMeeting);
+            };
+            let (_, parts) = outpost_mailflow::imip::calendar_parts(&raw);
+            let Some(uid) = parts
+                .iter()
+                .find_map(|(_, bytes)| itip::parse(bytes, &limits).ok().map(|o| o.uid))
+            else {
+                return Ok(Outcome::NotAMeeting);
+            };
+            let mut found = None;
+            for meta in store
+                .calendar_objects_by_uid(principal, &uid)
+                .await
+                .map_err(unavailable)?
+            {
+                if self
+                    .own_groupware(principal, meta.collection)
+                    .await?
+                    .is_none()
+                {
+                    continue;
+                }
+                if let Some(o) = store
+                    .groupware_object(meta.collection, &meta.name)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    found = Some((meta.collection, meta.item, o.data));
+                    break;
+                }
+            }
+            match found {
+                Some(f) => f,
+                None => return Ok(Outcome::NotAMeeting),
+            }
+        } else if self.own_groupware(principal, collection).await?.is_some() {
+            match store
+                .groupware_object_by_item(collection, item)
+                .await
+                .map_err(unavailable)?
+            {
+                Some(o) => (collection, item, o.data),
+                None => return Ok(Outcome::NotAMeeting),
+            }
+        } else {
+            return Ok(Outcome::NotAMeeting);
+        };
+        let Ok(obj) = itip::parse(&data, &limits) else {
+            return Ok(Outcome::NotAMeeting);
+        };
+        let addresses = self.addresses(principal).await?;
+        let Some(me) = addresses.iter().find(|a| obj.partstat(a).is_some()) else {
+            return Ok(Outcome::NotAMeeting);
+        };
+        let answered = itip::set_attendee_partstat(&obj, me, answer.partstat());
+        match self
+            .pim_put(principal, cal, Some(cal_item), &answered)
+            .await?
+        {
+            Ok((item, _)) => Ok(Outcome::Done(cal, item)),
+            Err(_) => Ok(Outcome::NotAMeeting),
+        }
+    }
+
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {
         Some(self.dir.store().subscribe(collection))
     }
