@@ -4,7 +4,7 @@
 
 pub mod calendar;
 pub mod contacts;
-pub mod ical;
+pub mod model;
 pub mod tasks;
 pub mod tz;
 

@@ -387,8 +387,7 @@ fn hostile_input_is_an_error() {
 fn times_and_vtimezone() {
     let t = parse_eas_time("2009-12-24T09:00:00.000Z").unwrap();
     assert_eq!(compact(t), "20091224T090000Z");
-    let mut s = String::new();
-    vtimezone("America/New_York".parse().unwrap(), 2026).write(&mut s);
+    let s = vtimezone("America/New_York".parse().unwrap(), 2026).write();
     assert!(s.contains("RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU"), "{s}");
     assert!(s.contains("RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU"));
     assert!(s.contains("TZOFFSETTO:-0400"));
@@ -789,10 +788,12 @@ fn line_breaks_from_clients_cannot_inject_properties() {
 
 #[test]
 fn custom_vtimezone_is_matched_by_its_rules() {
-    let mut vtz = String::new();
     let mut c = vtimezone("America/New_York".parse().unwrap(), 2026);
-    c.props[0].value = "Customized Time Zone".into();
-    c.write(&mut vtz);
+    c.set(crate::model::text_entry(
+        crate::model::P::Tzid,
+        "Customized Time Zone",
+    ));
+    let vtz = c.write();
     let ics = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{vtz}BEGIN:VEVENT\r\nUID:c@x\r\nDTSTAMP:20260101T000000Z\r\n\
 DTSTART;TZID=\"Customized Time Zone\":20260710T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
