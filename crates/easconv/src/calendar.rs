@@ -5,16 +5,16 @@ use crate::model::{
     EntryExt, Kind, Param, P,
 };
 use crate::tz::{info_for, Rule, TimeZoneInfo};
+use crate::{
+    EasVersion, Error, Result, MAX_ATTENDEES, MAX_BODY, MAX_CATEGORIES, MAX_EXCEPTIONS, MAX_FIELD,
+    YEARS,
+};
 use calcard::common::PartialDateTime;
 use calcard::icalendar::{
     ICalendarAction, ICalendarClassification, ICalendarDay, ICalendarDuration, ICalendarEntry,
     ICalendarFrequency, ICalendarMonth, ICalendarParameter, ICalendarParticipationRole,
     ICalendarParticipationStatus, ICalendarRecurrenceRule, ICalendarStatus, ICalendarTransparency,
     ICalendarUserTypes, ICalendarValue, ICalendarValueType, ICalendarWeekday, Uri,
-};
-use crate::{
-    EasVersion, Error, Result, MAX_ATTENDEES, MAX_BODY, MAX_CATEGORIES, MAX_EXCEPTIONS, MAX_FIELD,
-    YEARS,
 };
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -469,7 +469,11 @@ pub fn event_to_eas(
             let name = a.param(&Param::Cn).map(str::to_string);
             let mut x = Element::named(CAL, "Attendee").with(el(CAL, "Email", email.clone()));
             x = x.with(el(CAL, "Name", name.unwrap_or(email)));
-            let st = match a.param(&Param::Partstat).map(str::to_ascii_uppercase).as_deref() {
+            let st = match a
+                .param(&Param::Partstat)
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
                 Some("ACCEPTED") => 3,
                 Some("TENTATIVE") => 2,
                 Some("DECLINED") => 4,
@@ -691,7 +695,11 @@ pub fn vtimezone(tz: Tz, year: i32) -> Component {
     let std = -info.bias;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let onset = |r: &Rule| {
-        local_time(epoch.and_hms_opt(r.hour.into(), r.minute.into(), 0).unwrap_or_default())
+        local_time(
+            epoch
+                .and_hms_opt(r.hour.into(), r.minute.into(), 0)
+                .unwrap_or_default(),
+        )
     };
     if info.daylight.month == 0 {
         let mut s = Component::new(Kind::Standard);
@@ -985,8 +993,12 @@ fn address(name: P, email: &str, cn: Option<String>) -> ICalendarEntry {
     let uri = Uri::Location(format!("mailto:{}", clean(email.trim())));
     let e = entry(name, ICalendarValue::Uri(uri));
     match cn {
-        // No quotes in a CN: calcard quotes it whole.
-        Some(n) => e.with_param(ICalendarParameter::cn(clean(&n).replace('"', ""))),
+        // A name on one line, without quotes (calcard quotes it whole).
+        Some(n) => e.with_param(ICalendarParameter::cn(
+            n.chars()
+                .filter(|c| !c.is_control() && *c != '"')
+                .collect::<String>(),
+        )),
         None => e,
     }
 }
@@ -1227,7 +1239,11 @@ fn zone_from_vtimezone(root: &Component, tzid: &str, year: i32) -> Option<Tz> {
     let part = |kind: Kind| vtz.subs.iter().rev().find(|s| s.kind == kind);
     let rule = |c: &Component| -> Option<Rule> {
         let rr = rrule_of(c).ok()??;
-        let month = rr.bymonth.first().map(|m| u16::from(m.month())).unwrap_or(0);
+        let month = rr
+            .bymonth
+            .first()
+            .map(|m| u16::from(m.month()))
+            .unwrap_or(0);
         let day = rr.byday.first()?;
         let n = i32::from(day.ordwk?);
         let Some(ICalendarValue::PartialDateTime(start)) = c.prop(&P::Dtstart)?.values.first()

@@ -539,10 +539,12 @@ pub fn eas_to_vcard(
                 "image/jpeg"
             };
             // calcard writes it as a data: URI (4.0) or ENCODING=b (3.0).
-            add(VCardEntry::new(VCardProperty::Photo).with_value(VCardValue::Binary(Data {
-                content_type: Some(ty.to_string()),
-                data: bytes,
-            })));
+            add(
+                VCardEntry::new(VCardProperty::Photo).with_value(VCardValue::Binary(Data {
+                    content_type: Some(ty.to_string()),
+                    data: bytes,
+                })),
+            );
         }
     }
     if let Some(b) = body_text(app)?.filter(|b| !b.is_empty()) {

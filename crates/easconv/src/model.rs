@@ -317,7 +317,11 @@ pub fn card_value(v: &VCardValue) -> String {
 
 /// A vCard property's value as text.
 pub fn card_text(e: &VCardEntry) -> String {
-    e.values.iter().map(card_value).collect::<Vec<_>>().join(";")
+    e.values
+        .iter()
+        .map(card_value)
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// The items of a list-valued vCard property (NICKNAME, CATEGORIES),

@@ -1,9 +1,9 @@
 //! VTODO <-> Tasks ApplicationData (MS-ASTASK).
 
 use crate::calendar::{
-    body_element, body_text, categories_from_eas, display_alarm, el, new_calendar,
-    parse_eas_time, parse_when, recurrence_from_eas, recurrence_to_eas, rrule_of,
-    sensitivity_from_eas, text_of, to_utc, EventOptions, IncomingOptions,
+    body_element, body_text, categories_from_eas, display_alarm, el, new_calendar, parse_eas_time,
+    parse_when, recurrence_from_eas, recurrence_to_eas, rrule_of, sensitivity_from_eas, text_of,
+    to_utc, EventOptions, IncomingOptions,
 };
 use crate::model::{self, entry, text_entry, utc_time, Component, EntryExt, Kind, Param, P};
 use crate::{EasVersion, Error, Result, MAX_FIELD};
@@ -67,8 +67,8 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
     if let Some(d) = t.text(&P::Description) {
         out.push(body_element(d, opts));
     }
-    let done = t.prop(&P::Status).is_some_and(|s| s.is("COMPLETED"))
-        || t.prop(&P::Completed).is_some();
+    let done =
+        t.prop(&P::Status).is_some_and(|s| s.is("COMPLETED")) || t.prop(&P::Completed).is_some();
     out.push(el(TASKS, "Complete", if done { "1" } else { "0" }));
     if done {
         let when = t
