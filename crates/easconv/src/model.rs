@@ -62,7 +62,7 @@ impl Component {
 
     /// Replaces every `e.name` with `e`.
     pub fn set(&mut self, e: ICalendarEntry) {
-        self.remove(&e.name.clone());
+        self.remove(&e.name);
         self.entries.push(e);
     }
 

@@ -875,7 +875,7 @@ fn malformed_objects_are_invalid() {
         cal(&format!(
             "BEGIN:VEVENT\r\nUID:a@x\r\nDTSTART:20260301T090000Z\r\n{ev}END:VEVENT\r\n"
         )),
-        cal(&cal(ev)),
+        cal(&format!("{ev}{}", cal(ev))),
         cal(&format!(
             "BEGIN:VALARM\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n{ev}"
         )),
