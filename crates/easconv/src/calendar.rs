@@ -1,10 +1,20 @@
 //! VEVENT <-> Calendar ApplicationData (MS-ASCAL).
 
-use crate::ical::{self, escape, Component, Prop};
+use crate::model::{
+    self, clean, date_only, entry, local_time, text_entry, utc_offset, utc_time, Component,
+    EntryExt, Kind, Param, P,
+};
 use crate::tz::{info_for, Rule, TimeZoneInfo};
 use crate::{
     EasVersion, Error, Result, MAX_ATTENDEES, MAX_BODY, MAX_CATEGORIES, MAX_EXCEPTIONS, MAX_FIELD,
     YEARS,
+};
+use calcard::common::PartialDateTime;
+use calcard::icalendar::{
+    ICalendarAction, ICalendarClassification, ICalendarDay, ICalendarDuration, ICalendarEntry,
+    ICalendarFrequency, ICalendarMonth, ICalendarParameter, ICalendarParticipationRole,
+    ICalendarParticipationStatus, ICalendarRecurrenceRule, ICalendarStatus, ICalendarTransparency,
+    ICalendarUserTypes, ICalendarValue, ICalendarValueType, ICalendarWeekday, Uri,
 };
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -54,31 +64,40 @@ pub(crate) fn check_year(y: i32) -> Result<()> {
     }
 }
 
-pub(crate) fn parse_when(p: &Prop) -> Result<When> {
-    let v = p.value.trim();
-    if p.param("VALUE")
-        .is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
-        || v.len() == 8
-    {
-        let d = NaiveDate::parse_from_str(v, "%Y%m%d")
-            .map_err(|_| Error::Invalid(format!("bad date {v:?}")))?;
-        check_year(d.year())?;
-        return Ok(When::Date(d));
+/// A DTSTART-like entry's value.
+pub(crate) fn parse_when(e: &ICalendarEntry) -> Result<When> {
+    match e.values.first() {
+        Some(ICalendarValue::PartialDateTime(dt)) => when_of(dt, e.param(&Param::Tzid)),
+        _ => Err(Error::Invalid(format!("bad {} value", e.name.as_str()))),
     }
-    let (body, utc) = match v.strip_suffix('Z') {
-        Some(b) => (b, true),
-        None => (v, false),
+}
+
+/// A date or date-time as calcard read it, local ones in `tzid`.
+pub(crate) fn when_of(dt: &PartialDateTime, tzid: Option<&str>) -> Result<When> {
+    let bad = || Error::Invalid("bad date-time".into());
+    let d = match (dt.year, dt.month, dt.day) {
+        (Some(y), Some(m), Some(d)) => {
+            NaiveDate::from_ymd_opt(y.into(), m.into(), d.into()).ok_or_else(bad)?
+        }
+        _ => return Err(bad()),
     };
-    let t = NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M%S")
-        .map_err(|_| Error::Invalid(format!("bad date-time {v:?}")))?;
-    check_year(t.year())?;
-    if utc {
-        return Ok(When::Utc(Utc.from_utc_datetime(&t)));
+    check_year(d.year())?;
+    let Some(h) = dt.hour else {
+        return Ok(When::Date(d));
+    };
+    let t = d
+        .and_hms_opt(
+            h.into(),
+            dt.minute.unwrap_or(0).into(),
+            dt.second.unwrap_or(0).min(59).into(),
+        )
+        .ok_or_else(bad)?;
+    match model::offset_minutes(dt) {
+        Some(off) => Ok(When::Utc(
+            Utc.from_utc_datetime(&(t - chrono::Duration::minutes(off.into()))),
+        )),
+        None => Ok(When::Local(t, tzid.and_then(crate::tz::zone_named))),
     }
-    Ok(When::Local(
-        t,
-        p.param("TZID").and_then(crate::tz::zone_named),
-    ))
 }
 
 fn local_to_utc(t: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
@@ -173,55 +192,31 @@ pub(crate) fn body_element(text: &str, opts: &EventOptions) -> Element {
 
 /// Minutes before the start of the first display alarm.
 fn reminder_minutes(ev: &Component) -> Option<u32> {
-    let alarm = ev.subs.iter().find(|s| s.name == "VALARM")?;
-    let trig = alarm.prop("TRIGGER")?;
-    if trig
-        .param("VALUE")
-        .is_some_and(|v| v.eq_ignore_ascii_case("DATE-TIME"))
-    {
+    let alarm = ev.subs.iter().find(|s| s.kind == Kind::VAlarm)?;
+    // A duration; an absolute (VALUE=DATE-TIME) trigger is no Reminder.
+    let Some(ICalendarValue::Duration(d)) = alarm.prop(&P::Trigger)?.values.first() else {
         return None;
-    }
-    let v = trig.value.trim();
-    let (neg, rest) = match v.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, v.strip_prefix('+').unwrap_or(v)),
     };
-    let rest = rest.strip_prefix('P')?;
-    let mut mins: u64 = 0;
-    let mut num: u64 = 0;
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => num = num.saturating_mul(10).saturating_add(c as u64 - 48),
-            'W' => mins += num * 7 * 1440,
-            'D' => mins += num * 1440,
-            'H' => mins += num * 60,
-            'M' => mins += num,
-            'S' => mins += num / 60,
-            'T' => {}
-            _ => return None,
-        }
-        if c.is_ascii_alphabetic() {
-            num = 0;
-        }
-    }
-    if !neg && mins > 0 {
+    let mins = u64::from(d.weeks) * 7 * 1440
+        + u64::from(d.days) * 1440
+        + u64::from(d.hours) * 60
+        + u64::from(d.minutes)
+        + u64::from(d.seconds) / 60;
+    if !d.neg && mins > 0 {
         return None;
     }
     u32::try_from(mins).ok().filter(|m| *m <= 525_600 * 10)
 }
 
 fn split_components(ical: &str) -> Result<(Component, Component, Vec<Component>)> {
-    let root = ical::parse(ical)?;
-    if root.name != "VCALENDAR" {
-        return Err(Error::Invalid("not a VCALENDAR".into()));
-    }
+    let root = model::parse_calendar(ical)?;
     let mut master = None;
     let mut overrides = Vec::new();
     for s in &root.subs {
-        if s.name != "VEVENT" {
+        if s.kind != Kind::VEvent {
             continue;
         }
-        if s.prop("RECURRENCE-ID").is_some() {
+        if s.prop(&P::RecurrenceId).is_some() {
             overrides.push(s.clone());
         } else if master.is_none() {
             master = Some(s.clone());
@@ -234,61 +229,39 @@ fn split_components(ical: &str) -> Result<(Component, Component, Vec<Component>)
     Ok((root, master, overrides))
 }
 
-const DAYS: [&str; 7] = ["SU", "MO", "TU", "WE", "TH", "FR", "SA"];
+/// ActiveSync numbers the days of the week from Sunday.
+const WEEK: [ICalendarWeekday; 7] = [
+    ICalendarWeekday::Sunday,
+    ICalendarWeekday::Monday,
+    ICalendarWeekday::Tuesday,
+    ICalendarWeekday::Wednesday,
+    ICalendarWeekday::Thursday,
+    ICalendarWeekday::Friday,
+    ICalendarWeekday::Saturday,
+];
+
+fn day_index(d: ICalendarWeekday) -> usize {
+    WEEK.iter().position(|w| *w == d).unwrap_or(0)
+}
 
 pub(crate) fn recurrence_to_eas(
-    rrule: &str,
+    rule: &ICalendarRecurrenceRule,
     start_local: NaiveDateTime,
     tz: Tz,
 ) -> Result<Element> {
-    let mut freq = "";
-    let mut interval = 1u32;
-    let mut count = None;
-    let mut until = None;
-    let mut byday: Vec<(i32, usize)> = Vec::new();
-    let mut bymonthday = None;
-    let mut bymonth = None;
-    let mut bysetpos = None;
-    let mut wkst = None;
-    for part in rrule.split(';') {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        match k.to_ascii_uppercase().as_str() {
-            "FREQ" => freq = v,
-            "INTERVAL" => {
-                interval = v
-                    .parse()
-                    .map_err(|_| Error::Invalid("bad INTERVAL".into()))?
-            }
-            "COUNT" => {
-                count = Some(
-                    v.parse::<u32>()
-                        .map_err(|_| Error::Invalid("bad COUNT".into()))?,
-                )
-            }
-            "UNTIL" => until = Some(parse_when(&Prop::new("UNTIL", v))?),
-            "BYDAY" => {
-                for d in v.split(',').take(7) {
-                    let d = d.trim();
-                    let (n, name) = d.split_at(d.len().saturating_sub(2));
-                    let idx = DAYS
-                        .iter()
-                        .position(|x| x.eq_ignore_ascii_case(name))
-                        .ok_or_else(|| Error::Invalid("bad BYDAY".into()))?;
-                    let n = if n.is_empty() {
-                        0
-                    } else {
-                        n.parse().map_err(|_| Error::Invalid("bad BYDAY".into()))?
-                    };
-                    byday.push((n, idx));
-                }
-            }
-            "BYMONTHDAY" => bymonthday = v.split(',').next().and_then(|x| x.parse::<i32>().ok()),
-            "BYMONTH" => bymonth = v.split(',').next().and_then(|x| x.parse::<u32>().ok()),
-            "BYSETPOS" => bysetpos = v.parse::<i32>().ok(),
-            "WKST" => wkst = DAYS.iter().position(|x| x.eq_ignore_ascii_case(v)),
-            _ => {}
-        }
-    }
+    let interval = u32::from(rule.interval.unwrap_or(1));
+    let count = rule.count;
+    let until = rule.until.as_ref().map(|u| when_of(u, None)).transpose()?;
+    let byday: Vec<(i32, usize)> = rule
+        .byday
+        .iter()
+        .take(7)
+        .map(|d| (d.ordwk.map(i32::from).unwrap_or(0), day_index(d.weekday)))
+        .collect();
+    let bymonthday = rule.bymonthday.first().map(|d| i32::from(*d));
+    let bymonth = rule.bymonth.first().map(|m| u32::from(m.month()));
+    let bysetpos = rule.bysetpos.first().copied();
+    let wkst = rule.wkst.map(day_index);
     if interval == 0 || interval > 999 {
         return Err(Error::Invalid("INTERVAL out of range".into()));
     }
@@ -303,10 +276,10 @@ pub(crate) fn recurrence_to_eas(
         }
     };
     let mut r = Element::named(CAL, "Recurrence");
-    let (ty, extra): (u8, Vec<Element>) = match freq.to_ascii_uppercase().as_str() {
-        "DAILY" if byday.is_empty() => (0, vec![]),
-        "DAILY" => (1, vec![el(CAL, "DayOfWeek", mask(&byday).to_string())]),
-        "WEEKLY" => {
+    let (ty, extra): (u8, Vec<Element>) = match rule.freq {
+        ICalendarFrequency::Daily if byday.is_empty() => (0, vec![]),
+        ICalendarFrequency::Daily => (1, vec![el(CAL, "DayOfWeek", mask(&byday).to_string())]),
+        ICalendarFrequency::Weekly => {
             let m = if byday.is_empty() {
                 1 << start_local.weekday().num_days_from_sunday()
             } else {
@@ -314,19 +287,19 @@ pub(crate) fn recurrence_to_eas(
             };
             (1, vec![el(CAL, "DayOfWeek", m.to_string())])
         }
-        "MONTHLY" if !byday.is_empty() => (
+        ICalendarFrequency::Monthly if !byday.is_empty() => (
             3,
             vec![
                 el(CAL, "DayOfWeek", mask(&byday).to_string()),
                 el(CAL, "WeekOfMonth", nth(&byday).to_string()),
             ],
         ),
-        "MONTHLY" => {
+        ICalendarFrequency::Monthly => {
             let d = bymonthday.unwrap_or(start_local.day() as i32);
             let d = if d < 0 { 31 } else { d };
             (2, vec![el(CAL, "DayOfMonth", d.to_string())])
         }
-        "YEARLY" => {
+        ICalendarFrequency::Yearly => {
             let m = bymonth.unwrap_or(start_local.month());
             if byday.is_empty() {
                 let d = bymonthday.unwrap_or(start_local.day() as i32);
@@ -367,6 +340,16 @@ pub(crate) fn recurrence_to_eas(
     Ok(r)
 }
 
+/// The recurrence rule of a component: `None` without RRULE, an error for
+/// one calcard could not read.
+pub(crate) fn rrule_of(c: &Component) -> Result<Option<&ICalendarRecurrenceRule>> {
+    match c.prop(&P::Rrule).map(|e| e.values.first()) {
+        None => Ok(None),
+        Some(Some(ICalendarValue::RecurrenceRule(r))) => Ok(Some(r)),
+        Some(_) => Err(Error::Invalid("bad RRULE".into())),
+    }
+}
+
 /// The ApplicationData children of a Calendar item for `ical`.
 pub fn event_to_eas(
     ical_text: &str,
@@ -375,19 +358,19 @@ pub fn event_to_eas(
 ) -> Result<Vec<Element>> {
     let (root, ev, overrides) = split_components(ical_text)?;
     let start_p = ev
-        .prop("DTSTART")
+        .prop(&P::Dtstart)
         .ok_or_else(|| Error::Invalid("no DTSTART".into()))?;
     let start = parse_when(start_p)?;
     let tz = match start {
         When::Local(_, Some(z)) => z,
-        When::Local(t, None) if start_p.param("TZID").is_some() => {
-            zone_from_vtimezone(&root, start_p.param("TZID").unwrap_or(""), t.year())
+        When::Local(t, None) if start_p.param(&Param::Tzid).is_some() => {
+            zone_from_vtimezone(&root, start_p.param(&Param::Tzid).unwrap_or(""), t.year())
                 .unwrap_or(opts.default_tz)
         }
         _ => opts.default_tz,
     };
     let all_day = matches!(start, When::Date(_));
-    let end = match ev.prop("DTEND") {
+    let end = match ev.prop(&P::Dtend) {
         Some(p) => parse_when(p)?,
         None => match start {
             When::Date(d) => When::Date(d.succ_opt().unwrap_or(d)),
@@ -411,15 +394,11 @@ pub fn event_to_eas(
         info_for(tz, start_local.year()).to_base64(),
     ));
     out.push(el(CAL, "AllDayEvent", if all_day { "1" } else { "0" }));
-    if let Some(d) = ev.prop("DESCRIPTION") {
-        out.push(body_element(&d.text(), opts));
+    if let Some(d) = ev.text(&P::Description) {
+        out.push(body_element(d, opts));
     }
-    let transparent = ev
-        .prop("TRANSP")
-        .is_some_and(|t| t.value.eq_ignore_ascii_case("TRANSPARENT"));
-    let tentative = ev
-        .prop("STATUS")
-        .is_some_and(|t| t.value.eq_ignore_ascii_case("TENTATIVE"));
+    let transparent = ev.prop(&P::Transp).is_some_and(|t| t.is("TRANSPARENT"));
+    let tentative = ev.prop(&P::Status).is_some_and(|t| t.is("TENTATIVE"));
     out.push(el(
         CAL,
         "BusyStatus",
@@ -431,25 +410,25 @@ pub fn event_to_eas(
             "2"
         },
     ));
-    let organizer = ev.prop("ORGANIZER");
+    let organizer = ev.prop(&P::Organizer);
     if let Some(o) = organizer {
-        if let Some(cn) = o.param("CN") {
+        if let Some(cn) = o.param(&Param::Cn) {
             out.push(el(CAL, "OrganizerName", cn));
         }
-        out.push(el(CAL, "OrganizerEmail", mailto(&o.value)));
+        out.push(el(CAL, "OrganizerEmail", mailto(o.text().unwrap_or(""))));
     }
     let stamp = ev
-        .prop("DTSTAMP")
+        .prop(&P::Dtstamp)
         .map(parse_when)
         .transpose()?
         .map(|w| to_utc(w, tz));
     out.push(el(CAL, "DtStamp", compact(stamp.unwrap_or(start_utc))));
     out.push(el(CAL, "EndTime", compact(end_utc)));
-    if let Some(l) = ev.prop("LOCATION") {
+    if let Some(l) = ev.text(&P::Location) {
         if version.is_16() {
-            out.push(Element::named(BASE, "Location").with(el(BASE, "DisplayName", l.text())));
+            out.push(Element::named(BASE, "Location").with(el(BASE, "DisplayName", l)));
         } else {
-            out.push(el(CAL, "Location", l.text()));
+            out.push(el(CAL, "Location", l));
         }
     }
     if let Some(m) = reminder_minutes(&ev) {
@@ -457,22 +436,20 @@ pub fn event_to_eas(
     }
     let sens = sensitivity_to_eas(&ev);
     out.push(el(CAL, "Sensitivity", sens));
-    if let Some(s) = ev.prop("SUMMARY") {
-        out.push(el(CAL, "Subject", s.text()));
+    if let Some(s) = ev.text(&P::Summary) {
+        out.push(el(CAL, "Subject", s));
     }
     out.push(el(CAL, "StartTime", compact(start_utc)));
-    if let Some(u) = ev.prop("UID") {
-        out.push(el(CAL, "UID", u.text()));
+    if let Some(u) = ev.text(&P::Uid) {
+        out.push(el(CAL, "UID", u));
     }
-    let attendees: Vec<&Prop> = ev.props("ATTENDEE").collect();
+    let attendees: Vec<&ICalendarEntry> = ev.props(&P::Attendee).collect();
     if attendees.len() > MAX_ATTENDEES {
         return Err(Error::TooLarge("attendees"));
     }
-    let cancelled = ev
-        .prop("STATUS")
-        .is_some_and(|t| t.value.eq_ignore_ascii_case("CANCELLED"));
+    let cancelled = ev.prop(&P::Status).is_some_and(|t| t.is("CANCELLED"));
     let mine = organizer.is_some_and(|o| {
-        let a = mailto(&o.value);
+        let a = mailto(o.text().unwrap_or(""));
         opts.own_addresses
             .iter()
             .any(|x| x.eq_ignore_ascii_case(&a))
@@ -488,15 +465,15 @@ pub fn event_to_eas(
     if !attendees.is_empty() {
         let mut list = Element::named(CAL, "Attendees");
         for a in &attendees {
-            let mut x = Element::named(CAL, "Attendee").with(el(CAL, "Email", mailto(&a.value)));
-            x = x.with(el(
-                CAL,
-                "Name",
-                a.param("CN")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| mailto(&a.value)),
-            ));
-            let st = match a.param("PARTSTAT").map(str::to_ascii_uppercase).as_deref() {
+            let email = mailto(a.text().unwrap_or(""));
+            let name = a.param(&Param::Cn).map(str::to_string);
+            let mut x = Element::named(CAL, "Attendee").with(el(CAL, "Email", email.clone()));
+            x = x.with(el(CAL, "Name", name.unwrap_or(email)));
+            let st = match a
+                .param(&Param::Partstat)
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
                 Some("ACCEPTED") => 3,
                 Some("TENTATIVE") => 2,
                 Some("DECLINED") => 4,
@@ -504,13 +481,13 @@ pub fn event_to_eas(
                 _ => 0,
             };
             x = x.with(el(CAL, "AttendeeStatus", st.to_string()));
-            let resource = a.param("CUTYPE").is_some_and(|c| {
+            let resource = a.param(&Param::Cutype).is_some_and(|c| {
                 c.eq_ignore_ascii_case("RESOURCE") || c.eq_ignore_ascii_case("ROOM")
             });
             let ty = if resource {
                 3
             } else if a
-                .param("ROLE")
+                .param(&Param::Role)
                 .is_some_and(|r| r.eq_ignore_ascii_case("OPT-PARTICIPANT"))
             {
                 2
@@ -523,21 +500,17 @@ pub fn event_to_eas(
         out.push(list);
     }
     out.extend(categories_to_eas(&ev, CAL)?);
-    if let Some(r) = ev.prop("RRULE") {
-        out.push(recurrence_to_eas(&r.value, start_local, tz)?);
+    if let Some(r) = rrule_of(&ev)? {
+        out.push(recurrence_to_eas(r, start_local, tz)?);
     }
     let mut exceptions = Vec::new();
     let exdates: Vec<When> = ev
-        .props("EXDATE")
+        .props(&P::Exdate)
         .flat_map(|p| {
-            p.value
-                .split(',')
-                .map(|v| {
-                    let mut q = p.clone();
-                    q.value = v.to_string();
-                    parse_when(&q)
-                })
-                .collect::<Vec<_>>()
+            p.values.iter().map(|v| match v {
+                ICalendarValue::PartialDateTime(dt) => when_of(dt, p.param(&Param::Tzid)),
+                _ => Err(Error::Invalid("bad EXDATE".into())),
+            })
         })
         .collect::<Result<_>>()?;
     if exdates.len() + overrides.len() > MAX_EXCEPTIONS {
@@ -560,40 +533,39 @@ pub fn event_to_eas(
     for o in &overrides {
         let rid = to_utc(
             parse_when(
-                o.prop("RECURRENCE-ID")
+                o.prop(&P::RecurrenceId)
                     .ok_or_else(|| Error::Invalid("no RECURRENCE-ID".into()))?,
             )?,
             tz,
         );
         let mut x = Element::named(CAL, "Exception").with(instance(rid));
-        if o.prop("STATUS")
-            .is_some_and(|s| s.value.eq_ignore_ascii_case("CANCELLED"))
-        {
+        if o.prop(&P::Status).is_some_and(|s| s.is("CANCELLED")) {
             x = x.with(el(CAL, "Deleted", "1"));
         }
         // An exception carries only what differs from the series.
-        let differs = |name: &str| {
-            o.prop(name)
-                .filter(|p| ev.prop(name).map(|m| &m.value) != Some(&p.value))
+        let differs = |name: P| {
+            o.prop(&name)
+                .filter(|p| ev.prop(&name).map(|m| &m.values) != Some(&p.values))
+                .and_then(|p| p.text())
         };
-        if let Some(s) = differs("SUMMARY") {
-            x = x.with(el(CAL, "Subject", s.text()));
+        if let Some(s) = differs(P::Summary) {
+            x = x.with(el(CAL, "Subject", s));
         }
-        if let Some(p) = o.prop("DTSTART") {
+        if let Some(p) = o.prop(&P::Dtstart) {
             x = x.with(el(CAL, "StartTime", compact(to_utc(parse_when(p)?, tz))));
         }
-        if let Some(p) = o.prop("DTEND") {
+        if let Some(p) = o.prop(&P::Dtend) {
             x = x.with(el(CAL, "EndTime", compact(to_utc(parse_when(p)?, tz))));
         }
-        if let Some(l) = differs("LOCATION") {
+        if let Some(l) = differs(P::Location) {
             x = x.with(if version.is_16() {
-                Element::named(BASE, "Location").with(el(BASE, "DisplayName", l.text()))
+                Element::named(BASE, "Location").with(el(BASE, "DisplayName", l))
             } else {
-                el(CAL, "Location", l.text())
+                el(CAL, "Location", l)
             });
         }
-        if let Some(d) = differs("DESCRIPTION") {
-            x = x.with(body_element(&d.text(), opts));
+        if let Some(d) = differs(P::Description) {
+            x = x.with(body_element(d, opts));
         }
         exceptions.push(x);
     }
@@ -605,7 +577,7 @@ pub fn event_to_eas(
         out.push(e);
     }
     let rsvp = attendees.iter().any(|a| {
-        a.param("RSVP")
+        a.param(&Param::Rsvp)
             .is_some_and(|r| r.eq_ignore_ascii_case("TRUE"))
     });
     if !attendees.is_empty() {
@@ -618,8 +590,8 @@ pub fn event_to_eas(
 /// the same values): 0 normal, 2 private, 3 confidential.
 pub(crate) fn sensitivity_to_eas(comp: &Component) -> &'static str {
     match comp
-        .prop("CLASS")
-        .map(|c| c.value.to_ascii_uppercase())
+        .text(&P::Class)
+        .map(|c| c.to_ascii_uppercase())
         .as_deref()
     {
         Some("PRIVATE") => "2",
@@ -632,8 +604,10 @@ pub(crate) fn sensitivity_to_eas(comp: &Component) -> &'static str {
 /// (Calendar and Tasks spell it the same way), none when it has none.
 pub(crate) fn categories_to_eas(comp: &Component, page: &str) -> Result<Option<Element>> {
     let cats: Vec<String> = comp
-        .props("CATEGORIES")
-        .flat_map(|p| split_list(&p.value))
+        .props(&P::Categories)
+        .flat_map(|p| p.values.iter().filter_map(|v| v.as_text()))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
         .collect();
     if cats.len() > MAX_CATEGORIES {
         return Err(Error::TooLarge("categories"));
@@ -646,27 +620,26 @@ pub(crate) fn categories_to_eas(comp: &Component, page: &str) -> Result<Option<E
     }))
 }
 
-pub(crate) fn split_list(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut esc = false;
-    for c in v.chars() {
-        if esc {
-            cur.push(if c == 'n' { '\n' } else { c });
-            esc = false;
-        } else if c == '\\' {
-            esc = true;
-        } else if c == ',' {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
+/// A CATEGORIES property of the client's `Category` elements on `page`.
+pub(crate) fn categories_from_eas(app: &Element, page: &str) -> Result<Option<ICalendarEntry>> {
+    let Some(c) = app.child(page, "Categories") else {
+        return Ok(None);
+    };
+    let cats: Vec<String> = c
+        .elements()
+        .filter(|e| e.is(page, "Category"))
+        .map(|e| text_of(e, MAX_FIELD, "category"))
+        .collect::<Result<_>>()?;
+    if cats.len() > MAX_CATEGORIES {
+        return Err(Error::TooLarge("categories"));
     }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    Ok((!cats.is_empty()).then(|| {
+        ICalendarEntry::new(P::Categories).with_values(
+            cats.iter()
+                .map(|c| ICalendarValue::Text(clean(c)))
+                .collect(),
+        )
+    }))
 }
 
 /// What a client's Add or Change needs besides the item.
@@ -680,99 +653,96 @@ pub struct IncomingOptions {
 
 /// Properties of a VEVENT the Calendar item carries; an existing object's
 /// other properties survive a Change.
-const CARRIED: &[&str] = &[
-    "DTSTART",
-    "DTEND",
-    "DURATION",
-    "SUMMARY",
-    "LOCATION",
-    "DESCRIPTION",
-    "TRANSP",
-    "CLASS",
-    "ORGANIZER",
-    "ATTENDEE",
-    "CATEGORIES",
-    "RRULE",
-    "EXDATE",
-    "DTSTAMP",
-    "STATUS",
+const CARRIED: &[P] = &[
+    P::Dtstart,
+    P::Dtend,
+    P::Duration,
+    P::Summary,
+    P::Location,
+    P::Description,
+    P::Transp,
+    P::Class,
+    P::Organizer,
+    P::Attendee,
+    P::Categories,
+    P::Rrule,
+    P::Exdate,
+    P::Dtstamp,
+    P::Status,
 ];
 
 pub(crate) fn text_of(e: &Element, max: usize, what: &'static str) -> Result<String> {
     capped(e.text(), what, max)
 }
 
-fn rule_line(r: &Rule) -> String {
-    let n = if r.week >= 5 { -1 } else { r.week as i32 };
-    format!(
-        "FREQ=YEARLY;BYMONTH={};BYDAY={}{}",
-        r.month,
-        n,
-        DAYS[(r.dow as usize).min(6)]
-    )
-}
-
-fn offset_str(mins: i32) -> String {
-    let s = if mins < 0 { '-' } else { '+' };
-    let m = mins.abs();
-    format!("{s}{:02}{:02}", m / 60, m % 60)
+fn yearly_rule(r: &Rule) -> ICalendarRecurrenceRule {
+    ICalendarRecurrenceRule {
+        freq: ICalendarFrequency::Yearly,
+        bymonth: vec![ICalendarMonth::new(r.month as u8, false)],
+        byday: vec![ICalendarDay {
+            ordwk: Some(if r.week >= 5 { -1 } else { r.week as i16 }),
+            weekday: WEEK[(r.dow as usize).min(6)],
+        }],
+        ..ICalendarRecurrenceRule::default()
+    }
 }
 
 /// A VTIMEZONE for `tz` from its rules in `year`.
 pub fn vtimezone(tz: Tz, year: i32) -> Component {
     let info = info_for(tz, year);
-    let mut c = Component::new("VTIMEZONE");
-    c.props.push(Prop::new("TZID", tz.name()));
+    let mut c = Component::new(Kind::VTimezone);
+    c.push(text_entry(P::Tzid, tz.name()));
     let std = -info.bias;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let onset = |r: &Rule| {
+        local_time(
+            epoch
+                .and_hms_opt(r.hour.into(), r.minute.into(), 0)
+                .unwrap_or_default(),
+        )
+    };
     if info.daylight.month == 0 {
-        let mut s = Component::new("STANDARD");
-        s.props.push(Prop::new("DTSTART", "19700101T000000"));
-        s.props.push(Prop::new("TZOFFSETFROM", offset_str(std)));
-        s.props.push(Prop::new("TZOFFSETTO", offset_str(std)));
+        let mut s = Component::new(Kind::Standard);
+        s.push(entry(P::Dtstart, onset(&Rule::default())));
+        s.push(entry(P::Tzoffsetfrom, utc_offset(std)));
+        s.push(entry(P::Tzoffsetto, utc_offset(std)));
         c.subs.push(s);
         return c;
     }
     let dst = std - info.daylight_bias;
-    for (name, r, from, to) in [
-        ("DAYLIGHT", info.daylight, std, dst),
-        ("STANDARD", info.standard, dst, std),
+    for (kind, r, from, to) in [
+        (Kind::Daylight, info.daylight, std, dst),
+        (Kind::Standard, info.standard, dst, std),
     ] {
-        let mut s = Component::new(name);
-        s.props.push(Prop::new(
-            "DTSTART",
-            format!("19700101T{:02}{:02}00", r.hour, r.minute),
-        ));
-        s.props.push(Prop::new("RRULE", rule_line(&r)));
-        s.props.push(Prop::new("TZOFFSETFROM", offset_str(from)));
-        s.props.push(Prop::new("TZOFFSETTO", offset_str(to)));
+        let mut s = Component::new(kind);
+        s.push(entry(P::Dtstart, onset(&r)));
+        s.push(entry(P::Rrule, yearly_rule(&r)));
+        s.push(entry(P::Tzoffsetfrom, utc_offset(from)));
+        s.push(entry(P::Tzoffsetto, utc_offset(to)));
         c.subs.push(s);
     }
     c
 }
 
-fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz)
-        .naive_local()
-        .format("%Y%m%dT%H%M%S")
-        .to_string()
-}
-
-fn time_prop(name: &str, t: DateTime<Utc>, tz: Tz, all_day: bool, v16: bool) -> Prop {
+/// A DTSTART-like property for `t`: a date for all-day items, UTC in the
+/// UTC zone, else the wall time with a TZID.
+fn time_prop(name: P, t: DateTime<Utc>, tz: Tz, all_day: bool, v16: bool) -> ICalendarEntry {
     if all_day {
         let d = if v16 {
             t.date_naive()
         } else {
             t.with_timezone(&tz).date_naive()
         };
-        Prop::new(name, d.format("%Y%m%d").to_string()).with_param("VALUE", "DATE")
+        entry(name, date_only(d)).with_param(ICalendarParameter::value(ICalendarValueType::Date))
     } else if tz == Tz::UTC {
-        Prop::new(name, compact(t))
+        entry(name, utc_time(t))
     } else {
-        Prop::new(name, fmt_local(t, tz)).with_param("TZID", tz.name())
+        entry(name, local_time(t.with_timezone(&tz).naive_local()))
+            .with_param(ICalendarParameter::tzid(tz.name().to_string()))
     }
 }
 
-pub(crate) fn recurrence_from_eas(r: &Element) -> Result<String> {
+pub(crate) fn recurrence_from_eas(r: &Element) -> Result<ICalendarRecurrenceRule> {
     let num = |name: &str| -> Result<Option<u32>> {
         r.child(CAL, name)
             .map(|e| {
@@ -792,57 +762,77 @@ pub(crate) fn recurrence_from_eas(r: &Element) -> Result<String> {
     if dow > 127 {
         return Err(Error::Invalid("DayOfWeek out of range".into()));
     }
-    let days = |prefix: String| -> String {
+    let days = |ordwk: Option<i16>| -> Vec<ICalendarDay> {
         (0..7)
             .filter(|d| dow & (1 << d) != 0)
-            .map(|d| format!("{prefix}{}", DAYS[d]))
-            .collect::<Vec<_>>()
-            .join(",")
+            .map(|d| ICalendarDay {
+                ordwk,
+                weekday: WEEK[d],
+            })
+            .collect()
     };
     let week = num("WeekOfMonth")?.unwrap_or(1);
     if !(1..=5).contains(&week) {
         return Err(Error::Invalid("WeekOfMonth out of range".into()));
     }
-    let nth = if week == 5 {
-        "-1".to_string()
-    } else {
-        week.to_string()
-    };
+    let nth = Some(if week == 5 { -1 } else { week as i16 });
     let dom = num("DayOfMonth")?.unwrap_or(1);
     let moy = num("MonthOfYear")?.unwrap_or(1);
     if !(1..=31).contains(&dom) || !(1..=12).contains(&moy) {
         return Err(Error::Invalid("DayOfMonth/MonthOfYear out of range".into()));
     }
-    let mut s = match ty {
-        0 => "FREQ=DAILY".to_string(),
+    let month = vec![ICalendarMonth::new(moy as u8, false)];
+    let base = |freq| ICalendarRecurrenceRule {
+        freq,
+        ..ICalendarRecurrenceRule::default()
+    };
+    let mut rule = match ty {
+        0 => base(ICalendarFrequency::Daily),
         1 if dow == 0 => return Err(Error::Invalid("weekly without DayOfWeek".into())),
-        1 => format!("FREQ=WEEKLY;BYDAY={}", days(String::new())),
-        2 => format!("FREQ=MONTHLY;BYMONTHDAY={dom}"),
+        1 => ICalendarRecurrenceRule {
+            byday: days(None),
+            ..base(ICalendarFrequency::Weekly)
+        },
+        2 => ICalendarRecurrenceRule {
+            bymonthday: vec![dom as i8],
+            ..base(ICalendarFrequency::Monthly)
+        },
         3 if dow == 0 => return Err(Error::Invalid("monthly by day without DayOfWeek".into())),
-        3 => format!("FREQ=MONTHLY;BYDAY={}", days(nth)),
-        5 => format!("FREQ=YEARLY;BYMONTH={moy};BYMONTHDAY={dom}"),
+        3 => ICalendarRecurrenceRule {
+            byday: days(nth),
+            ..base(ICalendarFrequency::Monthly)
+        },
+        5 => ICalendarRecurrenceRule {
+            bymonth: month,
+            bymonthday: vec![dom as i8],
+            ..base(ICalendarFrequency::Yearly)
+        },
         6 if dow == 0 => return Err(Error::Invalid("yearly by day without DayOfWeek".into())),
-        6 => format!("FREQ=YEARLY;BYMONTH={moy};BYDAY={}", days(nth)),
+        6 => ICalendarRecurrenceRule {
+            bymonth: month,
+            byday: days(nth),
+            ..base(ICalendarFrequency::Yearly)
+        },
         t => return Err(Error::Invalid(format!("recurrence Type {t}"))),
     };
     if interval != 1 {
-        s.push_str(&format!(";INTERVAL={interval}"));
+        rule.interval = Some(interval as u16);
     }
     if let Some(c) = num("Occurrences")? {
         if c == 0 || c > 999 {
             return Err(Error::Invalid("Occurrences out of range".into()));
         }
-        s.push_str(&format!(";COUNT={c}"));
+        rule.count = Some(c);
     } else if let Some(u) = r.child(CAL, "Until") {
-        s.push_str(&format!(";UNTIL={}", compact(parse_eas_time(&u.text())?)));
+        rule.until = Some(utc_time(parse_eas_time(&u.text())?));
     }
     if let Some(w) = num("FirstDayOfWeek")? {
-        let w = DAYS
+        let w = WEEK
             .get(w as usize)
             .ok_or_else(|| Error::Invalid("FirstDayOfWeek".into()))?;
-        s.push_str(&format!(";WKST={w}"));
+        rule.wkst = Some(*w);
     }
-    Ok(s)
+    Ok(rule)
 }
 
 pub(crate) fn body_text(app: &Element) -> Result<Option<String>> {
@@ -911,19 +901,16 @@ fn apply_fields(
     version: EasVersion,
 ) -> Result<()> {
     if let Some(s) = app.child(CAL, "Subject") {
-        ev.set(Prop::new(
-            "SUMMARY",
-            escape(&text_of(s, MAX_FIELD, "subject")?),
-        ));
+        ev.set(text_entry(P::Summary, &text_of(s, MAX_FIELD, "subject")?));
     }
     if let Some(l) = location_of(app)? {
-        ev.set(Prop::new("LOCATION", escape(&l)));
+        ev.set(text_entry(P::Location, &l));
     }
     if let Some(b) = body_text(app)? {
         if b.is_empty() {
-            ev.remove("DESCRIPTION");
+            ev.remove(&P::Description);
         } else {
-            ev.set(Prop::new("DESCRIPTION", escape(&b)));
+            ev.set(text_entry(P::Description, &b));
         }
     }
     let start = app
@@ -935,30 +922,25 @@ fn apply_fields(
         .map(|e| parse_eas_time(&e.text()))
         .transpose()?;
     if let Some(s) = start {
-        ev.set(time_prop("DTSTART", s, tz, all_day, version.is_16()));
-        ev.remove("DURATION");
+        ev.set(time_prop(P::Dtstart, s, tz, all_day, version.is_16()));
+        ev.remove(&P::Duration);
     }
     if let Some(e) = end {
         if start.is_some_and(|s| e < s) {
             return Err(Error::Invalid("EndTime before StartTime".into()));
         }
-        ev.set(time_prop("DTEND", e, tz, all_day, version.is_16()));
+        ev.set(time_prop(P::Dtend, e, tz, all_day, version.is_16()));
     }
     if let Some(b) = app.child(CAL, "BusyStatus") {
         let t = if b.text().trim() == "0" {
-            "TRANSPARENT"
+            ICalendarTransparency::Transparent
         } else {
-            "OPAQUE"
+            ICalendarTransparency::Opaque
         };
-        ev.set(Prop::new("TRANSP", t));
+        ev.set(entry(P::Transp, t));
     }
     if let Some(s) = app.child(CAL, "Sensitivity") {
-        let c = match s.text().trim() {
-            "2" => "PRIVATE",
-            "3" => "CONFIDENTIAL",
-            _ => "PUBLIC",
-        };
-        ev.set(Prop::new("CLASS", c));
+        ev.set(entry(P::Class, sensitivity_from_eas(&s.text())));
     }
     if let Some(r) = app.child(CAL, "Reminder") {
         let m: u32 = r
@@ -969,14 +951,56 @@ fn apply_fields(
         if m > 525_600 * 10 {
             return Err(Error::Invalid("Reminder out of range".into()));
         }
-        ev.subs.retain(|s| s.name != "VALARM");
-        let mut a = Component::new("VALARM");
-        a.props.push(Prop::new("ACTION", "DISPLAY"));
-        a.props.push(Prop::new("DESCRIPTION", "Reminder"));
-        a.props.push(Prop::new("TRIGGER", format!("-PT{m}M")));
-        ev.subs.push(a);
+        let before = ICalendarDuration {
+            neg: true,
+            minutes: m,
+            ..ICalendarDuration::default()
+        };
+        ev.subs.retain(|s| s.kind != Kind::VAlarm);
+        ev.subs.push(display_alarm(entry(P::Trigger, before)));
     }
     Ok(())
+}
+
+/// CLASS for an EAS Sensitivity (Calendar and Tasks share the values).
+pub(crate) fn sensitivity_from_eas(s: &str) -> ICalendarClassification {
+    match s.trim() {
+        "2" => ICalendarClassification::Private,
+        "3" => ICalendarClassification::Confidential,
+        _ => ICalendarClassification::Public,
+    }
+}
+
+/// A VALARM showing "Reminder" at `trigger`.
+pub(crate) fn display_alarm(trigger: ICalendarEntry) -> Component {
+    let mut a = Component::new(Kind::VAlarm);
+    a.push(entry(P::Action, ICalendarAction::Display));
+    a.push(text_entry(P::Description, "Reminder"));
+    a.push(trigger);
+    a
+}
+
+/// A new VCALENDAR to hold a client's item.
+pub(crate) fn new_calendar() -> Component {
+    let mut root = Component::new(Kind::VCalendar);
+    root.push(text_entry(P::Version, "2.0"));
+    root.push(text_entry(P::Prodid, "-//Outpost//ActiveSync//EN"));
+    root
+}
+
+/// An ORGANIZER or ATTENDEE for `email`, with a CN when there is a name.
+fn address(name: P, email: &str, cn: Option<String>) -> ICalendarEntry {
+    let uri = Uri::Location(format!("mailto:{}", clean(email.trim())));
+    let e = entry(name, ICalendarValue::Uri(uri));
+    match cn {
+        // A name on one line, without quotes (calcard quotes it whole).
+        Some(n) => e.with_param(ICalendarParameter::cn(
+            n.chars()
+                .filter(|c| !c.is_control() && *c != '"')
+                .collect::<String>(),
+        )),
+        None => e,
+    }
 }
 
 /// The iCalendar object for a client's Calendar ApplicationData, merged
@@ -1009,32 +1033,26 @@ pub fn eas_to_event(
 
     let (mut root, mut ev, old_overrides) = match existing {
         Some(x) => split_components(x)?,
-        None => {
-            let mut root = Component::new("VCALENDAR");
-            root.props.push(Prop::new("VERSION", "2.0"));
-            root.props
-                .push(Prop::new("PRODID", "-//Outpost//ActiveSync//EN"));
-            (root, Component::new("VEVENT"), Vec::new())
-        }
+        None => (new_calendar(), Component::new(Kind::VEvent), Vec::new()),
     };
     if existing.is_none() {
         let uid = match app.child(CAL, "UID") {
             Some(u) if !version.is_16() && !u.text().trim().is_empty() => text_of(u, 1024, "UID")?,
             _ => opts.new_uid.clone(),
         };
-        ev.props.push(Prop::new("UID", escape(&uid)));
+        ev.push(text_entry(P::Uid, &uid));
     }
-    ev.props.retain(|p| !CARRIED.contains(&p.name.as_str()));
-    ev.set(Prop::new("DTSTAMP", compact(opts.now)));
+    ev.entries.retain(|p| !CARRIED.contains(&p.name));
+    ev.set(entry(P::Dtstamp, utc_time(opts.now)));
     if start.is_none() {
         return Err(Error::Invalid("no StartTime".into()));
     }
     apply_fields(&mut ev, app, tz, all_day, version)?;
-    if ev.prop("DTEND").is_none() {
-        let s = ev.prop("DTSTART").cloned();
+    if ev.prop(&P::Dtend).is_none() {
+        let s = ev.prop(&P::Dtstart).cloned();
         if let Some(mut s) = s {
-            s.name = "DTEND".into();
-            ev.props.push(s);
+            s.name = P::Dtend;
+            ev.push(s);
         }
     }
     let org_email = app
@@ -1042,11 +1060,11 @@ pub fn eas_to_event(
         .map(|e| text_of(e, 1024, "organizer"))
         .transpose()?;
     if let Some(e) = org_email.filter(|e| !e.trim().is_empty()) {
-        let mut p = Prop::new("ORGANIZER", format!("mailto:{}", e.trim()));
-        if let Some(n) = app.child(CAL, "OrganizerName") {
-            p = p.with_param("CN", text_of(n, MAX_FIELD, "name")?.replace('"', ""));
-        }
-        ev.props.push(p);
+        let cn = app
+            .child(CAL, "OrganizerName")
+            .map(|n| text_of(n, MAX_FIELD, "name"))
+            .transpose()?;
+        ev.push(address(P::Organizer, &e, cn));
     }
     if let Some(list) = app.child(CAL, "Attendees") {
         let all: Vec<&Element> = list.elements().filter(|e| e.is(CAL, "Attendee")).collect();
@@ -1065,63 +1083,53 @@ pub fn eas_to_event(
             if email.trim().is_empty() {
                 continue;
             }
-            let mut p = Prop::new("ATTENDEE", format!("mailto:{}", email.trim()));
-            if let Some(n) = a.child(CAL, "Name") {
-                p = p.with_param("CN", text_of(n, MAX_FIELD, "name")?.replace('"', ""));
-            }
+            let cn = a
+                .child(CAL, "Name")
+                .map(|n| text_of(n, MAX_FIELD, "name"))
+                .transpose()?;
+            let mut p = address(P::Attendee, &email, cn);
             let ps = match a
                 .child(CAL, "AttendeeStatus")
                 .map(|s| s.text())
                 .as_deref()
                 .map(str::trim)
             {
-                Some("2") => "TENTATIVE",
-                Some("3") => "ACCEPTED",
-                Some("4") => "DECLINED",
-                _ => "NEEDS-ACTION",
+                Some("2") => ICalendarParticipationStatus::Tentative,
+                Some("3") => ICalendarParticipationStatus::Accepted,
+                Some("4") => ICalendarParticipationStatus::Declined,
+                _ => ICalendarParticipationStatus::NeedsAction,
             };
-            p = p.with_param("PARTSTAT", ps);
-            match a
+            p = p.with_param(ICalendarParameter::partstat(ps));
+            let role = match a
                 .child(CAL, "AttendeeType")
                 .map(|s| s.text())
                 .as_deref()
                 .map(str::trim)
             {
-                Some("2") => p = p.with_param("ROLE", "OPT-PARTICIPANT"),
+                Some("2") => ICalendarParticipationRole::OptParticipant,
                 Some("3") => {
-                    p = p
-                        .with_param("CUTYPE", "RESOURCE")
-                        .with_param("ROLE", "NON-PARTICIPANT")
+                    p = p.with_param(ICalendarParameter::cutype(ICalendarUserTypes::Resource));
+                    ICalendarParticipationRole::NonParticipant
                 }
-                _ => p = p.with_param("ROLE", "REQ-PARTICIPANT"),
-            }
+                _ => ICalendarParticipationRole::ReqParticipant,
+            };
+            p = p.with_param(ICalendarParameter::role(role));
             if rsvp {
-                p = p.with_param("RSVP", "TRUE");
+                p = p.with_param(ICalendarParameter::rsvp(true));
             }
-            ev.props.push(p);
+            ev.push(p);
         }
     }
     if let Some(ms) = app.child(CAL, "MeetingStatus") {
         if matches!(ms.text().trim(), "5" | "7" | "13" | "15") {
-            ev.props.push(Prop::new("STATUS", "CANCELLED"));
+            ev.push(entry(P::Status, ICalendarStatus::Cancelled));
         }
     }
-    if let Some(c) = app.child(CAL, "Categories") {
-        let cats: Vec<String> = c
-            .elements()
-            .filter(|e| e.is(CAL, "Category"))
-            .map(|e| text_of(e, MAX_FIELD, "category"))
-            .collect::<Result<_>>()?;
-        if cats.len() > MAX_CATEGORIES {
-            return Err(Error::TooLarge("categories"));
-        }
-        if !cats.is_empty() {
-            let v: Vec<String> = cats.iter().map(|c| escape(c)).collect();
-            ev.props.push(Prop::new("CATEGORIES", v.join(",")));
-        }
+    if let Some(c) = categories_from_eas(app, CAL)? {
+        ev.push(c);
     }
     if let Some(r) = app.child(CAL, "Recurrence") {
-        ev.props.push(Prop::new("RRULE", recurrence_from_eas(r)?));
+        ev.push(entry(P::Rrule, recurrence_from_eas(r)?));
     }
     // Exceptions.
     let master_start = start.unwrap_or(opts.now);
@@ -1131,105 +1139,93 @@ pub fn eas_to_event(
         if all.len() > MAX_EXCEPTIONS {
             return Err(Error::TooLarge("exceptions"));
         }
-        let mut exdates = Vec::new();
+        let mut exdates: Vec<ICalendarEntry> = Vec::new();
         for x in all {
             let when = x
                 .child(CAL, "ExceptionStartTime")
                 .or_else(|| x.child(BASE, "InstanceId"))
                 .ok_or_else(|| Error::Invalid("Exception without start time".into()))?;
             let when = parse_eas_time(&when.text())?;
-            let rid = time_prop("RECURRENCE-ID", when, tz, all_day, version.is_16());
+            let rid = time_prop(P::RecurrenceId, when, tz, all_day, version.is_16());
             if x.child(CAL, "Deleted")
                 .is_some_and(|d| d.text().trim() == "1")
             {
                 exdates.push(rid);
                 continue;
             }
+            // The stored override of that instance, matched by the instant.
+            let instant = |e: &ICalendarEntry| parse_when(e).ok().map(|w| to_utc(w, tz));
             let mut o = old_overrides
                 .iter()
                 .find(|o| {
-                    o.prop("RECURRENCE-ID")
-                        .is_some_and(|r| r.value == rid.value)
+                    o.prop(&P::RecurrenceId)
+                        .is_some_and(|r| instant(r).is_some() && instant(r) == instant(&rid))
                 })
                 .cloned()
-                .unwrap_or_else(|| Component::new("VEVENT"));
-            o.props.retain(|p| {
-                !CARRIED.contains(&p.name.as_str()) && p.name != "UID" && p.name != "RECURRENCE-ID"
+                .unwrap_or_else(|| Component::new(Kind::VEvent));
+            o.entries.retain(|p| {
+                !CARRIED.contains(&p.name) && p.name != P::Uid && p.name != P::RecurrenceId
             });
-            o.props.insert(
+            o.entries.insert(
                 0,
-                ev.prop("UID")
+                ev.prop(&P::Uid)
                     .cloned()
-                    .unwrap_or_else(|| Prop::new("UID", "")),
+                    .unwrap_or_else(|| text_entry(P::Uid, "")),
             );
-            o.props.push(rid);
-            o.props.push(Prop::new("DTSTAMP", compact(opts.now)));
+            o.push(rid);
+            o.push(entry(P::Dtstamp, utc_time(opts.now)));
             for name in [
-                "SUMMARY",
-                "LOCATION",
-                "DESCRIPTION",
-                "TRANSP",
-                "CLASS",
-                "ORGANIZER",
-                "ATTENDEE",
+                P::Summary,
+                P::Location,
+                P::Description,
+                P::Transp,
+                P::Class,
+                P::Organizer,
+                P::Attendee,
             ] {
-                for p in ev.props(name) {
-                    o.props.push(p.clone());
+                for p in ev.props(&name) {
+                    o.entries.push(p.clone());
                 }
             }
             apply_fields(&mut o, x, tz, all_day, version)?;
-            if o.prop("DTSTART").is_none() {
-                o.props
-                    .push(time_prop("DTSTART", when, tz, all_day, version.is_16()));
+            if o.prop(&P::Dtstart).is_none() {
+                o.push(time_prop(P::Dtstart, when, tz, all_day, version.is_16()));
                 let len = ev
-                    .prop("DTEND")
+                    .prop(&P::Dtend)
                     .and_then(|e| parse_when(e).ok())
                     .map(|e| to_utc(e, tz) - master_start)
                     .unwrap_or_default();
-                o.props
-                    .push(time_prop("DTEND", when + len, tz, all_day, version.is_16()));
+                o.push(time_prop(
+                    P::Dtend,
+                    when + len,
+                    tz,
+                    all_day,
+                    version.is_16(),
+                ));
             }
             overrides.push(o);
         }
-        if !exdates.is_empty() {
-            let first = exdates[0].clone();
-            let vals: Vec<String> = exdates.into_iter().map(|p| p.value).collect();
-            let mut p = first;
-            p.name = "EXDATE".into();
-            p.value = vals.join(",");
-            ev.props.push(p);
+        let mut deleted = exdates.into_iter();
+        if let Some(mut p) = deleted.next() {
+            // One EXDATE with the instances' values, in the first's zone.
+            p.name = P::Exdate;
+            p.values.extend(deleted.flat_map(|d| d.values));
+            ev.push(p);
         }
     } else {
         // No Exceptions element: the existing overrides stand.
         overrides = old_overrides;
     }
     root.subs.retain(|s| {
-        s.name != "VEVENT"
-            && !(s.name == "VTIMEZONE" && s.prop("TZID").is_some_and(|t| t.value == tz.name()))
+        s.kind != Kind::VEvent
+            && !(s.kind == Kind::VTimezone && s.text(&P::Tzid) == Some(tz.name()))
     });
     if tz != Tz::UTC && !all_day {
         root.subs.insert(0, vtimezone(tz, year));
     }
     root.subs.push(ev);
     root.subs.extend(overrides);
-    let mut out = String::new();
-    root.write(&mut out);
-    Ok(out)
-}
-
-fn parse_offset(v: &str) -> Option<i32> {
-    let v = v.trim();
-    let (sign, rest) = match v.as_bytes().first()? {
-        b'+' => (1, &v[1..]),
-        b'-' => (-1, &v[1..]),
-        _ => return None,
-    };
-    if rest.len() < 4 || !rest.is_char_boundary(2) || !rest.is_char_boundary(4) {
-        return None;
-    }
-    let h: i32 = rest[..2].parse().ok()?;
-    let m: i32 = rest[2..4].parse().ok()?;
-    Some(sign * (h * 60 + m))
+    Ok(root.write())
 }
 
 /// The IANA zone a custom VTIMEZONE (one whose TZID is no zone name, as
@@ -1239,41 +1235,42 @@ fn zone_from_vtimezone(root: &Component, tzid: &str, year: i32) -> Option<Tz> {
     let vtz = root
         .subs
         .iter()
-        .find(|s| s.name == "VTIMEZONE" && s.prop("TZID").is_some_and(|t| t.text() == tzid))?;
-    let part = |name: &str| vtz.subs.iter().rev().find(|s| s.name == name);
+        .find(|s| s.kind == Kind::VTimezone && s.text(&P::Tzid) == Some(tzid))?;
+    let part = |kind: Kind| vtz.subs.iter().rev().find(|s| s.kind == kind);
     let rule = |c: &Component| -> Option<Rule> {
-        let rr = c.prop("RRULE")?.value.to_ascii_uppercase();
-        let mut month = 0;
-        let mut byday = "";
-        for kv in rr.split(';') {
-            match kv.split_once('=') {
-                Some(("BYMONTH", m)) => month = m.parse().ok()?,
-                Some(("BYDAY", d)) => byday = d,
-                _ => {}
-            }
-        }
-        let (n, day) = byday.split_at(byday.len().checked_sub(2)?);
-        let n: i32 = n.parse().ok()?;
-        let dow = DAYS.iter().position(|d| *d == day)? as u16;
-        let start = c.prop("DTSTART")?.value.clone();
-        let hm = start.split_once('T')?.1;
+        let rr = rrule_of(c).ok()??;
+        let month = rr
+            .bymonth
+            .first()
+            .map(|m| u16::from(m.month()))
+            .unwrap_or(0);
+        let day = rr.byday.first()?;
+        let n = i32::from(day.ordwk?);
+        let Some(ICalendarValue::PartialDateTime(start)) = c.prop(&P::Dtstart)?.values.first()
+        else {
+            return None;
+        };
         Some(Rule {
             month,
-            dow,
+            dow: day_index(day.weekday) as u16,
             week: if n < 0 { 5 } else { n.clamp(1, 5) as u16 },
-            hour: hm.get(..2)?.parse().ok()?,
-            minute: hm.get(2..4)?.parse().ok()?,
+            hour: start.hour?.into(),
+            minute: start.minute?.into(),
         })
     };
-    let std = part("STANDARD")?;
-    let std_off = parse_offset(&std.prop("TZOFFSETTO")?.value)?;
+    let offset = |c: &Component| match c.prop(&P::Tzoffsetto)?.values.first()? {
+        ICalendarValue::PartialDateTime(o) => model::offset_minutes(o),
+        _ => None,
+    };
+    let std = part(Kind::Standard)?;
+    let std_off = offset(std)?;
     let mut info = TimeZoneInfo {
         bias: -std_off,
         standard_name: tzid.chars().take(31).collect(),
         ..TimeZoneInfo::default()
     };
-    if let Some(dst) = part("DAYLIGHT") {
-        let dst_off = parse_offset(&dst.prop("TZOFFSETTO")?.value)?;
+    if let Some(dst) = part(Kind::Daylight) {
+        let dst_off = offset(dst)?;
         info.standard = rule(std)?;
         info.daylight = rule(dst)?;
         info.daylight_bias = -(dst_off - std_off);

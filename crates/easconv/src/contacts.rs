@@ -1,10 +1,15 @@
 //! vCard (3.0 and 4.0) <-> Contacts ApplicationData (MS-ASCNTC with the
 //! Contacts2 page).
 
-use crate::calendar::{body_element, body_text, el, split_list, text_of, EventOptions};
-use crate::ical::{self, escape, Component, Prop};
+use crate::calendar::{body_element, body_text, el, text_of, EventOptions};
+use crate::model::{self, card_list, card_text, card_value, clean};
 use crate::{EasVersion, Error, Result, MAX_CATEGORIES, MAX_FIELD};
 use base64::Engine;
+use calcard::common::{Data, IanaParse, PartialDateTime};
+use calcard::vcard::{
+    VCard, VCardEntry, VCardParameter, VCardParameterName, VCardParameterValue, VCardProperty,
+    VCardType, VCardValue, VCardValueType, VCardVersion,
+};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use outpost_wbxml::Element;
 
@@ -14,65 +19,57 @@ const C2: &str = "Contacts2";
 /// Largest Picture, decoded, in either direction (MS-ASCNTC allows 48 KB).
 pub const MAX_PICTURE: usize = 48 * 1024;
 
-/// A structured value's components, unescaped.
-fn components(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut esc = false;
-    for c in v.chars() {
-        if esc {
-            cur.push(if c == 'n' || c == 'N' { '\n' } else { c });
-            esc = false;
-        } else if c == '\\' {
-            esc = true;
-        } else if c == ';' {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    out.push(cur);
-    out
+/// A structured value's components (N, ORG, ADR), each as text.
+fn components(p: &VCardEntry) -> Vec<String> {
+    p.values.iter().map(card_value).collect()
 }
 
-fn types(p: &Prop) -> Vec<String> {
+/// The TYPE values of a property, lower case, with vCard 2.1's bare
+/// parameters (TEL;WORK;VOICE:...).
+fn types(p: &VCardEntry) -> Vec<String> {
     p.params
         .iter()
-        .filter(|(n, _)| n == "TYPE")
-        .flat_map(|(_, v)| {
-            v.trim_matches('"')
-                .split(',')
+        .filter_map(|x| match (&x.name, &x.value) {
+            (VCardParameterName::Type, v) => v.as_text().map(str::to_string),
+            (VCardParameterName::Other(n), VCardParameterValue::Null) => Some(n.clone()),
+            _ => None,
+        })
+        .flat_map(|v| {
+            v.split(',')
                 .map(|t| t.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
         })
-        .chain(
-            // vCard 2.1 style bare parameters: TEL;WORK;VOICE:...
-            p.params
-                .iter()
-                .filter(|(_, v)| v.is_empty())
-                .map(|(n, _)| n.to_ascii_lowercase()),
-        )
         .collect()
 }
 
-fn eas_date(s: &str) -> Option<String> {
-    let digits: String = s
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_digit())
-        .take(8)
-        .collect();
-    if s.trim().starts_with("--") || digits.len() != 8 {
-        return None;
-    }
-    let d = NaiveDate::parse_from_str(&digits, "%Y%m%d").ok()?;
+/// A BDAY-like value as the EAS date, `None` without a year.
+fn eas_date(p: &VCardEntry) -> Option<String> {
+    let d = match p.values.first()? {
+        VCardValue::PartialDateTime(dt) => {
+            NaiveDate::from_ymd_opt(dt.year?.into(), dt.month?.into(), dt.day?.into())?
+        }
+        // vCard 3 extensions (X-ANNIVERSARY) are text: 2010-06-01, 20100601.
+        other => {
+            let s = card_value(other);
+            let digits: String = s
+                .trim()
+                .chars()
+                .filter(|c| c.is_ascii_digit())
+                .take(8)
+                .collect();
+            if s.trim().starts_with("--") || digits.len() != 8 {
+                return None;
+            }
+            NaiveDate::parse_from_str(&digits, "%Y%m%d").ok()?
+        }
+    };
     if !(1000..=2200).contains(&d.year()) {
         return None;
     }
     Some(format!("{}T00:00:00.000Z", d.format("%Y-%m-%d")))
 }
 
-fn vcard_date(s: &str) -> Result<String> {
+fn vcard_date(s: &str) -> Result<NaiveDate> {
     let t = crate::calendar::parse_eas_time(s).or_else(|_| {
         NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
             .map(|d| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()))
@@ -80,23 +77,16 @@ fn vcard_date(s: &str) -> Result<String> {
     })?;
     // Clients send the local midnight as UTC: round to the nearest day.
     let d: DateTime<Utc> = t + chrono::Duration::hours(12);
-    Ok(d.format("%Y%m%d").to_string())
+    Ok(d.date_naive())
 }
 
-fn photo_bytes(p: &Prop) -> Option<Vec<u8>> {
-    let v = p.value.trim();
-    let b64 = if let Some(rest) = v.strip_prefix("data:") {
-        rest.split_once(";base64,")?.1
-    } else if p
-        .param("ENCODING")
-        .is_some_and(|e| e.eq_ignore_ascii_case("b") || e.eq_ignore_ascii_case("base64"))
-    {
-        v
-    } else {
-        return None;
-    };
-    let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(clean).ok()
+/// The picture of a PHOTO (calcard decodes both data: URIs and vCard 3's
+/// ENCODING=b).
+fn photo_bytes(p: &VCardEntry) -> Option<&[u8]> {
+    p.values.iter().find_map(|v| match v {
+        VCardValue::Binary(d) => Some(d.data.as_slice()),
+        _ => None,
+    })
 }
 
 const PHONES: &[(&str, &str, &str)] = &[
@@ -128,7 +118,7 @@ fn phone_slots(t: &[String]) -> &'static [&'static str] {
         &["PagerNumber"]
     } else if has("car") {
         &["CarPhoneNumber"]
-    } else if has("x-main") || has("main") {
+    } else if has("x-main") || has("main") || has("main-number") {
         &["CompanyMainPhone", "BusinessPhoneNumber"]
     } else if has("x-radio") {
         &["RadioPhoneNumber"]
@@ -147,37 +137,38 @@ fn phone_slots(t: &[String]) -> &'static [&'static str] {
     }
 }
 
-fn parse_card(text: &str) -> Result<Component> {
-    let c = ical::parse(text)?;
-    if c.name != "VCARD" {
-        return Err(Error::Invalid("not a VCARD".into()));
-    }
-    Ok(c)
-}
-
 /// The Contacts elements for a vCard, and which of its properties they
 /// represent (the ones a Change replaces).
-fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>) {
+fn map_card(card: &VCard, opts: &EventOptions) -> (Vec<Element>, Vec<usize>) {
     let mut out: Vec<Element> = Vec::new();
     let mut used = Vec::new();
     let mut taken: Vec<&'static str> = Vec::new();
     let mut emails = 0;
     let mut ims = 0;
     let mut cats = Vec::new();
-    for (i, p) in card.props.iter().enumerate() {
+    for (i, p) in card.entries.iter().enumerate() {
         let mut push = |e: Element| {
             out.push(e);
             used.push(i);
         };
-        match p.name.as_str() {
-            "FN" => push(el(C, "FileAs", p.text())),
+        let name = p.name.as_str().to_ascii_uppercase();
+        match name.as_str() {
+            "FN" => push(el(C, "FileAs", card_text(p))),
             "N" => {
-                let n = components(&p.value);
+                // The first of a component's comma list.
+                let n: Vec<String> = p
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        VCardValue::Component(items) => items.first().cloned().unwrap_or_default(),
+                        other => card_value(other),
+                    })
+                    .collect();
                 let names = ["LastName", "FirstName", "MiddleName", "Title", "Suffix"];
                 let mut any = false;
                 for (k, name) in names.iter().enumerate() {
                     if let Some(v) = n.get(k).filter(|v| !v.is_empty()) {
-                        out.push(el(C, name, v.split(',').next().unwrap_or("").to_string()));
+                        out.push(el(C, name, v.clone()));
                         any = true;
                     }
                 }
@@ -186,7 +177,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 }
             }
             "ORG" => {
-                let o = components(&p.value);
+                let o = components(p);
                 if let Some(v) = o.first().filter(|v| !v.is_empty()) {
                     out.push(el(C, "CompanyName", v.clone()));
                 }
@@ -195,23 +186,23 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 }
                 used.push(i);
             }
-            "TITLE" => push(el(C, "JobTitle", p.text())),
+            "TITLE" => push(el(C, "JobTitle", card_text(p))),
             "NICKNAME" => push(el(
                 C2,
                 "NickName",
-                split_list(&p.value).first().cloned().unwrap_or_default(),
+                card_list(p).first().cloned().unwrap_or_default(),
             )),
-            "NOTE" => push(body_element(&p.text(), opts)),
+            "NOTE" => push(body_element(&card_text(p), opts)),
             "URL" if !taken.contains(&"WebPage") => {
                 taken.push("WebPage");
-                push(el(C, "WebPage", p.text()));
+                push(el(C, "WebPage", card_text(p)));
             }
             "EMAIL" if emails < 3 => {
                 emails += 1;
                 push(el(
                     C,
                     ["Email1Address", "Email2Address", "Email3Address"][emails - 1],
-                    p.text(),
+                    card_text(p),
                 ));
             }
             "IMPP" | "X-AIM" | "X-JABBER" | "X-ICQ" | "X-SKYPE" if ims < 3 => {
@@ -219,7 +210,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 push(el(
                     C2,
                     ["IMAddress", "IMAddress2", "IMAddress3"][ims - 1],
-                    p.text(),
+                    card_text(p),
                 ));
             }
             "TEL" => {
@@ -231,7 +222,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                         .find(|x| x.0 == *slot)
                         .map(|x| x.1)
                         .unwrap_or(C);
-                    push(el(page, slot, p.text()));
+                    push(el(page, slot, card_text(p)));
                 }
             }
             "ADR" => {
@@ -252,7 +243,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                     "Home" => "Home",
                     _ => "Other",
                 });
-                let a = components(&p.value);
+                let a = components(p);
                 let mut street = a.get(2).cloned().unwrap_or_default();
                 if let Some(ext) = a.get(1).filter(|x| !x.is_empty()) {
                     street = format!("{street}\n{ext}");
@@ -276,14 +267,14 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 used.push(i);
             }
             "BDAY" => {
-                if let Some(d) = eas_date(&p.value) {
+                if let Some(d) = eas_date(p) {
                     push(el(C, "Birthday", d));
                 }
             }
             "ANNIVERSARY" | "X-ANNIVERSARY" | "X-MS-ANNIVERSARY"
                 if !taken.contains(&"Anniversary") =>
             {
-                if let Some(d) = eas_date(&p.value) {
+                if let Some(d) = eas_date(p) {
                     taken.push("Anniversary");
                     push(el(C, "Anniversary", d));
                 }
@@ -298,7 +289,7 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
                 }
             }
             "CATEGORIES" => {
-                cats.extend(split_list(&p.value));
+                cats.extend(card_list(p));
                 used.push(i);
             }
             _ => {}
@@ -328,7 +319,44 @@ fn map_card(card: &Component, opts: &EventOptions) -> (Vec<Element>, Vec<usize>)
 
 /// The ApplicationData children of a Contacts item for a vCard.
 pub fn vcard_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Result<Vec<Element>> {
-    Ok(map_card(&parse_card(text)?, opts).0)
+    Ok(map_card(&model::parse_card(text)?, opts).0)
+}
+
+fn text_prop(name: VCardProperty, s: &str) -> VCardEntry {
+    VCardEntry::new(name).with_value(clean(s))
+}
+
+/// A structured property (N, ORG, ADR) of its components.
+fn structured(name: VCardProperty, parts: &[Option<String>]) -> VCardEntry {
+    VCardEntry::new(name).with_values(
+        parts
+            .iter()
+            .map(|p| VCardValue::Text(clean(p.as_deref().unwrap_or(""))))
+            .collect(),
+    )
+}
+
+/// TYPE parameters of a comma list ("WORK,FAX"), calcard's known types
+/// as such.
+fn type_params(list: &str) -> Vec<VCardParameter> {
+    list.split(',')
+        .map(|t| match VCardType::parse(t.as_bytes()) {
+            Some(k) => VCardParameter::typ(k),
+            None => VCardParameter::typ(t.to_string()),
+        })
+        .collect()
+}
+
+fn date_prop(name: VCardProperty, d: NaiveDate) -> VCardEntry {
+    let v = PartialDateTime {
+        year: u16::try_from(d.year()).ok(),
+        month: Some(d.month() as u8),
+        day: Some(d.day() as u8),
+        ..PartialDateTime::default()
+    };
+    VCardEntry::new(name)
+        .with_value(VCardValue::PartialDateTime(v))
+        .with_param(VCardParameter::value(VCardValueType::Date))
 }
 
 /// The vCard for a client's Contacts ApplicationData, merged into
@@ -342,47 +370,53 @@ pub fn eas_to_vcard(
 ) -> Result<String> {
     let mut card = match existing {
         Some(x) => {
-            let mut card = parse_card(x)?;
+            let mut card = model::parse_card(x)?;
             let (_, used) = map_card(&card, &EventOptions::default());
             let groups: Vec<String> = used
                 .iter()
-                .filter_map(|&i| card.props.get(i))
-                .map(|p| p.group.clone())
-                .filter(|g| !g.is_empty())
+                .filter_map(|&i| card.entries.get(i))
+                .filter_map(|p| p.group.clone())
                 .collect();
             let mut i = 0;
-            card.props.retain(|p| {
-                let keep =
-                    !(used.contains(&i) || (groups.contains(&p.group) && p.name == "X-ABLABEL"));
+            card.entries.retain(|p| {
+                let label = p.name.as_str().eq_ignore_ascii_case("X-ABLABEL")
+                    && p.group.as_ref().is_some_and(|g| groups.contains(g));
+                let keep = !(used.contains(&i) || label);
                 i += 1;
                 keep
             });
             card
         }
         None => {
-            let mut card = Component::new("VCARD");
-            card.props.push(Prop::new("VERSION", "3.0"));
-            card.props.push(Prop::new("UID", escape(new_uid)));
+            let mut card = VCard::default();
+            card.entries.push(text_prop(VCardProperty::Version, "3.0"));
+            card.entries.push(text_prop(VCardProperty::Uid, new_uid));
             card
         }
     };
-    let v4 = card
-        .prop("VERSION")
-        .is_some_and(|v| v.value.trim() == "4.0");
+    let version = card.version().unwrap_or(VCardVersion::V3_0);
+    let v4 = version == VCardVersion::V4_0;
     // The item's properties go after the header and before the survivors,
     // so the next read maps them to the same elements.
-    let (head, rest): (Vec<Prop>, Vec<Prop>) = std::mem::take(&mut card.props)
+    let (head, rest): (Vec<VCardEntry>, Vec<VCardEntry>) = std::mem::take(&mut card.entries)
         .into_iter()
-        .partition(|p| matches!(p.name.as_str(), "VERSION" | "PRODID" | "UID" | "KIND"));
-    card.props = head;
+        .partition(|p| {
+            matches!(
+                p.name,
+                VCardProperty::Version
+                    | VCardProperty::Prodid
+                    | VCardProperty::Uid
+                    | VCardProperty::Kind
+            )
+        });
+    card.entries = head;
     let get = |page: &str, name: &str| -> Result<Option<String>> {
         app.child(page, name)
             .map(|e| text_of(e, MAX_FIELD, "field"))
             .transpose()
             .map(|o| o.filter(|s| !s.trim().is_empty()))
     };
-    let s = |v: Option<String>| escape(&v.unwrap_or_default());
-    let mut add = |p: Prop| card.props.push(p);
+    let mut add = |p: VCardEntry| card.entries.push(p);
     let (last, first, middle) = (
         get(C, "LastName")?,
         get(C, "FirstName")?,
@@ -401,20 +435,20 @@ pub fn eas_to_vcard(
         .or_else(|| company.clone())
         .or(get(C, "Email1Address")?)
         .unwrap_or_default();
-    add(Prop::new("FN", escape(&fn_)));
-    add(Prop::new(
-        "N",
-        [s(last), s(first), s(middle), s(title), s(suffix)].join(";"),
+    add(text_prop(VCardProperty::Fn, &fn_));
+    add(structured(
+        VCardProperty::N,
+        &[last, first, middle, title, suffix],
     ));
     let dept = get(C, "Department")?;
     if company.is_some() || dept.is_some() {
-        add(Prop::new("ORG", format!("{};{}", s(company), s(dept))));
+        add(structured(VCardProperty::Org, &[company, dept]));
     }
     if let Some(t) = get(C, "JobTitle")? {
-        add(Prop::new("TITLE", escape(&t)));
+        add(text_prop(VCardProperty::Title, &t));
     }
     if let Some(t) = get(C2, "NickName")? {
-        add(Prop::new("NICKNAME", escape(&t)));
+        add(text_prop(VCardProperty::Nickname, &t));
     }
     for (k, name) in ["Email1Address", "Email2Address", "Email3Address"]
         .iter()
@@ -426,16 +460,13 @@ pub fn eas_to_vcard(
                 (Some(a), Some(b)) if a < b => e[a + 1..b].trim().to_string(),
                 _ => e.trim().to_string(),
             };
-            let mut p = Prop::new("EMAIL", escape(&addr)).with_param("TYPE", "INTERNET");
-            if k == 0 {
-                p = p.with_param("TYPE", "PREF");
-            }
-            add(p);
+            let ty = if k == 0 { "INTERNET,PREF" } else { "INTERNET" };
+            add(text_prop(VCardProperty::Email, &addr).with_params(type_params(ty)));
         }
     }
     for (name, page, ty) in PHONES {
         if let Some(n) = get(page, name)? {
-            add(Prop::new("TEL", escape(&n)).with_param("TYPE", *ty));
+            add(text_prop(VCardProperty::Tel, &n).with_params(type_params(ty)));
         }
     }
     for kind in ["Business", "Home", "Other"] {
@@ -468,35 +499,30 @@ pub fn eas_to_vcard(
             "Home" => "HOME",
             _ => "OTHER",
         };
-        add(Prop::new(
-            "ADR",
-            [
-                "".to_string(),
-                s(ext),
-                s(street),
-                s(city),
-                s(state),
-                s(code),
-                s(country),
-            ]
-            .join(";"),
+        add(structured(
+            VCardProperty::Adr,
+            &[None, ext, street, city, state, code, country],
         )
-        .with_param("TYPE", ty));
+        .with_params(type_params(ty)));
     }
     if let Some(w) = get(C, "WebPage")? {
-        add(Prop::new("URL", escape(&w)));
+        add(text_prop(VCardProperty::Url, &w));
     }
     for name in ["IMAddress", "IMAddress2", "IMAddress3"] {
         if let Some(i) = get(C2, name)? {
-            add(Prop::new("IMPP", escape(&i)));
+            add(text_prop(VCardProperty::Impp, &i));
         }
     }
     if let Some(b) = get(C, "Birthday")? {
-        add(Prop::new("BDAY", vcard_date(&b)?).with_param("VALUE", "DATE"));
+        add(date_prop(VCardProperty::Bday, vcard_date(&b)?));
     }
     if let Some(b) = get(C, "Anniversary")? {
-        let name = if v4 { "ANNIVERSARY" } else { "X-ANNIVERSARY" };
-        add(Prop::new(name, vcard_date(&b)?).with_param("VALUE", "DATE"));
+        let name = if v4 {
+            VCardProperty::Anniversary
+        } else {
+            VCardProperty::Other("X-ANNIVERSARY".into())
+        };
+        add(date_prop(name, vcard_date(&b)?));
     }
     if let Some(pic) = app.child(C, "Picture") {
         let raw: String = pic.text().chars().filter(|c| !c.is_whitespace()).collect();
@@ -508,40 +534,39 @@ pub fn eas_to_vcard(
                 .decode(&raw)
                 .map_err(|_| Error::Invalid("Picture is not base64".into()))?;
             let ty = if bytes.starts_with(b"\x89PNG") {
-                "PNG"
+                "image/png"
             } else {
-                "JPEG"
+                "image/jpeg"
             };
-            if v4 {
-                add(Prop::new(
-                    "PHOTO",
-                    format!("data:image/{};base64,{raw}", ty.to_ascii_lowercase()),
-                ));
-            } else {
-                add(Prop::new("PHOTO", raw)
-                    .with_param("ENCODING", "b")
-                    .with_param("TYPE", ty));
-            }
+            // calcard writes it as a data: URI (4.0) or ENCODING=b (3.0).
+            add(
+                VCardEntry::new(VCardProperty::Photo).with_value(VCardValue::Binary(Data {
+                    content_type: Some(ty.to_string()),
+                    data: bytes,
+                })),
+            );
         }
     }
     if let Some(b) = body_text(app)?.filter(|b| !b.is_empty()) {
-        add(Prop::new("NOTE", escape(&b)));
+        add(text_prop(VCardProperty::Note, &b));
     }
     if let Some(c) = app.child(C, "Categories") {
         let cats: Vec<String> = c
             .elements()
             .filter(|e| e.is(C, "Category"))
-            .map(|e| text_of(e, MAX_FIELD, "category").map(|s| escape(&s)))
+            .map(|e| text_of(e, MAX_FIELD, "category").map(|s| clean(&s)))
             .collect::<Result<_>>()?;
         if cats.len() > MAX_CATEGORIES {
             return Err(Error::TooLarge("categories"));
         }
         if !cats.is_empty() {
-            add(Prop::new("CATEGORIES", cats.join(",")));
+            add(VCardEntry::new(VCardProperty::Categories)
+                .with_values(cats.into_iter().map(VCardValue::Text).collect()));
         }
     }
-    card.props.extend(rest);
+    card.entries.extend(rest);
     let mut out = String::new();
-    card.write(&mut out);
+    card.write_to(&mut out, version)
+        .map_err(|_| Error::Invalid("vCard not writable".into()))?;
     Ok(out)
 }

@@ -1,10 +1,18 @@
-//! ActiveSync Calendar items (MS-ASCAL) to and from iCalendar. Pure
-//! conversion: the Sync command calls it, answering any [`Error`] with
-//! status 6 (error in client/server conversion).
+//! ActiveSync Calendar (MS-ASCAL), Tasks (MS-ASTASK) and Contacts
+//! (MS-ASCNTC) items to and from iCalendar and vCard. Pure conversion: the
+//! Sync command calls it, answering any [`Error`] with status 6 (error in
+//! client/server conversion).
+//!
+//! iCalendar and vCard are read and written by calcard: [`model`] parses
+//! one whole object with calcard (after the limits below, and with checks
+//! of its structure), hands the conversions a component tree of calcard's
+//! entries, and writes the result back through calcard's writer. What an
+//! item does not represent stays calcard's parsed value and is written back
+//! as such.
 
 pub mod calendar;
 pub mod contacts;
-pub mod ical;
+pub mod model;
 pub mod tasks;
 pub mod tz;
 

@@ -1,11 +1,15 @@
 //! VTODO <-> Tasks ApplicationData (MS-ASTASK).
 
 use crate::calendar::{
-    body_element, body_text, el, parse_eas_time, parse_when, recurrence_from_eas,
-    recurrence_to_eas, text_of, to_utc, EventOptions, IncomingOptions,
+    body_element, body_text, categories_from_eas, display_alarm, el, new_calendar, parse_eas_time,
+    parse_when, recurrence_from_eas, recurrence_to_eas, rrule_of, sensitivity_from_eas, text_of,
+    to_utc, EventOptions, IncomingOptions,
 };
-use crate::ical::{self, escape, Component, Prop};
-use crate::{EasVersion, Error, Result, MAX_CATEGORIES, MAX_FIELD};
+use crate::model::{self, entry, text_entry, utc_time, Component, EntryExt, Kind, Param, P};
+use crate::{EasVersion, Error, Result, MAX_FIELD};
+use calcard::icalendar::{
+    ICalendarEntry, ICalendarParameter, ICalendarStatus, ICalendarValue, ICalendarValueType,
+};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use outpost_wbxml::{Element, Node, Tag};
@@ -45,14 +49,11 @@ fn retag(e: &Element, page: &str) -> Option<Element> {
 }
 
 fn find_todo(text: &str) -> Result<(Component, Component)> {
-    let root = ical::parse(text)?;
-    if root.name != "VCALENDAR" {
-        return Err(Error::Invalid("not a VCALENDAR".into()));
-    }
+    let root = model::parse_calendar(text)?;
     let todo = root
         .subs
         .iter()
-        .find(|s| s.name == "VTODO" && s.prop("RECURRENCE-ID").is_none())
+        .find(|s| s.kind == Kind::VTodo && s.prop(&P::RecurrenceId).is_none())
         .cloned()
         .ok_or_else(|| Error::Invalid("no VTODO".into()))?;
     Ok((root, todo))
@@ -63,17 +64,15 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
     let (_, t) = find_todo(text)?;
     let tz = opts.default_tz;
     let mut out = Vec::new();
-    if let Some(d) = t.prop("DESCRIPTION") {
-        out.push(body_element(&d.text(), opts));
+    if let Some(d) = t.text(&P::Description) {
+        out.push(body_element(d, opts));
     }
-    let done = t
-        .prop("STATUS")
-        .is_some_and(|s| s.value.eq_ignore_ascii_case("COMPLETED"))
-        || t.prop("COMPLETED").is_some();
+    let done =
+        t.prop(&P::Status).is_some_and(|s| s.is("COMPLETED")) || t.prop(&P::Completed).is_some();
     out.push(el(TASKS, "Complete", if done { "1" } else { "0" }));
     if done {
         let when = t
-            .prop("COMPLETED")
+            .prop(&P::Completed)
             .map(parse_when)
             .transpose()?
             .map(|w| to_utc(w, tz));
@@ -82,7 +81,7 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
         }
     }
     let due = t
-        .prop("DUE")
+        .prop(&P::Due)
         .map(parse_when)
         .transpose()?
         .map(|w| to_utc(w, tz));
@@ -90,25 +89,25 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
         out.push(el(TASKS, "DueDate", local_long(d, tz)));
         out.push(el(TASKS, "UtcDueDate", long(d)));
     }
-    let imp = match t
-        .prop("PRIORITY")
-        .and_then(|p| p.value.trim().parse::<u8>().ok())
-    {
+    let imp = match t.prop(&P::Priority).and_then(|p| match p.values.first()? {
+        ICalendarValue::Integer(i) => Some(*i),
+        other => other.as_text()?.trim().parse().ok(),
+    }) {
         Some(1..=4) => "2",
         Some(6..=9) => "0",
         _ => "1",
     };
     out.push(el(TASKS, "Importance", imp));
     let start = t
-        .prop("DTSTART")
+        .prop(&P::Dtstart)
         .map(parse_when)
         .transpose()?
         .map(|w| to_utc(w, tz));
-    if let Some(r) = t.prop("RRULE") {
+    if let Some(r) = rrule_of(&t)? {
         let s = start
             .or(due)
             .ok_or_else(|| Error::Invalid("recurring VTODO without a date".into()))?;
-        let cal = recurrence_to_eas(&r.value, s.with_timezone(&tz).naive_local(), tz)?;
+        let cal = recurrence_to_eas(r, s.with_timezone(&tz).naive_local(), tz)?;
         if let Some(mut rec) = retag(&cal, TASKS) {
             rec.children
                 .insert(1, Node::Element(el(TASKS, "Start", long(s))));
@@ -127,11 +126,11 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
     let alarm = t
         .subs
         .iter()
-        .find(|s| s.name == "VALARM")
-        .and_then(|a| a.prop("TRIGGER"));
+        .find(|s| s.kind == Kind::VAlarm)
+        .and_then(|a| a.prop(&P::Trigger));
     let reminder = match alarm {
         Some(p)
-            if p.param("VALUE")
+            if p.param(&Param::Value)
                 .is_some_and(|v| v.eq_ignore_ascii_case("DATE-TIME")) =>
         {
             Some(to_utc(parse_when(p)?, tz))
@@ -153,30 +152,30 @@ pub fn todo_to_eas(text: &str, _version: EasVersion, opts: &EventOptions) -> Res
         out.push(el(TASKS, "StartDate", local_long(s, tz)));
         out.push(el(TASKS, "UtcStartDate", long(s)));
     }
-    if let Some(s) = t.prop("SUMMARY") {
-        out.push(el(TASKS, "Subject", s.text()));
+    if let Some(s) = t.text(&P::Summary) {
+        out.push(el(TASKS, "Subject", s));
     }
     out.extend(crate::calendar::categories_to_eas(&t, TASKS)?);
     Ok(out)
 }
 
-const CARRIED: &[&str] = &[
-    "SUMMARY",
-    "DESCRIPTION",
-    "STATUS",
-    "COMPLETED",
-    "PERCENT-COMPLETE",
-    "DUE",
-    "DTSTART",
-    "PRIORITY",
-    "CLASS",
-    "CATEGORIES",
-    "RRULE",
-    "DTSTAMP",
+const CARRIED: &[P] = &[
+    P::Summary,
+    P::Description,
+    P::Status,
+    P::Completed,
+    P::PercentComplete,
+    P::Due,
+    P::Dtstart,
+    P::Priority,
+    P::Class,
+    P::Categories,
+    P::Rrule,
+    P::Dtstamp,
 ];
 
-fn utc_prop(name: &str, t: DateTime<Utc>) -> Prop {
-    Prop::new(name, crate::calendar::compact(t))
+fn utc_prop(name: P, t: DateTime<Utc>) -> ICalendarEntry {
+    entry(name, utc_time(t))
 }
 
 /// The VTODO for a client's Tasks ApplicationData, merged into `existing`.
@@ -189,30 +188,23 @@ pub fn eas_to_todo(
     let (mut root, mut t) = match existing {
         Some(x) => find_todo(x)?,
         None => {
-            let mut root = Component::new("VCALENDAR");
-            root.props.push(Prop::new("VERSION", "2.0"));
-            root.props
-                .push(Prop::new("PRODID", "-//Outpost//ActiveSync//EN"));
-            let mut t = Component::new("VTODO");
-            t.props.push(Prop::new("UID", escape(&opts.new_uid)));
-            (root, t)
+            let mut t = Component::new(Kind::VTodo);
+            t.push(text_entry(P::Uid, &opts.new_uid));
+            (new_calendar(), t)
         }
     };
-    t.props.retain(|p| !CARRIED.contains(&p.name.as_str()));
-    t.props.push(utc_prop("DTSTAMP", opts.now));
+    t.entries.retain(|p| !CARRIED.contains(&p.name));
+    t.push(utc_prop(P::Dtstamp, opts.now));
     let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
         app.child(TASKS, name)
             .map(|e| parse_eas_time(&e.text()))
             .transpose()
     };
     if let Some(s) = app.child(TASKS, "Subject") {
-        t.props.push(Prop::new(
-            "SUMMARY",
-            escape(&text_of(s, MAX_FIELD, "subject")?),
-        ));
+        t.push(text_entry(P::Summary, &text_of(s, MAX_FIELD, "subject")?));
     }
     if let Some(b) = body_text(app)?.filter(|b| !b.is_empty()) {
-        t.props.push(Prop::new("DESCRIPTION", escape(&b)));
+        t.push(text_entry(P::Description, &b));
     }
     let start = time("UtcStartDate")?.or(time("StartDate")?);
     let due = time("UtcDueDate")?.or(time("DueDate")?);
@@ -222,84 +214,63 @@ pub fn eas_to_todo(
         }
     }
     if let Some(s) = start {
-        t.props.push(utc_prop("DTSTART", s));
+        t.push(utc_prop(P::Dtstart, s));
     }
     if let Some(d) = due {
-        t.props.push(utc_prop("DUE", d));
+        t.push(utc_prop(P::Due, d));
     }
     if app
         .child(TASKS, "Complete")
         .is_some_and(|c| c.text().trim() == "1")
     {
-        t.props.push(Prop::new("STATUS", "COMPLETED"));
-        t.props.push(Prop::new("PERCENT-COMPLETE", "100"));
-        t.props.push(utc_prop(
-            "COMPLETED",
+        t.push(entry(P::Status, ICalendarStatus::Completed));
+        t.push(entry(P::PercentComplete, 100i64));
+        t.push(utc_prop(
+            P::Completed,
             time("DateCompleted")?.unwrap_or(opts.now),
         ));
     } else {
-        t.props.push(Prop::new("STATUS", "NEEDS-ACTION"));
+        t.push(entry(P::Status, ICalendarStatus::NeedsAction));
     }
-    let pri = match app
+    let pri: Option<i64> = match app
         .child(TASKS, "Importance")
         .map(|e| e.text())
         .as_deref()
         .map(str::trim)
     {
-        Some("2") => Some("1"),
-        Some("0") => Some("9"),
-        Some("1") | None => None,
+        Some("2") => Some(1),
+        Some("0") => Some(9),
+        Some("1") => Some(5),
+        None => None,
         Some(_) => return Err(Error::Invalid("bad Importance".into())),
     };
     if let Some(p) = pri {
-        t.props.push(Prop::new("PRIORITY", p));
-    } else if app.child(TASKS, "Importance").is_some() {
-        t.props.push(Prop::new("PRIORITY", "5"));
+        t.push(entry(P::Priority, p));
     }
     if let Some(s) = app.child(TASKS, "Sensitivity") {
-        let c = match s.text().trim() {
-            "2" => "PRIVATE",
-            "3" => "CONFIDENTIAL",
-            _ => "PUBLIC",
-        };
-        t.props.push(Prop::new("CLASS", c));
+        t.push(entry(P::Class, sensitivity_from_eas(&s.text())));
     }
     if let Some(r) = app.child(TASKS, "Recurrence") {
         let cal = retag(r, "Calendar").ok_or_else(|| Error::Invalid("bad Recurrence".into()))?;
-        t.props.push(Prop::new("RRULE", recurrence_from_eas(&cal)?));
+        t.push(entry(P::Rrule, recurrence_from_eas(&cal)?));
         if start.is_none() && due.is_none() {
             return Err(Error::Invalid("recurring task without a date".into()));
         }
     }
     if let Some(rs) = app.child(TASKS, "ReminderSet") {
-        t.subs.retain(|s| s.name != "VALARM");
+        t.subs.retain(|s| s.kind != Kind::VAlarm);
         if rs.text().trim() == "1" {
             let when = time("ReminderTime")?
                 .ok_or_else(|| Error::Invalid("ReminderSet without ReminderTime".into()))?;
-            let mut a = Component::new("VALARM");
-            a.props.push(Prop::new("ACTION", "DISPLAY"));
-            a.props.push(Prop::new("DESCRIPTION", "Reminder"));
-            a.props
-                .push(utc_prop("TRIGGER", when).with_param("VALUE", "DATE-TIME"));
-            t.subs.push(a);
+            let trigger = utc_prop(P::Trigger, when)
+                .with_param(ICalendarParameter::value(ICalendarValueType::DateTime));
+            t.subs.push(display_alarm(trigger));
         }
     }
-    if let Some(c) = app.child(TASKS, "Categories") {
-        let cats: Vec<String> = c
-            .elements()
-            .filter(|e| e.is(TASKS, "Category"))
-            .map(|e| text_of(e, MAX_FIELD, "category").map(|s| escape(&s)))
-            .collect::<Result<_>>()?;
-        if cats.len() > MAX_CATEGORIES {
-            return Err(Error::TooLarge("categories"));
-        }
-        if !cats.is_empty() {
-            t.props.push(Prop::new("CATEGORIES", cats.join(",")));
-        }
+    if let Some(c) = categories_from_eas(app, TASKS)? {
+        t.push(c);
     }
-    root.subs.retain(|s| s.name != "VTODO");
+    root.subs.retain(|s| s.kind != Kind::VTodo);
     root.subs.push(t);
-    let mut out = String::new();
-    root.write(&mut out);
-    Ok(out)
+    Ok(root.write())
 }

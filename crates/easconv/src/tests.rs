@@ -39,6 +39,33 @@ fn text(items: &[Element], page: &str, name: &str) -> String {
     get(items, page, name).map(|e| e.text()).unwrap_or_default()
 }
 
+/// Whether the iCalendar object `ics` (parsed by calcard) holds a property
+/// equal to the one content line `line` (parsed by calcard too): the same
+/// name, parameters and values, whatever the order of RRULE parts, the
+/// folding or the quoting.
+fn ical_has(ics: &str, line: &str) -> bool {
+    use calcard::icalendar::ICalendar;
+    let want = ICalendar::parse(format!(
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n{line}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ))
+    .unwrap();
+    let want = &want.components[1].entries[0];
+    let got = ICalendar::parse(ics).unwrap();
+    got.components.iter().any(|c| c.entries.contains(want))
+}
+
+/// Like [`ical_has`] for a vCard, `line` read as of the card's version.
+fn vcard_has(vcf: &str, line: &str) -> bool {
+    use calcard::vcard::VCard;
+    let got = VCard::parse(vcf).unwrap();
+    let version = got.version().unwrap_or_default();
+    let want = VCard::parse(format!(
+        "BEGIN:VCARD\r\nVERSION:{version}\r\n{line}\r\nEND:VCARD\r\n"
+    ))
+    .unwrap();
+    got.entries.contains(&want.entries[1])
+}
+
 #[test]
 fn pacific_blob_byte_for_byte() {
     let la: Tz = "America/Los_Angeles".parse().unwrap();
@@ -222,11 +249,14 @@ fn round_trip_keeps_item_and_unknown_properties() {
     for v in [EasVersion::V14_1, EasVersion::V16_1] {
         let items = event_to_eas(WEEKLY_BERLIN, v, &opts()).unwrap();
         let back = eas_to_event(&app(items.clone()), Some(WEEKLY_BERLIN), v, &incoming()).unwrap();
-        assert!(back.contains("X-CUSTOM-THING:keep me"), "{back}");
-        assert!(back.contains("ATTACH:https://example.org/agenda.pdf"));
-        assert!(back.contains("UID:weekly-1@example.org"));
+        assert!(ical_has(&back, "X-CUSTOM-THING:keep me"), "{back}");
+        assert!(ical_has(&back, "ATTACH:https://example.org/agenda.pdf"));
+        assert!(ical_has(&back, "UID:weekly-1@example.org"));
         assert!(back.contains("BEGIN:VTIMEZONE"));
-        assert!(back.contains("DTSTART;TZID=Europe/Berlin:20260105T090000"));
+        assert!(ical_has(
+            &back,
+            "DTSTART;TZID=Europe/Berlin:20260105T090000"
+        ));
         let again = event_to_eas(&back, v, &opts()).unwrap();
         let strip = |xs: &[Element]| -> Vec<Element> {
             xs.iter()
@@ -269,7 +299,7 @@ fn zones_and_recurrence_kinds_round_trip() {
             let back =
                 eas_to_event(&app(items.clone()), None, EasVersion::V14_1, &incoming()).unwrap();
             assert!(
-                back.contains(&format!("DTSTART;TZID={zone}:20260310T140000")),
+                ical_has(&back, &format!("DTSTART;TZID={zone}:20260310T140000")),
                 "{zone} {rule}: {back}"
             );
             let again = event_to_eas(&back, EasVersion::V14_1, &opts()).unwrap();
@@ -300,9 +330,9 @@ RRULE:FREQ=YEARLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     assert_eq!(text(&items, "Calendar", "BusyStatus"), "0");
     assert_eq!(text(&items, "Calendar", "StartTime"), "20260704T040000Z");
     let back = eas_to_event(&app(items), None, EasVersion::V14_1, &incoming()).unwrap();
-    assert!(back.contains("DTSTART;VALUE=DATE:20260704"), "{back}");
-    assert!(back.contains("DTEND;VALUE=DATE:20260705"));
-    assert!(back.contains("RRULE:FREQ=YEARLY;BYMONTH=7;BYMONTHDAY=4"));
+    assert!(ical_has(&back, "DTSTART;VALUE=DATE:20260704"), "{back}");
+    assert!(ical_has(&back, "DTEND;VALUE=DATE:20260705"));
+    assert!(ical_has(&back, "RRULE:FREQ=YEARLY;BYMONTH=7;BYMONTHDAY=4"));
     // Floating times are the user's zone.
     let fl = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f@x\r\nDTSTART:20260115T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     let items = event_to_eas(fl, EasVersion::V14_1, &o).unwrap();
@@ -329,14 +359,14 @@ fn client_add_sixteen_gets_generated_uid() {
             .with(Element::named("Calendar", "DayOfWeek").with_text("1")),
     ]);
     let out = eas_to_event(&a, None, EasVersion::V16_0, &incoming()).unwrap();
-    assert!(out.contains("UID:generated-uid@outpost"), "{out}");
+    assert!(ical_has(&out, "UID:generated-uid@outpost"), "{out}");
     assert!(
-        out.contains("EXDATE;TZID=Europe/Berlin:20260308T100000"),
+        ical_has(&out, "EXDATE;TZID=Europe/Berlin:20260308T100000"),
         "{out}"
     );
-    assert!(out.contains("RRULE:FREQ=WEEKLY;BYDAY=SU"));
+    assert!(ical_has(&out, "RRULE:FREQ=WEEKLY;BYDAY=SU"));
     let out14 = eas_to_event(&a, None, EasVersion::V14_1, &incoming()).unwrap();
-    assert!(out14.contains("UID:client-made"));
+    assert!(ical_has(&out14, "UID:client-made"));
 }
 
 #[test]
@@ -387,11 +417,10 @@ fn hostile_input_is_an_error() {
 fn times_and_vtimezone() {
     let t = parse_eas_time("2009-12-24T09:00:00.000Z").unwrap();
     assert_eq!(compact(t), "20091224T090000Z");
-    let mut s = String::new();
-    vtimezone("America/New_York".parse().unwrap(), 2026).write(&mut s);
-    assert!(s.contains("RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU"), "{s}");
-    assert!(s.contains("RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU"));
-    assert!(s.contains("TZOFFSETTO:-0400"));
+    let s = vtimezone("America/New_York".parse().unwrap(), 2026).write();
+    assert!(ical_has(&s, "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU"), "{s}");
+    assert!(ical_has(&s, "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU"));
+    assert!(ical_has(&s, "TZOFFSETTO:-0400"));
 }
 
 fn calendar_leaf() -> impl Strategy<Value = Element> {
@@ -518,8 +547,8 @@ fn todo_round_trip() {
         &incoming(),
     )
     .unwrap();
-    assert!(back.contains("X-MOZ-GENERATION:3"), "{back}");
-    assert!(back.contains("UID:todo-1@example.org"));
+    assert!(ical_has(&back, "X-MOZ-GENERATION:3"), "{back}");
+    assert!(ical_has(&back, "UID:todo-1@example.org"));
     assert_eq!(todo_to_eas(&back, EasVersion::V14_1, &o).unwrap(), items);
     // Completing it on the phone.
     let mut done: Vec<Element> = items
@@ -529,8 +558,8 @@ fn todo_round_trip() {
     done.push(Element::named("Tasks", "Complete").with_text("1"));
     done.push(Element::named("Tasks", "DateCompleted").with_text("2026-04-01T10:00:00.000Z"));
     let back = eas_to_todo(&app(done), Some(TODO), EasVersion::V14_1, &incoming()).unwrap();
-    assert!(back.contains("STATUS:COMPLETED"));
-    assert!(back.contains("COMPLETED:20260401T100000Z"));
+    assert!(ical_has(&back, "STATUS:COMPLETED"));
+    assert!(ical_has(&back, "COMPLETED:20260401T100000Z"));
     let bad = app(vec![
         Element::named("Tasks", "UtcStartDate").with_text("2026-05-01T00:00:00.000Z"),
         Element::named("Tasks", "UtcDueDate").with_text("2026-04-01T00:00:00.000Z"),
@@ -606,9 +635,15 @@ fn apple_contact() {
     assert_eq!(text(&items, "Contacts", "Picture"), "/9j/4AAQSkZJRgABAQ==");
     // What EAS cannot carry survives the Change.
     assert!(back.contains("fourth@example.com"), "{back}");
-    assert!(back.contains("X-ABUID:1234-5678"));
-    assert!(back.contains("item2.X-ABADR:us"));
+    assert!(vcard_has(&back, "X-ABUID:1234-5678"));
+    assert!(vcard_has(&back, "item2.X-ABADR:us"));
     assert!(!back.contains("item1.X-ABLabel") && !back.contains("item1.X-ABLABEL"));
+    let parsed = calcard::vcard::VCard::parse(&back).unwrap();
+    assert!(!parsed
+        .entries
+        .iter()
+        .any(|e| e.group.as_deref() == Some("item1")
+            && e.name.as_str().eq_ignore_ascii_case("X-ABLABEL")));
 }
 
 #[test]
@@ -627,7 +662,7 @@ fn google_and_thunderbird_contacts() {
             .count(),
         2
     );
-    assert!(back.contains("X-GOOGLE-TALK:gina@talk"));
+    assert!(vcard_has(&back, "X-GOOGLE-TALK:gina@talk"));
     let (t, back) = contact_round_trip(THUNDERBIRD);
     assert_eq!(text(&t, "Contacts", "BusinessAddressCountry"), "France");
     assert_eq!(
@@ -636,11 +671,11 @@ fn google_and_thunderbird_contacts() {
     );
     assert_eq!(text(&t, "Contacts", "Picture"), "iVBORw0KGgo=");
     assert!(
-        back.contains("PHOTO:data:image/png;base64,iVBORw0KGgo="),
+        vcard_has(&back, "PHOTO:data:image/png;base64,iVBORw0KGgo="),
         "{back}"
     );
-    assert!(back.contains("ANNIVERSARY;VALUE=DATE:20150910"));
-    assert!(back.contains("UID:tb-1"));
+    assert!(vcard_has(&back, "ANNIVERSARY;VALUE=DATE:20150910"));
+    assert!(vcard_has(&back, "UID:tb-1"));
 }
 
 #[test]
@@ -652,13 +687,13 @@ fn contact_add_and_limits() {
         Element::named("Contacts", "Birthday").with_text("1990-01-31T23:00:00.000Z"),
     ]);
     let card = eas_to_vcard(&a, None, EasVersion::V16_1, "uid-9").unwrap();
-    assert!(card.contains("UID:uid-9"));
-    assert!(card.contains("FN:Ann Lee"));
+    assert!(vcard_has(&card, "UID:uid-9"));
+    assert!(vcard_has(&card, "FN:Ann Lee"));
     assert!(
-        card.contains("EMAIL;TYPE=INTERNET;TYPE=PREF:ann@example.org"),
+        vcard_has(&card, "EMAIL;TYPE=INTERNET;TYPE=PREF:ann@example.org"),
         "{card}"
     );
-    assert!(card.contains("BDAY;VALUE=DATE:19900201"));
+    assert!(vcard_has(&card, "BDAY;VALUE=DATE:19900201"));
     let huge = app(vec![
         Element::named("Contacts", "Picture").with_text("A".repeat(200_000))
     ]);
@@ -714,11 +749,11 @@ DTSTART;VALUE=DATE:20260126\r\nDTEND;VALUE=DATE:20260127\r\nSUMMARY:Australia Da
             }
             let back = eas_to_event(&app(items), None, v, &incoming()).unwrap();
             assert!(
-                back.contains("DTSTART;VALUE=DATE:20260126"),
+                ical_has(&back, "DTSTART;VALUE=DATE:20260126"),
                 "{zone} {v:?}: {back}"
             );
             assert!(
-                back.contains("DTEND;VALUE=DATE:20260127"),
+                ical_has(&back, "DTEND;VALUE=DATE:20260127"),
                 "{zone} {v:?}: {back}"
             );
         }
@@ -775,6 +810,16 @@ fn line_breaks_from_clients_cannot_inject_properties() {
     ]);
     let out = eas_to_event(&a, None, EasVersion::V14_1, &incoming()).unwrap();
     assert!(!out.contains("\nX-EVIL"), "{out}");
+    let parsed = calcard::icalendar::ICalendar::parse(&out).unwrap();
+    assert!(parsed
+        .components
+        .iter()
+        .flat_map(|c| &c.entries)
+        .all(|e| !e.name.as_str().starts_with("X-EVIL")));
+    // The text itself survives, on its one line.
+    let items = event_to_eas(&out, EasVersion::V14_1, &opts()).unwrap();
+    assert_eq!(text(&items, "Calendar", "Subject"), "Hi\nX-EVIL:3");
+    assert_eq!(text(&items, "Calendar", "OrganizerName"), "EveX-EVIL:2");
     let c = eas_to_vcard(
         &app(vec![
             Element::named("Contacts", "Email1Address").with_text("x@y\nX-EVIL:1")
@@ -785,18 +830,295 @@ fn line_breaks_from_clients_cannot_inject_properties() {
     )
     .unwrap();
     assert!(!c.contains("\nX-EVIL"), "{c}");
+    let parsed = calcard::vcard::VCard::parse(&c).unwrap();
+    assert!(parsed
+        .entries
+        .iter()
+        .all(|e| !e.name.as_str().starts_with("X-EVIL")));
 }
 
 #[test]
 fn custom_vtimezone_is_matched_by_its_rules() {
-    let mut vtz = String::new();
     let mut c = vtimezone("America/New_York".parse().unwrap(), 2026);
-    c.props[0].value = "Customized Time Zone".into();
-    c.write(&mut vtz);
+    c.set(crate::model::text_entry(
+        crate::model::P::Tzid,
+        "Customized Time Zone",
+    ));
+    let vtz = c.write();
     let ics = format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{vtz}BEGIN:VEVENT\r\nUID:c@x\r\nDTSTAMP:20260101T000000Z\r\n\
 DTSTART;TZID=\"Customized Time Zone\":20260710T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     );
     let items = event_to_eas(&ics, EasVersion::V14_1, &opts()).unwrap();
     assert_eq!(text(&items, "Calendar", "StartTime"), "20260710T130000Z");
+}
+
+/// Objects calcard cannot read as one well-formed VCALENDAR or VCARD are
+/// Error::Invalid for every reader, and for a Change merged into them.
+#[test]
+fn malformed_objects_are_invalid() {
+    let ev = "BEGIN:VEVENT\r\nUID:m@x\r\nDTSTART:20260301T090000Z\r\nEND:VEVENT\r\n";
+    let cal = |body: &str| format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n");
+    let bad_calendars = [
+        // Garbage.
+        "garbage".to_string(),
+        "\u{0}\u{1}\u{2}".to_string(),
+        String::new(),
+        ":::\r\n;;;\r\n".to_string(),
+        // An END before any BEGIN.
+        format!("END:VCALENDAR\r\n{}", cal(ev)),
+        // Truncated: no END:VCALENDAR.
+        format!("BEGIN:VCALENDAR\r\n{ev}"),
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:m@x\r\nDTSTART:2026".to_string(),
+        // Bad nesting: an event in an event, a calendar in a calendar,
+        // an alarm or a STANDARD out of place, a VEVENT at the top.
+        cal(&format!(
+            "BEGIN:VEVENT\r\nUID:a@x\r\nDTSTART:20260301T090000Z\r\n{ev}END:VEVENT\r\n"
+        )),
+        cal(&format!("{ev}{}", cal(ev))),
+        cal(&format!(
+            "BEGIN:VALARM\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n{ev}"
+        )),
+        cal(&format!(
+            "BEGIN:STANDARD\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n{ev}"
+        )),
+        cal(
+            "BEGIN:VEVENT\r\nUID:a@x\r\nDTSTART:20260301T090000Z\r\nBEGIN:VTIMEZONE\r\n\
+TZID:X\r\nEND:VTIMEZONE\r\nEND:VEVENT\r\n",
+        ),
+        ev.to_string(),
+        // Something after the object.
+        format!("{}BEGIN:VEVENT\r\n", cal(ev)),
+        format!("{}{}", cal(ev), cal(ev)),
+        format!("{}trailing garbage\r\n", cal(ev)),
+        // A vCard where a VCALENDAR belongs.
+        APPLE.to_string(),
+    ];
+    for text in &bad_calendars {
+        let r = event_to_eas(text, EasVersion::V14_1, &opts());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+        let r = todo_to_eas(text, EasVersion::V14_1, &opts());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+        let a = app(vec![
+            Element::named("Calendar", "StartTime").with_text("20260301T090000Z")
+        ]);
+        let r = eas_to_event(&a, Some(text), EasVersion::V14_1, &incoming());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+        let r = eas_to_todo(&app(vec![]), Some(text), EasVersion::V14_1, &incoming());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+    }
+    // The well-formed object these are made of reads.
+    assert!(event_to_eas(&cal(ev), EasVersion::V14_1, &opts()).is_ok());
+
+    let bad_cards = [
+        "garbage".to_string(),
+        String::new(),
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Cut short\r\n".to_string(),
+        "END:VCARD\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nEND:VCARD\r\n".to_string(),
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nBEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\nEND:VCARD\r\n"
+            .to_string(),
+        format!("{GOOGLE}{GOOGLE}"),
+        format!("{GOOGLE}X-AFTER:1\r\n"),
+        WEEKLY_BERLIN.to_string(),
+    ];
+    for text in &bad_cards {
+        let r = vcard_to_eas(text, EasVersion::V14_1, &opts());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+        let r = eas_to_vcard(&app(vec![]), Some(text), EasVersion::V14_1, "u");
+        assert!(matches!(r, Err(Error::Invalid(_))), "{text:?}: {r:?}");
+    }
+    // Values calcard cannot read as their type are refused where the item
+    // needs them.
+    for line in [
+        "DTSTART:tomorrow",
+        "DTSTART:20261301T000000Z",
+        "DTSTART;VALUE=DATE:2026",
+    ] {
+        let text = cal(&format!(
+            "BEGIN:VEVENT\r\nUID:v@x\r\n{line}\r\nEND:VEVENT\r\n"
+        ));
+        let r = event_to_eas(&text, EasVersion::V14_1, &opts());
+        assert!(matches!(r, Err(Error::Invalid(_))), "{line}: {r:?}");
+    }
+    let text = cal(
+        "BEGIN:VEVENT\r\nUID:v@x\r\nDTSTART:20260301T090000Z\r\nRRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\n",
+    );
+    assert!(matches!(
+        event_to_eas(&text, EasVersion::V14_1, &opts()),
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[test]
+fn limits_are_kept_before_and_after_parsing() {
+    let big = format!(
+        "BEGIN:VCALENDAR\r\nX-PAD:{}\r\nEND:VCALENDAR\r\n",
+        "x".repeat(MAX_INPUT)
+    );
+    assert_eq!(
+        event_to_eas(&big, EasVersion::V14_1, &opts()),
+        Err(Error::TooLarge("object"))
+    );
+    assert_eq!(
+        vcard_to_eas(&big, EasVersion::V14_1, &opts()),
+        Err(Error::TooLarge("object"))
+    );
+    let many: String = (0..MAX_LINES).map(|i| format!("X-L:{i}\r\n")).collect();
+    let lines = format!(
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:l@x\r\nDTSTART:20260301T090000Z\r\n{many}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    assert_eq!(
+        event_to_eas(&lines, EasVersion::V14_1, &opts()),
+        Err(Error::TooLarge("lines"))
+    );
+    let card = format!("BEGIN:VCARD\r\nVERSION:3.0\r\n{many}END:VCARD\r\n");
+    assert_eq!(
+        vcard_to_eas(&card, EasVersion::V14_1, &opts()),
+        Err(Error::TooLarge("lines"))
+    );
+    // Deep nesting of components the RFC leaves open (X- components).
+    let open: String = (0..20).map(|i| format!("BEGIN:X-C{i}\r\n")).collect();
+    let close: String = (0..20).rev().map(|i| format!("END:X-C{i}\r\n")).collect();
+    let deep = format!(
+        "BEGIN:VCALENDAR\r\n{open}{close}BEGIN:VEVENT\r\nUID:d@x\r\nDTSTART:20260301T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    assert_eq!(
+        event_to_eas(&deep, EasVersion::V14_1, &opts()),
+        Err(Error::TooLarge("nesting"))
+    );
+}
+
+/// A Change that carries only some fields keeps all the object holds
+/// beyond the item: alarms without a Reminder, overrides without
+/// Exceptions, X- properties, other components.
+#[test]
+fn change_keeps_what_the_item_does_not_carry() {
+    let tzb = info_for("Europe/Berlin".parse().unwrap(), 2026).to_base64();
+    let a = app(vec![
+        Element::named("Calendar", "Timezone").with_text(tzb),
+        Element::named("Calendar", "StartTime").with_text("20260105T080000Z"),
+        Element::named("Calendar", "EndTime").with_text("20260105T093000Z"),
+        Element::named("Calendar", "Subject").with_text("Longer standup"),
+    ]);
+    let back = eas_to_event(&a, Some(WEEKLY_BERLIN), EasVersion::V14_1, &incoming()).unwrap();
+    let root = crate::model::parse_calendar(&back).unwrap();
+    let events: Vec<_> = root
+        .subs
+        .iter()
+        .filter(|s| s.kind == crate::model::Kind::VEvent)
+        .collect();
+    assert_eq!(events.len(), 2, "{back}");
+    let master = events[0];
+    assert_eq!(
+        master.text(&crate::model::P::Summary),
+        Some("Longer standup")
+    );
+    assert!(
+        master
+            .subs
+            .iter()
+            .any(|s| s.kind == crate::model::Kind::VAlarm),
+        "{back}"
+    );
+    assert!(ical_has(&back, "X-CUSTOM-THING:keep me"));
+    assert!(ical_has(&back, "ATTACH:https://example.org/agenda.pdf"));
+    assert!(ical_has(
+        &back,
+        "RECURRENCE-ID;TZID=Europe/Berlin:20260112T090000"
+    ));
+    assert!(ical_has(&back, "SUMMARY:Standup (moved)"));
+    assert!(ical_has(&back, "DTEND;TZID=Europe/Berlin:20260105T103000"));
+    // What the item read back says.
+    let items = event_to_eas(&back, EasVersion::V14_1, &opts()).unwrap();
+    assert_eq!(text(&items, "Calendar", "Reminder"), "15");
+    assert_eq!(
+        get(&items, "Calendar", "Exceptions")
+            .unwrap()
+            .elements()
+            .count(),
+        1
+    );
+    // Tasks: the alarm and X- properties stay when the item has no
+    // ReminderSet.
+    let t = app(vec![Element::named("Tasks", "Subject").with_text("Taxes")]);
+    let back = eas_to_todo(&t, Some(TODO), EasVersion::V14_1, &incoming()).unwrap();
+    assert!(ical_has(&back, "X-MOZ-GENERATION:3"), "{back}");
+    assert!(ical_has(&back, "TRIGGER;VALUE=DATE-TIME:20260410T070000Z"));
+    assert!(ical_has(&back, "SUMMARY:Taxes"));
+}
+
+fn lines_of(s: &str) -> Vec<String> {
+    s.split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..600)) {
+        let s = String::from_utf8_lossy(&b);
+        let a = app(vec![Element::named("Calendar", "StartTime").with_text("20260301T090000Z")]);
+        for text in [
+            s.to_string(),
+            format!("BEGIN:VCALENDAR\r\n{s}\r\nEND:VCALENDAR\r\n"),
+            format!("BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\n{s}\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"),
+            format!("BEGIN:VCARD\r\nVERSION:3.0\r\n{s}\r\nEND:VCARD\r\n"),
+        ] {
+            let _ = event_to_eas(&text, EasVersion::V16_1, &opts());
+            let _ = todo_to_eas(&text, EasVersion::V14_1, &opts());
+            let _ = vcard_to_eas(&text, EasVersion::V14_1, &opts());
+            if let Ok(x) = eas_to_event(&a, Some(&text), EasVersion::V14_1, &incoming()) {
+                event_to_eas(&x, EasVersion::V14_1, &opts()).unwrap();
+            }
+            if let Ok(x) = eas_to_todo(&app(vec![]), Some(&text), EasVersion::V14_1, &incoming()) {
+                todo_to_eas(&x, EasVersion::V14_1, &opts()).unwrap();
+            }
+            if let Ok(x) = eas_to_vcard(&app(vec![]), Some(&text), EasVersion::V14_1, "u") {
+                vcard_to_eas(&x, EasVersion::V14_1, &opts()).unwrap();
+            }
+        }
+    }
+
+    /// Real objects with lines dropped, repeated or moved (BEGIN/END among
+    /// them, so any nesting): an error or a result, never a panic, and a
+    /// Change merged into one that reads gives an object that reads.
+    #[test]
+    fn shuffled_lines_never_panic(
+        which in 0..4usize,
+        edits in prop::collection::vec((0..3u8, any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..6),
+    ) {
+        let src = [WEEKLY_BERLIN, TODO, APPLE, THUNDERBIRD][which];
+        let mut lines = lines_of(src);
+        for (op, i, j) in edits {
+            if lines.is_empty() {
+                break;
+            }
+            let (i, j) = (i.index(lines.len()), j.index(lines.len()));
+            match op {
+                0 => {
+                    lines.remove(i);
+                }
+                1 => {
+                    let l = lines[i].clone();
+                    lines.insert(j, l);
+                }
+                _ => lines.swap(i, j),
+            }
+        }
+        let text: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+        let a = app(vec![Element::named("Calendar", "StartTime").with_text("20260301T090000Z")]);
+        let _ = event_to_eas(&text, EasVersion::V14_1, &opts());
+        let _ = todo_to_eas(&text, EasVersion::V14_1, &opts());
+        let _ = vcard_to_eas(&text, EasVersion::V14_1, &opts());
+        if let Ok(x) = eas_to_event(&a, Some(&text), EasVersion::V16_1, &incoming()) {
+            event_to_eas(&x, EasVersion::V16_1, &opts()).unwrap();
+        }
+        if let Ok(x) = eas_to_todo(&app(vec![]), Some(&text), EasVersion::V14_1, &incoming()) {
+            todo_to_eas(&x, EasVersion::V14_1, &opts()).unwrap();
+        }
+        if let Ok(x) = eas_to_vcard(&app(vec![]), Some(&text), EasVersion::V14_1, "u") {
+            vcard_to_eas(&x, EasVersion::V14_1, &opts()).unwrap();
+        }
+    }
 }
