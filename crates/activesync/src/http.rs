@@ -166,6 +166,8 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         .policy_key
         .or_else(|| header("X-MS-PolicyKey").and_then(|k| k.trim().parse().ok()));
     let user_agent = header("User-Agent");
+    // The headers are read: a held Ping does not keep them.
+    drop(parts);
     let body = match axum::body::to_bytes(body, ctx.limits.max_body).await {
         Ok(b) => b,
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
@@ -178,7 +180,10 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         user_agent,
         long_poll,
     };
-    match dispatch(&ctx, &exchange, body).await {
+    // Boxed: a held Ping or hanging Sync keeps only what its own command
+    // needs, not the largest command's state (the request future of every
+    // connection would otherwise be as large as the largest command's).
+    match Box::pin(dispatch(&ctx, &exchange, body)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(command = exchange.line.command.name(), "activesync: {e}");
@@ -263,23 +268,25 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Ok(r) => r,
                 Err(resp) => return Ok(*resp),
             };
-            return Ok(wbxml(&folder_sync(b, &who, &root).await?));
+            return Ok(wbxml(&Box::pin(folder_sync(b, &who, &root)).await?));
         }
         Command::FolderCreate | Command::FolderUpdate | Command::FolderDelete => {
             let root = match decode(&body, &ctx.limits) {
                 Ok(r) => r,
                 Err(resp) => return Ok(*resp),
             };
-            return Ok(wbxml(&folder_op(b, &who, command, &root).await?));
+            return Ok(wbxml(&Box::pin(folder_op(b, &who, command, &root)).await?));
         }
-        Command::Sync => return sync_command(b, &who, &body, &ctx.limits).await,
+        Command::Sync => return Box::pin(sync_command(b, &who, &body, &ctx.limits)).await,
         Command::GetItemEstimate => {
             let root = match decode(&body, &ctx.limits) {
                 Ok(r) => r,
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(wbxml(&estimate::answer(b, &who, &folders, &root).await?));
+            return Ok(wbxml(
+                &Box::pin(estimate::answer(b, &who, &folders, &root)).await?,
+            ));
         }
         Command::ItemOperations => {
             let root = match decode(&body, &ctx.limits) {
@@ -287,7 +294,9 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(wbxml(&itemops::answer(b, &who, &folders, &root).await?));
+            return Ok(wbxml(
+                &Box::pin(itemops::answer(b, &who, &folders, &root)).await?,
+            ));
         }
         Command::Search => {
             let root = match decode(&body, &ctx.limits) {
@@ -295,7 +304,9 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(wbxml(&search::search(b, &who, &folders, &root).await?));
+            return Ok(wbxml(
+                &Box::pin(search::search(b, &who, &folders, &root)).await?,
+            ));
         }
         Command::MeetingResponse => {
             let root = match decode(&body, &ctx.limits) {
@@ -303,17 +314,19 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(match meeting::answer(b, &who, &folders, &root).await? {
-                Some(a) => wbxml(&a),
-                None => wbxml(&status_document(command, 2)),
-            });
+            return Ok(
+                match Box::pin(meeting::answer(b, &who, &folders, &root)).await? {
+                    Some(a) => wbxml(&a),
+                    None => wbxml(&status_document(command, 2)),
+                },
+            );
         }
         Command::ResolveRecipients => {
             let root = match decode(&body, &ctx.limits) {
                 Ok(r) => r,
                 Err(resp) => return Ok(*resp),
             };
-            return Ok(wbxml(&resolve::answer(b, &who, &root).await?));
+            return Ok(wbxml(&Box::pin(resolve::answer(b, &who, &root)).await?));
         }
         Command::Find => {
             let root = match decode(&body, &ctx.limits) {
@@ -321,14 +334,16 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(wbxml(&search::find(b, &who, &folders, &root).await?));
+            return Ok(wbxml(
+                &Box::pin(search::find(b, &who, &folders, &root)).await?,
+            ));
         }
         Command::Settings => {
             let root = match decode(&body, &ctx.limits) {
                 Ok(r) => r,
                 Err(resp) => return Ok(*resp),
             };
-            return Ok(wbxml(&settings::answer(b, &who, &root).await?));
+            return Ok(wbxml(&Box::pin(settings::answer(b, &who, &root)).await?));
         }
         Command::SendMail | Command::SmartReply | Command::SmartForward => {
             // 14.0 and later send WBXML; the 12.x form (the bare MIME
@@ -352,10 +367,12 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Ok(r) => r,
                 Err(code) => return Ok(wbxml(&status_document(command, code))),
             };
-            return Ok(match compose::answer(b, &who, command, &req).await? {
-                None => Response::new(Body::empty()),
-                Some(a) => wbxml(&a),
-            });
+            return Ok(
+                match Box::pin(compose::answer(b, &who, command, &req)).await? {
+                    None => Response::new(Body::empty()),
+                    Some(a) => wbxml(&a),
+                },
+            );
         }
         Command::MoveItems => {
             let root = match decode(&body, &ctx.limits) {
@@ -363,10 +380,12 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 Err(resp) => return Ok(*resp),
             };
             let folders = b.folders(who.principal).await?;
-            return Ok(match moves::answer(b, &who, &folders, &root).await? {
-                Some(a) => wbxml(&a),
-                None => wbxml(&status_document(command, 2)),
-            });
+            return Ok(
+                match Box::pin(moves::answer(b, &who, &folders, &root)).await? {
+                    Some(a) => wbxml(&a),
+                    None => wbxml(&status_document(command, 2)),
+                },
+            );
         }
         Command::Ping => {
             // An empty Ping reuses the last one's parameters.
@@ -381,7 +400,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             let folders = b.folders(who.principal).await?;
             let moved = hierarchy_changed(b, &who, &folders).await?;
             return Ok(wbxml(
-                &ping::ping(b, &who, &folders, root.as_ref(), moved).await?,
+                &Box::pin(ping::ping(b, &who, &folders, root.as_ref(), moved)).await?,
             ));
         }
         _ => {}
