@@ -353,7 +353,9 @@ async fn autoconfig_handler(
     let asked = autoconfig::asked_domain(email.as_deref(), host.as_deref())
         .filter(|d| email.is_some() || domains.contains(d));
     let doc = match asked {
-        Some(d) if domains.contains(&d) => autoconfig::client_config(settings, &d, &[d.clone()]),
+        Some(d) if domains.contains(&d) => {
+            autoconfig::client_config(settings, &d, std::slice::from_ref(&d))
+        }
         // An address of a domain this server does not host.
         Some(_) => return text(StatusCode::NOT_FOUND, "Not a domain of this server\n"),
         None if domains.is_empty() => {
