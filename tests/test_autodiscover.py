@@ -9,7 +9,9 @@ with `plistlib`, its CalDAV principal followed by `caldav`.
 
 exchangelib (which speaks SOAP autodiscover) is not in
 tests/requirements.txt, so the SOAP requests here are written the way it
-writes them (its envelope, header and setting names)."""
+writes them (its envelope, header and setting names), and
+test_soap_with_exchangelib runs only where exchangelib is installed
+(checked with exchangelib 5.6.0)."""
 
 import plistlib
 import xml.etree.ElementTree as ET
@@ -352,6 +354,35 @@ def test_soap_bad_requests(web):
     # Only POST.
     r = requests.get(base(web) + SVC, auth=("alice@example.test", PASSWORD), verify=False, timeout=10)
     assert r.status_code == 405
+
+
+def test_soap_with_exchangelib(web):
+    """exchangelib's own autodiscover protocol: it finds the auth type from
+    the 401, asks for every setting it knows and reads the EWS URL and
+    version; someone else's address is its ErrorNonExistentMailbox."""
+    pytest.importorskip("exchangelib", reason="exchangelib is not in tests/requirements.txt")
+    from exchangelib import Configuration, Credentials
+    from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+    from exchangelib.errors import ErrorNonExistentMailbox
+    from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
+
+    saved = BaseProtocol.HTTP_ADAPTER_CLS
+    BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+    try:
+        protocol = AutodiscoverProtocol(config=Configuration(
+            service_endpoint=base(web) + SVC, credentials=Credentials("alice@example.test", PASSWORD)))
+        assert protocol.auth_type == "basic"
+        ur = protocol.get_user_settings(user="alice@example.test")
+        ur.raise_errors()  # only SettingIsNotAvailable, which it takes as harmless
+        assert ur.ews_url == f"https://mail.example.test:{web.port('https')}/EWS/Exchange.asmx"
+        assert ur.autodiscover_smtp_address == "alice@example.test"
+        assert ur.user_settings["user_display_name"] == "Alice A"
+        assert ur.version.api_version == "Exchange2016"
+        other = protocol.get_user_settings(user="bob@example.test")
+        with pytest.raises(ErrorNonExistentMailbox):
+            other.raise_errors()
+    finally:
+        BaseProtocol.HTTP_ADAPTER_CLS = saved
 
 
 # ------------------------------------------------------ Mozilla autoconfig
