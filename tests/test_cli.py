@@ -263,6 +263,38 @@ def test_domain_add_creates_the_dkim_key(admin):
     assert key.read_bytes() == pem
 
 
+def test_dns_prints_a_valid_zone_with_discovery_records(tmp_path):
+    """`outpost dns` output is zone-file text (dnspython reads it) with the
+    Autodiscover, autoconfig and RFC 6764 CalDAV/CardDAV records."""
+    import dns.rdatatype
+    import dns.zone
+
+    s = Server(tmp_path)
+    s.add_domain("example.test")
+    out = s.cli("dns", "example.test").stdout
+    # As pasted into a zone that has a default TTL.
+    zone = dns.zone.from_text("$TTL 3600\n" + out, origin="example.test.", relativize=False,
+                              check_origin=False)
+
+    def rdatas(name, kind):
+        rds = zone.get_rdataset(name, kind)
+        assert rds is not None, (name, kind, out)
+        return [r.to_text() for r in rds]
+
+    host = "mail.example.test."
+    assert rdatas("autodiscover.example.test.", "CNAME") == [host]
+    assert rdatas("autoconfig.example.test.", "CNAME") == [host]
+    assert rdatas("_autodiscover._tcp.example.test.", "SRV") == [f"0 1 443 {host}"]
+    assert rdatas("_caldavs._tcp.example.test.", "SRV") == [f"0 1 443 {host}"]
+    assert rdatas("_carddavs._tcp.example.test.", "SRV") == [f"0 1 443 {host}"]
+    assert rdatas("_caldavs._tcp.example.test.", "TXT") == ['"path=/.well-known/caldav"']
+    assert rdatas("_carddavs._tcp.example.test.", "TXT") == ['"path=/.well-known/carddav"']
+    # What was there before is still there.
+    assert rdatas("example.test.", "MX") == [f"10 {host}"]
+    assert rdatas("_imaps._tcp.example.test.", "SRV") == [f"0 1 993 {host}"]
+    assert any(r.startswith('"v=DKIM1;') for r in rdatas("outpost._domainkey.example.test.", "TXT"))
+
+
 def test_users(admin):
     admin.cli("domain", "add", "example.test")
     r = admin.cli("user", "add", "alice@example.test", "--name", "Alice Example", "--password-stdin",

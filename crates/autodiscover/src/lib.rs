@@ -1,5 +1,6 @@
-//! Autodiscover: how Exchange clients (Outlook, iOS, Android mail apps)
-//! find the ActiveSync and EWS URLs from an email address.
+//! Autodiscover: how mail clients (Outlook, iOS/macOS Mail, Android mail
+//! apps, Thunderbird) find the ActiveSync, EWS, IMAP, SMTP and DAV
+//! endpoints from an email address.
 //!
 //! Implemented forms:
 //!
@@ -9,10 +10,18 @@
 //!   URL; the `outlook` schema carries EXCH/EXPR/WEB blocks pointing at EWS
 //!   and ActiveSync and IMAP/SMTP blocks for the configured listeners.
 //!   A GET answers an Error/600 document, as Exchange does.
+//! - SOAP ([MS-OXWSADISC]): `POST /autodiscover/autodiscover.svc`, behind
+//!   the login: `GetUserSettings` for the user's own addresses and
+//!   `GetDomainSettings` for hosted domains ([`soap`]).
 //! - JSON v2: `GET /autodiscover/autodiscover.json?Email=..&Protocol=..`
 //!   and `/autodiscover/autodiscover.json/v1.0/{email}?Protocol=..`,
 //!   without login (it returns this server's URLs for any address, so it
 //!   tells nothing about which addresses exist).
+//! - Mozilla autoconfig: `GET /.well-known/autoconfig/mail/config-v1.1.xml`
+//!   and `/mail/config-v1.1.xml`, without login, for hosted domains only
+//!   ([`autoconfig`]); served on plain HTTP too.
+//! - Apple profile: `GET /mobileconfig[?email=..]`, behind the login
+//!   ([`mobileconfig`]).
 //!
 //! Paths are matched case-insensitively: iOS asks
 //! `/Autodiscover/Autodiscover.xml`, Outlook the lower-case form.
@@ -27,7 +36,10 @@ use http_body_util::BodyExt;
 use outpost_net::AuthUser;
 use tower::ServiceExt;
 
+pub mod autoconfig;
+pub mod mobileconfig;
 pub mod pox;
+pub mod soap;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +54,16 @@ pub const ACTIVESYNC_PATH: &str = "/Microsoft-Server-ActiveSync";
 pub const EWS_PATH: &str = "/EWS/Exchange.asmx";
 /// The POX path, as announced in JSON v2 answers.
 pub const POX_PATH: &str = "/autodiscover/autodiscover.xml";
+/// The SOAP path (lower case; matched in any case).
+pub const SOAP_PATH: &str = "/autodiscover/autodiscover.svc";
+/// The Mozilla autoconfig paths (lower case; matched in any case): the
+/// RFC 8615 one and the one Thunderbird asks on `autoconfig.DOMAIN`.
+pub const AUTOCONFIG_PATHS: [&str; 2] = [
+    "/.well-known/autoconfig/mail/config-v1.1.xml",
+    "/mail/config-v1.1.xml",
+];
+/// The Apple configuration profile path (lower case; matched in any case).
+pub const MOBILECONFIG_PATH: &str = "/mobileconfig";
 
 /// A mail listener announced in the `outlook` schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +82,8 @@ pub struct Settings {
     pub public_url: String,
     /// IMAP listener announced, if any (implicit TLS preferred).
     pub imap: Option<MailEndpoint>,
+    /// POP3 listener announced, if any (implicit TLS preferred).
+    pub pop3: Option<MailEndpoint>,
     /// Submission listener announced, if any (implicit TLS preferred).
     pub smtp: Option<MailEndpoint>,
 }
@@ -94,14 +118,43 @@ impl Settings {
 pub trait Accounts: Send + Sync {
     /// Every address of the principal, and its display name.
     async fn addresses(&self, user: &AuthUser) -> Result<(String, Vec<String>), String>;
+
+    /// Every hosted domain, lower case.
+    async fn domains(&self) -> Result<Vec<String>, String>;
 }
 
 /// True for the paths this crate answers (any letter case).
 pub fn handles(path: &str) -> bool {
+    route(path).is_some()
+}
+
+/// Which of the crate's services a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Pox,
+    Soap,
+    Json,
+    Autoconfig,
+    Mobileconfig,
+}
+
+fn route(path: &str) -> Option<Route> {
     let p = path.to_ascii_lowercase();
-    p == "/autodiscover/autodiscover.xml"
-        || p == "/autodiscover/autodiscover.json"
+    if p == POX_PATH {
+        Some(Route::Pox)
+    } else if p == SOAP_PATH {
+        Some(Route::Soap)
+    } else if p == "/autodiscover/autodiscover.json"
         || p.starts_with("/autodiscover/autodiscover.json/")
+    {
+        Some(Route::Json)
+    } else if AUTOCONFIG_PATHS.contains(&p.as_str()) {
+        Some(Route::Autoconfig)
+    } else if p == MOBILECONFIG_PATH {
+        Some(Route::Mobileconfig)
+    } else {
+        None
+    }
 }
 
 /// The Autodiscover router. Every path it does not handle is 404, so the
@@ -112,37 +165,71 @@ pub fn router(
     basic: outpost_http::BasicAuth,
 ) -> Router {
     let settings = Arc::new(settings);
-    let s = settings.clone();
-    let pox = Router::new().fallback(move |req: Request| {
+    // The services behind the login: POX, SOAP and the profile.
+    let (s, a) = (settings.clone(), accounts.clone());
+    let private = Router::new().fallback(move |req: Request| {
         let s = s.clone();
-        let accounts = accounts.clone();
-        async move { pox_handler(&s, accounts.as_ref(), req).await }
+        let a = a.clone();
+        async move {
+            match route(req.uri().path()) {
+                Some(Route::Pox) => pox_handler(&s, a.as_ref(), req).await,
+                Some(Route::Soap) => soap_handler(&s, a.as_ref(), req).await,
+                Some(Route::Mobileconfig) => mobileconfig_handler(&s, a.as_ref(), req).await,
+                _ => text(StatusCode::NOT_FOUND, "Not found\n"),
+            }
+        }
     });
-    let pox = outpost_http::require_user(pox, basic);
+    let private = outpost_http::require_user(private, basic);
     Router::new().fallback(move |req: Request| {
         let settings = settings.clone();
-        let pox = pox.clone();
+        let accounts = accounts.clone();
+        let private = private.clone();
         async move {
-            let path = req.uri().path().to_ascii_lowercase();
-            if path == "/autodiscover/autodiscover.xml" {
-                if req.method() == Method::GET || req.method() == Method::HEAD {
-                    // Exchange answers a GET with the Error/600 document,
-                    // without asking for a login.
-                    return xml_response(pox::error_document(600, "Invalid Request"));
+            match route(req.uri().path()) {
+                // Exchange answers a GET with the Error/600 document,
+                // without asking for a login.
+                Some(Route::Pox) if req.method() == Method::GET || req.method() == Method::HEAD => {
+                    xml_response(pox::error_document(600, "Invalid Request"))
                 }
-                return match pox.oneshot(req).await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
-                };
+                Some(Route::Pox | Route::Soap | Route::Mobileconfig) => {
+                    match private.oneshot(req).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    }
+                }
+                Some(Route::Json) => json_handler(&settings, &req),
+                Some(Route::Autoconfig) => {
+                    autoconfig_handler(&settings, accounts.as_ref(), req).await
+                }
+                None => text(StatusCode::NOT_FOUND, "Not found\n"),
             }
-            if path == "/autodiscover/autodiscover.json"
-                || path.starts_with("/autodiscover/autodiscover.json/")
-            {
-                return json_handler(&settings, &req);
-            }
-            text(StatusCode::NOT_FOUND, "Not found\n")
         }
     })
+}
+
+/// The body of a request, at most `limit` bytes (`Err` is the 413 answer).
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Response<Body>> {
+    match http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(text(StatusCode::PAYLOAD_TOO_LARGE, "Request too large\n")),
+    }
+}
+
+/// A query parameter (name in any case), percent-decoded.
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 async fn pox_handler(settings: &Settings, accounts: &dyn Accounts, req: Request) -> Response<Body> {
@@ -152,12 +239,9 @@ async fn pox_handler(settings: &Settings, accounts: &dyn Accounts, req: Request)
     let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
         return text(StatusCode::UNAUTHORIZED, "Log in\n");
     };
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_REQUEST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "Request too large\n"),
+    let body = match read_body(req, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let (name, addresses) = match accounts.addresses(&user).await {
         Ok(a) => a,
@@ -169,6 +253,162 @@ async fn pox_handler(settings: &Settings, accounts: &dyn Accounts, req: Request)
     match answer_pox(settings, &body, &name, &addresses) {
         PoxAnswer::Xml(doc) => xml_response(doc),
     }
+}
+
+async fn soap_handler(
+    settings: &Settings,
+    accounts: &dyn Accounts,
+    req: Request,
+) -> Response<Body> {
+    if req.method() != Method::POST {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "POST a SOAP request\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
+        return text(StatusCode::UNAUTHORIZED, "Log in\n");
+    };
+    let body = match read_body(req, soap::MAX_SOAP_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let request = match soap::parse(&body) {
+        Ok(r) => r,
+        Err(f) => return soap_response(soap::fault(&f)),
+    };
+    let answer = match &request.operation {
+        soap::Operation::Invalid { domain, message } => {
+            soap::invalid_request(&request, *domain, message)
+        }
+        soap::Operation::GetUserSettings(q) => {
+            let (name, addresses) = match accounts.addresses(&user).await {
+                Ok(a) => a,
+                Err(e) => return unavailable(&user, &e),
+            };
+            let caller = soap::Caller {
+                principal_id: user.principal_id,
+                display_name: &name,
+                addresses: &addresses,
+            };
+            soap::get_user_settings(settings, &request, q, &caller)
+        }
+        soap::Operation::GetDomainSettings(q) => {
+            let domains = match accounts.domains().await {
+                Ok(d) => d,
+                Err(e) => return unavailable(&user, &e),
+            };
+            soap::get_domain_settings(settings, &request, q, |d| {
+                domains.iter().any(|h| h.eq_ignore_ascii_case(d))
+            })
+        }
+    };
+    soap_response(answer)
+}
+
+fn soap_response(a: soap::SoapAnswer) -> Response<Body> {
+    let mut resp = Response::new(Body::from(a.body));
+    *resp.status_mut() = a.status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    resp
+}
+
+fn unavailable(user: &AuthUser, e: &str) -> Response<Body> {
+    tracing::warn!(user = %user.login, "autodiscover: directory: {e}");
+    text(StatusCode::SERVICE_UNAVAILABLE, "Try again later\n")
+}
+
+async fn autoconfig_handler(
+    settings: &Settings,
+    accounts: &dyn Accounts,
+    req: Request,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+    }
+    let email = query_param(&req, "emailaddress");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .map(str::to_string);
+    drop(req);
+    if email
+        .as_deref()
+        .is_some_and(|e| autoconfig::domain_of(e).is_none())
+    {
+        return text(StatusCode::BAD_REQUEST, "emailaddress is not an address\n");
+    }
+    let domains = match accounts.domains().await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("autoconfig: directory: {e}");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "Try again later\n");
+        }
+    };
+    let asked = autoconfig::asked_domain(email.as_deref(), host.as_deref())
+        .filter(|d| email.is_some() || domains.contains(d));
+    let doc = match asked {
+        Some(d) if domains.contains(&d) => {
+            autoconfig::client_config(settings, &d, std::slice::from_ref(&d))
+        }
+        // An address of a domain this server does not host.
+        Some(_) => return text(StatusCode::NOT_FOUND, "Not a domain of this server\n"),
+        None if domains.is_empty() => {
+            return text(StatusCode::NOT_FOUND, "No domain is hosted here\n")
+        }
+        None => autoconfig::client_config(settings, &settings.hostname, &domains),
+    };
+    xml_response(doc)
+}
+
+async fn mobileconfig_handler(
+    settings: &Settings,
+    accounts: &dyn Accounts,
+    req: Request,
+) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+    }
+    let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
+        return text(StatusCode::UNAUTHORIZED, "Log in\n");
+    };
+    let (_, addresses) = match accounts.addresses(&user).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(&user, &e),
+    };
+    let email = match query_param(&req, "email") {
+        Some(e) => match addresses.iter().find(|a| a.eq_ignore_ascii_case(e.trim())) {
+            Some(a) => a.clone(),
+            None => return text(StatusCode::FORBIDDEN, "That is not one of your addresses\n"),
+        },
+        None => addresses
+            .first()
+            .cloned()
+            .unwrap_or_else(|| user.login.clone()),
+    };
+    let mut resp = Response::new(Body::from(mobileconfig::profile(
+        settings,
+        &user.login,
+        &email,
+    )));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(mobileconfig::CONTENT_TYPE),
+    );
+    if let Ok(v) = HeaderValue::try_from(format!(
+        "attachment; filename=\"{}\"",
+        mobileconfig::file_name(settings)
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn json_handler(settings: &Settings, req: &Request) -> Response<Body> {

@@ -16,7 +16,7 @@
 //! - [`ClientInfo`] (peer address, TLS or not) in every request's
 //!   extensions;
 //! - the plain-HTTP policy: on a connection without TLS only
-//!   `/.well-known/*` is served; everything else gets a 301 to the same
+//!   `/.well-known/*` and `/mail/config-v1.1.xml` are served; everything else gets a 301 to the same
 //!   path and query on `https://` ([`plain`]), unless the settings allow
 //!   plaintext from loopback clients and the client is one;
 //! - a handler that panics answers 500 and the server goes on;
@@ -315,7 +315,7 @@ impl HttpServer {
         let entry = log::Entry::start(&req, client, session);
         req.extensions_mut().insert(client);
         let served_plain = !client.trusted_transport(settings.allow_plaintext_on_loopback)
-            && !plain::is_well_known(req.uri().path());
+            && !plain::is_served_plain(req.uri().path());
         let (response, permit) = if served_plain {
             (plain::redirect(&req, settings), None)
         } else {

@@ -1,5 +1,6 @@
-//! Plain HTTP (no TLS): discovery under `/.well-known/` is served, every
-//! other request gets a 301 to the same path and query over HTTPS. Basic
+//! Plain HTTP (no TLS): discovery under `/.well-known/` (and Thunderbird's
+//! `/mail/config-v1.1.xml`) is served, every other request gets a 301 to
+//! the same path and query over HTTPS. Basic
 //! credentials must never cross the network in the clear, and a client
 //! that followed an `http://` link lands on the right page.
 //!
@@ -16,6 +17,18 @@ use crate::HttpSettings;
 /// `/.well-known/caldav` and `carddav`, ACME challenges, autoconfig.
 pub fn is_well_known(path: &str) -> bool {
     path.starts_with("/.well-known/")
+}
+
+/// Thunderbird's autoconfig path: it asks
+/// `http://autoconfig.DOMAIN/mail/config-v1.1.xml` (any letter case is
+/// served, as the autodiscover crate matches it).
+pub const MOZILLA_AUTOCONFIG: &str = "/mail/config-v1.1.xml";
+
+/// Every path served on plain HTTP: [`is_well_known`] and
+/// [`MOZILLA_AUTOCONFIG`]. What they answer needs no login and carries no
+/// secret.
+pub fn is_served_plain(path: &str) -> bool {
+    is_well_known(path) || path.eq_ignore_ascii_case(MOZILLA_AUTOCONFIG)
 }
 
 /// The 301 to HTTPS for `req`: the host the client asked for (from `Host`,
@@ -162,5 +175,13 @@ mod tests {
         assert!(is_well_known("/.well-known/caldav"));
         assert!(!is_well_known("/.well-known"));
         assert!(!is_well_known("/dav/.well-known/x"));
+        assert!(is_served_plain(
+            "/.well-known/autoconfig/mail/config-v1.1.xml"
+        ));
+        assert!(is_served_plain("/mail/config-v1.1.xml"));
+        assert!(is_served_plain("/Mail/Config-v1.1.xml"));
+        assert!(!is_served_plain("/mail/"));
+        assert!(!is_served_plain("/mail/config-v1.1.xml/x"));
+        assert!(!is_served_plain("/autodiscover/autodiscover.xml"));
     }
 }

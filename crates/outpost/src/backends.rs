@@ -330,4 +330,17 @@ impl outpost_autodiscover::Accounts for AutodiscoverAccounts {
             .unwrap_or_else(|| user.login.clone());
         Ok((name, addresses))
     }
+
+    async fn domains(&self) -> Result<Vec<String>, String> {
+        let domains = self
+            .dir
+            .store()
+            .domains()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(domains
+            .into_iter()
+            .map(|d| d.name.to_ascii_lowercase())
+            .collect())
+    }
 }

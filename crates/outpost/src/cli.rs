@@ -110,7 +110,8 @@ pub enum Command {
         action: DkimCmd,
     },
     /// Print the DNS records to publish for DOMAIN: MX, SPF, DKIM, DMARC,
-    /// RFC 6186 SRV records and autoconfig/autodiscover names.
+    /// RFC 6186 SRV records, autoconfig/autodiscover names and the
+    /// autodiscover and RFC 6764 CalDAV/CardDAV SRV records.
     Dns { domain: String },
     /// Deliver a message from standard input to local recipients (like
     /// Dovecot's LDA). Exit codes follow sysexits: 67 unknown user,

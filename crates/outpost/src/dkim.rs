@@ -76,5 +76,11 @@ pub fn dns(cfg: &Config, domain: &str) -> Result<()> {
     println!("; Thunderbird autoconfig and Outlook autodiscover");
     println!("autoconfig.{d}. IN CNAME {host}.");
     println!("autodiscover.{d}. IN CNAME {host}.");
+    println!("_autodiscover._tcp.{d}. IN SRV 0 1 443 {host}.");
+    println!("; RFC 6764: CalDAV and CardDAV service discovery");
+    println!("_caldavs._tcp.{d}. IN SRV 0 1 443 {host}.");
+    println!("_caldavs._tcp.{d}. IN TXT \"path=/.well-known/caldav\"");
+    println!("_carddavs._tcp.{d}. IN SRV 0 1 443 {host}.");
+    println!("_carddavs._tcp.{d}. IN TXT \"path=/.well-known/carddav\"");
     Ok(())
 }

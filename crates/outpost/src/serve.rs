@@ -487,8 +487,12 @@ fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduli
 ///   (RFC 6764), on plain HTTP too.
 /// - ActiveSync (`outpost_activesync`): `/Microsoft-Server-ActiveSync`
 ///   in any case, behind HTTP Basic, over [`crate::eas_store::EasStore`].
-/// - Autodiscover (`outpost_autodiscover`): POX v1 behind the login, JSON
-///   v2 without, at `/autodiscover/...` in any letter case.
+/// - Autodiscover (`outpost_autodiscover`): POX v1 and SOAP
+///   (`autodiscover.svc`) behind the login, JSON v2 without, at
+///   `/autodiscover/...` in any letter case; Mozilla autoconfig
+///   (`/.well-known/autoconfig/mail/config-v1.1.xml`,
+///   `/mail/config-v1.1.xml`) without a login, on plain HTTP too; the Apple
+///   profile at `/mobileconfig` behind the login.
 /// - Any other path is 404.
 fn http_router(
     cfg: &Config,
@@ -568,7 +572,7 @@ fn http_router(
 }
 
 /// Where Autodiscover points clients: the host name, the bound HTTPS port
-/// (`:443` omitted) and the IMAP/submission listeners (implicit TLS
+/// (`:443` omitted) and the IMAP/POP3/submission listeners (implicit TLS
 /// preferred). `bound` gives a listener's bound address by name.
 fn autodiscover_settings(
     cfg: &Config,
@@ -593,6 +597,7 @@ fn autodiscover_settings(
         hostname: cfg.hostname.clone(),
         public_url: Settings::public_url_for(&cfg.hostname, https_port),
         imap: endpoint("imaps", "imap"),
+        pop3: endpoint("pop3s", "pop3"),
         smtp: endpoint("submissions", "submission"),
     }
 }
