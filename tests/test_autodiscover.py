@@ -7,11 +7,9 @@ SOAP checked element by element; Mozilla autoconfig over HTTPS and plain
 HTTP, its DAV URL followed by the `caldav` library; the Apple profile read
 with `plistlib`, its CalDAV principal followed by `caldav`.
 
-exchangelib (which speaks SOAP autodiscover) is not in
-tests/requirements.txt, so the SOAP requests here are written the way it
-writes them (its envelope, header and setting names), and
-test_soap_with_exchangelib runs only where exchangelib is installed
-(checked with exchangelib 5.6.0)."""
+The raw SOAP requests here are written the way exchangelib writes them
+(its envelope, header and setting names); test_soap_with_exchangelib runs
+exchangelib itself (pinned in tests/requirements.txt)."""
 
 import plistlib
 import xml.etree.ElementTree as ET
@@ -360,7 +358,6 @@ def test_soap_with_exchangelib(web):
     """exchangelib's own autodiscover protocol: it finds the auth type from
     the 401, asks for every setting it knows and reads the EWS URL and
     version; someone else's address is its ErrorNonExistentMailbox."""
-    pytest.importorskip("exchangelib", reason="exchangelib is not in tests/requirements.txt")
     from exchangelib import Configuration, Credentials
     from exchangelib.autodiscover.protocol import AutodiscoverProtocol
     from exchangelib.errors import ErrorNonExistentMailbox

@@ -1089,7 +1089,7 @@ impl EasBackend for EasStore {
                 }
             }
         }
-        found.sort_by(|a, b| b.1.internal_date.cmp(&a.1.internal_date));
+        found.sort_by_key(|(_, m)| std::cmp::Reverse(m.internal_date));
         Ok(outpost_activesync::search::MailHits {
             total: found.len(),
             items: found
