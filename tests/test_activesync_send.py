@@ -9,12 +9,24 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
-from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, text_of, wtag
+from pyactivesync import _codepages
+from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, find_all, text_of, wtag
 from pyactivesync.exceptions import StatusError
 
 from conftest import PASSWORD, Server
 from imap_helpers import client as imap_client, smtp_send
 from test_activesync import USER, client
+
+# MS-ASWBXML tags pyactivesync's tables lack: AirSyncBase's 16.0 attachment
+# edits (page 17) and Email2 (page 22).
+for _tag, _tok in {"Add": 0x1C, "Delete": 0x1D, "ClientId": 0x1E, "Content": 0x1F}.items():
+    _codepages.CODEPAGES["AirSyncBase"].setdefault(_tag, _tok)
+    _codepages.REVERSE[17][_tok] = _tag
+if "Email2" not in _codepages.PAGE_INDEX:
+    _codepages.CODEPAGES["Email2"] = {"IsDraft": 0x15, "Bcc": 0x16, "Send": 0x17}
+    _codepages.PAGE_INDEX["Email2"] = 22
+    _codepages.PAGE_ORDER[22] = "Email2"
+    _codepages.REVERSE[22] = {0x15: "IsDraft", 0x16: "Bcc", 0x17: "Send"}
 
 OTHER = "other@example.test"
 THIRD = "third@example.test"
@@ -202,3 +214,90 @@ def test_smart_forward_carries_attachments_and_replace_mime_does_not(eas):
     assert "Forwarded message" not in mine.as_string() and not list(mine.iter_attachments())
     [(_, flags, _)] = mailbox(eas, USER)
     assert b"$Forwarded" in flags
+
+
+def sync_raw(c, collection, key, commands=None):
+    children = [wtag("AirSync", "SyncKey", text=key), wtag("AirSync", "CollectionId", text=collection)]
+    if commands:
+        children.append(wtag("AirSync", "Commands", children=commands))
+    w = WBXMLWriter()
+    w.tag("AirSync", "Sync", children=[wtag("AirSync", "Collections", children=[
+        wtag("AirSync", "Collection", children=children)])])
+    resp = c._post("Sync", w.render())
+    return WBXMLReader(resp).parse() if resp else []
+
+
+def test_drafts_are_written_changed_and_sent(eas):
+    with client(eas) as c:
+        c.provision()
+        drafts = {f.name: f for f in c.list_folders()}["Drafts"].id
+        key = c.sync_folder(drafts, "0").sync_key
+        # pyactivesync's form: the whole message as MIME (Body Type 4).
+        made = c.create_email_draft(drafts, key, message(subject="MIME draft", body="As MIME.\n"))
+        assert made.status == "1" and made.server_id.startswith(f"{drafts}:")
+        # The fields form (MS-ASEMAIL 16.0): To, Subject, Body, an attachment.
+        add = wtag("AirSync", "Add", children=[
+            wtag("AirSync", "ClientId", text="d-2"),
+            wtag("AirSync", "ApplicationData", children=[
+                wtag("Email", "To", text=OTHER),
+                wtag("Email", "Subject", text="Field draft"),
+                wtag("AirSyncBase", "Body", children=[
+                    wtag("AirSyncBase", "Type", text="1"), wtag("AirSyncBase", "Data", text="By fields.")]),
+                wtag("AirSyncBase", "Attachments", children=[wtag("AirSyncBase", "Add", children=[
+                    wtag("AirSyncBase", "ClientId", text="att-1"),
+                    wtag("AirSyncBase", "Content", opaque=b"notes inside"),
+                    wtag("AirSyncBase", "DisplayName", text="notes.txt"),
+                    wtag("AirSyncBase", "ContentType", text="text/plain")])]),
+            ])])
+        nodes = sync_raw(c, drafts, made.sync_key, [add])
+        [(status, sid)] = [(text_of(find(ch, "AirSync.Status")), text_of(find(ch, "AirSync.ServerId")))
+                           for _, _, ch in find_all(nodes, "AirSync.Add")]
+        assert status == "1", nodes
+        key = text_of(find(nodes, "AirSync.SyncKey"))
+        stored = {m["Subject"]: (flags, m) for _, flags, m in mailbox(eas, USER, "Drafts", at_least=2)}
+        assert set(stored) == {"MIME draft", "Field draft"}
+        flags, m = stored["Field draft"]
+        assert b"\\Draft" in flags and m["To"] == OTHER
+        [att] = list(m.iter_attachments())
+        assert att.get_filename() == "notes.txt" and att.get_content() == "notes inside"
+        # A Change of the subject: the new version replaces the old, the
+        # attachment stays.
+        change = wtag("AirSync", "Change", children=[wtag("AirSync", "ServerId", text=sid), wtag(
+            "AirSync", "ApplicationData", children=[wtag("Email", "Subject", text="Field draft v2")])])
+        nodes = sync_raw(c, drafts, key, [change])
+        # The device learns of the new ServerId in the same answer: Delete
+        # of the old, Add of the new.
+        deleted = [text_of(find(ch, "AirSync.ServerId")) for _, _, ch in find_all(nodes, "AirSync.Delete")]
+        added = [(text_of(find(ch, "AirSync.ServerId")), text_of(find(ch, "Email.Subject")))
+                 for _, _, ch in find_all(nodes, "AirSync.Add")]
+        assert deleted == [sid] and [s for _, s in added] == ["Field draft v2"], nodes
+        assert not [ch for _, _, ch in find_all(nodes, "AirSync.Change")], nodes
+        key = text_of(find(nodes, "AirSync.SyncKey"))
+        stored = {m["Subject"]: m for _, _, m in mailbox(eas, USER, "Drafts")}
+        assert set(stored) == {"MIME draft", "Field draft v2"}
+        assert [a.get_filename() for a in stored["Field draft v2"].iter_attachments()] == ["notes.txt"]
+        new_sid = added[0][0]
+        key = text_of(find(nodes, "AirSync.SyncKey"))
+        # Send: delivered, filed in Sent, gone from Drafts.
+        send = wtag("AirSync", "Change", children=[wtag("AirSync", "ServerId", text=new_sid), wtag(
+            "AirSync", "ApplicationData", children=[wtag("Email2", "Send")])])
+        nodes = sync_raw(c, drafts, key, [send])
+        assert not [ch for _, _, ch in find_all(nodes, "AirSync.Change")], nodes
+        key = text_of(find(nodes, "AirSync.SyncKey"))
+        [(_, _, got)] = mailbox(eas, OTHER)
+        assert got["Subject"] == "Field draft v2" and [a.get_filename() for a in got.iter_attachments()] == ["notes.txt"]
+        assert [m["Subject"] for _, _, m in mailbox(eas, USER, "Sent")] == ["Field draft v2"]
+        assert [m["Subject"] for _, _, m in mailbox(eas, USER, "Drafts")] == ["MIME draft"]
+        # A To: that is no address: status 6, nothing filed.
+        bad = wtag("AirSync", "Add", children=[wtag("AirSync", "ClientId", text="d-3"), wtag(
+            "AirSync", "ApplicationData", children=[wtag("Email", "To", text="not an address"),
+                                                    wtag("Email", "Subject", text="bad")])])
+        nodes = sync_raw(c, drafts, key, [bad])
+        assert [text_of(find(ch, "AirSync.Status")) for _, _, ch in find_all(nodes, "AirSync.Add")] == ["6"]
+        # Outside Drafts, Add of mail is still refused.
+        inbox = {f.name: f for f in c.list_folders()}["INBOX"].id
+        ikey = c.sync_folder(inbox, "0").sync_key
+        nodes = sync_raw(c, inbox, ikey, [wtag("AirSync", "Add", children=[
+            wtag("AirSync", "ClientId", text="x"), wtag("AirSync", "ApplicationData", children=[
+                wtag("Email", "Subject", text="no")])])])
+        assert [text_of(find(ch, "AirSync.Status")) for _, _, ch in find_all(nodes, "AirSync.Add")] == ["6"]

@@ -15,6 +15,7 @@
 //! their modules land.
 
 pub mod compose;
+pub mod drafts;
 pub mod email;
 pub mod estimate;
 pub mod folders;
@@ -402,6 +403,17 @@ pub trait EasBackend: Send + Sync + 'static {
         item: i64,
         answer: meeting::Answer,
     ) -> Result<meeting::Outcome, BackendError>;
+    /// Files a draft in the principal's mail folder `collection` (\Draft,
+    /// \Seen), removing the message `replace` once it is: the new (UID,
+    /// modseq), or `None` when the folder is not the user's or the draft
+    /// cannot be written (an address list that is not one).
+    async fn save_draft(
+        &self,
+        principal: i64,
+        collection: i64,
+        draft: &drafts::Draft,
+        replace: Option<i64>,
+    ) -> Result<Option<(i64, i64)>, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

@@ -18,7 +18,7 @@ use crate::email::{self, BodyPreference, MessageState};
 use crate::folders::{child_text, Class, Folder};
 use crate::ranges::Ranges;
 use crate::state::{self, ClientKey, Match, StoredState};
-use crate::{pim, BackendError, EasBackend};
+use crate::{drafts, pim, BackendError, EasBackend};
 
 /// One message as Sync needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -395,6 +395,8 @@ pub async fn sync_collection(
     };
     let col = folder.id;
     let class = folder.class();
+    // 16.x writes drafts by their fields (MS-ASEMAIL 16.0).
+    let is_drafts = folder.folder_type == 3 && who.is16;
     let filter = req.filter.unwrap_or(0);
     if filter_since(filter, 0).is_none() {
         return done(collection_answer(
@@ -504,6 +506,36 @@ pub async fn sync_collection(
             ClientCommand::Change {
                 server_id: sid,
                 data,
+            } if is_drafts
+                && data
+                    .as_ref()
+                    .and_then(drafts::parse)
+                    .is_some_and(|e| e.edits_message()) =>
+            {
+                let edit = data.as_ref().and_then(drafts::parse).unwrap_or_default();
+                let status = match parse_server_id(col, sid) {
+                    None => 8,
+                    Some(uid) => match b.mail_raw(who.principal, col, uid).await? {
+                        None => 8,
+                        Some(old) => {
+                            let draft = drafts::apply(drafts::from_message(&old), &edit);
+                            draft_status(b, who, col, &draft, Some(uid), edit.send)
+                                .await?
+                                .map_or_else(|s| s, |_| 1)
+                        }
+                    },
+                };
+                if status != 1 {
+                    responses.push(
+                        Element::named("AirSync", "Change")
+                            .with(a("ServerId", sid.clone()))
+                            .with(a("Status", status.to_string())),
+                    );
+                }
+            }
+            ClientCommand::Change {
+                server_id: sid,
+                data,
             } => {
                 let uid = parse_server_id(col, sid);
                 let fc = data.as_ref().map(email::flag_change);
@@ -577,6 +609,32 @@ pub async fn sync_collection(
                         st.s.push((item, ms));
                         r = r
                             .with(a("ServerId", server_id(col, item)))
+                            .with(a("Status", "1"));
+                    }
+                    Err(s) => r = r.with(a("Status", s.to_string())),
+                }
+                responses.push(r);
+            }
+            ClientCommand::Add { client_id, data } if is_drafts => {
+                let mut r = Element::named("AirSync", "Add").with(a("ClientId", client_id.clone()));
+                let edit = data.as_ref().and_then(drafts::parse);
+                let outcome = match edit {
+                    None => Err(6),
+                    Some(e) => {
+                        let fresh = drafts::Draft {
+                            read: true,
+                            ..drafts::Draft::default()
+                        };
+                        let draft = drafts::apply(fresh, &e);
+                        draft_status(b, who, col, &draft, None, e.send).await?
+                    }
+                };
+                match outcome {
+                    Ok((uid, ms)) => {
+                        st.k.insert(uid);
+                        st.s.push((uid, ms));
+                        r = r
+                            .with(a("ServerId", server_id(col, uid)))
                             .with(a("Status", "1"));
                     }
                     Err(s) => r = r.with(a("Status", s.to_string())),
@@ -663,6 +721,36 @@ pub async fn sync_collection(
         return done(collection_answer("0", id, 3, false, vec![], vec![]));
     }
     done(element)
+}
+
+/// Files a draft (replacing `replace`), and sends it when `send`: the
+/// new (UID, modseq), or a Sync status (6 for a draft that cannot be
+/// written, the send refusal's status otherwise).
+async fn draft_status(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    col: i64,
+    draft: &drafts::Draft,
+    replace: Option<i64>,
+    send: bool,
+) -> Result<Result<(i64, i64), u32>, BackendError> {
+    let Some((uid, ms)) = b.save_draft(who.principal, col, draft, replace).await? else {
+        return Ok(Err(6));
+    };
+    if send {
+        let Some(raw) = b.mail_raw(who.principal, col, uid).await? else {
+            return Ok(Err(8));
+        };
+        if let Err(r) = b.send_mail(who.principal, &raw, true, None).await? {
+            tracing::info!(col, uid, "activesync: draft not sent: {r:?}");
+            // Sync has no send statuses: "error in client/server
+            // conversion" for what was refused, the draft stays.
+            return Ok(Err(6));
+        }
+        // Sent and filed in Sent: the draft goes.
+        b.expunge_mail(who.principal, col, &[uid]).await?;
+    }
+    Ok(Ok((uid, ms)))
 }
 
 /// Fills `out` with up to `window` changes: the journal's first, then the

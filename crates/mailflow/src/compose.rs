@@ -416,6 +416,89 @@ pub fn smart(client: &[u8], original: &[u8], kind: Smart) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A message from its fields, as a client that does not write MIME hands
+/// it over (an ActiveSync 16.x draft; EWS CreateItem and JMAP Email/set
+/// later).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Draft {
+    /// `Name <address>` or an address.
+    pub from: String,
+    /// Address lists as written (`a@x, "B" <b@y>`).
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub bcc: Option<String>,
+    pub subject: Option<String>,
+    /// 0 low, 1 normal, 2 high.
+    pub importance: Option<u8>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<DraftAttachment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DraftAttachment {
+    pub name: String,
+    pub content_type: String,
+    /// For an inline part referred to by `cid:` from the HTML.
+    pub content_id: Option<String>,
+    pub data: Vec<u8>,
+}
+
+/// The header value of an address list: kept when it parses as one, else
+/// `None` (a draft with a garbled To: is refused rather than sent wrong).
+fn address_header(v: &str) -> Option<String> {
+    let v: String = v.chars().filter(|c| !c.is_control()).collect();
+    let head = format!("To: {v}\r\n\r\n");
+    let parsed = MessageParser::new().parse_headers(head.as_bytes())?;
+    let ok = parsed
+        .header_values(HeaderName::To)
+        .any(|h| !addresses_of(h).is_empty());
+    ok.then_some(v)
+}
+
+/// The MIME message of a draft; `None` when an address list does not
+/// read as one.
+pub fn build_draft(d: &Draft, hostname: &str) -> Option<Vec<u8>> {
+    use mail_builder::headers::raw::Raw;
+    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    let id = new_message_id(hostname);
+    let mut b = MessageBuilder::new()
+        .header("From", Raw::new(clean(&d.from)))
+        .message_id(id.trim_matches(['<', '>']).to_string());
+    for (name, v) in [("To", &d.to), ("Cc", &d.cc), ("Bcc", &d.bcc)] {
+        if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+            b = b.header(name, Raw::new(address_header(v)?));
+        }
+    }
+    if let Some(s) = &d.subject {
+        b = b.subject(clean(s));
+    }
+    match d.importance {
+        Some(0) => b = b.header("Importance", Raw::new("low")),
+        Some(2) => b = b.header("Importance", Raw::new("high")),
+        _ => {}
+    }
+    match (&d.text, &d.html) {
+        (None, None) => b = b.text_body(String::new()),
+        (t, h) => {
+            if let Some(t) = t {
+                b = b.text_body(t.clone());
+            }
+            if let Some(h) = h {
+                b = b.html_body(h.clone());
+            }
+        }
+    }
+    for a in &d.attachments {
+        let ct = ContentType::new(a.content_type.clone());
+        b = match &a.content_id {
+            Some(cid) => b.inline(ct, cid.clone(), a.data.clone()),
+            None => b.attachment(ct, a.name.clone(), a.data.clone()),
+        };
+    }
+    b.write_to_vec().ok()
+}
+
 impl MailFlow {
     /// Sends a message a client composed as `principal`: the envelope from
     /// its headers ([`prepare`]; the principal's first address fills in a
@@ -568,6 +651,52 @@ mod tests {
         assert!(m.body_text(0).unwrap().starts_with("mine"));
         assert_eq!(m.attachment_count(), 1);
         assert_eq!(m.attachment(0).unwrap().attachment_name(), Some("a.png"));
+    }
+
+    #[test]
+    fn drafts_become_messages() {
+        let d = Draft {
+            from: "Test User <user@example.test>".into(),
+            to: Some("bob@example.test, \"Carol C\" <carol@x.test>".into()),
+            bcc: Some("hidden@x.test".into()),
+            subject: Some("Grüße".into()),
+            importance: Some(2),
+            text: Some("Hello\r\nthere".into()),
+            attachments: vec![DraftAttachment {
+                name: "a.txt".into(),
+                content_type: "text/plain".into(),
+                content_id: None,
+                data: b"attached".to_vec(),
+            }],
+            ..Draft::default()
+        };
+        let raw = build_draft(&d, "mx.example.test").unwrap();
+        let m = parse(&raw);
+        assert_eq!(m.subject(), Some("Grüße"));
+        assert_eq!(m.to().unwrap().iter().count(), 2);
+        assert_eq!(
+            m.bcc().unwrap().first().unwrap().address(),
+            Some("hidden@x.test")
+        );
+        assert!(m.message_id().unwrap().ends_with("@mx.example.test"));
+        assert_eq!(m.header_raw("Importance").map(str::trim), Some("high"));
+        assert!(m.body_text(0).unwrap().starts_with("Hello"));
+        assert_eq!(m.attachment(0).unwrap().contents(), b"attached");
+        // Sent, the Bcc goes away and is a recipient.
+        let o = prepare(&raw, "x@y", "h").unwrap();
+        assert!(o.recipients.contains(&"hidden@x.test".to_string()));
+        // A To: that is no address list, a header injected by a line break.
+        let bad = Draft {
+            to: Some("not an address".into()),
+            ..d.clone()
+        };
+        assert!(build_draft(&bad, "h").is_none());
+        let inj = Draft {
+            subject: Some("x\r\nBcc: evil@x.test".into()),
+            ..d
+        };
+        let raw = build_draft(&inj, "h").unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("\r\nBcc: evil"));
     }
 
     #[test]

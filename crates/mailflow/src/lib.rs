@@ -59,7 +59,7 @@ use outpost_directory::Directory;
 use outpost_sieve::{Engine, EngineLimits, Scanners};
 use tracing::warn;
 
-pub use compose::{Outgoing, Smart};
+pub use compose::{Draft, DraftAttachment, Outgoing, Smart};
 pub use deliver::{Delivered, Filing};
 pub use imip::{ImipDelivery, ImipHandler};
 pub use inbound::{InboundChecks, InboundVerdict};
@@ -317,6 +317,11 @@ impl MailFlow {
     /// [`Settings::from_config`] and [`MailFlow::new`] in one.
     pub fn from_config(cfg: &Config, dir: Directory) -> Result<MailFlow> {
         Ok(MailFlow::new(dir, Settings::from_config(cfg)?))
+    }
+
+    /// Our host name (Message-IDs, Reporting-MTA).
+    pub fn hostname(&self) -> &str {
+        &self.hostname
     }
 
     pub fn directory(&self) -> &Directory {

@@ -12,7 +12,7 @@ use outpost_store::activesync::{EasDevice, EasSyncState};
 use outpost_store::groupware::{self as gw, CollectionKind, GroupwareCollection};
 use outpost_store::pim::ComponentKind as PimKind;
 use outpost_store::{
-    FlagOp, Mailbox, MessageInfo, Since, StoreError, ANSWERED, DELETED, FLAGGED, SEEN,
+    FlagOp, Mailbox, MessageInfo, Since, StoreError, ANSWERED, DELETED, DRAFT, FLAGGED, SEEN,
 };
 
 pub struct EasStore {
@@ -1205,6 +1205,91 @@ impl EasBackend for EasStore {
             Ok((item, _)) => Ok(Outcome::Done(cal, item)),
             Err(_) => Ok(Outcome::NotAMeeting),
         }
+    }
+
+    async fn save_draft(
+        &self,
+        principal: i64,
+        collection: i64,
+        draft: &outpost_activesync::drafts::Draft,
+        replace: Option<i64>,
+    ) -> Result<Option<(i64, i64)>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        let addresses = self.addresses(principal).await?;
+        let Some(me) = addresses.first() else {
+            return Ok(None);
+        };
+        let name = self
+            .dir
+            .store()
+            .principal(principal)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.display_name)
+            .unwrap_or_default();
+        let from = if name.is_empty() || name.contains(['"', '<', '>', '\\']) {
+            me.clone()
+        } else {
+            format!("\"{name}\" <{me}>")
+        };
+        let d = outpost_mailflow::Draft {
+            from,
+            to: draft.to.clone(),
+            cc: draft.cc.clone(),
+            bcc: draft.bcc.clone(),
+            subject: draft.subject.clone(),
+            importance: draft.importance,
+            text: draft.text.clone(),
+            html: draft.html.clone(),
+            attachments: draft
+                .attachments
+                .iter()
+                .map(|a| outpost_mailflow::DraftAttachment {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    content_id: a.content_id.clone(),
+                    data: a.data.clone(),
+                })
+                .collect(),
+        };
+        let raw = match &draft.mime {
+            // The device's own MIME: filed as it is if it reads as a
+            // message.
+            Some(m) => {
+                if mail_parser::MessageParser::new().parse_headers(m).is_none() {
+                    return Ok(None);
+                }
+                m.clone()
+            }
+            None => match outpost_mailflow::compose::build_draft(&d, self.flow.hostname()) {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+        };
+        let store = self.dir.store();
+        let target = outpost_store::Target {
+            mailbox: collection,
+            flags: if draft.read { SEEN | DRAFT } else { DRAFT },
+            keywords: Vec::new(),
+        };
+        let done = store
+            .deliver(
+                std::sync::Arc::from(raw),
+                vec![target],
+                outpost_store::now(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let Some(d) = done.first() else {
+            return Ok(None);
+        };
+        if let Some(old) = replace {
+            self.expunge_mail(principal, collection, &[old]).await?;
+        }
+        Ok(Some((d.uid, d.modseq)))
     }
 
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {
