@@ -282,6 +282,39 @@ def test_held_pings_leave_the_request_limit(tmp_path):
         s.close()
 
 
+def test_a_second_ping_from_the_device_ends_the_first(eas):
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key)
+        first = {}
+
+        def hold():
+            t = time.monotonic()
+            first["ping"] = c.ping(inbox, heartbeat=300, timeout=120)
+            first["secs"] = time.monotonic() - t
+
+        t = threading.Thread(target=hold)
+        t.start()
+        time.sleep(1.5)
+        assert t.is_alive()
+        # The same device pings again (a phone that lost the connection):
+        # the first answers at once, as a heartbeat that ran out.
+        with client(eas) as again:
+            again.provision()
+            second = {}
+            t2 = threading.Thread(target=lambda: second.update(ping=again.ping(inbox, heartbeat=300, timeout=120)))
+            t2.start()
+            t.join(10)
+            assert not t.is_alive(), "the first Ping is still held"
+            assert first["ping"].status == "1" and first["secs"] < 10
+            # The second is held until mail comes.
+            assert t2.is_alive()
+            smtp_send(eas, make_message(subject="for the second"))
+            t2.join(30)
+            assert second["ping"].status == "2"
+
+
 def attachment_message(subject, payload):
     from email.message import EmailMessage
     m = EmailMessage()

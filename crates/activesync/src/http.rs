@@ -28,12 +28,17 @@ const WBXML: &str = "application/vnd.ms-sync.wbxml";
 struct Ctx {
     backend: Arc<dyn EasBackend>,
     limits: Limits,
+    waiters: Arc<ping::Waiters>,
 }
 
 /// The router to mount behind `outpost_http::require_user`. It answers
 /// every path; the binary routes [`PATH`] (any case) to it.
 pub fn router(backend: Arc<dyn EasBackend>, limits: Limits) -> Router {
-    let ctx = Arc::new(Ctx { backend, limits });
+    let ctx = Arc::new(Ctx {
+        backend,
+        limits,
+        waiters: Arc::default(),
+    });
     Router::new().fallback(any(handle)).with_state(ctx)
 }
 
@@ -260,6 +265,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
         device_id: &x.line.device_id,
         is16: x.version.is_16(),
         long_poll: x.long_poll.clone(),
+        waiters: Some(ctx.waiters.clone()),
     };
     let b = ctx.backend.as_ref();
     match command {

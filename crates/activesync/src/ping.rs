@@ -99,6 +99,85 @@ pub async fn changed(
 
 /// Waits until one of `ids` has something for the device or `timeout`
 /// passes; the changed folders (empty on timeout).
+/// Which long poll of a device is the newest: a device's new Ping (or
+/// hanging Sync) ends the one it left waiting (MS-ASCMD 3.1.5.1: the
+/// server answers the first; the device has given up on it). Per process:
+/// on several nodes behind one name, a device's requests go to one node
+/// as long as its connection lives.
+#[derive(Default)]
+pub struct Waiters {
+    devices:
+        std::sync::Mutex<std::collections::HashMap<(i64, String), tokio::sync::watch::Sender<u64>>>,
+}
+
+/// One long poll's place among its device's: resolves [`Turn::superseded`]
+/// when a newer one starts.
+pub struct Turn {
+    rx: tokio::sync::watch::Receiver<u64>,
+    mine: u64,
+    key: (i64, String),
+    waiters: std::sync::Arc<Waiters>,
+}
+
+impl Waiters {
+    /// Registers a new long poll of the device, ending the one before.
+    pub fn start(self: &std::sync::Arc<Self>, principal: i64, device: &str) -> Turn {
+        let key = (principal, device.to_string());
+        let mut map = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = map
+            .entry(key.clone())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0);
+        let mine = *tx.borrow() + 1;
+        tx.send_replace(mine);
+        let mut rx = tx.subscribe();
+        rx.borrow_and_update();
+        Turn {
+            rx,
+            mine,
+            key,
+            waiters: self.clone(),
+        }
+    }
+
+    /// Devices with a long poll registered (for tests and the log).
+    pub fn len(&self) -> usize {
+        self.devices.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Turn {
+    /// Resolves when a newer long poll of the device has started.
+    pub async fn superseded(&mut self) {
+        loop {
+            if *self.rx.borrow_and_update() != self.mine {
+                return;
+            }
+            if self.rx.changed().await.is_err() {
+                // The registry entry went away: never superseded.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // The newest one leaving takes the device's entry with it.
+        if let Ok(mut map) = self.waiters.devices.lock() {
+            if map
+                .get(&self.key)
+                .is_some_and(|tx| *tx.borrow() == self.mine)
+            {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 pub async fn wait(
     b: &dyn EasBackend,
     who: &Caller<'_>,
@@ -106,6 +185,10 @@ pub async fn wait(
     timeout: Duration,
 ) -> Result<Vec<i64>, BackendError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut turn = who
+        .waiters
+        .as_ref()
+        .map(|w| w.start(who.principal, who.device_id));
     let mut parked = false;
     let mut watches: Vec<_> = ids.iter().filter_map(|&id| b.watch(id)).collect();
     for w in &mut watches {
@@ -122,13 +205,25 @@ pub async fn wait(
                 lp.park();
             }
         }
+        let newer = async {
+            match &mut turn {
+                Some(t) => t.superseded().await,
+                None => std::future::pending().await,
+            }
+        };
         if watches.is_empty() {
-            tokio::time::sleep_until(deadline).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = newer => {}
+            }
             return Ok(Vec::new());
         }
         let any = futures_any(&mut watches);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            // The device sent another Ping: this one ends as if its
+            // heartbeat had run out.
+            _ = newer => return Ok(Vec::new()),
             woke = any => {
                 if !woke {
                     // Every sender went away (the store closed).
@@ -216,6 +311,34 @@ pub async fn ping(
         Ok(status_answer(1))
     } else {
         Ok(changed_answer(&changed))
+    }
+}
+
+#[cfg(test)]
+mod waiter_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_newer_poll_ends_the_older() {
+        let w = std::sync::Arc::new(Waiters::default());
+        let mut first = w.start(1, "dev");
+        let other = w.start(1, "other-device");
+        let second = w.start(1, "dev");
+        tokio::time::timeout(Duration::from_secs(1), first.superseded())
+            .await
+            .expect("the first is superseded");
+        drop(first);
+        assert_eq!(w.len(), 2);
+        drop(second);
+        drop(other);
+        assert!(w.is_empty());
+        // The newest is not superseded by itself.
+        let mut only = w.start(2, "d");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), only.superseded())
+                .await
+                .is_err()
+        );
     }
 }
 

@@ -292,6 +292,8 @@ pub struct Caller<'a> {
     /// Lets a Ping or hanging Sync leave the ordinary per-address
     /// request limit while it waits.
     pub long_poll: Option<outpost_http::LongPoll>,
+    /// A device's newer Ping or hanging Sync ends its older one.
+    pub waiters: Option<std::sync::Arc<crate::ping::Waiters>>,
 }
 
 fn message_state(m: &MailItem) -> MessageState {
