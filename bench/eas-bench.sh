@@ -10,6 +10,8 @@
 # 2. The same server under ../shared/bench/sogo/ping-starvation.py (PINGS Pings held
 #    for HOLD s while DAV and EAS probes run), and SOGo 5.8 under the same tool
 #    (it holds 15: one worker per Ping), for the side-by-side figure.
+# 3. bench/eas-initial-sync.py: a fresh device's initial Sync of an INBOX_MESSAGES
+#    Inbox (filled by IMAP APPEND) with WindowSize SYNC_WINDOW.
 #
 #   bench/eas-bench.sh                                   # everything
 #   SERVERS=outpost DEVICES=1000 bench/eas-bench.sh      # a quick run
@@ -24,6 +26,7 @@ SHARED=${SHARED_BENCH:-$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd || echo /
 SERVERS=${SERVERS:-"outpost sogo"}
 DEVICES=${DEVICES:-10000}; USERS=${USERS:-100}; HEARTBEAT=${HEARTBEAT:-900}; STEPS=${STEPS:-4}
 WAKES=${WAKES:-50}; PINGS=${PINGS:-50}; HOLD=${HOLD:-60}
+INBOX_MESSAGES=${INBOX_MESSAGES:-10000}; SYNC_WINDOW=${SYNC_WINDOW:-100}
 OP_PASSWORD=${OP_PASSWORD:-benchpass}
 VENV=${OUTPOST_VENV:-/var/tmp/outpost-ci-venv}
 OUT=${OUT:-/var/tmp/outpost-eas-bench/$(date +%Y%m%d-%H%M%S)}
@@ -58,7 +61,7 @@ if has outpost; then
     (cd "$ROOT" && cargo build --release -p outpost -j 2) >> "$OUT/build.log" 2>&1 || { log "build failed: $OUT/build.log"; exit 1; }
   fi
   d=$(mktemp -d /var/tmp/eas-bench-outpost.XXXXXX); DIRS+=("$d")
-  HTTPS=$(free_port); SMTP=$(free_port)
+  HTTPS=$(free_port); SMTP=$(free_port); IMAP=$(free_port)
   # Every held Ping is a connection and a request in flight from 127.0.0.1:
   # the per-address limits are raised so that they measure the server, not
   # the limits.
@@ -70,6 +73,9 @@ url = "sqlite://$d/data/outpost.db"
 [listen]
 https = ["127.0.0.1:$HTTPS"]
 smtp = ["127.0.0.1:$SMTP"]
+imap = ["127.0.0.1:$IMAP"]
+[auth]
+allow_plaintext_on_loopback = true
 [limits]
 connections_per_ip = $((DEVICES + 1000))
 connections_total = $((DEVICES + 2000))
@@ -97,6 +103,12 @@ EOF
     --dav-probe '/dav/calendars/{user}/' --pids "$OP_PID" --json "$OUT/starve-outpost.json" \
     > "$OUT/starve-outpost.out" 2>&1 || log "ping-starvation (Outpost) reported errors"
   tail -5 "$OUT/starve-outpost.out" | sed 's/^/  outpost: /' >&2
+  log "Outpost: initial Sync of a ${INBOX_MESSAGES}-message Inbox, WindowSize $SYNC_WINDOW"
+  "$PY" "$ROOT/bench/eas-initial-sync.py" --port "$HTTPS" --imap-port "$IMAP" --user "user1@example.test" \
+    --password "$OP_PASSWORD" --messages "$INBOX_MESSAGES" --window "$SYNC_WINDOW" --pid "$OP_PID" \
+    --json "$OUT/initial-sync-outpost.json" > "$OUT/initial-sync-outpost.out" 2>&1 \
+    || log "eas-initial-sync reported errors: $(tail -2 "$OUT/initial-sync-outpost.out")"
+  tail -12 "$OUT/initial-sync-outpost.out" | sed 's/^/  outpost: /' >&2
 fi
 
 if has sogo; then
@@ -117,7 +129,7 @@ fi
 
 {
   echo
-  for f in "$OUT"/ping-*.json "$OUT"/starve-*.json; do
+  for f in "$OUT"/ping-*.json "$OUT"/starve-*.json "$OUT"/initial-sync-*.json; do
     [ -f "$f" ] && { echo "$(basename "$f"):"; cat "$f"; echo; }
   done
 } | tee -a "$OUT/summary.txt"
