@@ -315,6 +315,32 @@ def test_a_second_ping_from_the_device_ends_the_first(eas):
             assert second["ping"].status == "2"
 
 
+def test_a_ping_loop_is_broken(eas):
+    # A device that keeps pinging without syncing what the Ping reported
+    # (MS-ASCMD clients seen doing so): twice answered, then told to resync
+    # its folder list (7), then held until something new arrives.
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        key = c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key).sync_key
+        smtp_send(eas, make_message(subject="never synced"))
+        assert [c.ping(inbox, heartbeat=60, timeout=30).status for _ in range(3)] == ["2", "2", "7"]
+        result = {}
+        t = threading.Thread(target=lambda: result.update(p=c.ping(inbox, heartbeat=60, timeout=90)))
+        t.start()
+        time.sleep(2)
+        assert t.is_alive(), "a looping Ping is answered at once again"
+        smtp_send(eas, make_message(subject="something new"))
+        t.join(30)
+        assert result["p"].status == "2"
+        # Once the device syncs, Pings answer as before.
+        r = c.sync_folder(inbox, key)
+        assert sorted(i.fields.get("Email.Subject") for i in r.added) == ["never synced", "something new"]
+        smtp_send(eas, make_message(subject="third"))
+        assert c.ping(inbox, heartbeat=60, timeout=30).status == "2"
+    assert "Ping loop" in eas.log_text()
+
+
 def attachment_message(subject, payload):
     from email.message import EmailMessage
     m = EmailMessage()

@@ -29,6 +29,7 @@ struct Ctx {
     backend: Arc<dyn EasBackend>,
     limits: Limits,
     waiters: Arc<ping::Waiters>,
+    loops: Arc<crate::loops::LoopGuard>,
 }
 
 /// The router to mount behind `outpost_http::require_user`. It answers
@@ -38,6 +39,7 @@ pub fn router(backend: Arc<dyn EasBackend>, limits: Limits) -> Router {
         backend,
         limits,
         waiters: Arc::default(),
+        loops: Arc::default(),
     });
     Router::new().fallback(any(handle)).with_state(ctx)
 }
@@ -266,6 +268,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
         is16: x.version.is_16(),
         long_poll: x.long_poll.clone(),
         waiters: Some(ctx.waiters.clone()),
+        loops: Some(ctx.loops.clone()),
     };
     let b = ctx.backend.as_ref();
     match command {
@@ -734,9 +737,17 @@ async fn sync_command(
                 .clamp(1, sync::MAX_WINDOW)
                 .min(left.max(1));
             let o = sync::sync_collection(b, who, &folders, c, window).await?;
+            if let (Some(g), Ok(id)) = (&who.loops, c.collection_id.parse::<i64>()) {
+                g.synced(who.principal, who.device_id, id);
+            }
             left = left.saturating_sub(window);
             news |= o.news;
             out.push(o.element);
+        }
+        if news {
+            if let Some(g) = &who.loops {
+                g.news(who.principal, who.device_id);
+            }
         }
         if news || waited {
             if !news {
@@ -746,15 +757,27 @@ async fn sync_command(
             }
             return Ok(wbxml(&sync::answer(out)));
         }
-        let Some(wait) = req.wait else {
-            return Ok(wbxml(&sync::answer(out)));
+        let wait = match req.wait {
+            Some(w) => w,
+            None => {
+                // Nothing for the device and no wait asked: a device
+                // sending these back to back is held (crate::loops).
+                let looping = who
+                    .loops
+                    .as_ref()
+                    .is_some_and(|g| g.empty_sync(who.principal, who.device_id));
+                if !looping {
+                    return Ok(wbxml(&sync::answer(out)));
+                }
+                crate::loops::SLOW_DOWN.as_secs()
+            }
         };
         let ids: Vec<i64> = req
             .collections
             .iter()
             .filter_map(|c| c.collection_id.parse().ok())
             .collect();
-        let changed = ping::wait(b, who, &ids, std::time::Duration::from_secs(wait)).await?;
+        let changed = ping::wait(b, who, &ids, std::time::Duration::from_secs(wait), false).await?;
         if changed.is_empty() {
             return Ok(Response::new(Body::empty()));
         }

@@ -21,6 +21,7 @@ pub mod estimate;
 pub mod folders;
 pub mod http;
 pub mod itemops;
+pub mod loops;
 pub mod meeting;
 pub mod moves;
 pub mod pim;

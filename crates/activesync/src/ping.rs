@@ -9,6 +9,7 @@ use outpost_wbxml::Element;
 use serde::{Deserialize, Serialize};
 
 use crate::folders::{child_text, Folder};
+use crate::loops::PingVerdict;
 use crate::state::{self, StoredState};
 use crate::sync::{self, Caller};
 use crate::{BackendError, EasBackend};
@@ -178,11 +179,14 @@ impl Drop for Turn {
     }
 }
 
+/// With `hold`, what is already there does not answer: only a change
+/// after the wait began (a looping device, [`crate::loops`]).
 pub async fn wait(
     b: &dyn EasBackend,
     who: &Caller<'_>,
     ids: &[i64],
     timeout: Duration,
+    hold: bool,
 ) -> Result<Vec<i64>, BackendError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut turn = who
@@ -194,11 +198,15 @@ pub async fn wait(
     for w in &mut watches {
         w.borrow_and_update();
     }
+    let mut first = true;
     loop {
-        let now = changed(b, who, ids).await?;
-        if !now.is_empty() {
-            return Ok(now);
+        if !(first && hold) {
+            let now = changed(b, who, ids).await?;
+            if !now.is_empty() {
+                return Ok(now);
+            }
         }
+        first = false;
         if !parked {
             parked = true;
             if let Some(lp) = &who.long_poll {
@@ -306,7 +314,21 @@ pub async fn ping(
     if hierarchy_changed || ids.iter().any(|id| !folders.iter().any(|f| f.id == *id)) {
         return Ok(status_answer(7));
     }
-    let changed = wait(b, who, &ids, Duration::from_secs(heartbeat)).await?;
+    // Changes already there answer at once, unless the device keeps
+    // pinging without syncing them (crate::loops).
+    let mut hold = false;
+    let now = changed(b, who, &ids).await?;
+    if !now.is_empty() {
+        let verdict = who.loops.as_ref().map_or(PingVerdict::Answer, |g| {
+            g.ping_changes(who.principal, who.device_id, &now)
+        });
+        match verdict {
+            PingVerdict::Answer => return Ok(changed_answer(&now)),
+            PingVerdict::ForceFolderSync => return Ok(status_answer(7)),
+            PingVerdict::Hold => hold = true,
+        }
+    }
+    let changed = wait(b, who, &ids, Duration::from_secs(heartbeat), hold).await?;
     if changed.is_empty() {
         Ok(status_answer(1))
     } else {

@@ -294,6 +294,8 @@ pub struct Caller<'a> {
     pub long_poll: Option<outpost_http::LongPoll>,
     /// A device's newer Ping or hanging Sync ends its older one.
     pub waiters: Option<std::sync::Arc<crate::ping::Waiters>>,
+    /// Notices and breaks devices that loop.
+    pub loops: Option<std::sync::Arc<crate::loops::LoopGuard>>,
 }
 
 fn message_state(m: &MailItem) -> MessageState {
@@ -386,6 +388,12 @@ pub async fn sync_collection(
         .ok()
         .and_then(|n| folders.iter().find(|f| f.id == n))
     else {
+        // A device that keeps coming back with it is slowed down.
+        if let (Some(g), Ok(n)) = (&who.loops, id.parse::<i64>()) {
+            if g.gone(who.principal, who.device_id, n) {
+                tokio::time::sleep(crate::loops::GONE_DELAY).await;
+            }
+        }
         return done(collection_answer(
             &req.sync_key,
             id,
@@ -446,7 +454,18 @@ pub async fn sync_collection(
     };
     let stored = match state::match_key(stored.as_ref(), key) {
         Match::Current(s) => s.clone(),
-        Match::Replay(answer) => return done(answer),
+        Match::Replay(answer) => {
+            // The same key once more; again and again, and the device
+            // cannot take the answer: start the folder over.
+            if who
+                .loops
+                .as_ref()
+                .is_some_and(|g| g.replayed(who.principal, who.device_id, col, key))
+            {
+                return done(collection_answer("0", id, 3, false, vec![], vec![]));
+            }
+            return done(answer);
+        }
         Match::Mismatch => return done(collection_answer("0", id, 3, false, vec![], vec![])),
     };
     let Some(mut st) = stored.parse::<MailState>() else {
