@@ -341,6 +341,38 @@ def test_a_ping_loop_is_broken(eas):
     assert "Ping loop" in eas.log_text()
 
 
+def test_ping_answers_7_when_the_folder_list_changes(eas):
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key)
+        result = {}
+
+        def hold():
+            t = time.monotonic()
+            result["p"] = c.ping(inbox, heartbeat=300, timeout=120)
+            result["secs"] = time.monotonic() - t
+
+        t = threading.Thread(target=hold)
+        t.start()
+        time.sleep(1.5)
+        assert t.is_alive()
+        with imap_client(eas) as imap:
+            imap.create_folder("Made while pinging")
+        t.join(15)
+        assert not t.is_alive(), "the Ping did not notice the new folder"
+        assert result["p"].status == "7" and result["secs"] < 15
+        # After a FolderSync the Ping waits again.
+        assert "Made while pinging" in folders(c)
+        t2 = threading.Thread(target=lambda: result.update(q=c.ping(inbox, heartbeat=300, timeout=120)))
+        t2.start()
+        time.sleep(1.5)
+        assert t2.is_alive()
+        smtp_send(eas, make_message(subject="end it"))
+        t2.join(30)
+        assert result["q"].status == "2"
+
+
 def attachment_message(subject, payload):
     from email.message import EmailMessage
     m = EmailMessage()

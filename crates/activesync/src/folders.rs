@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use outpost_wbxml::Element;
 use serde::{Deserialize, Serialize};
 
+use crate::state;
+use crate::sync::Caller;
+use crate::EasBackend;
+
 /// A folder as FolderSync shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Folder {
@@ -208,6 +212,28 @@ pub fn parse_request(root: &Element, command: &str) -> Option<FolderRequest> {
         _ => false,
     };
     ok.then_some(req)
+}
+
+/// True when the device's folder list is not the current one (Ping
+/// status 7, Sync status 12).
+pub async fn hierarchy_changed(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    folders: &[Folder],
+) -> Result<bool, crate::BackendError> {
+    let Some(stored) = b
+        .sync_state(who.principal, who.device_id, state::HIERARCHY)
+        .await?
+    else {
+        return Ok(true);
+    };
+    let Some(st) = stored.parse::<HierarchyState>() else {
+        return Ok(true);
+    };
+    if st.seq == b.hierarchy_seq(who.principal).await? {
+        return Ok(false);
+    }
+    Ok(!diff(&st.folders, folders).is_empty())
 }
 
 #[cfg(test)]

@@ -407,7 +407,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
                 }
             };
             let folders = b.folders(who.principal).await?;
-            let moved = hierarchy_changed(b, &who, &folders).await?;
+            let moved = folders::hierarchy_changed(b, &who, &folders).await?;
             return Ok(wbxml(
                 &Box::pin(ping::ping(b, &who, &folders, root.as_ref(), moved)).await?,
             ));
@@ -418,28 +418,6 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
         StatusCode::NOT_IMPLEMENTED,
         "Command not implemented",
     ))
-}
-
-/// True when the device's folder list is not the current one (Ping
-/// status 7, Sync status 12).
-async fn hierarchy_changed(
-    b: &dyn EasBackend,
-    who: &Caller<'_>,
-    folders: &[Folder],
-) -> Result<bool, crate::BackendError> {
-    let Some(stored) = b
-        .sync_state(who.principal, who.device_id, state::HIERARCHY)
-        .await?
-    else {
-        return Ok(true);
-    };
-    let Some(st) = stored.parse::<HierarchyState>() else {
-        return Ok(true);
-    };
-    if st.seq == b.hierarchy_seq(who.principal).await? {
-        return Ok(false);
-    }
-    Ok(!folders::diff(&st.folders, folders).is_empty())
 }
 
 async fn folder_sync(

@@ -417,4 +417,7 @@ pub trait EasBackend: Send + Sync + 'static {
     ) -> Result<Option<(i64, i64)>, BackendError>;
     /// Woken with the collection's new modseq after each change (Ping).
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
+    /// Woken after each change to the principal's list of collections
+    /// (Ping answers 7 when the device's folder list is then stale).
+    fn watch_hierarchy(&self, principal: i64) -> Option<tokio::sync::watch::Receiver<i64>>;
 }

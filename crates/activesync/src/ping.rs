@@ -188,6 +188,30 @@ pub async fn wait(
     timeout: Duration,
     hold: bool,
 ) -> Result<Vec<i64>, BackendError> {
+    Ok(match wait_or_hierarchy(b, who, ids, timeout, hold).await? {
+        Waited::Changed(v) => v,
+        Waited::Nothing | Waited::Hierarchy => Vec::new(),
+    })
+}
+
+/// What a wait ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    Changed(Vec<i64>),
+    Nothing,
+    /// The user's folder list changed and the device's is stale.
+    Hierarchy,
+}
+
+/// [`wait`], also woken by a change of the user's folder list that the
+/// device has not seen.
+pub async fn wait_or_hierarchy(
+    b: &dyn EasBackend,
+    who: &Caller<'_>,
+    ids: &[i64],
+    timeout: Duration,
+    hold: bool,
+) -> Result<Waited, BackendError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut turn = who
         .waiters
@@ -198,12 +222,16 @@ pub async fn wait(
     for w in &mut watches {
         w.borrow_and_update();
     }
+    let mut hierarchy = b.watch_hierarchy(who.principal);
+    if let Some(h) = &mut hierarchy {
+        h.borrow_and_update();
+    }
     let mut first = true;
     loop {
         if !(first && hold) {
             let now = changed(b, who, ids).await?;
             if !now.is_empty() {
-                return Ok(now);
+                return Ok(Waited::Changed(now));
             }
         }
         first = false;
@@ -219,23 +247,38 @@ pub async fn wait(
                 None => std::future::pending().await,
             }
         };
-        if watches.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = newer => {}
+        let folder_list = async {
+            match &mut hierarchy {
+                Some(h) => {
+                    if h.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
             }
-            return Ok(Vec::new());
-        }
-        let any = futures_any(&mut watches);
+        };
+        let any = async {
+            if watches.is_empty() {
+                std::future::pending::<bool>().await
+            } else {
+                futures_any(&mut watches).await
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Waited::Nothing),
             // The device sent another Ping: this one ends as if its
             // heartbeat had run out.
-            _ = newer => return Ok(Vec::new()),
+            _ = newer => return Ok(Waited::Nothing),
+            _ = folder_list => {
+                let folders = b.folders(who.principal).await?;
+                if crate::folders::hierarchy_changed(b, who, &folders).await? {
+                    return Ok(Waited::Hierarchy);
+                }
+            }
             woke = any => {
                 if !woke {
                     // Every sender went away (the store closed).
-                    return Ok(Vec::new());
+                    return Ok(Waited::Nothing);
                 }
             }
         }
@@ -328,12 +371,14 @@ pub async fn ping(
             PingVerdict::Hold => hold = true,
         }
     }
-    let changed = wait(b, who, &ids, Duration::from_secs(heartbeat), hold).await?;
-    if changed.is_empty() {
-        Ok(status_answer(1))
-    } else {
-        Ok(changed_answer(&changed))
-    }
+    Ok(
+        match wait_or_hierarchy(b, who, &ids, Duration::from_secs(heartbeat), hold).await? {
+            Waited::Changed(c) => changed_answer(&c),
+            Waited::Nothing => status_answer(1),
+            // MS-ASCMD 2.2.3.177.12: the folder hierarchy must be synced.
+            Waited::Hierarchy => status_answer(7),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1295,4 +1295,12 @@ impl EasBackend for EasStore {
     fn watch(&self, collection: i64) -> Option<tokio::sync::watch::Receiver<i64>> {
         Some(self.dir.store().subscribe(collection))
     }
+
+    fn watch_hierarchy(&self, principal: i64) -> Option<tokio::sync::watch::Receiver<i64>> {
+        Some(
+            self.dir
+                .store()
+                .subscribe(outpost_store::hierarchy_channel(principal)),
+        )
+    }
 }

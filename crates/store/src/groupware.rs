@@ -1439,7 +1439,7 @@ impl Store {
     /// Gives (or changes) a grantee's rights on a collection. Journals
     /// 'acl' for the owner and for a grantee given the right directly.
     pub async fn grant(&self, collection: i64, grantee: i64, rights: Rights) -> Result<()> {
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let coll = collection_tx(c, collection).await?;
                 if coll.owner == grantee {
@@ -1461,7 +1461,7 @@ impl Store {
                     }
                     e => e,
                 })?;
-                journal_acl(c, &coll, grantee).await
+                journal_acl(c, t, &coll, grantee).await
             })
         })
         .await
@@ -1469,7 +1469,7 @@ impl Store {
 
     /// Removes a grant; `false` when there was none.
     pub async fn revoke(&self, collection: i64, grantee: i64) -> Result<bool> {
-        self.write(move |c, _| {
+        self.write(move |c, t| {
             Box::pin(async move {
                 let coll = collection_tx(c, collection).await?;
                 let n = sqlx::query(
@@ -1481,7 +1481,7 @@ impl Store {
                 .await?
                 .rows_affected();
                 if n > 0 {
-                    journal_acl(c, &coll, grantee).await?;
+                    journal_acl(c, t, &coll, grantee).await?;
                 }
                 Ok(n > 0)
             })
@@ -1630,11 +1630,13 @@ fn merge_busy(mut raw: Vec<BusyPeriod>, start: i64, end: i64) -> Vec<BusyPeriod>
 
 async fn journal_acl(
     c: &mut AnyConnection,
+    t: &mut Touched,
     coll: &GroupwareCollection,
     grantee: i64,
 ) -> Result<()> {
     journal_collection(
         c,
+        t,
         coll.owner,
         coll.id,
         coll.kind.as_str(),
@@ -1650,6 +1652,7 @@ async fn journal_acl(
     if exists.is_some() {
         journal_collection(
             c,
+            t,
             grantee,
             coll.id,
             coll.kind.as_str(),
@@ -1720,6 +1723,7 @@ async fn create_collection_tx(
     journal_row(c, id, 1, 0, "create", None, None, None).await?;
     journal_collection(
         c,
+        t,
         owner,
         id,
         new.kind.as_str(),
@@ -1766,6 +1770,7 @@ async fn delete_collection_tx(c: &mut AnyConnection, t: &mut Touched, id: i64) -
         .await?;
     journal_collection(
         c,
+        t,
         coll.owner,
         id,
         coll.kind.as_str(),

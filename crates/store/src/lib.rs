@@ -51,6 +51,7 @@ pub use blob::{BlobRef, BlobStore, Fault};
 pub use error::StoreError;
 pub use gal::{phone_query, phone_terms, ContactAttrs, DirectoryRow, SEARCH_SQL};
 pub use mail::*;
+pub use notify::hierarchy_channel;
 pub use outpost_mailmeta as meta;
 pub use outpost_mailmeta::MessageMeta;
 pub use outpost_pim as pim;

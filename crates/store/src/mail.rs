@@ -244,7 +244,7 @@ impl Store {
                     })?;
                 let mb = mailbox_row(&row)?;
                 journal(c, mb.id, mb.highest_modseq, 0, "create").await?;
-                crate::sync::journal_collection(c, principal, mb.id, "mailbox", CollectionChangeKind::Created, &mb.name, None).await?;
+                crate::sync::journal_collection(c, t, principal, mb.id, "mailbox", CollectionChangeKind::Created, &mb.name, None).await?;
                 t.add(mb.id, mb.highest_modseq);
                 Ok(mb)
             })
@@ -281,7 +281,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound(format!("mailbox {id}")));
                 }
-                crate::sync::journal_collection(c, principal, id, &kind, CollectionChangeKind::Deleted, &name, None).await?;
+                crate::sync::journal_collection(c, t, principal, id, &kind, CollectionChangeKind::Deleted, &name, None).await?;
                 t.add(id, i64::MAX);
                 Ok(())
             })
@@ -350,6 +350,7 @@ impl Store {
                     journal(c, id, modseq, 0, "rename").await?;
                     crate::sync::journal_collection(
                         c,
+                        t,
                         principal,
                         id,
                         "mailbox",

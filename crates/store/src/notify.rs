@@ -64,6 +64,14 @@ impl Notifier {
 /// across nodes on PostgreSQL too. Collection ids are positive.
 pub const DIRECTORY: i64 = -1;
 
+/// Not a collection: a principal's list of collections (the
+/// per-principal journal's sequence), announced when a collection of
+/// theirs is created, renamed, moved, deleted or shared, so an ActiveSync
+/// Ping can answer "folder list changed" at once. Below [`DIRECTORY`].
+pub fn hierarchy_channel(principal: i64) -> i64 {
+    -2 - principal
+}
+
 /// The PostgreSQL channel changes are announced on.
 pub(crate) const CHANNEL: &str = "outpost_changes";
 
@@ -166,6 +174,20 @@ async fn catch_up(inner: &crate::Inner) -> crate::Result<()> {
         watched.swap_remove(i);
         let v = crate::gal::directory_version_in(&inner.pool).await?;
         inner.notifier.announce(DIRECTORY, v);
+    }
+    // Principals' collection lists: their journal sequences.
+    let (hier, rest): (Vec<i64>, Vec<i64>) = watched.into_iter().partition(|c| *c < DIRECTORY);
+    let watched = rest;
+    for chunk in hier.chunks(500) {
+        let ids: Vec<i64> = chunk.iter().map(|c| -2 - c).collect();
+        let q = format!(
+            "SELECT id, journal_seq FROM principals WHERE id IN ({})",
+            crate::mail::id_list(&ids)
+        );
+        let rows: Vec<(i64, i64)> = sqlx::query_as(&q).fetch_all(&inner.pool).await?;
+        for (p, seq) in rows {
+            inner.notifier.announce(hierarchy_channel(p), seq);
+        }
     }
     for chunk in watched.chunks(500) {
         let q = format!(

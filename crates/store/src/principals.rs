@@ -242,7 +242,7 @@ impl Store {
                 .await?;
                 insert_address(c, id, domain_id, &address, true).await?;
                 if p.kind == PrincipalKind::User {
-                    ensure_default_mailboxes_tx(c, id).await?;
+                    ensure_default_mailboxes_tx(c, t, id).await?;
                 }
                 crate::gal::reindex_tx(c, t, id).await?;
                 Ok(Principal {
@@ -264,8 +264,8 @@ impl Store {
     /// Creates any of the default mailboxes the user lacks (first use of a
     /// directory-sourced user, or repair).
     pub async fn ensure_default_mailboxes(&self, principal: i64) -> Result<()> {
-        self.write(move |c, _| {
-            Box::pin(async move { ensure_default_mailboxes_tx(c, principal).await })
+        self.write(move |c, t| {
+            Box::pin(async move { ensure_default_mailboxes_tx(c, t, principal).await })
         })
         .await
     }
@@ -365,7 +365,7 @@ impl Store {
                 .fetch_one(&mut *c)
                 .await?;
                 if kind == PrincipalKind::User {
-                    ensure_default_mailboxes_tx(c, id).await?;
+                    ensure_default_mailboxes_tx(c, t, id).await?;
                 }
                 crate::gal::reindex_tx(c, t, id).await?;
                 Ok(id)
@@ -652,6 +652,7 @@ async fn insert_address(
 
 pub(crate) async fn ensure_default_mailboxes_tx(
     c: &mut AnyConnection,
+    t: &mut crate::Touched,
     principal: i64,
 ) -> Result<()> {
     for (name, role) in DEFAULT_MAILBOXES {
@@ -669,6 +670,7 @@ pub(crate) async fn ensure_default_mailboxes_tx(
         if let Some(id) = created {
             crate::sync::journal_collection(
                 c,
+                t,
                 principal,
                 id,
                 "mailbox",

@@ -461,6 +461,7 @@ async fn prune_principals(c: &mut AnyConnection, cutoff: i64) -> Result<(i64, us
 /// Returns the sequence.
 pub(crate) async fn journal_collection(
     c: &mut AnyConnection,
+    t: &mut crate::Touched,
     principal: i64,
     collection: i64,
     collection_kind: &str,
@@ -489,6 +490,8 @@ pub(crate) async fn journal_collection(
     .bind(now())
     .execute(&mut *c)
     .await?;
+    // Woken: an ActiveSync Ping waiting on the principal's folder list.
+    t.add(crate::notify::hierarchy_channel(principal), seq);
     Ok(seq)
 }
 
