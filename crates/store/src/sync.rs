@@ -459,6 +459,7 @@ async fn prune_principals(c: &mut AnyConnection, cutoff: i64) -> Result<(i64, us
 
 /// Writes a row of a principal's journal, taking its next sequence.
 /// Returns the sequence.
+#[allow(clippy::too_many_arguments)] // one row of the journal: its columns
 pub(crate) async fn journal_collection(
     c: &mut AnyConnection,
     t: &mut crate::Touched,
