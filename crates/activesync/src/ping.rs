@@ -286,22 +286,44 @@ pub async fn wait_or_hierarchy(
 }
 
 /// Resolves when any receiver sees a new value (true) or all are closed
-/// (false).
+/// (false). Polled in place: no task per folder.
 async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) -> bool {
-    let mut set = tokio::task::JoinSet::new();
-    for w in watches.iter() {
-        let mut w = w.clone();
-        set.spawn(async move { w.changed().await.is_ok() });
-    }
-    while let Some(r) = set.join_next().await {
-        if let Ok(true) = r {
-            for w in watches.iter_mut() {
-                w.borrow_and_update();
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    let woke = {
+        let mut futs: Vec<Option<Pin<Box<dyn Future<Output = bool> + Send + '_>>>> = watches
+            .iter_mut()
+            .map(|w| {
+                Some(Box::pin(async move { w.changed().await.is_ok() })
+                    as Pin<Box<dyn Future<Output = bool> + Send + '_>>)
+            })
+            .collect();
+        std::future::poll_fn(|cx| {
+            let mut open = false;
+            for slot in futs.iter_mut() {
+                let Some(f) = slot else { continue };
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(true) => return Poll::Ready(true),
+                    // Closed: never polled again.
+                    Poll::Ready(false) => *slot = None,
+                    Poll::Pending => open = true,
+                }
             }
-            return true;
+            if open {
+                Poll::Pending
+            } else {
+                Poll::Ready(false)
+            }
+        })
+        .await
+    };
+    if woke {
+        for w in watches.iter_mut() {
+            w.borrow_and_update();
         }
     }
-    false
+    woke
 }
 
 /// Answers a Ping.
@@ -384,6 +406,33 @@ pub async fn ping(
 #[cfg(test)]
 mod waiter_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn any_watch_wakes_and_closed_ones_end() {
+        let (tx1, rx1) = tokio::sync::watch::channel(0i64);
+        let (tx2, rx2) = tokio::sync::watch::channel(0i64);
+        let mut rxs = vec![rx1, rx2];
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx2.send(5).unwrap();
+            tx2
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), futures_any(&mut rxs))
+                .await
+                .unwrap()
+        );
+        let tx2 = sender.await.unwrap();
+        // Seen: no wake for the same value.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(30), futures_any(&mut rxs))
+                .await
+                .is_err()
+        );
+        drop(tx1);
+        drop(tx2);
+        assert!(!futures_any(&mut rxs).await);
+    }
 
     #[tokio::test]
     async fn a_newer_poll_ends_the_older() {
