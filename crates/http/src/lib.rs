@@ -209,16 +209,20 @@ impl HttpServer {
             let server = self.clone();
             let activity = activity.clone();
             let session_id = session.id;
+            // The request's future is boxed: hyper keeps room for the
+            // service's future in every connection from its start, so an
+            // inline one would make each idle connection (and each held
+            // ActiveSync Ping) as large as the largest request's state.
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 let server = server.clone();
                 let activity = activity.clone();
-                async move {
+                Box::pin(async move {
                     Ok::<_, Infallible>(
                         server
                             .respond(req.map(Body::new), client, session_id, activity)
                             .await,
                     )
-                }
+                })
             })
         };
 
