@@ -232,6 +232,14 @@ pub fn parse_server_id(collection: i64, sid: &str) -> Option<i64> {
     u.parse().ok().filter(|u: &i64| *u > 0)
 }
 
+/// A Responses entry for a device's command on `sid` that did not go
+/// through (status 6, 7, 8...).
+fn item_status(kind: &str, sid: &str, status: impl ToString) -> Element {
+    Element::named("AirSync", kind)
+        .with(a("ServerId", sid))
+        .with(a("Status", status.to_string()))
+}
+
 fn a(name: &str, v: impl Into<String>) -> Element {
     Element::named("AirSync", name).with_text(v)
 }
@@ -517,11 +525,7 @@ pub async fn sync_collection(
                     }
                 };
                 if status != 1 {
-                    responses.push(
-                        Element::named("AirSync", "Change")
-                            .with(a("ServerId", sid.clone()))
-                            .with(a("Status", status.to_string())),
-                    );
+                    responses.push(item_status("Change", sid, status.to_string()));
                 }
             }
             ClientCommand::Change {
@@ -547,11 +551,7 @@ pub async fn sync_collection(
                     },
                 };
                 if status != 1 {
-                    responses.push(
-                        Element::named("AirSync", "Change")
-                            .with(a("ServerId", sid.clone()))
-                            .with(a("Status", status.to_string())),
-                    );
+                    responses.push(item_status("Change", sid, status.to_string()));
                 }
             }
             ClientCommand::Change {
@@ -571,11 +571,7 @@ pub async fn sync_collection(
                 match res {
                     Some((uid, ms)) if ms > 0 => st.s.push((uid, ms)),
                     Some(_) => {}
-                    None => responses.push(
-                        Element::named("AirSync", "Change")
-                            .with(a("ServerId", sid.clone()))
-                            .with(a("Status", "8")),
-                    ),
+                    None => responses.push(item_status("Change", sid, "8")),
                 }
             }
             ClientCommand::Delete { server_id: sid } => {
@@ -599,11 +595,7 @@ pub async fn sync_collection(
                     }
                 };
                 if !gone {
-                    responses.push(
-                        Element::named("AirSync", "Delete")
-                            .with(a("ServerId", sid.clone()))
-                            .with(a("Status", "8")),
-                    );
+                    responses.push(item_status("Delete", sid, "8"));
                 }
             }
             ClientCommand::Fetch { server_id: sid } => {

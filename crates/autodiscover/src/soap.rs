@@ -399,13 +399,7 @@ pub fn get_user_settings(
                     );
                 }
                 None => {
-                    let mut e = el("UserSettingError");
-                    e.children.extend(setting_error(
-                        "SettingIsNotAvailable",
-                        "The setting is not available on this server.",
-                        name,
-                    ));
-                    errors.push(e);
+                    errors.push(not_available("UserSettingError", name));
                 }
             }
         }
@@ -421,6 +415,18 @@ pub fn get_user_settings(
         .with(el("ErrorMessage"))
         .with(responses);
     envelope(request, "GetUserSettings", response)
+}
+
+/// A `UserSettingError`/`DomainSettingError`: a setting this server does
+/// not have (answered, never a fault).
+fn not_available(kind: &str, name: &str) -> Element {
+    let mut e = el(kind);
+    e.children.extend(setting_error(
+        "SettingIsNotAvailable",
+        "The setting is not available on this server.",
+        name,
+    ));
+    e
 }
 
 /// The answer to `GetDomainSettings`; `hosted` says whether a domain is
@@ -453,13 +459,7 @@ pub fn get_domain_settings(
                         .with(text_el("Value", &v)),
                 ),
                 None => {
-                    let mut e = el("DomainSettingError");
-                    e.children.extend(setting_error(
-                        "SettingIsNotAvailable",
-                        "The setting is not available on this server.",
-                        name,
-                    ));
-                    errors.push(e);
+                    errors.push(not_available("DomainSettingError", name));
                 }
             }
         }
