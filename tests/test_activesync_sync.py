@@ -373,6 +373,31 @@ def test_ping_answers_7_when_the_folder_list_changes(eas):
         assert result["q"].status == "2"
 
 
+def test_a_hanging_sync_answers_12_when_the_folder_list_changes(eas):
+    with client(eas) as c:
+        c.provision()
+        inbox = folders(c)["INBOX"].id
+        key = c.sync_folder(inbox, c.sync_folder(inbox, "0").sync_key).sync_key
+        result = {}
+
+        def hang():
+            nodes = post(c, "Sync", "AirSync", "Sync", [
+                wtag("AirSync", "Collections", children=[wtag("AirSync", "Collection", children=[
+                    wtag("AirSync", "SyncKey", text=key), wtag("AirSync", "CollectionId", text=inbox)])]),
+                wtag("AirSync", "HeartbeatInterval", text="300")])
+            result["status"] = text_of(find(nodes, "AirSync.Status"))
+
+        c._transport.timeout = 120
+        t = threading.Thread(target=hang)
+        t.start()
+        time.sleep(1.5)
+        assert t.is_alive(), "the Sync did not hang"
+        with imap_client(eas) as imap:
+            imap.create_folder("Made while syncing")
+        t.join(15)
+        assert not t.is_alive() and result["status"] == "12", result
+
+
 def attachment_message(subject, payload):
     from email.message import EmailMessage
     m = EmailMessage()

@@ -755,9 +755,15 @@ async fn sync_command(
             .iter()
             .filter_map(|c| c.collection_id.parse().ok())
             .collect();
-        let changed = ping::wait(b, who, &ids, std::time::Duration::from_secs(wait), false).await?;
-        if changed.is_empty() {
-            return Ok(Response::new(Body::empty()));
+        let waited_for =
+            ping::wait_or_hierarchy(b, who, &ids, std::time::Duration::from_secs(wait), false)
+                .await?;
+        match waited_for {
+            ping::Waited::Changed(_) => {}
+            ping::Waited::Nothing => return Ok(Response::new(Body::empty())),
+            // The folder list changed under a hanging Sync: the device
+            // must FolderSync first (MS-ASCMD 2.2.3.177.17, status 12).
+            ping::Waited::Hierarchy => return Ok(wbxml(&sync::status_answer(12))),
         }
         waited = true;
     }
