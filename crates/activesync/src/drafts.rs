@@ -166,13 +166,7 @@ pub fn from_message(raw: &[u8]) -> Draft {
             .attachments()
             .map(|p| Attachment {
                 name: p.attachment_name().unwrap_or("attachment").to_string(),
-                content_type: p
-                    .content_type()
-                    .map(|ct| match ct.subtype() {
-                        Some(s) => format!("{}/{}", ct.ctype(), s),
-                        None => ct.ctype().to_string(),
-                    })
-                    .unwrap_or_else(|| "application/octet-stream".into()),
+                content_type: crate::email::content_type(p),
                 content_id: p
                     .content_id()
                     .filter(|_| {

@@ -355,17 +355,21 @@ fn strip_nul(e: &mut Element) {
     }
 }
 
-/// Attachment `index` of the message: (content type, decoded bytes).
-pub fn attachment(raw: &[u8], index: usize) -> Option<(String, Vec<u8>)> {
-    let m = MessageParser::default().parse(raw)?;
-    let part = m.attachments().nth(index)?;
-    let ct = part
-        .content_type()
+/// A part's `type/subtype`, `application/octet-stream` when it has none.
+pub fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
+    part.content_type()
         .map(|ct| match ct.subtype() {
             Some(s) => format!("{}/{}", ct.ctype(), s),
             None => ct.ctype().to_string(),
         })
-        .unwrap_or_else(|| "application/octet-stream".into());
+        .unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// Attachment `index` of the message: (content type, decoded bytes).
+pub fn attachment(raw: &[u8], index: usize) -> Option<(String, Vec<u8>)> {
+    let m = MessageParser::default().parse(raw)?;
+    let part = m.attachments().nth(index)?;
+    let ct = content_type(part);
     let bytes = if part.is_message() {
         // An attached message: its own bytes.
         raw.get(part.raw_header_offset() as usize..part.raw_end_offset() as usize)

@@ -269,6 +269,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
         long_poll: x.long_poll.clone(),
         waiters: Some(ctx.waiters.clone()),
         loops: Some(ctx.loops.clone()),
+        addresses: Default::default(),
     };
     let b = ctx.backend.as_ref();
     match command {

@@ -47,7 +47,7 @@ pub async fn data(
         default_tz: zone(obj.tz.as_deref()),
         body_type: pref.map_or(1, |p| p.body_type),
         truncation: pref.and_then(|p| p.truncation_size).map(|t| t as usize),
-        own_addresses: b.addresses(who.principal).await?,
+        own_addresses: who.addresses(b).await?.to_vec(),
     };
     let v = version(who);
     let converted = match class {

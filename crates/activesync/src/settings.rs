@@ -181,14 +181,14 @@ pub async fn answer(
         } else if part.is("Settings", "DeviceInformation") {
             out = out.with(Element::named("Settings", "DeviceInformation").with(s("Status", "1")));
         } else if part.is("Settings", "UserInformation") {
-            let addrs = b.addresses(who.principal).await?;
+            let addrs = who.addresses(b).await?;
             let mut emails = Element::named("Settings", "EmailAddresses");
             if who.is16 {
                 if let Some(first) = addrs.first() {
                     emails = emails.with(s("PrimarySmtpAddress", first.clone()));
                 }
             }
-            for a in &addrs {
+            for a in addrs {
                 emails = emails.with(s("SMTPAddress", a.clone()));
             }
             let get = if who.is16 {

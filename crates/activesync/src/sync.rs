@@ -304,6 +304,19 @@ pub struct Caller<'a> {
     pub waiters: Option<std::sync::Arc<crate::ping::Waiters>>,
     /// Notices and breaks devices that loop.
     pub loops: Option<std::sync::Arc<crate::loops::LoopGuard>>,
+    /// The user's addresses, read once per request when an item needs
+    /// them (a calendar item's organizer is "me" by them).
+    pub addresses: tokio::sync::OnceCell<Vec<String>>,
+}
+
+impl Caller<'_> {
+    /// The user's addresses, primary first (read on first use).
+    pub async fn addresses(&self, b: &dyn EasBackend) -> Result<&[String], BackendError> {
+        self.addresses
+            .get_or_try_init(|| b.addresses(self.principal))
+            .await
+            .map(Vec::as_slice)
+    }
 }
 
 fn message_state(m: &MailItem) -> MessageState {

@@ -181,6 +181,26 @@ impl EasStore {
             .filter(|c| c.owner == principal && groupware_type(c).is_some()))
     }
 
+    /// Object `item` of the principal's own calendar or address book `id`,
+    /// with the collection.
+    async fn own_object(
+        &self,
+        principal: i64,
+        id: i64,
+        item: i64,
+    ) -> Result<Option<(GroupwareCollection, gw::StoredObject)>, BackendError> {
+        let Some(c) = self.own_groupware(principal, id).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .dir
+            .store()
+            .groupware_object_by_item(id, item)
+            .await
+            .map_err(unavailable)?
+            .map(|o| (c, o)))
+    }
+
     /// The principal's own mailbox `id`.
     async fn own(&self, principal: i64, id: i64) -> Result<Option<Mailbox>, BackendError> {
         Ok(self
@@ -573,16 +593,10 @@ impl EasBackend for EasStore {
         uid: i64,
     ) -> Result<Option<MailItem>, BackendError> {
         if self.own(principal, collection).await?.is_none() {
-            if self.own_groupware(principal, collection).await?.is_none() {
-                return Ok(None);
-            }
             return Ok(self
-                .dir
-                .store()
-                .groupware_object_by_item(collection, uid)
-                .await
-                .map_err(unavailable)?
-                .map(|o| pim_item(&o.meta)));
+                .own_object(principal, collection, uid)
+                .await?
+                .map(|(_, o)| pim_item(&o.meta)));
         }
         Ok(self
             .dir
@@ -855,16 +869,7 @@ impl EasBackend for EasStore {
         collection: i64,
         item: i64,
     ) -> Result<Option<PimObject>, BackendError> {
-        let Some(c) = self.own_groupware(principal, collection).await? else {
-            return Ok(None);
-        };
-        let Some(o) = self
-            .dir
-            .store()
-            .groupware_object_by_item(collection, item)
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some((c, o)) = self.own_object(principal, collection, item).await? else {
             return Ok(None);
         };
         Ok(Some(PimObject {
@@ -984,16 +989,7 @@ impl EasBackend for EasStore {
         item: i64,
     ) -> Result<bool, BackendError> {
         use outpost_dav::store::{DavStore, DeleteOutcome};
-        if self.own_groupware(principal, collection).await?.is_none() {
-            return Ok(false);
-        }
-        let Some(o) = self
-            .dir
-            .store()
-            .groupware_object_by_item(collection, item)
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some((_, o)) = self.own_object(principal, collection, item).await? else {
             return Ok(false);
         };
         match self
@@ -1178,17 +1174,11 @@ impl EasBackend for EasStore {
                 Some(f) => f,
                 None => return Ok(Outcome::NotAMeeting),
             }
-        } else if self.own_groupware(principal, collection).await?.is_some() {
-            match store
-                .groupware_object_by_item(collection, item)
-                .await
-                .map_err(unavailable)?
-            {
-                Some(o) => (collection, item, o.data),
+        } else {
+            match self.own_object(principal, collection, item).await? {
+                Some((_, o)) => (collection, item, o.data),
                 None => return Ok(Outcome::NotAMeeting),
             }
-        } else {
-            return Ok(Outcome::NotAMeeting);
         };
         let Ok(obj) = itip::parse(&data, &limits) else {
             return Ok(Outcome::NotAMeeting);
