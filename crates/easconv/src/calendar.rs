@@ -850,7 +850,10 @@ pub(crate) fn body_text(app: &Element) -> Result<Option<String>> {
     Ok(None)
 }
 
-fn strip_html(h: &str) -> String {
+/// The text of an HTML body: tags dropped, line breaks kept for `<br>`,
+/// `</p>` and `</div>`, the common entities decoded. For bodies a client
+/// sends as HTML where the store keeps text (ActiveSync, EWS).
+pub fn strip_html(h: &str) -> String {
     let mut o = String::new();
     let mut tag = String::new();
     let mut in_tag = false;

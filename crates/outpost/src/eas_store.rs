@@ -1294,3 +1294,60 @@ impl EasBackend for EasStore {
         )
     }
 }
+
+/// What EWS needs beside ActiveSync's calls: the same store, the same
+/// value (EWS and ActiveSync see one mailbox).
+#[async_trait]
+impl outpost_ews::EwsBackend for EasStore {
+    async fn special_use(&self, principal: i64) -> Result<Vec<(i64, String)>, BackendError> {
+        Ok(self
+            .dir
+            .store()
+            .mailboxes(principal)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .filter_map(|m| m.special_use.map(|s| (m.id, s)))
+            .collect())
+    }
+
+    async fn counts(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Option<outpost_ews::Counts>, BackendError> {
+        if self.own(principal, collection).await?.is_some() {
+            let s = self
+                .dir
+                .store()
+                .status(collection)
+                .await
+                .map_err(unavailable)?;
+            return Ok(Some(outpost_ews::Counts {
+                total: s.messages,
+                unread: s.unseen,
+            }));
+        }
+        if self.own_groupware(principal, collection).await?.is_some() {
+            let total = self
+                .dir
+                .store()
+                .count_groupware_objects_below(collection, i64::MAX, i64::MIN)
+                .await
+                .map_err(unavailable)?;
+            return Ok(Some(outpost_ews::Counts { total, unread: 0 }));
+        }
+        Ok(None)
+    }
+
+    async fn display_name(&self, principal: i64) -> Result<Option<String>, BackendError> {
+        Ok(self
+            .dir
+            .store()
+            .principal(principal)
+            .await
+            .map_err(unavailable)?
+            .map(|p| p.display_name)
+            .filter(|n| !n.is_empty()))
+    }
+}

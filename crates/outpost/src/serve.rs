@@ -487,6 +487,8 @@ fn scheduling_engine(flow: &Arc<outpost_mailflow::MailFlow>) -> outpost_scheduli
 ///   (RFC 6764), on plain HTTP too.
 /// - ActiveSync (`outpost_activesync`): `/Microsoft-Server-ActiveSync`
 ///   in any case, behind HTTP Basic, over [`crate::eas_store::EasStore`].
+/// - EWS (`outpost_ews`): `/EWS/Exchange.asmx` and `/EWS/Services.wsdl`
+///   in any case, behind HTTP Basic, over the same `EasStore` value.
 /// - Autodiscover (`outpost_autodiscover`): POX v1 and SOAP
 ///   (`autodiscover.svc`) behind the login, JSON v2 without, at
 ///   `/autodiscover/...` in any letter case; Mozilla autoconfig
@@ -523,15 +525,19 @@ fn http_router(
     // The same DAV router twice: unwrapped for the discovery paths only,
     // behind the login for its own paths.
     let open = dav.clone().into_service::<axum::body::Body>();
+    // One store value behind ActiveSync and EWS: one mailbox.
+    let exchange = Arc::new(crate::eas_store::EasStore::new(
+        flow.clone(),
+        dav_backend,
+        scheduler.clone(),
+    ));
     let eas = outpost_http::require_user(
-        outpost_activesync::http::router(
-            Arc::new(crate::eas_store::EasStore::new(
-                flow.clone(),
-                dav_backend,
-                scheduler.clone(),
-            )),
-            outpost_activesync::Limits::default(),
-        ),
+        outpost_activesync::http::router(exchange.clone(), outpost_activesync::Limits::default()),
+        basic.clone(),
+    )
+    .into_service::<axum::body::Body>();
+    let ews = outpost_http::require_user(
+        outpost_ews::router(exchange, outpost_ews::Limits::default()),
         basic.clone(),
     )
     .into_service::<axum::body::Body>();
@@ -555,6 +561,15 @@ fn http_router(
                 use axum::response::IntoResponse;
                 use tower::ServiceExt;
                 return match eas.oneshot(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(never) => match never {},
+                };
+            }
+            // EWS in any letter case (Outlook and DavMail write /ews/...).
+            if outpost_ews::is_path(req.uri().path()) {
+                use axum::response::IntoResponse;
+                use tower::ServiceExt;
+                return match ews.oneshot(req).await {
                     Ok(r) => r.into_response(),
                     Err(never) => match never {},
                 };

@@ -1,0 +1,126 @@
+//! EWS ids: `FolderId`/`ItemId` `Id` and `ChangeKey` attributes.
+//!
+//! An id is opaque to clients but not random: it is the base64 of a
+//! version byte, a kind byte, the owner principal and the store's own
+//! numbers (collection id, item number or UID), so it is the same in
+//! every session and on every node. The owner is in the id so that an id
+//! of another user's folder or item is recognised as such before any
+//! store call ([`Decoded::owner`]); the backend checks ownership again.
+//! A `ChangeKey` is the object's modseq, so a stale one is noticed
+//! (`ErrorIrresolvableConflict`).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+const VERSION: u8 = 1;
+const FOLDER: u8 = b'F';
+const ITEM: u8 = b'I';
+
+/// The two folders above the mailboxes: `root` (the mailbox's root) and
+/// `msgfolderroot` ("Top of Information Store", the parent of Inbox,
+/// Calendar and the rest). They are not collections; these are their
+/// collection numbers in ids.
+pub const ROOT: i64 = -1;
+pub const MSG_FOLDER_ROOT: i64 = -2;
+
+/// What an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    Folder {
+        owner: i64,
+        collection: i64,
+    },
+    Item {
+        owner: i64,
+        collection: i64,
+        item: i64,
+    },
+}
+
+impl Decoded {
+    pub fn owner(&self) -> i64 {
+        match *self {
+            Decoded::Folder { owner, .. } | Decoded::Item { owner, .. } => owner,
+        }
+    }
+}
+
+pub fn folder_id(owner: i64, collection: i64) -> String {
+    let mut b = vec![VERSION, FOLDER];
+    b.extend_from_slice(&owner.to_be_bytes());
+    b.extend_from_slice(&collection.to_be_bytes());
+    STANDARD.encode(b)
+}
+
+pub fn item_id(owner: i64, collection: i64, item: i64) -> String {
+    let mut b = vec![VERSION, ITEM];
+    b.extend_from_slice(&owner.to_be_bytes());
+    b.extend_from_slice(&collection.to_be_bytes());
+    b.extend_from_slice(&item.to_be_bytes());
+    STANDARD.encode(b)
+}
+
+/// Reads an id; `None` for anything this server did not hand out
+/// (`ErrorInvalidIdMalformed`).
+pub fn decode(id: &str) -> Option<Decoded> {
+    let b = STANDARD.decode(id.trim()).ok()?;
+    let n =
+        |i: usize| -> Option<i64> { Some(i64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+    match (b.first(), b.get(1), b.len()) {
+        (Some(&VERSION), Some(&FOLDER), 18) => Some(Decoded::Folder {
+            owner: n(2)?,
+            collection: n(10)?,
+        }),
+        (Some(&VERSION), Some(&ITEM), 26) => Some(Decoded::Item {
+            owner: n(2)?,
+            collection: n(10)?,
+            item: n(18)?,
+        }),
+        _ => None,
+    }
+}
+
+/// The `ChangeKey` of an object at `modseq`.
+pub fn change_key(modseq: i64) -> String {
+    let mut b = vec![VERSION, b'K'];
+    b.extend_from_slice(&modseq.to_be_bytes());
+    STANDARD.encode(b)
+}
+
+/// The modseq in a `ChangeKey`; `None` when it is not one of ours.
+pub fn change_key_modseq(key: &str) -> Option<i64> {
+    let b = STANDARD.decode(key.trim()).ok()?;
+    match (b.first(), b.get(1), b.len()) {
+        (Some(&VERSION), Some(&b'K'), 10) => Some(i64::from_be_bytes(b[2..10].try_into().ok()?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_refuse_the_rest() {
+        assert_eq!(
+            decode(&folder_id(7, ROOT)),
+            Some(Decoded::Folder {
+                owner: 7,
+                collection: -1
+            })
+        );
+        assert_eq!(
+            decode(&item_id(7, 42, 9)),
+            Some(Decoded::Item {
+                owner: 7,
+                collection: 42,
+                item: 9
+            })
+        );
+        assert_eq!(change_key_modseq(&change_key(123)), Some(123));
+        for bad in ["", "DUMMY", "AAAA", &change_key(1), "!!!"] {
+            assert_eq!(decode(bad), None, "{bad}");
+        }
+        assert_eq!(change_key_modseq(&folder_id(1, 2)), None);
+    }
+}

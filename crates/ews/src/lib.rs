@@ -1,0 +1,209 @@
+//! Exchange Web Services (MS-OXWSCORE, MS-OXWSFOLD, MS-OXWSOOF,
+//! MS-OXWAVLS...) at `POST /EWS/Exchange.asmx`.
+//!
+//! The crate knows no storage. EWS reads and writes what ActiveSync does
+//! (the same folders, messages, calendars, contacts, out-of-office, GAL
+//! and free/busy), so its backend is ActiveSync's [`EasBackend`] with the
+//! few calls EWS needs beside it ([`EwsBackend`]); the binary implements
+//! both on one value, and nothing of the mailbox is reached another way.
+//!
+//! A request is read by [`soap::parse`] (the safe XML reader: no DTD, no
+//! entities, bounded), dispatched by operation name to a module of
+//! [`ops`], and answered as Exchange 2016 answers: `ServerVersionInfo` in
+//! every header, per-item errors as `ResponseClass="Error"` messages, and
+//! an operation this server does not have as a SOAP fault with
+//! `ErrorInvalidRequest` — inside HTTP 200 (see [`soap`]).
+
+pub mod ids;
+pub mod ops;
+pub mod soap;
+pub mod wsdl;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use http::{HeaderValue, Method, StatusCode};
+pub use outpost_activesync::{BackendError, EasBackend};
+use outpost_net::AuthUser;
+
+/// The SOAP endpoint's path (matched in any letter case).
+pub const PATH: &str = "/EWS/Exchange.asmx";
+/// The service description's path.
+pub const WSDL_PATH: &str = "/EWS/Services.wsdl";
+
+/// True for the paths this crate answers, in any letter case.
+pub fn is_path(path: &str) -> bool {
+    path.eq_ignore_ascii_case(PATH) || path.eq_ignore_ascii_case(WSDL_PATH)
+}
+
+/// Limits of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of a request body (a CreateItem carries a whole message,
+    /// base64 in MimeContent).
+    pub max_body: usize,
+    /// Items or folders one request may name (GetItem, DeleteItem...).
+    pub max_ids: usize,
+    /// Entries one FindItem/FindFolder page may return.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 40 << 20,
+            max_ids: 1000,
+            max_page: 1000,
+        }
+    }
+}
+
+/// A folder's message counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: i64,
+    pub unread: i64,
+}
+
+/// What EWS needs beside ActiveSync's backend. `principal` is the
+/// authenticated user; a collection of another principal is missing.
+#[async_trait]
+pub trait EwsBackend: EasBackend {
+    /// The IMAP special-use attribute (`\Junk`, `\Archive`, ...) of each
+    /// of the principal's mailboxes that has one.
+    async fn special_use(&self, principal: i64) -> Result<Vec<(i64, String)>, BackendError>;
+    /// Total and unread messages of a mail folder (objects of a calendar
+    /// or address book, none unread); `None` when it is not the
+    /// principal's.
+    async fn counts(&self, principal: i64, collection: i64)
+        -> Result<Option<Counts>, BackendError>;
+    /// The principal's display name, if the directory has one.
+    async fn display_name(&self, principal: i64) -> Result<Option<String>, BackendError>;
+}
+
+/// What an operation works with.
+pub struct Ctx<'a> {
+    pub backend: &'a dyn EwsBackend,
+    pub user: &'a AuthUser,
+    /// The schema version asked for (echoed in `ServerVersionInfo`).
+    pub version: &'a str,
+    /// The request's `TimeZoneContext` (a Windows zone id).
+    pub time_zone: Option<&'a str>,
+    pub limits: &'a Limits,
+}
+
+struct Service {
+    backend: Arc<dyn EwsBackend>,
+    limits: Limits,
+}
+
+/// The EWS router: the SOAP endpoint and the WSDL. It expects an
+/// [`AuthUser`] in the request's extensions (the binary wraps it with
+/// `outpost_http::require_user`).
+pub fn router(backend: Arc<dyn EwsBackend>, limits: Limits) -> Router {
+    Router::new()
+        .fallback(any(handle))
+        .with_state(Arc::new(Service { backend, limits }))
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    let mut r = Response::new(Body::from(format!("{text}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn xml(text: String) -> Response {
+    let mut r = Response::new(Body::from(text));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
+    let path = req.uri().path();
+    if path.eq_ignore_ascii_case(WSDL_PATH) {
+        return match *req.method() {
+            Method::GET | Method::HEAD => xml(wsdl::document(&public_url(&req))),
+            _ => plain(StatusCode::METHOD_NOT_ALLOWED, "Use GET"),
+        };
+    }
+    if !path.eq_ignore_ascii_case(PATH) {
+        return plain(StatusCode::NOT_FOUND, "Not found");
+    }
+    if req.method() != Method::POST {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Exchange Web Services: POST SOAP requests here",
+        );
+        r.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
+        return plain(StatusCode::UNAUTHORIZED, "Authentication required");
+    };
+    let limit = svc.limits.max_body;
+    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return xml(soap::fault(
+                soap::DEFAULT_VERSION,
+                &soap::Fault::new(
+                    "ErrorRequestTooLarge",
+                    format!("The request is over the limit of {limit} bytes or was cut off."),
+                ),
+            ))
+        }
+    };
+    let request = match soap::parse(&body, &soap::limits(limit)) {
+        Ok(r) => r,
+        Err(f) => return xml(soap::fault(soap::DEFAULT_VERSION, &f)),
+    };
+    let ctx = Ctx {
+        backend: svc.backend.as_ref(),
+        user: &user,
+        version: &request.version,
+        time_zone: request.time_zone.as_deref(),
+        limits: &svc.limits,
+    };
+    let name = request.operation.name.local.clone();
+    let answer = match &request.impersonate {
+        Some(who) if !ops::is_own_address(&ctx, who).await => Err(soap::Fault::new(
+            "ErrorImpersonateUserDenied",
+            "Impersonation is not granted to this account.",
+        )),
+        _ => Box::pin(ops::dispatch(&ctx, &request.operation)).await,
+    };
+    match answer {
+        Ok(body) => xml(soap::envelope(&request.version, body)),
+        Err(f) => {
+            tracing::info!(login = %user.login, operation = %name, code = f.code, "ews: fault: {}", f.message);
+            xml(soap::fault(&request.version, &f))
+        }
+    }
+}
+
+/// `https://host[:port]` of this request, for the WSDL's address.
+fn public_url(req: &Request) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    format!("https://{host}")
+}

@@ -1,0 +1,122 @@
+//! The operations, one module each, and the dispatcher by operation
+//! name. Each handler takes the operation element and returns the body
+//! element of the answer; per-item failures are error response messages
+//! inside it, and only a request that cannot be answered at all is a
+//! [`Fault`].
+
+pub mod convert_id;
+pub mod folders;
+pub mod items;
+pub mod mail;
+pub mod oof;
+pub mod pim;
+pub mod restriction;
+
+use outpost_xml::Element;
+
+use crate::soap::{Fault, NS_M, NS_T};
+use crate::{BackendError, Ctx};
+
+/// The operations this server answers, as the WSDL lists them.
+pub const OPERATIONS: &[&str] = &[
+    "ConvertId",
+    "GetFolder",
+    "FindFolder",
+    "GetUserOofSettings",
+    "SetUserOofSettings",
+    "FindItem",
+    "GetItem",
+    "CreateItem",
+    "UpdateItem",
+    "DeleteItem",
+    "MoveItem",
+    "CopyItem",
+];
+
+/// Runs the operation `op` (an element of the messages namespace).
+pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
+    if op.name.ns != NS_M {
+        return Err(unknown(&op.name.local));
+    }
+    let r = match op.name.local.as_str() {
+        "ConvertId" => convert_id::handle(ctx, op),
+        "GetFolder" => folders::get_folder(ctx, op).await,
+        "FindFolder" => folders::find_folder(ctx, op).await,
+        "GetUserOofSettingsRequest" => oof::get(ctx, op).await,
+        "SetUserOofSettingsRequest" => oof::set(ctx, op).await,
+        "FindItem" => items::find_item(ctx, op).await,
+        "GetItem" => items::get_item(ctx, op).await,
+        "CreateItem" => items::create_item(ctx, op).await,
+        "UpdateItem" => items::update_item(ctx, op).await,
+        "DeleteItem" => items::delete_item(ctx, op).await,
+        "MoveItem" => items::move_item(ctx, op, false).await,
+        "CopyItem" => items::move_item(ctx, op, true).await,
+        other => return Err(unknown(other)),
+    };
+    r.map_err(|e| match e {
+        OpError::Fault(f) => f,
+        OpError::Backend(BackendError::Unavailable(m)) => {
+            tracing::warn!("ews: store unavailable: {m}");
+            Fault::new(
+                "ErrorServerBusy",
+                "The mailbox store is unavailable; try again later.",
+            )
+        }
+    })
+}
+
+fn unknown(name: &str) -> Fault {
+    Fault::new(
+        "ErrorInvalidRequest",
+        format!("The operation {name} is not supported by this server."),
+    )
+}
+
+/// Why an operation could not answer at all.
+#[derive(Debug)]
+pub enum OpError {
+    Fault(Fault),
+    Backend(BackendError),
+}
+
+impl From<BackendError> for OpError {
+    fn from(e: BackendError) -> OpError {
+        OpError::Backend(e)
+    }
+}
+
+impl From<Fault> for OpError {
+    fn from(f: Fault) -> OpError {
+        OpError::Fault(f)
+    }
+}
+
+pub type OpResult = Result<Element, OpError>;
+
+/// A request that does not have what the schema requires.
+pub fn invalid(message: impl Into<String>) -> OpError {
+    OpError::Fault(Fault::new("ErrorSchemaValidation", message))
+}
+
+/// True when `address` is one of the user's own (case-insensitive).
+pub async fn is_own_address(ctx: &Ctx<'_>, address: &str) -> bool {
+    let address = address.trim();
+    if address.eq_ignore_ascii_case(&ctx.user.login) {
+        return true;
+    }
+    match ctx.backend.addresses(ctx.user.principal_id).await {
+        Ok(list) => list.iter().any(|a| a.eq_ignore_ascii_case(address)),
+        Err(_) => false,
+    }
+}
+
+/// The text of the `t:` child `local`, trimmed.
+pub fn text_of<'a>(el: &'a Element, local: &str) -> Option<&'a str> {
+    el.child(NS_T, local).map(|c| c.text.trim())
+}
+
+/// A `t:` child or an `m:` one of that name (EWS requests put some
+/// elements in either, depending on the operation).
+pub fn child_tm<'a>(el: &'a Element, local: &str) -> Option<&'a Element> {
+    el.child(NS_M, local).or_else(|| el.child(NS_T, local))
+}

@@ -1,0 +1,138 @@
+"""EWS (crates/ews) against a running server with exchangelib (pinned in
+tests/requirements.txt): the account found through SOAP Autodiscover, the
+version read from ConvertId, the folder walk, out-of-office shared with
+Sieve vacation and ActiveSync, and the SOAP-level answers to bad input
+(unknown operations and faults inside HTTP 200, XML bombs, other users'
+ids) checked with raw requests.
+
+Fixtures and helpers: tests/ews_helpers.py."""
+
+import xml.etree.ElementTree as ET
+
+import requests
+import urllib3
+
+from conftest import PASSWORD
+from ews_helpers import E, M, S, T, account, ews_url, no_verify, post, resolve_locally, soap, web  # noqa: F401
+
+urllib3.disable_warnings()
+
+
+def test_exchangelib_connects_and_reads_the_version(web, resolve_locally, no_verify):
+    a = account(web)
+    assert a.protocol.auth_type == "basic"
+    assert a.version.api_version == "Exchange2016"
+    assert a.version.build.major_version == 15
+    assert a.root.name == "Root"
+    assert a.inbox.name == "Inbox"
+
+
+def test_folder_walk(web, resolve_locally, no_verify):
+    from exchangelib.folders import Calendar, Contacts, Inbox, SentItems, Tasks
+    a = account(web)
+    walked = {f.name: f for f in a.root.walk()}
+    assert "Top of Information Store" in walked
+    classes = {type(f) for f in walked.values()}
+    assert {Calendar, Contacts, Tasks} <= classes, classes
+    assert isinstance(a.inbox, Inbox)
+    assert isinstance(a.sent, SentItems)
+    assert a.calendar.folder_class == "IPF.Appointment"
+    assert a.contacts.folder_class == "IPF.Contact"
+    tois = a.root.tois
+    names = [f.name for f in tois.children]
+    assert a.inbox.name in names and a.calendar.name in names
+    assert a.inbox.parent.id == tois.id
+    assert a.inbox.total_count == 0 and a.inbox.unread_count == 0
+    # By id, in a new session (ids are stable).
+    b = account(web)
+    again = b.root.get_folder(a.inbox)
+    assert again.id == a.inbox.id and again.name == a.inbox.name
+
+
+def test_oof_is_the_one_out_of_office(web, resolve_locally, no_verify):
+    """Set over EWS, seen over `outpost oof get` (the Sieve vacation) and
+    answered at delivery; set over the CLI, read over EWS; disabled."""
+    import datetime
+    from exchangelib import OofSettings
+    from exchangelib.ewsdatetime import UTC
+    a = account(web)
+    assert a.oof_settings.state == OofSettings.DISABLED
+    a.oof_settings = OofSettings(state=OofSettings.ENABLED, external_audience="All",
+                                 internal_reply="<html><body>Away until Monday</body></html>",
+                                 external_reply="Out of office")
+    got = a.oof_settings
+    assert got.state == OofSettings.ENABLED
+    assert got.internal_reply == "Away until Monday"
+    assert got.external_reply == "Out of office"
+    cli = web.cli("oof", "get", "alice@example.test").stdout
+    assert "Away until Monday" in cli and "enabled" in cli.lower()
+    start = datetime.datetime.now(tz=UTC) + datetime.timedelta(days=1)
+    end = start + datetime.timedelta(days=7)
+    a.oof_settings = OofSettings(state=OofSettings.SCHEDULED, start=start, end=end,
+                                 internal_reply="Holiday", external_reply="Holiday")
+    got = a.oof_settings
+    assert got.state == OofSettings.SCHEDULED
+    assert abs((got.start - start).total_seconds()) < 1 and abs((got.end - end).total_seconds()) < 1
+    a.oof_settings = OofSettings(state=OofSettings.DISABLED)
+    assert a.oof_settings.state == OofSettings.DISABLED
+    assert "disabled" in web.cli("oof", "get", "alice@example.test").stdout.lower()
+
+
+def test_unknown_operation_is_a_fault_inside_200(web):
+    r = post(web, soap("<m:FrobnicateItem/>"))
+    assert r.status_code == 200
+    root = ET.fromstring(r.content)
+    info = root.find(f"{S}Header/{T}ServerVersionInfo")
+    assert info is not None and info.get("MajorVersion") == "15"
+    fault = root.find(f"{S}Body/{S}Fault")
+    assert fault.find(f"detail/{E}ResponseCode").text == "ErrorInvalidRequest"
+    # Not SOAP at all, no body, a bomb: a fault, HTTP 200, the server fine.
+    for data in ["not xml", soap("").replace("<s:Body></s:Body>", ""),
+                 '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "x"><!ENTITY y "&x;&x;">]>' + soap("<m:GetFolder>&y;</m:GetFolder>"),
+                 soap("<m:GetFolder/>", header='<t:RequestServerVersion Version="Exchange1999"/>')]:
+        r = post(web, data)
+        assert r.status_code == 200
+        code = ET.fromstring(r.content).find(f"{S}Body/{S}Fault/detail/{E}ResponseCode").text
+        assert code.startswith("Error"), code
+    # Without credentials: 401 with Basic only.
+    r = requests.post(ews_url(web), data=soap("<m:GetFolder/>"), verify=False, timeout=10)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    # The WSDL.
+    r = requests.get(ews_url(web).replace("Exchange.asmx", "Services.wsdl"), verify=False, timeout=10,
+                     auth=("alice@example.test", PASSWORD))
+    assert r.status_code == 200 and b"ExchangeServices" in r.content
+    ET.fromstring(r.content)
+
+
+def folder_id_of(web, user, distinguished):
+    r = post(web, soap(
+        "<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>"
+        f'<m:FolderIds><t:DistinguishedFolderId Id="{distinguished}"/></m:FolderIds></m:GetFolder>'),
+        auth=(user, PASSWORD))
+    el = ET.fromstring(r.content).find(f".//{T}FolderId")
+    return el.get("Id")
+
+
+def test_other_users_ids_are_refused(web):
+    bobs_inbox = folder_id_of(web, "bob@example.test", "inbox")
+    r = post(web, soap(
+        "<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>"
+        f'<m:FolderIds><t:FolderId Id="{bobs_inbox}"/></m:FolderIds></m:GetFolder>'))
+    assert r.status_code == 200
+    msg = ET.fromstring(r.content).find(f".//{M}GetFolderResponseMessage")
+    assert msg.get("ResponseClass") == "Error"
+    assert msg.find(f"{M}ResponseCode").text == "ErrorAccessDenied"
+    assert b"Bob" not in r.content and b"DisplayName" not in r.content
+    # Another user's mailbox by address.
+    r = post(web, soap(
+        "<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>"
+        '<m:FolderIds><t:DistinguishedFolderId Id="inbox"><t:Mailbox><t:EmailAddress>bob@example.test'
+        "</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>"))
+    msg = ET.fromstring(r.content).find(f".//{M}GetFolderResponseMessage")
+    assert msg.find(f"{M}ResponseCode").text == "ErrorAccessDenied"
+    # Another user's out-of-office.
+    r = post(web, soap(
+        "<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>bob@example.test</t:Address></t:Mailbox>"
+        "</m:GetUserOofSettingsRequest>"))
+    code = ET.fromstring(r.content).find(f"{S}Body/{S}Fault/detail/{E}ResponseCode").text
+    assert code == "ErrorAccessDenied"
