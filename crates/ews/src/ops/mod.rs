@@ -8,6 +8,7 @@ pub mod convert_id;
 pub mod folders;
 pub mod items;
 pub mod mail;
+pub mod message;
 pub mod oof;
 pub mod pim;
 pub mod restriction;
@@ -31,6 +32,9 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "MoveItem",
     "CopyItem",
+    "SendItem",
+    "GetAttachment",
+    "MarkAsJunk",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -51,6 +55,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "DeleteItem" => items::delete_item(ctx, op).await,
         "MoveItem" => items::move_item(ctx, op, false).await,
         "CopyItem" => items::move_item(ctx, op, true).await,
+        "SendItem" => mail::send_item(ctx, op).await,
+        "GetAttachment" => mail::get_attachment(ctx, op).await,
+        "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
