@@ -191,7 +191,11 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
             .filter(|u| !metas.contains_key(u))
             .collect();
         if !missing.is_empty() {
-            metas.extend(ctx.backend.mail_meta(principal, folder.id, &missing).await?);
+            metas.extend(
+                ctx.backend
+                    .mail_meta(principal, folder.id, &missing)
+                    .await?,
+            );
         }
     }
     let mut raws: Vec<Option<Vec<u8>>> = Vec::new();
@@ -400,17 +404,15 @@ async fn set_state(
 
 /// `m:Items` with the message's new id.
 fn new_id(ctx: &Ctx<'_>, folder: i64, uid: i64, modseq: i64) -> Element {
-    items::items(
-        Element::new(NS_T, "Message").with(message::item_id(
-            ctx.user.principal_id,
-            folder,
-            &MailEntry {
-                uid,
-                modseq,
-                ..MailEntry::default()
-            },
-        )),
-    )
+    items::items(Element::new(NS_T, "Message").with(message::item_id(
+        ctx.user.principal_id,
+        folder,
+        &MailEntry {
+            uid,
+            modseq,
+            ..MailEntry::default()
+        },
+    )))
 }
 
 /// The categories of `cats` with the keywords that are not categories
@@ -846,15 +848,15 @@ pub async fn get_attachment(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                 "The attachment is not one of this mailbox's.",
             )),
             Some((_, folder, uid, index)) => {
-                let mail = tree
-                    .iter()
-                    .any(|f| f.id == folder && f.kind == Kind::Mail);
+                let mail = tree.iter().any(|f| f.id == folder && f.kind == Kind::Mail);
                 let raw = if mail {
                     ctx.backend.mail_raw(principal, folder, uid).await?
                 } else {
                     None
                 };
-                let parsed = raw.as_deref().and_then(|r| MessageParser::default().parse(r));
+                let parsed = raw
+                    .as_deref()
+                    .and_then(|r| MessageParser::default().parse(r));
                 match parsed.as_ref().and_then(|m| m.attachment(index)) {
                     None => Err(ItemError::new(
                         "ErrorAttachmentNotFound",
@@ -879,10 +881,9 @@ pub async fn mark_as_junk(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     let move_it = matches!(op.attr("MoveItem"), Some("true" | "1"));
     let tree = folders::tree(ctx).await?;
     let principal = ctx.user.principal_id;
-    let to = tree.iter().find(|f| {
-        f.distinguished
-            == Some(if junk { "junkemail" } else { "inbox" })
-    });
+    let to = tree
+        .iter()
+        .find(|f| f.distinguished == Some(if junk { "junkemail" } else { "inbox" }));
     let mut messages = Vec::new();
     for id in wanted {
         let r = match items::resolve_item(ctx, &tree, id) {
@@ -907,7 +908,9 @@ pub async fn mark_as_junk(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                         let mut k: Vec<String> = e
                             .keywords
                             .iter()
-                            .filter(|k| !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add))
+                            .filter(|k| {
+                                !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add)
+                            })
                             .cloned()
                             .collect();
                         k.push(add.to_string());

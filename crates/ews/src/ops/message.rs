@@ -191,8 +191,7 @@ impl Props {
                 ),
                 _ => {}
             }
-            if s
-                .child(NS_T, "IncludeMimeContent")
+            if s.child(NS_T, "IncludeMimeContent")
                 .is_some_and(|i| i.text.trim() == "true" || i.text.trim() == "1")
             {
                 fields.insert("item:MimeContent");
@@ -226,11 +225,21 @@ impl Props {
 /// one that cannot be searched here.
 pub fn searchable(field: &str) -> Option<Level> {
     Some(match field {
-        "message:IsRead" | "item:DateTimeReceived" | "item:DateTimeCreated" | "item:Size"
-        | "item:IsDraft" | "item:ItemClass" => Level::Entry,
-        "item:Subject" | "message:From" | "message:Sender" | "item:HasAttachments"
-        | "item:DateTimeSent" | "message:InternetMessageId" | "item:DisplayTo"
-        | "item:DisplayCc" | "message:ConversationTopic" => Level::Meta,
+        "message:IsRead"
+        | "item:DateTimeReceived"
+        | "item:DateTimeCreated"
+        | "item:Size"
+        | "item:IsDraft"
+        | "item:ItemClass" => Level::Entry,
+        "item:Subject"
+        | "message:From"
+        | "message:Sender"
+        | "item:HasAttachments"
+        | "item:DateTimeSent"
+        | "message:InternetMessageId"
+        | "item:DisplayTo"
+        | "item:DisplayCc"
+        | "message:ConversationTopic" => Level::Meta,
         _ => return None,
     })
 }
@@ -268,7 +277,10 @@ fn address(a: &EnvelopeAddress) -> Option<String> {
 
 /// `t:Mailbox` of an address.
 pub fn mailbox(name: Option<&str>, address: &str) -> Element {
-    let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(address);
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(address);
     Element::new(NS_T, "Mailbox")
         .with(t("Name", name))
         .with(t("EmailAddress", address))
@@ -461,7 +473,10 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
         "item:Subject" => t("Subject", meta?.subject.clone()?),
         "item:Sensitivity" => t(
             "Sensitivity",
-            match parsed.and_then(|m| m.header_raw("Sensitivity")).map(|s| s.trim().to_ascii_lowercase()) {
+            match parsed
+                .and_then(|m| m.header_raw("Sensitivity"))
+                .map(|s| s.trim().to_ascii_lowercase())
+            {
                 Some(s) if s == "personal" => "Personal",
                 Some(s) if s == "private" => "Private",
                 Some(s) if s == "company-confidential" => "Confidential",
@@ -474,7 +489,9 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
             let m = parsed?;
             let mut list = Element::new(NS_T, "Attachments");
             for (i, p) in m.attachments().enumerate() {
-                list.push(attachment_element(v.owner, v.folder, e.uid, i as u32, p, false));
+                list.push(attachment_element(
+                    v.owner, v.folder, e.uid, i as u32, p, false,
+                ));
             }
             if list.children.is_empty() {
                 return None;
@@ -558,7 +575,9 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
         "message:From" => {
             Element::new(NS_T, "From").with(mailboxes(&env?.from).into_iter().next()?)
         }
-        "message:ToRecipients" | "message:CcRecipients" | "message:BccRecipients"
+        "message:ToRecipients"
+        | "message:CcRecipients"
+        | "message:BccRecipients"
         | "message:ReplyTo" => {
             let env = env?;
             let (local, list) = match field {
@@ -942,7 +961,10 @@ mod tests {
         assert_eq!(id.level(), Level::Entry);
         let d = Props::read(Some(&shape("<t:BaseShape>Default</t:BaseShape>")), true);
         assert_eq!(d.level(), Level::Meta);
-        let all = Props::read(Some(&shape("<t:BaseShape>AllProperties</t:BaseShape>")), true);
+        let all = Props::read(
+            Some(&shape("<t:BaseShape>AllProperties</t:BaseShape>")),
+            true,
+        );
         assert!(all.level() <= Level::Meta && !all.fields.contains("item:MimeContent"));
         let get = Props::read(
             Some(&shape(
@@ -953,7 +975,12 @@ mod tests {
         assert_eq!(get.body, BodyType::Text);
         assert_eq!(
             get.fields.iter().copied().collect::<Vec<_>>(),
-            [FLAG_STATUS, "item:ItemId", "item:MimeContent", "message:IsRead"]
+            [
+                FLAG_STATUS,
+                "item:ItemId",
+                "item:MimeContent",
+                "message:IsRead"
+            ]
         );
         assert_eq!(get.level(), Level::Raw);
     }
@@ -973,14 +1000,25 @@ mod tests {
             parsed: Some(&parsed),
             own: &own,
         };
-        let mut props = Props::read(Some(&shape("<t:BaseShape>AllProperties</t:BaseShape>")), false);
+        let mut props = Props::read(
+            Some(&shape("<t:BaseShape>AllProperties</t:BaseShape>")),
+            false,
+        );
         props.fields.insert("item:MimeContent");
         let el = render(&props, &v);
         let names: Vec<&str> = el.children.iter().map(|c| c.name.local.as_str()).collect();
-        let pos = |n: &str| names.iter().position(|x| *x == n).unwrap_or_else(|| panic!("{n} in {names:?}"));
+        let pos = |n: &str| {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .unwrap_or_else(|| panic!("{n} in {names:?}"))
+        };
         assert!(pos("MimeContent") < pos("ItemId") && pos("ItemId") < pos("Subject"));
         assert!(pos("Body") < pos("Attachments") && pos("DateTimeReceived") < pos("Size"));
-        assert!(pos("HasAttachments") < pos("ExtendedProperty") && pos("ExtendedProperty") < pos("Flag"));
+        assert!(
+            pos("HasAttachments") < pos("ExtendedProperty")
+                && pos("ExtendedProperty") < pos("Flag")
+        );
         assert!(pos("Sender") < pos("ToRecipients") && pos("From") < pos("IsRead"));
         let get = |n: &str| el.children.iter().find(|c| c.name.local == n).unwrap();
         assert_eq!(get("Subject").text, "Re: Plans");
@@ -996,7 +1034,10 @@ mod tests {
         assert!(get("Body").text.contains("<b>there</b>"));
         let from = get("From").child(NS_T, "Mailbox").unwrap();
         assert_eq!(from.child(NS_T, "Name").unwrap().text, "Bob B");
-        assert_eq!(from.child(NS_T, "EmailAddress").unwrap().text, "bob@example.test");
+        assert_eq!(
+            from.child(NS_T, "EmailAddress").unwrap().text,
+            "bob@example.test"
+        );
         let att = get("Attachments").child(NS_T, "FileAttachment").unwrap();
         assert_eq!(att.child(NS_T, "Name").unwrap().text, "a.pdf");
         assert_eq!(att.child(NS_T, "Size").unwrap().text, "5");
@@ -1011,8 +1052,14 @@ mod tests {
             .children
             .iter()
             .any(|h| h.attr("HeaderName") == Some("Subject") && h.text == "Re: Plans"));
-        assert_eq!(value("message:From", &v).as_deref(), Some("bob@example.test"));
-        assert_eq!(sort_key("item:Subject", &v), SortKey::Text("re: plans".into()));
+        assert_eq!(
+            value("message:From", &v).as_deref(),
+            Some("bob@example.test")
+        );
+        assert_eq!(
+            sort_key("item:Subject", &v),
+            SortKey::Text("re: plans".into())
+        );
         // Without the metadata: only what the row has.
         let bare = View {
             meta: None,
@@ -1035,7 +1082,10 @@ mod tests {
         )
         .unwrap();
         let m = read_new(&el).unwrap();
-        assert_eq!(m.to.as_deref(), Some(r#""Bob \"B\"" <bob@example.test>, c@x.test"#));
+        assert_eq!(
+            m.to.as_deref(),
+            Some(r#""Bob \"B\"" <bob@example.test>, c@x.test"#)
+        );
         assert_eq!(m.body, Some((true, "<p>x</p>".into())));
         assert_eq!(m.read, Some(false));
         assert_eq!(m.categories, Some(vec!["Work".to_string()]));
