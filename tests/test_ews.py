@@ -9,6 +9,8 @@ Fixtures and helpers: tests/ews_helpers.py."""
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 import requests
 import urllib3
 
@@ -136,3 +138,58 @@ def test_other_users_ids_are_refused(web):
         "</m:GetUserOofSettingsRequest>"))
     code = ET.fromstring(r.content).find(f"{S}Body/{S}Fault/detail/{E}ResponseCode").text
     assert code == "ErrorAccessDenied"
+
+
+def test_folder_changes_and_hierarchy_sync(web, resolve_locally, no_verify):
+    """CreateFolder, UpdateFolder, MoveFolder, DeleteFolder through
+    exchangelib, seen over IMAP, and SyncFolderHierarchy reporting each
+    change from the collection journal."""
+    from exchangelib.folders import Folder
+    from imapclient import IMAPClient
+    a = account(web)
+    root = a.root.tois
+    # The initial sync names every folder.
+    initial = list(root.sync_hierarchy())
+    state = root.folder_sync_state
+    assert state
+    assert {k for k, _ in initial} == {"create"}
+    assert {"Inbox", "Sent", "Trash", "Personal Calendar", "Tasks"} <= {f.name for _, f in initial}
+    work = Folder(parent=root, name="Projects")
+    work.save()
+    sub = Folder(parent=work, name="Old")
+    sub.save()
+    sub.name = "Archive 2026"
+    sub.save(update_fields=["name"])
+    target = Folder(parent=root, name="Elsewhere")
+    target.save()
+    sub.move(to_folder=target)
+    c = IMAPClient("127.0.0.1", port=web.port("imaps"), ssl=True, ssl_context=_no_verify_ctx())
+    c.login("alice@example.test", PASSWORD)
+    listed = {f[2] for f in c.list_folders()}
+    assert {"Projects", "Elsewhere", "Elsewhere/Archive 2026"} <= listed, listed
+    assert "Projects/Old" not in listed
+    # What changed since the first sync.
+    root.folder_sync_state = state
+    changes = {(k, f.name) for k, f in root.sync_hierarchy()}
+    # Created after the state: Create, whatever happened to them since.
+    assert {("create", "Projects"), ("create", "Elsewhere"), ("create", "Archive 2026")} <= changes, changes
+    state2 = root.folder_sync_state
+    work_id = work.id
+    work.delete()
+    root.folder_sync_state = state2
+    assert [(k, f.id) for k, f in root.sync_hierarchy()] == [("delete", work_id)]
+    # Nothing since: nothing.
+    assert list(root.sync_hierarchy()) == []
+    # The special folders stay.
+    from exchangelib.errors import ErrorDeleteDistinguishedFolder
+    with pytest.raises(ErrorDeleteDistinguishedFolder):
+        a.inbox.delete()
+    c.logout()
+
+
+def _no_verify_ctx():
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx

@@ -84,6 +84,15 @@ pub trait EwsBackend: EasBackend {
         -> Result<Option<Counts>, BackendError>;
     /// The principal's display name, if the directory has one.
     async fn display_name(&self, principal: i64) -> Result<Option<String>, BackendError>;
+    /// What changed in the principal's list of collections after journal
+    /// sequence `since` (SyncFolderHierarchy): the current sequence and
+    /// each changed collection once, with whether it was created after
+    /// `since`; `None` when the journal no longer reaches back that far.
+    async fn hierarchy_changes(
+        &self,
+        principal: i64,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError>;
 }
 
 /// What an operation works with.

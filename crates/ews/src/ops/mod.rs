@@ -6,6 +6,7 @@
 
 pub mod convert_id;
 pub mod folders;
+pub mod hierarchy;
 pub mod items;
 pub mod mail;
 pub mod oof;
@@ -22,6 +23,12 @@ pub const OPERATIONS: &[&str] = &[
     "ConvertId",
     "GetFolder",
     "FindFolder",
+    "SyncFolderHierarchy",
+    "CreateFolder",
+    "UpdateFolder",
+    "MoveFolder",
+    "DeleteFolder",
+    "EmptyFolder",
     "GetUserOofSettings",
     "SetUserOofSettings",
     "FindItem",
@@ -42,6 +49,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "ConvertId" => convert_id::handle(ctx, op),
         "GetFolder" => folders::get_folder(ctx, op).await,
         "FindFolder" => folders::find_folder(ctx, op).await,
+        "SyncFolderHierarchy" => hierarchy::sync_folder_hierarchy(ctx, op).await,
+        "CreateFolder" => hierarchy::create_folder(ctx, op).await,
+        "UpdateFolder" => hierarchy::update_folder(ctx, op).await,
+        "MoveFolder" => hierarchy::move_folder(ctx, op).await,
+        "DeleteFolder" => hierarchy::delete_folder(ctx, op).await,
+        "EmptyFolder" => hierarchy::empty_folder(ctx, op).await,
         "GetUserOofSettingsRequest" => oof::get(ctx, op).await,
         "SetUserOofSettingsRequest" => oof::set(ctx, op).await,
         "FindItem" => items::find_item(ctx, op).await,
