@@ -14,7 +14,7 @@ use outpost_activesync::{Class, Folder};
 use outpost_xml::Element;
 
 use super::{child_tm, invalid, OpResult};
-use crate::ids::{self, Decoded, MSG_FOLDER_ROOT, ROOT};
+use crate::ids::{self, Decoded, MSG_FOLDER_ROOT, OUTBOX, ROOT};
 use crate::soap::{error, response, success, NS_M, NS_T};
 use crate::{BackendError, Counts, Ctx};
 
@@ -104,6 +104,15 @@ pub async fn tree(ctx: &Ctx<'_>) -> Result<Vec<EwsFolder>, BackendError> {
             distinguished: Some("msgfolderroot"),
         },
     ];
+    if !folders.iter().any(|f| f.folder_type == 6) {
+        out.push(EwsFolder {
+            id: OUTBOX,
+            parent: Some(MSG_FOLDER_ROOT),
+            name: "Outbox".into(),
+            kind: Kind::Mail,
+            distinguished: Some("outbox"),
+        });
+    }
     let ids: std::collections::HashSet<i64> = folders.iter().map(|f| f.id).collect();
     let mut rest: Vec<EwsFolder> = folders
         .iter()
