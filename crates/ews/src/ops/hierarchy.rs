@@ -368,6 +368,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         },
     };
     let in_scope: Vec<&EwsFolder> = folders::below(&tree, top, true);
+    let shape = child_tm(op, "FolderShape");
     let state = child_tm(op, "SyncState")
         .map(|s| s.text.trim())
         .filter(|s| !s.is_empty());
@@ -377,9 +378,10 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         None => {
             highest = ctx.backend.hierarchy_seq(principal).await?;
             for f in &in_scope {
-                let counts = ctx.backend.counts(principal, f.id).await?;
-                changes
-                    .push(Element::new(NS_T, "Create").with(folder_element(ctx, &tree, f, counts)));
+                let info = folders::info_of(ctx, f).await?;
+                changes.push(
+                    Element::new(NS_T, "Create").with(folder_element(ctx, &tree, f, info, shape)),
+                );
             }
         }
         Some(s) => {
@@ -408,10 +410,11 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             for (id, created) in changed {
                 match in_scope.iter().find(|f| f.id == id) {
                     Some(f) => {
-                        let counts = ctx.backend.counts(principal, f.id).await?;
+                        let info = folders::info_of(ctx, f).await?;
                         let kind = if created { "Create" } else { "Update" };
                         changes.push(
-                            Element::new(NS_T, kind).with(folder_element(ctx, &tree, f, counts)),
+                            Element::new(NS_T, kind)
+                                .with(folder_element(ctx, &tree, f, info, shape)),
                         );
                     }
                     // Gone, or moved out of the synced part; one

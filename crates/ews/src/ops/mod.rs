@@ -11,6 +11,7 @@ pub mod items;
 pub mod mail;
 pub mod oof;
 pub mod pim;
+pub mod props;
 pub mod restriction;
 
 use outpost_xml::Element;
