@@ -104,11 +104,14 @@ pub struct Ctx<'a> {
     /// The request's `TimeZoneContext` (a Windows zone id).
     pub time_zone: Option<&'a str>,
     pub limits: &'a Limits,
+    /// The process's notification subscriptions.
+    pub subscriptions: &'a ops::push::Subscriptions,
 }
 
 struct Service {
     backend: Arc<dyn EwsBackend>,
     limits: Limits,
+    subscriptions: ops::push::Subscriptions,
 }
 
 /// The EWS router: the SOAP endpoint and the WSDL. It expects an
@@ -117,7 +120,11 @@ struct Service {
 pub fn router(backend: Arc<dyn EwsBackend>, limits: Limits) -> Router {
     Router::new()
         .fallback(any(handle))
-        .with_state(Arc::new(Service { backend, limits }))
+        .with_state(Arc::new(Service {
+            backend,
+            limits,
+            subscriptions: Default::default(),
+        }))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
@@ -162,6 +169,7 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
     let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
         return plain(StatusCode::UNAUTHORIZED, "Authentication required");
     };
+    let long_poll = req.extensions().get::<outpost_http::LongPoll>().cloned();
     let limit = svc.limits.max_body;
     let body = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
@@ -185,8 +193,22 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
         version: &request.version,
         time_zone: request.time_zone.as_deref(),
         limits: &svc.limits,
+        subscriptions: &svc.subscriptions,
     };
     let name = request.operation.name.local.clone();
+    if request.operation.is(soap::NS_M, "GetStreamingEvents") && request.impersonate.is_none() {
+        return match ops::push::streaming_request(&ctx, &request.operation) {
+            Err(answer) => xml(soap::envelope(&request.version, answer)),
+            Ok((ids, until)) => streaming(
+                svc.clone(),
+                user.clone(),
+                request.version.clone(),
+                ids,
+                until,
+                long_poll,
+            ),
+        };
+    }
     let answer = match &request.impersonate {
         Some(who) if !ops::is_own_address(&ctx, who).await => Err(soap::Fault::new(
             "ErrorImpersonateUserDenied",
@@ -201,6 +223,53 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
             xml(soap::fault(&request.version, &f))
         }
     }
+}
+
+/// A GetStreamingEvents answer: a body that stays open, one SOAP
+/// envelope per message, written by a task that waits on the store's
+/// change channels (see [`ops::push::stream`]). The request moves to the
+/// long-poll share of the per-address limits while it is open.
+fn streaming(
+    svc: Arc<Service>,
+    user: AuthUser,
+    version: String,
+    ids: Vec<String>,
+    until: std::time::Duration,
+    long_poll: Option<outpost_http::LongPoll>,
+) -> Response {
+    if let Some(lp) = &long_poll {
+        lp.park();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    tokio::spawn(async move {
+        let _held = long_poll;
+        let ctx = Ctx {
+            backend: svc.backend.as_ref(),
+            user: &user,
+            version: &version,
+            time_zone: None,
+            limits: &svc.limits,
+            subscriptions: &svc.subscriptions,
+        };
+        let mut send = |el: outpost_xml::Element| {
+            tx.try_send(bytes::Bytes::from(soap::envelope(&version, el)))
+                .is_ok()
+        };
+        if let Err(e) = ops::push::stream(&ctx, &ids, until, &mut send).await {
+            tracing::info!(login = %user.login, "ews: streaming notifications ended: {e:?}");
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r
 }
 
 /// `https://host[:port]` of this request, for the WSDL's address.

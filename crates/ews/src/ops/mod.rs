@@ -12,6 +12,7 @@ pub mod mail;
 pub mod oof;
 pub mod pim;
 pub mod props;
+pub mod push;
 pub mod restriction;
 
 use outpost_xml::Element;
@@ -39,6 +40,10 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "MoveItem",
     "CopyItem",
+    "Subscribe",
+    "Unsubscribe",
+    "GetEvents",
+    "GetStreamingEvents",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -65,6 +70,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "DeleteItem" => items::delete_item(ctx, op).await,
         "MoveItem" => items::move_item(ctx, op, false).await,
         "CopyItem" => items::move_item(ctx, op, true).await,
+        "Subscribe" => push::subscribe(ctx, op).await,
+        "Unsubscribe" => push::unsubscribe(ctx, op).await,
+        "GetEvents" => push::get_events(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
