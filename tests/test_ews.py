@@ -266,3 +266,22 @@ def test_pull_and_streaming_notifications(web, resolve_locally, no_verify):
     arrived = next(at for at, e in got if isinstance(e, NewMailEvent))
     assert arrived - sent < 5
     a.inbox.unsubscribe(sid)
+
+
+def test_service_configuration(web):
+    """What Outlook asks at start: MailTips on, the domains and the size
+    limit; Unified Messaging off."""
+    r = post(web, soap(
+        "<m:GetServiceConfiguration><m:RequestedConfiguration>"
+        "<m:ConfigurationName>MailTips</m:ConfigurationName>"
+        "<m:ConfigurationName>UnifiedMessagingConfiguration</m:ConfigurationName>"
+        "</m:RequestedConfiguration></m:GetServiceConfiguration>"))
+    assert r.status_code == 200
+    root = ET.fromstring(r.content)
+    msg = root.find(f".//{M}ServiceConfigurationResponseMessageType")
+    assert msg.get("ResponseClass") == "Success"
+    tips = msg.find(f"{M}MailTipsConfiguration")
+    assert tips.find(f"{T}MailTipsEnabled").text == "true"
+    assert int(tips.find(f"{T}MaxMessageSize").text) > 1024
+    assert [d.get("Name") for d in tips.find(f"{T}InternalDomains")] == ["example.test"]
+    assert msg.find(f"{M}UnifiedMessagingConfiguration/{T}UmEnabled").text == "false"

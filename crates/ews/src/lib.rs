@@ -51,6 +51,9 @@ pub struct Limits {
     pub max_ids: usize,
     /// Entries one FindItem/FindFolder page may return.
     pub max_page: usize,
+    /// The largest message accepted (`[limits] message_size`), as
+    /// MailTips announce it.
+    pub max_message_size: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_body: 40 << 20,
             max_ids: 1000,
             max_page: 1000,
+            max_message_size: 50 << 20,
         }
     }
 }

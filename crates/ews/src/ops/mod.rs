@@ -4,6 +4,7 @@
 //! inside it, and only a request that cannot be answered at all is a
 //! [`Fault`].
 
+pub mod config;
 pub mod convert_id;
 pub mod folders;
 pub mod hierarchy;
@@ -44,6 +45,7 @@ pub const OPERATIONS: &[&str] = &[
     "Unsubscribe",
     "GetEvents",
     "GetStreamingEvents",
+    "GetServiceConfiguration",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -73,6 +75,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "Subscribe" => push::subscribe(ctx, op).await,
         "Unsubscribe" => push::unsubscribe(ctx, op).await,
         "GetEvents" => push::get_events(ctx, op).await,
+        "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
