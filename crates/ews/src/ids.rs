@@ -22,6 +22,10 @@ const ITEM: u8 = b'I';
 /// collection numbers in ids.
 pub const ROOT: i64 = -1;
 pub const MSG_FOLDER_ROOT: i64 = -2;
+/// The Outbox: Exchange clients expect one (DavMail refuses to log in
+/// without it). Messages are sent at once here, never queued in a folder,
+/// so it is always empty.
+pub const OUTBOX: i64 = -3;
 
 /// What an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

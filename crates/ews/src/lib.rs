@@ -53,6 +53,9 @@ pub struct Limits {
     pub max_ids: usize,
     /// Entries one FindItem/FindFolder page may return.
     pub max_page: usize,
+    /// The largest message accepted (`[limits] message_size`), as
+    /// MailTips announce it.
+    pub max_message_size: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +64,7 @@ impl Default for Limits {
             max_body: 40 << 20,
             max_ids: 1000,
             max_page: 1000,
+            max_message_size: 50 << 20,
         }
     }
 }
@@ -86,6 +90,15 @@ pub trait EwsBackend: EasBackend {
         -> Result<Option<Counts>, BackendError>;
     /// The principal's display name, if the directory has one.
     async fn display_name(&self, principal: i64) -> Result<Option<String>, BackendError>;
+    /// What changed in the principal's list of collections after journal
+    /// sequence `since` (SyncFolderHierarchy): the current sequence and
+    /// each changed collection once, with whether it was created after
+    /// `since`; `None` when the journal no longer reaches back that far.
+    async fn hierarchy_changes(
+        &self,
+        principal: i64,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError>;
 
     // Messages (ops::mail). Each takes the principal and treats a mail
     // folder of another principal as missing.
@@ -175,11 +188,14 @@ pub struct Ctx<'a> {
     /// The request's `TimeZoneContext` (a Windows zone id).
     pub time_zone: Option<&'a str>,
     pub limits: &'a Limits,
+    /// The process's notification subscriptions.
+    pub subscriptions: &'a ops::push::Subscriptions,
 }
 
 struct Service {
     backend: Arc<dyn EwsBackend>,
     limits: Limits,
+    subscriptions: ops::push::Subscriptions,
 }
 
 /// The EWS router: the SOAP endpoint and the WSDL. It expects an
@@ -188,7 +204,11 @@ struct Service {
 pub fn router(backend: Arc<dyn EwsBackend>, limits: Limits) -> Router {
     Router::new()
         .fallback(any(handle))
-        .with_state(Arc::new(Service { backend, limits }))
+        .with_state(Arc::new(Service {
+            backend,
+            limits,
+            subscriptions: Default::default(),
+        }))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
@@ -233,6 +253,7 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
     let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
         return plain(StatusCode::UNAUTHORIZED, "Authentication required");
     };
+    let long_poll = req.extensions().get::<outpost_http::LongPoll>().cloned();
     let limit = svc.limits.max_body;
     let body = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
@@ -256,8 +277,22 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
         version: &request.version,
         time_zone: request.time_zone.as_deref(),
         limits: &svc.limits,
+        subscriptions: &svc.subscriptions,
     };
     let name = request.operation.name.local.clone();
+    if request.operation.is(soap::NS_M, "GetStreamingEvents") && request.impersonate.is_none() {
+        return match ops::push::streaming_request(&ctx, &request.operation) {
+            Err(answer) => xml(soap::envelope(&request.version, answer)),
+            Ok((ids, until)) => streaming(
+                svc.clone(),
+                user.clone(),
+                request.version.clone(),
+                ids,
+                until,
+                long_poll,
+            ),
+        };
+    }
     let answer = match &request.impersonate {
         Some(who) if !ops::is_own_address(&ctx, who).await => Err(soap::Fault::new(
             "ErrorImpersonateUserDenied",
@@ -272,6 +307,53 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
             xml(soap::fault(&request.version, &f))
         }
     }
+}
+
+/// A GetStreamingEvents answer: a body that stays open, one SOAP
+/// envelope per message, written by a task that waits on the store's
+/// change channels (see [`ops::push::stream`]). The request moves to the
+/// long-poll share of the per-address limits while it is open.
+fn streaming(
+    svc: Arc<Service>,
+    user: AuthUser,
+    version: String,
+    ids: Vec<String>,
+    until: std::time::Duration,
+    long_poll: Option<outpost_http::LongPoll>,
+) -> Response {
+    if let Some(lp) = &long_poll {
+        lp.park();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    tokio::spawn(async move {
+        let _held = long_poll;
+        let ctx = Ctx {
+            backend: svc.backend.as_ref(),
+            user: &user,
+            version: &version,
+            time_zone: None,
+            limits: &svc.limits,
+            subscriptions: &svc.subscriptions,
+        };
+        let mut send = |el: outpost_xml::Element| {
+            tx.try_send(bytes::Bytes::from(soap::envelope(&version, el)))
+                .is_ok()
+        };
+        if let Err(e) = ops::push::stream(&ctx, &ids, until, &mut send).await {
+            tracing::info!(login = %user.login, "ews: streaming notifications ended: {e:?}");
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r
 }
 
 /// `https://host[:port]` of this request, for the WSDL's address.

@@ -1336,6 +1336,34 @@ impl outpost_ews::EwsBackend for EasStore {
             .filter(|n| !n.is_empty()))
     }
 
+    async fn hierarchy_changes(
+        &self,
+        principal: i64,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError> {
+        use outpost_store::sync::CollectionChangeKind;
+        match self
+            .dir
+            .store()
+            .principal_changes_since(principal, since)
+            .await
+            .map_err(unavailable)?
+        {
+            Since::TooOld(_) => Ok(None),
+            Since::Changes(c) => {
+                let mut out: Vec<(i64, bool)> = Vec::new();
+                for ch in &c.changes {
+                    let created = ch.kind == CollectionChangeKind::Created;
+                    match out.iter_mut().find(|(id, _)| *id == ch.collection) {
+                        Some(e) => e.1 |= created,
+                        None => out.push((ch.collection, created)),
+                    }
+                }
+                Ok(Some((c.highest_seq, out)))
+            }
+        }
+    }
+
     async fn mail_entries(
         &self,
         principal: i64,

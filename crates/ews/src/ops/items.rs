@@ -128,18 +128,24 @@ pub async fn find_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         let r = match folders::resolve(ctx, &tree, p) {
             Resolved::Error(code, text) => Ok(Err(ItemError::new(code, text))),
             Resolved::Found(f) => match f.kind {
+                // The virtual folders (root, Outbox) hold nothing.
+                _ if f.id < 0 => Ok(Ok(vec![empty_root_folder()])),
                 Kind::Mail => mail::find(ctx, f, op).await,
                 Kind::Calendar | Kind::Contacts | Kind::Tasks => pim::find(ctx, f, op).await,
-                Kind::Root => Ok(Ok(vec![Element::new(NS_M, "RootFolder")
-                    .with_attr("IndexedPagingOffset", "0")
-                    .with_attr("TotalItemsInView", "0")
-                    .with_attr("IncludesLastItemInRange", "true")
-                    .with(Element::new(NS_T, "Items"))])),
+                Kind::Root => Ok(Ok(vec![empty_root_folder()])),
             },
         };
         messages.push(message("FindItem", r?));
     }
     Ok(response("FindItem", messages))
+}
+
+fn empty_root_folder() -> Element {
+    Element::new(NS_M, "RootFolder")
+        .with_attr("IndexedPagingOffset", "0")
+        .with_attr("TotalItemsInView", "0")
+        .with_attr("IncludesLastItemInRange", "true")
+        .with(Element::new(NS_T, "Items"))
 }
 
 /// The children of the request's id list `local`, at most `max_ids`.

@@ -4,13 +4,17 @@
 //! inside it, and only a request that cannot be answered at all is a
 //! [`Fault`].
 
+pub mod config;
 pub mod convert_id;
 pub mod folders;
+pub mod hierarchy;
 pub mod items;
 pub mod mail;
 pub mod message;
 pub mod oof;
 pub mod pim;
+pub mod props;
+pub mod push;
 pub mod restriction;
 
 use outpost_xml::Element;
@@ -23,6 +27,12 @@ pub const OPERATIONS: &[&str] = &[
     "ConvertId",
     "GetFolder",
     "FindFolder",
+    "SyncFolderHierarchy",
+    "CreateFolder",
+    "UpdateFolder",
+    "MoveFolder",
+    "DeleteFolder",
+    "EmptyFolder",
     "GetUserOofSettings",
     "SetUserOofSettings",
     "FindItem",
@@ -32,6 +42,11 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "MoveItem",
     "CopyItem",
+    "Subscribe",
+    "Unsubscribe",
+    "GetEvents",
+    "GetStreamingEvents",
+    "GetServiceConfiguration",
     "SendItem",
     "GetAttachment",
     "MarkAsJunk",
@@ -46,6 +61,12 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "ConvertId" => convert_id::handle(ctx, op),
         "GetFolder" => folders::get_folder(ctx, op).await,
         "FindFolder" => folders::find_folder(ctx, op).await,
+        "SyncFolderHierarchy" => hierarchy::sync_folder_hierarchy(ctx, op).await,
+        "CreateFolder" => hierarchy::create_folder(ctx, op).await,
+        "UpdateFolder" => hierarchy::update_folder(ctx, op).await,
+        "MoveFolder" => hierarchy::move_folder(ctx, op).await,
+        "DeleteFolder" => hierarchy::delete_folder(ctx, op).await,
+        "EmptyFolder" => hierarchy::empty_folder(ctx, op).await,
         "GetUserOofSettingsRequest" => oof::get(ctx, op).await,
         "SetUserOofSettingsRequest" => oof::set(ctx, op).await,
         "FindItem" => items::find_item(ctx, op).await,
@@ -55,6 +76,10 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "DeleteItem" => items::delete_item(ctx, op).await,
         "MoveItem" => items::move_item(ctx, op, false).await,
         "CopyItem" => items::move_item(ctx, op, true).await,
+        "Subscribe" => push::subscribe(ctx, op).await,
+        "Unsubscribe" => push::unsubscribe(ctx, op).await,
+        "GetEvents" => push::get_events(ctx, op).await,
+        "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
         "SendItem" => mail::send_item(ctx, op).await,
         "GetAttachment" => mail::get_attachment(ctx, op).await,
         "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,

@@ -43,10 +43,16 @@ pub enum Cmp {
 
 const MAX_DEPTH: usize = 16;
 
+/// The field an expression tests: a `FieldURI` by its name, an
+/// `ExtendedFieldURI` as `ext:KEY` (see [`super::props::key`]).
 fn field_of(el: &Element) -> Option<String> {
     el.child(NS_T, "FieldURI")
         .and_then(|f| f.attr("FieldURI"))
         .map(str::to_string)
+        .or_else(|| {
+            el.child(NS_T, "ExtendedFieldURI")
+                .and_then(super::props::field_name)
+        })
 }
 
 fn constant(el: &Element) -> Option<String> {
@@ -202,7 +208,11 @@ impl FolderFilter {
         if f.fields().iter().any(|n| {
             !matches!(
                 *n,
-                "folder:DisplayName" | "folder:FolderClass" | "folder:DistinguishedFolderId"
+                "folder:DisplayName"
+                    | "folder:FolderClass"
+                    | "folder:DistinguishedFolderId"
+                    | "ext:0x3613"
+                    | "ext:0x3001"
             )
         }) {
             return Err("Folders can be searched by DisplayName and FolderClass only.");
@@ -213,7 +223,8 @@ impl FolderFilter {
     pub fn matches(&self, folder: &EwsFolder) -> bool {
         self.0.eval(&|field| match field {
             "folder:DisplayName" => Some(folder.name.clone()),
-            "folder:FolderClass" => folder.kind.folder_class().map(str::to_string),
+            "folder:FolderClass" | "ext:0x3613" => folder.kind.folder_class().map(str::to_string),
+            "ext:0x3001" => Some(folder.name.clone()),
             "folder:DistinguishedFolderId" => folder.distinguished.map(str::to_string),
             _ => None,
         })
