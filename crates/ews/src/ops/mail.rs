@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use mail_parser::{Message, MessageParser};
 use outpost_activesync::drafts::Draft;
 use outpost_activesync::SendRefused;
-use outpost_mailmeta::flags::{DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 use outpost_xml::Element;
 
 use super::folders::{self, EwsFolder, Kind, Page};
@@ -61,11 +61,16 @@ fn sort_order(op: &Element) -> Result<Vec<(String, bool)>, String> {
         let field = f
             .child(NS_T, "FieldURI")
             .and_then(|u| u.attr("FieldURI"))
-            .ok_or("Messages are sorted by FieldURI properties only.")?;
-        if message::searchable(field).is_none() {
+            .map(str::to_string)
+            .or_else(|| {
+                f.child(NS_T, "ExtendedFieldURI")
+                    .and_then(super::props::field_name)
+            })
+            .ok_or("Messages are sorted by FieldURI or ExtendedFieldURI properties only.")?;
+        if message::searchable(&field).is_none() {
             return Err(format!("Messages cannot be sorted by {field} here."));
         }
-        out.push((field.to_string(), f.attr("Order") != Some("Ascending")));
+        out.push((field, f.attr("Order") != Some("Ascending")));
     }
     Ok(out)
 }
@@ -556,6 +561,11 @@ pub async fn update(
     let mut read = None;
     let mut flagged = None;
     let mut cats: Option<Vec<String>> = None;
+    // System flags set and cleared, and keywords added and removed, by
+    // the MAPI properties DavMail writes.
+    let (mut set_bits, mut clear_bits) = (0i64, 0i64);
+    let mut kw_add: Vec<&str> = Vec::new();
+    let mut kw_remove: Vec<&str> = Vec::new();
     let mut content = NewMessage::default();
     let mut edited = false;
     // Everything this server answers for the message, to recognise a
@@ -588,6 +598,63 @@ pub async fn update(
         let deleting = kind == "DeleteItemField";
         if !deleting && value.is_none() {
             return Err(invalid(format!("{kind} has no value.")));
+        }
+        let ext_key = path
+            .filter(|p| p.is(NS_T, "ExtendedFieldURI"))
+            .and_then(super::props::key);
+        let ext_num = value
+            .and_then(|v| v.child(NS_T, "Value"))
+            .map(|x| x.text.trim().parse::<i64>().unwrap_or(0));
+        let on = !deleting && ext_num.unwrap_or(0) != 0;
+        match ext_key.as_deref() {
+            // Common/PidLidImapDeleted: \Deleted.
+            Some("Common/0x8570") => {
+                if on {
+                    set_bits |= DELETED;
+                } else {
+                    clear_bits |= DELETED;
+                }
+                continue;
+            }
+            // PidTagLastVerbExecuted: 102/103 replied, 104 forwarded.
+            Some("0x1081") => {
+                match ext_num.filter(|_| !deleting) {
+                    Some(102 | 103) => set_bits |= ANSWERED,
+                    Some(104) => kw_add.push("$Forwarded"),
+                    _ => {
+                        clear_bits |= ANSWERED;
+                        kw_remove.push("$Forwarded");
+                    }
+                }
+                continue;
+            }
+            // Junk (DavMail's 0x1083): $Junk.
+            Some("0x1083") => {
+                if on {
+                    kw_add.push("$Junk");
+                    kw_remove.push("$NotJunk");
+                } else {
+                    kw_remove.push("$Junk");
+                }
+                continue;
+            }
+            // PidTagIconIndex: follows the verb, nothing of its own.
+            Some("0x1080") => continue,
+            Some("PublicStrings/keywords") => {
+                cats = Some(
+                    value
+                        .and_then(|v| v.child(NS_T, "Values"))
+                        .map(|vs| {
+                            vs.children_named(NS_T, "Value")
+                                .map(|x| x.text.trim().to_string())
+                                .filter(|x| !x.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+                continue;
+            }
+            _ => {}
         }
         match field {
             Some("message:IsRead") => {
@@ -666,6 +733,16 @@ pub async fn update(
     let mut uid = e.uid;
     let mut modseq = e.modseq;
     let mut keywords = cats.map(|c| keywords_with(&e.keywords, &c));
+    if !kw_add.is_empty() || !kw_remove.is_empty() {
+        let mut k = keywords.take().unwrap_or_else(|| e.keywords.clone());
+        k.retain(|x| !kw_remove.iter().any(|r| r.eq_ignore_ascii_case(x)));
+        for a in &kw_add {
+            if !k.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                k.push(a.to_string());
+            }
+        }
+        keywords = Some(k);
+    }
     if edited {
         // A draft's new content: composed and filed anew, the old one
         // removed; its flags and keywords carried over.
@@ -706,6 +783,16 @@ pub async fn update(
     }
     if read.is_some() || flagged.is_some() || keywords.is_some() {
         match set_state(ctx, folder, uid, read, flagged, keywords).await? {
+            Some(m) => modseq = m,
+            None => return Ok(Err(ItemError::not_found())),
+        }
+    }
+    if set_bits != 0 || clear_bits != 0 {
+        match ctx
+            .backend
+            .set_mail_system_flags(principal, folder, uid, set_bits, clear_bits)
+            .await?
+        {
             Some(m) => modseq = m,
             None => return Ok(Err(ItemError::not_found())),
         }
