@@ -332,3 +332,23 @@ def test_another_users_message_is_refused(web):
     # Bob's message is untouched.
     [(flags, _)] = imap_by_subject(web, "Bob's secret", user=BOB).values()
     assert b"\\Seen" not in flags
+
+
+def test_full_save_of_a_received_message(web, resolve_locally, no_verify):
+    """exchangelib's save() without update_fields sets every field it
+    may: what the message already has is accepted, the flags change."""
+    deliver(web, "Save all", extra="Importance: high\r\n")
+    a = account(web)
+    item = one(a.inbox, subject="Save all")
+    item.is_read = True
+    item.categories = ["Work"]
+    item.save()
+    [(flags, _)] = imap_by_subject(web, "Save all").values()
+    assert b"\\Seen" in flags and b"Work" in flags
+    # A change the server cannot keep on a received message is refused.
+    from exchangelib.errors import ErrorInvalidPropertyUpdateSentMessage
+    item = a.inbox.get(subject="Save all")
+    item.subject = "Renamed"
+    with pytest.raises(ErrorInvalidPropertyUpdateSentMessage):
+        item.save(update_fields=["subject"])
+    assert len(imap_by_subject(web, "Save all")) == 1

@@ -714,7 +714,7 @@ pub async fn update(
                     .find(|c| c.name == v.name)
                     .map(message::flat_text)
                     .unwrap_or_default();
-                if message::flat_text(v) != now {
+                if !same_value(&message::flat_text(v), &now) {
                     let name = path
                         .and_then(|p| p.attr("FieldURI").or(p.attr("PropertyTag")))
                         .unwrap_or("?");
@@ -811,6 +811,17 @@ pub async fn update(
         new_id(ctx, folder, uid, modseq),
         Element::new(NS_M, "ConflictResults").with(Element::new(NS_T, "Count").with_text("0")),
     ]))
+}
+
+/// Two property texts that mean the same: equal, or the same xs:boolean
+/// spelt `1`/`0` and `true`/`false`.
+fn same_value(a: &str, b: &str) -> bool {
+    let norm = |s: &str| match s {
+        "1" | "true" => "true".to_string(),
+        "0" | "false" => "false".to_string(),
+        s => s.replace("\r\n", "\n").trim_end().to_string(),
+    };
+    norm(a) == norm(b)
 }
 
 pub async fn delete(
