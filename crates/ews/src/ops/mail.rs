@@ -253,6 +253,21 @@ struct Full {
     meta: Option<MessageMeta>,
 }
 
+/// The message an ItemId's UID names in `folder`: the message of that
+/// UID, or the draft filed anew in its place ([`message::id_uid`]).
+async fn locate(ctx: &Ctx<'_>, folder: i64, uid: i64) -> Result<Option<MailEntry>, super::OpError> {
+    let principal = ctx.user.principal_id;
+    if let Some(e) = ctx.backend.mail_entry(principal, folder, uid).await? {
+        return Ok(Some(e));
+    }
+    let alias = message::alias_keyword(folder, uid);
+    Ok(ctx
+        .backend
+        .mail_entries(principal, folder)
+        .await?
+        .and_then(|list| list.into_iter().find(|e| e.keywords.contains(&alias))))
+}
+
 async fn load(
     ctx: &Ctx<'_>,
     folder: i64,
@@ -260,9 +275,10 @@ async fn load(
     level: Level,
 ) -> Result<Option<Full>, super::OpError> {
     let principal = ctx.user.principal_id;
-    let Some(entry) = ctx.backend.mail_entry(principal, folder, uid).await? else {
+    let Some(entry) = locate(ctx, folder, uid).await? else {
         return Ok(None);
     };
+    let uid = entry.uid;
     let raw = if level == Level::Raw {
         ctx.backend.mail_raw(principal, folder, uid).await?
     } else {
@@ -731,6 +747,8 @@ pub async fn update(
         }
     }
     let mut uid = e.uid;
+    // The UID the answered ItemId names (kept across a draft's re-filing).
+    let id = message::id_uid(e, folder);
     let mut modseq = e.modseq;
     let mut keywords = cats.map(|c| keywords_with(&e.keywords, &c));
     if !kw_add.is_empty() || !kw_remove.is_empty() {
@@ -777,9 +795,13 @@ pub async fn update(
         if flagged.is_none() && e.flags & FLAGGED != 0 {
             flagged = Some(true);
         }
-        if keywords.is_none() && !e.keywords.is_empty() {
-            keywords = Some(e.keywords.clone());
+        let alias = message::alias_keyword(folder, id);
+        let mut k = keywords.take().unwrap_or_else(|| e.keywords.clone());
+        k.retain(|x| !x.starts_with(message::ALIAS) || *x == alias);
+        if !k.contains(&alias) {
+            k.push(alias);
         }
+        keywords = Some(k);
     }
     if read.is_some() || flagged.is_some() || keywords.is_some() {
         match set_state(ctx, folder, uid, read, flagged, keywords).await? {
@@ -808,7 +830,7 @@ pub async fn update(
         return Ok(Ok(vec![Element::new(NS_M, "Items")]));
     }
     Ok(Ok(vec![
-        new_id(ctx, folder, uid, modseq),
+        new_id(ctx, folder, id, modseq),
         Element::new(NS_M, "ConflictResults").with(Element::new(NS_T, "Count").with_text("0")),
     ]))
 }
@@ -832,6 +854,9 @@ pub async fn delete(
 ) -> ItemResult {
     let principal = ctx.user.principal_id;
     let folder = item.folder.id;
+    let Some(e) = locate(ctx, folder, item.item).await? else {
+        return Ok(Err(ItemError::not_found()));
+    };
     let trash = tree
         .iter()
         .find(|f| f.distinguished == Some("deleteditems"));
@@ -840,12 +865,12 @@ pub async fn delete(
         // Exchange does, it is gone).
         Some(t) if how != "HardDelete" && t.id != folder => !ctx
             .backend
-            .move_mail(principal, folder, &[item.item], t.id)
+            .move_mail(principal, folder, &[e.uid], t.id)
             .await?
             .is_empty(),
         _ => !ctx
             .backend
-            .expunge_mail(principal, folder, &[item.item])
+            .expunge_mail(principal, folder, &[e.uid])
             .await?
             .is_empty(),
     };
@@ -864,13 +889,16 @@ pub async fn move_or_copy(
 ) -> ItemResult {
     let principal = ctx.user.principal_id;
     let from = item.folder.id;
+    let Some(e) = locate(ctx, from, item.item).await? else {
+        return Ok(Err(ItemError::not_found()));
+    };
     let pairs = if copy {
         ctx.backend
-            .copy_mail(principal, from, &[item.item], to.id)
+            .copy_mail(principal, from, &[e.uid], to.id)
             .await?
     } else {
         ctx.backend
-            .move_mail(principal, from, &[item.item], to.id)
+            .move_mail(principal, from, &[e.uid], to.id)
             .await?
     };
     let Some(&(_, uid)) = pairs.first() else {
@@ -906,21 +934,22 @@ pub async fn send_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                     Some(Ok(f)) if f.kind == Kind::Mail => Some(*f),
                     _ => None,
                 };
-                match ctx
-                    .backend
-                    .mail_raw(principal, item.folder.id, item.item)
-                    .await?
-                {
-                    None => Err(ItemError::not_found()),
-                    Some(raw) => match send(ctx, &raw, save, copy).await? {
+                let uid = locate(ctx, item.folder.id, item.item).await?.map(|e| e.uid);
+                let raw = match uid {
+                    Some(u) => ctx.backend.mail_raw(principal, item.folder.id, u).await?,
+                    None => None,
+                };
+                match (uid, raw) {
+                    (Some(uid), Some(raw)) => match send(ctx, &raw, save, copy).await? {
                         Err(e) => Err(e),
                         Ok(()) => {
                             ctx.backend
-                                .expunge_mail(principal, item.folder.id, &[item.item])
+                                .expunge_mail(principal, item.folder.id, &[uid])
                                 .await?;
                             Ok(Vec::new())
                         }
                     },
+                    _ => Err(ItemError::not_found()),
                 }
             }
         };
@@ -947,10 +976,14 @@ pub async fn get_attachment(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             )),
             Some((_, folder, uid, index)) => {
                 let mail = tree.iter().any(|f| f.id == folder && f.kind == Kind::Mail);
-                let raw = if mail {
-                    ctx.backend.mail_raw(principal, folder, uid).await?
+                let real = if mail {
+                    locate(ctx, folder, uid).await?.map(|e| e.uid)
                 } else {
                     None
+                };
+                let raw = match real {
+                    Some(u) => ctx.backend.mail_raw(principal, folder, u).await?,
+                    None => None,
                 };
                 let parsed = raw
                     .as_deref()
@@ -990,59 +1023,51 @@ pub async fn mark_as_junk(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                 "ErrorInvalidItemForOperation",
                 "Only messages can be marked as junk.",
             )),
-            Ok(item) => {
-                match ctx
-                    .backend
-                    .mail_entry(principal, item.folder.id, item.item)
-                    .await?
-                {
-                    None => Err(ItemError::not_found()),
-                    Some(e) => {
-                        let (add, drop) = if junk {
-                            ("$Junk", "$NotJunk")
-                        } else {
-                            ("$NotJunk", "$Junk")
-                        };
-                        let mut k: Vec<String> = e
-                            .keywords
-                            .iter()
-                            .filter(|k| {
-                                !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add)
-                            })
-                            .cloned()
-                            .collect();
-                        k.push(add.to_string());
-                        let mut modseq = ctx
+            Ok(item) => match locate(ctx, item.folder.id, item.item).await? {
+                None => Err(ItemError::not_found()),
+                Some(e) => {
+                    let (add, drop) = if junk {
+                        ("$Junk", "$NotJunk")
+                    } else {
+                        ("$NotJunk", "$Junk")
+                    };
+                    let mut k: Vec<String> = e
+                        .keywords
+                        .iter()
+                        .filter(|k| !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add))
+                        .cloned()
+                        .collect();
+                    k.push(add.to_string());
+                    let mut modseq = ctx
+                        .backend
+                        .set_mail_keywords(principal, item.folder.id, e.uid, &k)
+                        .await?
+                        .unwrap_or(e.modseq);
+                    let mut at = (item.folder.id, e.uid);
+                    if let Some(t) = to.filter(|t| move_it && t.id != item.folder.id) {
+                        if let Some(&(_, n)) = ctx
                             .backend
-                            .set_mail_keywords(principal, item.folder.id, e.uid, &k)
+                            .move_mail(principal, item.folder.id, &[e.uid], t.id)
                             .await?
-                            .unwrap_or(e.modseq);
-                        let mut at = (item.folder.id, e.uid);
-                        if let Some(t) = to.filter(|t| move_it && t.id != item.folder.id) {
-                            if let Some(&(_, n)) = ctx
+                            .first()
+                        {
+                            at = (t.id, n);
+                            modseq = ctx
                                 .backend
-                                .move_mail(principal, item.folder.id, &[e.uid], t.id)
+                                .mail_entry(principal, t.id, n)
                                 .await?
-                                .first()
-                            {
-                                at = (t.id, n);
-                                modseq = ctx
-                                    .backend
-                                    .mail_entry(principal, t.id, n)
-                                    .await?
-                                    .map_or(0, |e| e.modseq);
-                            }
+                                .map_or(0, |e| e.modseq);
                         }
-                        Ok(if move_it {
-                            vec![Element::new(NS_M, "MovedItemId")
-                                .with_attr("Id", ids::item_id(principal, at.0, at.1))
-                                .with_attr("ChangeKey", ids::change_key(modseq))]
-                        } else {
-                            Vec::new()
-                        })
                     }
+                    Ok(if move_it {
+                        vec![Element::new(NS_M, "MovedItemId")
+                            .with_attr("Id", ids::item_id(principal, at.0, at.1))
+                            .with_attr("ChangeKey", ids::change_key(modseq))]
+                    } else {
+                        Vec::new()
+                    })
                 }
-            }
+            },
         };
         messages.push(items::message("MarkAsJunk", r));
     }

@@ -88,6 +88,26 @@ pub const FIELDS: &[(&str, Level)] = &[
     ("message:ReplyTo", Level::Meta),
 ];
 
+/// The keyword a draft filed anew by UpdateItem carries: `$EwsId.F.U`,
+/// the UID `U` its ItemId keeps naming while it is in folder `F` (IMAP
+/// never changes a message under its UID, Exchange never changes an
+/// item's id on an update, and clients such as exchangelib insist).
+pub const ALIAS: &str = "$EwsId.";
+
+pub fn alias_keyword(folder: i64, uid: i64) -> String {
+    format!("{ALIAS}{folder}.{uid}")
+}
+
+/// The UID a message's ItemId names in `folder`: its own, or the one its
+/// draft had first.
+pub fn id_uid(e: &MailEntry, folder: i64) -> i64 {
+    let prefix = format!("{ALIAS}{folder}.");
+    e.keywords
+        .iter()
+        .find_map(|k| k.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(e.uid)
+}
+
 /// What FindItem's `Default` shape gives.
 const DEFAULT_FIND: &[&str] = &[
     "item:ItemId",
@@ -207,7 +227,7 @@ pub fn ext_value(key: &str, v: &View<'_>) -> Option<ExtValue> {
         "0x0e08" => one(e.size.to_string()),
         "0x0e06" | "0x3008" => one(utc(e.internal_date)),
         "0x10f3" => one(format!("{}.EML", e.uid)),
-        "0x670e" | "0x0ff9" => one(ids::item_id(v.owner, v.folder, e.uid)),
+        "0x670e" | "0x0ff9" => one(ids::item_id(v.owner, v.folder, id_uid(e, v.folder))),
         "0x001a" => one("IPM.Note".into()),
         "0x0037" => one(v.meta?.subject.clone()?),
         // MSGFLAG_READ, MSGFLAG_UNMODIFIED, MSGFLAG_UNSENT,
@@ -619,7 +639,12 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
             let mut list = Element::new(NS_T, "Attachments");
             for (i, p) in m.attachments().enumerate() {
                 list.push(attachment_element(
-                    v.owner, v.folder, e.uid, i as u32, p, false,
+                    v.owner,
+                    v.folder,
+                    id_uid(e, v.folder),
+                    i as u32,
+                    p,
+                    false,
                 ));
             }
             if list.children.is_empty() {
@@ -741,7 +766,7 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
 /// `t:ItemId` of a message.
 pub fn item_id(owner: i64, folder: i64, e: &MailEntry) -> Element {
     Element::new(NS_T, "ItemId")
-        .with_attr("Id", ids::item_id(owner, folder, e.uid))
+        .with_attr("Id", ids::item_id(owner, folder, id_uid(e, folder)))
         .with_attr("ChangeKey", ids::change_key(e.modseq))
 }
 
@@ -1229,6 +1254,17 @@ mod tests {
         };
         let el = render(&props, &bare);
         assert!(el.child(NS_T, "Subject").is_none() && el.child(NS_T, "IsRead").is_some());
+    }
+
+    #[test]
+    fn a_refiled_draft_keeps_its_id() {
+        let mut e = entry();
+        assert_eq!(id_uid(&e, 3), 9);
+        e.keywords.push(alias_keyword(3, 4));
+        assert_eq!(id_uid(&e, 3), 4);
+        // Moved elsewhere: its own UID there.
+        assert_eq!(id_uid(&e, 5), 9);
+        assert!(!categories(&e).iter().any(|c| c.starts_with('$')));
     }
 
     #[test]
