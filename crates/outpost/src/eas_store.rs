@@ -1375,10 +1375,21 @@ impl outpost_ews::EwsBackend for EasStore {
         let list = self
             .dir
             .store()
-            .message_list(collection)
+            .message_summaries(collection)
             .await
             .map_err(unavailable)?;
-        Ok(Some(list.iter().map(ews_entry).collect()))
+        Ok(Some(
+            list.into_iter()
+                .map(|m| outpost_ews::MailEntry {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    flags: m.flags,
+                    keywords: m.keywords,
+                })
+                .collect(),
+        ))
     }
 
     async fn mail_entry(

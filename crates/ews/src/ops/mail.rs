@@ -161,22 +161,18 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
             })
         })
         .collect();
-    let keys: HashMap<usize, Vec<SortKey>> = chosen
-        .iter()
-        .map(|&i| {
-            let v = make_view(principal, folder.id, &entries[i], &metas, &own);
-            (
-                i,
-                order
-                    .iter()
-                    .map(|(f, _)| message::sort_key(f, &v))
-                    .collect(),
-            )
-        })
-        .collect();
+    // Sort keys by position in `entries` (only the chosen ones filled).
+    let mut keys: Vec<Vec<SortKey>> = vec![Vec::new(); entries.len()];
+    for &i in &chosen {
+        let v = make_view(principal, folder.id, &entries[i], &metas, &own);
+        keys[i] = order
+            .iter()
+            .map(|(f, _)| message::sort_key(f, &v))
+            .collect();
+    }
     chosen.sort_by(|a, b| {
         for (n, (_, desc)) in order.iter().enumerate() {
-            let o = keys[a][n].cmp(&keys[b][n]);
+            let o = keys[*a][n].cmp(&keys[*b][n]);
             let o = if *desc { o.reverse() } else { o };
             if o.is_ne() {
                 return o;
