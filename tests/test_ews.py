@@ -285,3 +285,15 @@ def test_service_configuration(web):
     assert int(tips.find(f"{T}MaxMessageSize").text) > 1024
     assert [d.get("Name") for d in tips.find(f"{T}InternalDomains")] == ["example.test"]
     assert msg.find(f"{M}UnifiedMessagingConfiguration/{T}UmEnabled").text == "false"
+
+
+def test_user_photo_is_not_found(web):
+    """The directory keeps no photos: a colleague's and a stranger's are
+    answered alike, ErrorItemNotFound, HTTP 200."""
+    for who in ["bob@example.test", "nobody@example.test"]:
+        r = post(web, soap(f"<m:GetUserPhoto><m:Email>{who}</m:Email><m:SizeRequested>HR96x96</m:SizeRequested>"
+                           "</m:GetUserPhoto>"))
+        assert r.status_code == 200
+        resp = ET.fromstring(r.content).find(f".//{M}GetUserPhotoResponse")
+        assert resp.find(f"{M}ResponseCode").text == "ErrorItemNotFound"
+        assert resp.find(f"{M}HasChanged").text == "false"

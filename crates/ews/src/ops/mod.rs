@@ -11,6 +11,7 @@ pub mod hierarchy;
 pub mod items;
 pub mod mail;
 pub mod oof;
+pub mod photo;
 pub mod pim;
 pub mod props;
 pub mod push;
@@ -46,6 +47,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetEvents",
     "GetStreamingEvents",
     "GetServiceConfiguration",
+    "GetUserPhoto",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -76,6 +78,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "Unsubscribe" => push::unsubscribe(ctx, op).await,
         "GetEvents" => push::get_events(ctx, op).await,
         "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
+        "GetUserPhoto" => photo::get_user_photo(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
