@@ -19,6 +19,7 @@ pub mod ops;
 pub mod soap;
 pub mod wsdl;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ use axum::routing::any;
 use axum::Router;
 use http::{HeaderValue, Method, StatusCode};
 pub use outpost_activesync::{BackendError, EasBackend};
+pub use outpost_mailmeta::MessageMeta;
 use outpost_net::AuthUser;
 
 /// The SOAP endpoint's path (matched in any letter case).
@@ -97,6 +99,84 @@ pub trait EwsBackend: EasBackend {
         principal: i64,
         since: i64,
     ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError>;
+
+    // Messages (ops::mail). Each takes the principal and treats a mail
+    // folder of another principal as missing.
+
+    /// Every message of the principal's mail folder `collection`, in UID
+    /// order, without content: what FindItem filters, sorts and pages
+    /// over. `None` when the folder is not the principal's.
+    async fn mail_entries(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Option<Vec<MailEntry>>, BackendError>;
+    /// One message of it.
+    async fn mail_entry(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+    ) -> Result<Option<MailEntry>, BackendError>;
+    /// The metadata parsed at delivery (envelope, MIME structure) of those
+    /// messages of the folder that are there, by UID.
+    async fn mail_meta(
+        &self,
+        principal: i64,
+        collection: i64,
+        uids: &[i64],
+    ) -> Result<HashMap<i64, MessageMeta>, BackendError>;
+    /// Replaces the message's keywords with `keywords` (system flags
+    /// stay): its new modseq, `None` when there is no such message.
+    async fn set_mail_keywords(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        keywords: &[String],
+    ) -> Result<Option<i64>, BackendError>;
+    /// Copies messages to another mail folder of the principal: (old UID,
+    /// new UID) of those copied.
+    async fn copy_mail(
+        &self,
+        principal: i64,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, BackendError>;
+    /// The MIME message of a draft's fields, written by the one composer
+    /// (the same as ActiveSync drafts), `From:` being `from` or else the
+    /// principal's name and primary address. `None` when an address list
+    /// does not read as one.
+    async fn compose_mail(
+        &self,
+        principal: i64,
+        draft: &outpost_activesync::drafts::Draft,
+        from: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Files a message in the principal's mail folder (not as a draft),
+    /// \Seen when `seen`: the new (UID, modseq), `None` when the folder is
+    /// not the principal's.
+    async fn file_mail(
+        &self,
+        principal: i64,
+        collection: i64,
+        raw: &[u8],
+        seen: bool,
+    ) -> Result<Option<(i64, i64)>, BackendError>;
+}
+
+/// A message as [`EwsBackend::mail_entries`] lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailEntry {
+    pub uid: i64,
+    pub modseq: i64,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub size: i64,
+    /// System flags as bits ([`outpost_mailmeta::flags`]).
+    pub flags: i64,
+    pub keywords: Vec<String>,
 }
 
 /// What an operation works with.

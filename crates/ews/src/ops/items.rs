@@ -102,7 +102,8 @@ pub fn target_folder<'a>(
     })
 }
 
-fn message(name: &str, r: Result<Vec<Element>, ItemError>) -> Element {
+/// One item's response message: success with `r`'s elements, or the error.
+pub fn message(name: &str, r: Result<Vec<Element>, ItemError>) -> Element {
     match r {
         Ok(children) => {
             let mut m = success(name);
@@ -147,7 +148,8 @@ fn empty_root_folder() -> Element {
         .with(Element::new(NS_T, "Items"))
 }
 
-fn ids_of<'a>(
+/// The children of the request's id list `local`, at most `max_ids`.
+pub fn ids_of<'a>(
     op: &'a Element,
     local: &str,
     ctx: &Ctx<'_>,

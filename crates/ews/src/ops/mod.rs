@@ -10,6 +10,7 @@ pub mod folders;
 pub mod hierarchy;
 pub mod items;
 pub mod mail;
+pub mod message;
 pub mod oof;
 pub mod photo;
 pub mod pim;
@@ -48,6 +49,9 @@ pub const OPERATIONS: &[&str] = &[
     "GetStreamingEvents",
     "GetServiceConfiguration",
     "GetUserPhoto",
+    "SendItem",
+    "GetAttachment",
+    "MarkAsJunk",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -79,6 +83,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "GetEvents" => push::get_events(ctx, op).await,
         "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
         "GetUserPhoto" => photo::get_user_photo(ctx, op).await,
+        "SendItem" => mail::send_item(ctx, op).await,
+        "GetAttachment" => mail::get_attachment(ctx, op).await,
+        "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {

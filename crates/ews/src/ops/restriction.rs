@@ -187,9 +187,10 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     if let (Some(x), Some(y)) = (super::oof::parse_time(a), super::oof::parse_time(b)) {
         return x.cmp(&y);
     }
+    // xs:boolean also spells its values 1 and 0 (exchangelib does).
     let bool_of = |s: &str| match s.to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
         _ => None,
     };
     if let (Some(x), Some(y)) = (bool_of(a), bool_of(b)) {
@@ -256,6 +257,9 @@ mod tests {
         assert!(f.eval(&get("false", "well hello there")));
         assert!(!f.eval(&get("true", "well hello there")));
         assert!(!f.eval(&get("false", "bye")));
+        let zero = Filter::read(&r(r#"<t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="0"/></t:FieldURIOrConstant></t:IsEqualTo>"#)).unwrap();
+        assert!(zero.eval(&|_| Some("false".into())));
+        assert!(!zero.eval(&|_| Some("true".into())));
         let t = Filter::read(&r(r#"<t:IsGreaterThan><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURIOrConstant><t:Constant Value="2026-01-01T00:00:00Z"/></t:FieldURIOrConstant></t:IsGreaterThan>"#)).unwrap();
         assert!(t.eval(&|_| Some("2026-06-01T00:00:00Z".into())));
         assert!(!t.eval(&|_| Some("2025-06-01T00:00:00Z".into())));
