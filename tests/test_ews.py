@@ -180,6 +180,11 @@ def test_folder_changes_and_hierarchy_sync(web, resolve_locally, no_verify):
     assert [(k, f.id) for k, f in root.sync_hierarchy()] == [("delete", work_id)]
     # Nothing since: nothing.
     assert list(root.sync_hierarchy()) == []
+    # A state that is not ours: the error, for the client to start over.
+    from exchangelib.errors import ErrorInvalidSyncStateData
+    root.folder_sync_state = "AAAA"
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(root.sync_hierarchy())
     # The special folders stay.
     from exchangelib.errors import ErrorDeleteDistinguishedFolder
     with pytest.raises(ErrorDeleteDistinguishedFolder):
@@ -297,3 +302,47 @@ def test_user_photo_is_not_found(web):
         resp = ET.fromstring(r.content).find(f".//{M}GetUserPhotoResponse")
         assert resp.find(f"{M}ResponseCode").text == "ErrorItemNotFound"
         assert resp.find(f"{M}HasChanged").text == "false"
+
+
+def test_sync_folder_items(web, resolve_locally, no_verify):
+    """SyncFolderItems as exchangelib pages it: the first sync in pages of
+    10 gives every message once, then a delivery is a create, an IMAP flag
+    change an update, an expunge a delete; a made-up state is refused."""
+    from imapclient import IMAPClient
+    from conftest import make_message
+    from imap_helpers import smtp_send
+    a = account(web)
+    with __import__("smtplib").SMTP("127.0.0.1", web.port("smtp"), timeout=30) as s:
+        for i in range(25):
+            s.sendmail("sender@outside.example", ["alice@example.test"],
+                       make_message(subject=f"sync {i}", to="alice@example.test"))
+    first = list(a.inbox.sync_items(max_changes_returned=10))
+    assert {k for k, _ in first} == {"create"}
+    assert sorted(i.subject for _, i in first) == sorted(f"sync {i}" for i in range(25))
+    assert len({i.id for _, i in first}) == 25
+    state = a.inbox.item_sync_state
+    assert list(a.inbox.sync_items()) == []
+    smtp_send(web, make_message(subject="after", to="alice@example.test"), rcpts=["alice@example.test"])
+    c = IMAPClient("127.0.0.1", port=web.port("imaps"), ssl=True, ssl_context=_no_verify_ctx())
+    c.login("alice@example.test", PASSWORD)
+    c.select_folder("INBOX")
+    c.add_flags(c.search(["SUBJECT", "sync 3"]), [b"\\Flagged"])
+    gone = c.search(["SUBJECT", "sync 7"])
+    c.delete_messages(gone)
+    c.expunge()
+    changes = list(a.inbox.sync_items())
+    kinds = sorted(k for k, _ in changes)
+    assert kinds == ["create", "delete", "update"], changes
+    created = next(i for k, i in changes if k == "create")
+    assert created.subject == "after"
+    updated = next(i for k, i in changes if k == "update")
+    assert updated.subject == "sync 3"
+    deleted = next(i for k, i in changes if k == "delete")
+    assert deleted.id in {i.id for _, i in first if i.subject == "sync 7"}
+    c.logout()
+    # A state that is not ours.
+    from exchangelib.errors import ErrorInvalidSyncStateData
+    a.inbox.item_sync_state = "AAAA"
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(a.inbox.sync_items())
+    a.inbox.item_sync_state = state

@@ -20,6 +20,10 @@ use super::folders::{self, folder_element, tree, EwsFolder, Kind, Resolved};
 use super::{child_tm, invalid, text_of, OpResult};
 use crate::ids::{self, MSG_FOLDER_ROOT};
 use crate::soap::{error, response, success, NS_M, NS_T};
+
+fn sync_error(name: &str, code: &str, text: impl Into<String>) -> Element {
+    crate::soap::sync_error(name, "IncludesLastFolderInRange", code, text)
+}
 use crate::Ctx;
 
 fn op_error(e: FolderOpError) -> (&'static str, &'static str) {
@@ -364,7 +368,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         None => ids::ROOT,
         Some(el) => match folders::resolve(ctx, &tree, el) {
             Resolved::Found(f) => f.id,
-            Resolved::Error(c, t) => return Ok(response(name, vec![error(name, c, t)])),
+            Resolved::Error(c, t) => return Ok(response(name, vec![sync_error(name, c, t)])),
         },
     };
     let in_scope: Vec<&EwsFolder> = folders::below(&tree, top, true);
@@ -388,7 +392,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             let Some(since) = read_sync_state(s) else {
                 return Ok(response(
                     name,
-                    vec![error(
+                    vec![sync_error(
                         name,
                         "ErrorInvalidSyncStateData",
                         "The SyncState is not one this server gave.",
@@ -399,7 +403,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             else {
                 return Ok(response(
                     name,
-                    vec![error(
+                    vec![sync_error(
                         name,
                         "ErrorInvalidSyncStateData",
                         "The SyncState is too old; sync again from the start.",

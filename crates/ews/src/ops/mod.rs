@@ -17,6 +17,7 @@ pub mod pim;
 pub mod props;
 pub mod push;
 pub mod restriction;
+pub mod sync_items;
 
 use outpost_xml::Element;
 
@@ -49,6 +50,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetStreamingEvents",
     "GetServiceConfiguration",
     "GetUserPhoto",
+    "SyncFolderItems",
     "SendItem",
     "GetAttachment",
     "MarkAsJunk",
@@ -83,6 +85,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "GetEvents" => push::get_events(ctx, op).await,
         "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
         "GetUserPhoto" => photo::get_user_photo(ctx, op).await,
+        "SyncFolderItems" => sync_items::sync_folder_items(ctx, op).await,
         "SendItem" => mail::send_item(ctx, op).await,
         "GetAttachment" => mail::get_attachment(ctx, op).await,
         "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
