@@ -4,7 +4,9 @@
 //! inside it, and only a request that cannot be answered at all is a
 //! [`Fault`].
 
+pub mod availability;
 pub mod convert_id;
+pub mod directory;
 pub mod folders;
 pub mod items;
 pub mod mail;
@@ -31,6 +33,11 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "MoveItem",
     "CopyItem",
+    "GetUserAvailability",
+    "GetServerTimeZones",
+    "ResolveNames",
+    "ExpandDL",
+    "GetMailTips",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -51,6 +58,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "DeleteItem" => items::delete_item(ctx, op).await,
         "MoveItem" => items::move_item(ctx, op, false).await,
         "CopyItem" => items::move_item(ctx, op, true).await,
+        "GetUserAvailabilityRequest" => availability::get_user_availability(ctx, op).await,
+        "GetServerTimeZones" => availability::get_server_time_zones(ctx, op),
+        "ResolveNames" => directory::resolve_names(ctx, op).await,
+        "ExpandDL" => directory::expand_dl(ctx, op).await,
+        "GetMailTips" => directory::get_mail_tips(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
