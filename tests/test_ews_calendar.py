@@ -1,0 +1,167 @@
+"""EWS calendar, availability and directory (crates/ews: ops/pim.rs,
+ops/availability.rs, ops/directory.rs) against a running server with
+exchangelib: calendar items seen over CalDAV and CalendarView, weekly
+recurrences expanded into occurrences, meetings that reach the attendee
+through the scheduling engine, another user's free/busy, ResolveNames,
+ExpandDL and MailTips.
+
+Fixtures and helpers: tests/ews_helpers.py."""
+
+import datetime
+import xml.etree.ElementTree as ET
+
+import httpx
+import urllib3
+
+from conftest import PASSWORD, client_tls_context
+from ews_helpers import M, T, account, no_verify, post, resolve_locally, soap, web  # noqa: F401
+
+urllib3.disable_warnings()
+
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+
+
+def dav(server, method, path, body=None, headers=None, user=ALICE):
+    with httpx.Client(verify=client_tls_context(), timeout=15) as c:
+        return c.request(method, f"https://127.0.0.1:{server.port('https')}{path}", content=body,
+                         headers=headers or {}, auth=(user, PASSWORD))
+
+
+def put_event(server, user, name, uid, start, end, summary="Busy", extra=""):
+    body = (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+            f"DTSTAMP:20261201T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\n"
+            f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n").encode()
+    r = dav(server, "PUT", f"/dav/calendars/{user}/personal/{name}.ics", body,
+            {"Content-Type": "text/calendar"}, user=user)
+    assert r.status_code in (201, 204), r.text
+
+
+def ics(t):
+    return t.strftime("%Y%m%dT%H%M%SZ")
+
+
+def next_monday(hour=0):
+    from exchangelib.ewsdatetime import UTC
+    today = datetime.datetime.now(tz=UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return today + datetime.timedelta(days=7 - today.weekday())
+
+
+def test_free_busy_of_another_user(web, resolve_locally, no_verify):
+    """bob's busy time, put over CalDAV, seen by alice through
+    GetUserAvailability (after GetServerTimeZones, as exchangelib does),
+    in the zone she asks in; an unknown address gets its own error."""
+    from exchangelib import EWSTimeZone
+    from exchangelib.errors import ErrorMailRecipientNotFound
+    monday = next_monday()
+    busy_start = monday + datetime.timedelta(hours=9)
+    put_event(web, BOB, "standup", "standup-1", ics(busy_start), ics(busy_start + datetime.timedelta(hours=1)))
+    put_event(web, BOB, "maybe", "maybe-1", ics(busy_start + datetime.timedelta(hours=3)),
+              ics(busy_start + datetime.timedelta(hours=4)), extra="STATUS:TENTATIVE\r\n")
+    a = account(web)
+    tz = EWSTimeZone("Europe/Copenhagen")
+    start = monday.astimezone(tz)
+    end = start + datetime.timedelta(days=1)
+    views = list(a.protocol.get_free_busy_info(
+        accounts=[(BOB, "Required", False), ("nobody@example.test", "Required", False),
+                  ("someone@elsewhere.example", "Optional", False)],
+        start=start, end=end, merged_free_busy_interval=60))
+    bob, nobody, outside = views
+    assert isinstance(nobody, ErrorMailRecipientNotFound), nobody
+    assert isinstance(outside, ErrorMailRecipientNotFound), outside
+    assert bob.view_type == "FreeBusyMerged"
+    events = sorted(bob.calendar_events, key=lambda e: e.start)
+    assert [e.busy_type for e in events] == ["Busy", "Tentative"]
+    assert events[0].start == busy_start and events[0].end == busy_start + datetime.timedelta(hours=1)
+    # The wall times are Copenhagen's, an hour ahead of UTC in winter or two in summer.
+    assert events[0].start.astimezone(tz).hour == busy_start.astimezone(tz).hour
+    # One digit per hour from the window's start (midnight UTC).
+    assert bob.merged[9] == "2" and bob.merged[12] == "1"
+    assert bob.merged.count("2") == 1 and len(bob.merged) == 24
+    assert bob.working_hours and bob.working_hours[0].weekdays
+
+
+def test_server_time_zones(web, resolve_locally, no_verify):
+    a = account(web)
+    zones = {z.id: z for z in a.protocol.get_timezones(return_full_timezone_data=True)}
+    assert "W. Europe Standard Time" in zones and "UTC" in zones
+    std, dst, period = zones["W. Europe Standard Time"].get_std_and_dst(for_year=2026)
+    assert period.bias_in_minutes == -60
+    assert (std.iso_month, dst.iso_month) == (10, 3) and dst.bias == -60
+
+
+def test_resolve_names_and_expand_dl(web, resolve_locally, no_verify):
+    a = account(web)
+    # exchangelib learns the version from the account's first call.
+    assert a.version.api_version == "Exchange2016"
+    found = a.protocol.resolve_names(["bob"])
+    assert [m.email_address for m in found] == [BOB]
+    assert found[0].name == "Bob B" and found[0].mailbox_type == "Mailbox"
+    full = a.protocol.resolve_names([f"SMTP:{BOB}"], return_full_contact_data=True)
+    (mailbox, contact), = full
+    assert mailbox.email_address == BOB and contact.display_name == "Bob B"
+    from exchangelib.errors import ErrorNameResolutionNoResults
+    none = a.protocol.resolve_names(["zzz-nobody"])
+    assert none == [] or isinstance(none[0], ErrorNameResolutionNoResults), none
+    # A contact of alice's own resolves too, marked as a contact.
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:carol-1\r\nFN:Carol Outside\r\nN:Outside;Carol;;;\r\n"
+            "EMAIL:carol@elsewhere.example\r\nEND:VCARD\r\n").encode()
+    r = dav(web, "PUT", f"/dav/addressbooks/{ALICE}/personal/carol.vcf", card, {"Content-Type": "text/vcard"})
+    assert r.status_code == 201, r.text
+    carol = a.protocol.resolve_names(["carol"])
+    assert [(m.email_address, m.mailbox_type) for m in carol] == [("carol@elsewhere.example", "Contact")]
+    # A group of the directory expands into its members.
+    web.cli("group", "add", "team@example.test", "--name", "Team", "--member", ALICE, "--member", BOB)
+    members = a.protocol.expand_dl("team@example.test")
+    assert sorted(m.email_address for m in members) == [ALICE, BOB]
+    team = a.protocol.resolve_names(["team@example.test"])
+    assert team[0].mailbox_type == "PublicDL"
+
+
+def test_mail_tips_show_out_of_office(web, resolve_locally, no_verify):
+    from exchangelib import OofSettings
+    from exchangelib.properties import Mailbox, SendingAs
+    from exchangelib.services import GetMailTips
+    b = account(web, BOB)
+    b.oof_settings = OofSettings(state=OofSettings.ENABLED, external_audience="All",
+                                 internal_reply="Bob is away", external_reply="Away")
+    a = account(web)
+    tips = list(GetMailTips(protocol=a.protocol).call(
+        sending_as=SendingAs(email_address=ALICE),
+        recipients=[Mailbox(email_address=BOB), Mailbox(email_address="nobody@example.test"),
+                    Mailbox(email_address="carol@elsewhere.example")],
+        mail_tips_requested="All"))
+    bob, nobody, carol = tips
+    assert bob.out_of_office.reply_body == "Bob is away"
+    assert bob.invalid_recipient is False and bob.total_member_count == 1
+    assert nobody.invalid_recipient is True
+    assert carol.external_member_count == 1
+    assert not carol.out_of_office.reply_body
+
+
+def test_availability_errors_are_not_faults(web):
+    """Raw requests: an unknown mailbox is its own error response, a
+    window over 42 days the request's fault (inside HTTP 200)."""
+    def request(start, end, who):
+        return soap(
+            "<m:GetUserAvailabilityRequest>"
+            "<t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time>"
+            "<t:DayOrder>1</t:DayOrder><t:Month>0</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime>"
+            "<t:DaylightTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time><t:DayOrder>1</t:DayOrder>"
+            "<t:Month>0</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone>"
+            f"<m:MailboxDataArray><t:MailboxData><t:Email><t:Address>{who}</t:Address></t:Email>"
+            "<t:AttendeeType>Required</t:AttendeeType></t:MailboxData></m:MailboxDataArray>"
+            f"<t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>{start}</t:StartTime><t:EndTime>{end}</t:EndTime>"
+            "</t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes>"
+            "<t:RequestedView>MergedOnly</t:RequestedView></t:FreeBusyViewOptions>"
+            "</m:GetUserAvailabilityRequest>")
+    r = post(web, request("2026-12-07T00:00:00", "2026-12-08T00:00:00", "nobody@example.test"))
+    assert r.status_code == 200
+    x = ET.fromstring(r.content)
+    codes = [e.text for e in x.iter(f"{M}ResponseCode")]
+    assert codes == ["ErrorMailRecipientNotFound"], r.text
+    r = post(web, request("2026-12-07T00:00:00", "2026-12-08T00:00:00", BOB))
+    x = ET.fromstring(r.content)
+    assert [e.text for e in x.iter(f"{T}MergedFreeBusy")] == ["0" * 48], r.text
+    r = post(web, request("2026-12-07T00:00:00", "2027-03-08T00:00:00", BOB))
+    assert r.status_code == 200 and b"ErrorTimeIntervalTooBig" in r.content and b"Fault" in r.content
