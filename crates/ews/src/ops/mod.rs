@@ -5,6 +5,7 @@
 //! [`Fault`].
 
 pub mod availability;
+pub mod calendar;
 pub mod convert_id;
 pub mod directory;
 pub mod folders;
