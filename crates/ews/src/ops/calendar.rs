@@ -1260,6 +1260,48 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
     Ok(root.write())
 }
 
+/// The object without the occurrence `inst` of its series: an EXDATE on
+/// the master, its override (if any) removed.
+pub fn exclude(s: &Stored, data: &str, inst: &Instance, sending: Sending) -> Result<String, ItemError> {
+    let rid = inst.recurrence_id.ok_or_else(ItemError::not_found)?;
+    let mut root = model::parse_calendar(data)
+        .map_err(|e| bad(format!("The stored item cannot be edited: {e}")))?;
+    // The parsed tree and calcard's list hold the components in one order.
+    if s.is_override(inst.component) {
+        if let Some(pos) = s.tree.children.iter().position(|c| c.id == inst.component) {
+            if pos < root.subs.len() && root.subs[pos].kind == Kind::VEvent {
+                root.subs.remove(pos);
+            }
+        }
+    }
+    let master = root
+        .subs
+        .iter_mut()
+        .find(|c| c.kind == Kind::VEvent && c.prop(&P::RecurrenceId).is_none())
+        .ok_or_else(|| bad("The stored item has no main event."))?;
+    let all_day = s
+        .master()
+        .and_then(|m| s.times(m.id))
+        .is_some_and(|t| t.all_day);
+    // A timed series' EXDATE in UTC: its DTSTART's zone need not be
+    // repeated.
+    master.push(if all_day {
+        time_entry(P::Exdate, rid, s.floating, true)
+    } else {
+        time_entry(P::Exdate, rid, Tz::UTC, false)
+    });
+    let now = chrono::Utc::now();
+    master.set(entry(P::Dtstamp, utc_time(now)));
+    if sending == Sending::Quiet {
+        for e in master.entries.iter_mut().filter(|e| e.name == P::Attendee) {
+            e.params.retain(|p| p.name != Param::ScheduleAgent);
+            e.params
+                .push(ICalendarParameter::schedule_agent(ICalendarScheduleAgentValue::Client));
+        }
+    }
+    Ok(root.write())
+}
+
 fn apply_attendees(ev: &mut Component, edit: &Edit, base: &Base<'_>) -> Result<(), ItemError> {
     // The attendees of each named group are replaced; answers already
     // given are kept for those still invited.
