@@ -165,3 +165,144 @@ def test_availability_errors_are_not_faults(web):
     assert [e.text for e in x.iter(f"{T}MergedFreeBusy")] == ["0" * 48], r.text
     r = post(web, request("2026-12-07T00:00:00", "2027-03-08T00:00:00", BOB))
     assert r.status_code == 200 and b"ErrorTimeIntervalTooBig" in r.content and b"Fault" in r.content
+
+
+def wait_for(fn, what, timeout=10):
+    import time
+    end = time.time() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def caldav_objects(server, user):
+    """{href: body} of the user's default calendar, by PROPFIND and GET."""
+    import re
+    path = f"/dav/calendars/{user}/personal/"
+    r = dav(server, "PROPFIND", path, None, {"Depth": "1"}, user=user)
+    assert r.status_code == 207, r.text
+    hrefs = re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</(?:\w+:)?href>", r.text)
+    return {h: dav(server, "GET", h, user=user).text for h in hrefs}
+
+
+def test_calendar_item_seen_over_caldav_and_calendar_view(web, resolve_locally, no_verify):
+    from exchangelib import CalendarItem, EWSTimeZone
+    a = account(web)
+    tz = EWSTimeZone("Europe/Copenhagen")
+    start = next_monday().astimezone(tz).replace(hour=12)
+    item = CalendarItem(account=a, folder=a.calendar, subject="Lunch", start=start,
+                        end=start + datetime.timedelta(hours=1), location="Canteen", body="Bring food",
+                        reminder_is_set=True, reminder_minutes_before_start=10)
+    item.save()
+    assert item.id and item.changekey
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "SUMMARY:Lunch" in body and "LOCATION:Canteen" in body, body
+    # Romance Standard Time, as exchangelib names the zone: Europe/Paris.
+    assert "DTSTART;TZID=Europe/Paris:" in body and "T120000" in body, body
+    view = list(a.calendar.view(start=start - datetime.timedelta(days=1), end=start + datetime.timedelta(days=1)))
+    assert [v.subject for v in view] == ["Lunch"]
+    got = view[0]
+    assert got.start == start and got.end == start + datetime.timedelta(hours=1)
+    assert got.location == "Canteen" and got.body == "Bring food"
+    assert got.type == "Single" and got.is_all_day is False and got.legacy_free_busy_status == "Busy"
+    assert got.reminder_minutes_before_start == 10
+    # GetItem by id; an update; an all-day event.
+    again = a.calendar.get(id=item.id)
+    assert again.subject == "Lunch" and again.uid
+    again.subject = "Long lunch"
+    again.end = start + datetime.timedelta(hours=2)
+    again.save(update_fields=["subject", "end"])
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "SUMMARY:Long lunch" in body and "LOCATION:Canteen" in body, body
+    assert a.calendar.get(id=item.id).end == start + datetime.timedelta(hours=2)
+    day = CalendarItem(account=a, folder=a.calendar, subject="Holiday", is_all_day=True,
+                       start=start.date() + datetime.timedelta(days=1), end=start.date() + datetime.timedelta(days=2))
+    day.save()
+    assert any("DTSTART;VALUE=DATE:" in b for b in caldav_objects(web, ALICE).values())
+    got = a.calendar.get(id=day.id)
+    assert got.is_all_day and got.start == start.date() + datetime.timedelta(days=1)
+    # Made over CalDAV, seen over EWS.
+    put_event(web, ALICE, "dav-made", "dav-made-1", ics(start + datetime.timedelta(days=2)),
+              ics(start + datetime.timedelta(days=2, hours=1)), summary="From CalDAV")
+    subjects = sorted(v.subject for v in a.calendar.view(start=start - datetime.timedelta(days=1),
+                                                         end=start + datetime.timedelta(days=3)))
+    assert subjects == ["From CalDAV", "Holiday", "Long lunch"]
+    # Deleted over EWS: gone from CalDAV.
+    item.delete()
+    assert not any("Long lunch" in b for b in caldav_objects(web, ALICE).values())
+
+
+def test_weekly_recurrence_expanded_in_calendar_view(web, resolve_locally, no_verify):
+    from exchangelib import CalendarItem
+    from exchangelib.ewsdatetime import UTC
+    from exchangelib.recurrence import Recurrence, WeeklyPattern
+    a = account(web)
+    start = next_monday(hour=8)
+    series = CalendarItem(account=a, folder=a.calendar, subject="Weekly", start=start,
+                          end=start + datetime.timedelta(minutes=30),
+                          recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=["Monday"]),
+                                                start=start.date(), number=4))
+    series.save()
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=MO" in body, body
+    window = dict(start=start - datetime.timedelta(days=1), end=start + datetime.timedelta(days=40))
+    occurrences = list(a.calendar.view(**window))
+    assert [o.start for o in occurrences] == [start + datetime.timedelta(weeks=w) for w in range(4)]
+    assert {o.type for o in occurrences} == {"Occurrence"}
+    assert len({o.id for o in occurrences}) == 4
+    # The master, by GetItem of the series.
+    master = a.calendar.get(id=series.id)
+    assert master.type == "RecurringMaster"
+    assert master.recurrence.boundary.number == 4
+    assert master.recurrence.pattern.weekdays == [1]  # Monday
+    # One occurrence by its id, another by its index.
+    second = a.calendar.get(id=occurrences[1].id)
+    assert second.start == start + datetime.timedelta(weeks=1) and second.type == "Occurrence"
+    third = master.occurrence(index=3)
+    third.refresh()
+    assert third.start.astimezone(UTC) == start + datetime.timedelta(weeks=2)
+    # Deleting one occurrence leaves three.
+    occurrences[1].delete()
+    left = [o.start for o in a.calendar.view(**window)]
+    assert left == [start, start + datetime.timedelta(weeks=2), start + datetime.timedelta(weeks=3)]
+    assert "EXDATE" in list(caldav_objects(web, ALICE).values())[0]
+
+
+def test_meeting_reaches_the_attendee_who_accepts(web, resolve_locally, no_verify):
+    """A meeting made over EWS with bob as attendee: the scheduling engine
+    files it in bob's calendar; bob sees it over EWS and accepts; alice's
+    copy shows the answer; bob's free/busy shows the time busy."""
+    from exchangelib import CalendarItem
+    from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+    a = account(web)
+    start = next_monday(hour=14)
+    end = start + datetime.timedelta(hours=1)
+    meeting = CalendarItem(account=a, folder=a.calendar, subject="Planning", start=start, end=end,
+                           required_attendees=[BOB])
+    meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "ATTENDEE" in body and "bob@example.test" in body and "ORGANIZER" in body, body
+    b = account(web, BOB)
+    window = dict(start=start - datetime.timedelta(hours=1), end=end + datetime.timedelta(hours=1))
+    (invite,) = wait_for(lambda: list(b.calendar.view(**window)), "bob's copy")
+    assert invite.subject == "Planning" and invite.organizer.email_address == ALICE
+    assert invite.my_response_type == "NoResponseReceived"
+    invite.accept()
+    got = wait_for(lambda: [x for x in a.calendar.view(**window)
+                            if x.required_attendees and x.required_attendees[0].response_type == "Accept"],
+                   "alice's copy with bob's answer")
+    assert got[0].required_attendees[0].mailbox.email_address == BOB
+    assert got[0].my_response_type == "Organizer"
+    (fb,) = a.protocol.get_free_busy_info(accounts=[(BOB, "Required", False)],
+                                          start=start - datetime.timedelta(hours=2),
+                                          end=end + datetime.timedelta(hours=2))
+    assert [(e.start, e.end, e.busy_type) for e in fb.calendar_events] == [(start, end, "Busy")]
+    # Cancelled by the organizer: bob's copy says so.
+    from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY as ALL
+    a.calendar.get(id=meeting.id).delete(send_meeting_cancellations=ALL)
+    wait_for(lambda: all(x.is_cancelled for x in b.calendar.view(**window)) or not list(b.calendar.view(**window)),
+             "bob's copy cancelled")

@@ -163,10 +163,8 @@ impl WinZone {
             .map_or(1970, |t| t.year());
         // The instants of the two transitions this year: into daylight
         // time at its wall time in standard time, and back.
-        let (Some(on), Some(off)) = (
-            instant(year, &d, std_bias),
-            instant(year, &s, dst_bias),
-        ) else {
+        let (Some(on), Some(off)) = (instant(year, &d, std_bias), instant(year, &s, dst_bias))
+        else {
             return -std_bias;
         };
         let daylight = if on < off {
@@ -190,9 +188,7 @@ impl WinZone {
     pub fn utc_of(&self, local: NaiveDateTime) -> i64 {
         let naive = local.and_utc().timestamp();
         let std_off = -(self.bias + self.standard.map_or(0, |s| s.bias));
-        let dst_off = self
-            .rules()
-            .map_or(std_off, |(_, d)| -(self.bias + d.bias));
+        let dst_off = self.rules().map_or(std_off, |(_, d)| -(self.bias + d.bias));
         let fits = [std_off, dst_off]
             .into_iter()
             .map(|off| naive - i64::from(off) * 60)
@@ -221,16 +217,13 @@ impl WinZone {
         let tr = |name: &str, t: Transition| {
             Element::new(NS_T, name)
                 .with(Element::new(NS_T, "Bias").with_text(t.bias.to_string()))
-                .with(Element::new(NS_T, "Time").with_text(format!(
-                    "{:02}:{:02}:{:02}",
-                    t.hour, t.minute, t.second
-                )))
+                .with(
+                    Element::new(NS_T, "Time")
+                        .with_text(format!("{:02}:{:02}:{:02}", t.hour, t.minute, t.second)),
+                )
                 .with(Element::new(NS_T, "DayOrder").with_text(t.day_order.to_string()))
                 .with(Element::new(NS_T, "Month").with_text(t.month.to_string()))
-                .with(
-                    Element::new(NS_T, "DayOfWeek")
-                        .with_text(WEEKDAYS[t.weekday as usize % 7]),
-                )
+                .with(Element::new(NS_T, "DayOfWeek").with_text(WEEKDAYS[t.weekday as usize % 7]))
         };
         Element::new(NS_T, local)
             .with(Element::new(NS_T, "Bias").with_text(self.bias.to_string()))
@@ -397,21 +390,22 @@ pub fn definition(local: &str, id: &str, tz: Tz, year: i32, full: bool) -> Eleme
                 group.push(
                     Element::new(NS_T, "RecurringDayTransition")
                         .with(to("Period", target))
-                        .with(Element::new(NS_T, "TimeOffset").with_text(duration(
-                            (t.hour * 60 + t.minute) as i32,
-                        )))
+                        .with(
+                            Element::new(NS_T, "TimeOffset")
+                                .with_text(duration((t.hour * 60 + t.minute) as i32)),
+                        )
                         .with(Element::new(NS_T, "Month").with_text(t.month.to_string()))
                         .with(
                             Element::new(NS_T, "DayOfWeek")
                                 .with_text(WEEKDAYS[t.weekday as usize % 7]),
                         )
-                        .with(Element::new(NS_T, "Occurrence").with_text(
-                            if t.day_order >= 5 {
+                        .with(
+                            Element::new(NS_T, "Occurrence").with_text(if t.day_order >= 5 {
                                 "-1".to_string()
                             } else {
                                 t.day_order.to_string()
-                            },
-                        )),
+                            }),
+                        ),
                 );
             }
         }
@@ -519,7 +513,13 @@ mod tests {
     fn definitions_carry_periods_and_transitions() {
         let berlin = resolve("W. Europe Standard Time").unwrap();
         assert_eq!(berlin.name(), "Europe/Berlin");
-        let d = definition("TimeZoneDefinition", "W. Europe Standard Time", berlin, 2026, true);
+        let d = definition(
+            "TimeZoneDefinition",
+            "W. Europe Standard Time",
+            berlin,
+            2026,
+            true,
+        );
         let xml = outpost_xml::write(&d, &[(NS_T, "t")]);
         assert!(xml.contains(r#"Bias="-PT1H" Name="Standard""#), "{xml}");
         assert!(xml.contains(r#"Bias="-PT2H" Name="Daylight""#), "{xml}");

@@ -17,10 +17,9 @@ use outpost_easconv::model::{
 use outpost_pim::calcard::common::timezone::Tz as CalTz;
 use outpost_pim::calcard::icalendar::{
     ICalendarAction, ICalendarDay, ICalendarDuration, ICalendarEntry, ICalendarFrequency,
-    ICalendarMonth, ICalendarParameter, ICalendarParticipationRole,
-    ICalendarParticipationStatus, ICalendarProperty, ICalendarRecurrenceRule,
-    ICalendarScheduleAgentValue, ICalendarTransparency, ICalendarUserTypes, ICalendarValue,
-    ICalendarValueType, ICalendarWeekday, Uri,
+    ICalendarMonth, ICalendarParameter, ICalendarParticipationRole, ICalendarParticipationStatus,
+    ICalendarProperty, ICalendarRecurrenceRule, ICalendarScheduleAgentValue, ICalendarTransparency,
+    ICalendarUserTypes, ICalendarValue, ICalendarValueType, ICalendarWeekday, Uri,
 };
 use outpost_pim::{CalendarObject, Comp, Instance, Window};
 use outpost_xml::Element;
@@ -279,7 +278,7 @@ const MONTHS: [&str; 12] = [
 const INDEXES: [&str; 5] = ["First", "Second", "Third", "Fourth", "Last"];
 
 fn day_index_name(n: i32) -> &'static str {
-    if n < 0 || n >= 5 {
+    if !(0..5).contains(&n) {
         "Last"
     } else {
         INDEXES[(n.max(1) - 1) as usize]
@@ -478,11 +477,8 @@ pub fn item_element(s: &Stored, which: &Which, ids: &ItemIds, id_only: bool) -> 
         "ReminderMinutesBeforeStart",
         remind.unwrap_or(15).to_string(),
     ));
-    let attendees: Vec<&outpost_pim::Prop> = comp
-        .props
-        .iter()
-        .filter(|p| p.name == "ATTENDEE")
-        .collect();
+    let attendees: Vec<&outpost_pim::Prop> =
+        comp.props.iter().filter(|p| p.name == "ATTENDEE").collect();
     let organizer = comp.props.iter().find(|p| p.name == "ORGANIZER");
     let organizer_email = organizer.map(|o| mailto(&o.value));
     let own = |a: &str| ids.own.iter().any(|o| o.eq_ignore_ascii_case(a));
@@ -509,9 +505,7 @@ pub fn item_element(s: &Stored, which: &Which, ids: &ItemIds, id_only: bool) -> 
         Some(v) if v == "TENTATIVE" => "Tentative",
         Some(v) if v == "OOF" => "OOF",
         Some(v) if v == "WORKINGELSEWHERE" => "WorkingElsewhere",
-        _ if prop(comp, "TRANSP").is_some_and(|v| v.eq_ignore_ascii_case("TRANSPARENT")) => {
-            "Free"
-        }
+        _ if prop(comp, "TRANSP").is_some_and(|v| v.eq_ignore_ascii_case("TRANSPARENT")) => "Free",
         _ if prop(comp, "STATUS").is_some_and(|v| v.eq_ignore_ascii_case("TENTATIVE")) => {
             "Tentative"
         }
@@ -594,7 +588,8 @@ pub fn item_element(s: &Stored, which: &Which, ids: &ItemIds, id_only: bool) -> 
         prop(comp, "SEQUENCE").unwrap_or("0").trim().to_string(),
     ));
     // 1: a meeting, 2: received, 4: cancelled (AppointmentState bits).
-    let state = u8::from(meeting) | (u8::from(meeting && !i_organize) << 1) | (u8::from(cancelled) << 2);
+    let state =
+        u8::from(meeting) | (u8::from(meeting && !i_organize) << 1) | (u8::from(cancelled) << 2);
     el.push(t("AppointmentState", state.to_string()));
     let tz = times
         .tzid
@@ -907,7 +902,11 @@ pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError
         e.child(NS_T, name)
             .and_then(|x| x.text.trim().parse::<i64>().ok())
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| bad(format!("The recurrence's {name} is missing or out of range.")))
+            .ok_or_else(|| {
+                bad(format!(
+                    "The recurrence's {name} is missing or out of range."
+                ))
+            })
     };
     let txt = |e: &Element, name: &str| -> String {
         e.child(NS_T, name)
@@ -997,7 +996,9 @@ pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError
         other => return Err(bad(format!("The recurrence pattern {other} is not known."))),
     }
     match range.map(|r| (r.name.local.as_str(), r)) {
-        Some(("NumberedRecurrence", r)) => rule.count = Some(num(r, "NumberOfOccurrences", 999)? as u32),
+        Some(("NumberedRecurrence", r)) => {
+            rule.count = Some(num(r, "NumberOfOccurrences", 999)? as u32)
+        }
         Some(("EndDateRecurrence", r)) => {
             let d = txt(r, "EndDate");
             let day = NaiveDate::parse_from_str(d.get(..10).unwrap_or(&d), "%Y-%m-%d")
@@ -1091,15 +1092,13 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         } else {
             ev.set(entry(P::Created, utc_time(now)));
         }
-        let text = |ev: &mut Component, name: P, v: &Option<Option<String>>, max: usize| {
-            match v {
-                Some(Some(s)) if !s.trim().is_empty() => {
-                    let s: String = s.chars().take(max).collect();
-                    ev.set(text_entry(name, &s));
-                }
-                Some(_) => ev.remove(&name),
-                None => {}
+        let text = |ev: &mut Component, name: P, v: &Option<Option<String>>, max: usize| match v {
+            Some(Some(s)) if !s.trim().is_empty() => {
+                let s: String = s.chars().take(max).collect();
+                ev.set(text_entry(name, &s));
             }
+            Some(_) => ev.remove(&name),
+            None => {}
         };
         text(ev, P::Summary, &edit.subject, outpost_easconv::MAX_FIELD);
         text(ev, P::Description, &edit.body, outpost_easconv::MAX_BODY);
@@ -1129,7 +1128,10 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         match edit.free_busy.as_deref() {
             Some("Free") => {
                 ev.set(entry(P::Transp, ICalendarTransparency::Transparent));
-                ev.set(text_entry(P::Other("X-MICROSOFT-CDO-BUSYSTATUS".into()), "FREE"));
+                ev.set(text_entry(
+                    P::Other("X-MICROSOFT-CDO-BUSYSTATUS".into()),
+                    "FREE",
+                ));
             }
             Some(v @ ("Busy" | "Tentative" | "OOF" | "WorkingElsewhere")) => {
                 ev.set(entry(P::Transp, ICalendarTransparency::Opaque));
@@ -1206,7 +1208,10 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         match &edit.recurrence {
             Some(Some(r)) => {
                 let tz = edit.start_tz.unwrap_or(base.default_tz);
-                ev.set(entry(P::Rrule, ICalendarValue::RecurrenceRule(Box::new(rule_of(r, tz)?))));
+                ev.set(entry(
+                    P::Rrule,
+                    ICalendarValue::RecurrenceRule(Box::new(rule_of(r, tz)?)),
+                ));
             }
             Some(None) => {
                 ev.remove(&P::Rrule);
@@ -1239,8 +1244,9 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         if sending == Sending::Quiet {
             for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
                 e.params.retain(|p| p.name != Param::ScheduleAgent);
-                e.params
-                    .push(ICalendarParameter::schedule_agent(ICalendarScheduleAgentValue::Client));
+                e.params.push(ICalendarParameter::schedule_agent(
+                    ICalendarScheduleAgentValue::Client,
+                ));
             }
         } else {
             for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
@@ -1254,7 +1260,8 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
             .iter()
             .any(|s| s.kind == Kind::VTimezone && s.text(&P::Tzid) == Some(tz.name()));
         if !has {
-            root.subs.insert(0, outpost_easconv::calendar::vtimezone(tz, year));
+            root.subs
+                .insert(0, outpost_easconv::calendar::vtimezone(tz, year));
         }
     }
     Ok(root.write())
@@ -1262,7 +1269,12 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
 
 /// The object without the occurrence `inst` of its series: an EXDATE on
 /// the master, its override (if any) removed.
-pub fn exclude(s: &Stored, data: &str, inst: &Instance, sending: Sending) -> Result<String, ItemError> {
+pub fn exclude(
+    s: &Stored,
+    data: &str,
+    inst: &Instance,
+    sending: Sending,
+) -> Result<String, ItemError> {
     let rid = inst.recurrence_id.ok_or_else(ItemError::not_found)?;
     let mut root = model::parse_calendar(data)
         .map_err(|e| bad(format!("The stored item cannot be edited: {e}")))?;
@@ -1295,8 +1307,9 @@ pub fn exclude(s: &Stored, data: &str, inst: &Instance, sending: Sending) -> Res
     if sending == Sending::Quiet {
         for e in master.entries.iter_mut().filter(|e| e.name == P::Attendee) {
             e.params.retain(|p| p.name != Param::ScheduleAgent);
-            e.params
-                .push(ICalendarParameter::schedule_agent(ICalendarScheduleAgentValue::Client));
+            e.params.push(ICalendarParameter::schedule_agent(
+                ICalendarScheduleAgentValue::Client,
+            ));
         }
     }
     Ok(root.write())
@@ -1371,7 +1384,11 @@ fn apply_attendees(ev: &mut Component, edit: &Edit, base: &Base<'_>) -> Result<(
         ev.push(a);
     }
     if any && ev.prop(&P::Organizer).is_none() {
-        ev.push(address(P::Organizer, &base.me.email, base.me.name.as_deref()));
+        ev.push(address(
+            P::Organizer,
+            &base.me.email,
+            base.me.name.as_deref(),
+        ));
     }
     if !any {
         ev.remove(&P::Organizer);
@@ -1438,10 +1455,19 @@ mod tests {
         ))
         .unwrap();
         let ics = apply(&base(None), &edit, Sending::Send).unwrap();
-        assert!(ics.contains("DTSTART;TZID=Europe/Berlin:20261207T090000"), "{ics}");
+        assert!(
+            ics.contains("DTSTART;TZID=Europe/Berlin:20261207T090000"),
+            "{ics}"
+        );
         assert!(ics.contains("BEGIN:VTIMEZONE"), "{ics}");
-        assert!(ics.contains("RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=MO,WE"), "{ics}");
-        assert!(ics.contains("ORGANIZER;CN=\"Alice A\":mailto:alice@example.test"), "{ics}");
+        assert!(
+            ics.contains("RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=MO,WE"),
+            "{ics}"
+        );
+        assert!(
+            ics.contains("ORGANIZER;CN=\"Alice A\":mailto:alice@example.test"),
+            "{ics}"
+        );
         assert!(ics.contains("TRIGGER:-PT10M"), "{ics}");
         let s = read(&ics, None).unwrap();
         let xml = outpost_xml::write(
@@ -1483,19 +1509,37 @@ mod tests {
         let s = read(ics, None).unwrap();
         let mut b = base(Some(ics));
         b.times = s.times(s.master().unwrap().id);
-        let mut edit = Edit::read(&el("<t:Subject>New</t:Subject><t:Start>2026-12-10T11:00:00Z</t:Start>")).unwrap();
+        let mut edit = Edit::read(&el(
+            "<t:Subject>New</t:Subject><t:Start>2026-12-10T11:00:00Z</t:Start>",
+        ))
+        .unwrap();
         edit.delete("calendar:Location").unwrap();
         assert!(edit.delete("item:Nonsense").is_err());
         let out = apply(&b, &edit, Sending::Send).unwrap();
-        assert!(out.contains("SUMMARY:New") && out.contains("X-KEEP:me"), "{out}");
-        assert!(out.contains("DTSTART:20261210T110000Z") && out.contains("DTEND:20261210T120000Z"), "{out}");
+        assert!(
+            out.contains("SUMMARY:New") && out.contains("X-KEEP:me"),
+            "{out}"
+        );
+        assert!(
+            out.contains("DTSTART:20261210T110000Z") && out.contains("DTEND:20261210T120000Z"),
+            "{out}"
+        );
         assert!(out.contains("SEQUENCE:1"), "{out}");
         let all_day = Edit::read(&el("<t:Start>2026-12-24T00:00:00Z</t:Start><t:End>2026-12-25T00:00:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent>")).unwrap();
         let out = apply(&base(None), &all_day, Sending::Send).unwrap();
-        assert!(out.contains("DTSTART;VALUE=DATE:20261224") && out.contains("DTEND;VALUE=DATE:20261225"), "{out}");
-        let backwards = Edit::read(&el("<t:Start>2026-12-24T10:00:00Z</t:Start><t:End>2026-12-24T09:00:00Z</t:End>")).unwrap();
+        assert!(
+            out.contains("DTSTART;VALUE=DATE:20261224")
+                && out.contains("DTEND;VALUE=DATE:20261225"),
+            "{out}"
+        );
+        let backwards = Edit::read(&el(
+            "<t:Start>2026-12-24T10:00:00Z</t:Start><t:End>2026-12-24T09:00:00Z</t:End>",
+        ))
+        .unwrap();
         assert_eq!(
-            apply(&base(None), &backwards, Sending::Send).unwrap_err().code,
+            apply(&base(None), &backwards, Sending::Send)
+                .unwrap_err()
+                .code,
             "ErrorCalendarEndDateIsEarlierThanStartDate"
         );
     }

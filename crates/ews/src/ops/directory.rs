@@ -91,10 +91,7 @@ struct Candidate {
     email: String,
 }
 
-async fn gal_candidates(
-    ctx: &Ctx<'_>,
-    query: &str,
-) -> Result<Vec<Candidate>, super::OpError> {
+async fn gal_candidates(ctx: &Ctx<'_>, query: &str) -> Result<Vec<Candidate>, super::OpError> {
     let principal = ctx.user.principal_id;
     let hits = ctx
         .backend
@@ -115,10 +112,7 @@ async fn gal_candidates(
     Ok(out)
 }
 
-async fn contact_candidates(
-    ctx: &Ctx<'_>,
-    query: &str,
-) -> Result<Vec<Candidate>, super::OpError> {
+async fn contact_candidates(ctx: &Ctx<'_>, query: &str) -> Result<Vec<Candidate>, super::OpError> {
     let principal = ctx.user.principal_id;
     let found = ctx
         .backend
@@ -290,7 +284,11 @@ fn member_mailbox(m: &Member) -> Element {
     } else {
         "Mailbox"
     };
-    mailbox(if m.name.is_empty() { &m.email } else { &m.name }, &m.email, kind)
+    mailbox(
+        if m.name.is_empty() { &m.email } else { &m.name },
+        &m.email,
+        kind,
+    )
 }
 
 pub async fn expand_dl(ctx: &Ctx<'_>, op: &Element) -> OpResult {
@@ -373,10 +371,9 @@ fn mail_tips(address: &str, r: &Recipient, asked: &[&str], now: i64) -> Element 
         tips.push(o);
     }
     let (total, external) = match r {
-        Recipient::Group { members, .. } => (
-            members.len(),
-            members.iter().filter(|m| m.external).count(),
-        ),
+        Recipient::Group { members, .. } => {
+            (members.len(), members.iter().filter(|m| m.external).count())
+        }
         Recipient::External => (1, 1),
         Recipient::User { .. } => (1, 0),
         Recipient::Unknown => (0, 0),
@@ -403,8 +400,8 @@ fn mail_tips(address: &str, r: &Recipient, asked: &[&str], now: i64) -> Element 
 }
 
 pub async fn get_mail_tips(ctx: &Ctx<'_>, op: &Element) -> OpResult {
-    let recipients = child_tm(op, "Recipients")
-        .ok_or_else(|| invalid("GetMailTips needs Recipients."))?;
+    let recipients =
+        child_tm(op, "Recipients").ok_or_else(|| invalid("GetMailTips needs Recipients."))?;
     if recipients.children.len() > 100 {
         return Err(invalid("At most 100 recipients in one GetMailTips."));
     }
@@ -475,7 +472,12 @@ mod tests {
         assert!(xml.contains("<t:Message>Away</t:Message>"), "{xml}");
         assert!(xml.contains("<t:InvalidRecipient>false</t:InvalidRecipient>"));
         let xml = outpost_xml::write(
-            &mail_tips("x@example.test", &Recipient::Unknown, &["InvalidRecipient"], 0),
+            &mail_tips(
+                "x@example.test",
+                &Recipient::Unknown,
+                &["InvalidRecipient"],
+                0,
+            ),
             &[(NS_M, "m"), (NS_T, "t")],
         );
         assert!(xml.contains("<t:InvalidRecipient>true</t:InvalidRecipient>"));

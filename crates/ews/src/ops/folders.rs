@@ -308,7 +308,7 @@ pub async fn get_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
 
 /// Folders below `parent`: its children, or with `deep` all its
 /// descendants (parents before children).
-pub fn below<'a>(tree: &'a [EwsFolder], parent: i64, deep: bool) -> Vec<&'a EwsFolder> {
+pub fn below(tree: &[EwsFolder], parent: i64, deep: bool) -> Vec<&EwsFolder> {
     let mut out: Vec<&EwsFolder> = Vec::new();
     let mut frontier = vec![parent];
     while let Some(p) = frontier.pop() {

@@ -69,11 +69,13 @@ async fn load(ctx: &Ctx<'_>, collection: i64, item: i64) -> Result<Option<Loaded
     let Some(meta) = ctx.backend.mail_item(principal, collection, item).await? else {
         return Ok(None);
     };
-    Ok(calendar::read(&obj.data, obj.tz.as_deref()).map(|stored| Loaded {
-        stored,
-        data: obj.data,
-        modseq: meta.modseq,
-    }))
+    Ok(
+        calendar::read(&obj.data, obj.tz.as_deref()).map(|stored| Loaded {
+            stored,
+            data: obj.data,
+            modseq: meta.modseq,
+        }),
+    )
 }
 
 fn element_ids(
@@ -119,7 +121,7 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
     if let Some(view) = op.child(NS_M, "CalendarView") {
         let time = |name: &str| {
             view.attr(name)
-                .and_then(|v| super::oof::parse_time(v))
+                .and_then(super::oof::parse_time)
                 .ok_or_else(|| invalid(format!("CalendarView needs a {name}.")))
         };
         let (start, end) = (time("StartDate")?, time("EndDate")?);
@@ -285,9 +287,12 @@ fn refused(r: PimRefused) -> ItemError {
 fn sending(op: &Element, attr: &str) -> Result<Sending, ItemError> {
     match op.attr(attr) {
         None | Some("SendToNone") => Ok(Sending::Quiet),
-        Some("SendOnlyToAll" | "SendToAllAndSaveCopy" | "SendOnlyToChanged" | "SendToChangedAndSaveCopy") => {
-            Ok(Sending::Send)
-        }
+        Some(
+            "SendOnlyToAll"
+            | "SendToAllAndSaveCopy"
+            | "SendOnlyToChanged"
+            | "SendToChangedAndSaveCopy",
+        ) => Ok(Sending::Send),
         Some(other) => Err(ItemError::new(
             "ErrorInvalidRequest",
             format!("{attr}={other} is not one EWS knows."),
@@ -394,7 +399,11 @@ pub async fn create(
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
-    match ctx.backend.pim_put(principal, folder.id, None, &text).await? {
+    match ctx
+        .backend
+        .pim_put(principal, folder.id, None, &text)
+        .await?
+    {
         Ok((n, modseq)) => Ok(Ok(vec![items::items(saved(ctx, folder, n, modseq, None))])),
         Err(r) => Ok(Err(refused(r))),
     }
@@ -449,11 +458,7 @@ pub async fn update(
                     "A change of a calendar item carries a CalendarItem.",
                 )),
             },
-            "DeleteItemField" => match u
-                .children
-                .iter()
-                .find_map(|f| f.attr("FieldURI"))
-            {
+            "DeleteItemField" => match u.children.iter().find_map(|f| f.attr("FieldURI")) {
                 Some(uri) => edit.delete(uri),
                 None => Err(ItemError::new(
                     "ErrorInvalidPropertyDelete",
@@ -489,12 +494,7 @@ pub async fn update(
     }
 }
 
-pub async fn delete(
-    ctx: &Ctx<'_>,
-    item: &ItemRef<'_>,
-    id: &Element,
-    op: &Element,
-) -> ItemResult {
+pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Element) -> ItemResult {
     if item.folder.kind != Kind::Calendar {
         return not_yet();
     }
