@@ -1074,7 +1074,7 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
             let uid = edit
                 .uid
                 .clone()
-                .unwrap_or_else(|| format!("{:032x}", rand_id()));
+                .unwrap_or_else(new_uid);
             ev.set(text_entry(P::Uid, &uid));
         }
         ev.set(entry(P::Dtstamp, utc_time(now)));
@@ -1396,16 +1396,9 @@ fn apply_attendees(ev: &mut Component, edit: &Edit, base: &Base<'_>) -> Result<(
     Ok(())
 }
 
-fn rand_id() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = 0u128;
-    for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(out);
-        h.write_i64(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
-        out = (out << 64) | u128::from(h.finish());
-    }
-    out
+/// A new UID for an object made over EWS.
+pub fn new_uid() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod availability;
 pub mod calendar;
+pub mod contacts;
 pub mod convert_id;
 pub mod directory;
 pub mod folders;

@@ -11,8 +11,9 @@
 //! one scheduling engine. `SendToNone` writes the attendees with
 //! SCHEDULE-AGENT=CLIENT (RFC 6638 §7.1), which the engine leaves alone.
 //!
-//! Contacts and tasks are not served over EWS yet: their operations
-//! answer `ErrorInvalidRequest`.
+//! Contacts (address books): FindItem, GetItem and CreateItem, through
+//! ActiveSync's vCard mapping ([`super::contacts`]). Tasks are not served
+//! over EWS yet: their operations answer `ErrorInvalidRequest`.
 
 use outpost_activesync::meeting::{Answer, Outcome};
 use outpost_activesync::PimRefused;
@@ -29,7 +30,7 @@ use crate::{zone, Ctx};
 fn not_yet() -> ItemResult {
     Ok(Err(ItemError::new(
         "ErrorInvalidRequest",
-        "Contacts and tasks are not served over EWS by this server yet.",
+        "This is not served over EWS by this server yet.",
     )))
 }
 
@@ -111,9 +112,67 @@ fn root_folder(list: Vec<Element>, total: usize, offset: usize, last: bool) -> E
         .with(items)
 }
 
+/// A `t:Contact` of item `item` of address book `folder`.
+async fn contact_element(
+    ctx: &Ctx<'_>,
+    folder: &EwsFolder,
+    item: i64,
+    only_ids: bool,
+) -> Result<Option<Element>, OpError> {
+    let principal = ctx.user.principal_id;
+    let Some(obj) = ctx.backend.pim_data(principal, folder.id, item).await? else {
+        return Ok(None);
+    };
+    let Some(meta) = ctx.backend.mail_item(principal, folder.id, item).await? else {
+        return Ok(None);
+    };
+    let mut el = Element::new(NS_T, "Contact").with(
+        Element::new(NS_T, "ItemId")
+            .with_attr("Id", ids::item_id(principal, folder.id, item))
+            .with_attr("ChangeKey", ids::change_key(meta.modseq)),
+    );
+    if only_ids {
+        return Ok(Some(el));
+    }
+    let Some(fields) = super::contacts::contact_fields(&obj.data) else {
+        return Ok(None);
+    };
+    el.push(
+        Element::new(NS_T, "ParentFolderId").with_attr("Id", ids::folder_id(principal, folder.id)),
+    );
+    el.children.extend(fields);
+    Ok(Some(el))
+}
+
+async fn find_contacts(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
+    let only_ids = id_only(child_tm(op, "ItemShape"));
+    let page = Page::read(
+        op,
+        &["IndexedPageItemView", "FractionalPageItemView"],
+        ctx.limits.max_page,
+    )?;
+    let all = ctx
+        .backend
+        .mail_below(ctx.user.principal_id, folder.id, i64::MAX, i64::MIN, 100_000)
+        .await?;
+    let mut numbers: Vec<i64> = all.iter().map(|m| m.uid).collect();
+    numbers.sort_unstable();
+    let total = numbers.len();
+    let (from, to, last) = page.range(total);
+    let mut list = Vec::new();
+    for &item in &numbers[from..to] {
+        if let Some(el) = contact_element(ctx, folder, item, only_ids).await? {
+            list.push(el);
+        }
+    }
+    Ok(Ok(vec![root_folder(list, total, to, last)]))
+}
+
 pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
-    if folder.kind != Kind::Calendar {
-        return not_yet();
+    match folder.kind {
+        Kind::Calendar => {}
+        Kind::Contacts => return find_contacts(ctx, folder, op).await,
+        _ => return not_yet(),
     }
     let principal = ctx.user.principal_id;
     let only_ids = id_only(child_tm(op, "ItemShape"));
@@ -247,8 +306,17 @@ pub async fn get(
     id: &Element,
     shape: Option<&Element>,
 ) -> ItemResult {
-    if item.folder.kind != Kind::Calendar {
-        return not_yet();
+    match item.folder.kind {
+        Kind::Calendar => {}
+        Kind::Contacts => {
+            return Ok(
+                match contact_element(ctx, item.folder, item.item, id_only(shape)).await? {
+                    Some(el) => Ok(vec![items::items(el)]),
+                    None => Err(ItemError::not_found()),
+                },
+            )
+        }
+        _ => return not_yet(),
     }
     let Some(l) = load(ctx, item.folder.id, item.item).await? else {
         return Ok(Err(ItemError::not_found()));
@@ -340,6 +408,7 @@ pub async fn create(
     let principal = ctx.user.principal_id;
     match item.name.local.as_str() {
         "CalendarItem" => {}
+        "Contact" => return create_contact(ctx, tree, folder, item).await,
         "AcceptItem" | "TentativelyAcceptItem" | "DeclineItem" => {
             let answer = match item.name.local.as_str() {
                 "AcceptItem" => Answer::Accepted,
@@ -405,6 +474,41 @@ pub async fn create(
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![items::items(saved(ctx, folder, n, modseq, None))])),
+        Err(r) => Ok(Err(refused(r))),
+    }
+}
+
+async fn create_contact(
+    ctx: &Ctx<'_>,
+    tree: &[EwsFolder],
+    folder: Option<&EwsFolder>,
+    item: &Element,
+) -> ItemResult {
+    let folder = match folder.or_else(|| tree.iter().find(|f| f.distinguished == Some("contacts")))
+    {
+        Some(f) if f.kind == Kind::Contacts => f,
+        Some(_) => {
+            return Ok(Err(ItemError::new(
+                "ErrorInvalidRequest",
+                "Contacts go into a contacts folder.",
+            )))
+        }
+        None => return Ok(Err(ItemError::new("ErrorFolderNotFound", "No address book."))),
+    };
+    let uid = calendar::new_uid();
+    let card = match super::contacts::vcard_of(item, None, &uid) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let principal = ctx.user.principal_id;
+    match ctx.backend.pim_put(principal, folder.id, None, &card).await? {
+        Ok((n, modseq)) => Ok(Ok(vec![items::items(
+            Element::new(NS_T, "Contact").with(
+                Element::new(NS_T, "ItemId")
+                    .with_attr("Id", ids::item_id(principal, folder.id, n))
+                    .with_attr("ChangeKey", ids::change_key(modseq)),
+            ),
+        )])),
         Err(r) => Ok(Err(refused(r))),
     }
 }
@@ -495,10 +599,22 @@ pub async fn update(
 }
 
 pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Element) -> ItemResult {
-    if item.folder.kind != Kind::Calendar {
-        return not_yet();
-    }
     let principal = ctx.user.principal_id;
+    match item.folder.kind {
+        Kind::Calendar => {}
+        Kind::Contacts => {
+            let gone = ctx
+                .backend
+                .pim_delete(principal, item.folder.id, item.item)
+                .await?;
+            return Ok(if gone {
+                Ok(Vec::new())
+            } else {
+                Err(ItemError::not_found())
+            });
+        }
+        _ => return not_yet(),
+    }
     let Some(l) = load(ctx, item.folder.id, item.item).await? else {
         return Ok(Err(ItemError::not_found()));
     };
