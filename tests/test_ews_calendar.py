@@ -306,3 +306,34 @@ def test_meeting_reaches_the_attendee_who_accepts(web, resolve_locally, no_verif
     a.calendar.get(id=meeting.id).delete(send_meeting_cancellations=ALL)
     wait_for(lambda: all(x.is_cancelled for x in b.calendar.view(**window)) or not list(b.calendar.view(**window)),
              "bob's copy cancelled")
+
+
+def test_contacts_both_ways_with_carddav(web, resolve_locally, no_verify):
+    import re
+    from exchangelib import Contact
+    from exchangelib.indexed_properties import EmailAddress, PhoneNumber
+    a = account(web)
+    c = Contact(account=a, folder=a.contacts, given_name="Dora", surname="Explorer", display_name="Dora Explorer",
+                company_name="Maps Inc", job_title="Guide",
+                email_addresses=[EmailAddress(label="EmailAddress1", email="dora@elsewhere.example")],
+                phone_numbers=[PhoneNumber(label="MobilePhone", phone_number="+1 555 0101")])
+    c.save()
+    r = dav(web, "PROPFIND", f"/dav/addressbooks/{ALICE}/personal/", None, {"Depth": "1"})
+    (href,) = re.findall(r"<(?:\w+:)?href>([^<]+\.vcf)</(?:\w+:)?href>", r.text)
+    card = dav(web, "GET", href).text
+    assert "FN:Dora Explorer" in card and "dora@elsewhere.example" in card and "Maps Inc" in card, card
+    # Made over CardDAV, listed over EWS with what EWS has of it.
+    vcf = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:erin-1\r\nFN:Erin Example\r\nN:Example;Erin;;;\r\n"
+           "EMAIL;TYPE=WORK:erin@elsewhere.example\r\nTEL;TYPE=WORK:+1 555 0102\r\nEND:VCARD\r\n").encode()
+    assert dav(web, "PUT", f"/dav/addressbooks/{ALICE}/personal/erin.vcf", vcf,
+               {"Content-Type": "text/vcard"}).status_code == 201
+    people = {p.display_name: p for p in a.contacts.all()}
+    assert set(people) == {"Dora Explorer", "Erin Example"}
+    erin = people["Erin Example"]
+    assert erin.given_name == "Erin" and erin.surname == "Example"
+    assert [e.email for e in erin.email_addresses] == ["erin@elsewhere.example"]
+    assert [p.phone_number for p in erin.phone_numbers] == ["+1 555 0102"]
+    dora = a.contacts.get(id=c.id)
+    assert dora.company_name == "Maps Inc" and dora.job_title == "Guide"
+    dora.delete()
+    assert [p.display_name for p in a.contacts.all()] == ["Erin Example"]
