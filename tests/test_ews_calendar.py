@@ -3,7 +3,7 @@ ops/availability.rs, ops/directory.rs) against a running server with
 exchangelib: calendar items seen over CalDAV and CalendarView, weekly
 recurrences expanded into occurrences, meetings that reach the attendee
 through the scheduling engine, another user's free/busy, ResolveNames,
-ExpandDL and MailTips.
+ExpandDL and MailTips; contacts and tasks both ways with CardDAV/CalDAV.
 
 Fixtures and helpers: tests/ews_helpers.py."""
 
@@ -335,5 +335,35 @@ def test_contacts_both_ways_with_carddav(web, resolve_locally, no_verify):
     assert [p.phone_number for p in erin.phone_numbers] == ["+1 555 0102"]
     dora = a.contacts.get(id=c.id)
     assert dora.company_name == "Maps Inc" and dora.job_title == "Guide"
+    # An update sets what it names and keeps the rest.
+    dora.job_title = "Chief guide"
+    dora.save(update_fields=["job_title"])
+    card = dav(web, "GET", href).text
+    assert "TITLE:Chief guide" in card and "dora@elsewhere.example" in card, card
+    dora = a.contacts.get(id=c.id)
     dora.delete()
     assert [p.display_name for p in a.contacts.all()] == ["Erin Example"]
+
+
+def test_tasks_both_ways_with_caldav(web, resolve_locally, no_verify):
+    import re
+    from decimal import Decimal
+    from exchangelib import Task
+    from exchangelib.ewsdatetime import UTC
+    a = account(web)
+    due = datetime.datetime(2026, 12, 10, tzinfo=UTC)
+    t = Task(account=a, folder=a.tasks, subject="File taxes", due_date=due.date(), importance="High")
+    t.save()
+    path = f"/dav/calendars/{ALICE}/tasks/"
+    r = dav(web, "PROPFIND", path, None, {"Depth": "1"})
+    (href,) = re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</(?:\w+:)?href>", r.text)
+    todo = dav(web, "GET", href).text
+    assert "BEGIN:VTODO" in todo and "SUMMARY:File taxes" in todo and "DUE" in todo, todo
+    (got,) = list(a.tasks.all())
+    assert got.subject == "File taxes" and got.importance == "High" and got.status == "NotStarted"
+    got.status = "Completed"
+    got.percent_complete = Decimal(100)
+    got.save(update_fields=["status", "percent_complete"])
+    todo = dav(web, "GET", href).text
+    assert "STATUS:COMPLETED" in todo or "COMPLETED:" in todo, todo
+    assert a.tasks.get(id=t.id).status == "Completed"

@@ -1071,10 +1071,7 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
     {
         let ev = &mut root.subs[idx];
         if base.existing.is_none() {
-            let uid = edit
-                .uid
-                .clone()
-                .unwrap_or_else(new_uid);
+            let uid = edit.uid.clone().unwrap_or_else(new_uid);
             ev.set(text_entry(P::Uid, &uid));
         }
         ev.set(entry(P::Dtstamp, utc_time(now)));

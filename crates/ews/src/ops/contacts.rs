@@ -78,7 +78,15 @@ const ADDRESS_PARTS: &[(&str, &str)] = &[
     ("PostalCode", "PostalCode"),
 ];
 
-fn get<'a>(fields: &'a [Wbxml], page: &str, name: &str) -> Option<String> {
+/// `new` over `old`: each field of `new` replaces the one of its name.
+pub fn merge(old: &mut Vec<Wbxml>, new: Vec<Wbxml>) {
+    for f in new {
+        old.retain(|o| o.tag != f.tag);
+        old.push(f);
+    }
+}
+
+fn get(fields: &[Wbxml], page: &str, name: &str) -> Option<String> {
     fields
         .iter()
         .find(|e| e.is(page, name))
@@ -97,8 +105,8 @@ fn ews_date(v: &str) -> String {
 
 /// The fields of a `t:Contact` after the ids, from a vCard.
 pub fn contact_fields(vcard: &str) -> Option<Vec<Element>> {
-    let fields = outpost_easconv::vcard_to_eas(vcard, EasVersion::V16_0, &EventOptions::default())
-        .ok()?;
+    let fields =
+        outpost_easconv::vcard_to_eas(vcard, EasVersion::V16_0, &EventOptions::default()).ok()?;
     let mut out = vec![t("ItemClass", "IPM.Contact")];
     let name = get(&fields, C, "FileAs").unwrap_or_default();
     out.push(t("Subject", name));
@@ -136,7 +144,11 @@ pub fn contact_fields(vcard: &str) -> Option<Vec<Element>> {
         let mut d = Element::new(NS_T, list);
         for (page, eas, key) in table {
             if let Some(v) = get(&fields, page, eas) {
-                d.push(Element::new(NS_T, "Entry").with_attr("Key", *key).with_text(v));
+                d.push(
+                    Element::new(NS_T, "Entry")
+                        .with_attr("Key", *key)
+                        .with_text(v),
+                );
             }
         }
         if !d.children.is_empty() {
@@ -213,7 +225,10 @@ fn eas_fields(c: &Element) -> Vec<Wbxml> {
                     if let Some((page, eas, _)) = table.iter().find(|(_, _, k)| *k == key) {
                         let mut v = e.text.trim();
                         if local == "EmailAddresses" {
-                            v = v.strip_prefix("SMTP:").or(v.strip_prefix("smtp:")).unwrap_or(v);
+                            v = v
+                                .strip_prefix("SMTP:")
+                                .or(v.strip_prefix("smtp:"))
+                                .unwrap_or(v);
                         }
                         out.push(field(page, eas, v));
                     }
@@ -238,10 +253,16 @@ fn eas_fields(c: &Element) -> Vec<Wbxml> {
 }
 
 /// The vCard of a `t:Contact` (a new one, or `existing` with the fields
-/// the contact carries replaced).
+/// the contact names replaced and the rest kept).
 pub fn vcard_of(c: &Element, existing: Option<&str>, uid: &str) -> Result<String, ItemError> {
+    let mut fields = match existing {
+        Some(x) => outpost_easconv::vcard_to_eas(x, EasVersion::V16_0, &EventOptions::default())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    merge(&mut fields, eas_fields(c));
     let mut app = Wbxml::named("AirSync", "ApplicationData");
-    app.children = eas_fields(c)
+    app.children = fields
         .into_iter()
         .map(outpost_wbxml::Node::Element)
         .collect();

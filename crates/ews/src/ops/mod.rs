@@ -15,6 +15,7 @@ pub mod mail;
 pub mod oof;
 pub mod pim;
 pub mod restriction;
+pub mod tasks;
 
 use outpost_xml::Element;
 

@@ -11,9 +11,10 @@
 //! one scheduling engine. `SendToNone` writes the attendees with
 //! SCHEDULE-AGENT=CLIENT (RFC 6638 §7.1), which the engine leaves alone.
 //!
-//! Contacts (address books): FindItem, GetItem and CreateItem, through
-//! ActiveSync's vCard mapping ([`super::contacts`]). Tasks are not served
-//! over EWS yet: their operations answer `ErrorInvalidRequest`.
+//! Contacts (address books) and tasks (task lists): FindItem, GetItem,
+//! CreateItem, UpdateItem (setting fields) and DeleteItem, through
+//! ActiveSync's vCard and VTODO mappings ([`super::contacts`],
+//! [`super::tasks`]).
 
 use outpost_activesync::meeting::{Answer, Outcome};
 use outpost_activesync::PimRefused;
@@ -112,8 +113,17 @@ fn root_folder(list: Vec<Element>, total: usize, offset: usize, last: bool) -> E
         .with(items)
 }
 
-/// A `t:Contact` of item `item` of address book `folder`.
-async fn contact_element(
+/// The element name of a contact or task folder's items.
+fn simple_name(kind: Kind) -> &'static str {
+    if kind == Kind::Tasks {
+        "Task"
+    } else {
+        "Contact"
+    }
+}
+
+/// A `t:Contact` or `t:Task` of item `item` of `folder`.
+async fn simple_element(
     ctx: &Ctx<'_>,
     folder: &EwsFolder,
     item: i64,
@@ -126,7 +136,7 @@ async fn contact_element(
     let Some(meta) = ctx.backend.mail_item(principal, folder.id, item).await? else {
         return Ok(None);
     };
-    let mut el = Element::new(NS_T, "Contact").with(
+    let mut el = Element::new(NS_T, simple_name(folder.kind)).with(
         Element::new(NS_T, "ItemId")
             .with_attr("Id", ids::item_id(principal, folder.id, item))
             .with_attr("ChangeKey", ids::change_key(meta.modseq)),
@@ -134,7 +144,12 @@ async fn contact_element(
     if only_ids {
         return Ok(Some(el));
     }
-    let Some(fields) = super::contacts::contact_fields(&obj.data) else {
+    let fields = if folder.kind == Kind::Tasks {
+        super::tasks::task_fields(&obj.data)
+    } else {
+        super::contacts::contact_fields(&obj.data)
+    };
+    let Some(fields) = fields else {
         return Ok(None);
     };
     el.push(
@@ -144,7 +159,7 @@ async fn contact_element(
     Ok(Some(el))
 }
 
-async fn find_contacts(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
+async fn find_simple(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
     let only_ids = id_only(child_tm(op, "ItemShape"));
     let page = Page::read(
         op,
@@ -153,7 +168,13 @@ async fn find_contacts(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemR
     )?;
     let all = ctx
         .backend
-        .mail_below(ctx.user.principal_id, folder.id, i64::MAX, i64::MIN, 100_000)
+        .mail_below(
+            ctx.user.principal_id,
+            folder.id,
+            i64::MAX,
+            i64::MIN,
+            100_000,
+        )
         .await?;
     let mut numbers: Vec<i64> = all.iter().map(|m| m.uid).collect();
     numbers.sort_unstable();
@@ -161,7 +182,7 @@ async fn find_contacts(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemR
     let (from, to, last) = page.range(total);
     let mut list = Vec::new();
     for &item in &numbers[from..to] {
-        if let Some(el) = contact_element(ctx, folder, item, only_ids).await? {
+        if let Some(el) = simple_element(ctx, folder, item, only_ids).await? {
             list.push(el);
         }
     }
@@ -171,8 +192,8 @@ async fn find_contacts(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemR
 pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
     match folder.kind {
         Kind::Calendar => {}
-        Kind::Contacts => return find_contacts(ctx, folder, op).await,
-        _ => return not_yet(),
+        Kind::Contacts | Kind::Tasks => return find_simple(ctx, folder, op).await,
+        Kind::Mail | Kind::Root => return not_yet(),
     }
     let principal = ctx.user.principal_id;
     let only_ids = id_only(child_tm(op, "ItemShape"));
@@ -308,9 +329,9 @@ pub async fn get(
 ) -> ItemResult {
     match item.folder.kind {
         Kind::Calendar => {}
-        Kind::Contacts => {
+        Kind::Contacts | Kind::Tasks => {
             return Ok(
-                match contact_element(ctx, item.folder, item.item, id_only(shape)).await? {
+                match simple_element(ctx, item.folder, item.item, id_only(shape)).await? {
                     Some(el) => Ok(vec![items::items(el)]),
                     None => Err(ItemError::not_found()),
                 },
@@ -408,7 +429,8 @@ pub async fn create(
     let principal = ctx.user.principal_id;
     match item.name.local.as_str() {
         "CalendarItem" => {}
-        "Contact" => return create_contact(ctx, tree, folder, item).await,
+        "Contact" => return create_simple(ctx, tree, folder, item, Kind::Contacts).await,
+        "Task" => return create_simple(ctx, tree, folder, item, Kind::Tasks).await,
         "AcceptItem" | "TentativelyAcceptItem" | "DeclineItem" => {
             let answer = match item.name.local.as_str() {
                 "AcceptItem" => Answer::Accepted,
@@ -478,37 +500,126 @@ pub async fn create(
     }
 }
 
-async fn create_contact(
+async fn create_simple(
     ctx: &Ctx<'_>,
     tree: &[EwsFolder],
     folder: Option<&EwsFolder>,
     item: &Element,
+    kind: Kind,
 ) -> ItemResult {
-    let folder = match folder.or_else(|| tree.iter().find(|f| f.distinguished == Some("contacts")))
-    {
-        Some(f) if f.kind == Kind::Contacts => f,
-        Some(_) => {
-            return Ok(Err(ItemError::new(
-                "ErrorInvalidRequest",
-                "Contacts go into a contacts folder.",
-            )))
-        }
-        None => return Ok(Err(ItemError::new("ErrorFolderNotFound", "No address book."))),
+    let distinguished = if kind == Kind::Tasks {
+        "tasks"
+    } else {
+        "contacts"
     };
+    let folder =
+        match folder.or_else(|| tree.iter().find(|f| f.distinguished == Some(distinguished))) {
+            Some(f) if f.kind == kind => f,
+            Some(_) => {
+                return Ok(Err(ItemError::new(
+                    "ErrorInvalidRequest",
+                    format!(
+                        "A {} goes into a {distinguished} folder.",
+                        simple_name(kind)
+                    ),
+                )))
+            }
+            None => {
+                return Ok(Err(ItemError::new(
+                    "ErrorFolderNotFound",
+                    "No such folder.",
+                )))
+            }
+        };
     let uid = calendar::new_uid();
-    let card = match super::contacts::vcard_of(item, None, &uid) {
+    let written = if kind == Kind::Tasks {
+        super::tasks::todo_of(item, None, &uid)
+    } else {
+        super::contacts::vcard_of(item, None, &uid)
+    };
+    let text = match written {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
     let principal = ctx.user.principal_id;
-    match ctx.backend.pim_put(principal, folder.id, None, &card).await? {
-        Ok((n, modseq)) => Ok(Ok(vec![items::items(
-            Element::new(NS_T, "Contact").with(
-                Element::new(NS_T, "ItemId")
-                    .with_attr("Id", ids::item_id(principal, folder.id, n))
-                    .with_attr("ChangeKey", ids::change_key(modseq)),
-            ),
-        )])),
+    match ctx
+        .backend
+        .pim_put(principal, folder.id, None, &text)
+        .await?
+    {
+        Ok((n, modseq)) => Ok(Ok(vec![items::items(simple_saved(ctx, folder, n, modseq))])),
+        Err(r) => Ok(Err(refused(r))),
+    }
+}
+
+fn simple_saved(ctx: &Ctx<'_>, folder: &EwsFolder, item: i64, modseq: i64) -> Element {
+    let principal = ctx.user.principal_id;
+    Element::new(NS_T, simple_name(folder.kind)).with(
+        Element::new(NS_T, "ItemId")
+            .with_attr("Id", ids::item_id(principal, folder.id, item))
+            .with_attr("ChangeKey", ids::change_key(modseq)),
+    )
+}
+
+/// UpdateItem of a contact or task: the named fields set over the stored
+/// object's (deleting fields is not offered for them).
+async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> ItemResult {
+    let principal = ctx.user.principal_id;
+    let folder = item.folder;
+    let Some(obj) = ctx
+        .backend
+        .pim_data(principal, folder.id, item.item)
+        .await?
+    else {
+        return Ok(Err(ItemError::not_found()));
+    };
+    let Some(meta) = ctx
+        .backend
+        .mail_item(principal, folder.id, item.item)
+        .await?
+    else {
+        return Ok(Err(ItemError::not_found()));
+    };
+    if item.change_key.is_some_and(|ck| ck != meta.modseq) {
+        return Ok(Err(ItemError::new(
+            "ErrorIrresolvableConflict",
+            "The item changed since its ChangeKey was read.",
+        )));
+    }
+    let name = simple_name(folder.kind);
+    let mut text = obj.data.clone();
+    let Some(updates) = change.child(NS_T, "Updates") else {
+        return Ok(Err(ItemError::new(
+            "ErrorInvalidRequest",
+            "The change has no Updates.",
+        )));
+    };
+    for u in &updates.children {
+        let Some(fields) = u.child(NS_T, name) else {
+            return Ok(Err(ItemError::new(
+                "ErrorInvalidPropertySet",
+                format!("Only setting fields of a {name} is offered here."),
+            )));
+        };
+        let r = if folder.kind == Kind::Tasks {
+            super::tasks::todo_of(fields, Some(&text), "")
+        } else {
+            super::contacts::vcard_of(fields, Some(&text), "")
+        };
+        match r {
+            Ok(t) => text = t,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    match ctx
+        .backend
+        .pim_put(principal, folder.id, Some(item.item), &text)
+        .await?
+    {
+        Ok((n, modseq)) => Ok(Ok(vec![
+            items::items(simple_saved(ctx, folder, n, modseq)),
+            Element::new(NS_M, "ConflictResults").with(Element::new(NS_T, "Count").with_text("0")),
+        ])),
         Err(r) => Ok(Err(refused(r))),
     }
 }
@@ -520,8 +631,10 @@ pub async fn update(
     change: &Element,
     op: &Element,
 ) -> ItemResult {
-    if item.folder.kind != Kind::Calendar {
-        return not_yet();
+    match item.folder.kind {
+        Kind::Calendar => {}
+        Kind::Contacts | Kind::Tasks => return update_simple(ctx, item, change).await,
+        Kind::Mail | Kind::Root => return not_yet(),
     }
     let principal = ctx.user.principal_id;
     let Some(l) = load(ctx, item.folder.id, item.item).await? else {
@@ -602,7 +715,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
     let principal = ctx.user.principal_id;
     match item.folder.kind {
         Kind::Calendar => {}
-        Kind::Contacts => {
+        Kind::Contacts | Kind::Tasks => {
             let gone = ctx
                 .backend
                 .pim_delete(principal, item.folder.id, item.item)
