@@ -11,6 +11,7 @@ import datetime
 import xml.etree.ElementTree as ET
 
 import httpx
+import pytest
 import urllib3
 
 from conftest import PASSWORD, client_tls_context
@@ -270,6 +271,32 @@ def test_weekly_recurrence_expanded_in_calendar_view(web, resolve_locally, no_ve
     left = [o.start for o in a.calendar.view(**window)]
     assert left == [start, start + datetime.timedelta(weeks=2), start + datetime.timedelta(weeks=3)]
     assert "EXDATE" in list(caldav_objects(web, ALICE).values())[0]
+    # The series changed: the old ChangeKey of an occurrence is stale.
+    from exchangelib.errors import ErrorIrresolvableConflict
+    stale = occurrences[3]
+    stale.subject = "Stale"
+    try:
+        stale.save(update_fields=["subject"])
+        raise AssertionError("a stale ChangeKey was accepted")
+    except ErrorIrresolvableConflict:
+        pass
+    # Changing one makes it an exception of the series, moved an hour.
+    last = list(a.calendar.view(**window))[2]
+    last.subject = "Weekly, later"
+    last.start = last.start + datetime.timedelta(hours=1)
+    last.end = last.end + datetime.timedelta(hours=1)
+    last.save(update_fields=["subject", "start", "end"])
+    now = list(a.calendar.view(**window))
+    assert [(o.subject, o.type) for o in now] == [("Weekly", "Occurrence"), ("Weekly", "Occurrence"),
+                                                  ("Weekly, later", "Exception")]
+    assert now[2].start == start + datetime.timedelta(weeks=3, hours=1)
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "RECURRENCE-ID" in body and "SUMMARY:Weekly\\, later" in body, body
+    # Another user's id gets an error, not the item.
+    b = account(web, BOB)
+    from exchangelib.errors import ErrorAccessDenied
+    with pytest.raises(ErrorAccessDenied):
+        list(b.fetch(ids=[(series.id, None)]))
 
 
 def test_meeting_reaches_the_attendee_who_accepts(web, resolve_locally, no_verify):

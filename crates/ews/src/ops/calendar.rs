@@ -1042,8 +1042,34 @@ pub struct Base<'a> {
     pub me: Person,
 }
 
+/// What of the object an edit changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The single item or the series (its master).
+    Master,
+    /// One occurrence, RECURRENCE-ID `rid`: its override, made from the
+    /// master when there is none (`position` is the override's place
+    /// among the VCALENDAR's components when it exists).
+    Occurrence {
+        rid: i64,
+        position: Option<usize>,
+        all_day: bool,
+        floating: Tz,
+    },
+}
+
 /// The iCalendar text after `edit`.
 pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, ItemError> {
+    apply_at(base, edit, sending, Target::Master)
+}
+
+/// The iCalendar text after `edit` of `target`.
+pub fn apply_at(
+    base: &Base<'_>,
+    edit: &Edit,
+    sending: Sending,
+    target: Target,
+) -> Result<String, ItemError> {
     let invalid = |e: outpost_easconv::Error| bad(format!("The stored item cannot be edited: {e}"));
     let mut root = match base.existing {
         Some(text) => model::parse_calendar(text).map_err(invalid)?,
@@ -1058,7 +1084,7 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         .subs
         .iter()
         .position(|s| s.kind == Kind::VEvent && s.prop(&P::RecurrenceId).is_none());
-    let idx = match pos {
+    let master = match pos {
         Some(i) => i,
         None if base.existing.is_none() => {
             root.subs.push(Component::new(Kind::VEvent));
@@ -1066,6 +1092,38 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
         }
         None => return Err(bad("The stored item has no main event.")),
     };
+    let idx = match target {
+        Target::Master => master,
+        Target::Occurrence {
+            position: Some(p), ..
+        } if root.subs.get(p).is_some_and(|c| c.kind == Kind::VEvent) => p,
+        Target::Occurrence {
+            rid,
+            all_day,
+            floating,
+            ..
+        } => {
+            // A new override: the master's properties for this instance.
+            let mut o = root.subs[master].clone();
+            for p in [P::Rrule, P::Rdate, P::Exdate, P::Exrule] {
+                o.remove(&p);
+            }
+            o.set(if all_day {
+                time_entry(P::RecurrenceId, rid, floating, true)
+            } else {
+                time_entry(P::RecurrenceId, rid, Tz::UTC, false)
+            });
+            root.subs.push(o);
+            root.subs.len() - 1
+        }
+    };
+    if target != Target::Master && edit.recurrence.is_some() {
+        return Err(bad("An occurrence has no recurrence of its own."));
+    }
+    // An override gets its instance's times written even when the edit
+    // names none.
+    let new_override = matches!(target, Target::Occurrence { position: None, .. })
+        || matches!(target, Target::Occurrence { position: Some(p), .. } if p != idx);
     let now = chrono::Utc::now();
     let mut tz_used = None;
     {
@@ -1145,7 +1203,7 @@ pub fn apply(base: &Base<'_>, edit: &Edit, sending: Sending) -> Result<String, I
             || edit.end.is_some()
             || edit.all_day.is_some()
             || edit.start_tz.is_some();
-        if times_named || base.existing.is_none() {
+        if times_named || base.existing.is_none() || new_override {
             let old = base.times.clone();
             let tz = edit
                 .start_tz
@@ -1532,6 +1590,52 @@ mod tests {
                 .code,
             "ErrorCalendarEndDateIsEarlierThanStartDate"
         );
+    }
+
+    #[test]
+    fn one_occurrence_changed_becomes_an_override() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:w1\r\nDTSTAMP:20261201T000000Z\r\n\
+                   DTSTART;TZID=Europe/Berlin:20261207T090000\r\nDTEND;TZID=Europe/Berlin:20261207T100000\r\n\
+                   RRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Weekly\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let s = read(ics, None).unwrap();
+        let second = s.instances(0, i64::MAX / 4)[1].clone();
+        let rid = second.recurrence_id.unwrap();
+        let mut b = base(Some(ics));
+        b.times = Some(Times {
+            start: second.start,
+            end: second.end,
+            all_day: false,
+            tzid: Some("Europe/Berlin".into()),
+        });
+        let edit = Edit::read(&el(
+            "<t:Subject>Moved</t:Subject><t:Start>2026-12-14T10:00:00Z</t:Start>",
+        ))
+        .unwrap();
+        let target = Target::Occurrence {
+            rid,
+            position: None,
+            all_day: false,
+            floating: Tz::UTC,
+        };
+        let out = apply_at(&b, &edit, Sending::Send, target).unwrap();
+        assert!(out.contains("RECURRENCE-ID:20261214T080000Z"), "{out}");
+        let s2 = read(&out, None).unwrap();
+        let all = s2.instances(0, i64::MAX / 4);
+        assert_eq!(all.len(), 3, "{out}");
+        assert!(s2.is_override(all[1].component));
+        assert_eq!(all[1].start, outpost_pim::utc(2026, 12, 14, 10, 0, 0));
+        assert_eq!(all[1].recurrence_id, Some(rid));
+        let xml = outpost_xml::write(
+            &item_element(&s2, &Which::Instance(all[1].clone()), &ids(), false).unwrap(),
+            &[(NS_T, "t")],
+        );
+        assert!(xml.contains("<t:Subject>Moved</t:Subject>"));
+        assert!(xml.contains("<t:CalendarItemType>Exception</t:CalendarItemType>"));
+        // Deleting it leaves two, the override gone with it.
+        let gone = exclude(&s2, &out, &all[1], Sending::Send).unwrap();
+        let s3 = read(&gone, None).unwrap();
+        assert_eq!(s3.instances(0, i64::MAX / 4).len(), 2, "{gone}");
+        assert!(!gone.contains("Moved"), "{gone}");
     }
 
     #[test]

@@ -640,12 +640,10 @@ pub async fn update(
     let Some(l) = load(ctx, item.folder.id, item.item).await? else {
         return Ok(Err(ItemError::not_found()));
     };
-    if matches!(which_of(&l.stored, id), Ok(Which::Instance(_)) | Err(_)) {
-        return Ok(Err(ItemError::new(
-            "ErrorInvalidOperation",
-            "One occurrence cannot be changed on its own here; change the series.",
-        )));
-    }
+    let which = match which_of(&l.stored, id) {
+        Ok(w) => w,
+        Err(e) => return Ok(Err(e)),
+    };
     let overwrite = op.attr("ConflictResolution") == Some("AlwaysOverwrite");
     if let Some(ck) = item.change_key {
         if ck != l.modseq && !overwrite {
@@ -688,13 +686,49 @@ pub async fn update(
             return Ok(Err(e));
         }
     }
+    let master_times = l.stored.master().and_then(|m| l.stored.times(m.id));
+    let (target, times, rid) = match &which {
+        Which::Whole => (calendar::Target::Master, master_times, None),
+        Which::Instance(inst) => {
+            let Some(rid) = inst.recurrence_id else {
+                return Ok(Err(ItemError::not_found()));
+            };
+            let position = l
+                .stored
+                .is_override(inst.component)
+                .then(|| {
+                    l.stored
+                        .tree
+                        .children
+                        .iter()
+                        .position(|c| c.id == inst.component)
+                })
+                .flatten();
+            let tzid = master_times.as_ref().and_then(|t| t.tzid.clone());
+            (
+                calendar::Target::Occurrence {
+                    rid,
+                    position,
+                    all_day: inst.all_day,
+                    floating: l.stored.floating,
+                },
+                Some(calendar::Times {
+                    start: inst.start,
+                    end: inst.end,
+                    all_day: inst.all_day,
+                    tzid,
+                }),
+                Some(rid),
+            )
+        }
+    };
     let base = Base {
         existing: Some(&l.data),
-        times: l.stored.master().and_then(|m| l.stored.times(m.id)),
+        times,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
     };
-    let text = match calendar::apply(&base, &edit, how) {
+    let text = match calendar::apply_at(&base, &edit, how, target) {
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
@@ -704,7 +738,7 @@ pub async fn update(
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![
-            items::items(saved(ctx, item.folder, n, modseq, None)),
+            items::items(saved(ctx, item.folder, n, modseq, rid)),
             Element::new(NS_M, "ConflictResults").with(Element::new(NS_T, "Count").with_text("0")),
         ])),
         Err(r) => Ok(Err(refused(r))),
