@@ -4,8 +4,12 @@
 //! inside it, and only a request that cannot be answered at all is a
 //! [`Fault`].
 
+pub mod availability;
+pub mod calendar;
 pub mod config;
+pub mod contacts;
 pub mod convert_id;
+pub mod directory;
 pub mod folders;
 pub mod hierarchy;
 pub mod items;
@@ -18,6 +22,7 @@ pub mod props;
 pub mod push;
 pub mod restriction;
 pub mod sync_items;
+pub mod tasks;
 
 use outpost_xml::Element;
 
@@ -54,6 +59,11 @@ pub const OPERATIONS: &[&str] = &[
     "SendItem",
     "GetAttachment",
     "MarkAsJunk",
+    "GetUserAvailability",
+    "GetServerTimeZones",
+    "ResolveNames",
+    "ExpandDL",
+    "GetMailTips",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -89,6 +99,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "SendItem" => mail::send_item(ctx, op).await,
         "GetAttachment" => mail::get_attachment(ctx, op).await,
         "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
+        "GetUserAvailabilityRequest" => availability::get_user_availability(ctx, op).await,
+        "GetServerTimeZones" => availability::get_server_time_zones(ctx, op),
+        "ResolveNames" => directory::resolve_names(ctx, op).await,
+        "ExpandDL" => directory::expand_dl(ctx, op).await,
+        "GetMailTips" => directory::get_mail_tips(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
