@@ -346,3 +346,47 @@ def test_sync_folder_items(web, resolve_locally, no_verify):
     with pytest.raises(ErrorInvalidSyncStateData):
         list(a.inbox.sync_items())
     a.inbox.item_sync_state = state
+
+
+def test_copy_folder(web):
+    """CopyFolder copies a mail folder with its messages and subfolders;
+    a folder cannot be copied into itself; special folders cannot be the
+    source of a second Inbox."""
+    from imapclient import IMAPClient
+    from conftest import make_message
+    c = IMAPClient("127.0.0.1", port=web.port("imaps"), ssl=True, ssl_context=_no_verify_ctx())
+    c.login("alice@example.test", PASSWORD)
+    c.create_folder("Src")
+    c.create_folder("Src/Inner")
+    c.create_folder("Dest")
+    for i in range(3):
+        c.append("Src", make_message(subject=f"copy {i}", to="alice@example.test"))
+    c.append("Src/Inner", make_message(subject="inner", to="alice@example.test"))
+
+    def fid(name):
+        r = post(web, soap(
+            '<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>'
+            '<m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>'))
+        for f in ET.fromstring(r.content).iter(f"{T}Folder"):
+            if f.find(f"{T}DisplayName").text == name:
+                return f.find(f"{T}FolderId").get("Id")
+        raise AssertionError(name)
+
+    src, dest = fid("Src"), fid("Dest")
+    r = post(web, soap(f'<m:CopyFolder><m:ToFolderId><t:FolderId Id="{dest}"/></m:ToFolderId>'
+                       f'<m:FolderIds><t:FolderId Id="{src}"/></m:FolderIds></m:CopyFolder>'))
+    msg = ET.fromstring(r.content).find(f".//{M}CopyFolderResponseMessage")
+    assert msg.get("ResponseClass") == "Success", r.text
+    assert msg.find(f".//{T}FolderId").get("Id") not in (src, dest)
+    c.select_folder("Dest/Src")
+    assert sorted(m[b"ENVELOPE"].subject.decode() for m in c.fetch("1:*", ["ENVELOPE"]).values()) == \
+        ["copy 0", "copy 1", "copy 2"]
+    c.select_folder("Dest/Src/Inner")
+    assert len(c.search()) == 1
+    c.select_folder("Src")
+    assert len(c.search()) == 3, "the source keeps its messages"
+    r = post(web, soap(f'<m:CopyFolder><m:ToFolderId><t:FolderId Id="{src}"/></m:ToFolderId>'
+                       f'<m:FolderIds><t:FolderId Id="{src}"/></m:FolderIds></m:CopyFolder>'))
+    code = ET.fromstring(r.content).find(f".//{M}ResponseCode").text
+    assert code == "ErrorMoveCopyFailed"
+    c.logout()
