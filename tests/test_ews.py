@@ -180,6 +180,11 @@ def test_folder_changes_and_hierarchy_sync(web, resolve_locally, no_verify):
     assert [(k, f.id) for k, f in root.sync_hierarchy()] == [("delete", work_id)]
     # Nothing since: nothing.
     assert list(root.sync_hierarchy()) == []
+    # A state that is not ours: the error, for the client to start over.
+    from exchangelib.errors import ErrorInvalidSyncStateData
+    root.folder_sync_state = "AAAA"
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(root.sync_hierarchy())
     # The special folders stay.
     from exchangelib.errors import ErrorDeleteDistinguishedFolder
     with pytest.raises(ErrorDeleteDistinguishedFolder):
@@ -285,3 +290,103 @@ def test_service_configuration(web):
     assert int(tips.find(f"{T}MaxMessageSize").text) > 1024
     assert [d.get("Name") for d in tips.find(f"{T}InternalDomains")] == ["example.test"]
     assert msg.find(f"{M}UnifiedMessagingConfiguration/{T}UmEnabled").text == "false"
+
+
+def test_user_photo_is_not_found(web):
+    """The directory keeps no photos: a colleague's and a stranger's are
+    answered alike, ErrorItemNotFound, HTTP 200."""
+    for who in ["bob@example.test", "nobody@example.test"]:
+        r = post(web, soap(f"<m:GetUserPhoto><m:Email>{who}</m:Email><m:SizeRequested>HR96x96</m:SizeRequested>"
+                           "</m:GetUserPhoto>"))
+        assert r.status_code == 200
+        resp = ET.fromstring(r.content).find(f".//{M}GetUserPhotoResponse")
+        assert resp.find(f"{M}ResponseCode").text == "ErrorItemNotFound"
+        assert resp.find(f"{M}HasChanged").text == "false"
+
+
+def test_sync_folder_items(web, resolve_locally, no_verify):
+    """SyncFolderItems as exchangelib pages it: the first sync in pages of
+    10 gives every message once, then a delivery is a create, an IMAP flag
+    change an update, an expunge a delete; a made-up state is refused."""
+    from imapclient import IMAPClient
+    from conftest import make_message
+    from imap_helpers import smtp_send
+    a = account(web)
+    with __import__("smtplib").SMTP("127.0.0.1", web.port("smtp"), timeout=30) as s:
+        for i in range(25):
+            s.sendmail("sender@outside.example", ["alice@example.test"],
+                       make_message(subject=f"sync {i}", to="alice@example.test"))
+    first = list(a.inbox.sync_items(max_changes_returned=10))
+    assert {k for k, _ in first} == {"create"}
+    assert sorted(i.subject for _, i in first) == sorted(f"sync {i}" for i in range(25))
+    assert len({i.id for _, i in first}) == 25
+    state = a.inbox.item_sync_state
+    assert list(a.inbox.sync_items()) == []
+    smtp_send(web, make_message(subject="after", to="alice@example.test"), rcpts=["alice@example.test"])
+    c = IMAPClient("127.0.0.1", port=web.port("imaps"), ssl=True, ssl_context=_no_verify_ctx())
+    c.login("alice@example.test", PASSWORD)
+    c.select_folder("INBOX")
+    c.add_flags(c.search(["SUBJECT", "sync 3"]), [b"\\Flagged"])
+    gone = c.search(["SUBJECT", "sync 7"])
+    c.delete_messages(gone)
+    c.expunge()
+    changes = list(a.inbox.sync_items())
+    kinds = sorted(k for k, _ in changes)
+    assert kinds == ["create", "delete", "update"], changes
+    created = next(i for k, i in changes if k == "create")
+    assert created.subject == "after"
+    updated = next(i for k, i in changes if k == "update")
+    assert updated.subject == "sync 3"
+    deleted = next(i for k, i in changes if k == "delete")
+    assert deleted.id in {i.id for _, i in first if i.subject == "sync 7"}
+    c.logout()
+    # A state that is not ours.
+    from exchangelib.errors import ErrorInvalidSyncStateData
+    a.inbox.item_sync_state = "AAAA"
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(a.inbox.sync_items())
+    a.inbox.item_sync_state = state
+
+
+def test_copy_folder(web):
+    """CopyFolder copies a mail folder with its messages and subfolders;
+    a folder cannot be copied into itself; special folders cannot be the
+    source of a second Inbox."""
+    from imapclient import IMAPClient
+    from conftest import make_message
+    c = IMAPClient("127.0.0.1", port=web.port("imaps"), ssl=True, ssl_context=_no_verify_ctx())
+    c.login("alice@example.test", PASSWORD)
+    c.create_folder("Src")
+    c.create_folder("Src/Inner")
+    c.create_folder("Dest")
+    for i in range(3):
+        c.append("Src", make_message(subject=f"copy {i}", to="alice@example.test"))
+    c.append("Src/Inner", make_message(subject="inner", to="alice@example.test"))
+
+    def fid(name):
+        r = post(web, soap(
+            '<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>'
+            '<m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>'))
+        for f in ET.fromstring(r.content).iter(f"{T}Folder"):
+            if f.find(f"{T}DisplayName").text == name:
+                return f.find(f"{T}FolderId").get("Id")
+        raise AssertionError(name)
+
+    src, dest = fid("Src"), fid("Dest")
+    r = post(web, soap(f'<m:CopyFolder><m:ToFolderId><t:FolderId Id="{dest}"/></m:ToFolderId>'
+                       f'<m:FolderIds><t:FolderId Id="{src}"/></m:FolderIds></m:CopyFolder>'))
+    msg = ET.fromstring(r.content).find(f".//{M}CopyFolderResponseMessage")
+    assert msg.get("ResponseClass") == "Success", r.text
+    assert msg.find(f".//{T}FolderId").get("Id") not in (src, dest)
+    c.select_folder("Dest/Src")
+    assert sorted(m[b"ENVELOPE"].subject.decode() for m in c.fetch("1:*", ["ENVELOPE"]).values()) == \
+        ["copy 0", "copy 1", "copy 2"]
+    c.select_folder("Dest/Src/Inner")
+    assert len(c.search()) == 1
+    c.select_folder("Src")
+    assert len(c.search()) == 3, "the source keeps its messages"
+    r = post(web, soap(f'<m:CopyFolder><m:ToFolderId><t:FolderId Id="{src}"/></m:ToFolderId>'
+                       f'<m:FolderIds><t:FolderId Id="{src}"/></m:FolderIds></m:CopyFolder>'))
+    code = ET.fromstring(r.content).find(f".//{M}ResponseCode").text
+    assert code == "ErrorMoveCopyFailed"
+    c.logout()

@@ -15,6 +15,7 @@ use base64::Engine as _;
 const VERSION: u8 = 1;
 const FOLDER: u8 = b'F';
 const ITEM: u8 = b'I';
+const OCCURRENCE: u8 = b'O';
 
 /// The two folders above the mailboxes: `root` (the mailbox's root) and
 /// `msgfolderroot` ("Top of Information Store", the parent of Inbox,
@@ -39,12 +40,22 @@ pub enum Decoded {
         collection: i64,
         item: i64,
     },
+    /// One occurrence of a recurring calendar item: the item and the
+    /// occurrence's RECURRENCE-ID (UTC seconds).
+    Occurrence {
+        owner: i64,
+        collection: i64,
+        item: i64,
+        recurrence: i64,
+    },
 }
 
 impl Decoded {
     pub fn owner(&self) -> i64 {
         match *self {
-            Decoded::Folder { owner, .. } | Decoded::Item { owner, .. } => owner,
+            Decoded::Folder { owner, .. }
+            | Decoded::Item { owner, .. }
+            | Decoded::Occurrence { owner, .. } => owner,
         }
     }
 }
@@ -64,6 +75,17 @@ pub fn item_id(owner: i64, collection: i64, item: i64) -> String {
     STANDARD.encode(b)
 }
 
+/// The id of one occurrence of a recurring item (`recurrence`: its
+/// RECURRENCE-ID in UTC seconds).
+pub fn occurrence_id(owner: i64, collection: i64, item: i64, recurrence: i64) -> String {
+    let mut b = vec![VERSION, OCCURRENCE];
+    b.extend_from_slice(&owner.to_be_bytes());
+    b.extend_from_slice(&collection.to_be_bytes());
+    b.extend_from_slice(&item.to_be_bytes());
+    b.extend_from_slice(&recurrence.to_be_bytes());
+    STANDARD.encode(b)
+}
+
 /// Reads an id; `None` for anything this server did not hand out
 /// (`ErrorInvalidIdMalformed`).
 pub fn decode(id: &str) -> Option<Decoded> {
@@ -79,6 +101,12 @@ pub fn decode(id: &str) -> Option<Decoded> {
             owner: n(2)?,
             collection: n(10)?,
             item: n(18)?,
+        }),
+        (Some(&VERSION), Some(&OCCURRENCE), 34) => Some(Decoded::Occurrence {
+            owner: n(2)?,
+            collection: n(10)?,
+            item: n(18)?,
+            recurrence: n(26)?,
         }),
         _ => None,
     }
@@ -146,6 +174,15 @@ mod tests {
                 owner: 7,
                 collection: 42,
                 item: 9
+            })
+        );
+        assert_eq!(
+            decode(&occurrence_id(7, 42, 9, 1_800_000_000)),
+            Some(Decoded::Occurrence {
+                owner: 7,
+                collection: 42,
+                item: 9,
+                recurrence: 1_800_000_000
             })
         );
         assert_eq!(change_key_modseq(&change_key(123)), Some(123));

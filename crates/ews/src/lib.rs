@@ -18,6 +18,7 @@ pub mod ids;
 pub mod ops;
 pub mod soap;
 pub mod wsdl;
+pub mod zone;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -175,6 +176,61 @@ pub trait EwsBackend: EasBackend {
         raw: &[u8],
         seen: bool,
     ) -> Result<Option<(i64, i64)>, BackendError>;
+    /// What `address` is to this server: a user (with its out-of-office,
+    /// for MailTips), a distribution group (with its members), an address
+    /// of a hosted domain that nobody has, or an outside address.
+    async fn recipient(&self, principal: i64, address: &str) -> Result<Recipient, BackendError>;
+    /// Objects of the principal's calendar `collection` that may have an
+    /// instance in `[start, end)` (the store's instance index, as a CalDAV
+    /// time-range query finds them; the caller expands them): their item
+    /// numbers.
+    async fn calendar_range(
+        &self,
+        principal: i64,
+        collection: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<i64>, BackendError>;
+    /// The principal's contacts (its own address books) whose name,
+    /// nickname, organisation or address contains `text`: (address book,
+    /// item), at most `limit`.
+    async fn search_contacts(
+        &self,
+        principal: i64,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64)>, BackendError>;
+}
+
+/// What an address is to this server ([`EwsBackend::recipient`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    User {
+        name: String,
+        /// The primary address.
+        email: String,
+        oof: outpost_activesync::settings::Oof,
+    },
+    Group {
+        name: String,
+        email: String,
+        members: Vec<Member>,
+    },
+    /// In a hosted domain, but nobody has it.
+    Unknown,
+    /// Not in a hosted domain.
+    External,
+}
+
+/// A member of a distribution group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub email: String,
+    /// A group itself.
+    pub group: bool,
+    /// An outside address.
+    pub external: bool,
 }
 
 /// A message as [`EwsBackend::mail_entries`] lists it.

@@ -1587,6 +1587,120 @@ impl outpost_ews::EwsBackend for EasStore {
             .map_err(unavailable)?;
         Ok(done.first().map(|d| (d.uid, d.modseq)))
     }
+
+    async fn recipient(
+        &self,
+        _principal: i64,
+        address: &str,
+    ) -> Result<outpost_ews::Recipient, BackendError> {
+        use outpost_directory::Lookup;
+        use outpost_ews::{Member, Recipient};
+        use outpost_store::principals::PrincipalKind;
+        let address = address.trim();
+        match self.dir.resolve(address).await.map_err(unavailable)? {
+            Lookup::NotLocal => return Ok(Recipient::External),
+            Lookup::Unknown => return Ok(Recipient::Unknown),
+            Lookup::Local(_) => {}
+        }
+        let Some(d) = self.dir.describe(address).await.map_err(unavailable)? else {
+            // Delivered (a catch-all), but no user or group of its own.
+            return Ok(Recipient::Unknown);
+        };
+        let email = d.primary.clone().unwrap_or_else(|| address.to_string());
+        match d.kind {
+            PrincipalKind::Group => {
+                let mut members = Vec::new();
+                for m in d.members.iter().take(1000) {
+                    match self.dir.describe(m).await.map_err(unavailable)? {
+                        Some(md) => members.push(Member {
+                            name: md.name.clone(),
+                            email: md.primary.clone().unwrap_or_else(|| m.clone()),
+                            group: md.kind == PrincipalKind::Group,
+                            external: false,
+                        }),
+                        None => {
+                            let hosted = match outpost_store::principals::domain_of(m) {
+                                Some(dom) => {
+                                    self.dir.is_local_domain(dom).await.map_err(unavailable)?
+                                }
+                                None => false,
+                            };
+                            members.push(Member {
+                                name: String::new(),
+                                email: m.clone(),
+                                group: false,
+                                external: !hosted,
+                            });
+                        }
+                    }
+                }
+                Ok(Recipient::Group {
+                    name: d.name,
+                    email,
+                    members,
+                })
+            }
+            PrincipalKind::User => {
+                let oof = match d.principal_id {
+                    Some(id) => self.out_of_office(id).await?,
+                    None => Default::default(),
+                };
+                Ok(Recipient::User {
+                    name: d.name,
+                    email,
+                    oof,
+                })
+            }
+        }
+    }
+
+    async fn calendar_range(
+        &self,
+        principal: i64,
+        collection: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<i64>, BackendError> {
+        let Some(c) = self.own_groupware(principal, collection).await? else {
+            return Ok(Vec::new());
+        };
+        if c.kind != CollectionKind::Calendar {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .dir
+            .store()
+            .time_range_candidates(collection, start, end, None)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|h| h.meta.item)
+            .collect())
+    }
+
+    async fn search_contacts(
+        &self,
+        principal: i64,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64)>, BackendError> {
+        let store = self.dir.store();
+        let books: Vec<i64> = store
+            .groupware_collections(principal, Some(CollectionKind::AddressBook))
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .filter(|c| groupware_type(c).is_some())
+            .map(|c| c.id)
+            .collect();
+        Ok(store
+            .search_contacts(&books, text, limit)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|m| (m.collection, m.item))
+            .collect())
+    }
 }
 
 fn ews_entry(m: &MessageInfo) -> outpost_ews::MailEntry {

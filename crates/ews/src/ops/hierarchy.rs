@@ -1,6 +1,6 @@
 //! Changing and syncing the folder tree (MS-OXWSFOLD, MS-OXWSSYNC):
-//! CreateFolder, UpdateFolder (DisplayName), MoveFolder, DeleteFolder,
-//! EmptyFolder and SyncFolderHierarchy.
+//! CreateFolder, UpdateFolder (DisplayName), MoveFolder, CopyFolder,
+//! DeleteFolder, EmptyFolder and SyncFolderHierarchy.
 //!
 //! Folders are created, renamed, moved and deleted through the same
 //! backend calls as ActiveSync's FolderCreate/Update/Delete, so the rules
@@ -20,6 +20,10 @@ use super::folders::{self, folder_element, tree, EwsFolder, Kind, Resolved};
 use super::{child_tm, invalid, text_of, OpResult};
 use crate::ids::{self, MSG_FOLDER_ROOT};
 use crate::soap::{error, response, success, NS_M, NS_T};
+
+fn sync_error(name: &str, code: &str, text: impl Into<String>) -> Element {
+    crate::soap::sync_error(name, "IncludesLastFolderInRange", code, text)
+}
 use crate::Ctx;
 
 fn op_error(e: FolderOpError) -> (&'static str, &'static str) {
@@ -248,6 +252,87 @@ pub async fn move_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     Ok(response("MoveFolder", messages))
 }
 
+/// Copies mail folder `f` (its messages, then its subfolders) under the
+/// folder numbered `parent` (0: the top): the new folder's id.
+async fn copy_tree(
+    ctx: &Ctx<'_>,
+    tree: &[EwsFolder],
+    f: &EwsFolder,
+    parent: i64,
+    depth: usize,
+) -> Result<Result<i64, (&'static str, &'static str)>, super::OpError> {
+    let principal = ctx.user.principal_id;
+    if f.kind != Kind::Mail || f.id < 0 || depth > 32 {
+        return Ok(Err(op_error(FolderOpError::Invalid)));
+    }
+    let id = match ctx
+        .backend
+        .create_folder(principal, parent, &f.name, 12)
+        .await?
+    {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(op_error(e))),
+    };
+    let mut below = i64::MAX;
+    loop {
+        let batch = ctx
+            .backend
+            .mail_below(principal, f.id, below, i64::MIN, 1000)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        below = last.uid;
+        let uids: Vec<i64> = batch.iter().map(|m| m.uid).collect();
+        ctx.backend.copy_mail(principal, f.id, &uids, id).await?;
+        if batch.len() < 1000 {
+            break;
+        }
+    }
+    for sub in folders::below(tree, f.id, false) {
+        if let Err(e) = Box::pin(copy_tree(ctx, tree, sub, id, depth + 1)).await? {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(id))
+}
+
+/// CopyFolder: a copy of each mail folder, its messages and subfolders,
+/// under the target.
+pub async fn copy_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
+    let ids = child_tm(op, "FolderIds").ok_or_else(|| invalid("CopyFolder needs FolderIds."))?;
+    let tree = tree(ctx).await?;
+    let to = resolve_one(ctx, &tree, child_tm(op, "ToFolderId"));
+    let mut messages = Vec::new();
+    for id in &ids.children {
+        let r = match (&to, folders::resolve(ctx, &tree, id)) {
+            (Err((c, t)), _) => Err((*c, *t)),
+            (_, Resolved::Error(c, t)) => Err((c, t)),
+            (Ok(to), Resolved::Found(f)) => match parent_number(to) {
+                None => Err(op_error(FolderOpError::Invalid)),
+                // Not into itself or below it.
+                Some(p)
+                    if p == f.id || folders::below(&tree, f.id, true).iter().any(|x| x.id == p) =>
+                {
+                    Err((
+                        "ErrorMoveCopyFailed",
+                        "A folder cannot be copied into itself.",
+                    ))
+                }
+                Some(p) => copy_tree(ctx, &tree, f, p, 0).await?,
+            },
+        };
+        messages.push(match r {
+            Ok(new) => success("CopyFolder").with(
+                Element::new(NS_M, "Folders").with(
+                    Element::new(NS_T, "Folder")
+                        .with(folders::folder_id_element(ctx, "FolderId", new, 0)),
+                ),
+            ),
+            Err((c, t)) => error("CopyFolder", c, t),
+        });
+    }
+    Ok(response("CopyFolder", messages))
+}
+
 pub async fn delete_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     let ids = child_tm(op, "FolderIds").ok_or_else(|| invalid("DeleteFolder needs FolderIds."))?;
     let tree = tree(ctx).await?;
@@ -364,7 +449,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         None => ids::ROOT,
         Some(el) => match folders::resolve(ctx, &tree, el) {
             Resolved::Found(f) => f.id,
-            Resolved::Error(c, t) => return Ok(response(name, vec![error(name, c, t)])),
+            Resolved::Error(c, t) => return Ok(response(name, vec![sync_error(name, c, t)])),
         },
     };
     let in_scope: Vec<&EwsFolder> = folders::below(&tree, top, true);
@@ -388,7 +473,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             let Some(since) = read_sync_state(s) else {
                 return Ok(response(
                     name,
-                    vec![error(
+                    vec![sync_error(
                         name,
                         "ErrorInvalidSyncStateData",
                         "The SyncState is not one this server gave.",
@@ -399,7 +484,7 @@ pub async fn sync_folder_hierarchy(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             else {
                 return Ok(response(
                     name,
-                    vec![error(
+                    vec![sync_error(
                         name,
                         "ErrorInvalidSyncStateData",
                         "The SyncState is too old; sync again from the start.",

@@ -58,13 +58,23 @@ pub fn resolve_item<'a>(
     let id = el
         .attr("Id")
         .or_else(|| el.attr("RecurringMasterId"))
+        .or_else(|| el.attr("OccurrenceId"))
         .ok_or_else(|| ItemError::new("ErrorInvalidIdMalformed", "The item id has no Id."))?;
     match ids::decode(id) {
-        Some(Decoded::Item {
-            owner,
-            collection,
-            item,
-        }) => {
+        // An occurrence's id names its item; the class reads the rest.
+        Some(
+            Decoded::Item {
+                owner,
+                collection,
+                item,
+            }
+            | Decoded::Occurrence {
+                owner,
+                collection,
+                item,
+                ..
+            },
+        ) => {
             if owner != ctx.user.principal_id {
                 return Err(ItemError::new(
                     "ErrorAccessDenied",
@@ -222,6 +232,7 @@ pub async fn update_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         let Some(id) = change
             .child(NS_T, "ItemId")
             .or_else(|| change.child(NS_T, "OccurrenceItemId"))
+            .or_else(|| change.child(NS_T, "RecurringMasterItemId"))
         else {
             messages.push(message(
                 "UpdateItem",

@@ -4,18 +4,25 @@
 //! inside it, and only a request that cannot be answered at all is a
 //! [`Fault`].
 
+pub mod availability;
+pub mod calendar;
 pub mod config;
+pub mod contacts;
 pub mod convert_id;
+pub mod directory;
 pub mod folders;
 pub mod hierarchy;
 pub mod items;
 pub mod mail;
 pub mod message;
 pub mod oof;
+pub mod photo;
 pub mod pim;
 pub mod props;
 pub mod push;
 pub mod restriction;
+pub mod sync_items;
+pub mod tasks;
 
 use outpost_xml::Element;
 
@@ -31,6 +38,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateFolder",
     "UpdateFolder",
     "MoveFolder",
+    "CopyFolder",
     "DeleteFolder",
     "EmptyFolder",
     "GetUserOofSettings",
@@ -47,9 +55,16 @@ pub const OPERATIONS: &[&str] = &[
     "GetEvents",
     "GetStreamingEvents",
     "GetServiceConfiguration",
+    "GetUserPhoto",
+    "SyncFolderItems",
     "SendItem",
     "GetAttachment",
     "MarkAsJunk",
+    "GetUserAvailability",
+    "GetServerTimeZones",
+    "ResolveNames",
+    "ExpandDL",
+    "GetMailTips",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -65,6 +80,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "CreateFolder" => hierarchy::create_folder(ctx, op).await,
         "UpdateFolder" => hierarchy::update_folder(ctx, op).await,
         "MoveFolder" => hierarchy::move_folder(ctx, op).await,
+        "CopyFolder" => hierarchy::copy_folder(ctx, op).await,
         "DeleteFolder" => hierarchy::delete_folder(ctx, op).await,
         "EmptyFolder" => hierarchy::empty_folder(ctx, op).await,
         "GetUserOofSettingsRequest" => oof::get(ctx, op).await,
@@ -80,9 +96,16 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "Unsubscribe" => push::unsubscribe(ctx, op).await,
         "GetEvents" => push::get_events(ctx, op).await,
         "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
+        "GetUserPhoto" => photo::get_user_photo(ctx, op).await,
+        "SyncFolderItems" => sync_items::sync_folder_items(ctx, op).await,
         "SendItem" => mail::send_item(ctx, op).await,
         "GetAttachment" => mail::get_attachment(ctx, op).await,
         "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
+        "GetUserAvailabilityRequest" => availability::get_user_availability(ctx, op).await,
+        "GetServerTimeZones" => availability::get_server_time_zones(ctx, op),
+        "ResolveNames" => directory::resolve_names(ctx, op).await,
+        "ExpandDL" => directory::expand_dl(ctx, op).await,
+        "GetMailTips" => directory::get_mail_tips(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {
