@@ -354,3 +354,36 @@ def test_full_save_of_a_received_message(web, resolve_locally, no_verify):
     with pytest.raises(ErrorInvalidPropertyUpdateSentMessage):
         item.save(update_fields=["subject"])
     assert len(imap_by_subject(web, "Save all")) == 1
+
+
+def test_attachments_sent_saved_added_and_removed(web, resolve_locally, no_verify):
+    from exchangelib import FileAttachment, Mailbox, Message
+    a = account(web)
+    data = b"%PDF-1.4 not really\n" * 50
+    m = Message(account=a, subject="Sent with file", body="see attached",
+                to_recipients=[Mailbox(email_address=ALICE)])
+    m.attach(FileAttachment(name="report.pdf", content=data, content_type="application/pdf"))
+    m.send_and_save()
+    got = one(a.inbox, subject="Sent with file")
+    [att] = got.attachments
+    assert att.name == "report.pdf" and att.content == data
+    # Saved with an attachment: its id is answered.
+    d = Message(account=a, folder=a.drafts, subject="Draft with file", body="x")
+    d.attach(FileAttachment(name="one.txt", content=b"first"))
+    d.save()
+    assert d.attachments[0].attachment_id is not None
+    draft_id = d.id
+    # Added to and removed from the saved draft (CreateAttachment,
+    # DeleteAttachment): the draft filed anew under the same id.
+    second = FileAttachment(name="two.txt", content=b"second")
+    d.attach(second)
+    assert second.attachment_id is not None
+    fresh = a.drafts.get(subject="Draft with file")
+    assert fresh.id == draft_id
+    assert sorted(x.name for x in fresh.attachments) == ["one.txt", "two.txt"]
+    [(_, raw)] = imap_by_subject(web, "Draft with file", "Drafts").values()
+    assert b"two.txt" in raw
+    fresh.detach(fresh.attachments[0])
+    again = a.drafts.get(subject="Draft with file")
+    assert [x.name for x in again.attachments] == ["two.txt"]
+    assert again.attachments[0].content == b"second"

@@ -504,7 +504,19 @@ pub async fn create(
                     modseq = s;
                 }
             }
-            Ok(Ok(vec![new_id(ctx, target.id, uid, modseq)]))
+            let mut answer = new_id(ctx, target.id, uid, modseq);
+            // Its attachments' ids too (exchangelib reads them).
+            if let Some(full) = load(ctx, target.id, uid, Level::Raw).await? {
+                let mut props = Props::read(None, false);
+                props.fields.insert("item:Attachments");
+                let el = full.render(ctx, target.id, &props, &[]);
+                if let (Some(list), Some(m)) =
+                    (el.child(NS_T, "Attachments"), answer.children.first_mut())
+                {
+                    m.push(list.clone());
+                }
+            }
+            Ok(Ok(vec![answer]))
         }
         "SendOnly" | "SendAndSaveCopy" => {
             let save = disposition == "SendAndSaveCopy";
@@ -758,46 +770,17 @@ pub async fn update(
         keywords = Some(k);
     }
     if edited {
-        // A draft's new content: composed and filed anew, the old one
-        // removed; its flags and keywords carried over.
         let raw = full.raw.as_deref().unwrap_or_default();
-        let parsed = MessageParser::default().parse(raw);
-        let from = parsed
-            .as_ref()
-            .and_then(|p| p.header_raw("From"))
-            .map(|f| f.trim().to_string());
-        let base = outpost_activesync::drafts::from_message(raw);
-        let Some(mime) = mime_of(ctx, &content, base, from.as_deref()).await? else {
-            return refused(
-                "ErrorInvalidRecipients",
-                "An address list of the message is not one.",
-            );
-        };
-        let draft = Draft {
-            mime: Some(mime),
-            read: read.unwrap_or(e.flags & SEEN != 0),
-            ..Draft::default()
-        };
-        let Some((n, m)) = ctx
-            .backend
-            .save_draft(principal, folder, &draft, Some(uid))
-            .await?
-        else {
-            return refused("ErrorItemSave", "The draft could not be saved.");
-        };
-        uid = n;
-        modseq = m;
+        match refile(ctx, folder, e, raw, &content, None, read, flagged, keywords).await? {
+            Ok((n, m)) => {
+                uid = n;
+                modseq = m;
+            }
+            Err(why) => return Ok(Err(why)),
+        }
         read = None;
-        if flagged.is_none() && e.flags & FLAGGED != 0 {
-            flagged = Some(true);
-        }
-        let alias = message::alias_keyword(folder, id);
-        let mut k = keywords.take().unwrap_or_else(|| e.keywords.clone());
-        k.retain(|x| !x.starts_with(message::ALIAS) || *x == alias);
-        if !k.contains(&alias) {
-            k.push(alias);
-        }
-        keywords = Some(k);
+        flagged = None;
+        keywords = None;
     }
     if read.is_some() || flagged.is_some() || keywords.is_some() {
         match set_state(ctx, folder, uid, read, flagged, keywords).await? {
@@ -840,6 +823,229 @@ fn same_value(a: &str, b: &str) -> bool {
         s => s.replace("\r\n", "\n").trim_end().to_string(),
     };
     norm(a) == norm(b)
+}
+
+/// Files draft `e` anew with `content` applied and its attachment `drop`
+/// removed (composed by the one composer; the old one removed): its
+/// flags and keywords carried over (`read`, `flagged`, `keywords` when
+/// given), and the keyword that keeps its ItemId. The new (UID, modseq).
+#[allow(clippy::too_many_arguments)]
+async fn refile(
+    ctx: &Ctx<'_>,
+    folder: i64,
+    e: &MailEntry,
+    raw: &[u8],
+    content: &NewMessage,
+    drop: Option<usize>,
+    read: Option<bool>,
+    flagged: Option<bool>,
+    keywords: Option<Vec<String>>,
+) -> Result<Result<(i64, i64), ItemError>, super::OpError> {
+    let principal = ctx.user.principal_id;
+    let parsed = MessageParser::default().parse(raw);
+    let from = parsed
+        .as_ref()
+        .and_then(|p| p.header_raw("From"))
+        .map(|f| f.trim().to_string());
+    let mut base = outpost_activesync::drafts::from_message(raw);
+    if let Some(i) = drop {
+        if i >= base.attachments.len() {
+            return Ok(Err(ItemError::new(
+                "ErrorAttachmentNotFound",
+                "The attachment was not found.",
+            )));
+        }
+        base.attachments.remove(i);
+    }
+    let Some(mime) = mime_of(ctx, content, base, from.as_deref()).await? else {
+        return Ok(Err(ItemError::new(
+            "ErrorInvalidRecipients",
+            "An address list of the message is not one.",
+        )));
+    };
+    let draft = Draft {
+        mime: Some(mime),
+        read: read.unwrap_or(e.flags & SEEN != 0),
+        ..Draft::default()
+    };
+    let Some((uid, modseq)) = ctx
+        .backend
+        .save_draft(principal, folder, &draft, Some(e.uid))
+        .await?
+    else {
+        return Ok(Err(ItemError::new(
+            "ErrorItemSave",
+            "The draft could not be saved.",
+        )));
+    };
+    let alias = message::alias_keyword(folder, message::id_uid(e, folder));
+    let mut k = keywords.unwrap_or_else(|| e.keywords.clone());
+    k.retain(|x| !x.starts_with(message::ALIAS) || *x == alias);
+    if !k.contains(&alias) {
+        k.push(alias);
+    }
+    let flagged = flagged.or((e.flags & FLAGGED != 0).then_some(true));
+    Ok(
+        match set_state(ctx, folder, uid, None, flagged, Some(k)).await? {
+            Some(m) => Ok((uid, m)),
+            None => Ok((uid, modseq)),
+        },
+    )
+}
+
+/// CreateAttachment: files added to a draft (filed anew, its ItemId
+/// kept); each answered with its AttachmentId and the item's new
+/// ChangeKey.
+pub async fn create_attachment(ctx: &Ctx<'_>, op: &Element) -> OpResult {
+    let parent = child_tm(op, "ParentItemId")
+        .ok_or_else(|| invalid("CreateAttachment needs ParentItemId."))?;
+    let list = child_tm(op, "Attachments")
+        .ok_or_else(|| invalid("CreateAttachment needs Attachments."))?;
+    let n = list.children.len();
+    let tree = folders::tree(ctx).await?;
+    let all = |e: ItemError| {
+        Ok(response(
+            "CreateAttachment",
+            (0..n.max(1))
+                .map(|_| items::message("CreateAttachment", Err(e.clone())))
+                .collect(),
+        ))
+    };
+    let item = match items::resolve_item(ctx, &tree, parent) {
+        Ok(i) if i.folder.kind == Kind::Mail => i,
+        Ok(_) => {
+            return all(ItemError::new(
+                "ErrorInvalidItemForOperation",
+                "Attachments are added to messages only here.",
+            ))
+        }
+        Err(e) => return all(e),
+    };
+    let folder = item.folder.id;
+    let Some(full) = load(ctx, folder, item.item, Level::Raw).await? else {
+        return all(ItemError::not_found());
+    };
+    let e = &full.entry;
+    if e.flags & DRAFT == 0 {
+        return all(ItemError::new(
+            "ErrorInvalidOperation",
+            "Only a draft's attachments can be changed: IMAP keeps a received message as it is.",
+        ));
+    }
+    if let Some(k) = item.change_key {
+        if k != e.modseq {
+            return all(ItemError::new(
+                "ErrorIrresolvableConflict",
+                "The item has changed since its ChangeKey was read.",
+            ));
+        }
+    }
+    // Read as a message's t:Attachments.
+    let mut as_t = list.clone();
+    as_t.name = outpost_xml::Name::new(NS_T, "Attachments");
+    let wrapper = Element::new(NS_T, "Message").with(as_t);
+    let content = match message::read_new(&wrapper) {
+        Ok(c) => c,
+        Err(why) => return all(ItemError::new("ErrorInvalidRequest", why)),
+    };
+    if content.attachments.len() != n {
+        return all(ItemError::new(
+            "ErrorInvalidRequest",
+            "Only FileAttachments with Content can be added here.",
+        ));
+    }
+    let before = MessageParser::default()
+        .parse(full.raw.as_deref().unwrap_or_default())
+        .map_or(0, |m| m.attachments().count());
+    let raw = full.raw.as_deref().unwrap_or_default();
+    let (_, modseq) = match refile(ctx, folder, e, raw, &content, None, None, None, None).await? {
+        Ok(r) => r,
+        Err(why) => return all(why),
+    };
+    let principal = ctx.user.principal_id;
+    let id = message::id_uid(e, folder);
+    let messages = (0..n)
+        .map(|i| {
+            let att = Element::new(NS_T, "FileAttachment").with(
+                Element::new(NS_T, "AttachmentId")
+                    .with_attr(
+                        "Id",
+                        ids::attachment_id(principal, folder, id, (before + i) as u32),
+                    )
+                    .with_attr("RootItemId", ids::item_id(principal, folder, id))
+                    .with_attr("RootItemChangeKey", ids::change_key(modseq)),
+            );
+            items::message(
+                "CreateAttachment",
+                Ok(vec![Element::new(NS_M, "Attachments").with(att)]),
+            )
+        })
+        .collect();
+    Ok(response("CreateAttachment", messages))
+}
+
+/// DeleteAttachment: a file removed from a draft (filed anew, its ItemId
+/// kept; the attachments after it move up one place).
+pub async fn delete_attachment(ctx: &Ctx<'_>, op: &Element) -> OpResult {
+    let wanted = items::ids_of(op, "AttachmentIds", ctx)?;
+    let tree = folders::tree(ctx).await?;
+    let principal = ctx.user.principal_id;
+    let mut messages = Vec::new();
+    for a in wanted {
+        let r = match a.attr("Id").and_then(ids::decode_attachment) {
+            None => Err(ItemError::new(
+                "ErrorInvalidIdMalformed",
+                "Id is malformed.",
+            )),
+            Some((owner, _, _, _)) if owner != principal => Err(ItemError::new(
+                "ErrorAccessDenied",
+                "The attachment is not one of this mailbox's.",
+            )),
+            Some((_, folder, uid, index)) => {
+                let full = if tree.iter().any(|f| f.id == folder && f.kind == Kind::Mail) {
+                    load(ctx, folder, uid, Level::Raw).await?
+                } else {
+                    None
+                };
+                match full {
+                    None => Err(ItemError::new(
+                        "ErrorAttachmentNotFound",
+                        "The attachment was not found.",
+                    )),
+                    Some(f) if f.entry.flags & DRAFT == 0 => Err(ItemError::new(
+                        "ErrorInvalidOperation",
+                        "Only a draft's attachments can be changed: IMAP keeps a received message as it is.",
+                    )),
+                    Some(f) => {
+                        let raw = f.raw.as_deref().unwrap_or_default();
+                        match refile(
+                            ctx,
+                            folder,
+                            &f.entry,
+                            raw,
+                            &NewMessage::default(),
+                            Some(index as usize),
+                            None,
+                            None,
+                            None,
+                        )
+                        .await?
+                        {
+                            Err(e) => Err(e),
+                            Ok((_, modseq)) => {
+                                let id = message::id_uid(&f.entry, folder);
+                                Ok(vec![Element::new(NS_M, "RootItemId")
+                                    .with_attr("RootItemId", ids::item_id(principal, folder, id))
+                                    .with_attr("RootItemChangeKey", ids::change_key(modseq))])
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        messages.push(items::message("DeleteAttachment", r));
+    }
+    Ok(response("DeleteAttachment", messages))
 }
 
 pub async fn delete(
