@@ -387,3 +387,25 @@ def test_attachments_sent_saved_added_and_removed(web, resolve_locally, no_verif
     again = a.drafts.get(subject="Draft with file")
     assert [x.name for x in again.attachments] == ["two.txt"]
     assert again.attachments[0].content == b"second"
+
+
+def test_reply_and_forward(web, resolve_locally, no_verify):
+    from exchangelib import Mailbox
+    deliver(web, "Question", body="What time is the meeting?\r\n")
+    a = account(web)
+    original = one(a.inbox, subject="Question")
+    original.reply(subject="Answer here", body="At ten.", to_recipients=[Mailbox(email_address=ALICE)])
+    reply = one(a.inbox, subject="Answer here")
+    text = reply.text_body
+    assert "At ten." in text and "What time is the meeting?" in text
+    assert reply.in_reply_to == original.message_id
+    [(flags, _)] = imap_by_subject(web, "Question").values()
+    assert b"\\Answered" in flags
+    assert len(imap_by_subject(web, "Answer here", "Sent")) == 1
+    original = a.inbox.get(subject="Question")
+    original.forward(subject="Passing on", body="For you.", to_recipients=[Mailbox(email_address=BOB)])
+    assert wait_for(lambda: imap_by_subject(web, "Passing on", user=BOB))
+    [(_, raw)] = imap_by_subject(web, "Passing on", user=BOB).values()
+    assert b"For you." in raw and b"What time is the meeting?" in raw
+    [(flags, _)] = imap_by_subject(web, "Question").values()
+    assert b"$Forwarded" in flags

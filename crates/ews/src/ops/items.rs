@@ -208,6 +208,9 @@ pub async fn create_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         };
         let r = match item.name.local.as_str() {
             "Message" => mail::create(ctx, &tree, folder, item, op).await?,
+            "ReplyToItem" | "ReplyAllToItem" | "ForwardItem" => {
+                mail::create_response(ctx, &tree, item, op).await?
+            }
             "CalendarItem"
             | "Contact"
             | "Task"

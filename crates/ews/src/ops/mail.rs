@@ -893,6 +893,102 @@ async fn refile(
     )
 }
 
+/// CreateItem of a `ReplyToItem`, `ReplyAllToItem` or `ForwardItem`: the
+/// client's part composed from its fields (`NewBodyContent` the text
+/// above the original), the original added by the one submit as for an
+/// ActiveSync SmartReply/SmartForward (quoted, or forwarded with its
+/// attachments; In-Reply-To and References set), then the original
+/// marked `\Answered` or `$Forwarded`.
+pub async fn create_response(
+    ctx: &Ctx<'_>,
+    tree: &[EwsFolder],
+    item: &Element,
+    op: &Element,
+) -> ItemResult {
+    let forward = item.name.local == "ForwardItem";
+    let disposition = op.attr("MessageDisposition").unwrap_or("SendAndSaveCopy");
+    if !matches!(disposition, "SendOnly" | "SendAndSaveCopy") {
+        return refused(
+            "ErrorInvalidRequest",
+            "Replies and forwards are sent at once here (SendOnly or SendAndSaveCopy), not saved.",
+        );
+    }
+    let Some(reference) = item.child(NS_T, "ReferenceItemId") else {
+        return Err(invalid("The response needs ReferenceItemId."));
+    };
+    let original = match items::resolve_item(ctx, tree, reference) {
+        Err(e) => return Ok(Err(e)),
+        Ok(r) if r.folder.kind != Kind::Mail => {
+            return refused(
+                "ErrorInvalidItemForOperation",
+                "Only messages are replied to or forwarded here.",
+            )
+        }
+        Ok(r) => r,
+    };
+    let principal = ctx.user.principal_id;
+    let folder = original.folder.id;
+    let Some(full) = load(ctx, folder, original.item, Level::Raw).await? else {
+        return Ok(Err(ItemError::not_found()));
+    };
+    let Some(raw) = full.raw.clone() else {
+        return Ok(Err(ItemError::not_found()));
+    };
+    let mut m = match message::read_new(item) {
+        Ok(m) => m,
+        Err(why) => return refused("ErrorInvalidRequest", why),
+    };
+    m.mime = None;
+    if let Some(b) = item.child(NS_T, "NewBodyContent") {
+        m.body = Some((
+            b.attr("BodyType")
+                .is_some_and(|t| t.eq_ignore_ascii_case("HTML")),
+            b.text.clone(),
+        ));
+    }
+    let parsed = MessageParser::default().parse(&raw);
+    if m.subject.is_none() {
+        let s = parsed
+            .as_ref()
+            .and_then(|p| p.subject())
+            .unwrap_or_default();
+        m.subject = Some(format!("{}{s}", if forward { "FW: " } else { "RE: " }));
+    }
+    if m.to.is_none() && !forward {
+        m.to = parsed
+            .as_ref()
+            .and_then(|p| p.header_raw("Reply-To").or(p.header_raw("From")))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let base = Draft {
+        read: true,
+        ..Draft::default()
+    };
+    let Some(mime) = mime_of(ctx, &m, base, None).await? else {
+        return refused(
+            "ErrorInvalidRecipients",
+            "An address list of the message is not one.",
+        );
+    };
+    let kind = if forward {
+        outpost_activesync::Smart::Forward
+    } else {
+        outpost_activesync::Smart::Reply
+    };
+    let save = disposition == "SendAndSaveCopy";
+    if let Err(r) = ctx
+        .backend
+        .send_mail(principal, &mime, save, Some((kind, raw)))
+        .await?
+    {
+        return Ok(Err(send_refused(r)));
+    }
+    ctx.backend
+        .mark_replied(principal, folder, full.entry.uid, forward)
+        .await?;
+    Ok(Ok(vec![Element::new(NS_M, "Items")]))
+}
+
 /// CreateAttachment: files added to a draft (filed anew, its ItemId
 /// kept); each answered with its AttachmentId and the item's new
 /// ChangeKey.
