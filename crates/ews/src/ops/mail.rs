@@ -1371,3 +1371,50 @@ pub async fn mark_as_junk(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     }
     Ok(response("MarkAsJunk", messages))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_orders_and_values() {
+        let op = outpost_xml::parse(
+            format!(
+                r#"<m:FindItem xmlns:m="{NS_M}" xmlns:t="{NS_T}"><m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:Subject"/></t:FieldOrder><t:FieldOrder Order="Descending"><t:ExtendedFieldURI PropertyTag="0x0E23" PropertyType="Integer"/></t:FieldOrder></m:SortOrder></m:FindItem>"#
+            )
+            .as_bytes(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            sort_order(&op).unwrap(),
+            [
+                ("item:Subject".to_string(), false),
+                ("ext:0x0e23".to_string(), true)
+            ]
+        );
+        let bad = outpost_xml::parse(
+            format!(
+                r#"<m:FindItem xmlns:m="{NS_M}" xmlns:t="{NS_T}"><m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:Culture"/></t:FieldOrder></m:SortOrder></m:FindItem>"#
+            )
+            .as_bytes(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert!(sort_order(&bad).is_err());
+        let none = Element::new(NS_M, "FindItem");
+        assert_eq!(
+            sort_order(&none).unwrap(),
+            [("item:DateTimeReceived".to_string(), true)]
+        );
+        assert!(same_value("0", "false") && same_value("true", "1"));
+        assert!(same_value("a\r\nb\n", "a\nb") && !same_value("a", "b"));
+        assert_eq!(
+            keywords_with(
+                &["$Forwarded".into(), "Old".into(), "$EwsId.3.4".into()],
+                &["New".into(), "new".into()]
+            ),
+            ["$Forwarded", "$EwsId.3.4", "New"]
+        );
+    }
+}
