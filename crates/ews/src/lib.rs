@@ -127,6 +127,15 @@ pub trait EwsBackend: EasBackend {
         collection: i64,
         uids: &[i64],
     ) -> Result<HashMap<i64, MessageMeta>, BackendError>;
+    /// The decoded subject and `Date:` (Unix seconds) of every message of
+    /// the folder, by UID, as kept beside the metadata: what restrictions
+    /// and sort orders on them read without it. Empty when the folder is
+    /// not the principal's.
+    async fn mail_subjects(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Vec<(i64, Option<String>, Option<i64>)>, BackendError>;
     /// Replaces the message's keywords with `keywords` (system flags
     /// stay): its new modseq, `None` when there is no such message.
     async fn set_mail_keywords(

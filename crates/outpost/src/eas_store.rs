@@ -1427,6 +1427,21 @@ impl outpost_ews::EwsBackend for EasStore {
             .map_err(unavailable)
     }
 
+    async fn mail_subjects(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Vec<(i64, Option<String>, Option<i64>)>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        self.dir
+            .store()
+            .message_subjects(collection)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn set_mail_keywords(
         &self,
         principal: i64,

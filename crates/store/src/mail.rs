@@ -832,6 +832,23 @@ impl Store {
         Ok(list)
     }
 
+    /// UID, decoded subject and `Date:` (the columns kept beside the
+    /// metadata) of every message of a mailbox: what EWS restrictions and
+    /// sort orders on them read without parsing the metadata.
+    pub async fn message_subjects(
+        &self,
+        mailbox: i64,
+    ) -> Result<Vec<(i64, Option<String>, Option<i64>)>> {
+        let rows =
+            sqlx::query("SELECT uid, subject, sent_date FROM messages WHERE collection_id = $1")
+                .bind(mailbox)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
     /// UID, flags, keywords and modseq of the messages whose UID is in
     /// `lo..=hi`, in UID order: one read of the range for each table.
     ///

@@ -408,6 +408,19 @@ async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
         })
         .collect();
     assert_eq!(s.message_summaries(mb.id).await.unwrap(), want);
+    let mut subjects = s.message_subjects(mb.id).await.unwrap();
+    subjects.sort();
+    let meta = s
+        .message_meta(mb.id, &want.iter().map(|m| m.uid).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let mut from_meta: Vec<(i64, Option<String>, Option<i64>)> = meta
+        .iter()
+        .map(|(uid, m)| (*uid, m.subject.clone(), m.sent_date))
+        .collect();
+    from_meta.sort();
+    assert_eq!(subjects, from_meta);
+    assert_eq!(subjects.len(), 39);
     let empty = s.create_mailbox(u.id, "Empty", None).await.unwrap();
     assert!(s.uids_and_flags(empty.id).await.unwrap().is_empty());
     assert!(s

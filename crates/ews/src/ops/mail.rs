@@ -152,11 +152,37 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
     } else {
         HashMap::new()
     };
+    // Only the subject and date: from the columns kept beside the
+    // metadata, without reading it (for the restriction and order only).
+    let lean: HashMap<i64, MessageMeta> = if need == Level::Columns {
+        ctx.backend
+            .mail_subjects(principal, folder.id)
+            .await?
+            .into_iter()
+            .map(|(uid, subject, sent_date)| {
+                (
+                    uid,
+                    MessageMeta {
+                        subject,
+                        sent_date,
+                        ..MessageMeta::default()
+                    },
+                )
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let search = if need == Level::Columns {
+        &lean
+    } else {
+        &metas
+    };
     let own = own_addresses(ctx, &props).await?;
     let mut chosen: Vec<usize> = (0..entries.len())
         .filter(|&i| {
             filter.as_ref().is_none_or(|f| {
-                let v = make_view(principal, folder.id, &entries[i], &metas, &own);
+                let v = make_view(principal, folder.id, &entries[i], search, &own);
                 f.eval(&|field| message::value(field, &v))
             })
         })
@@ -164,7 +190,7 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
     // Sort keys by position in `entries` (only the chosen ones filled).
     let mut keys: Vec<Vec<SortKey>> = vec![Vec::new(); entries.len()];
     for &i in &chosen {
-        let v = make_view(principal, folder.id, &entries[i], &metas, &own);
+        let v = make_view(principal, folder.id, &entries[i], search, &own);
         keys[i] = order
             .iter()
             .map(|(f, _)| message::sort_key(f, &v))

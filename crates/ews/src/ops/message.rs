@@ -29,6 +29,9 @@ use crate::{MailEntry, MessageMeta};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Entry,
+    /// The subject and the date, kept beside the metadata (restrictions
+    /// and sort orders only).
+    Columns,
     Meta,
     Raw,
 }
@@ -380,15 +383,13 @@ pub fn searchable(field: &str) -> Option<Level> {
         | "item:Size"
         | "item:IsDraft"
         | "item:ItemClass" => Level::Entry,
-        "item:Subject"
-        | "message:From"
+        "item:Subject" | "item:DateTimeSent" | "message:ConversationTopic" => Level::Columns,
+        "message:From"
         | "message:Sender"
         | "item:HasAttachments"
-        | "item:DateTimeSent"
         | "message:InternetMessageId"
         | "item:DisplayTo"
-        | "item:DisplayCc"
-        | "message:ConversationTopic" => Level::Meta,
+        | "item:DisplayCc" => Level::Meta,
         _ => return None,
     })
 }
