@@ -580,7 +580,16 @@ pub async fn update(
 ) -> ItemResult {
     let principal = ctx.user.principal_id;
     let folder = item.folder.id;
-    let Some(full) = load(ctx, folder, item.item, Level::Raw).await? else {
+    let empty = Element::new(NS_T, "Updates");
+    let updates = &change.child(NS_T, "Updates").unwrap_or(&empty).children;
+    // Flags, keywords and the MAPI properties kept as them need only the
+    // row; anything else is compared with, or changes, the message.
+    let level = if updates.iter().all(changes_flags_only) {
+        Level::Entry
+    } else {
+        Level::Raw
+    };
+    let Some(full) = load(ctx, folder, item.item, level).await? else {
         return Ok(Err(ItemError::not_found()));
     };
     let resolution = op.attr("ConflictResolution").unwrap_or("AutoResolve");
@@ -622,9 +631,12 @@ pub async fn update(
     // property set to what it already is (a client saving all fields).
     let mut all = Props::read(None, false);
     all.fields.extend(message::FIELDS.iter().map(|(f, _)| *f));
-    let current = full.render(ctx, folder, &all, &[]);
-    let empty = Element::new(NS_T, "Updates");
-    for u in &change.child(NS_T, "Updates").unwrap_or(&empty).children {
+    let current = if level == Level::Raw {
+        full.render(ctx, folder, &all, &[])
+    } else {
+        Element::new(NS_T, "Message")
+    };
+    for u in updates {
         let kind = u.name.local.as_str();
         if !matches!(
             kind,
@@ -849,6 +861,30 @@ fn same_value(a: &str, b: &str) -> bool {
         s => s.replace("\r\n", "\n").trim_end().to_string(),
     };
     norm(a) == norm(b)
+}
+
+/// True for an item change that only sets flags or keywords (IsRead, the
+/// flag, categories, and the MAPI properties kept as flags).
+fn changes_flags_only(u: &Element) -> bool {
+    u.children.iter().any(|p| {
+        (p.is(NS_T, "FieldURI")
+            && matches!(
+                p.attr("FieldURI"),
+                Some("message:IsRead" | "item:Flag" | "item:Categories")
+            ))
+            || (p.is(NS_T, "ExtendedFieldURI")
+                && matches!(
+                    super::props::key(p).as_deref(),
+                    Some(
+                        "0x1090"
+                            | "Common/0x8570"
+                            | "0x1081"
+                            | "0x1083"
+                            | "0x1080"
+                            | "PublicStrings/keywords"
+                    )
+                ))
+    })
 }
 
 /// Files draft `e` anew with `content` applied and its attachment `drop`
