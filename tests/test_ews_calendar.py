@@ -292,6 +292,11 @@ def test_weekly_recurrence_expanded_in_calendar_view(web, resolve_locally, no_ve
     assert now[2].start == start + datetime.timedelta(weeks=3, hours=1)
     (body,) = caldav_objects(web, ALICE).values()
     assert "RECURRENCE-ID" in body and "SUMMARY:Weekly\\, later" in body, body
+    master = a.calendar.get(id=series.id)
+    assert [d.start for d in master.deleted_occurrences] == [start + datetime.timedelta(weeks=1)]
+    assert [m.original_start for m in master.modified_occurrences] == [start + datetime.timedelta(weeks=3)]
+    assert master.first_occurrence.start == start
+    assert master.last_occurrence.start == start + datetime.timedelta(weeks=3, hours=1)
     # Another user's id gets an error, not the item.
     b = account(web, BOB)
     from exchangelib.errors import ErrorAccessDenied

@@ -231,6 +231,92 @@ pub struct ItemIds {
     pub parent: String,
     /// The user's addresses (MyResponseType, IsOrganizer...).
     pub own: Vec<String>,
+    /// (owner, calendar, item): the ids of the series' occurrences.
+    pub numbers: (i64, i64, i64),
+}
+
+impl ItemIds {
+    fn occurrence(&self, rid: i64) -> String {
+        let (o, c, i) = self.numbers;
+        crate::ids::occurrence_id(o, c, i, rid)
+    }
+}
+
+/// A `t:FirstOccurrence`-like element of an instance.
+fn occurrence_info(local: &str, ids: &ItemIds, i: &Instance) -> Element {
+    let rid = i.recurrence_id.unwrap_or(i.start);
+    Element::new(NS_T, local)
+        .with(
+            Element::new(NS_T, "ItemId")
+                .with_attr("Id", ids.occurrence(rid))
+                .with_attr("ChangeKey", ids.change_key.clone()),
+        )
+        .with(t("Start", utc(i.start)))
+        .with(t("End", utc(i.end)))
+        .with(t("OriginalStart", utc(rid)))
+}
+
+impl Stored {
+    /// The UTC instants of the master's EXDATEs.
+    fn exdates(&self, id: u32) -> Vec<i64> {
+        let ical = self.obj.ical();
+        let Some(c) = ical.components.get(id as usize) else {
+            return Vec::new();
+        };
+        let resolver = ical
+            .build_tz_resolver()
+            .with_default(CalTz::Tz(self.floating));
+        c.entries
+            .iter()
+            .filter(|e| e.name == ICalendarProperty::Exdate)
+            .flat_map(|e| {
+                let tz = resolver.resolve_or_default(e.tz_id());
+                e.values
+                    .iter()
+                    .filter_map(move |v| v.as_partial_date_time()?.to_date_time_with_tz(tz))
+                    .map(|t| t.timestamp())
+            })
+            .collect()
+    }
+}
+
+/// FirstOccurrence, LastOccurrence, ModifiedOccurrences and
+/// DeletedOccurrences of a series.
+fn series_elements(s: &Stored, master: u32, ids: &ItemIds) -> Vec<Element> {
+    let mut out = Vec::new();
+    let Ok(all) = s.obj.expand(Window::ALL, &limits()) else {
+        return out;
+    };
+    if let Some(first) = all.instances.first() {
+        out.push(occurrence_info("FirstOccurrence", ids, first));
+    }
+    if !all.truncated {
+        if let Some(last) = all.instances.last() {
+            out.push(occurrence_info("LastOccurrence", ids, last));
+        }
+    }
+    let modified: Vec<Element> = all
+        .instances
+        .iter()
+        .filter(|i| s.is_override(i.component))
+        .map(|i| occurrence_info("Occurrence", ids, i))
+        .collect();
+    if !modified.is_empty() {
+        let mut m = Element::new(NS_T, "ModifiedOccurrences");
+        m.children = modified;
+        out.push(m);
+    }
+    let mut deleted = s.exdates(master);
+    deleted.sort_unstable();
+    deleted.dedup();
+    if !deleted.is_empty() {
+        let mut d = Element::new(NS_T, "DeletedOccurrences");
+        for x in deleted {
+            d.push(Element::new(NS_T, "DeletedOccurrence").with(t("Start", utc(x))));
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn weekday_name(w: ICalendarWeekday) -> &'static str {
@@ -599,6 +685,9 @@ pub fn item_element(s: &Stored, which: &Which, ids: &ItemIds, id_only: bool) -> 
     if matches!(which, Which::Whole) {
         if let Some(r) = s.rrule(master.id) {
             el.push(recurrence_element(&r, zone::wall(tz, times.start), tz));
+        }
+        if s.obj.index.recurring {
+            el.children.extend(series_elements(s, master.id, ids));
         }
     }
     let zone_id = times
@@ -1486,6 +1575,7 @@ mod tests {
             change_key: "CK".into(),
             parent: "P".into(),
             own: vec!["alice@example.test".into()],
+            numbers: (1, 2, 3),
         }
     }
 
@@ -1631,11 +1721,29 @@ mod tests {
         );
         assert!(xml.contains("<t:Subject>Moved</t:Subject>"));
         assert!(xml.contains("<t:CalendarItemType>Exception</t:CalendarItemType>"));
+        let master = outpost_xml::write(
+            &item_element(&s2, &Which::Whole, &ids(), false).unwrap(),
+            &[(NS_T, "t")],
+        );
+        assert!(
+            master.contains("<t:ModifiedOccurrences><t:Occurrence>"),
+            "{master}"
+        );
+        assert!(master.contains("<t:OriginalStart>2026-12-14T08:00:00Z</t:OriginalStart>"));
+        assert!(master.contains("<t:LastOccurrence>"));
         // Deleting it leaves two, the override gone with it.
         let gone = exclude(&s2, &out, &all[1], Sending::Send).unwrap();
         let s3 = read(&gone, None).unwrap();
         assert_eq!(s3.instances(0, i64::MAX / 4).len(), 2, "{gone}");
         assert!(!gone.contains("Moved"), "{gone}");
+        let master = outpost_xml::write(
+            &item_element(&s3, &Which::Whole, &ids(), false).unwrap(),
+            &[(NS_T, "t")],
+        );
+        assert!(
+            master.contains("<t:DeletedOccurrence><t:Start>2026-12-14T08:00:00Z</t:Start>"),
+            "{master}"
+        );
     }
 
     #[test]

@@ -97,6 +97,7 @@ fn element_ids(
         change_key: ids::change_key(modseq),
         parent: ids::folder_id(principal, folder.id),
         own: own.to_vec(),
+        numbers: (principal, folder.id, item),
     }
 }
 
