@@ -232,6 +232,14 @@ def test_calendar_item_seen_over_caldav_and_calendar_view(web, resolve_locally, 
     subjects = sorted(v.subject for v in a.calendar.view(start=start - datetime.timedelta(days=1),
                                                          end=start + datetime.timedelta(days=3)))
     assert subjects == ["From CalDAV", "Holiday", "Long lunch"]
+    # Restrictions and sort orders over the items (not their occurrences).
+    assert [x.subject for x in a.calendar.filter(subject="Holiday")] == ["Holiday"]
+    assert [x.subject for x in a.calendar.filter(subject__startswith="Lo")] == ["Long lunch"]
+    ordered = [x.subject for x in a.calendar.all().order_by("-subject")]
+    assert ordered == ["Long lunch", "Holiday", "From CalDAV"]
+    assert [x.subject for x in a.calendar.view(start=start - datetime.timedelta(days=1),
+                                               end=start + datetime.timedelta(days=3)).filter(subject="Holiday")] \
+        == ["Holiday"]
     # Deleted over EWS: gone from CalDAV.
     item.delete()
     assert not any("Long lunch" in b for b in caldav_objects(web, ALICE).values())
@@ -367,6 +375,8 @@ def test_contacts_both_ways_with_carddav(web, resolve_locally, no_verify):
     assert [p.phone_number for p in erin.phone_numbers] == ["+1 555 0102"]
     dora = a.contacts.get(id=c.id)
     assert dora.company_name == "Maps Inc" and dora.job_title == "Guide"
+    assert [p.display_name for p in a.contacts.filter(surname="Example")] == ["Erin Example"]
+    assert [p.display_name for p in a.contacts.all().order_by("-display_name")] == ["Erin Example", "Dora Explorer"]
     # An update sets what it names and keeps the rest.
     dora.job_title = "Chief guide"
     dora.save(update_fields=["job_title"])
