@@ -409,3 +409,46 @@ def test_tasks_both_ways_with_caldav(web, resolve_locally, no_verify):
     todo = dav(web, "GET", href).text
     assert "STATUS:COMPLETED" in todo or "COMPLETED:" in todo, todo
     assert a.tasks.get(id=t.id).status == "Completed"
+
+
+def test_calendar_bad_input_gets_the_protocols_errors(web):
+    """Raw requests: bad times and recurrences are the item's error, a
+    CalendarView without an end the request's fault, all inside HTTP 200;
+    bob cannot read or change alice's item by its id."""
+    def codes(r):
+        assert r.status_code == 200, r.status_code
+        return [e.text for e in ET.fromstring(r.content).iter(f"{M}ResponseCode")]
+
+    def create(item):
+        return post(web, soap('<m:CreateItem SendMeetingInvitations="SendToNone">'
+                              '<m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>'
+                              f"<m:Items><t:CalendarItem>{item}</t:CalendarItem></m:Items></m:CreateItem>"))
+    assert codes(create("<t:Subject>x</t:Subject><t:Start>tomorrow</t:Start>")) == ["ErrorInvalidPropertySet"]
+    assert codes(create("<t:Subject>x</t:Subject><t:Start>2026-12-07T10:00:00Z</t:Start>"
+                        "<t:End>2026-12-07T09:00:00Z</t:End>")) == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+    assert codes(create("<t:Start>2026-12-07T10:00:00Z</t:Start><t:End>2026-12-07T11:00:00Z</t:End>"
+                        "<t:Recurrence><t:HourlyRecurrence/><t:NoEndRecurrence><t:StartDate>2026-12-07</t:StartDate>"
+                        "</t:NoEndRecurrence></t:Recurrence>")) == ["ErrorInvalidPropertySet"]
+    r = create("<t:Subject>Mine</t:Subject><t:Start>2026-12-07T10:00:00Z</t:Start><t:End>2026-12-07T11:00:00Z</t:End>")
+    assert codes(r) == ["NoError"]
+    item_id = ET.fromstring(r.content).find(f".//{T}ItemId").get("Id")
+
+    def find(view):
+        return post(web, soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+                              f"</m:ItemShape>{view}<m:ParentFolderIds>"
+                              '<t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>'))
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z"/>')
+    assert r.status_code == 200 and b"Fault" in r.content and b"ErrorSchemaValidation" in r.content
+    assert codes(find('<m:CalendarView StartDate="2026-12-08T00:00:00Z" EndDate="2026-12-07T00:00:00Z"/>')) \
+        == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z" EndDate="2026-12-08T00:00:00Z"/>')
+    assert codes(r) == ["NoError"] and len(list(ET.fromstring(r.content).iter(f"{T}CalendarItem"))) == 1
+    bob = ("bob@example.test", PASSWORD)
+    r = post(web, soap(f'<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>'
+                       f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>'), auth=bob)
+    assert codes(r) == ["ErrorAccessDenied"] and b"Mine" not in r.content
+    r = post(web, soap('<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToNone">'
+                       f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:DeleteItem>'), auth=bob)
+    assert codes(r) == ["ErrorAccessDenied"]
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z" EndDate="2026-12-08T00:00:00Z"/>')
+    assert len(list(ET.fromstring(r.content).iter(f"{T}CalendarItem"))) == 1
