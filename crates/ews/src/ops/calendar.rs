@@ -1129,6 +1129,8 @@ pub struct Base<'a> {
     pub default_tz: Tz,
     /// The organizer, when attendees are added: the user.
     pub me: Person,
+    /// The user's addresses: whether the user organizes the meeting.
+    pub own: Vec<String>,
 }
 
 /// What of the object an edit changes.
@@ -1385,18 +1387,7 @@ pub fn apply_at(
         if edit.names_attendees() {
             apply_attendees(ev, edit, base)?;
         }
-        if sending == Sending::Quiet {
-            for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-                e.params.retain(|p| p.name != Param::ScheduleAgent);
-                e.params.push(ICalendarParameter::schedule_agent(
-                    ICalendarScheduleAgentValue::Client,
-                ));
-            }
-        } else {
-            for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-                e.params.retain(|p| p.name != Param::ScheduleAgent);
-            }
-        }
+        mark_agents(ev, sending, &base.own);
     }
     if let Some((tz, year)) = tz_used {
         let has = root
@@ -1418,6 +1409,7 @@ pub fn exclude(
     data: &str,
     inst: &Instance,
     sending: Sending,
+    own: &[String],
 ) -> Result<String, ItemError> {
     let rid = inst.recurrence_id.ok_or_else(ItemError::not_found)?;
     let mut root = model::parse_calendar(data)
@@ -1448,15 +1440,31 @@ pub fn exclude(
     });
     let now = chrono::Utc::now();
     master.set(entry(P::Dtstamp, utc_time(now)));
-    if sending == Sending::Quiet {
-        for e in master.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-            e.params.retain(|p| p.name != Param::ScheduleAgent);
+    mark_agents(master, sending, own);
+    Ok(root.write())
+}
+
+/// On the organizer's copy: the attendees with SCHEDULE-AGENT=CLIENT when
+/// nobody is to be told, without it when the server is to tell them. An
+/// attendee's own copy is left as it is (its replies go through the
+/// meeting responses).
+fn mark_agents(ev: &mut Component, sending: Sending, own: &[String]) {
+    let organizer = match ev.prop(&P::Organizer).and_then(|o| o.values.first()) {
+        Some(ICalendarValue::Uri(Uri::Location(u))) => Some(mailto(u)),
+        Some(ICalendarValue::Text(u)) => Some(mailto(u)),
+        _ => None,
+    };
+    if organizer.is_some_and(|o| !own.iter().any(|a| a.eq_ignore_ascii_case(&o))) {
+        return;
+    }
+    for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
+        e.params.retain(|p| p.name != Param::ScheduleAgent);
+        if sending == Sending::Quiet {
             e.params.push(ICalendarParameter::schedule_agent(
                 ICalendarScheduleAgentValue::Client,
             ));
         }
     }
-    Ok(root.write())
 }
 
 fn apply_attendees(ev: &mut Component, edit: &Edit, base: &Base<'_>) -> Result<(), ItemError> {
@@ -1566,6 +1574,7 @@ mod tests {
                 email: "alice@example.test".into(),
                 name: Some("Alice A".into()),
             },
+            own: vec!["alice@example.test".into()],
         }
     }
 
@@ -1732,7 +1741,7 @@ mod tests {
         assert!(master.contains("<t:OriginalStart>2026-12-14T08:00:00Z</t:OriginalStart>"));
         assert!(master.contains("<t:LastOccurrence>"));
         // Deleting it leaves two, the override gone with it.
-        let gone = exclude(&s2, &out, &all[1], Sending::Send).unwrap();
+        let gone = exclude(&s2, &out, &all[1], Sending::Send, &[]).unwrap();
         let s3 = read(&gone, None).unwrap();
         assert_eq!(s3.instances(0, i64::MAX / 4).len(), 2, "{gone}");
         assert!(!gone.contains("Moved"), "{gone}");

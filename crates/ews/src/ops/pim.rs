@@ -641,6 +641,7 @@ pub async fn create(
         times: None,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
+        own: own_ids(ctx).await?,
     };
     let text = match calendar::apply(&base, &edit, how) {
         Ok(t) => t,
@@ -883,6 +884,7 @@ pub async fn update(
         times,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
+        own: own_ids(ctx).await?,
     };
     let text = match calendar::apply_at(&base, &edit, how, target) {
         Ok(t) => t,
@@ -930,7 +932,8 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
         Ok(Which::Instance(inst)) => {
             // One occurrence: an EXDATE on the series (and its override
             // gone), written as a CalDAV client would.
-            let text = match calendar::exclude(&l.stored, &l.data, &inst, how) {
+            let text = match calendar::exclude(&l.stored, &l.data, &inst, how, &own_ids(ctx).await?)
+            {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
             };
@@ -953,6 +956,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
                     times: None,
                     default_tz: default_tz(ctx),
                     me: me(ctx).await?,
+                    own: own_ids(ctx).await?,
                 };
                 if let Ok(text) = calendar::apply(&base, &Edit::default(), Sending::Quiet) {
                     if let Err(r) = ctx
