@@ -452,3 +452,26 @@ def test_calendar_bad_input_gets_the_protocols_errors(web):
     assert codes(r) == ["ErrorAccessDenied"]
     r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z" EndDate="2026-12-08T00:00:00Z"/>')
     assert len(list(ET.fromstring(r.content).iter(f"{T}CalendarItem"))) == 1
+
+
+def test_calendar_item_as_mime_content(web, resolve_locally, no_verify):
+    """The whole iCalendar object as MimeContent, both ways (as DavMail and
+    Outlook for Mac use it)."""
+    import base64
+    ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:mime-1\r\n"
+           "DTSTAMP:20261201T000000Z\r\nDTSTART:20261209T150000Z\r\nDTEND:20261209T160000Z\r\n"
+           "SUMMARY:From MIME\r\nX-KEPT:yes\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    r = post(web, soap('<m:CreateItem SendMeetingInvitations="SendToNone">'
+                       '<m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>'
+                       '<m:Items><t:CalendarItem><t:MimeContent CharacterSet="UTF-8">'
+                       f"{base64.b64encode(ics.encode()).decode()}</t:MimeContent></t:CalendarItem></m:Items>"
+                       "</m:CreateItem>"))
+    x = ET.fromstring(r.content)
+    assert [e.text for e in x.iter(f"{M}ResponseCode")] == ["NoError"], r.text
+    item_id = x.find(f".//{T}ItemId").get("Id")
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "UID:mime-1" in body and "X-KEPT:yes" in body, body
+    a = account(web)
+    got = a.calendar.get(id=item_id)
+    assert got.subject == "From MIME" and got.uid == "mime-1"
+    assert b"X-KEPT:yes" in got.mime_content

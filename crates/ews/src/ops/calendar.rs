@@ -730,6 +730,46 @@ fn ical_utc(v: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
+/// `t:MimeContent` of a stored object: its iCalendar text, base64.
+pub fn mime_content(ics: &str) -> Element {
+    use base64::Engine as _;
+    Element::new(NS_T, "MimeContent")
+        .with_attr("CharacterSet", "UTF-8")
+        .with_text(base64::engine::general_purpose::STANDARD.encode(ics))
+}
+
+/// The iCalendar object of a request's `t:MimeContent`: base64 of the
+/// iCalendar text, or of a MIME message with a text/calendar part.
+pub fn mime_calendar(el: &Element) -> Option<String> {
+    use base64::Engine as _;
+    let clean: String = el.text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("BEGIN:VCALENDAR")
+    {
+        return Some(text.into_owned());
+    }
+    let msg = mail_parser::MessageParser::new().parse(&bytes)?;
+    use mail_parser::MimeHeaders as _;
+    msg.parts.iter().find_map(|p| {
+        if !p.is_content_type("text", "calendar") {
+            return None;
+        }
+        match &p.body {
+            mail_parser::PartType::Text(t) => Some(t.to_string()),
+            mail_parser::PartType::Binary(b) | mail_parser::PartType::InlineBinary(b) => {
+                Some(String::from_utf8_lossy(b).into_owned())
+            }
+            _ => None,
+        }
+    })
+}
+
 // ---- writing ----
 
 /// An attendee from a request.

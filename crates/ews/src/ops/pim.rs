@@ -49,6 +49,19 @@ fn id_only(shape: Option<&Element>) -> bool {
     })
 }
 
+/// The shape asks for MimeContent.
+fn wants_mime(shape: Option<&Element>) -> bool {
+    shape.is_some_and(|s| {
+        s.child(NS_T, "IncludeMimeContent")
+            .is_some_and(|m| m.text.trim() == "true")
+            || s.child(NS_T, "AdditionalProperties").is_some_and(|a| {
+                a.children
+                    .iter()
+                    .any(|f| f.attr("FieldURI") == Some("item:MimeContent"))
+            })
+    })
+}
+
 async fn own_ids(ctx: &Ctx<'_>) -> Result<Vec<String>, OpError> {
     let mut own = ctx.backend.addresses(ctx.user.principal_id).await?;
     if !own.iter().any(|a| a.eq_ignore_ascii_case(&ctx.user.login)) {
@@ -509,7 +522,12 @@ pub async fn get(
     let own = own_ids(ctx).await?;
     let ids = element_ids(ctx, item.folder, item.item, l.modseq, rid, &own);
     match calendar::item_element(&l.stored, &which, &ids, id_only(shape)) {
-        Some(el) => Ok(Ok(vec![items::items(el)])),
+        Some(mut el) => {
+            if wants_mime(shape) && matches!(which, Which::Whole) {
+                el.children.insert(0, calendar::mime_content(&l.data));
+            }
+            Ok(Ok(vec![items::items(el)]))
+        }
         None => Ok(Err(ItemError::not_found())),
     }
 }
@@ -636,16 +654,38 @@ pub async fn create(
         Ok(e) => e,
         Err(e) => return Ok(Err(e)),
     };
-    let base = Base {
-        existing: None,
-        times: None,
-        default_tz: default_tz(ctx),
-        me: me(ctx).await?,
-        own: own_ids(ctx).await?,
+    // The whole object may come as MimeContent (DavMail, Outlook for
+    // Mac): the other fields, if any, are applied over it.
+    let mime = match item.child(NS_T, "MimeContent").map(calendar::mime_calendar) {
+        None => None,
+        Some(Some(ics)) => Some(ics),
+        Some(None) => {
+            return Ok(Err(ItemError::new(
+                "ErrorInvalidPropertySet",
+                "The MimeContent is not an iCalendar object.",
+            )))
+        }
     };
-    let text = match calendar::apply(&base, &edit, how) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
+    let others = item.children.iter().any(|c| c.name.local != "MimeContent");
+    let text = match &mime {
+        Some(ics) if !others => ics.clone(),
+        _ => {
+            let times = mime.as_deref().and_then(|m| {
+                let s = calendar::read(m, None)?;
+                s.times(s.master()?.id)
+            });
+            let base = Base {
+                existing: mime.as_deref(),
+                times,
+                default_tz: default_tz(ctx),
+                me: me(ctx).await?,
+                own: own_ids(ctx).await?,
+            };
+            match calendar::apply(&base, &edit, how) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
     };
     match ctx
         .backend
