@@ -286,8 +286,9 @@ pub async fn wait_or_hierarchy(
 }
 
 /// Resolves when any receiver sees a new value (true) or all are closed
-/// (false). Polled in place: no task per folder.
-async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) -> bool {
+/// (false). Polled in place: no task per folder. EWS streaming
+/// notifications wait with it too.
+pub async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) -> bool {
     use std::future::Future;
     use std::pin::Pin;
     use std::task::Poll;

@@ -23,6 +23,10 @@ const OCCURRENCE: u8 = b'O';
 /// collection numbers in ids.
 pub const ROOT: i64 = -1;
 pub const MSG_FOLDER_ROOT: i64 = -2;
+/// The Outbox: Exchange clients expect one (DavMail refuses to log in
+/// without it). Messages are sent at once here, never queued in a folder,
+/// so it is always empty.
+pub const OUTBOX: i64 = -3;
 
 /// What an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,33 @@ pub fn decode(id: &str) -> Option<Decoded> {
     }
 }
 
+/// The id of attachment `index` (its place among the message's
+/// attachments) of item `item`.
+pub fn attachment_id(owner: i64, collection: i64, item: i64, index: u32) -> String {
+    let mut b = vec![VERSION, b'A'];
+    b.extend_from_slice(&owner.to_be_bytes());
+    b.extend_from_slice(&collection.to_be_bytes());
+    b.extend_from_slice(&item.to_be_bytes());
+    b.extend_from_slice(&index.to_be_bytes());
+    STANDARD.encode(b)
+}
+
+/// What an attachment id names: (owner, collection, item, index); `None`
+/// for anything else.
+pub fn decode_attachment(id: &str) -> Option<(i64, i64, i64, u32)> {
+    let b = STANDARD.decode(id.trim()).ok()?;
+    if b.len() != 30 || b[0] != VERSION || b[1] != b'A' {
+        return None;
+    }
+    let n = |i: usize| i64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
+    Some((
+        n(2),
+        n(10),
+        n(18),
+        u32::from_be_bytes(b[26..30].try_into().ok()?),
+    ))
+}
+
 /// The `ChangeKey` of an object at `modseq`.
 pub fn change_key(modseq: i64) -> String {
     let mut b = vec![VERSION, b'K'];
@@ -159,5 +190,11 @@ mod tests {
             assert_eq!(decode(bad), None, "{bad}");
         }
         assert_eq!(change_key_modseq(&folder_id(1, 2)), None);
+        assert_eq!(
+            decode_attachment(&attachment_id(7, 42, 9, 3)),
+            Some((7, 42, 9, 3))
+        );
+        assert_eq!(decode(&attachment_id(7, 42, 9, 3)), None);
+        assert_eq!(decode_attachment(&item_id(7, 42, 9)), None);
     }
 }

@@ -20,6 +20,7 @@ pub mod soap;
 pub mod wsdl;
 pub mod zone;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -30,6 +31,7 @@ use axum::routing::any;
 use axum::Router;
 use http::{HeaderValue, Method, StatusCode};
 pub use outpost_activesync::{BackendError, EasBackend};
+pub use outpost_mailmeta::MessageMeta;
 use outpost_net::AuthUser;
 
 /// The SOAP endpoint's path (matched in any letter case).
@@ -52,6 +54,9 @@ pub struct Limits {
     pub max_ids: usize,
     /// Entries one FindItem/FindFolder page may return.
     pub max_page: usize,
+    /// The largest message accepted (`[limits] message_size`), as
+    /// MailTips announce it.
+    pub max_message_size: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +65,7 @@ impl Default for Limits {
             max_body: 40 << 20,
             max_ids: 1000,
             max_page: 1000,
+            max_message_size: 50 << 20,
         }
     }
 }
@@ -85,6 +91,80 @@ pub trait EwsBackend: EasBackend {
         -> Result<Option<Counts>, BackendError>;
     /// The principal's display name, if the directory has one.
     async fn display_name(&self, principal: i64) -> Result<Option<String>, BackendError>;
+    /// What changed in the principal's list of collections after journal
+    /// sequence `since` (SyncFolderHierarchy): the current sequence and
+    /// each changed collection once, with whether it was created after
+    /// `since`; `None` when the journal no longer reaches back that far.
+    async fn hierarchy_changes(
+        &self,
+        principal: i64,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError>;
+
+    // Messages (ops::mail). Each takes the principal and treats a mail
+    // folder of another principal as missing.
+
+    /// Every message of the principal's mail folder `collection`, in UID
+    /// order, without content: what FindItem filters, sorts and pages
+    /// over. `None` when the folder is not the principal's.
+    async fn mail_entries(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Option<Vec<MailEntry>>, BackendError>;
+    /// One message of it.
+    async fn mail_entry(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+    ) -> Result<Option<MailEntry>, BackendError>;
+    /// The metadata parsed at delivery (envelope, MIME structure) of those
+    /// messages of the folder that are there, by UID.
+    async fn mail_meta(
+        &self,
+        principal: i64,
+        collection: i64,
+        uids: &[i64],
+    ) -> Result<HashMap<i64, MessageMeta>, BackendError>;
+    /// Replaces the message's keywords with `keywords` (system flags
+    /// stay): its new modseq, `None` when there is no such message.
+    async fn set_mail_keywords(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        keywords: &[String],
+    ) -> Result<Option<i64>, BackendError>;
+    /// Copies messages to another mail folder of the principal: (old UID,
+    /// new UID) of those copied.
+    async fn copy_mail(
+        &self,
+        principal: i64,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, BackendError>;
+    /// The MIME message of a draft's fields, written by the one composer
+    /// (the same as ActiveSync drafts), `From:` being `from` or else the
+    /// principal's name and primary address. `None` when an address list
+    /// does not read as one.
+    async fn compose_mail(
+        &self,
+        principal: i64,
+        draft: &outpost_activesync::drafts::Draft,
+        from: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Files a message in the principal's mail folder (not as a draft),
+    /// \Seen when `seen`: the new (UID, modseq), `None` when the folder is
+    /// not the principal's.
+    async fn file_mail(
+        &self,
+        principal: i64,
+        collection: i64,
+        raw: &[u8],
+        seen: bool,
+    ) -> Result<Option<(i64, i64)>, BackendError>;
     /// What `address` is to this server: a user (with its out-of-office,
     /// for MailTips), a distribution group (with its members), an address
     /// of a hosted domain that nobody has, or an outside address.
@@ -142,6 +222,19 @@ pub struct Member {
     pub external: bool,
 }
 
+/// A message as [`EwsBackend::mail_entries`] lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailEntry {
+    pub uid: i64,
+    pub modseq: i64,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub size: i64,
+    /// System flags as bits ([`outpost_mailmeta::flags`]).
+    pub flags: i64,
+    pub keywords: Vec<String>,
+}
+
 /// What an operation works with.
 pub struct Ctx<'a> {
     pub backend: &'a dyn EwsBackend,
@@ -151,11 +244,14 @@ pub struct Ctx<'a> {
     /// The request's `TimeZoneContext` (a Windows zone id).
     pub time_zone: Option<&'a str>,
     pub limits: &'a Limits,
+    /// The process's notification subscriptions.
+    pub subscriptions: &'a ops::push::Subscriptions,
 }
 
 struct Service {
     backend: Arc<dyn EwsBackend>,
     limits: Limits,
+    subscriptions: ops::push::Subscriptions,
 }
 
 /// The EWS router: the SOAP endpoint and the WSDL. It expects an
@@ -164,7 +260,11 @@ struct Service {
 pub fn router(backend: Arc<dyn EwsBackend>, limits: Limits) -> Router {
     Router::new()
         .fallback(any(handle))
-        .with_state(Arc::new(Service { backend, limits }))
+        .with_state(Arc::new(Service {
+            backend,
+            limits,
+            subscriptions: Default::default(),
+        }))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
@@ -209,6 +309,7 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
     let Some(user) = req.extensions().get::<AuthUser>().cloned() else {
         return plain(StatusCode::UNAUTHORIZED, "Authentication required");
     };
+    let long_poll = req.extensions().get::<outpost_http::LongPoll>().cloned();
     let limit = svc.limits.max_body;
     let body = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
@@ -232,8 +333,22 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
         version: &request.version,
         time_zone: request.time_zone.as_deref(),
         limits: &svc.limits,
+        subscriptions: &svc.subscriptions,
     };
     let name = request.operation.name.local.clone();
+    if request.operation.is(soap::NS_M, "GetStreamingEvents") && request.impersonate.is_none() {
+        return match ops::push::streaming_request(&ctx, &request.operation) {
+            Err(answer) => xml(soap::envelope(&request.version, answer)),
+            Ok((ids, until)) => streaming(
+                svc.clone(),
+                user.clone(),
+                request.version.clone(),
+                ids,
+                until,
+                long_poll,
+            ),
+        };
+    }
     let answer = match &request.impersonate {
         Some(who) if !ops::is_own_address(&ctx, who).await => Err(soap::Fault::new(
             "ErrorImpersonateUserDenied",
@@ -248,6 +363,53 @@ async fn handle(State(svc): State<Arc<Service>>, req: Request) -> Response {
             xml(soap::fault(&request.version, &f))
         }
     }
+}
+
+/// A GetStreamingEvents answer: a body that stays open, one SOAP
+/// envelope per message, written by a task that waits on the store's
+/// change channels (see [`ops::push::stream`]). The request moves to the
+/// long-poll share of the per-address limits while it is open.
+fn streaming(
+    svc: Arc<Service>,
+    user: AuthUser,
+    version: String,
+    ids: Vec<String>,
+    until: std::time::Duration,
+    long_poll: Option<outpost_http::LongPoll>,
+) -> Response {
+    if let Some(lp) = &long_poll {
+        lp.park();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    tokio::spawn(async move {
+        let _held = long_poll;
+        let ctx = Ctx {
+            backend: svc.backend.as_ref(),
+            user: &user,
+            version: &version,
+            time_zone: None,
+            limits: &svc.limits,
+            subscriptions: &svc.subscriptions,
+        };
+        let mut send = |el: outpost_xml::Element| {
+            tx.try_send(bytes::Bytes::from(soap::envelope(&version, el)))
+                .is_ok()
+        };
+        if let Err(e) = ops::push::stream(&ctx, &ids, until, &mut send).await {
+            tracing::info!(login = %user.login, "ews: streaming notifications ended: {e:?}");
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r
 }
 
 /// `https://host[:port]` of this request, for the WSDL's address.

@@ -217,6 +217,16 @@ pub fn error(name: &str, code: &str, text: impl Into<String>) -> Element {
         .with(Element::new(NS_M, "DescriptiveLinkKey").with_text("0"))
 }
 
+/// An error message of SyncFolderItems/SyncFolderHierarchy. exchangelib
+/// 5.6 reads `SyncState` and the `last_in_range` element of every message
+/// before it looks at the code, and fails on a message without them; they
+/// are given (empty, true) so that the client sees the error itself.
+pub fn sync_error(name: &str, last_in_range: &str, code: &str, text: impl Into<String>) -> Element {
+    error(name, code, text)
+        .with(Element::new(NS_M, "SyncState"))
+        .with(Element::new(NS_M, last_in_range).with_text("true"))
+}
+
 /// `<m:{name}Response><m:ResponseMessages>…</m:ResponseMessages></m:{name}Response>`.
 pub fn response(name: &str, messages: Vec<Element>) -> Element {
     let mut list = Element::new(NS_M, "ResponseMessages");

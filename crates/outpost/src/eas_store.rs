@@ -1207,23 +1207,8 @@ impl EasBackend for EasStore {
         if self.own(principal, collection).await?.is_none() {
             return Ok(None);
         }
-        let addresses = self.addresses(principal).await?;
-        let Some(me) = addresses.first() else {
+        let Some(from) = self.own_from(principal).await? else {
             return Ok(None);
-        };
-        let name = self
-            .dir
-            .store()
-            .principal(principal)
-            .await
-            .ok()
-            .flatten()
-            .map(|p| p.display_name)
-            .unwrap_or_default();
-        let from = if name.is_empty() || name.contains(['"', '<', '>', '\\']) {
-            me.clone()
-        } else {
-            format!("\"{name}\" <{me}>")
         };
         let d = outpost_mailflow::Draft {
             from,
@@ -1351,6 +1336,209 @@ impl outpost_ews::EwsBackend for EasStore {
             .filter(|n| !n.is_empty()))
     }
 
+    async fn hierarchy_changes(
+        &self,
+        principal: i64,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<(i64, bool)>)>, BackendError> {
+        use outpost_store::sync::CollectionChangeKind;
+        match self
+            .dir
+            .store()
+            .principal_changes_since(principal, since)
+            .await
+            .map_err(unavailable)?
+        {
+            Since::TooOld(_) => Ok(None),
+            Since::Changes(c) => {
+                let mut out: Vec<(i64, bool)> = Vec::new();
+                for ch in &c.changes {
+                    let created = ch.kind == CollectionChangeKind::Created;
+                    match out.iter_mut().find(|(id, _)| *id == ch.collection) {
+                        Some(e) => e.1 |= created,
+                        None => out.push((ch.collection, created)),
+                    }
+                }
+                Ok(Some((c.highest_seq, out)))
+            }
+        }
+    }
+
+    async fn mail_entries(
+        &self,
+        principal: i64,
+        collection: i64,
+    ) -> Result<Option<Vec<outpost_ews::MailEntry>>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        let list = self
+            .dir
+            .store()
+            .message_list(collection)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(list.iter().map(ews_entry).collect()))
+    }
+
+    async fn mail_entry(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+    ) -> Result<Option<outpost_ews::MailEntry>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .dir
+            .store()
+            .message_by_uid(collection, uid)
+            .await
+            .map_err(unavailable)?
+            .as_ref()
+            .map(ews_entry))
+    }
+
+    async fn mail_meta(
+        &self,
+        principal: i64,
+        collection: i64,
+        uids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, outpost_ews::MessageMeta>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(Default::default());
+        }
+        self.dir
+            .store()
+            .message_meta(collection, uids)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_mail_keywords(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        keywords: &[String],
+    ) -> Result<Option<i64>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        let store = self.dir.store();
+        let Some(m) = store
+            .message_by_uid(collection, uid)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let same = m.keywords.len() == keywords.len()
+            && keywords
+                .iter()
+                .all(|k| m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)));
+        if same {
+            return Ok(Some(m.modseq));
+        }
+        // Replace keeps the system flags given: the message's own.
+        let r = store
+            .store_flags(
+                collection,
+                vec![uid],
+                FlagOp::Replace,
+                m.flags,
+                keywords.to_vec(),
+                None,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(if r.modseq > 0 { r.modseq } else { m.modseq }))
+    }
+
+    async fn copy_mail(
+        &self,
+        principal: i64,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, BackendError> {
+        if self.own(principal, from).await?.is_none() || self.own(principal, to).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        match self.dir.store().copy_messages(from, uids, to, false).await {
+            Ok((_, copied)) => Ok(copied),
+            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn compose_mail(
+        &self,
+        principal: i64,
+        draft: &outpost_activesync::drafts::Draft,
+        from: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        let from = match from {
+            Some(f) => f.to_string(),
+            None => match self.own_from(principal).await? {
+                Some(f) => f,
+                None => return Ok(None),
+            },
+        };
+        let d = outpost_mailflow::Draft {
+            from,
+            to: draft.to.clone(),
+            cc: draft.cc.clone(),
+            bcc: draft.bcc.clone(),
+            subject: draft.subject.clone(),
+            importance: draft.importance,
+            text: draft.text.clone(),
+            html: draft.html.clone(),
+            attachments: draft
+                .attachments
+                .iter()
+                .map(|a| outpost_mailflow::DraftAttachment {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    content_id: a.content_id.clone(),
+                    data: a.data.clone(),
+                })
+                .collect(),
+        };
+        Ok(outpost_mailflow::compose::build_draft(
+            &d,
+            self.flow.hostname(),
+        ))
+    }
+
+    async fn file_mail(
+        &self,
+        principal: i64,
+        collection: i64,
+        raw: &[u8],
+        seen: bool,
+    ) -> Result<Option<(i64, i64)>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        let done = self
+            .dir
+            .store()
+            .deliver(
+                std::sync::Arc::from(raw.to_vec()),
+                vec![outpost_store::Target {
+                    mailbox: collection,
+                    flags: if seen { SEEN } else { 0 },
+                    keywords: Vec::new(),
+                }],
+                outpost_store::now(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(done.first().map(|d| (d.uid, d.modseq)))
+    }
+
     async fn recipient(
         &self,
         _principal: i64,
@@ -1463,5 +1651,43 @@ impl outpost_ews::EwsBackend for EasStore {
             .into_iter()
             .map(|m| (m.collection, m.item))
             .collect())
+    }
+}
+
+fn ews_entry(m: &MessageInfo) -> outpost_ews::MailEntry {
+    outpost_ews::MailEntry {
+        uid: m.uid,
+        modseq: m.modseq,
+        internal_date: m.internal_date,
+        size: m.size,
+        flags: m.flags,
+        keywords: m.keywords.clone(),
+    }
+}
+
+impl EasStore {
+    /// The `From:` of a message the principal composes without one: its
+    /// display name (when it needs no quoting) and primary address.
+    async fn own_from(&self, principal: i64) -> Result<Option<String>, BackendError> {
+        let addresses = self.addresses(principal).await?;
+        let Some(me) = addresses.first() else {
+            return Ok(None);
+        };
+        let name = self
+            .dir
+            .store()
+            .principal(principal)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.display_name)
+            .unwrap_or_default();
+        Ok(Some(
+            if name.is_empty() || name.contains(['"', '<', '>', '\\']) {
+                me.clone()
+            } else {
+                format!("\"{name}\" <{me}>")
+            },
+        ))
     }
 }

@@ -537,7 +537,13 @@ fn http_router(
     )
     .into_service::<axum::body::Body>();
     let ews = outpost_http::require_user(
-        outpost_ews::router(exchange, outpost_ews::Limits::default()),
+        outpost_ews::router(
+            exchange,
+            outpost_ews::Limits {
+                max_message_size: cfg.limits.message_size,
+                ..outpost_ews::Limits::default()
+            },
+        ),
         basic.clone(),
     )
     .into_service::<axum::body::Body>();

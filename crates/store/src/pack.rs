@@ -120,13 +120,27 @@ impl Packs {
             None => true,
         };
         if need_new {
-            let id = st.1;
-            st.1 += 1;
             let capacity = self
                 .size
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .max(total);
-            let file = self.create(id, capacity)?;
+            // Another process on the same data directory (`outpost
+            // deliver`, an import) may have taken the next number since
+            // this one counted: take the next free one.
+            let mut tries = 0;
+            let (id, file) = loop {
+                let id = st.1;
+                st.1 += 1;
+                match self.create(id, capacity)? {
+                    Some(file) => break (id, file),
+                    None if tries < 1000 => tries += 1,
+                    None => {
+                        return Err(StoreError::Unavailable(
+                            "no free pack file name".to_string(),
+                        ))
+                    }
+                }
+            };
             st.0 = Some(Current {
                 id,
                 file,
@@ -162,14 +176,19 @@ impl Packs {
     }
 
     /// A new pack of `capacity` zero bytes, flushed, its name flushed into
-    /// the directory.
-    fn create(&self, id: i64, capacity: u64) -> Result<File, StoreError> {
+    /// the directory; `None` when a pack of that number exists already.
+    fn create(&self, id: i64, capacity: u64) -> Result<Option<File>, StoreError> {
         let path = self.path(id);
-        let mut file = OpenOptions::new()
+        let mut file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)?;
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let res = (|| {
             if !try_lock(&file) {
                 return Err(std::io::Error::other("pack is locked by another process"));
@@ -188,7 +207,7 @@ impl Packs {
             let _ = fs::remove_file(&path);
             return Err(e.into());
         }
-        Ok(file)
+        Ok(Some(file))
     }
 
     /// Reads `len` bytes at `offset` of pack `id`. Blocking.
@@ -332,5 +351,24 @@ mod tests {
         assert!(packs.path(3).exists());
         drop(again);
         assert!(packs.remove(3).unwrap());
+    }
+
+    #[test]
+    fn two_processes_number_their_packs_apart() {
+        // A server and `outpost deliver` open the same directory, both
+        // counting from what they found; the one that opens a pack second
+        // takes the next free number instead of failing.
+        let dir = tempfile::tempdir().unwrap();
+        let server = Packs::open(dir.path()).unwrap();
+        let cli = Packs::open(dir.path()).unwrap();
+        let a: Arc<[u8]> = Arc::from(&b"from the cli\r\n"[..]);
+        let b: Arc<[u8]> = Arc::from(&b"from the server\r\n"[..]);
+        assert_eq!(cli.append(std::slice::from_ref(&a)).unwrap(), vec![(1, 0)]);
+        assert_eq!(
+            server.append(std::slice::from_ref(&b)).unwrap(),
+            vec![(2, 0)]
+        );
+        assert_eq!(cli.read(1, 0, a.len() as i64).unwrap(), &a[..]);
+        assert_eq!(server.read(2, 0, b.len() as i64).unwrap(), &b[..]);
     }
 }

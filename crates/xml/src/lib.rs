@@ -179,6 +179,14 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     }
     let text = std::str::from_utf8(input).map_err(|_| XmlError::NotUtf8)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // XML 1.0 §2.2: a document holds only Chars (no NUL, no C0 controls
+    // but tab, CR and LF). What is read must be writable again.
+    if let Some((at, c)) = text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
+        return Err(XmlError::Malformed {
+            position: at as u64,
+            message: format!("character U+{:04X} is not allowed in XML", c as u32),
+        });
+    }
     let mut reader = NsReader::from_str(text);
     {
         let config = reader.config_mut();
@@ -266,7 +274,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
             Event::GeneralRef(r) => {
                 let resolved = if r.is_char_ref() {
                     match r.resolve_char_ref() {
-                        Ok(Some(c)) => c.to_string(),
+                        Ok(Some(c)) if is_xml_char(c) => c.to_string(),
                         _ => return Err(XmlError::Entity(r.xml10_content().into_owned())),
                     }
                 } else {
@@ -327,7 +335,7 @@ fn attribute_value(raw: &str, position: u64) -> Result<String, XmlError> {
                 num.parse::<u32>().ok()
             };
             match code.and_then(char::from_u32) {
-                Some(c) if c != '\0' => out.push(c),
+                Some(c) if is_xml_char(c) => out.push(c),
                 _ => return Err(XmlError::Entity(name.to_string())),
             }
         } else {

@@ -207,3 +207,27 @@ proptest! {
         prop_assert_eq!(back, clean(el));
     }
 }
+
+#[test]
+fn characters_xml_cannot_hold_are_refused() {
+    for doc in [
+        "<a>\u{0}</a>",
+        "<a b=\"\u{1}\"/>",
+        "<a xmlns=\"u\u{0}\"/>",
+        "<a>&#0;</a>",
+        "<a>&#x1;</a>",
+        "<a b=\"&#x2;\"/>",
+    ] {
+        assert!(
+            matches!(
+                parse(doc.as_bytes(), &Limits::default()),
+                Err(XmlError::Malformed { .. } | XmlError::Entity(_))
+            ),
+            "{doc:?}"
+        );
+    }
+    assert_eq!(
+        parse(b"<a>\t&#x9;\n</a>", &Limits::default()).unwrap().text,
+        "\t\t\n"
+    );
+}

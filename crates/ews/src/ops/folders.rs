@@ -14,7 +14,7 @@ use outpost_activesync::{Class, Folder};
 use outpost_xml::Element;
 
 use super::{child_tm, invalid, OpResult};
-use crate::ids::{self, Decoded, MSG_FOLDER_ROOT, ROOT};
+use crate::ids::{self, Decoded, MSG_FOLDER_ROOT, OUTBOX, ROOT};
 use crate::soap::{error, response, success, NS_M, NS_T};
 use crate::{BackendError, Counts, Ctx};
 
@@ -104,6 +104,15 @@ pub async fn tree(ctx: &Ctx<'_>) -> Result<Vec<EwsFolder>, BackendError> {
             distinguished: Some("msgfolderroot"),
         },
     ];
+    if !folders.iter().any(|f| f.folder_type == 6) {
+        out.push(EwsFolder {
+            id: OUTBOX,
+            parent: Some(MSG_FOLDER_ROOT),
+            name: "Outbox".into(),
+            kind: Kind::Mail,
+            distinguished: Some("outbox"),
+        });
+    }
     let ids: std::collections::HashSet<i64> = folders.iter().map(|f| f.id).collect();
     let mut rest: Vec<EwsFolder> = folders
         .iter()
@@ -231,9 +240,10 @@ pub fn folder_element(
     ctx: &Ctx<'_>,
     tree: &[EwsFolder],
     f: &EwsFolder,
-    counts: Option<Counts>,
+    info: Option<FolderInfo>,
+    shape: Option<&Element>,
 ) -> Element {
-    let c = counts.unwrap_or_default();
+    let c = info.map(|i| i.counts).unwrap_or_default();
     let children = tree.iter().filter(|x| x.parent == Some(f.id)).count();
     let mut el =
         Element::new(NS_T, f.kind.element()).with(folder_id_element(ctx, "FolderId", f.id, 0));
@@ -246,6 +256,19 @@ pub fn folder_element(
     el.push(Element::new(NS_T, "DisplayName").with_text(f.name.clone()));
     el.push(Element::new(NS_T, "TotalCount").with_text(c.total.to_string()));
     el.push(Element::new(NS_T, "ChildFolderCount").with_text(children.to_string()));
+    // MAPI properties by tag (DavMail asks for these).
+    let next_uid = info.and_then(|i| i.next_uid);
+    el.children
+        .extend(super::props::answers(shape, &|key| match key {
+            "0x3613" => f.kind.folder_class().map(str::to_string),
+            "0x3001" | "0x10f3" => Some(f.name.clone()),
+            "0x3602" => Some(c.total.to_string()),
+            "0x3603" => Some(c.unread.to_string()),
+            "0x360a" => Some((children > 0).to_string()),
+            "0x6751" => next_uid.map(|n| n.to_string()),
+            "0x6752" => next_uid.map(|n| (n - 1).max(0).to_string()),
+            _ => None,
+        }));
     let mut rights = Element::new(NS_T, "EffectiveRights");
     let writable = f.kind != Kind::Root;
     for (name, v) in [
@@ -274,11 +297,33 @@ pub fn folder_element(
     el
 }
 
-async fn counts_of(ctx: &Ctx<'_>, f: &EwsFolder) -> Result<Option<Counts>, BackendError> {
+/// What a folder element shows beside the tree: counts and, for a mail
+/// folder, the next UID.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FolderInfo {
+    pub counts: Counts,
+    pub next_uid: Option<i64>,
+}
+
+/// The counts and next UID of a folder (nothing to look up for the
+/// virtual ones).
+pub async fn info_of(ctx: &Ctx<'_>, f: &EwsFolder) -> Result<Option<FolderInfo>, BackendError> {
     if f.id < 0 {
-        return Ok(Some(Counts::default()));
+        return Ok(Some(FolderInfo::default()));
     }
-    ctx.backend.counts(ctx.user.principal_id, f.id).await
+    let principal = ctx.user.principal_id;
+    let Some(counts) = ctx.backend.counts(principal, f.id).await? else {
+        return Ok(None);
+    };
+    let next_uid = if f.kind == Kind::Mail {
+        ctx.backend
+            .mail_point(principal, f.id)
+            .await?
+            .map(|(_, next)| next)
+    } else {
+        None
+    };
+    Ok(Some(FolderInfo { counts, next_uid }))
 }
 
 fn folder_ids(op: &Element, local: &str) -> Result<Vec<Element>, super::OpError> {
@@ -296,8 +341,8 @@ pub async fn get_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     for id in &wanted {
         match resolve(ctx, &tree, id) {
             Resolved::Found(f) => {
-                let counts = counts_of(ctx, f).await?;
-                let el = folder_element(ctx, &tree, f, counts);
+                let info = info_of(ctx, f).await?;
+                let el = folder_element(ctx, &tree, f, info, child_tm(op, "FolderShape"));
                 messages.push(success("GetFolder").with(Element::new(NS_M, "Folders").with(el)));
             }
             Resolved::Error(code, text) => messages.push(error("GetFolder", code, text)),
@@ -437,8 +482,14 @@ pub async fn find_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         let (start, end, last) = page.range(total);
         let mut list = Element::new(NS_T, "Folders");
         for f in &found[start..end] {
-            let counts = counts_of(ctx, f).await?;
-            list.push(folder_element(ctx, &tree, f, counts));
+            let info = info_of(ctx, f).await?;
+            list.push(folder_element(
+                ctx,
+                &tree,
+                f,
+                info,
+                child_tm(op, "FolderShape"),
+            ));
         }
         messages.push(
             success("FindFolder").with(

@@ -112,7 +112,8 @@ pub fn target_folder<'a>(
     })
 }
 
-fn message(name: &str, r: Result<Vec<Element>, ItemError>) -> Element {
+/// One item's response message: success with `r`'s elements, or the error.
+pub fn message(name: &str, r: Result<Vec<Element>, ItemError>) -> Element {
     match r {
         Ok(children) => {
             let mut m = success(name);
@@ -137,13 +138,11 @@ pub async fn find_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         let r = match folders::resolve(ctx, &tree, p) {
             Resolved::Error(code, text) => Ok(Err(ItemError::new(code, text))),
             Resolved::Found(f) => match f.kind {
+                // The virtual folders (root, Outbox) hold nothing.
+                _ if f.id < 0 => Ok(Ok(vec![empty_root_folder()])),
                 Kind::Mail => mail::find(ctx, f, op).await,
                 Kind::Calendar | Kind::Contacts | Kind::Tasks => pim::find(ctx, f, op).await,
-                Kind::Root => Ok(Ok(vec![Element::new(NS_M, "RootFolder")
-                    .with_attr("IndexedPagingOffset", "0")
-                    .with_attr("TotalItemsInView", "0")
-                    .with_attr("IncludesLastItemInRange", "true")
-                    .with(Element::new(NS_T, "Items"))])),
+                Kind::Root => Ok(Ok(vec![empty_root_folder()])),
             },
         };
         messages.push(message("FindItem", r?));
@@ -151,7 +150,16 @@ pub async fn find_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     Ok(response("FindItem", messages))
 }
 
-fn ids_of<'a>(
+fn empty_root_folder() -> Element {
+    Element::new(NS_M, "RootFolder")
+        .with_attr("IndexedPagingOffset", "0")
+        .with_attr("TotalItemsInView", "0")
+        .with_attr("IncludesLastItemInRange", "true")
+        .with(Element::new(NS_T, "Items"))
+}
+
+/// The children of the request's id list `local`, at most `max_ids`.
+pub fn ids_of<'a>(
     op: &'a Element,
     local: &str,
     ctx: &Ctx<'_>,

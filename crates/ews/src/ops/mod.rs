@@ -6,15 +6,22 @@
 
 pub mod availability;
 pub mod calendar;
+pub mod config;
 pub mod contacts;
 pub mod convert_id;
 pub mod directory;
 pub mod folders;
+pub mod hierarchy;
 pub mod items;
 pub mod mail;
+pub mod message;
 pub mod oof;
+pub mod photo;
 pub mod pim;
+pub mod props;
+pub mod push;
 pub mod restriction;
+pub mod sync_items;
 pub mod tasks;
 
 use outpost_xml::Element;
@@ -27,6 +34,13 @@ pub const OPERATIONS: &[&str] = &[
     "ConvertId",
     "GetFolder",
     "FindFolder",
+    "SyncFolderHierarchy",
+    "CreateFolder",
+    "UpdateFolder",
+    "MoveFolder",
+    "CopyFolder",
+    "DeleteFolder",
+    "EmptyFolder",
     "GetUserOofSettings",
     "SetUserOofSettings",
     "FindItem",
@@ -36,6 +50,16 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "MoveItem",
     "CopyItem",
+    "Subscribe",
+    "Unsubscribe",
+    "GetEvents",
+    "GetStreamingEvents",
+    "GetServiceConfiguration",
+    "GetUserPhoto",
+    "SyncFolderItems",
+    "SendItem",
+    "GetAttachment",
+    "MarkAsJunk",
     "GetUserAvailability",
     "GetServerTimeZones",
     "ResolveNames",
@@ -52,6 +76,13 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "ConvertId" => convert_id::handle(ctx, op),
         "GetFolder" => folders::get_folder(ctx, op).await,
         "FindFolder" => folders::find_folder(ctx, op).await,
+        "SyncFolderHierarchy" => hierarchy::sync_folder_hierarchy(ctx, op).await,
+        "CreateFolder" => hierarchy::create_folder(ctx, op).await,
+        "UpdateFolder" => hierarchy::update_folder(ctx, op).await,
+        "MoveFolder" => hierarchy::move_folder(ctx, op).await,
+        "CopyFolder" => hierarchy::copy_folder(ctx, op).await,
+        "DeleteFolder" => hierarchy::delete_folder(ctx, op).await,
+        "EmptyFolder" => hierarchy::empty_folder(ctx, op).await,
         "GetUserOofSettingsRequest" => oof::get(ctx, op).await,
         "SetUserOofSettingsRequest" => oof::set(ctx, op).await,
         "FindItem" => items::find_item(ctx, op).await,
@@ -61,6 +92,15 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "DeleteItem" => items::delete_item(ctx, op).await,
         "MoveItem" => items::move_item(ctx, op, false).await,
         "CopyItem" => items::move_item(ctx, op, true).await,
+        "Subscribe" => push::subscribe(ctx, op).await,
+        "Unsubscribe" => push::unsubscribe(ctx, op).await,
+        "GetEvents" => push::get_events(ctx, op).await,
+        "GetServiceConfiguration" => config::get_service_configuration(ctx, op).await,
+        "GetUserPhoto" => photo::get_user_photo(ctx, op).await,
+        "SyncFolderItems" => sync_items::sync_folder_items(ctx, op).await,
+        "SendItem" => mail::send_item(ctx, op).await,
+        "GetAttachment" => mail::get_attachment(ctx, op).await,
+        "MarkAsJunk" => mail::mark_as_junk(ctx, op).await,
         "GetUserAvailabilityRequest" => availability::get_user_availability(ctx, op).await,
         "GetServerTimeZones" => availability::get_server_time_zones(ctx, op),
         "ResolveNames" => directory::resolve_names(ctx, op).await,

@@ -43,10 +43,16 @@ pub enum Cmp {
 
 const MAX_DEPTH: usize = 16;
 
+/// The field an expression tests: a `FieldURI` by its name, an
+/// `ExtendedFieldURI` as `ext:KEY` (see [`super::props::key`]).
 fn field_of(el: &Element) -> Option<String> {
     el.child(NS_T, "FieldURI")
         .and_then(|f| f.attr("FieldURI"))
         .map(str::to_string)
+        .or_else(|| {
+            el.child(NS_T, "ExtendedFieldURI")
+                .and_then(super::props::field_name)
+        })
 }
 
 fn constant(el: &Element) -> Option<String> {
@@ -181,9 +187,10 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     if let (Some(x), Some(y)) = (super::oof::parse_time(a), super::oof::parse_time(b)) {
         return x.cmp(&y);
     }
+    // xs:boolean also spells its values 1 and 0 (exchangelib does).
     let bool_of = |s: &str| match s.to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
         _ => None,
     };
     if let (Some(x), Some(y)) = (bool_of(a), bool_of(b)) {
@@ -201,7 +208,11 @@ impl FolderFilter {
         if f.fields().iter().any(|n| {
             !matches!(
                 *n,
-                "folder:DisplayName" | "folder:FolderClass" | "folder:DistinguishedFolderId"
+                "folder:DisplayName"
+                    | "folder:FolderClass"
+                    | "folder:DistinguishedFolderId"
+                    | "ext:0x3613"
+                    | "ext:0x3001"
             )
         }) {
             return Err("Folders can be searched by DisplayName and FolderClass only.");
@@ -212,7 +223,8 @@ impl FolderFilter {
     pub fn matches(&self, folder: &EwsFolder) -> bool {
         self.0.eval(&|field| match field {
             "folder:DisplayName" => Some(folder.name.clone()),
-            "folder:FolderClass" => folder.kind.folder_class().map(str::to_string),
+            "folder:FolderClass" | "ext:0x3613" => folder.kind.folder_class().map(str::to_string),
+            "ext:0x3001" => Some(folder.name.clone()),
             "folder:DistinguishedFolderId" => folder.distinguished.map(str::to_string),
             _ => None,
         })
@@ -245,6 +257,9 @@ mod tests {
         assert!(f.eval(&get("false", "well hello there")));
         assert!(!f.eval(&get("true", "well hello there")));
         assert!(!f.eval(&get("false", "bye")));
+        let zero = Filter::read(&r(r#"<t:IsEqualTo><t:FieldURI FieldURI="message:IsRead"/><t:FieldURIOrConstant><t:Constant Value="0"/></t:FieldURIOrConstant></t:IsEqualTo>"#)).unwrap();
+        assert!(zero.eval(&|_| Some("false".into())));
+        assert!(!zero.eval(&|_| Some("true".into())));
         let t = Filter::read(&r(r#"<t:IsGreaterThan><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURIOrConstant><t:Constant Value="2026-01-01T00:00:00Z"/></t:FieldURIOrConstant></t:IsGreaterThan>"#)).unwrap();
         assert!(t.eval(&|_| Some("2026-06-01T00:00:00Z".into())));
         assert!(!t.eval(&|_| Some("2025-06-01T00:00:00Z".into())));
