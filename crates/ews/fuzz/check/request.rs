@@ -38,6 +38,17 @@ fn walk(el: &Element, depth: usize) {
                         ids::decode(value)
                     );
                 }
+                Some(ids::Decoded::Occurrence {
+                    owner,
+                    collection,
+                    item,
+                    recurrence,
+                }) => {
+                    assert_eq!(
+                        ids::decode(&ids::occurrence_id(owner, collection, item, recurrence)),
+                        ids::decode(value)
+                    );
+                }
                 None => {}
             }
             let _ = ids::change_key_modseq(value);
