@@ -321,17 +321,27 @@ def test_meeting_reaches_the_attendee_who_accepts(web, resolve_locally, no_verif
     a = account(web)
     start = next_monday(hour=14)
     end = start + datetime.timedelta(hours=1)
+    # Saved without invitations first: bob is not told of this one.
+    quiet = CalendarItem(account=a, folder=a.calendar, subject="Not told", start=start - datetime.timedelta(hours=3),
+                         end=start - datetime.timedelta(hours=2), required_attendees=[BOB])
+    quiet.save()
     meeting = CalendarItem(account=a, folder=a.calendar, subject="Planning", start=start, end=end,
                            required_attendees=[BOB])
     meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
-    (body,) = caldav_objects(web, ALICE).values()
+    body = [b for b in caldav_objects(web, ALICE).values() if "Planning" in b][0]
     assert "ATTENDEE" in body and "bob@example.test" in body and "ORGANIZER" in body, body
     b = account(web, BOB)
     window = dict(start=start - datetime.timedelta(hours=1), end=end + datetime.timedelta(hours=1))
     (invite,) = wait_for(lambda: list(b.calendar.view(**window)), "bob's copy")
+    assert [x.subject for x in b.calendar.all()] == ["Planning"]
     assert invite.subject == "Planning" and invite.organizer.email_address == ALICE
     assert invite.my_response_type == "NoResponseReceived"
     invite.accept()
+    # bob's own change of his copy (a reminder) tells nobody and keeps it his.
+    mine = b.calendar.get(id=invite.id)
+    mine.reminder_is_set = True
+    mine.reminder_minutes_before_start = 5
+    mine.save(update_fields=["reminder_is_set", "reminder_minutes_before_start"])
     got = wait_for(lambda: [x for x in a.calendar.view(**window)
                             if x.required_attendees and x.required_attendees[0].response_type == "Accept"],
                    "alice's copy with bob's answer")

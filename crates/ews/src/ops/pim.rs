@@ -987,8 +987,13 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
             }
         }
         Ok(Which::Whole) => {
+            let own = own_ids(ctx).await?;
+            let organizing = match &l.stored.obj.index.organizer {
+                Some(o) => own.iter().any(|a| a.eq_ignore_ascii_case(o)),
+                None => true,
+            };
             let meeting = !l.stored.obj.index.attendees.is_empty();
-            if meeting && how == Sending::Quiet {
+            if meeting && organizing && how == Sending::Quiet {
                 // Nobody is to be told: the attendees become the client's
                 // business first, then the item goes.
                 let base = Base {
