@@ -1025,8 +1025,9 @@ fn days_of(text: &str) -> Result<Vec<ICalendarDay>, ItemError> {
     Ok(out)
 }
 
-/// The RRULE of a `t:Recurrence`; `tz` and `start` place its end date.
-pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError> {
+/// The RRULE of a `t:Recurrence`; `tz` places its end date, which is a
+/// DATE for an all-day series (RFC 5545: UNTIL has DTSTART's type).
+pub fn rule_of(r: &Element, tz: Tz, all_day: bool) -> Result<ICalendarRecurrenceRule, ItemError> {
     let num = |e: &Element, name: &str, max: i64| -> Result<i64, ItemError> {
         e.child(NS_T, name)
             .and_then(|x| x.text.trim().parse::<i64>().ok())
@@ -1132,6 +1133,10 @@ pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError
             let d = txt(r, "EndDate");
             let day = NaiveDate::parse_from_str(d.get(..10).unwrap_or(&d), "%Y-%m-%d")
                 .map_err(|_| bad("EndDate is not a date."))?;
+            if all_day {
+                rule.until = Some(date_only(day));
+                return Ok(rule);
+            }
             // The series ends with that day, in the item's zone.
             let last = day.and_hms_opt(23, 59, 59).unwrap_or_default();
             let end = match tz.from_local_datetime(&last) {
@@ -1334,16 +1339,19 @@ pub fn apply_at(
             || edit.end.is_some()
             || edit.all_day.is_some()
             || edit.start_tz.is_some();
+        // The item's zone: the one asked for, else the one it has.
+        let item_tz = edit
+            .start_tz
+            .or_else(|| {
+                base.times
+                    .as_ref()
+                    .and_then(|t| t.tzid.as_deref())
+                    .and_then(zone::resolve)
+            })
+            .unwrap_or(base.default_tz);
         if times_named || base.existing.is_none() || new_override {
             let old = base.times.clone();
-            let tz = edit
-                .start_tz
-                .or_else(|| {
-                    old.as_ref()
-                        .and_then(|t| t.tzid.as_deref())
-                        .and_then(zone::resolve)
-                })
-                .unwrap_or(base.default_tz);
+            let tz = item_tz;
             let start = match &edit.start {
                 Some(v) => when(v, tz)?,
                 None => old
@@ -1393,10 +1401,15 @@ pub fn apply_at(
         }
         match &edit.recurrence {
             Some(Some(r)) => {
-                let tz = edit.start_tz.unwrap_or(base.default_tz);
                 ev.set(entry(
                     P::Rrule,
-                    ICalendarValue::RecurrenceRule(Box::new(rule_of(r, tz)?)),
+                    ICalendarValue::RecurrenceRule(Box::new(rule_of(
+                        r,
+                        item_tz,
+                        edit.all_day
+                            .or(base.times.as_ref().map(|t| t.all_day))
+                            .unwrap_or(false),
+                    )?)),
                 ));
             }
             Some(None) => {
@@ -1793,6 +1806,26 @@ mod tests {
             master.contains("<t:DeletedOccurrence><t:Start>2026-12-14T08:00:00Z</t:Start>"),
             "{master}"
         );
+    }
+
+    #[test]
+    fn all_day_series_with_an_end_date() {
+        let edit = Edit::read(&el(
+            "<t:Subject>Days</t:Subject><t:Start>2026-12-07T00:00:00+01:00</t:Start><t:End>2026-12-08T00:00:00+01:00</t:End>\
+             <t:IsAllDayEvent>true</t:IsAllDayEvent>\
+             <t:Recurrence><t:DailyRecurrence><t:Interval>2</t:Interval></t:DailyRecurrence>\
+             <t:EndDateRecurrence><t:StartDate>2026-12-07+01:00</t:StartDate><t:EndDate>2026-12-13+01:00</t:EndDate></t:EndDateRecurrence></t:Recurrence>\
+             <t:StartTimeZone Id=\"Romance Standard Time\"/>",
+        ))
+        .unwrap();
+        let ics = apply(&base(None), &edit, Sending::Send).unwrap();
+        assert!(ics.contains("DTSTART;VALUE=DATE:20261207"), "{ics}");
+        assert!(ics.contains("UNTIL=20261213;"), "{ics}");
+        let s = read(&ics, Some("Europe/Paris")).unwrap();
+        // 7, 9, 11, 13 December.
+        assert_eq!(s.instances(0, i64::MAX / 4).len(), 4, "{ics}");
+        let opts = outpost_pim::IngestOptions::new(0);
+        outpost_pim::ingest_icalendar(ics.as_bytes(), &opts).unwrap();
     }
 
     #[test]
