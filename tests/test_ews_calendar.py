@@ -393,6 +393,11 @@ def test_contacts_both_ways_with_carddav(web, resolve_locally, no_verify):
     card = dav(web, "GET", href).text
     assert "TITLE:Chief guide" in card and "dora@elsewhere.example" in card, card
     dora = a.contacts.get(id=c.id)
+    dora.job_title = None
+    dora.save(update_fields=["job_title"])
+    card = dav(web, "GET", href).text
+    assert "TITLE" not in card and "Maps Inc" in card, card
+    dora = a.contacts.get(id=c.id)
     dora.delete()
     assert [p.display_name for p in a.contacts.all()] == ["Erin Example"]
 

@@ -759,7 +759,7 @@ fn simple_saved(ctx: &Ctx<'_>, folder: &EwsFolder, item: i64, modseq: i64) -> El
 }
 
 /// UpdateItem of a contact or task: the named fields set over the stored
-/// object's (deleting fields is not offered for them).
+/// object's, or deleted from it.
 async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> ItemResult {
     let principal = ctx.user.principal_id;
     let folder = item.folder;
@@ -792,16 +792,31 @@ async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> I
         )));
     };
     for u in &updates.children {
-        let Some(fields) = u.child(NS_T, name) else {
-            return Ok(Err(ItemError::new(
-                "ErrorInvalidPropertySet",
-                format!("Only setting fields of a {name} is offered here."),
-            )));
-        };
-        let r = if folder.kind == Kind::Tasks {
-            super::tasks::todo_of(fields, Some(&text), "")
+        let r = if u.name.local == "DeleteItemField" {
+            let Some(f) = u.children.first() else {
+                return Ok(Err(ItemError::new(
+                    "ErrorInvalidPropertyDelete",
+                    "DeleteItemField names no field.",
+                )));
+            };
+            let uri = f.attr("FieldURI").unwrap_or("");
+            if folder.kind == Kind::Tasks {
+                super::tasks::todo_without(&text, uri)
+            } else {
+                super::contacts::vcard_without(&text, uri, f.attr("FieldIndex"))
+            }
         } else {
-            super::contacts::vcard_of(fields, Some(&text), "")
+            let Some(fields) = u.child(NS_T, name) else {
+                return Ok(Err(ItemError::new(
+                    "ErrorInvalidPropertySet",
+                    format!("A change of a {name} carries a {name}."),
+                )));
+            };
+            if folder.kind == Kind::Tasks {
+                super::tasks::todo_of(fields, Some(&text), "")
+            } else {
+                super::contacts::vcard_of(fields, Some(&text), "")
+            }
         };
         match r {
             Ok(t) => text = t,
