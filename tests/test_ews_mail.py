@@ -185,21 +185,23 @@ def test_draft_saved_changed_and_sent(web, resolve_locally, no_verify):
     assert b"\\Draft" in flags and b"first text" in raw and b"Alice A" in raw
     saved = a.drafts.get(subject="Draft v1")
     assert saved.is_draft is True and saved.to_recipients[0].email_address == BOB
-    # A draft's content changed: filed anew (IMAP keeps a message's
-    # content under its UID), the answer carries the new id. exchangelib's
-    # save() insists on the old id, so the change is sent as SOAP.
-    r = post(web, soap(
-        '<m:UpdateItem ConflictResolution="AutoResolve" MessageDisposition="SaveOnly"><m:ItemChanges>'
-        f'<t:ItemChange><t:ItemId Id="{saved.id}" ChangeKey="{saved.changekey}"/><t:Updates>'
-        '<t:SetItemField><t:FieldURI FieldURI="item:Subject"/><t:Message><t:Subject>Draft v2</t:Subject>'
-        '</t:Message></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>'))
-    new_id = ET.fromstring(r.content).find(f".//{M}Items/{T}Message/{T}ItemId")
-    assert new_id is not None and new_id.get("Id") != saved.id, r.content
+    # A draft's content changed: filed anew (IMAP never changes a message
+    # under its UID) under the same ItemId, as Exchange keeps it.
+    old_id = saved.id
+    saved.subject = "Draft v2"
+    saved.save(update_fields=["subject"])
+    assert saved.id == old_id
     assert imap_by_subject(web, "Draft v1", "Drafts") == {}
     [(flags, raw)] = imap_by_subject(web, "Draft v2", "Drafts").values()
     assert b"first text" in raw and BOB.encode() in raw and b"\\Draft" in flags
-    saved = a.drafts.get(subject="Draft v2")
-    assert saved.id == new_id.get("Id")
+    again = a.drafts.get(subject="Draft v2")
+    assert again.id == old_id and again.changekey == saved.changekey
+    saved.body = "second text"
+    saved.save(update_fields=["body"])
+    assert saved.id == old_id
+    [(_, raw)] = imap_by_subject(web, "Draft v2", "Drafts").values()
+    assert b"second text" in raw
+    assert a.drafts.get(subject="Draft v2").body.strip() == "second text"
     saved.send()
     assert wait_for(lambda: imap_by_subject(web, "Draft v2", user=BOB))
     assert imap_by_subject(web, "Draft v2", "Drafts") == {}
@@ -332,3 +334,23 @@ def test_another_users_message_is_refused(web):
     # Bob's message is untouched.
     [(flags, _)] = imap_by_subject(web, "Bob's secret", user=BOB).values()
     assert b"\\Seen" not in flags
+
+
+def test_full_save_of_a_received_message(web, resolve_locally, no_verify):
+    """exchangelib's save() without update_fields sets every field it
+    may: what the message already has is accepted, the flags change."""
+    deliver(web, "Save all", extra="Importance: high\r\n")
+    a = account(web)
+    item = one(a.inbox, subject="Save all")
+    item.is_read = True
+    item.categories = ["Work"]
+    item.save()
+    [(flags, _)] = imap_by_subject(web, "Save all").values()
+    assert b"\\Seen" in flags and b"Work" in flags
+    # A change the server cannot keep on a received message is refused.
+    from exchangelib.errors import ErrorInvalidPropertyUpdateSentMessage
+    item = a.inbox.get(subject="Save all")
+    item.subject = "Renamed"
+    with pytest.raises(ErrorInvalidPropertyUpdateSentMessage):
+        item.save(update_fields=["subject"])
+    assert len(imap_by_subject(web, "Save all")) == 1

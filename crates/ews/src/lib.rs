@@ -136,6 +136,17 @@ pub trait EwsBackend: EasBackend {
         uid: i64,
         keywords: &[String],
     ) -> Result<Option<i64>, BackendError>;
+    /// Sets the system flags `set` and clears `clear` (bits of
+    /// [`outpost_mailmeta::flags`]) of a message: its new modseq, `None`
+    /// when there is no such message.
+    async fn set_mail_system_flags(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        set: i64,
+        clear: i64,
+    ) -> Result<Option<i64>, BackendError>;
     /// Copies messages to another mail folder of the principal: (old UID,
     /// new UID) of those copied.
     async fn copy_mail(

@@ -1375,10 +1375,21 @@ impl outpost_ews::EwsBackend for EasStore {
         let list = self
             .dir
             .store()
-            .message_list(collection)
+            .message_summaries(collection)
             .await
             .map_err(unavailable)?;
-        Ok(Some(list.iter().map(ews_entry).collect()))
+        Ok(Some(
+            list.into_iter()
+                .map(|m| outpost_ews::MailEntry {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    flags: m.flags,
+                    keywords: m.keywords,
+                })
+                .collect(),
+        ))
     }
 
     async fn mail_entry(
@@ -1454,6 +1465,44 @@ impl outpost_ews::EwsBackend for EasStore {
             .await
             .map_err(unavailable)?;
         Ok(Some(if r.modseq > 0 { r.modseq } else { m.modseq }))
+    }
+
+    async fn set_mail_system_flags(
+        &self,
+        principal: i64,
+        collection: i64,
+        uid: i64,
+        set: i64,
+        clear: i64,
+    ) -> Result<Option<i64>, BackendError> {
+        if self.own(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        let store = self.dir.store();
+        let Some(m) = store
+            .message_by_uid(collection, uid)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let mut modseq = m.modseq;
+        for (op, bits) in [
+            (FlagOp::Add, set & !m.flags),
+            (FlagOp::Remove, clear & m.flags),
+        ] {
+            if bits == 0 {
+                continue;
+            }
+            let r = store
+                .store_flags(collection, vec![uid], op, bits, vec![], None)
+                .await
+                .map_err(unavailable)?;
+            if r.modseq > 0 {
+                modseq = r.modseq;
+            }
+        }
+        Ok(Some(modseq))
     }
 
     async fn copy_mail(

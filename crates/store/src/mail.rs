@@ -40,6 +40,19 @@ pub struct MessageInfo {
     pub blob_hash: String,
 }
 
+/// A message without its content or blob: see
+/// [`Store::message_summaries`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub uid: i64,
+    pub flags: i64,
+    pub modseq: i64,
+    pub size: i64,
+    pub internal_date: i64,
+    /// Sorted.
+    pub keywords: Vec<String>,
+}
+
 /// A message's flags and nothing else: what IMAP `FETCH (FLAGS)` over a
 /// large range reads, without the columns and the string a full
 /// [`MessageInfo`] carries.
@@ -773,6 +786,49 @@ impl Store {
             .map(|[uid, flags]| (uid, flags))
             .collect();
         list.sort_unstable_by_key(|m| m.0);
+        Ok(list)
+    }
+
+    /// UID, flags, modseq, size and internal date of every message of a
+    /// mailbox, with its keywords, in UID order: what EWS FindItem sorts,
+    /// filters and pages over. Read aggregated, as
+    /// [`message_flags_in_uid_range`](Self::message_flags_in_uid_range)
+    /// is, since the driver's cost is per row.
+    pub async fn message_summaries(&self, mailbox: i64) -> Result<Vec<MessageSummary>> {
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT string_agg(CAST(uid AS TEXT) || ' ' || CAST(flags AS TEXT) || ' ' || CAST(modseq AS TEXT) \
+             || ' ' || CAST(size AS TEXT) || ' ' || CAST(internal_date AS TEXT), ',') \
+             FROM messages WHERE collection_id = $1",
+        )
+        .bind(mailbox)
+        .fetch_one(self.pool())
+        .await?;
+        let mut list: Vec<MessageSummary> = parse_packed::<5>(packed.as_deref().unwrap_or(""))?
+            .into_iter()
+            .map(|[uid, flags, modseq, size, internal_date]| MessageSummary {
+                uid,
+                flags,
+                modseq,
+                size,
+                internal_date,
+                keywords: Vec::new(),
+            })
+            .collect();
+        list.sort_unstable_by_key(|m| m.uid);
+        let kw = sqlx::query(
+            "SELECT m.uid, k.keyword FROM message_keywords k JOIN messages m ON m.id = k.message_id \
+             WHERE m.collection_id = $1 ORDER BY k.keyword",
+        )
+        .bind(mailbox)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &kw {
+            let uid: i64 = r.try_get(0)?;
+            let keyword: String = r.try_get(1)?;
+            if let Ok(i) = list.binary_search_by_key(&uid, |m| m.uid) {
+                list[i].keywords.push(keyword);
+            }
+        }
         Ok(list)
     }
 

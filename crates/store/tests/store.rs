@@ -388,6 +388,26 @@ async fn flag_rows_of_a_range_match_the_full_rows(s: TestStore) {
         .collect();
     assert_eq!(s.uids_and_flags(mb.id).await.unwrap(), pairs);
     assert_eq!(pairs.len(), 39);
+    // EWS FindItem's aggregated summaries agree with it too.
+    let want: Vec<MessageSummary> = s
+        .message_list(mb.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut keywords = m.keywords.clone();
+            keywords.sort();
+            MessageSummary {
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
+                size: m.size,
+                internal_date: m.internal_date,
+                keywords,
+            }
+        })
+        .collect();
+    assert_eq!(s.message_summaries(mb.id).await.unwrap(), want);
     let empty = s.create_mailbox(u.id, "Empty", None).await.unwrap();
     assert!(s.uids_and_flags(empty.id).await.unwrap().is_empty());
     assert!(s

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use mail_parser::{Message, MessageParser};
 use outpost_activesync::drafts::Draft;
 use outpost_activesync::SendRefused;
-use outpost_mailmeta::flags::{DRAFT, FLAGGED, SEEN};
+use outpost_mailmeta::flags::{ANSWERED, DELETED, DRAFT, FLAGGED, SEEN};
 use outpost_xml::Element;
 
 use super::folders::{self, EwsFolder, Kind, Page};
@@ -61,11 +61,16 @@ fn sort_order(op: &Element) -> Result<Vec<(String, bool)>, String> {
         let field = f
             .child(NS_T, "FieldURI")
             .and_then(|u| u.attr("FieldURI"))
-            .ok_or("Messages are sorted by FieldURI properties only.")?;
-        if message::searchable(field).is_none() {
+            .map(str::to_string)
+            .or_else(|| {
+                f.child(NS_T, "ExtendedFieldURI")
+                    .and_then(super::props::field_name)
+            })
+            .ok_or("Messages are sorted by FieldURI or ExtendedFieldURI properties only.")?;
+        if message::searchable(&field).is_none() {
             return Err(format!("Messages cannot be sorted by {field} here."));
         }
-        out.push((field.to_string(), f.attr("Order") != Some("Ascending")));
+        out.push((field, f.attr("Order") != Some("Ascending")));
     }
     Ok(out)
 }
@@ -156,22 +161,18 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
             })
         })
         .collect();
-    let keys: HashMap<usize, Vec<SortKey>> = chosen
-        .iter()
-        .map(|&i| {
-            let v = make_view(principal, folder.id, &entries[i], &metas, &own);
-            (
-                i,
-                order
-                    .iter()
-                    .map(|(f, _)| message::sort_key(f, &v))
-                    .collect(),
-            )
-        })
-        .collect();
+    // Sort keys by position in `entries` (only the chosen ones filled).
+    let mut keys: Vec<Vec<SortKey>> = vec![Vec::new(); entries.len()];
+    for &i in &chosen {
+        let v = make_view(principal, folder.id, &entries[i], &metas, &own);
+        keys[i] = order
+            .iter()
+            .map(|(f, _)| message::sort_key(f, &v))
+            .collect();
+    }
     chosen.sort_by(|a, b| {
         for (n, (_, desc)) in order.iter().enumerate() {
-            let o = keys[a][n].cmp(&keys[b][n]);
+            let o = keys[*a][n].cmp(&keys[*b][n]);
             let o = if *desc { o.reverse() } else { o };
             if o.is_ne() {
                 return o;
@@ -248,6 +249,21 @@ struct Full {
     meta: Option<MessageMeta>,
 }
 
+/// The message an ItemId's UID names in `folder`: the message of that
+/// UID, or the draft filed anew in its place ([`message::id_uid`]).
+async fn locate(ctx: &Ctx<'_>, folder: i64, uid: i64) -> Result<Option<MailEntry>, super::OpError> {
+    let principal = ctx.user.principal_id;
+    if let Some(e) = ctx.backend.mail_entry(principal, folder, uid).await? {
+        return Ok(Some(e));
+    }
+    let alias = message::alias_keyword(folder, uid);
+    Ok(ctx
+        .backend
+        .mail_entries(principal, folder)
+        .await?
+        .and_then(|list| list.into_iter().find(|e| e.keywords.contains(&alias))))
+}
+
 async fn load(
     ctx: &Ctx<'_>,
     folder: i64,
@@ -255,9 +271,10 @@ async fn load(
     level: Level,
 ) -> Result<Option<Full>, super::OpError> {
     let principal = ctx.user.principal_id;
-    let Some(entry) = ctx.backend.mail_entry(principal, folder, uid).await? else {
+    let Some(entry) = locate(ctx, folder, uid).await? else {
         return Ok(None);
     };
+    let uid = entry.uid;
     let raw = if level == Level::Raw {
         ctx.backend.mail_raw(principal, folder, uid).await?
     } else {
@@ -556,6 +573,11 @@ pub async fn update(
     let mut read = None;
     let mut flagged = None;
     let mut cats: Option<Vec<String>> = None;
+    // System flags set and cleared, and keywords added and removed, by
+    // the MAPI properties DavMail writes.
+    let (mut set_bits, mut clear_bits) = (0i64, 0i64);
+    let mut kw_add: Vec<&str> = Vec::new();
+    let mut kw_remove: Vec<&str> = Vec::new();
     let mut content = NewMessage::default();
     let mut edited = false;
     // Everything this server answers for the message, to recognise a
@@ -588,6 +610,63 @@ pub async fn update(
         let deleting = kind == "DeleteItemField";
         if !deleting && value.is_none() {
             return Err(invalid(format!("{kind} has no value.")));
+        }
+        let ext_key = path
+            .filter(|p| p.is(NS_T, "ExtendedFieldURI"))
+            .and_then(super::props::key);
+        let ext_num = value
+            .and_then(|v| v.child(NS_T, "Value"))
+            .map(|x| x.text.trim().parse::<i64>().unwrap_or(0));
+        let on = !deleting && ext_num.unwrap_or(0) != 0;
+        match ext_key.as_deref() {
+            // Common/PidLidImapDeleted: \Deleted.
+            Some("Common/0x8570") => {
+                if on {
+                    set_bits |= DELETED;
+                } else {
+                    clear_bits |= DELETED;
+                }
+                continue;
+            }
+            // PidTagLastVerbExecuted: 102/103 replied, 104 forwarded.
+            Some("0x1081") => {
+                match ext_num.filter(|_| !deleting) {
+                    Some(102 | 103) => set_bits |= ANSWERED,
+                    Some(104) => kw_add.push("$Forwarded"),
+                    _ => {
+                        clear_bits |= ANSWERED;
+                        kw_remove.push("$Forwarded");
+                    }
+                }
+                continue;
+            }
+            // Junk (DavMail's 0x1083): $Junk.
+            Some("0x1083") => {
+                if on {
+                    kw_add.push("$Junk");
+                    kw_remove.push("$NotJunk");
+                } else {
+                    kw_remove.push("$Junk");
+                }
+                continue;
+            }
+            // PidTagIconIndex: follows the verb, nothing of its own.
+            Some("0x1080") => continue,
+            Some("PublicStrings/keywords") => {
+                cats = Some(
+                    value
+                        .and_then(|v| v.child(NS_T, "Values"))
+                        .map(|vs| {
+                            vs.children_named(NS_T, "Value")
+                                .map(|x| x.text.trim().to_string())
+                                .filter(|x| !x.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+                continue;
+            }
+            _ => {}
         }
         match field {
             Some("message:IsRead") => {
@@ -647,7 +726,7 @@ pub async fn update(
                     .find(|c| c.name == v.name)
                     .map(message::flat_text)
                     .unwrap_or_default();
-                if message::flat_text(v) != now {
+                if !same_value(&message::flat_text(v), &now) {
                     let name = path
                         .and_then(|p| p.attr("FieldURI").or(p.attr("PropertyTag")))
                         .unwrap_or("?");
@@ -664,8 +743,20 @@ pub async fn update(
         }
     }
     let mut uid = e.uid;
+    // The UID the answered ItemId names (kept across a draft's re-filing).
+    let id = message::id_uid(e, folder);
     let mut modseq = e.modseq;
     let mut keywords = cats.map(|c| keywords_with(&e.keywords, &c));
+    if !kw_add.is_empty() || !kw_remove.is_empty() {
+        let mut k = keywords.take().unwrap_or_else(|| e.keywords.clone());
+        k.retain(|x| !kw_remove.iter().any(|r| r.eq_ignore_ascii_case(x)));
+        for a in &kw_add {
+            if !k.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                k.push(a.to_string());
+            }
+        }
+        keywords = Some(k);
+    }
     if edited {
         // A draft's new content: composed and filed anew, the old one
         // removed; its flags and keywords carried over.
@@ -700,12 +791,26 @@ pub async fn update(
         if flagged.is_none() && e.flags & FLAGGED != 0 {
             flagged = Some(true);
         }
-        if keywords.is_none() && !e.keywords.is_empty() {
-            keywords = Some(e.keywords.clone());
+        let alias = message::alias_keyword(folder, id);
+        let mut k = keywords.take().unwrap_or_else(|| e.keywords.clone());
+        k.retain(|x| !x.starts_with(message::ALIAS) || *x == alias);
+        if !k.contains(&alias) {
+            k.push(alias);
         }
+        keywords = Some(k);
     }
     if read.is_some() || flagged.is_some() || keywords.is_some() {
         match set_state(ctx, folder, uid, read, flagged, keywords).await? {
+            Some(m) => modseq = m,
+            None => return Ok(Err(ItemError::not_found())),
+        }
+    }
+    if set_bits != 0 || clear_bits != 0 {
+        match ctx
+            .backend
+            .set_mail_system_flags(principal, folder, uid, set_bits, clear_bits)
+            .await?
+        {
             Some(m) => modseq = m,
             None => return Ok(Err(ItemError::not_found())),
         }
@@ -721,9 +826,20 @@ pub async fn update(
         return Ok(Ok(vec![Element::new(NS_M, "Items")]));
     }
     Ok(Ok(vec![
-        new_id(ctx, folder, uid, modseq),
+        new_id(ctx, folder, id, modseq),
         Element::new(NS_M, "ConflictResults").with(Element::new(NS_T, "Count").with_text("0")),
     ]))
+}
+
+/// Two property texts that mean the same: equal, or the same xs:boolean
+/// spelt `1`/`0` and `true`/`false`.
+fn same_value(a: &str, b: &str) -> bool {
+    let norm = |s: &str| match s {
+        "1" | "true" => "true".to_string(),
+        "0" | "false" => "false".to_string(),
+        s => s.replace("\r\n", "\n").trim_end().to_string(),
+    };
+    norm(a) == norm(b)
 }
 
 pub async fn delete(
@@ -734,6 +850,9 @@ pub async fn delete(
 ) -> ItemResult {
     let principal = ctx.user.principal_id;
     let folder = item.folder.id;
+    let Some(e) = locate(ctx, folder, item.item).await? else {
+        return Ok(Err(ItemError::not_found()));
+    };
     let trash = tree
         .iter()
         .find(|f| f.distinguished == Some("deleteditems"));
@@ -742,12 +861,12 @@ pub async fn delete(
         // Exchange does, it is gone).
         Some(t) if how != "HardDelete" && t.id != folder => !ctx
             .backend
-            .move_mail(principal, folder, &[item.item], t.id)
+            .move_mail(principal, folder, &[e.uid], t.id)
             .await?
             .is_empty(),
         _ => !ctx
             .backend
-            .expunge_mail(principal, folder, &[item.item])
+            .expunge_mail(principal, folder, &[e.uid])
             .await?
             .is_empty(),
     };
@@ -766,13 +885,16 @@ pub async fn move_or_copy(
 ) -> ItemResult {
     let principal = ctx.user.principal_id;
     let from = item.folder.id;
+    let Some(e) = locate(ctx, from, item.item).await? else {
+        return Ok(Err(ItemError::not_found()));
+    };
     let pairs = if copy {
         ctx.backend
-            .copy_mail(principal, from, &[item.item], to.id)
+            .copy_mail(principal, from, &[e.uid], to.id)
             .await?
     } else {
         ctx.backend
-            .move_mail(principal, from, &[item.item], to.id)
+            .move_mail(principal, from, &[e.uid], to.id)
             .await?
     };
     let Some(&(_, uid)) = pairs.first() else {
@@ -808,21 +930,22 @@ pub async fn send_item(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                     Some(Ok(f)) if f.kind == Kind::Mail => Some(*f),
                     _ => None,
                 };
-                match ctx
-                    .backend
-                    .mail_raw(principal, item.folder.id, item.item)
-                    .await?
-                {
-                    None => Err(ItemError::not_found()),
-                    Some(raw) => match send(ctx, &raw, save, copy).await? {
+                let uid = locate(ctx, item.folder.id, item.item).await?.map(|e| e.uid);
+                let raw = match uid {
+                    Some(u) => ctx.backend.mail_raw(principal, item.folder.id, u).await?,
+                    None => None,
+                };
+                match (uid, raw) {
+                    (Some(uid), Some(raw)) => match send(ctx, &raw, save, copy).await? {
                         Err(e) => Err(e),
                         Ok(()) => {
                             ctx.backend
-                                .expunge_mail(principal, item.folder.id, &[item.item])
+                                .expunge_mail(principal, item.folder.id, &[uid])
                                 .await?;
                             Ok(Vec::new())
                         }
                     },
+                    _ => Err(ItemError::not_found()),
                 }
             }
         };
@@ -849,10 +972,14 @@ pub async fn get_attachment(ctx: &Ctx<'_>, op: &Element) -> OpResult {
             )),
             Some((_, folder, uid, index)) => {
                 let mail = tree.iter().any(|f| f.id == folder && f.kind == Kind::Mail);
-                let raw = if mail {
-                    ctx.backend.mail_raw(principal, folder, uid).await?
+                let real = if mail {
+                    locate(ctx, folder, uid).await?.map(|e| e.uid)
                 } else {
                     None
+                };
+                let raw = match real {
+                    Some(u) => ctx.backend.mail_raw(principal, folder, u).await?,
+                    None => None,
                 };
                 let parsed = raw
                     .as_deref()
@@ -892,59 +1019,51 @@ pub async fn mark_as_junk(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                 "ErrorInvalidItemForOperation",
                 "Only messages can be marked as junk.",
             )),
-            Ok(item) => {
-                match ctx
-                    .backend
-                    .mail_entry(principal, item.folder.id, item.item)
-                    .await?
-                {
-                    None => Err(ItemError::not_found()),
-                    Some(e) => {
-                        let (add, drop) = if junk {
-                            ("$Junk", "$NotJunk")
-                        } else {
-                            ("$NotJunk", "$Junk")
-                        };
-                        let mut k: Vec<String> = e
-                            .keywords
-                            .iter()
-                            .filter(|k| {
-                                !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add)
-                            })
-                            .cloned()
-                            .collect();
-                        k.push(add.to_string());
-                        let mut modseq = ctx
+            Ok(item) => match locate(ctx, item.folder.id, item.item).await? {
+                None => Err(ItemError::not_found()),
+                Some(e) => {
+                    let (add, drop) = if junk {
+                        ("$Junk", "$NotJunk")
+                    } else {
+                        ("$NotJunk", "$Junk")
+                    };
+                    let mut k: Vec<String> = e
+                        .keywords
+                        .iter()
+                        .filter(|k| !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(add))
+                        .cloned()
+                        .collect();
+                    k.push(add.to_string());
+                    let mut modseq = ctx
+                        .backend
+                        .set_mail_keywords(principal, item.folder.id, e.uid, &k)
+                        .await?
+                        .unwrap_or(e.modseq);
+                    let mut at = (item.folder.id, e.uid);
+                    if let Some(t) = to.filter(|t| move_it && t.id != item.folder.id) {
+                        if let Some(&(_, n)) = ctx
                             .backend
-                            .set_mail_keywords(principal, item.folder.id, e.uid, &k)
+                            .move_mail(principal, item.folder.id, &[e.uid], t.id)
                             .await?
-                            .unwrap_or(e.modseq);
-                        let mut at = (item.folder.id, e.uid);
-                        if let Some(t) = to.filter(|t| move_it && t.id != item.folder.id) {
-                            if let Some(&(_, n)) = ctx
+                            .first()
+                        {
+                            at = (t.id, n);
+                            modseq = ctx
                                 .backend
-                                .move_mail(principal, item.folder.id, &[e.uid], t.id)
+                                .mail_entry(principal, t.id, n)
                                 .await?
-                                .first()
-                            {
-                                at = (t.id, n);
-                                modseq = ctx
-                                    .backend
-                                    .mail_entry(principal, t.id, n)
-                                    .await?
-                                    .map_or(0, |e| e.modseq);
-                            }
+                                .map_or(0, |e| e.modseq);
                         }
-                        Ok(if move_it {
-                            vec![Element::new(NS_M, "MovedItemId")
-                                .with_attr("Id", ids::item_id(principal, at.0, at.1))
-                                .with_attr("ChangeKey", ids::change_key(modseq))]
-                        } else {
-                            Vec::new()
-                        })
                     }
+                    Ok(if move_it {
+                        vec![Element::new(NS_M, "MovedItemId")
+                            .with_attr("Id", ids::item_id(principal, at.0, at.1))
+                            .with_attr("ChangeKey", ids::change_key(modseq))]
+                    } else {
+                        Vec::new()
+                    })
                 }
-            }
+            },
         };
         messages.push(items::message("MarkAsJunk", r));
     }

@@ -34,8 +34,11 @@ pub enum Level {
 }
 
 /// The extended property PidTagFlagStatus (0x1090, MS-OXOFLAG), as
-/// clients without `item:Flag` (exchangelib's `Flag`) ask for it.
+/// clients without `item:Flag` (exchangelib's `Flag`, DavMail) set it.
 pub const FLAG_STATUS: &str = "ext:0x1090";
+
+/// Where in [`FIELDS`] the requested extended properties are written.
+const EXTENDED: &str = "ext:*";
 
 /// Every property this server has for a message, in the schema's order
 /// (ItemType, then MessageType), with what it needs.
@@ -66,7 +69,7 @@ pub const FIELDS: &[(&str, Level)] = &[
     ("item:DisplayCc", Level::Meta),
     ("item:DisplayTo", Level::Meta),
     ("item:HasAttachments", Level::Meta),
-    (FLAG_STATUS, Level::Entry),
+    (EXTENDED, Level::Entry),
     ("item:IsAssociated", Level::Entry),
     ("item:Flag", Level::Entry),
     ("item:TextBody", Level::Raw),
@@ -84,6 +87,26 @@ pub const FIELDS: &[(&str, Level)] = &[
     ("message:References", Level::Meta),
     ("message:ReplyTo", Level::Meta),
 ];
+
+/// The keyword a draft filed anew by UpdateItem carries: `$EwsId.F.U`,
+/// the UID `U` its ItemId keeps naming while it is in folder `F` (IMAP
+/// never changes a message under its UID, Exchange never changes an
+/// item's id on an update, and clients such as exchangelib insist).
+pub const ALIAS: &str = "$EwsId.";
+
+pub fn alias_keyword(folder: i64, uid: i64) -> String {
+    format!("{ALIAS}{folder}.{uid}")
+}
+
+/// The UID a message's ItemId names in `folder`: its own, or the one its
+/// draft had first.
+pub fn id_uid(e: &MailEntry, folder: i64) -> i64 {
+    let prefix = format!("{ALIAS}{folder}.");
+    e.keywords
+        .iter()
+        .find_map(|k| k.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(e.uid)
+}
 
 /// What FindItem's `Default` shape gives.
 const DEFAULT_FIND: &[&str] = &[
@@ -141,27 +164,132 @@ pub enum BodyType {
 pub struct Props {
     pub fields: BTreeSet<&'static str>,
     pub body: BodyType,
+    /// The `ExtendedFieldURI`s asked for, answered as they were asked.
+    pub ext: Vec<Element>,
 }
 
-/// The `FieldURI` (or [`FLAG_STATUS`]) a `t:FieldURI`/`t:ExtendedFieldURI`
-/// path names, if this server has it.
+/// The `FieldURI` a `t:FieldURI` path names (or [`FLAG_STATUS`] for that
+/// `t:ExtendedFieldURI`), if this server has it.
 pub fn path_of(el: &Element) -> Option<&'static str> {
-    let name = if el.is(NS_T, "FieldURI") {
-        el.attr("FieldURI")?.trim().to_string()
-    } else if el.is(NS_T, "ExtendedFieldURI") {
-        let tag = el.attr("PropertyTag")?.trim().to_ascii_lowercase();
-        let n = match tag.strip_prefix("0x") {
-            Some(h) => u32::from_str_radix(h, 16).ok()?,
-            None => tag.parse().ok()?,
-        };
-        if n != 0x1090 {
-            return None;
-        }
-        FLAG_STATUS.to_string()
-    } else {
+    if el.is(NS_T, "ExtendedFieldURI") {
+        return (super::props::key(el).as_deref() == Some("0x1090")).then_some(FLAG_STATUS);
+    }
+    if !el.is(NS_T, "FieldURI") {
         return None;
-    };
-    FIELDS.iter().map(|(f, _)| *f).find(|f| *f == name)
+    }
+    let name = el.attr("FieldURI")?.trim();
+    FIELDS
+        .iter()
+        .map(|(f, _)| *f)
+        .find(|f| *f == name && *f != EXTENDED)
+}
+
+/// A value of an extended (MAPI) property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// What an extended property (by its [`super::props::key`]) needs read;
+/// `None` for one this server does not have for messages.
+pub fn ext_level(key: &str) -> Option<Level> {
+    Some(match key {
+        "0x0037" => Level::Meta,
+        k if k.starts_with("InternetHeaders/") => Level::Raw,
+        "0x3008"
+        | "0x10f3"
+        | "0x670e"
+        | "0x0ff9"
+        | "0x0e07"
+        | "0x0e23"
+        | "0x1090"
+        | "0x1081"
+        | "0x0e08"
+        | "0x0e06"
+        | "Common/0x8570"
+        | "0x1083"
+        | "PublicStrings/keywords"
+        | "0x001a" => Level::Entry,
+        _ => return None,
+    })
+}
+
+/// The value of extended property `key` of a message: the MAPI
+/// properties DavMail and the WebDAV-era clients read (PidTagMessageFlags,
+/// the IMAP UID, PidTagLastVerbExecuted...), from the same flags IMAP has.
+pub fn ext_value(key: &str, v: &View<'_>) -> Option<ExtValue> {
+    let e = v.entry;
+    let one = |s: String| Some(ExtValue::One(s));
+    let has = |k: &str| e.keywords.iter().any(|x| x.eq_ignore_ascii_case(k));
+    match key {
+        "0x0e23" => one(e.uid.to_string()),
+        "0x0e08" => one(e.size.to_string()),
+        "0x0e06" | "0x3008" => one(utc(e.internal_date)),
+        "0x10f3" => one(format!("{}.EML", e.uid)),
+        "0x670e" | "0x0ff9" => one(ids::item_id(v.owner, v.folder, id_uid(e, v.folder))),
+        "0x001a" => one("IPM.Note".into()),
+        "0x0037" => one(v.meta?.subject.clone()?),
+        // MSGFLAG_READ, MSGFLAG_UNMODIFIED, MSGFLAG_UNSENT,
+        // MSGFLAG_HASATTACH (MS-OXCMSG 2.2.1.6).
+        "0x0e07" => {
+            let mut f = 0;
+            if e.flags & SEEN != 0 {
+                f |= 0x1;
+            }
+            if e.flags & DRAFT != 0 {
+                f |= 0x8;
+            } else {
+                f |= 0x2;
+            }
+            if v.meta.is_some_and(|m| has_attachment(&m.body)) {
+                f |= 0x10;
+            }
+            one(f.to_string())
+        }
+        "0x1090" => (e.flags & FLAGGED != 0).then(|| ExtValue::One("2".into())),
+        // 102 replied, 104 forwarded (MS-OXOMSG 2.2.1.33).
+        "0x1081" => {
+            if e.flags & outpost_mailmeta::flags::ANSWERED != 0 {
+                one("102".into())
+            } else if has("$Forwarded") {
+                one("104".into())
+            } else {
+                None
+            }
+        }
+        "Common/0x8570" => {
+            (e.flags & outpost_mailmeta::flags::DELETED != 0).then(|| ExtValue::One("1".into()))
+        }
+        "0x1083" => has("$Junk").then(|| ExtValue::One("1".into())),
+        "PublicStrings/keywords" => {
+            let c = categories(e);
+            (!c.is_empty()).then_some(ExtValue::Many(c))
+        }
+        k => {
+            let name = k.strip_prefix("InternetHeaders/")?;
+            let value = v.parsed?.header_raw(name)?;
+            one(value.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+    }
+}
+
+/// `t:ExtendedProperty` answering `uri` with `value`.
+fn ext_element(uri: &Element, value: ExtValue) -> Element {
+    match value {
+        ExtValue::One(s) => super::props::answer(uri, s),
+        ExtValue::Many(list) => {
+            let mut echo = Element::new(NS_T, "ExtendedFieldURI");
+            echo.attributes = uri.attributes.clone();
+            let mut values = Element::new(NS_T, "Values");
+            for x in list {
+                values.push(t("Value", x));
+            }
+            Element::new(NS_T, "ExtendedProperty")
+                .with(echo)
+                .with(values)
+        }
+    }
 }
 
 impl Props {
@@ -171,6 +299,7 @@ impl Props {
         let mut fields = BTreeSet::new();
         fields.insert("item:ItemId");
         let mut body = BodyType::Best;
+        let mut ext = Vec::new();
         if let Some(s) = shape {
             let base = s
                 .child(NS_T, "BaseShape")
@@ -204,10 +333,22 @@ impl Props {
             if let Some(extra) = s.child(NS_T, "AdditionalProperties") {
                 // A path this server does not have is left out of the
                 // answer (as Exchange leaves out unset properties).
-                fields.extend(extra.children.iter().filter_map(path_of));
+                for c in &extra.children {
+                    if c.is(NS_T, "ExtendedFieldURI") {
+                        if super::props::key(c)
+                            .as_deref()
+                            .and_then(ext_level)
+                            .is_some()
+                        {
+                            ext.push(c.clone());
+                        }
+                    } else if let Some(f) = path_of(c) {
+                        fields.insert(f);
+                    }
+                }
             }
         }
-        Props { fields, body }
+        Props { fields, body, ext }
     }
 
     /// The most any wanted property needs.
@@ -216,6 +357,11 @@ impl Props {
             .iter()
             .filter(|(f, _)| self.fields.contains(f))
             .map(|(_, l)| *l)
+            .chain(
+                self.ext
+                    .iter()
+                    .filter_map(|u| super::props::key(u).as_deref().and_then(ext_level)),
+            )
             .max()
             .unwrap_or(Level::Entry)
     }
@@ -224,6 +370,9 @@ impl Props {
 /// The level of a field a restriction or sort order reads; `None` for
 /// one that cannot be searched here.
 pub fn searchable(field: &str) -> Option<Level> {
+    if let Some(key) = field.strip_prefix("ext:") {
+        return ext_level(key).filter(|l| *l < Level::Raw);
+    }
     Some(match field {
         "message:IsRead"
         | "item:DateTimeReceived"
@@ -490,7 +639,12 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
             let mut list = Element::new(NS_T, "Attachments");
             for (i, p) in m.attachments().enumerate() {
                 list.push(attachment_element(
-                    v.owner, v.folder, e.uid, i as u32, p, false,
+                    v.owner,
+                    v.folder,
+                    id_uid(e, v.folder),
+                    i as u32,
+                    p,
+                    false,
                 ));
             }
             if list.children.is_empty() {
@@ -542,18 +696,6 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
         "item:DisplayCc" => t("DisplayCc", display(&env?.cc)),
         "item:DisplayTo" => t("DisplayTo", display(&env?.to)),
         "item:HasAttachments" => t("HasAttachments", b(has_attachment(&meta?.body))),
-        FLAG_STATUS => {
-            if e.flags & FLAGGED == 0 {
-                return None;
-            }
-            Element::new(NS_T, "ExtendedProperty")
-                .with(
-                    Element::new(NS_T, "ExtendedFieldURI")
-                        .with_attr("PropertyTag", "0x1090")
-                        .with_attr("PropertyType", "Integer"),
-                )
-                .with(t("Value", "2"))
-        }
         "item:IsAssociated" => t("IsAssociated", "false"),
         "item:Flag" => Element::new(NS_T, "Flag").with(t(
             "FlagStatus",
@@ -624,7 +766,7 @@ pub fn property(field: &str, v: &View<'_>, body: BodyType) -> Option<Element> {
 /// `t:ItemId` of a message.
 pub fn item_id(owner: i64, folder: i64, e: &MailEntry) -> Element {
     Element::new(NS_T, "ItemId")
-        .with_attr("Id", ids::item_id(owner, folder, e.uid))
+        .with_attr("Id", ids::item_id(owner, folder, id_uid(e, folder)))
         .with_attr("ChangeKey", ids::change_key(e.modseq))
 }
 
@@ -632,7 +774,14 @@ pub fn item_id(owner: i64, folder: i64, e: &MailEntry) -> Element {
 pub fn render(props: &Props, v: &View<'_>) -> Element {
     let mut el = Element::new(NS_T, "Message");
     for (f, _) in FIELDS {
-        if props.fields.contains(f) {
+        if *f == EXTENDED {
+            for uri in &props.ext {
+                let value = super::props::key(uri).and_then(|k| ext_value(&k, v));
+                if let Some(value) = value {
+                    el.push(ext_element(uri, value));
+                }
+            }
+        } else if props.fields.contains(f) {
             if let Some(p) = property(f, v, props.body) {
                 el.push(p);
             }
@@ -663,7 +812,10 @@ pub fn value(field: &str, v: &View<'_>) -> Option<String> {
         "message:InternetMessageId" => env?.message_id.clone()?,
         "item:DisplayTo" => display(&env?.to),
         "item:DisplayCc" => display(&env?.cc),
-        _ => return None,
+        f => match ext_value(f.strip_prefix("ext:")?, v)? {
+            ExtValue::One(s) => s,
+            ExtValue::Many(l) => l.join(","),
+        },
     })
 }
 
@@ -691,6 +843,9 @@ pub fn sort_key(field: &str, v: &View<'_>) -> SortKey {
             Some(m) => SortKey::Num(has_attachment(&m.body) as i64),
             None => SortKey::Missing,
         },
+        "ext:0x0e23" => SortKey::Num(e.uid),
+        "ext:0x0e08" => SortKey::Num(e.size),
+        "ext:0x0e06" | "ext:0x3008" => SortKey::Num(e.internal_date),
         _ => match value(field, v) {
             Some(s) => SortKey::Text(s.to_lowercase()),
             None => SortKey::Missing,
@@ -829,10 +984,21 @@ pub fn read_property(m: &mut NewMessage, el: &Element) -> Result<bool, &'static 
         }
         "IsRead" => m.read = Some(read_bool(el)?),
         "Categories" => m.categories = Some(read_categories(el)),
-        "Flag" | "ExtendedProperty" => match read_flag(el) {
-            Some(f) => m.flagged = Some(f),
-            None => return Ok(false),
-        },
+        "Flag" => m.flagged = read_flag(el),
+        "ExtendedProperty" => {
+            let key = el
+                .child(NS_T, "ExtendedFieldURI")
+                .and_then(super::props::key);
+            let num = el
+                .child(NS_T, "Value")
+                .and_then(|v| v.text.trim().parse::<i64>().ok());
+            match (key.as_deref(), num) {
+                (Some("0x1090"), Some(n)) => m.flagged = Some(n == 2),
+                // PidTagMessageFlags: MSGFLAG_READ.
+                (Some("0x0e07"), Some(n)) => m.read = Some(n & 1 != 0),
+                _ => return Ok(false),
+            }
+        }
         "Attachments" => {
             for a in el.children_named(NS_T, "FileAttachment") {
                 if m.attachments.len() >= MAX_ATTACHMENTS {
@@ -975,13 +1141,9 @@ mod tests {
         assert_eq!(get.body, BodyType::Text);
         assert_eq!(
             get.fields.iter().copied().collect::<Vec<_>>(),
-            [
-                FLAG_STATUS,
-                "item:ItemId",
-                "item:MimeContent",
-                "message:IsRead"
-            ]
+            ["item:ItemId", "item:MimeContent", "message:IsRead"]
         );
+        assert_eq!(get.ext.len(), 1);
         assert_eq!(get.level(), Level::Raw);
     }
 
@@ -1001,7 +1163,9 @@ mod tests {
             own: &own,
         };
         let mut props = Props::read(
-            Some(&shape("<t:BaseShape>AllProperties</t:BaseShape>")),
+            Some(&shape(
+                r#"<t:BaseShape>AllProperties</t:BaseShape><t:AdditionalProperties><t:ExtendedFieldURI PropertyTag="0x1090" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0x0e23" PropertyType="Integer"/><t:ExtendedFieldURI PropertyTag="0x0E07" PropertyType="Integer"/><t:ExtendedFieldURI DistinguishedPropertySetId="PublicStrings" PropertyName="Keywords" PropertyType="StringArray"/><t:ExtendedFieldURI PropertyTag="0x9999" PropertyType="Integer"/></t:AdditionalProperties>"#,
+            )),
             false,
         );
         props.fields.insert("item:MimeContent");
@@ -1021,6 +1185,27 @@ mod tests {
         );
         assert!(pos("Sender") < pos("ToRecipients") && pos("From") < pos("IsRead"));
         let get = |n: &str| el.children.iter().find(|c| c.name.local == n).unwrap();
+        let ext: Vec<(String, String)> = el
+            .children_named(NS_T, "ExtendedProperty")
+            .map(|p| {
+                (
+                    p.child(NS_T, "ExtendedFieldURI")
+                        .and_then(|u| u.attr("PropertyTag").or(u.attr("PropertyName")))
+                        .unwrap()
+                        .to_string(),
+                    flat_text(p),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ext,
+            [
+                ("0x1090".to_string(), "2".to_string()),
+                ("0x0e23".into(), "9".into()),
+                ("0x0E07".into(), (0x1 | 0x2 | 0x10).to_string()),
+                ("Keywords".into(), "Red Category".into()),
+            ]
+        );
         assert_eq!(get("Subject").text, "Re: Plans");
         assert_eq!(get("ConversationTopic").text, "Plans");
         assert_eq!(get("Importance").text, "High");
@@ -1069,6 +1254,17 @@ mod tests {
         };
         let el = render(&props, &bare);
         assert!(el.child(NS_T, "Subject").is_none() && el.child(NS_T, "IsRead").is_some());
+    }
+
+    #[test]
+    fn a_refiled_draft_keeps_its_id() {
+        let mut e = entry();
+        assert_eq!(id_uid(&e, 3), 9);
+        e.keywords.push(alias_keyword(3, 4));
+        assert_eq!(id_uid(&e, 3), 4);
+        // Moved elsewhere: its own UID there.
+        assert_eq!(id_uid(&e, 5), 9);
+        assert!(!categories(&e).iter().any(|c| c.starts_with('$')));
     }
 
     #[test]
