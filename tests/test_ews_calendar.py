@@ -232,6 +232,14 @@ def test_calendar_item_seen_over_caldav_and_calendar_view(web, resolve_locally, 
     subjects = sorted(v.subject for v in a.calendar.view(start=start - datetime.timedelta(days=1),
                                                          end=start + datetime.timedelta(days=3)))
     assert subjects == ["From CalDAV", "Holiday", "Long lunch"]
+    # Restrictions and sort orders over the items (not their occurrences).
+    assert [x.subject for x in a.calendar.filter(subject="Holiday")] == ["Holiday"]
+    assert [x.subject for x in a.calendar.filter(subject__startswith="Lo")] == ["Long lunch"]
+    ordered = [x.subject for x in a.calendar.all().order_by("-subject")]
+    assert ordered == ["Long lunch", "Holiday", "From CalDAV"]
+    assert [x.subject for x in a.calendar.view(start=start - datetime.timedelta(days=1),
+                                               end=start + datetime.timedelta(days=3)).filter(subject="Holiday")] \
+        == ["Holiday"]
     # Deleted over EWS: gone from CalDAV.
     item.delete()
     assert not any("Long lunch" in b for b in caldav_objects(web, ALICE).values())
@@ -292,6 +300,11 @@ def test_weekly_recurrence_expanded_in_calendar_view(web, resolve_locally, no_ve
     assert now[2].start == start + datetime.timedelta(weeks=3, hours=1)
     (body,) = caldav_objects(web, ALICE).values()
     assert "RECURRENCE-ID" in body and "SUMMARY:Weekly\\, later" in body, body
+    master = a.calendar.get(id=series.id)
+    assert [d.start for d in master.deleted_occurrences] == [start + datetime.timedelta(weeks=1)]
+    assert [m.original_start for m in master.modified_occurrences] == [start + datetime.timedelta(weeks=3)]
+    assert master.first_occurrence.start == start
+    assert master.last_occurrence.start == start + datetime.timedelta(weeks=3, hours=1)
     # Another user's id gets an error, not the item.
     b = account(web, BOB)
     from exchangelib.errors import ErrorAccessDenied
@@ -308,17 +321,27 @@ def test_meeting_reaches_the_attendee_who_accepts(web, resolve_locally, no_verif
     a = account(web)
     start = next_monday(hour=14)
     end = start + datetime.timedelta(hours=1)
+    # Saved without invitations first: bob is not told of this one.
+    quiet = CalendarItem(account=a, folder=a.calendar, subject="Not told", start=start - datetime.timedelta(hours=3),
+                         end=start - datetime.timedelta(hours=2), required_attendees=[BOB])
+    quiet.save()
     meeting = CalendarItem(account=a, folder=a.calendar, subject="Planning", start=start, end=end,
                            required_attendees=[BOB])
     meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
-    (body,) = caldav_objects(web, ALICE).values()
+    body = [b for b in caldav_objects(web, ALICE).values() if "Planning" in b][0]
     assert "ATTENDEE" in body and "bob@example.test" in body and "ORGANIZER" in body, body
     b = account(web, BOB)
     window = dict(start=start - datetime.timedelta(hours=1), end=end + datetime.timedelta(hours=1))
     (invite,) = wait_for(lambda: list(b.calendar.view(**window)), "bob's copy")
+    assert [x.subject for x in b.calendar.all()] == ["Planning"]
     assert invite.subject == "Planning" and invite.organizer.email_address == ALICE
     assert invite.my_response_type == "NoResponseReceived"
     invite.accept()
+    # bob's own change of his copy (a reminder) tells nobody and keeps it his.
+    mine = b.calendar.get(id=invite.id)
+    mine.reminder_is_set = True
+    mine.reminder_minutes_before_start = 5
+    mine.save(update_fields=["reminder_is_set", "reminder_minutes_before_start"])
     got = wait_for(lambda: [x for x in a.calendar.view(**window)
                             if x.required_attendees and x.required_attendees[0].response_type == "Accept"],
                    "alice's copy with bob's answer")
@@ -362,11 +385,18 @@ def test_contacts_both_ways_with_carddav(web, resolve_locally, no_verify):
     assert [p.phone_number for p in erin.phone_numbers] == ["+1 555 0102"]
     dora = a.contacts.get(id=c.id)
     assert dora.company_name == "Maps Inc" and dora.job_title == "Guide"
+    assert [p.display_name for p in a.contacts.filter(surname="Example")] == ["Erin Example"]
+    assert [p.display_name for p in a.contacts.all().order_by("-display_name")] == ["Erin Example", "Dora Explorer"]
     # An update sets what it names and keeps the rest.
     dora.job_title = "Chief guide"
     dora.save(update_fields=["job_title"])
     card = dav(web, "GET", href).text
     assert "TITLE:Chief guide" in card and "dora@elsewhere.example" in card, card
+    dora = a.contacts.get(id=c.id)
+    dora.job_title = None
+    dora.save(update_fields=["job_title"])
+    card = dav(web, "GET", href).text
+    assert "TITLE" not in card and "Maps Inc" in card, card
     dora = a.contacts.get(id=c.id)
     dora.delete()
     assert [p.display_name for p in a.contacts.all()] == ["Erin Example"]
@@ -394,3 +424,69 @@ def test_tasks_both_ways_with_caldav(web, resolve_locally, no_verify):
     todo = dav(web, "GET", href).text
     assert "STATUS:COMPLETED" in todo or "COMPLETED:" in todo, todo
     assert a.tasks.get(id=t.id).status == "Completed"
+
+
+def test_calendar_bad_input_gets_the_protocols_errors(web):
+    """Raw requests: bad times and recurrences are the item's error, a
+    CalendarView without an end the request's fault, all inside HTTP 200;
+    bob cannot read or change alice's item by its id."""
+    def codes(r):
+        assert r.status_code == 200, r.status_code
+        return [e.text for e in ET.fromstring(r.content).iter(f"{M}ResponseCode")]
+
+    def create(item):
+        return post(web, soap('<m:CreateItem SendMeetingInvitations="SendToNone">'
+                              '<m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>'
+                              f"<m:Items><t:CalendarItem>{item}</t:CalendarItem></m:Items></m:CreateItem>"))
+    assert codes(create("<t:Subject>x</t:Subject><t:Start>tomorrow</t:Start>")) == ["ErrorInvalidPropertySet"]
+    assert codes(create("<t:Subject>x</t:Subject><t:Start>2026-12-07T10:00:00Z</t:Start>"
+                        "<t:End>2026-12-07T09:00:00Z</t:End>")) == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+    assert codes(create("<t:Start>2026-12-07T10:00:00Z</t:Start><t:End>2026-12-07T11:00:00Z</t:End>"
+                        "<t:Recurrence><t:HourlyRecurrence/><t:NoEndRecurrence><t:StartDate>2026-12-07</t:StartDate>"
+                        "</t:NoEndRecurrence></t:Recurrence>")) == ["ErrorInvalidPropertySet"]
+    r = create("<t:Subject>Mine</t:Subject><t:Start>2026-12-07T10:00:00Z</t:Start><t:End>2026-12-07T11:00:00Z</t:End>")
+    assert codes(r) == ["NoError"]
+    item_id = ET.fromstring(r.content).find(f".//{T}ItemId").get("Id")
+
+    def find(view):
+        return post(web, soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+                              f"</m:ItemShape>{view}<m:ParentFolderIds>"
+                              '<t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>'))
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z"/>')
+    assert r.status_code == 200 and b"Fault" in r.content and b"ErrorSchemaValidation" in r.content
+    assert codes(find('<m:CalendarView StartDate="2026-12-08T00:00:00Z" EndDate="2026-12-07T00:00:00Z"/>')) \
+        == ["ErrorCalendarEndDateIsEarlierThanStartDate"]
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z" EndDate="2026-12-08T00:00:00Z"/>')
+    assert codes(r) == ["NoError"] and len(list(ET.fromstring(r.content).iter(f"{T}CalendarItem"))) == 1
+    bob = ("bob@example.test", PASSWORD)
+    r = post(web, soap(f'<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape>'
+                       f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>'), auth=bob)
+    assert codes(r) == ["ErrorAccessDenied"] and b"Mine" not in r.content
+    r = post(web, soap('<m:DeleteItem DeleteType="HardDelete" SendMeetingCancellations="SendToNone">'
+                       f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:DeleteItem>'), auth=bob)
+    assert codes(r) == ["ErrorAccessDenied"]
+    r = find('<m:CalendarView StartDate="2026-12-07T00:00:00Z" EndDate="2026-12-08T00:00:00Z"/>')
+    assert len(list(ET.fromstring(r.content).iter(f"{T}CalendarItem"))) == 1
+
+
+def test_calendar_item_as_mime_content(web, resolve_locally, no_verify):
+    """The whole iCalendar object as MimeContent, both ways (as DavMail and
+    Outlook for Mac use it)."""
+    import base64
+    ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:mime-1\r\n"
+           "DTSTAMP:20261201T000000Z\r\nDTSTART:20261209T150000Z\r\nDTEND:20261209T160000Z\r\n"
+           "SUMMARY:From MIME\r\nX-KEPT:yes\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    r = post(web, soap('<m:CreateItem SendMeetingInvitations="SendToNone">'
+                       '<m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar"/></m:SavedItemFolderId>'
+                       '<m:Items><t:CalendarItem><t:MimeContent CharacterSet="UTF-8">'
+                       f"{base64.b64encode(ics.encode()).decode()}</t:MimeContent></t:CalendarItem></m:Items>"
+                       "</m:CreateItem>"))
+    x = ET.fromstring(r.content)
+    assert [e.text for e in x.iter(f"{M}ResponseCode")] == ["NoError"], r.text
+    item_id = x.find(f".//{T}ItemId").get("Id")
+    (body,) = caldav_objects(web, ALICE).values()
+    assert "UID:mime-1" in body and "X-KEPT:yes" in body, body
+    a = account(web)
+    got = a.calendar.get(id=item_id)
+    assert got.subject == "From MIME" and got.uid == "mime-1"
+    assert b"X-KEPT:yes" in got.mime_content

@@ -189,6 +189,14 @@ pub trait EwsBackend: EasBackend {
     /// for MailTips), a distribution group (with its members), an address
     /// of a hosted domain that nobody has, or an outside address.
     async fn recipient(&self, principal: i64, address: &str) -> Result<Recipient, BackendError>;
+    /// The primary addresses of the distribution groups among the GAL
+    /// entries `search_gal` finds for `query` (ResolveNames' MailboxType).
+    async fn gal_groups(
+        &self,
+        principal: i64,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, BackendError>;
     /// Objects of the principal's calendar `collection` that may have an
     /// instance in `[start, end)` (the store's instance index, as a CalDAV
     /// time-range query finds them; the caller expands them): their item

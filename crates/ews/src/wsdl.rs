@@ -24,8 +24,9 @@ pub fn document(base: &str) -> String {
                 .with_attr("transport", "http://schemas.xmlsoap.org/soap/http"),
         );
     for op in OPERATIONS {
-        // The OOF operations' elements carry a Request/Response suffix.
-        let (req, resp) = if op.ends_with("OofSettings") {
+        // The OOF and availability operations' request elements carry a
+        // Request suffix.
+        let (req, resp) = if op.ends_with("OofSettings") || *op == "GetUserAvailability" {
             (format!("{op}Request"), format!("{op}Response"))
         } else {
             (op.to_string(), format!("{op}Response"))

@@ -1669,6 +1669,24 @@ impl outpost_ews::EwsBackend for EasStore {
         }
     }
 
+    async fn gal_groups(
+        &self,
+        _principal: i64,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, BackendError> {
+        use outpost_store::principals::PrincipalKind;
+        Ok(self
+            .dir
+            .search_gal(query, limit)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .filter(|e| e.kind == PrincipalKind::Group)
+            .map(|e| e.primary().to_string())
+            .collect())
+    }
+
     async fn calendar_range(
         &self,
         principal: i64,

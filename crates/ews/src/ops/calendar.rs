@@ -231,6 +231,92 @@ pub struct ItemIds {
     pub parent: String,
     /// The user's addresses (MyResponseType, IsOrganizer...).
     pub own: Vec<String>,
+    /// (owner, calendar, item): the ids of the series' occurrences.
+    pub numbers: (i64, i64, i64),
+}
+
+impl ItemIds {
+    fn occurrence(&self, rid: i64) -> String {
+        let (o, c, i) = self.numbers;
+        crate::ids::occurrence_id(o, c, i, rid)
+    }
+}
+
+/// A `t:FirstOccurrence`-like element of an instance.
+fn occurrence_info(local: &str, ids: &ItemIds, i: &Instance) -> Element {
+    let rid = i.recurrence_id.unwrap_or(i.start);
+    Element::new(NS_T, local)
+        .with(
+            Element::new(NS_T, "ItemId")
+                .with_attr("Id", ids.occurrence(rid))
+                .with_attr("ChangeKey", ids.change_key.clone()),
+        )
+        .with(t("Start", utc(i.start)))
+        .with(t("End", utc(i.end)))
+        .with(t("OriginalStart", utc(rid)))
+}
+
+impl Stored {
+    /// The UTC instants of the master's EXDATEs.
+    fn exdates(&self, id: u32) -> Vec<i64> {
+        let ical = self.obj.ical();
+        let Some(c) = ical.components.get(id as usize) else {
+            return Vec::new();
+        };
+        let resolver = ical
+            .build_tz_resolver()
+            .with_default(CalTz::Tz(self.floating));
+        c.entries
+            .iter()
+            .filter(|e| e.name == ICalendarProperty::Exdate)
+            .flat_map(|e| {
+                let tz = resolver.resolve_or_default(e.tz_id());
+                e.values
+                    .iter()
+                    .filter_map(move |v| v.as_partial_date_time()?.to_date_time_with_tz(tz))
+                    .map(|t| t.timestamp())
+            })
+            .collect()
+    }
+}
+
+/// FirstOccurrence, LastOccurrence, ModifiedOccurrences and
+/// DeletedOccurrences of a series.
+fn series_elements(s: &Stored, master: u32, ids: &ItemIds) -> Vec<Element> {
+    let mut out = Vec::new();
+    let Ok(all) = s.obj.expand(Window::ALL, &limits()) else {
+        return out;
+    };
+    if let Some(first) = all.instances.first() {
+        out.push(occurrence_info("FirstOccurrence", ids, first));
+    }
+    if !all.truncated {
+        if let Some(last) = all.instances.last() {
+            out.push(occurrence_info("LastOccurrence", ids, last));
+        }
+    }
+    let modified: Vec<Element> = all
+        .instances
+        .iter()
+        .filter(|i| s.is_override(i.component))
+        .map(|i| occurrence_info("Occurrence", ids, i))
+        .collect();
+    if !modified.is_empty() {
+        let mut m = Element::new(NS_T, "ModifiedOccurrences");
+        m.children = modified;
+        out.push(m);
+    }
+    let mut deleted = s.exdates(master);
+    deleted.sort_unstable();
+    deleted.dedup();
+    if !deleted.is_empty() {
+        let mut d = Element::new(NS_T, "DeletedOccurrences");
+        for x in deleted {
+            d.push(Element::new(NS_T, "DeletedOccurrence").with(t("Start", utc(x))));
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn weekday_name(w: ICalendarWeekday) -> &'static str {
@@ -600,6 +686,9 @@ pub fn item_element(s: &Stored, which: &Which, ids: &ItemIds, id_only: bool) -> 
         if let Some(r) = s.rrule(master.id) {
             el.push(recurrence_element(&r, zone::wall(tz, times.start), tz));
         }
+        if s.obj.index.recurring {
+            el.children.extend(series_elements(s, master.id, ids));
+        }
     }
     let zone_id = times
         .tzid
@@ -639,6 +728,46 @@ fn ical_utc(v: &str) -> Option<i64> {
     NaiveDateTime::parse_from_str(v.trim(), "%Y%m%dT%H%M%SZ")
         .ok()
         .map(|t| t.and_utc().timestamp())
+}
+
+/// `t:MimeContent` of a stored object: its iCalendar text, base64.
+pub fn mime_content(ics: &str) -> Element {
+    use base64::Engine as _;
+    Element::new(NS_T, "MimeContent")
+        .with_attr("CharacterSet", "UTF-8")
+        .with_text(base64::engine::general_purpose::STANDARD.encode(ics))
+}
+
+/// The iCalendar object of a request's `t:MimeContent`: base64 of the
+/// iCalendar text, or of a MIME message with a text/calendar part.
+pub fn mime_calendar(el: &Element) -> Option<String> {
+    use base64::Engine as _;
+    let clean: String = el.text.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("BEGIN:VCALENDAR")
+    {
+        return Some(text.into_owned());
+    }
+    let msg = mail_parser::MessageParser::new().parse(&bytes)?;
+    use mail_parser::MimeHeaders as _;
+    msg.parts.iter().find_map(|p| {
+        if !p.is_content_type("text", "calendar") {
+            return None;
+        }
+        match &p.body {
+            mail_parser::PartType::Text(t) => Some(t.to_string()),
+            mail_parser::PartType::Binary(b) | mail_parser::PartType::InlineBinary(b) => {
+                Some(String::from_utf8_lossy(b).into_owned())
+            }
+            _ => None,
+        }
+    })
 }
 
 // ---- writing ----
@@ -896,8 +1025,9 @@ fn days_of(text: &str) -> Result<Vec<ICalendarDay>, ItemError> {
     Ok(out)
 }
 
-/// The RRULE of a `t:Recurrence`; `tz` and `start` place its end date.
-pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError> {
+/// The RRULE of a `t:Recurrence`; `tz` places its end date, which is a
+/// DATE for an all-day series (RFC 5545: UNTIL has DTSTART's type).
+pub fn rule_of(r: &Element, tz: Tz, all_day: bool) -> Result<ICalendarRecurrenceRule, ItemError> {
     let num = |e: &Element, name: &str, max: i64| -> Result<i64, ItemError> {
         e.child(NS_T, name)
             .and_then(|x| x.text.trim().parse::<i64>().ok())
@@ -1003,6 +1133,10 @@ pub fn rule_of(r: &Element, tz: Tz) -> Result<ICalendarRecurrenceRule, ItemError
             let d = txt(r, "EndDate");
             let day = NaiveDate::parse_from_str(d.get(..10).unwrap_or(&d), "%Y-%m-%d")
                 .map_err(|_| bad("EndDate is not a date."))?;
+            if all_day {
+                rule.until = Some(date_only(day));
+                return Ok(rule);
+            }
             // The series ends with that day, in the item's zone.
             let last = day.and_hms_opt(23, 59, 59).unwrap_or_default();
             let end = match tz.from_local_datetime(&last) {
@@ -1040,6 +1174,8 @@ pub struct Base<'a> {
     pub default_tz: Tz,
     /// The organizer, when attendees are added: the user.
     pub me: Person,
+    /// The user's addresses: whether the user organizes the meeting.
+    pub own: Vec<String>,
 }
 
 /// What of the object an edit changes.
@@ -1203,16 +1339,19 @@ pub fn apply_at(
             || edit.end.is_some()
             || edit.all_day.is_some()
             || edit.start_tz.is_some();
+        // The item's zone: the one asked for, else the one it has.
+        let item_tz = edit
+            .start_tz
+            .or_else(|| {
+                base.times
+                    .as_ref()
+                    .and_then(|t| t.tzid.as_deref())
+                    .and_then(zone::resolve)
+            })
+            .unwrap_or(base.default_tz);
         if times_named || base.existing.is_none() || new_override {
             let old = base.times.clone();
-            let tz = edit
-                .start_tz
-                .or_else(|| {
-                    old.as_ref()
-                        .and_then(|t| t.tzid.as_deref())
-                        .and_then(zone::resolve)
-                })
-                .unwrap_or(base.default_tz);
+            let tz = item_tz;
             let start = match &edit.start {
                 Some(v) => when(v, tz)?,
                 None => old
@@ -1262,10 +1401,15 @@ pub fn apply_at(
         }
         match &edit.recurrence {
             Some(Some(r)) => {
-                let tz = edit.start_tz.unwrap_or(base.default_tz);
                 ev.set(entry(
                     P::Rrule,
-                    ICalendarValue::RecurrenceRule(Box::new(rule_of(r, tz)?)),
+                    ICalendarValue::RecurrenceRule(Box::new(rule_of(
+                        r,
+                        item_tz,
+                        edit.all_day
+                            .or(base.times.as_ref().map(|t| t.all_day))
+                            .unwrap_or(false),
+                    )?)),
                 ));
             }
             Some(None) => {
@@ -1296,18 +1440,7 @@ pub fn apply_at(
         if edit.names_attendees() {
             apply_attendees(ev, edit, base)?;
         }
-        if sending == Sending::Quiet {
-            for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-                e.params.retain(|p| p.name != Param::ScheduleAgent);
-                e.params.push(ICalendarParameter::schedule_agent(
-                    ICalendarScheduleAgentValue::Client,
-                ));
-            }
-        } else {
-            for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-                e.params.retain(|p| p.name != Param::ScheduleAgent);
-            }
-        }
+        mark_agents(ev, sending, &base.own);
     }
     if let Some((tz, year)) = tz_used {
         let has = root
@@ -1329,6 +1462,7 @@ pub fn exclude(
     data: &str,
     inst: &Instance,
     sending: Sending,
+    own: &[String],
 ) -> Result<String, ItemError> {
     let rid = inst.recurrence_id.ok_or_else(ItemError::not_found)?;
     let mut root = model::parse_calendar(data)
@@ -1359,15 +1493,31 @@ pub fn exclude(
     });
     let now = chrono::Utc::now();
     master.set(entry(P::Dtstamp, utc_time(now)));
-    if sending == Sending::Quiet {
-        for e in master.entries.iter_mut().filter(|e| e.name == P::Attendee) {
-            e.params.retain(|p| p.name != Param::ScheduleAgent);
+    mark_agents(master, sending, own);
+    Ok(root.write())
+}
+
+/// On the organizer's copy: the attendees with SCHEDULE-AGENT=CLIENT when
+/// nobody is to be told, without it when the server is to tell them. An
+/// attendee's own copy is left as it is (its replies go through the
+/// meeting responses).
+fn mark_agents(ev: &mut Component, sending: Sending, own: &[String]) {
+    let organizer = match ev.prop(&P::Organizer).and_then(|o| o.values.first()) {
+        Some(ICalendarValue::Uri(Uri::Location(u))) => Some(mailto(u)),
+        Some(ICalendarValue::Text(u)) => Some(mailto(u)),
+        _ => None,
+    };
+    if organizer.is_some_and(|o| !own.iter().any(|a| a.eq_ignore_ascii_case(&o))) {
+        return;
+    }
+    for e in ev.entries.iter_mut().filter(|e| e.name == P::Attendee) {
+        e.params.retain(|p| p.name != Param::ScheduleAgent);
+        if sending == Sending::Quiet {
             e.params.push(ICalendarParameter::schedule_agent(
                 ICalendarScheduleAgentValue::Client,
             ));
         }
     }
-    Ok(root.write())
 }
 
 fn apply_attendees(ev: &mut Component, edit: &Edit, base: &Base<'_>) -> Result<(), ItemError> {
@@ -1477,6 +1627,7 @@ mod tests {
                 email: "alice@example.test".into(),
                 name: Some("Alice A".into()),
             },
+            own: vec!["alice@example.test".into()],
         }
     }
 
@@ -1486,6 +1637,7 @@ mod tests {
             change_key: "CK".into(),
             parent: "P".into(),
             own: vec!["alice@example.test".into()],
+            numbers: (1, 2, 3),
         }
     }
 
@@ -1631,11 +1783,49 @@ mod tests {
         );
         assert!(xml.contains("<t:Subject>Moved</t:Subject>"));
         assert!(xml.contains("<t:CalendarItemType>Exception</t:CalendarItemType>"));
+        let master = outpost_xml::write(
+            &item_element(&s2, &Which::Whole, &ids(), false).unwrap(),
+            &[(NS_T, "t")],
+        );
+        assert!(
+            master.contains("<t:ModifiedOccurrences><t:Occurrence>"),
+            "{master}"
+        );
+        assert!(master.contains("<t:OriginalStart>2026-12-14T08:00:00Z</t:OriginalStart>"));
+        assert!(master.contains("<t:LastOccurrence>"));
         // Deleting it leaves two, the override gone with it.
-        let gone = exclude(&s2, &out, &all[1], Sending::Send).unwrap();
+        let gone = exclude(&s2, &out, &all[1], Sending::Send, &[]).unwrap();
         let s3 = read(&gone, None).unwrap();
         assert_eq!(s3.instances(0, i64::MAX / 4).len(), 2, "{gone}");
         assert!(!gone.contains("Moved"), "{gone}");
+        let master = outpost_xml::write(
+            &item_element(&s3, &Which::Whole, &ids(), false).unwrap(),
+            &[(NS_T, "t")],
+        );
+        assert!(
+            master.contains("<t:DeletedOccurrence><t:Start>2026-12-14T08:00:00Z</t:Start>"),
+            "{master}"
+        );
+    }
+
+    #[test]
+    fn all_day_series_with_an_end_date() {
+        let edit = Edit::read(&el(
+            "<t:Subject>Days</t:Subject><t:Start>2026-12-07T00:00:00+01:00</t:Start><t:End>2026-12-08T00:00:00+01:00</t:End>\
+             <t:IsAllDayEvent>true</t:IsAllDayEvent>\
+             <t:Recurrence><t:DailyRecurrence><t:Interval>2</t:Interval></t:DailyRecurrence>\
+             <t:EndDateRecurrence><t:StartDate>2026-12-07+01:00</t:StartDate><t:EndDate>2026-12-13+01:00</t:EndDate></t:EndDateRecurrence></t:Recurrence>\
+             <t:StartTimeZone Id=\"Romance Standard Time\"/>",
+        ))
+        .unwrap();
+        let ics = apply(&base(None), &edit, Sending::Send).unwrap();
+        assert!(ics.contains("DTSTART;VALUE=DATE:20261207"), "{ics}");
+        assert!(ics.contains("UNTIL=20261213;"), "{ics}");
+        let s = read(&ics, Some("Europe/Paris")).unwrap();
+        // 7, 9, 11, 13 December.
+        assert_eq!(s.instances(0, i64::MAX / 4).len(), 4, "{ics}");
+        let opts = outpost_pim::IngestOptions::new(0);
+        outpost_pim::ingest_icalendar(ics.as_bytes(), &opts).unwrap();
     }
 
     #[test]

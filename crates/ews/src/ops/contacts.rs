@@ -274,6 +274,68 @@ pub fn vcard_of(c: &Element, existing: Option<&str>, uid: &str) -> Result<String
     })
 }
 
+/// The ActiveSync fields a DeleteItemField of a contact names: the
+/// `FieldURI` (or `IndexedFieldURI`'s) and its `FieldIndex`.
+fn deleted_fields(uri: &str, index: Option<&str>) -> Option<Vec<(&'static str, String)>> {
+    let (class, name) = uri.split_once(':')?;
+    match (class, name, index) {
+        ("item", "Body", None) => Some(vec![(BASE, "Body".into())]),
+        ("item", "Categories", None) => Some(vec![(C, "Categories".into())]),
+        ("contacts", "EmailAddress" | "PhoneNumber" | "ImAddress", Some(key)) => {
+            let table = match name {
+                "EmailAddress" => EMAILS,
+                "PhoneNumber" => PHONES,
+                _ => IMS,
+            };
+            let (page, eas, _) = table.iter().find(|(_, _, k)| *k == key)?;
+            Some(vec![(*page, eas.to_string())])
+        }
+        ("contacts", part, Some(kind)) if part.starts_with("PhysicalAddress:") => {
+            let field = part.strip_prefix("PhysicalAddress:")?;
+            let (eas, _) = ADDRESS_PARTS.iter().find(|(_, ews)| *ews == field)?;
+            ADDRESS_KINDS
+                .contains(&kind)
+                .then(|| vec![(C, format!("{kind}Address{eas}"))])
+        }
+        ("contacts", field, None) => {
+            let found: Vec<(&'static str, String)> = SIMPLE
+                .iter()
+                .chain(LATER)
+                .chain(LAST)
+                .filter(|(_, _, ews)| *ews == field)
+                .map(|(page, eas, _)| (*page, eas.to_string()))
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+        _ => None,
+    }
+}
+
+/// `existing` without the field a DeleteItemField names.
+pub fn vcard_without(existing: &str, uri: &str, index: Option<&str>) -> Result<String, ItemError> {
+    let gone = deleted_fields(uri, index).ok_or_else(|| {
+        ItemError::new(
+            "ErrorInvalidPropertyDelete",
+            format!("The field {uri} cannot be deleted from a contact here."),
+        )
+    })?;
+    let mut fields =
+        outpost_easconv::vcard_to_eas(existing, EasVersion::V16_0, &EventOptions::default())
+            .unwrap_or_default();
+    fields.retain(|f| !gone.iter().any(|(page, name)| f.is(page, name)));
+    let mut app = Wbxml::named("AirSync", "ApplicationData");
+    app.children = fields
+        .into_iter()
+        .map(outpost_wbxml::Node::Element)
+        .collect();
+    outpost_easconv::eas_to_vcard(&app, Some(existing), EasVersion::V16_0, "").map_err(|e| {
+        ItemError::new(
+            "ErrorInvalidPropertySet",
+            format!("The contact cannot be written: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +362,14 @@ mod tests {
         let mut all = Element::new(NS_T, "Contact");
         all.children = fields;
         let xml = outpost_xml::write(&all, &[(NS_T, "t")]);
+        let no_phone = vcard_without(&card, "contacts:PhoneNumber", Some("MobilePhone")).unwrap();
+        assert!(
+            !no_phone.contains("555 0100") && no_phone.contains("carol@"),
+            "{no_phone}"
+        );
+        let no_title = vcard_without(&card, "contacts:JobTitle", None).unwrap();
+        assert!(!no_title.contains("Buyer"), "{no_title}");
+        assert!(vcard_without(&card, "contacts:Nonsense", None).is_err());
         for want in [
             "<t:DisplayName>Carol Outside</t:DisplayName>",
             "<t:GivenName>Carol</t:GivenName>",

@@ -97,11 +97,16 @@ async fn gal_candidates(ctx: &Ctx<'_>, query: &str) -> Result<Vec<Candidate>, su
         .backend
         .search_gal(principal, query, MAX_CANDIDATES + 1)
         .await?;
+    let groups = ctx
+        .backend
+        .gal_groups(principal, query, MAX_CANDIDATES + 1)
+        .await?;
     let mut out = Vec::new();
     for h in hits {
-        let kind = match ctx.backend.recipient(principal, &h.email).await? {
-            Recipient::Group { .. } => "PublicDL",
-            _ => "Mailbox",
+        let kind = if groups.iter().any(|g| g.eq_ignore_ascii_case(&h.email)) {
+            "PublicDL"
+        } else {
+            "Mailbox"
         };
         out.push(Candidate {
             mailbox: mailbox(&h.display_name, &h.email, kind),

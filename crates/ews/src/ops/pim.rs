@@ -23,6 +23,7 @@ use outpost_xml::Element;
 use super::calendar::{self, Base, Edit, ItemIds, Person, Sending, Stored, Which};
 use super::folders::{EwsFolder, Kind, Page};
 use super::items::{self, ItemError, ItemRef, ItemResult};
+use super::restriction::Filter;
 use super::{child_tm, invalid, OpError};
 use crate::ids::{self, Decoded};
 use crate::soap::{NS_M, NS_T};
@@ -45,6 +46,19 @@ fn id_only(shape: Option<&Element>) -> bool {
             .is_some_and(|b| b.text.trim() == "IdOnly")
             && s.child(NS_T, "AdditionalProperties")
                 .is_none_or(|a| a.children.is_empty())
+    })
+}
+
+/// The shape asks for MimeContent.
+fn wants_mime(shape: Option<&Element>) -> bool {
+    shape.is_some_and(|s| {
+        s.child(NS_T, "IncludeMimeContent")
+            .is_some_and(|m| m.text.trim() == "true")
+            || s.child(NS_T, "AdditionalProperties").is_some_and(|a| {
+                a.children
+                    .iter()
+                    .any(|f| f.attr("FieldURI") == Some("item:MimeContent"))
+            })
     })
 }
 
@@ -97,6 +111,7 @@ fn element_ids(
         change_key: ids::change_key(modseq),
         parent: ids::folder_id(principal, folder.id),
         own: own.to_vec(),
+        numbers: (principal, folder.id, item),
     }
 }
 
@@ -159,13 +174,139 @@ async fn simple_element(
     Ok(Some(el))
 }
 
-async fn find_simple(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
+/// Fields a restriction or sort order may name for these items: each is
+/// the item element's child of the same local name.
+const FILTERABLE: &[&str] = &[
+    "item:Subject",
+    "item:ItemClass",
+    "item:Importance",
+    "item:Sensitivity",
+    "item:DateTimeCreated",
+    "item:LastModifiedTime",
+    "calendar:Start",
+    "calendar:End",
+    "calendar:UID",
+    "calendar:Location",
+    "calendar:IsAllDayEvent",
+    "calendar:IsRecurring",
+    "calendar:IsMeeting",
+    "calendar:IsCancelled",
+    "calendar:CalendarItemType",
+    "calendar:LegacyFreeBusyStatus",
+    "calendar:MyResponseType",
+    "contacts:DisplayName",
+    "contacts:FileAs",
+    "contacts:GivenName",
+    "contacts:Surname",
+    "contacts:CompanyName",
+    "contacts:JobTitle",
+    "contacts:Department",
+    "task:Status",
+    "task:IsComplete",
+    "task:DueDate",
+    "task:StartDate",
+    "task:PercentComplete",
+];
+
+fn field_value(el: &Element, field: &str) -> Option<String> {
+    if !FILTERABLE.contains(&field) {
+        return None;
+    }
+    let local = field.split_once(':')?.1;
+    el.child(NS_T, local).map(|c| c.text.trim().to_string())
+}
+
+/// Orders two field values: as numbers when both are, else as text (UTC
+/// times as written sort as times).
+fn order(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(p), Ok(q)) => p.partial_cmp(&q).unwrap_or(std::cmp::Ordering::Equal),
+            _ => x.to_lowercase().cmp(&y.to_lowercase()),
+        },
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+/// The request's `SortOrder`: (field, descending) in order.
+fn sort_order(op: &Element) -> Result<Vec<(String, bool)>, ItemError> {
+    let Some(s) = op.child(NS_M, "SortOrder") else {
+        return Ok(Vec::new());
+    };
+    s.children
+        .iter()
+        .map(|f| {
+            let field = f
+                .child(NS_T, "FieldURI")
+                .and_then(|u| u.attr("FieldURI"))
+                .filter(|u| FILTERABLE.contains(u))
+                .ok_or_else(|| {
+                    ItemError::new(
+                        "ErrorUnsupportedPathForSortGroup",
+                        "Items can be sorted by their simple fields only.",
+                    )
+                })?;
+            Ok((field.to_string(), f.attr("Order") == Some("Descending")))
+        })
+        .collect()
+}
+
+/// One item of `folder` as FindItem shows it without a view: a single
+/// calendar item or a series' master, a contact, a task.
+async fn listed_element(
+    ctx: &Ctx<'_>,
+    folder: &EwsFolder,
+    item: i64,
+    only_ids: bool,
+    own: &[String],
+) -> Result<Option<Element>, OpError> {
+    if folder.kind != Kind::Calendar {
+        return simple_element(ctx, folder, item, only_ids).await;
+    }
+    let Some(l) = load(ctx, folder.id, item).await? else {
+        return Ok(None);
+    };
+    let ids = element_ids(ctx, folder, item, l.modseq, None, own);
+    Ok(calendar::item_element(
+        &l.stored,
+        &Which::Whole,
+        &ids,
+        only_ids,
+    ))
+}
+
+/// The request's `Restriction`, over [`FILTERABLE`] fields only.
+fn restriction(op: &Element) -> Result<Option<Filter>, ItemError> {
+    match op.child(NS_M, "Restriction").map(Filter::read) {
+        None => Ok(None),
+        Some(Ok(f)) if f.fields().iter().all(|n| FILTERABLE.contains(n)) => Ok(Some(f)),
+        Some(Ok(_)) => Err(ItemError::new(
+            "ErrorUnsupportedQueryFilter",
+            "These items can be searched by their simple fields only.",
+        )),
+        Some(Err(why)) => Err(ItemError::new("ErrorUnsupportedQueryFilter", why)),
+    }
+}
+
+/// FindItem without a view: every item once, restricted, sorted, paged.
+async fn find_listing(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
     let only_ids = id_only(child_tm(op, "ItemShape"));
     let page = Page::read(
         op,
         &["IndexedPageItemView", "FractionalPageItemView"],
         ctx.limits.max_page,
     )?;
+    let filter = match restriction(op) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let sort = match sort_order(op) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let own = own_ids(ctx).await?;
     let all = ctx
         .backend
         .mail_below(
@@ -178,21 +319,58 @@ async fn find_simple(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemRes
         .await?;
     let mut numbers: Vec<i64> = all.iter().map(|m| m.uid).collect();
     numbers.sort_unstable();
-    let total = numbers.len();
-    let (from, to, last) = page.range(total);
-    let mut list = Vec::new();
-    for &item in &numbers[from..to] {
-        if let Some(el) = simple_element(ctx, folder, item, only_ids).await? {
-            list.push(el);
+    if filter.is_none() && sort.is_empty() {
+        // Page first: only the page's items are read.
+        let total = numbers.len();
+        let (from, to, last) = page.range(total);
+        let mut list = Vec::new();
+        for &item in &numbers[from..to] {
+            if let Some(el) = listed_element(ctx, folder, item, only_ids, &own).await? {
+                list.push(el);
+            }
+        }
+        return Ok(Ok(vec![root_folder(list, total, to, last)]));
+    }
+    let mut found = Vec::new();
+    for &item in &numbers {
+        let Some(el) = listed_element(ctx, folder, item, false, &own).await? else {
+            continue;
+        };
+        if filter
+            .as_ref()
+            .is_none_or(|f| f.eval(&|name| field_value(&el, name)))
+        {
+            found.push(el);
         }
     }
+    for (field, descending) in sort.iter().rev() {
+        found.sort_by(|a, b| {
+            let o = order(&field_value(a, field), &field_value(b, field));
+            if *descending {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    let total = found.len();
+    let (from, to, last) = page.range(total);
+    let list = found
+        .drain(from..to)
+        .map(|mut el| {
+            if only_ids {
+                el.children.truncate(1);
+            }
+            el
+        })
+        .collect();
     Ok(Ok(vec![root_folder(list, total, to, last)]))
 }
 
 pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult {
     match folder.kind {
         Kind::Calendar => {}
-        Kind::Contacts | Kind::Tasks => return find_simple(ctx, folder, op).await,
+        Kind::Contacts | Kind::Tasks => return find_listing(ctx, folder, op).await,
         Kind::Mail | Kind::Root => return not_yet(),
     }
     let principal = ctx.user.principal_id;
@@ -225,6 +403,10 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
                 .min(ctx.limits.max_page),
             None => ctx.limits.max_page,
         };
+        let filter = match restriction(op) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
         let mut found: Vec<(i64, i64, Element)> = Vec::new();
         for item in ctx
             .backend
@@ -243,9 +425,19 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
                     Which::Whole
                 };
                 let ids = element_ids(ctx, folder, item, l.modseq, rid, &own);
-                if let Some(el) = calendar::item_element(&l.stored, &which, &ids, only_ids) {
-                    found.push((inst.start, item, el));
+                let Some(mut el) = calendar::item_element(&l.stored, &which, &ids, false) else {
+                    continue;
+                };
+                if filter
+                    .as_ref()
+                    .is_some_and(|f| !f.eval(&|name| field_value(&el, name)))
+                {
+                    continue;
                 }
+                if only_ids {
+                    el.children.truncate(1);
+                }
+                found.push((inst.start, item, el));
             }
         }
         found.sort_by_key(|(s, i, _)| (*s, *i));
@@ -256,30 +448,7 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
         return Ok(Ok(vec![root_folder(list, total, n, last)]));
     }
     // Without a view: each item once (masters, not occurrences).
-    let page = Page::read(
-        op,
-        &["IndexedPageItemView", "FractionalPageItemView"],
-        ctx.limits.max_page,
-    )?;
-    let all = ctx
-        .backend
-        .mail_below(principal, folder.id, i64::MAX, i64::MIN, 100_000)
-        .await?;
-    let mut numbers: Vec<i64> = all.iter().map(|m| m.uid).collect();
-    numbers.sort_unstable();
-    let total = numbers.len();
-    let (from, to, last) = page.range(total);
-    let mut list = Vec::new();
-    for &item in &numbers[from..to] {
-        let Some(l) = load(ctx, folder.id, item).await? else {
-            continue;
-        };
-        let ids = element_ids(ctx, folder, item, l.modseq, None, &own);
-        if let Some(el) = calendar::item_element(&l.stored, &Which::Whole, &ids, only_ids) {
-            list.push(el);
-        }
-    }
-    Ok(Ok(vec![root_folder(list, total, to, last)]))
+    find_listing(ctx, folder, op).await
 }
 
 /// Which view an id element asks for, or why it names none.
@@ -353,7 +522,12 @@ pub async fn get(
     let own = own_ids(ctx).await?;
     let ids = element_ids(ctx, item.folder, item.item, l.modseq, rid, &own);
     match calendar::item_element(&l.stored, &which, &ids, id_only(shape)) {
-        Some(el) => Ok(Ok(vec![items::items(el)])),
+        Some(mut el) => {
+            if wants_mime(shape) && matches!(which, Which::Whole) {
+                el.children.insert(0, calendar::mime_content(&l.data));
+            }
+            Ok(Ok(vec![items::items(el)]))
+        }
         None => Ok(Err(ItemError::not_found())),
     }
 }
@@ -480,15 +654,38 @@ pub async fn create(
         Ok(e) => e,
         Err(e) => return Ok(Err(e)),
     };
-    let base = Base {
-        existing: None,
-        times: None,
-        default_tz: default_tz(ctx),
-        me: me(ctx).await?,
+    // The whole object may come as MimeContent (DavMail, Outlook for
+    // Mac): the other fields, if any, are applied over it.
+    let mime = match item.child(NS_T, "MimeContent").map(calendar::mime_calendar) {
+        None => None,
+        Some(Some(ics)) => Some(ics),
+        Some(None) => {
+            return Ok(Err(ItemError::new(
+                "ErrorInvalidPropertySet",
+                "The MimeContent is not an iCalendar object.",
+            )))
+        }
     };
-    let text = match calendar::apply(&base, &edit, how) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
+    let others = item.children.iter().any(|c| c.name.local != "MimeContent");
+    let text = match &mime {
+        Some(ics) if !others => ics.clone(),
+        _ => {
+            let times = mime.as_deref().and_then(|m| {
+                let s = calendar::read(m, None)?;
+                s.times(s.master()?.id)
+            });
+            let base = Base {
+                existing: mime.as_deref(),
+                times,
+                default_tz: default_tz(ctx),
+                me: me(ctx).await?,
+                own: own_ids(ctx).await?,
+            };
+            match calendar::apply(&base, &edit, how) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
     };
     match ctx
         .backend
@@ -562,7 +759,7 @@ fn simple_saved(ctx: &Ctx<'_>, folder: &EwsFolder, item: i64, modseq: i64) -> El
 }
 
 /// UpdateItem of a contact or task: the named fields set over the stored
-/// object's (deleting fields is not offered for them).
+/// object's, or deleted from it.
 async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> ItemResult {
     let principal = ctx.user.principal_id;
     let folder = item.folder;
@@ -595,16 +792,31 @@ async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> I
         )));
     };
     for u in &updates.children {
-        let Some(fields) = u.child(NS_T, name) else {
-            return Ok(Err(ItemError::new(
-                "ErrorInvalidPropertySet",
-                format!("Only setting fields of a {name} is offered here."),
-            )));
-        };
-        let r = if folder.kind == Kind::Tasks {
-            super::tasks::todo_of(fields, Some(&text), "")
+        let r = if u.name.local == "DeleteItemField" {
+            let Some(f) = u.children.first() else {
+                return Ok(Err(ItemError::new(
+                    "ErrorInvalidPropertyDelete",
+                    "DeleteItemField names no field.",
+                )));
+            };
+            let uri = f.attr("FieldURI").unwrap_or("");
+            if folder.kind == Kind::Tasks {
+                super::tasks::todo_without(&text, uri)
+            } else {
+                super::contacts::vcard_without(&text, uri, f.attr("FieldIndex"))
+            }
         } else {
-            super::contacts::vcard_of(fields, Some(&text), "")
+            let Some(fields) = u.child(NS_T, name) else {
+                return Ok(Err(ItemError::new(
+                    "ErrorInvalidPropertySet",
+                    format!("A change of a {name} carries a {name}."),
+                )));
+            };
+            if folder.kind == Kind::Tasks {
+                super::tasks::todo_of(fields, Some(&text), "")
+            } else {
+                super::contacts::vcard_of(fields, Some(&text), "")
+            }
         };
         match r {
             Ok(t) => text = t,
@@ -727,6 +939,7 @@ pub async fn update(
         times,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
+        own: own_ids(ctx).await?,
     };
     let text = match calendar::apply_at(&base, &edit, how, target) {
         Ok(t) => t,
@@ -774,7 +987,8 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
         Ok(Which::Instance(inst)) => {
             // One occurrence: an EXDATE on the series (and its override
             // gone), written as a CalDAV client would.
-            let text = match calendar::exclude(&l.stored, &l.data, &inst, how) {
+            let text = match calendar::exclude(&l.stored, &l.data, &inst, how, &own_ids(ctx).await?)
+            {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
             };
@@ -788,8 +1002,13 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
             }
         }
         Ok(Which::Whole) => {
+            let own = own_ids(ctx).await?;
+            let organizing = match &l.stored.obj.index.organizer {
+                Some(o) => own.iter().any(|a| a.eq_ignore_ascii_case(o)),
+                None => true,
+            };
             let meeting = !l.stored.obj.index.attendees.is_empty();
-            if meeting && how == Sending::Quiet {
+            if meeting && organizing && how == Sending::Quiet {
                 // Nobody is to be told: the attendees become the client's
                 // business first, then the item goes.
                 let base = Base {
@@ -797,6 +1016,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
                     times: None,
                     default_tz: default_tz(ctx),
                     me: me(ctx).await?,
+                    own: own_ids(ctx).await?,
                 };
                 if let Ok(text) = calendar::apply(&base, &Edit::default(), Sending::Quiet) {
                     if let Err(r) = ctx

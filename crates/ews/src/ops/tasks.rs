@@ -222,6 +222,45 @@ pub fn todo_of(task: &Element, existing: Option<&str>, uid: &str) -> Result<Stri
     })
 }
 
+/// `existing` without the field a DeleteItemField names.
+pub fn todo_without(existing: &str, uri: &str) -> Result<String, ItemError> {
+    let gone: &[(&str, &str)] = match uri {
+        "item:Body" => &[(BASE, "Body")],
+        "item:Categories" => &[(TASKS, "Categories")],
+        "item:ReminderDueBy" | "item:ReminderIsSet" => {
+            &[(TASKS, "ReminderTime"), (TASKS, "ReminderSet")]
+        }
+        "task:DueDate" => &[(TASKS, "DueDate"), (TASKS, "UtcDueDate")],
+        "task:StartDate" => &[(TASKS, "StartDate"), (TASKS, "UtcStartDate")],
+        "task:CompleteDate" => &[(TASKS, "DateCompleted")],
+        _ => {
+            return Err(ItemError::new(
+                "ErrorInvalidPropertyDelete",
+                format!("The field {uri} cannot be deleted from a task here."),
+            ))
+        }
+    };
+    let mut fields =
+        outpost_easconv::todo_to_eas(existing, EasVersion::V16_0, &EventOptions::default())
+            .unwrap_or_default();
+    fields.retain(|f| !gone.iter().any(|(page, name)| f.is(page, name)));
+    let mut app = Wbxml::named("AirSync", "ApplicationData");
+    app.children = fields
+        .into_iter()
+        .map(outpost_wbxml::Node::Element)
+        .collect();
+    let opts = IncomingOptions {
+        new_uid: String::new(),
+        now: chrono::Utc::now(),
+    };
+    outpost_easconv::eas_to_todo(&app, Some(existing), EasVersion::V16_0, &opts).map_err(|e| {
+        ItemError::new(
+            "ErrorInvalidPropertySet",
+            format!("The task cannot be written: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +298,9 @@ mod tests {
             &Default::default(),
         )
         .unwrap();
+        let no_due = todo_without(&ics, "task:DueDate").unwrap();
+        assert!(!no_due.contains("DUE"), "{no_due}");
+        assert!(todo_without(&ics, "task:Owner").is_err());
         let ics = todo_of(&done, Some(&ics), "task-1").unwrap();
         assert!(
             ics.contains("STATUS:COMPLETED") || ics.contains("COMPLETED:"),
