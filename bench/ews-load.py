@@ -54,7 +54,7 @@ class Ews:
 
     def call(self, body: str):
         t = time.perf_counter()
-        r = self.s.post(self.url, data=envelope(body), timeout=120)
+        r = self.s.post(self.url, data=envelope(body), timeout=120, verify=False)
         ms = (time.perf_counter() - t) * 1000
         r.raise_for_status()
         root = ET.fromstring(r.content)
@@ -91,7 +91,7 @@ def availability(args, week_start):
                     f"DTSTART:{start:%Y%m%dT%H%M%SZ}\r\nDTEND:{end:%Y%m%dT%H%M%SZ}\r\n"
                     f"SUMMARY:busy {k}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
             r = dav.put(f"https://{args.host}:{args.port}/dav/calendars/{u}/personal/{uid}.ics",
-                        data=body, headers={"Content-Type": "text/calendar", "If-None-Match": "*"}, timeout=30)
+                        data=body, headers={"Content-Type": "text/calendar", "If-None-Match": "*"}, timeout=30, verify=False)
             if r.status_code not in (201, 204):
                 raise RuntimeError(f"PUT {u}: {r.status_code} {r.text[:200]}")
     fill_s = time.perf_counter() - t0
