@@ -201,6 +201,27 @@ impl EasStore {
             .map(|o| (c, o)))
     }
 
+    /// Copies (or with `remove`, moves) messages between two of the
+    /// principal's mailboxes: (old UID, new UID) of those done. ActiveSync
+    /// MoveItems and EWS MoveItem/CopyItem/CopyFolder.
+    async fn transfer(
+        &self,
+        principal: i64,
+        from: i64,
+        uids: &[i64],
+        to: i64,
+        remove: bool,
+    ) -> Result<Vec<(i64, i64)>, BackendError> {
+        if self.own(principal, from).await?.is_none() || self.own(principal, to).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        match self.dir.store().copy_messages(from, uids, to, remove).await {
+            Ok((_, done)) => Ok(done),
+            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// The principal's own mailbox `id`.
     async fn own(&self, principal: i64, id: i64) -> Result<Option<Mailbox>, BackendError> {
         Ok(self
@@ -676,14 +697,7 @@ impl EasBackend for EasStore {
         uids: &[i64],
         to: i64,
     ) -> Result<Vec<(i64, i64)>, BackendError> {
-        if self.own(principal, from).await?.is_none() || self.own(principal, to).await?.is_none() {
-            return Ok(Vec::new());
-        }
-        match self.dir.store().copy_messages(from, uids, to, true).await {
-            Ok((_, moved)) => Ok(moved),
-            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.transfer(principal, from, uids, to, true).await
     }
 
     async fn expunge_mail(
@@ -1527,14 +1541,7 @@ impl outpost_ews::EwsBackend for EasStore {
         uids: &[i64],
         to: i64,
     ) -> Result<Vec<(i64, i64)>, BackendError> {
-        if self.own(principal, from).await?.is_none() || self.own(principal, to).await?.is_none() {
-            return Ok(Vec::new());
-        }
-        match self.dir.store().copy_messages(from, uids, to, false).await {
-            Ok((_, copied)) => Ok(copied),
-            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.transfer(principal, from, uids, to, false).await
     }
 
     async fn compose_mail(
