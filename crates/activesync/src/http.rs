@@ -262,6 +262,8 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
     if let Some(s) = status {
         return Ok(wbxml(&status_document(command, s)));
     }
+    // Not needed past here; a held Ping does not keep it.
+    drop(device);
     let who = Caller {
         principal: x.principal,
         device_id: &x.line.device_id,
@@ -410,7 +412,7 @@ async fn dispatch(ctx: &Ctx, x: &Exchange, body: Bytes) -> Result<Response, crat
             let folders = b.folders(who.principal).await?;
             let moved = folders::hierarchy_changed(b, &who, &folders).await?;
             return Ok(wbxml(
-                &Box::pin(ping::ping(b, &who, &folders, root.as_ref(), moved)).await?,
+                &Box::pin(ping::ping(b, &who, folders, root, moved)).await?,
             ));
         }
         _ => {}

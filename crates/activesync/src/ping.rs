@@ -327,25 +327,27 @@ pub async fn futures_any(watches: &mut [tokio::sync::watch::Receiver<i64>]) -> b
     woke
 }
 
-/// Answers a Ping.
+/// Answers a Ping. The request and the folder list are taken by value:
+/// they are gone before the wait (a held Ping keeps only what it waits
+/// on, docs/benchmarks.md "ActiveSync").
 pub async fn ping(
     b: &dyn EasBackend,
     who: &Caller<'_>,
-    folders: &[Folder],
-    root: Option<&Element>,
+    folders: Vec<Folder>,
+    root: Option<Element>,
     hierarchy_changed: bool,
 ) -> Result<Element, BackendError> {
+    let (heartbeat, ids) = match root.as_ref().map(parse) {
+        None => (None, None),
+        Some(Ok(x)) => x,
+        Some(Err(s)) => return Ok(status_answer(s)),
+    };
+    drop(root);
     let saved = b
         .sync_state(who.principal, who.device_id, state::PING)
         .await?;
     let last: Option<PingRequest> = saved.as_ref().and_then(|s| s.parse());
-    let (heartbeat, ids) = match root {
-        None => (None, None),
-        Some(r) => match parse(r) {
-            Ok(x) => x,
-            Err(s) => return Ok(status_answer(s)),
-        },
-    };
+    drop(saved);
     let heartbeat = heartbeat.or(last.as_ref().map(|l| l.heartbeat));
     let ids = ids.or(last.as_ref().map(|l| l.folders.clone()));
     let (Some(heartbeat), Some(ids)) = (heartbeat, ids) else {
@@ -380,6 +382,7 @@ pub async fn ping(
     if hierarchy_changed || ids.iter().any(|id| !folders.iter().any(|f| f.id == *id)) {
         return Ok(status_answer(7));
     }
+    drop(folders);
     // Changes already there answer at once, unless the device keeps
     // pinging without syncing them (crate::loops).
     let mut hold = false;

@@ -23,9 +23,11 @@
 //! - one structured access-log line per request ([`log`]).
 
 pub mod auth;
+mod lean;
 mod limit;
 pub mod log;
 pub mod plain;
+mod rewind;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -149,6 +151,9 @@ struct Inner {
     requests: ConnLimiter,
     /// Per client address, for requests parked as long polls.
     long_polls: ConnLimiter,
+    /// Paths whose HTTP/1.1 connections are served by [`lean`] (see
+    /// [`HttpServer::with_long_poll_paths`]).
+    lean_paths: Option<fn(&str) -> bool>,
 }
 
 impl HttpServer {
@@ -165,8 +170,21 @@ impl HttpServer {
                 requests: ConnLimiter::new(settings.requests_per_ip.max(1), usize::MAX),
                 long_polls: ConnLimiter::new(settings.long_polls_per_ip.max(1), usize::MAX),
                 settings,
+                lean_paths: None,
             }),
         }
+    }
+
+    /// Names the paths of long polls (ActiveSync's): an HTTP/1.1
+    /// connection whose requests are for them is served by a codec that
+    /// keeps no buffers while a request waits ([`lean`]), so that ten
+    /// thousand held Pings cost their TLS state and little else. Anything
+    /// else on such a connection hands it to hyper. Call before cloning.
+    pub fn with_long_poll_paths(mut self, paths: fn(&str) -> bool) -> HttpServer {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_long_poll_paths before the server is cloned")
+            .lean_paths = Some(paths);
+        self
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -194,7 +212,6 @@ impl HttpServer {
         session: &Session,
         mut stop: watch::Receiver<bool>,
     ) {
-        let settings = &self.inner.settings;
         let secure = conn.is_tls();
         let h2 = match &conn {
             Conn::Tls(tls) => tls.get_ref().1.alpn_protocol() == Some(b"h2"),
@@ -205,6 +222,34 @@ impl HttpServer {
             secure,
         };
         let activity = Arc::new(limit::Activity::new());
+        let mut conn = conn;
+        let mut read_ahead = Vec::new();
+        if let (false, Some(paths)) = (h2, self.inner.lean_paths) {
+            let lean = lean::serve(
+                self, &mut conn, client, session.id, &mut stop, &activity, paths,
+            );
+            match Box::pin(lean).await {
+                lean::End::Closed => return,
+                lean::End::HandOver(bytes) => read_ahead = bytes,
+            }
+        }
+        // Boxed: a connection served by [`lean`] does not carry room for
+        // hyper's connection state.
+        let io = rewind::Rewind::new(read_ahead, conn);
+        Box::pin(self.serve_hyper(io, h2, client, session, stop, activity)).await
+    }
+
+    /// The rest of [`Self::serve_connection`]: hyper serves the connection.
+    async fn serve_hyper(
+        &self,
+        io: rewind::Rewind<Conn>,
+        h2: bool,
+        client: ClientInfo,
+        session: &Session,
+        mut stop: watch::Receiver<bool>,
+        activity: Arc<limit::Activity>,
+    ) {
+        let settings = &self.inner.settings;
         let service = {
             let server = self.clone();
             let activity = activity.clone();
@@ -249,7 +294,7 @@ impl HttpServer {
         } else {
             builder.http1_only()
         };
-        let connection = builder.serve_connection(TokioIo::new(conn), service);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
 
         // Idle: no request in flight for `idle_timeout`, or, before the

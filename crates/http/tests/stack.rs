@@ -1,6 +1,11 @@
 //! The HTTP stack served on real sockets (127.0.0.1:0), over TLS with the
 //! project's rustls setup and over plain TCP, talked to with hyper's own
 //! HTTP/1.1 and HTTP/2 clients.
+//!
+//! The tests that speak HTTP/1.1 run twice: as written, and (module `lean`)
+//! with every path named a long-poll path, so that HTTP/1.1 is served by
+//! the stack's own codec and hands over to hyper for what it does not take;
+//! the answers must be the same.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,12 +40,21 @@ struct TestServer {
     stop: watch::Sender<bool>,
 }
 
+thread_local! {
+    /// Serve HTTP/1.1 with the lean codec for every path (the tests in
+    /// module `lean`; each test runs on its own thread).
+    static LEAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Serves `router` on one TLS and one plain listener, as `outpost serve`
 /// does: accept, TLS handshake with the ALPN acceptor, then the stack.
 async fn start(router: Router, settings: HttpSettings) -> TestServer {
     let (base, cert) = outpost_testkit::tls::self_signed(NAME);
     let acceptor = HttpServer::tls_acceptor(&base);
-    let server = HttpServer::new(router, settings);
+    let mut server = HttpServer::new(router, settings);
+    if LEAN.with(|l| l.get()) {
+        server = server.with_long_poll_paths(|_| true);
+    }
     let (stop, stop_rx) = watch::channel(false);
     let tls_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let plain_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -854,4 +868,258 @@ async fn a_401_with_an_unread_body_keeps_the_connection() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["connection"], "close");
+}
+
+/// The HTTP/1.1 tests again, served by the lean codec.
+mod lean {
+    macro_rules! lean_too {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                super::LEAN.with(|l| l.set(true));
+                super::$name()
+            }
+        )*};
+    }
+    lean_too!(
+        h2_is_negotiated_by_alpn_and_h1_still_works,
+        a_header_too_large_is_431,
+        a_body_over_the_limit_is_413_and_a_route_may_raise_it,
+        slow_headers_get_the_connection_closed,
+        a_panicking_handler_answers_500_and_the_next_request_works,
+        basic_auth_directory_down_is_503,
+        plain_http_redirects_to_https_except_well_known,
+        plaintext_on_loopback_is_served_when_allowed,
+        concurrent_requests_per_address_are_limited,
+        a_401_with_an_unread_body_keeps_the_connection,
+        h1_stop_finishes_the_request_in_flight_then_closes,
+        h1_chunked_and_expect_requests_hand_the_connection_to_hyper,
+        h1_pipelined_requests_are_answered_in_order,
+        h1_a_client_that_closes_drops_its_request,
+        h1_bodies_of_unknown_length_and_bodiless_answers,
+    );
+}
+
+/// The router of the HTTP/1.1 codec tests: a slow route released by
+/// `gate` that records whether its handler was dropped before it ended, a
+/// streamed body of unknown length, 204 and HEAD.
+struct Probe {
+    gate: Arc<tokio::sync::Semaphore>,
+    entered: Arc<tokio::sync::Notify>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn probe_router() -> (Router, Probe) {
+    let probe = Probe {
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        entered: Arc::new(tokio::sync::Notify::new()),
+        dropped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    struct Flag(Arc<std::sync::atomic::AtomicBool>, bool);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    let (gate, entered, dropped) = (
+        probe.gate.clone(),
+        probe.entered.clone(),
+        probe.dropped.clone(),
+    );
+    let router = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let (gate, entered, dropped) = (gate.clone(), entered.clone(), dropped.clone());
+                async move {
+                    let mut flag = Flag(dropped, false);
+                    entered.notify_one();
+                    let _ = gate.acquire().await.unwrap();
+                    flag.1 = true;
+                    "done"
+                }
+            }),
+        )
+        .route("/echo", post(|b: Bytes| async move { b }))
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = ["one,", "two,", "three"]
+                    .into_iter()
+                    .map(|c| Ok::<_, std::io::Error>(Bytes::from(c)));
+                Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route("/nothing", get(|| async { StatusCode::NO_CONTENT }));
+    (router, probe)
+}
+
+#[tokio::test]
+async fn h1_stop_finishes_the_request_in_flight_then_closes() {
+    let (router, probe) = probe_router();
+    let srv = start(router, settings()).await;
+    let tls = tls_stream(&srv, &[b"http/1.1"]).await;
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let pending = tokio::spawn(async move {
+        let r = text(s.send_request(get_req("/slow")).await.unwrap()).await;
+        (r, s)
+    });
+    probe.entered.notified().await;
+    srv.stop.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    probe.gate.add_permits(1);
+    let (r, _s) = pending.await.unwrap();
+    assert_eq!(r, (StatusCode::OK, "done".into()));
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("connection not closed after stop")
+        .unwrap()
+        .unwrap();
+}
+
+/// A chunked body and `Expect: 100-continue` are hyper's to serve: the
+/// connection is handed over mid-way and keeps working.
+#[tokio::test]
+async fn h1_chunked_and_expect_requests_hand_the_connection_to_hyper() {
+    let (router, _probe) = probe_router();
+    let srv = start(router, settings()).await;
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1
+        .send_request(
+            req(Method::POST, "/echo")
+                .body(Body::from("plain"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "plain".into()));
+    // A body of unknown length: hyper's client sends it chunked.
+    let chunked = Body::from_stream(futures::stream::iter(
+        ["chun", "ked"]
+            .into_iter()
+            .map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+    ));
+    let resp = s1
+        .send_request(req(Method::POST, "/echo").body(chunked).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "chunked".into()));
+    let resp = s1
+        .send_request(
+            req(Method::POST, "/echo")
+                .body(Body::from("after"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "after".into()));
+
+    // Expect: 100-continue over a raw connection.
+    let mut tls = tls_stream(&srv, &[b"http/1.1"]).await;
+    tls.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("100 Continue") {
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before 100 Continue");
+        got.extend_from_slice(&buf[..n]);
+    }
+    tls.write_all(b"ping").await.unwrap();
+    while !String::from_utf8_lossy(&got).ends_with("ping") {
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("HTTP/1.1 200 OK"));
+}
+
+/// Requests sent back to back in one write are answered in order, and
+/// malformed input after them gets hyper's 400.
+#[tokio::test]
+async fn h1_pipelined_requests_are_answered_in_order() {
+    let (router, _probe) = probe_router();
+    let srv = start(router, settings()).await;
+    let mut tls = tls_stream(&srv, &[b"http/1.1"]).await;
+    tls.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirstPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecondGET /nothing HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got);
+    let first = got.find("first").expect("first answered");
+    let second = got.find("second").expect("second answered");
+    let nothing = got.find("204 No Content").expect("204 answered");
+    let bad = got.find("400 Bad Request").expect("garbage answered 400");
+    assert!(first < second && second < nothing && nothing < bad, "{got}");
+}
+
+/// A client that goes away while its request waits takes the request with
+/// it: the handler is dropped, as hyper does.
+#[tokio::test]
+async fn h1_a_client_that_closes_drops_its_request() {
+    let (router, probe) = probe_router();
+    let srv = start(router, settings()).await;
+    let mut tls = tls_stream(&srv, &[b"http/1.1"]).await;
+    tls.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    probe.entered.notified().await;
+    drop(tls);
+    for _ in 0..200 {
+        if probe.dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the handler of a closed connection still runs");
+}
+
+/// A body of unknown length is sent chunked; 204 and HEAD have none.
+#[tokio::test]
+async fn h1_bodies_of_unknown_length_and_bodiless_answers() {
+    let (router, _probe) = probe_router();
+    let srv = start(router, settings()).await;
+    let mut s1 = h1_tls(&srv).await;
+    let resp = s1.send_request(get_req("/stream")).await.unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "one,two,three".into()));
+    let resp = s1.send_request(get_req("/nothing")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(resp.headers().get("content-length").is_none());
+    let _ = text(resp).await;
+    let resp = s1
+        .send_request(req(Method::HEAD, "/hello").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = s1
+        .send_request(
+            req(Method::POST, "/echo")
+                .body(Body::from("still here"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, (StatusCode::OK, "still here".into()));
+    // The raw answer carries a date and, for the stream, chunked framing.
+    let mut tls = tls_stream(&srv, &[b"http/1.1"]).await;
+    tls.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got).to_lowercase();
+    assert!(got.contains("date: "), "{got}");
+    assert!(got.contains("transfer-encoding: chunked"), "{got}");
+    assert!(got.ends_with("0\r\n\r\n"), "{got}");
 }

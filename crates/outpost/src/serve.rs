@@ -212,7 +212,10 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             h2_max_concurrent_streams: cfg.http.h2_max_concurrent_streams,
             allow_plaintext_on_loopback: cfg.http.allow_plaintext_on_loopback,
         },
-    );
+    )
+    // Phones hold an ActiveSync Ping on their connection most of the time:
+    // those connections get the codec that buffers nothing while one waits.
+    .with_long_poll_paths(outpost_activesync::http::is_path);
     let http_tls = outpost_http::HttpServer::tls_acceptor(&tls);
 
     let mut listeners = Vec::new();
