@@ -104,7 +104,10 @@ pub(crate) async fn serve(
         // The head timeout counts from when the server starts waiting, so
         // it also bounds a kept-alive connection's wait (as in hyper).
         let deadline = Instant::now() + settings.header_read_timeout;
-        let head_len = match read_head(conn, &mut buf, max_head, deadline, stop).await {
+        // Reading a head and writing a response are boxed while they run:
+        // the connection's future keeps no room for them while a request
+        // waits.
+        let head_len = match Box::pin(read_head(conn, &mut buf, max_head, deadline, stop)).await {
             Head::Complete(n) => n,
             Head::NotMine => return End::HandOver(buf),
             Head::Closed => return End::Closed,
@@ -163,13 +166,13 @@ pub(crate) async fn serve(
             }
         };
         drop(answer);
-        let keep = match write_response(
+        let keep = match Box::pin(write_response(
             conn,
             response,
             head_only,
             close || stopping,
             settings.idle_timeout,
-        )
+        ))
         .await
         {
             Ok(keep) => keep,

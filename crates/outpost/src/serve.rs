@@ -435,8 +435,13 @@ async fn handle(
             Service::Http(_, alpn) => alpn,
             _ => &tls,
         };
-        match outpost_net::listener::handshake(conn, tls, &session, session.listener, timeout).await
-        {
+        // Boxed, like each service below: the task of a connection keeps
+        // room for its future's largest state for as long as it lives, and
+        // a held ActiveSync Ping should not pay for a TLS handshake's or an
+        // IMAP session's (docs/benchmarks.md, "ActiveSync").
+        let shake =
+            outpost_net::listener::handshake(conn, tls, &session, session.listener, timeout);
+        match Box::pin(shake).await {
             Ok(c) => c,
             Err(_) => return,
         }
@@ -444,11 +449,11 @@ async fn handle(
         conn
     };
     match service {
-        Service::Pop3(ctx) => outpost_pop3::serve(conn, session, ctx).await,
-        Service::Smtp(ctx) => outpost_smtp::serve(conn, session, ctx).await,
-        Service::Imap(ctx) => outpost_imap::serve(conn, session, ctx).await,
-        Service::ManageSieve(ctx) => outpost_sieve::serve(conn, session, ctx).await,
-        Service::Http(server, _) => server.serve_connection(conn, &session, stop).await,
+        Service::Pop3(ctx) => Box::pin(outpost_pop3::serve(conn, session, ctx)).await,
+        Service::Smtp(ctx) => Box::pin(outpost_smtp::serve(conn, session, ctx)).await,
+        Service::Imap(ctx) => Box::pin(outpost_imap::serve(conn, session, ctx)).await,
+        Service::ManageSieve(ctx) => Box::pin(outpost_sieve::serve(conn, session, ctx)).await,
+        Service::Http(server, _) => Box::pin(server.serve_connection(conn, &session, stop)).await,
     }
 }
 
