@@ -159,7 +159,7 @@ def test_caldav_through_davmail_put_get_update_delete(web, davmail, resolve_loca
     c = caldav_client(davmail)
     cal = c.calendar(url=home(davmail))
     # PUT through DavMail, under the name the client chose.
-    cal.save_event(vevent("dm-put-1", JAN7, JAN7 + datetime.timedelta(hours=1), "Planning via DavMail"))
+    saved = cal.save_event(vevent("dm-put-1", JAN7, JAN7 + datetime.timedelta(hours=1), "Planning via DavMail"))
     status, body = outpost_object(web, "dm-put-1.ics")
     assert status == 200, body
     body = unfolded(body)
@@ -173,6 +173,12 @@ def test_caldav_through_davmail_put_get_update_delete(web, davmail, resolve_loca
     assert [(v.subject, v.start, v.end) for v in view] == \
         [("Planning via DavMail", JAN7, JAN7 + datetime.timedelta(hours=1))]
     assert view[0].legacy_free_busy_status == "Busy"
+    # Changed again by the name it was PUT to (DavMail finds it by its
+    # PR_URL_COMP_NAME).
+    saved.icalendar_component["LOCATION"] = "Room 1"
+    saved.save()
+    status, body = outpost_object(web, "dm-put-1.ics")
+    assert status == 200 and "LOCATION:Room 1" in unfolded(body), body
     # Made over Outpost's CalDAV, seen through DavMail with its content.
     later = JAN7 + datetime.timedelta(days=1)
     put_event(web, ALICE, "from-outpost", "outpost-1", f"{later:%Y%m%dT%H%M%SZ}",

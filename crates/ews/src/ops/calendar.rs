@@ -1708,10 +1708,11 @@ pub fn new_uid() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn el(xml: &str) -> Element {
+    /// A `t:CalendarItem` holding `xml` (the tests of calendar items).
+    pub(crate) fn el(xml: &str) -> Element {
         outpost_xml::parse(
             format!(r#"<t:CalendarItem xmlns:t="{NS_T}">{xml}</t:CalendarItem>"#).as_bytes(),
             &Default::default(),

@@ -300,15 +300,8 @@ impl Write {
 
 #[cfg(test)]
 mod tests {
+    use super::super::calendar::tests::el;
     use super::*;
-
-    fn el(xml: &str) -> Element {
-        outpost_xml::parse(
-            format!(r#"<t:CalendarItem xmlns:t="{NS_T}">{xml}</t:CalendarItem>"#).as_bytes(),
-            &Default::default(),
-        )
-        .unwrap()
-    }
 
     #[test]
     fn values_follow_the_item_and_the_store() {
