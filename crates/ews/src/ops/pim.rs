@@ -74,8 +74,8 @@ async fn own_ids(ctx: &Ctx<'_>) -> Result<Vec<String>, OpError> {
 /// One stored calendar object of the user's with its modseq.
 struct Loaded {
     stored: Stored,
-    data: String,
     modseq: i64,
+    /// The object's text and what the store keeps beside it.
     obj: PimObject,
 }
 
@@ -115,7 +115,6 @@ async fn load(ctx: &Ctx<'_>, collection: i64, item: i64) -> Result<Option<Loaded
     Ok(
         calendar::read(&obj.data, obj.tz.as_deref()).map(|stored| Loaded {
             stored,
-            data: obj.data.clone(),
             modseq: meta.modseq,
             obj,
         }),
@@ -601,7 +600,7 @@ pub async fn get(
                 &facts(&l.obj, item.item, &ids.id, Some(&l.stored)),
             );
             if wants_mime(shape) && matches!(which, Which::Whole) {
-                el.children.insert(0, calendar::mime_content(&l.data));
+                el.children.insert(0, calendar::mime_content(&l.obj.data));
             }
             Ok(Ok(vec![items::items(el)]))
         }
@@ -1046,7 +1045,7 @@ pub async fn update(
         }
     };
     let base = Base {
-        existing: Some(&l.data),
+        existing: Some(&l.obj.data),
         times,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
@@ -1098,11 +1097,11 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
         Ok(Which::Instance(inst)) => {
             // One occurrence: an EXDATE on the series (and its override
             // gone), written as a CalDAV client would.
-            let text = match calendar::exclude(&l.stored, &l.data, &inst, how, &own_ids(ctx).await?)
-            {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
+            let text =
+                match calendar::exclude(&l.stored, &l.obj.data, &inst, how, &own_ids(ctx).await?) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                };
             match ctx
                 .backend
                 .pim_put(principal, item.folder.id, Slot::Item(item.item), &text)
@@ -1123,7 +1122,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
                 // Nobody is to be told: the attendees become the client's
                 // business first, then the item goes.
                 let base = Base {
-                    existing: Some(&l.data),
+                    existing: Some(&l.obj.data),
                     times: None,
                     default_tz: default_tz(ctx),
                     me: me(ctx).await?,
