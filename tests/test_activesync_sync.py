@@ -9,7 +9,7 @@ import time
 
 import pytest
 from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, find_all, text_of, wtag
-from pyactivesync.models import EmailChange
+from pyactivesync.models import EmailChange, FolderType
 
 from conftest import PASSWORD, Server, make_message
 from imap_helpers import client as imap_client, smtp_send
@@ -119,6 +119,22 @@ def test_folder_create_update_delete_are_imap_folders(eas):
         c.delete_folder(made.id)
         with imap_client(eas) as imap:
             assert "Invoices" not in [n for _, _, n in imap.list_folders()]
+
+
+def test_folder_create_delete_of_a_calendar_is_a_dav_collection(eas):
+    """FolderCreate of Type 13 (a user calendar) makes a calendar of the
+    DAV store, FolderDelete removes it; the default calendar stays."""
+    with client(eas) as c:
+        c.provision()
+        made = c.create_folder("Rota", type=FolderType(13))
+        listed = folders(c)
+        assert listed["Rota"].id == made.id and int(listed["Rota"].type) == 13
+        with pytest.raises(Exception):
+            c.create_folder("Rota", type=FolderType(13))
+        with pytest.raises(Exception):
+            c.delete_folder(listed["Personal Calendar"].id)
+        c.delete_folder(made.id)
+        assert "Rota" not in folders(c)
 
 
 def test_mail_sync_window_replay_and_flags(eas):

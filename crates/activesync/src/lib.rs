@@ -122,6 +122,24 @@ pub struct PimObject {
     pub data: String,
     /// The collection's zone (IANA name), when it has one.
     pub tz: Option<String>,
+    /// Its resource name (the last segment of its DAV URL).
+    pub name: String,
+    /// Its UID (iCalendar UID, vCard UID).
+    pub uid: String,
+    /// When it was first stored and last written, Unix seconds.
+    pub created: i64,
+    pub modified: i64,
+}
+
+/// Where [`EasBackend::pim_put`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot<'a> {
+    /// A new object, at this resource name (the last segment of its DAV
+    /// URL) or, with `None`, at one the store chooses. A name taken is a
+    /// [`PimRefused::Conflict`].
+    New(Option<&'a str>),
+    /// The object with this item number.
+    Item(i64),
 }
 
 /// Why a write from the device was refused.
@@ -351,13 +369,13 @@ pub trait EasBackend: Send + Sync + 'static {
     ) -> Result<Option<PimObject>, BackendError>;
     /// Writes an object into a calendar or address book of the principal,
     /// as a DAV client's PUT would (the same ingest, quota and
-    /// scheduling): a new one when `item` is `None`. The new item number
+    /// scheduling): a new one or item `n` ([`Slot`]). The item number
     /// and modseq, or why it was refused.
     async fn pim_put(
         &self,
         principal: i64,
         collection: i64,
-        item: Option<i64>,
+        slot: Slot<'_>,
         data: &str,
     ) -> Result<Result<(i64, i64), PimRefused>, BackendError>;
     /// Deletes an object (scheduling as for a DAV DELETE); false when

@@ -13,7 +13,7 @@ use outpost_wbxml::Element;
 use crate::email::BodyPreference;
 use crate::folders::Class;
 use crate::sync::Caller;
-use crate::{BackendError, EasBackend, PimRefused};
+use crate::{BackendError, EasBackend, PimRefused, Slot};
 
 fn version(who: &Caller<'_>) -> EasVersion {
     if who.is16 {
@@ -122,7 +122,7 @@ pub async fn add(
         Ok(t) => t,
         Err(s) => return Ok(Err(s)),
     };
-    Ok(b.pim_put(who.principal, collection, None, &text)
+    Ok(b.pim_put(who.principal, collection, Slot::New(None), &text)
         .await?
         .map_err(refusal_status))
 }
@@ -144,10 +144,12 @@ pub async fn change(
         Ok(t) => t,
         Err(s) => return Ok(Err(s)),
     };
-    Ok(b.pim_put(who.principal, collection, Some(item), &text)
-        .await?
-        .map(|(_, modseq)| modseq)
-        .map_err(refusal_status))
+    Ok(
+        b.pim_put(who.principal, collection, Slot::Item(item), &text)
+            .await?
+            .map(|(_, modseq)| modseq)
+            .map_err(refusal_status),
+    )
 }
 
 #[cfg(test)]

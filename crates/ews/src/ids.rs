@@ -8,6 +8,13 @@
 //! store call ([`Decoded::owner`]); the backend checks ownership again.
 //! A `ChangeKey` is the object's modseq, so a stale one is noticed
 //! (`ErrorIrresolvableConflict`).
+//!
+//! Item and occurrence ids are padded with zero bytes to Exchange's length
+//! (144 characters; Exchange's are 140 to 160): DavMail takes a resource
+//! name of 140 or more base64url characters and `.EML` for an `ItemId`
+//! and reads the item by it, and names every event it lists so; a shorter
+//! name it looks for by the PR_URL_COMP_NAME (0x10f3) property instead,
+//! which is the DAV resource name here, and finds nothing.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -67,12 +74,21 @@ pub fn folder_id(owner: i64, collection: i64) -> String {
     STANDARD.encode(b)
 }
 
+/// Bytes of an item or occurrence id, padding included (144 base64
+/// characters).
+const ITEM_LEN: usize = 108;
+
+fn padded(mut b: Vec<u8>) -> String {
+    b.resize(ITEM_LEN, 0);
+    STANDARD.encode(b)
+}
+
 pub fn item_id(owner: i64, collection: i64, item: i64) -> String {
     let mut b = vec![VERSION, ITEM];
     b.extend_from_slice(&owner.to_be_bytes());
     b.extend_from_slice(&collection.to_be_bytes());
     b.extend_from_slice(&item.to_be_bytes());
-    STANDARD.encode(b)
+    padded(b)
 }
 
 /// The id of one occurrence of a recurring item (`recurrence`: its
@@ -83,7 +99,7 @@ pub fn occurrence_id(owner: i64, collection: i64, item: i64, recurrence: i64) ->
     b.extend_from_slice(&collection.to_be_bytes());
     b.extend_from_slice(&item.to_be_bytes());
     b.extend_from_slice(&recurrence.to_be_bytes());
-    STANDARD.encode(b)
+    padded(b)
 }
 
 /// Reads an id; `None` for anything this server did not hand out
@@ -92,22 +108,26 @@ pub fn decode(id: &str) -> Option<Decoded> {
     let b = STANDARD.decode(id.trim()).ok()?;
     let n =
         |i: usize| -> Option<i64> { Some(i64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?)) };
+    // The padding is zeros: one spelling per id.
+    let pad_from = |used: usize| b.len() == ITEM_LEN && b[used..].iter().all(|&x| x == 0);
     match (b.first(), b.get(1), b.len()) {
         (Some(&VERSION), Some(&FOLDER), 18) => Some(Decoded::Folder {
             owner: n(2)?,
             collection: n(10)?,
         }),
-        (Some(&VERSION), Some(&ITEM), 26) => Some(Decoded::Item {
+        (Some(&VERSION), Some(&ITEM), ITEM_LEN) if pad_from(26) => Some(Decoded::Item {
             owner: n(2)?,
             collection: n(10)?,
             item: n(18)?,
         }),
-        (Some(&VERSION), Some(&OCCURRENCE), 34) => Some(Decoded::Occurrence {
-            owner: n(2)?,
-            collection: n(10)?,
-            item: n(18)?,
-            recurrence: n(26)?,
-        }),
+        (Some(&VERSION), Some(&OCCURRENCE), ITEM_LEN) if pad_from(34) => {
+            Some(Decoded::Occurrence {
+                owner: n(2)?,
+                collection: n(10)?,
+                item: n(18)?,
+                recurrence: n(26)?,
+            })
+        }
         _ => None,
     }
 }
@@ -185,6 +205,14 @@ mod tests {
                 recurrence: 1_800_000_000
             })
         );
+        // As long as Exchange's, so DavMail takes them for ids.
+        assert_eq!(item_id(7, 42, 9).len(), 144);
+        assert_eq!(occurrence_id(7, 42, 9, 1).len(), 144);
+        let mut other = STANDARD.decode(item_id(7, 42, 9)).unwrap();
+        other[100] = 1;
+        assert_eq!(decode(&STANDARD.encode(&other)), None);
+        other.truncate(26);
+        assert_eq!(decode(&STANDARD.encode(&other)), None);
         assert_eq!(change_key_modseq(&change_key(123)), Some(123));
         for bad in ["", "DUMMY", "AAAA", &change_key(1), "!!!"] {
             assert_eq!(decode(bad), None, "{bad}");

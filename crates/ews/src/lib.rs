@@ -208,6 +208,19 @@ pub trait EwsBackend: EasBackend {
         start: i64,
         end: i64,
     ) -> Result<Vec<i64>, BackendError>;
+    /// The zone of the principal's default calendar (its
+    /// CALDAV:calendar-timezone) as an IANA name, if it has one: the
+    /// user's zone as far as this server knows it.
+    async fn time_zone(&self, principal: i64) -> Result<Option<String>, BackendError>;
+    /// The item number of the object of the principal's calendar or
+    /// address book `collection` at resource name `name` (the last
+    /// segment of its DAV URL, MAPI's PR_URL_COMP_NAME), if there is one.
+    async fn pim_item_by_name(
+        &self,
+        principal: i64,
+        collection: i64,
+        name: &str,
+    ) -> Result<Option<i64>, BackendError>;
     /// The principal's contacts (its own address books) whose name,
     /// nickname, organisation or address contains `text`: (address book,
     /// item), at most `limit`.

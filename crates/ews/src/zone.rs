@@ -434,6 +434,14 @@ pub fn of_definition(el: &Element) -> Option<Tz> {
     el.attr("Id").and_then(resolve)
 }
 
+/// The Windows id of `tz` among [`LISTED`] (the one that resolves to this
+/// very zone), as Exchange names a user's zone; `None` for a zone that
+/// is not the main one of its Windows zone (Europe/Copenhagen is
+/// "Romance Standard Time", which means Europe/Paris).
+pub fn windows_id(tz: Tz) -> Option<&'static str> {
+    LISTED.iter().copied().find(|id| resolve(id) == Some(tz))
+}
+
 /// The current year, for rules written out.
 pub fn this_year() -> i32 {
     chrono::Utc::now().year()

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use outpost_activesync::{
     BackendError, Device, EasBackend, Folder, FolderOpError, Journal, MailItem, PimObject,
-    PimRefused, SendRefused, Smart, StoredState,
+    PimRefused, SendRefused, Slot, Smart, StoredState,
 };
 use outpost_directory::Directory;
 use outpost_store::activesync::{EasDevice, EasSyncState};
@@ -254,6 +254,150 @@ impl EasStore {
     }
 }
 
+impl EasStore {
+    /// FolderCreate of a user calendar (13), address book (14) or task
+    /// list (15): a new collection in the DAV store with `display` as its
+    /// display name and a URL segment made from it. Another of the same
+    /// type with that name is `Exists` (clients find folders by name).
+    async fn create_groupware(
+        &self,
+        principal: i64,
+        parent: i64,
+        display: &str,
+        folder_type: u8,
+    ) -> Result<Result<i64, FolderOpError>, BackendError> {
+        use outpost_dav::store::{
+            CollectionKind as DavKind, ComponentKind as DavComp, DavStore, DavStoreError,
+            NewCollection,
+        };
+        let display = display.trim();
+        if parent != 0
+            || display.is_empty()
+            || display.len() > 255
+            || display.chars().any(char::is_control)
+        {
+            return Ok(Err(FolderOpError::Invalid));
+        }
+        let store = self.dir.store();
+        let existing = store
+            .groupware_collections(principal, None)
+            .await
+            .map_err(unavailable)?;
+        if existing.iter().any(|c| {
+            // The same class: calendars (8, 13), address books (9, 14),
+            // task lists (7, 15).
+            groupware_type(c).is_some_and(|t| {
+                matches!((t, folder_type), (8 | 13, 13) | (9 | 14, 14) | (7 | 15, 15))
+            }) && c.display_name.eq_ignore_ascii_case(display)
+        }) {
+            return Ok(Err(FolderOpError::Exists));
+        }
+        let (kind, store_kind, components) = match folder_type {
+            13 => (
+                DavKind::Calendar,
+                CollectionKind::Calendar,
+                vec![DavComp::VEvent],
+            ),
+            15 => (
+                DavKind::Calendar,
+                CollectionKind::Calendar,
+                vec![DavComp::VTodo],
+            ),
+            _ => (
+                DavKind::AddressBook,
+                CollectionKind::AddressBook,
+                Vec::new(),
+            ),
+        };
+        let taken: std::collections::HashSet<&str> = existing
+            .iter()
+            .filter(|c| c.kind == store_kind)
+            .map(|c| c.name.as_str())
+            .collect();
+        let name = segment_for(display, &taken);
+        match self
+            .dav
+            .create_collection(
+                principal,
+                kind,
+                NewCollection {
+                    name,
+                    display_name: Some(display.to_string()),
+                    color: None,
+                    description: None,
+                    timezone: None,
+                    components,
+                    order: None,
+                },
+            )
+            .await
+        {
+            Ok(c) => Ok(Ok(c.id)),
+            Err(DavStoreError::Unavailable(e)) => Err(BackendError::Unavailable(e)),
+            Err(DavStoreError::Exists(_)) => Ok(Err(FolderOpError::Exists)),
+            Err(e) => {
+                tracing::info!(principal, "folder create refused: {e}");
+                Ok(Err(FolderOpError::Invalid))
+            }
+        }
+    }
+
+    /// FolderDelete of a calendar, address book or task list: the
+    /// collection and its objects go, as a DAV DELETE of it; the default
+    /// ones stay (`Special`).
+    async fn delete_groupware(
+        &self,
+        principal: i64,
+        id: i64,
+    ) -> Result<Result<(), FolderOpError>, BackendError> {
+        use outpost_dav::store::{DavStore, DavStoreError};
+        let Some(c) = self.own_groupware(principal, id).await? else {
+            return Ok(Err(FolderOpError::NotFound));
+        };
+        if matches!(groupware_type(&c), Some(7..=9)) {
+            return Ok(Err(FolderOpError::Special));
+        }
+        match self.dav.delete_collection(id).await {
+            Ok(()) | Err(DavStoreError::NotFound(_)) => Ok(Ok(())),
+            Err(DavStoreError::Unavailable(e)) => Err(BackendError::Unavailable(e)),
+            Err(e) => {
+                tracing::info!(principal, "folder delete refused: {e}");
+                Ok(Err(FolderOpError::Special))
+            }
+        }
+    }
+}
+
+/// A URL segment for a new collection named `display`: its letters and
+/// digits in lower case with dashes between words, unique among `taken`.
+fn segment_for(display: &str, taken: &std::collections::HashSet<&str>) -> String {
+    let mut base = String::new();
+    for ch in display.chars() {
+        if ch.is_ascii_alphanumeric() {
+            base.push(ch.to_ascii_lowercase());
+        } else if !base.ends_with('-') && !base.is_empty() {
+            base.push('-');
+        }
+    }
+    let base = base
+        .trim_end_matches('-')
+        .chars()
+        .take(60)
+        .collect::<String>();
+    let base = if base.is_empty() {
+        "folder".to_string()
+    } else {
+        base
+    };
+    if !taken.contains(base.as_str()) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|s| !taken.contains(s.as_str()))
+        .unwrap_or(base)
+}
+
 #[async_trait]
 impl EasBackend for EasStore {
     async fn device(
@@ -370,10 +514,18 @@ impl EasBackend for EasStore {
         name: &str,
         folder_type: u8,
     ) -> Result<Result<i64, FolderOpError>, BackendError> {
-        // Mail folders only: calendars and contacts come with their
-        // classes (type 1 is "generic", which clients use for mail too).
-        if folder_type != 12 && folder_type != 1 {
-            return Ok(Err(FolderOpError::Invalid));
+        // A user calendar, address book or task list (13, 14, 15) is a
+        // collection of the DAV store, at the top (collections do not
+        // nest); anything else but mail (12, and 1, "generic", which
+        // clients use for mail too) is refused.
+        match folder_type {
+            12 | 1 => {}
+            13..=15 => {
+                return self
+                    .create_groupware(principal, parent, name, folder_type)
+                    .await
+            }
+            _ => return Ok(Err(FolderOpError::Invalid)),
         }
         let full = match self.full_name(principal, parent, name).await? {
             Ok(n) => n,
@@ -439,7 +591,7 @@ impl EasBackend for EasStore {
         id: i64,
     ) -> Result<Result<(), FolderOpError>, BackendError> {
         let Some(mb) = self.own(principal, id).await? else {
-            return Ok(Err(FolderOpError::NotFound));
+            return self.delete_groupware(principal, id).await;
         };
         if is_special(&mb) {
             return Ok(Err(FolderOpError::Special));
@@ -887,6 +1039,10 @@ impl EasBackend for EasStore {
             return Ok(None);
         };
         Ok(Some(PimObject {
+            name: o.meta.name.clone(),
+            uid: o.meta.uid.clone(),
+            created: o.meta.created_at,
+            modified: o.meta.updated_at,
             data: String::from_utf8_lossy(&o.data).into_owned(),
             tz: c
                 .timezone
@@ -900,7 +1056,7 @@ impl EasBackend for EasStore {
         &self,
         principal: i64,
         collection: i64,
-        item: Option<i64>,
+        slot: Slot<'_>,
         data: &str,
     ) -> Result<Result<(i64, i64), PimRefused>, BackendError> {
         use outpost_dav::store::{DavStore, DavStoreError, NewObject, PutCondition, PutOutcome};
@@ -938,8 +1094,8 @@ impl EasBackend for EasStore {
                 }
             }
         };
-        let (name, condition) = match item {
-            Some(n) => {
+        let (name, condition) = match slot {
+            Slot::Item(n) => {
                 let Some(o) = store
                     .groupware_object_by_item(collection, n)
                     .await
@@ -949,7 +1105,13 @@ impl EasBackend for EasStore {
                 };
                 (o.meta.name, PutCondition::IfMatch(o.meta.etag))
             }
-            None => {
+            Slot::New(Some(name)) => {
+                if gw::check_segment(name).is_err() {
+                    return Ok(Err(PimRefused::Invalid));
+                }
+                (name.to_string(), PutCondition::IfNoneMatchAny)
+            }
+            Slot::New(None) => {
                 let ext = if c.kind == CollectionKind::AddressBook {
                     "vcf"
                 } else {
@@ -1203,7 +1365,7 @@ impl EasBackend for EasStore {
         };
         let answered = itip::set_attendee_partstat(&obj, me, answer.partstat());
         match self
-            .pim_put(principal, cal, Some(cal_item), &answered)
+            .pim_put(principal, cal, Slot::Item(cal_item), &answered)
             .await?
         {
             Ok((item, _)) => Ok(Outcome::Done(cal, item)),
@@ -1716,6 +1878,37 @@ impl outpost_ews::EwsBackend for EasStore {
             .into_iter()
             .map(|h| h.meta.item)
             .collect())
+    }
+
+    async fn time_zone(&self, principal: i64) -> Result<Option<String>, BackendError> {
+        let c = self
+            .dir
+            .store()
+            .groupware_collection(principal, CollectionKind::Calendar, gw::DEFAULT_CALENDAR.0)
+            .await
+            .map_err(unavailable)?;
+        Ok(c.and_then(|c| c.timezone)
+            .as_deref()
+            .and_then(outpost_store::pim::timezone_of_vtimezone)
+            .and_then(|tz| tz.name().map(|n| n.into_owned())))
+    }
+
+    async fn pim_item_by_name(
+        &self,
+        principal: i64,
+        collection: i64,
+        name: &str,
+    ) -> Result<Option<i64>, BackendError> {
+        if self.own_groupware(principal, collection).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .dir
+            .store()
+            .groupware_object_meta(collection, name)
+            .await
+            .map_err(unavailable)?
+            .map(|m| m.item))
     }
 
     async fn search_contacts(

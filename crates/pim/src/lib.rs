@@ -533,7 +533,7 @@ fn parse_one_ical(text: &str) -> Result<ICalendar, PimError> {
         ));
     }
     let mut parser = Parser::new(text);
-    let ical = match parser.entry() {
+    let mut ical = match parser.entry() {
         Entry::ICalendar(i) => i,
         other => return Err(entry_error(other)),
     };
@@ -546,7 +546,28 @@ fn parse_one_ical(text: &str) -> Result<ICalendar, PimError> {
         }
         other => return Err(entry_error(other)),
     }
+    utc_without_tzid(&mut ical);
     Ok(ical)
+}
+
+/// Drops the TZID of DATE-TIME values written in UTC (`TZID=X:...Z`, as
+/// DavMail and some Exchange versions write them). RFC 5545 section
+/// 3.2.19 says a UTC time takes no TZID; the time itself is unambiguous,
+/// so it is read as the UTC time it says (calcard would otherwise read a
+/// recurrence's times as wall times in the zone, and an unknown TZID
+/// would refuse an object whose times need none).
+fn utc_without_tzid(ical: &mut ICalendar) {
+    for c in &mut ical.components {
+        for e in &mut c.entries {
+            let utc = !e.values.is_empty()
+                && e.values.iter().all(|v| {
+                    matches!(v, ICalendarValue::PartialDateTime(d) if d.has_time() && d.tz_hour.is_some())
+                });
+            if utc {
+                e.params.retain(|p| p.name != ICalendarParameterName::Tzid);
+            }
+        }
+    }
 }
 
 fn main_kind(t: &ICalendarComponentType) -> Option<ComponentKind> {

@@ -567,3 +567,20 @@ fn truncated_calendar_is_refused() {
         Err(PimError::Parse(_))
     ));
 }
+
+#[test]
+fn utc_times_with_a_tzid_are_utc() {
+    // DavMail adds its zone's TZID to UTC times: the times stay UTC, a
+    // series and its EXDATE too, and the TZID need not be known.
+    for tzid in ["Europe/Berlin", "Nowhere"] {
+        let src = format!("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:u1\nDTSTAMP:20260101T000000Z\nDTSTART;TZID={tzid}:20260601T090000Z\nDTEND;TZID={tzid}:20260601T100000Z\nRRULE:FREQ=DAILY;COUNT=3\nEXDATE;TZID={tzid}:20260602T090000Z\nEND:VEVENT\nEND:VCALENDAR\n");
+        let o = ingest_icalendar(&crlf(&src), &opts()).unwrap();
+        let starts: Vec<i64> = o.index.instances.iter().map(|i| i.start).collect();
+        assert_eq!(
+            starts,
+            [utc(2026, 6, 1, 9, 0, 0), utc(2026, 6, 3, 9, 0, 0)],
+            "{tzid}"
+        );
+        assert_eq!(o.index.instances[0].end, utc(2026, 6, 1, 10, 0, 0));
+    }
+}

@@ -161,6 +161,9 @@ pub struct ObjectMeta {
     pub blob_hash: String,
     /// Scheduling state (RFC 6638): see [`ScheduleState`].
     pub schedule: ScheduleState,
+    /// When it was first stored and last written, Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// What scheduling keeps about a calendar object besides its source
@@ -372,7 +375,7 @@ const COLL_COLS: &str = "k.id, k.principal_id, k.kind, k.name, k.highest_modseq,
 const OBJ_COLS: &str =
     "o.id, o.collection_id, o.name, o.item, o.uid, o.component, o.etag, o.modseq, \
      o.size, o.summary, o.first_start, o.last_end, o.recurring, o.organizer, o.blob_hash, \
-     o.schedule_tag, o.organizer_sequence, o.organizer_stamp";
+     o.schedule_tag, o.organizer_sequence, o.organizer_stamp, o.created_at, o.updated_at";
 
 fn components_str(c: &[ComponentKind]) -> String {
     c.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
@@ -421,6 +424,8 @@ fn object_row(r: &AnyRow) -> Result<ObjectMeta> {
             organizer_sequence: r.try_get("organizer_sequence")?,
             organizer_stamp: r.try_get("organizer_stamp")?,
         },
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -1933,7 +1938,7 @@ async fn put_tx(
     // query (each statement is a round trip to the database thread).
     let uid = index.uid();
     let rows = sqlx::query(
-        "SELECT id, item, etag, blob_hash, name, schedule_tag, organizer_sequence, organizer_stamp \
+        "SELECT id, item, etag, blob_hash, name, schedule_tag, organizer_sequence, organizer_stamp, created_at \
          FROM groupware_objects WHERE collection_id = $1 AND (name = $2 OR uid = $3)",
     )
     .bind(collection)
@@ -1945,9 +1950,11 @@ async fn put_tx(
     let mut other: Option<String> = None;
     // A client's write leaves the scheduling state as it was.
     let mut schedule = ScheduleState::default();
+    let mut created_at = None;
     for r in &rows {
         let n: String = r.try_get("name")?;
         if n == name {
+            created_at = Some(r.try_get::<i64, _>("created_at")?);
             existing = Some((
                 r.try_get("id")?,
                 r.try_get("item")?,
@@ -2121,6 +2128,8 @@ async fn put_tx(
         organizer,
         blob_hash: blob.hash.clone(),
         schedule,
+        created_at: created_at.unwrap_or(at),
+        updated_at: at,
     };
     Ok(if replaced {
         PutOutcome::Replaced(meta)

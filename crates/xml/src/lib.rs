@@ -205,7 +205,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|e| malformed(position, e))?;
-        let ns = resolved(&ns)?;
+        let ns = resolved(&ns, position)?;
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let is_empty = matches!(event, Event::Empty(_));
@@ -245,7 +245,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
                         });
                     }
                     let (ans, alocal) = reader.resolver().resolve_attribute(attr.key);
-                    let ans = resolved(&ans)?;
+                    let ans = resolved(&ans, position)?;
                     let value = attribute_value(&attr.value, position)?;
                     el.attributes
                         .push((Name::new(ans, alocal.into_inner()), value));
@@ -307,10 +307,12 @@ fn malformed(position: u64, e: quick_xml::Error) -> XmlError {
     }
 }
 
-fn resolved(r: &ResolveResult<'_>) -> Result<String, XmlError> {
+/// The namespace an element or attribute is in: the `xmlns` attribute's
+/// value with its references resolved (`&amp;` is `&` there too).
+fn resolved(r: &ResolveResult<'_>, position: u64) -> Result<String, XmlError> {
     match r {
         ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Bound(ns) => Ok(ns.into_inner().to_string()),
+        ResolveResult::Bound(ns) => attribute_value(ns.into_inner(), position),
         ResolveResult::Unknown(prefix) => Err(XmlError::UnboundPrefix(prefix.clone())),
     }
 }

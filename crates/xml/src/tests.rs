@@ -22,6 +22,18 @@ fn propfind_with_namespaces() {
 }
 
 #[test]
+fn namespace_uris_have_their_references_resolved() {
+    // The same name whether the URI spells `&` as `&amp;` or `&#38;`, and
+    // written back it reads the same again.
+    let el = p(r#"<x:a xmlns:x="u&amp;v" xmlns="w&#38;z"><b x:c="1"/></x:a>"#).unwrap();
+    assert!(el.is("u&v", "a"));
+    let b = el.child("w&z", "b").unwrap();
+    assert_eq!(b.attributes[0].0, Name::new("u&v", "c"));
+    let again = parse(write(&el, &[]).as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(again, el);
+}
+
+#[test]
 fn default_namespace_and_references() {
     let el = p(
         r#"<a xmlns="DAV:"><b>x &amp; y &#65;&#x42; &lt;&gt;&quot;&apos;</b><![CDATA[<raw>]]></a>"#,

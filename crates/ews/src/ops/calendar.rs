@@ -17,9 +17,10 @@ use outpost_easconv::model::{
 use outpost_pim::calcard::common::timezone::Tz as CalTz;
 use outpost_pim::calcard::icalendar::{
     ICalendarAction, ICalendarDay, ICalendarDuration, ICalendarEntry, ICalendarFrequency,
-    ICalendarMonth, ICalendarParameter, ICalendarParticipationRole, ICalendarParticipationStatus,
-    ICalendarProperty, ICalendarRecurrenceRule, ICalendarScheduleAgentValue, ICalendarTransparency,
-    ICalendarUserTypes, ICalendarValue, ICalendarValueType, ICalendarWeekday, Uri,
+    ICalendarMonth, ICalendarParameter, ICalendarParameterName, ICalendarParticipationRole,
+    ICalendarParticipationStatus, ICalendarProperty, ICalendarRecurrenceRule,
+    ICalendarScheduleAgentValue, ICalendarTransparency, ICalendarUserTypes, ICalendarValue,
+    ICalendarValueType, ICalendarWeekday, Uri,
 };
 use outpost_pim::{CalendarObject, Comp, Instance, Window};
 use outpost_xml::Element;
@@ -739,8 +740,77 @@ pub fn mime_content(ics: &str) -> Element {
 }
 
 /// The iCalendar object of a request's `t:MimeContent`: base64 of the
-/// iCalendar text, or of a MIME message with a text/calendar part.
+/// iCalendar text, or of a MIME message with a text/calendar part. Its
+/// METHOD (DavMail sends PUBLISH, an invitation REQUEST) is removed: a
+/// stored calendar object has none (RFC 4791 section 4.1); and so are the
+/// TZIDs DavMail adds to UTC times (RFC 5545 section 3.2.19: a UTC time
+/// takes none), so that what is stored is read alike by every client.
 pub fn mime_calendar(el: &Element) -> Option<String> {
+    mime_text(el).map(|t| utc_without_tzid(&without_method(&t)))
+}
+
+/// `text` with no TZID on UTC DATE-TIME values; as it was when it has
+/// none (or does not parse: the store then says why).
+fn utc_without_tzid(text: &str) -> String {
+    fn fix(c: &mut Component) -> bool {
+        let mut changed = false;
+        for e in &mut c.entries {
+            let utc = !e.values.is_empty()
+                && e.values.iter().all(|v| {
+                    matches!(v, ICalendarValue::PartialDateTime(d) if d.has_time() && d.tz_hour.is_some())
+                });
+            if utc
+                && e.params
+                    .iter()
+                    .any(|p| p.name == ICalendarParameterName::Tzid)
+            {
+                e.params.retain(|p| p.name != ICalendarParameterName::Tzid);
+                changed = true;
+            }
+        }
+        for sub in &mut c.subs {
+            changed |= fix(sub);
+        }
+        changed
+    }
+    match model::parse_calendar(text) {
+        Ok(mut root) => {
+            if fix(&mut root) {
+                root.write()
+            } else {
+                text.to_string()
+            }
+        }
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `text` without the VCALENDAR's METHOD property (and its folded
+/// continuation lines).
+pub fn without_method(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    let mut dropping = false;
+    for line in text.split_inclusive('\n') {
+        if dropping && (line.starts_with(' ') || line.starts_with('\t')) {
+            continue;
+        }
+        dropping = false;
+        let upper = line.trim_end().to_ascii_uppercase();
+        if upper.starts_with("BEGIN:") {
+            depth += 1;
+        } else if upper.starts_with("END:") {
+            depth = depth.saturating_sub(1);
+        } else if depth == 1 && (upper.starts_with("METHOD:") || upper.starts_with("METHOD;")) {
+            dropping = true;
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn mime_text(el: &Element) -> Option<String> {
     use base64::Engine as _;
     let clean: String = el.text.chars().filter(|c| !c.is_whitespace()).collect();
     let bytes = base64::engine::general_purpose::STANDARD
@@ -800,6 +870,9 @@ pub struct Edit {
     pub attendees: [Option<Vec<Person>>; 3],
     pub recurrence: Option<Option<Element>>,
     pub uid: Option<String>,
+    /// X- properties of the event set (`Some`) or removed (MAPI named
+    /// properties that are kept so, [`super::pim_props::X_PROPS`]).
+    pub x_props: Vec<(String, Option<String>)>,
 }
 
 fn bad(text: impl Into<String>) -> ItemError {
@@ -944,6 +1017,24 @@ impl Edit {
                 self.attendees[i] = a;
             }
         }
+        self.x_props.extend(o.x_props);
+    }
+
+    /// What the extended properties of a write name, on top of the fields.
+    pub fn take(&mut self, w: &super::pim_props::Write) {
+        if w.subject.is_some() {
+            self.subject = w.subject.clone();
+        }
+        if w.body.is_some() {
+            self.body = w.body.clone();
+        }
+        if w.categories.is_some() {
+            self.categories = w.categories.clone();
+        }
+        if w.uid.is_some() {
+            self.uid = w.uid.clone();
+        }
+        self.x_props.extend(w.x.iter().cloned());
     }
 
     /// Whether attendees are named at all.
@@ -1437,6 +1528,16 @@ pub fn apply_at(
                 ev.subs.push(a);
             }
         }
+        for (name, value) in &edit.x_props {
+            let p = P::Other(name.clone());
+            match value {
+                Some(v) if !v.trim().is_empty() => {
+                    let v: String = v.chars().take(outpost_easconv::MAX_FIELD).collect();
+                    ev.set(text_entry(p, &v));
+                }
+                _ => ev.remove(&p),
+            }
+        }
         if edit.names_attendees() {
             apply_attendees(ev, edit, base)?;
         }
@@ -1607,10 +1708,11 @@ pub fn new_uid() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn el(xml: &str) -> Element {
+    /// A `t:CalendarItem` holding `xml` (the tests of calendar items).
+    pub(crate) fn el(xml: &str) -> Element {
         outpost_xml::parse(
             format!(r#"<t:CalendarItem xmlns:t="{NS_T}">{xml}</t:CalendarItem>"#).as_bytes(),
             &Default::default(),
@@ -1826,6 +1928,28 @@ mod tests {
         assert_eq!(s.instances(0, i64::MAX / 4).len(), 4, "{ics}");
         let opts = outpost_pim::IngestOptions::new(0);
         outpost_pim::ingest_icalendar(ics.as_bytes(), &opts).unwrap();
+    }
+
+    #[test]
+    fn utc_times_lose_their_tzid() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=GMT Standard Time:20300107T100000Z\r\nDTEND;TZID=Europe/Berlin:20300107T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let out = utc_without_tzid(ics);
+        assert!(out.contains("DTSTART:20300107T100000Z"), "{out}");
+        assert!(
+            out.contains("DTEND;TZID=Europe/Berlin:20300107T110000"),
+            "{out}"
+        );
+        let clean = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
+        assert_eq!(utc_without_tzid(clean), clean);
+    }
+
+    #[test]
+    fn method_is_not_stored() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:PUB\r\n LISH\r\nBEGIN:VEVENT\r\nUID:a\r\nX-METHOD:keep\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(
+            without_method(ics),
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nX-METHOD:keep\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        );
     }
 
     #[test]

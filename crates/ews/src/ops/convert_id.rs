@@ -5,7 +5,10 @@
 //! same bytes in base64 and `HexEntryId` in hex, so a conversion is a
 //! re-encoding after checking that the id is one of the user's. exchangelib
 //! sends a ConvertId of the id "DUMMY" first, only to read the answer's
-//! `ServerVersionInfo`: it gets `ErrorInvalidIdMalformed` for it.
+//! `ServerVersionInfo`: it gets `ErrorInvalidIdMalformed` for it. The
+//! answer's `Mailbox` is the owner's primary address, whatever the request
+//! said: DavMail converts the root folder's id (with a made-up mailbox) to
+//! learn its user's address.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -56,7 +59,7 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-pub fn handle(ctx: &Ctx<'_>, op: &Element) -> OpResult {
+pub async fn handle(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     let dest = op.attr("DestinationFormat").unwrap_or("");
     if !FORMATS.contains(&dest) {
         return Err(invalid(format!(
@@ -69,6 +72,16 @@ pub fn handle(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     if sources.children.len() > ctx.limits.max_ids {
         return Err(invalid("Too many ids in one ConvertId."));
     }
+    // The answer names the mailbox the id belongs to, as Exchange does
+    // (DavMail reads its user's primary address from it): ids here are
+    // only ever the caller's own.
+    let mailbox = ctx
+        .backend
+        .addresses(ctx.user.principal_id)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| ctx.user.login.clone());
     let mut messages = Vec::new();
     for source in &sources.children {
         let name = "ConvertId";
@@ -96,7 +109,7 @@ pub fn handle(ctx: &Ctx<'_>, op: &Element) -> OpResult {
                 let mut alt = Element::new(NS_M, "AlternateId")
                     .with_attr("Format", dest)
                     .with_attr("Id", out)
-                    .with_attr("Mailbox", source.attr("Mailbox").unwrap_or(&ctx.user.login));
+                    .with_attr("Mailbox", mailbox.clone());
                 alt.attributes
                     .insert(0, (Name::new(NS_XSI, "type"), "t:AlternateIdType".into()));
                 messages.push(success(name).with(alt));

@@ -4,7 +4,10 @@
 //!
 //! Folders are created, renamed, moved and deleted through the same
 //! backend calls as ActiveSync's FolderCreate/Update/Delete, so the rules
-//! are the same (mail folders only; special folders stay). The
+//! are the same (special folders stay). Mail folders nest; calendars,
+//! address books and task lists (`IPF.Appointment`, `IPF.Contact`,
+//! `IPF.Task`) are collections of the DAV store, made and deleted at the
+//! top of the mailbox; only mail folders are renamed and moved. The
 //! SyncFolderHierarchy `SyncState` is the principal's collection-journal
 //! sequence (opaque to the client): the folders the journal names after it
 //! are answered as Create, Update or Delete by what the tree holds now; a
@@ -43,8 +46,41 @@ fn op_error(e: FolderOpError) -> (&'static str, &'static str) {
         FolderOpError::NotFound => ("ErrorFolderNotFound", "The folder does not exist."),
         FolderOpError::Invalid => (
             "ErrorInvalidOperation",
-            "Only mail folders with a plain name can be made or changed here.",
+            "The folder cannot be made or changed here: it needs a plain name, and only mail folders are renamed or moved.",
         ),
+    }
+}
+
+/// What a CreateFolder's folder is: by its `FolderClass` (`IPF.Note`,
+/// `IPF.Appointment`, `IPF.Contact`, `IPF.Task` and their subclasses), else
+/// by its element (`Folder`, `CalendarFolder`...). `None` for another
+/// class (search folders, notes...).
+fn class_of(f: &Element) -> Option<Kind> {
+    let by_element = match f.name.local.as_str() {
+        "Folder" => Kind::Mail,
+        "CalendarFolder" => Kind::Calendar,
+        "ContactsFolder" => Kind::Contacts,
+        "TasksFolder" => Kind::Tasks,
+        _ => return None,
+    };
+    let Some(class) = text_of(f, "FolderClass") else {
+        return Some(by_element);
+    };
+    let is = |base: &str| class == base || class.starts_with(&format!("{base}."));
+    let kind = [Kind::Mail, Kind::Calendar, Kind::Contacts, Kind::Tasks]
+        .into_iter()
+        .find(|k| k.folder_class().is_some_and(is))?;
+    // A Folder element may carry any class; the typed ones their own.
+    (by_element == Kind::Mail || by_element == kind).then_some(kind)
+}
+
+/// The ActiveSync folder type the backend creates for `kind`.
+fn folder_type(kind: Kind) -> u8 {
+    match kind {
+        Kind::Calendar => 13,
+        Kind::Contacts => 14,
+        Kind::Tasks => 15,
+        Kind::Mail | Kind::Root => 12,
     }
 }
 
@@ -78,17 +114,30 @@ pub async fn create_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     let mut messages = Vec::new();
     for f in &list.children {
         let name = text_of(f, "DisplayName").unwrap_or("");
-        let class = text_of(f, "FolderClass").unwrap_or("IPF.Note");
+        let kind = match class_of(f) {
+            Some(k) => k,
+            None => {
+                messages.push(error(
+                    "CreateFolder",
+                    "ErrorInvalidOperation",
+                    "Folders are made for mail, calendars, contacts or tasks here.",
+                ));
+                continue;
+            }
+        };
         let r = match &parent {
             Err((c, t)) => Err((*c, *t)),
             Ok(p) => match parent_number(p) {
                 None => Err(op_error(FolderOpError::Invalid)),
-                Some(_) if f.name.local != "Folder" || !class.starts_with("IPF.Note") => {
-                    Err(op_error(FolderOpError::Invalid))
-                }
+                // Calendars, address books and task lists do not nest:
+                // they are made at the top.
+                Some(n) if n != 0 && kind != Kind::Mail => Err((
+                    "ErrorInvalidOperation",
+                    "Calendars, contacts and task folders are made at the top of the mailbox here.",
+                )),
                 Some(n) => match ctx
                     .backend
-                    .create_folder(ctx.user.principal_id, n, name, 12)
+                    .create_folder(ctx.user.principal_id, n, name, folder_type(kind))
                     .await?
                 {
                     Ok(id) => Ok(id),
@@ -99,7 +148,7 @@ pub async fn create_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
         messages.push(match r {
             Ok(id) => success("CreateFolder").with(
                 Element::new(NS_M, "Folders").with(
-                    Element::new(NS_T, "Folder")
+                    Element::new(NS_T, kind.element())
                         .with(folders::folder_id_element(ctx, "FolderId", id, 0)),
                 ),
             ),
@@ -340,7 +389,7 @@ pub async fn delete_folder(ctx: &Ctx<'_>, op: &Element) -> OpResult {
     for id in &ids.children {
         let r = match folders::resolve(ctx, &tree, id) {
             Resolved::Error(c, t) => Err((c, t)),
-            Resolved::Found(f) if f.distinguished.is_some() || f.kind != Kind::Mail => {
+            Resolved::Found(f) if f.distinguished.is_some() || f.kind == Kind::Root => {
                 Err(op_error(FolderOpError::Special))
             }
             Resolved::Found(f) => {

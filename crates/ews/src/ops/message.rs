@@ -21,6 +21,7 @@ use outpost_mailmeta::{BodyPart, EnvelopeAddress};
 use outpost_xml::Element;
 
 use super::oof::utc;
+use super::props::ExtValue;
 use crate::ids;
 use crate::soap::NS_T;
 use crate::{MailEntry, MessageMeta};
@@ -187,13 +188,6 @@ pub fn path_of(el: &Element) -> Option<&'static str> {
         .find(|f| *f == name && *f != EXTENDED)
 }
 
-/// A value of an extended (MAPI) property.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExtValue {
-    One(String),
-    Many(Vec<String>),
-}
-
 /// What an extended property (by its [`super::props::key`]) needs read;
 /// `None` for one this server does not have for messages.
 pub fn ext_level(key: &str) -> Option<Level> {
@@ -273,24 +267,6 @@ pub fn ext_value(key: &str, v: &View<'_>) -> Option<ExtValue> {
             let name = k.strip_prefix("InternetHeaders/")?;
             let value = v.parsed?.header_raw(name)?;
             one(value.split_whitespace().collect::<Vec<_>>().join(" "))
-        }
-    }
-}
-
-/// `t:ExtendedProperty` answering `uri` with `value`.
-fn ext_element(uri: &Element, value: ExtValue) -> Element {
-    match value {
-        ExtValue::One(s) => super::props::answer(uri, s),
-        ExtValue::Many(list) => {
-            let mut echo = Element::new(NS_T, "ExtendedFieldURI");
-            echo.attributes = uri.attributes.clone();
-            let mut values = Element::new(NS_T, "Values");
-            for x in list {
-                values.push(t("Value", x));
-            }
-            Element::new(NS_T, "ExtendedProperty")
-                .with(echo)
-                .with(values)
         }
     }
 }
@@ -779,7 +755,7 @@ pub fn render(props: &Props, v: &View<'_>) -> Element {
             for uri in &props.ext {
                 let value = super::props::key(uri).and_then(|k| ext_value(&k, v));
                 if let Some(value) = value {
-                    el.push(ext_element(uri, value));
+                    el.push(super::props::answer_value(uri, value));
                 }
             }
         } else if props.fields.contains(f) {
@@ -813,10 +789,7 @@ pub fn value(field: &str, v: &View<'_>) -> Option<String> {
         "message:InternetMessageId" => env?.message_id.clone()?,
         "item:DisplayTo" => display(&env?.to),
         "item:DisplayCc" => display(&env?.cc),
-        f => match ext_value(f.strip_prefix("ext:")?, v)? {
-            ExtValue::One(s) => s,
-            ExtValue::Many(l) => l.join(","),
-        },
+        f => ext_value(f.strip_prefix("ext:")?, v)?.joined(),
     })
 }
 

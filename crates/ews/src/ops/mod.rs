@@ -18,11 +18,13 @@ pub mod message;
 pub mod oof;
 pub mod photo;
 pub mod pim;
+pub mod pim_props;
 pub mod props;
 pub mod push;
 pub mod restriction;
 pub mod sync_items;
 pub mod tasks;
+pub mod userconfig;
 
 use outpost_xml::Element;
 
@@ -67,6 +69,7 @@ pub const OPERATIONS: &[&str] = &[
     "ResolveNames",
     "ExpandDL",
     "GetMailTips",
+    "GetUserConfiguration",
 ];
 
 /// Runs the operation `op` (an element of the messages namespace).
@@ -75,7 +78,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         return Err(unknown(&op.name.local));
     }
     let r = match op.name.local.as_str() {
-        "ConvertId" => convert_id::handle(ctx, op),
+        "ConvertId" => convert_id::handle(ctx, op).await,
         "GetFolder" => folders::get_folder(ctx, op).await,
         "FindFolder" => folders::find_folder(ctx, op).await,
         "SyncFolderHierarchy" => hierarchy::sync_folder_hierarchy(ctx, op).await,
@@ -110,6 +113,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: &Element) -> Result<Element, Fault> {
         "ResolveNames" => directory::resolve_names(ctx, op).await,
         "ExpandDL" => directory::expand_dl(ctx, op).await,
         "GetMailTips" => directory::get_mail_tips(ctx, op).await,
+        "GetUserConfiguration" => userconfig::get_user_configuration(ctx, op).await,
         other => return Err(unknown(other)),
     };
     r.map_err(|e| match e {

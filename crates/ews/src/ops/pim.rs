@@ -17,13 +17,14 @@
 //! [`super::tasks`]).
 
 use outpost_activesync::meeting::{Answer, Outcome};
-use outpost_activesync::PimRefused;
+use outpost_activesync::{PimObject, PimRefused, Slot};
 use outpost_xml::Element;
 
 use super::calendar::{self, Base, Edit, ItemIds, Person, Sending, Stored, Which};
 use super::folders::{EwsFolder, Kind, Page};
 use super::items::{self, ItemError, ItemRef, ItemResult};
-use super::restriction::Filter;
+use super::pim_props::{self, Facts};
+use super::restriction::{Cmp, Filter};
 use super::{child_tm, invalid, OpError};
 use crate::ids::{self, Decoded};
 use crate::soap::{NS_M, NS_T};
@@ -73,8 +74,34 @@ async fn own_ids(ctx: &Ctx<'_>) -> Result<Vec<String>, OpError> {
 /// One stored calendar object of the user's with its modseq.
 struct Loaded {
     stored: Stored,
-    data: String,
     modseq: i64,
+    /// The object's text and what the store keeps beside it.
+    obj: PimObject,
+}
+
+/// What the store keeps beside object `item` (`obj`), for its MAPI
+/// properties; `id` is the ItemId of the element written.
+fn facts(obj: &PimObject, item: i64, id: &str, stored: Option<&Stored>) -> Facts {
+    let x = stored
+        .and_then(|s| s.master())
+        .map(|m| {
+            pim_props::X_PROPS
+                .iter()
+                .filter_map(|(_, name)| {
+                    calendar::prop(m, name).map(|v| (name.to_string(), v.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Facts {
+        name: obj.name.clone(),
+        uid: obj.uid.clone(),
+        created: obj.created,
+        modified: obj.modified,
+        item,
+        id: id.to_string(),
+        x,
+    }
 }
 
 async fn load(ctx: &Ctx<'_>, collection: i64, item: i64) -> Result<Option<Loaded>, OpError> {
@@ -88,8 +115,8 @@ async fn load(ctx: &Ctx<'_>, collection: i64, item: i64) -> Result<Option<Loaded
     Ok(
         calendar::read(&obj.data, obj.tz.as_deref()).map(|stored| Loaded {
             stored,
-            data: obj.data,
             modseq: meta.modseq,
+            obj,
         }),
     )
 }
@@ -137,13 +164,14 @@ fn simple_name(kind: Kind) -> &'static str {
     }
 }
 
-/// A `t:Contact` or `t:Task` of item `item` of `folder`.
+/// A `t:Contact` or `t:Task` of item `item` of `folder`, with what the
+/// store keeps beside it.
 async fn simple_element(
     ctx: &Ctx<'_>,
     folder: &EwsFolder,
     item: i64,
     only_ids: bool,
-) -> Result<Option<Element>, OpError> {
+) -> Result<Option<(Element, Facts)>, OpError> {
     let principal = ctx.user.principal_id;
     let Some(obj) = ctx.backend.pim_data(principal, folder.id, item).await? else {
         return Ok(None);
@@ -151,13 +179,15 @@ async fn simple_element(
     let Some(meta) = ctx.backend.mail_item(principal, folder.id, item).await? else {
         return Ok(None);
     };
+    let id = ids::item_id(principal, folder.id, item);
+    let facts = facts(&obj, item, &id, None);
     let mut el = Element::new(NS_T, simple_name(folder.kind)).with(
         Element::new(NS_T, "ItemId")
-            .with_attr("Id", ids::item_id(principal, folder.id, item))
+            .with_attr("Id", id)
             .with_attr("ChangeKey", ids::change_key(meta.modseq)),
     );
     if only_ids {
-        return Ok(Some(el));
+        return Ok(Some((el, facts)));
     }
     let fields = if folder.kind == Kind::Tasks {
         super::tasks::task_fields(&obj.data)
@@ -171,7 +201,7 @@ async fn simple_element(
         Element::new(NS_T, "ParentFolderId").with_attr("Id", ids::folder_id(principal, folder.id)),
     );
     el.children.extend(fields);
-    Ok(Some(el))
+    Ok(Some((el, facts)))
 }
 
 /// Fields a restriction or sort order may name for these items: each is
@@ -208,7 +238,16 @@ const FILTERABLE: &[&str] = &[
     "task:PercentComplete",
 ];
 
-fn field_value(el: &Element, field: &str) -> Option<String> {
+/// Whether a restriction or sort order may name `field`: a simple field,
+/// or a MAPI property DavMail searches by ([`pim_props`]).
+fn filterable(field: &str) -> bool {
+    FILTERABLE.contains(&field) || pim_props::known_field(field)
+}
+
+fn field_value(el: &Element, facts: &Facts, field: &str) -> Option<String> {
+    if pim_props::known_field(field) {
+        return pim_props::field(field, el, facts);
+    }
     if !FILTERABLE.contains(&field) {
         return None;
     }
@@ -241,27 +280,33 @@ fn sort_order(op: &Element) -> Result<Vec<(String, bool)>, ItemError> {
             let field = f
                 .child(NS_T, "FieldURI")
                 .and_then(|u| u.attr("FieldURI"))
-                .filter(|u| FILTERABLE.contains(u))
+                .map(str::to_string)
+                .or_else(|| {
+                    f.child(NS_T, "ExtendedFieldURI")
+                        .and_then(super::props::field_name)
+                })
+                .filter(|u| filterable(u))
                 .ok_or_else(|| {
                     ItemError::new(
                         "ErrorUnsupportedPathForSortGroup",
                         "Items can be sorted by their simple fields only.",
                     )
                 })?;
-            Ok((field.to_string(), f.attr("Order") == Some("Descending")))
+            Ok((field, f.attr("Order") == Some("Descending")))
         })
         .collect()
 }
 
 /// One item of `folder` as FindItem shows it without a view: a single
-/// calendar item or a series' master, a contact, a task.
+/// calendar item or a series' master, a contact, a task; with what the
+/// store keeps beside it.
 async fn listed_element(
     ctx: &Ctx<'_>,
     folder: &EwsFolder,
     item: i64,
     only_ids: bool,
     own: &[String],
-) -> Result<Option<Element>, OpError> {
+) -> Result<Option<(Element, Facts)>, OpError> {
     if folder.kind != Kind::Calendar {
         return simple_element(ctx, folder, item, only_ids).await;
     }
@@ -269,19 +314,30 @@ async fn listed_element(
         return Ok(None);
     };
     let ids = element_ids(ctx, folder, item, l.modseq, None, own);
-    Ok(calendar::item_element(
-        &l.stored,
-        &Which::Whole,
-        &ids,
-        only_ids,
-    ))
+    let facts = facts(&l.obj, item, &ids.id, Some(&l.stored));
+    Ok(calendar::item_element(&l.stored, &Which::Whole, &ids, only_ids).map(|el| (el, facts)))
+}
+
+/// The resource name a restriction asks for (`IsEqualTo` of PR_URL_COMP_NAME,
+/// alone or in an `And`): DavMail finds an event by the name a CalDAV
+/// client gave it so, and the store finds it by that name at once.
+fn wanted_name(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::Compare {
+            field,
+            op: Cmp::Eq,
+            value,
+        } if field == "ext:0x10f3" => Some(value),
+        Filter::And(list) => list.iter().find_map(wanted_name),
+        _ => None,
+    }
 }
 
 /// The request's `Restriction`, over [`FILTERABLE`] fields only.
 fn restriction(op: &Element) -> Result<Option<Filter>, ItemError> {
     match op.child(NS_M, "Restriction").map(Filter::read) {
         None => Ok(None),
-        Some(Ok(f)) if f.fields().iter().all(|n| FILTERABLE.contains(n)) => Ok(Some(f)),
+        Some(Ok(f)) if f.fields().iter().all(|n| filterable(n)) => Ok(Some(f)),
         Some(Ok(_)) => Err(ItemError::new(
             "ErrorUnsupportedQueryFilter",
             "These items can be searched by their simple fields only.",
@@ -307,45 +363,62 @@ async fn find_listing(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemRe
         Err(e) => return Ok(Err(e)),
     };
     let own = own_ids(ctx).await?;
-    let all = ctx
-        .backend
-        .mail_below(
-            ctx.user.principal_id,
-            folder.id,
-            i64::MAX,
-            i64::MIN,
-            100_000,
-        )
-        .await?;
-    let mut numbers: Vec<i64> = all.iter().map(|m| m.uid).collect();
+    let shape = child_tm(op, "ItemShape");
+    let principal = ctx.user.principal_id;
+    let mut numbers: Vec<i64> = match filter.as_ref().and_then(wanted_name) {
+        Some(name) => ctx
+            .backend
+            .pim_item_by_name(principal, folder.id, name)
+            .await?
+            .into_iter()
+            .collect(),
+        None => ctx
+            .backend
+            .mail_below(principal, folder.id, i64::MAX, i64::MIN, 100_000)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect(),
+    };
     numbers.sort_unstable();
+    let shown = |(mut el, facts): (Element, Facts)| {
+        if only_ids {
+            el.children.truncate(1);
+        } else {
+            pim_props::answer(&mut el, shape, &facts);
+        }
+        el
+    };
     if filter.is_none() && sort.is_empty() {
         // Page first: only the page's items are read.
         let total = numbers.len();
         let (from, to, last) = page.range(total);
         let mut list = Vec::new();
         for &item in &numbers[from..to] {
-            if let Some(el) = listed_element(ctx, folder, item, only_ids, &own).await? {
-                list.push(el);
+            if let Some(found) = listed_element(ctx, folder, item, only_ids, &own).await? {
+                list.push(shown(found));
             }
         }
         return Ok(Ok(vec![root_folder(list, total, to, last)]));
     }
     let mut found = Vec::new();
     for &item in &numbers {
-        let Some(el) = listed_element(ctx, folder, item, false, &own).await? else {
+        let Some((el, facts)) = listed_element(ctx, folder, item, false, &own).await? else {
             continue;
         };
         if filter
             .as_ref()
-            .is_none_or(|f| f.eval(&|name| field_value(&el, name)))
+            .is_none_or(|f| f.eval(&|name| field_value(&el, &facts, name)))
         {
-            found.push(el);
+            found.push((el, facts));
         }
     }
     for (field, descending) in sort.iter().rev() {
         found.sort_by(|a, b| {
-            let o = order(&field_value(a, field), &field_value(b, field));
+            let o = order(
+                &field_value(&a.0, &a.1, field),
+                &field_value(&b.0, &b.1, field),
+            );
             if *descending {
                 o.reverse()
             } else {
@@ -355,15 +428,7 @@ async fn find_listing(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemRe
     }
     let total = found.len();
     let (from, to, last) = page.range(total);
-    let list = found
-        .drain(from..to)
-        .map(|mut el| {
-            if only_ids {
-                el.children.truncate(1);
-            }
-            el
-        })
-        .collect();
+    let list = found.drain(from..to).map(shown).collect();
     Ok(Ok(vec![root_folder(list, total, to, last)]))
 }
 
@@ -428,14 +493,17 @@ pub async fn find(ctx: &Ctx<'_>, folder: &EwsFolder, op: &Element) -> ItemResult
                 let Some(mut el) = calendar::item_element(&l.stored, &which, &ids, false) else {
                     continue;
                 };
+                let facts = facts(&l.obj, item, &ids.id, Some(&l.stored));
                 if filter
                     .as_ref()
-                    .is_some_and(|f| !f.eval(&|name| field_value(&el, name)))
+                    .is_some_and(|f| !f.eval(&|name| field_value(&el, &facts, name)))
                 {
                     continue;
                 }
                 if only_ids {
                     el.children.truncate(1);
+                } else {
+                    pim_props::answer(&mut el, child_tm(op, "ItemShape"), &facts);
                 }
                 found.push((inst.start, item, el));
             }
@@ -501,7 +569,10 @@ pub async fn get(
         Kind::Contacts | Kind::Tasks => {
             return Ok(
                 match simple_element(ctx, item.folder, item.item, id_only(shape)).await? {
-                    Some(el) => Ok(vec![items::items(el)]),
+                    Some((mut el, facts)) => {
+                        pim_props::answer(&mut el, shape, &facts);
+                        Ok(vec![items::items(el)])
+                    }
                     None => Err(ItemError::not_found()),
                 },
             )
@@ -523,8 +594,13 @@ pub async fn get(
     let ids = element_ids(ctx, item.folder, item.item, l.modseq, rid, &own);
     match calendar::item_element(&l.stored, &which, &ids, id_only(shape)) {
         Some(mut el) => {
+            pim_props::answer(
+                &mut el,
+                shape,
+                &facts(&l.obj, item.item, &ids.id, Some(&l.stored)),
+            );
             if wants_mime(shape) && matches!(which, Which::Whole) {
-                el.children.insert(0, calendar::mime_content(&l.data));
+                el.children.insert(0, calendar::mime_content(&l.obj.data));
             }
             Ok(Ok(vec![items::items(el)]))
         }
@@ -650,10 +726,17 @@ pub async fn create(
         Ok(s) => s,
         Err(e) => return Ok(Err(e)),
     };
-    let edit = match Edit::read(item) {
+    let mut edit = match Edit::read(item) {
         Ok(e) => e,
         Err(e) => return Ok(Err(e)),
     };
+    // MAPI properties: the resource name (DavMail gives the one its CalDAV
+    // client PUT to), and fields of the same meaning.
+    let write = match pim_props::Write::read(item) {
+        Ok(w) => w,
+        Err(e) => return Ok(Err(e)),
+    };
+    edit.take(&write);
     // The whole object may come as MimeContent (DavMail, Outlook for
     // Mac): the other fields, if any, are applied over it.
     let mime = match item.child(NS_T, "MimeContent").map(calendar::mime_calendar) {
@@ -689,7 +772,12 @@ pub async fn create(
     };
     match ctx
         .backend
-        .pim_put(principal, folder.id, None, &text)
+        .pim_put(
+            principal,
+            folder.id,
+            Slot::New(write.name.as_deref()),
+            &text,
+        )
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![items::items(saved(ctx, folder, n, modseq, None))])),
@@ -741,7 +829,7 @@ async fn create_simple(
     let principal = ctx.user.principal_id;
     match ctx
         .backend
-        .pim_put(principal, folder.id, None, &text)
+        .pim_put(principal, folder.id, Slot::New(None), &text)
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![items::items(simple_saved(ctx, folder, n, modseq))])),
@@ -825,7 +913,7 @@ async fn update_simple(ctx: &Ctx<'_>, item: &ItemRef<'_>, change: &Element) -> I
     }
     match ctx
         .backend
-        .pim_put(principal, folder.id, Some(item.item), &text)
+        .pim_put(principal, folder.id, Slot::Item(item.item), &text)
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![
@@ -870,6 +958,7 @@ pub async fn update(
         Err(e) => return Ok(Err(e)),
     };
     let mut edit = Edit::default();
+    let mut write = pim_props::Write::default();
     let Some(updates) = change.child(NS_T, "Updates") else {
         return Ok(Err(ItemError::new(
             "ErrorInvalidRequest",
@@ -878,18 +967,28 @@ pub async fn update(
     };
     for u in &updates.children {
         let r = match u.name.local.as_str() {
-            "SetItemField" | "AppendToItemField" => match u.child(NS_T, "CalendarItem") {
-                Some(ci) => Edit::read(ci).map(|e| edit.merge(e)),
+            // ItemType's own fields may come in a `t:Item` (DavMail).
+            "SetItemField" | "AppendToItemField" => match u
+                .child(NS_T, "CalendarItem")
+                .or_else(|| u.child(NS_T, "Item"))
+            {
+                Some(ci) => Edit::read(ci)
+                    .map(|e| edit.merge(e))
+                    .and_then(|()| write.merge(ci)),
                 None => Err(ItemError::new(
                     "ErrorInvalidPropertySet",
                     "A change of a calendar item carries a CalendarItem.",
                 )),
             },
-            "DeleteItemField" => match u.children.iter().find_map(|f| f.attr("FieldURI")) {
-                Some(uri) => edit.delete(uri),
-                None => Err(ItemError::new(
+            "DeleteItemField" => match (
+                u.children.iter().find_map(|f| f.attr("FieldURI")),
+                u.child(NS_T, "ExtendedFieldURI"),
+            ) {
+                (Some(uri), _) => edit.delete(uri),
+                (None, Some(ext)) => write.delete(ext),
+                (None, None) => Err(ItemError::new(
                     "ErrorInvalidPropertyDelete",
-                    "DeleteItemField names no FieldURI.",
+                    "DeleteItemField names no field.",
                 )),
             },
             _ => Ok(()),
@@ -898,6 +997,17 @@ pub async fn update(
             return Ok(Err(e));
         }
     }
+    // The resource name and the UID are the object's for good.
+    if write.name.as_ref().is_some_and(|n| *n != l.obj.name)
+        || write.uid.as_ref().is_some_and(|u| *u != l.obj.uid)
+    {
+        return Ok(Err(ItemError::new(
+            "ErrorInvalidPropertySet",
+            "An item's resource name and UID are given when it is created.",
+        )));
+    }
+    write.uid = None;
+    edit.take(&write);
     let master_times = l.stored.master().and_then(|m| l.stored.times(m.id));
     let (target, times, rid) = match &which {
         Which::Whole => (calendar::Target::Master, master_times, None),
@@ -935,7 +1045,7 @@ pub async fn update(
         }
     };
     let base = Base {
-        existing: Some(&l.data),
+        existing: Some(&l.obj.data),
         times,
         default_tz: default_tz(ctx),
         me: me(ctx).await?,
@@ -947,7 +1057,7 @@ pub async fn update(
     };
     match ctx
         .backend
-        .pim_put(principal, item.folder.id, Some(item.item), &text)
+        .pim_put(principal, item.folder.id, Slot::Item(item.item), &text)
         .await?
     {
         Ok((n, modseq)) => Ok(Ok(vec![
@@ -987,14 +1097,14 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
         Ok(Which::Instance(inst)) => {
             // One occurrence: an EXDATE on the series (and its override
             // gone), written as a CalDAV client would.
-            let text = match calendar::exclude(&l.stored, &l.data, &inst, how, &own_ids(ctx).await?)
-            {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
+            let text =
+                match calendar::exclude(&l.stored, &l.obj.data, &inst, how, &own_ids(ctx).await?) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                };
             match ctx
                 .backend
-                .pim_put(principal, item.folder.id, Some(item.item), &text)
+                .pim_put(principal, item.folder.id, Slot::Item(item.item), &text)
                 .await?
             {
                 Ok(_) => Ok(Ok(Vec::new())),
@@ -1012,7 +1122,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
                 // Nobody is to be told: the attendees become the client's
                 // business first, then the item goes.
                 let base = Base {
-                    existing: Some(&l.data),
+                    existing: Some(&l.obj.data),
                     times: None,
                     default_tz: default_tz(ctx),
                     me: me(ctx).await?,
@@ -1021,7 +1131,7 @@ pub async fn delete(ctx: &Ctx<'_>, item: &ItemRef<'_>, id: &Element, op: &Elemen
                 if let Ok(text) = calendar::apply(&base, &Edit::default(), Sending::Quiet) {
                     if let Err(r) = ctx
                         .backend
-                        .pim_put(principal, item.folder.id, Some(item.item), &text)
+                        .pim_put(principal, item.folder.id, Slot::Item(item.item), &text)
                         .await?
                     {
                         return Ok(Err(refused(r)));

@@ -68,6 +68,43 @@ pub fn answer(uri: &Element, value: String) -> Element {
         .with(Element::new(NS_T, "Value").with_text(value))
 }
 
+/// A value of an extended (MAPI) property: one, or several for the
+/// multi-valued types (`StringArray`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ExtValue {
+    /// As restrictions compare it: the values joined by commas.
+    pub fn joined(self) -> String {
+        match self {
+            ExtValue::One(s) => s,
+            ExtValue::Many(l) => l.join(","),
+        }
+    }
+}
+
+/// `<t:ExtendedProperty>` answering `uri` with `value` (`t:Values` for
+/// several).
+pub fn answer_value(uri: &Element, value: ExtValue) -> Element {
+    match value {
+        ExtValue::One(s) => answer(uri, s),
+        ExtValue::Many(list) => {
+            let mut echo = Element::new(NS_T, "ExtendedFieldURI");
+            echo.attributes = uri.attributes.clone();
+            let mut values = Element::new(NS_T, "Values");
+            for x in list {
+                values.push(Element::new(NS_T, "Value").with_text(x));
+            }
+            Element::new(NS_T, "ExtendedProperty")
+                .with(echo)
+                .with(values)
+        }
+    }
+}
+
 /// The answers for the requested properties that `value` knows.
 pub fn answers(shape: Option<&Element>, value: &dyn Fn(&str) -> Option<String>) -> Vec<Element> {
     requested(shape)
