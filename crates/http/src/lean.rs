@@ -69,8 +69,8 @@ pub(crate) enum End {
 /// What [`read_head`] found.
 enum Head {
     /// A complete request head of this many bytes at the start of the
-    /// buffer.
-    Complete(usize),
+    /// buffer, read into a request if it is one for this codec.
+    Complete(usize, Option<Box<Parsed>>),
     /// A head this codec does not take (too long, too many fields, not
     /// what httparse reads): hyper is to judge it.
     NotMine,
@@ -107,13 +107,14 @@ pub(crate) async fn serve(
         // Reading a head and writing a response are boxed while they run:
         // the connection's future keeps no room for them while a request
         // waits.
-        let head_len = match Box::pin(read_head(conn, &mut buf, max_head, deadline, stop)).await {
-            Head::Complete(n) => n,
-            Head::NotMine => return End::HandOver(buf),
+        let (head_len, parsed) = match Box::pin(read_head(
+            conn, &mut buf, max_head, deadline, stop, lean_path,
+        ))
+        .await
+        {
+            Head::Complete(n, Some(p)) => (n, *p),
+            Head::Complete(_, None) | Head::NotMine => return End::HandOver(buf),
             Head::Closed => return End::Closed,
-        };
-        let Some(parsed) = parse(&buf[..head_len], lean_path) else {
-            return End::HandOver(buf);
         };
         // The body, at its own size.
         let end = head_len + parsed.body_len;
@@ -195,13 +196,20 @@ async fn read_head(
     max_head: usize,
     deadline: Instant,
     stop: &mut watch::Receiver<bool>,
+    lean_path: fn(&str) -> bool,
 ) -> Head {
     loop {
+        if buf.is_empty() && *stop.borrow() {
+            // Stopping, and no request begun: close.
+            return Head::Closed;
+        }
         if !buf.is_empty() {
             let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut fields);
             match req.parse(buf) {
-                Ok(httparse::Status::Complete(n)) if n <= max_head => return Head::Complete(n),
+                Ok(httparse::Status::Complete(n)) if n <= max_head => {
+                    return Head::Complete(n, request(&req, lean_path).map(Box::new))
+                }
                 Ok(httparse::Status::Complete(_)) => return Head::NotMine,
                 Ok(httparse::Status::Partial) if buf.len() >= max_head => return Head::NotMine,
                 Ok(httparse::Status::Partial) => {}
@@ -218,9 +226,6 @@ async fn read_head(
             // Between requests a stop closes at once; a head being sent
             // is waited for (its request will be answered, then closed).
             _ = stop.changed(), if idle => return Head::Closed,
-        }
-        if idle && *stop.borrow() && buf.is_empty() {
-            return Head::Closed;
         }
     }
 }
@@ -241,14 +246,8 @@ async fn read_more(conn: &mut Conn, buf: &mut Vec<u8>, want: usize, deadline: In
     }
 }
 
-/// The request, when it is one for this codec.
-fn parse(head: &[u8], lean_path: fn(&str) -> bool) -> Option<Parsed> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return None,
-    }
+/// The parsed head as a request, when it is one for this codec.
+fn request(req: &httparse::Request<'_, '_>, lean_path: fn(&str) -> bool) -> Option<Parsed> {
     if req.version != Some(1) {
         return None;
     }
@@ -445,6 +444,16 @@ fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole head through [`request`].
+    fn parse(head: &[u8], lean_path: fn(&str) -> bool) -> Option<Parsed> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut fields);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => request(&req, lean_path),
+            _ => None,
+        }
+    }
 
     fn all(_: &str) -> bool {
         true
