@@ -696,6 +696,12 @@ pub struct Http {
     /// link sends a head in well under a second, while a slowloris client
     /// that trickles bytes is cut off.
     pub header_read_timeout: String,
+    /// Longest wait for the next piece of a request body once the head is
+    /// in (the time between two reads, as nginx's `client_body_timeout`).
+    /// Beyond it the request is answered 408 and the connection closed.
+    /// Default "60s": a phone on a bad link stalls for seconds, a client
+    /// that trickles a body to hold a request slot is cut off.
+    pub body_read_timeout: String,
     /// A connection with no request in flight for this long is closed
     /// (HTTP/2: sent GOAWAY). Default "60s", so phones polling DAV every
     /// minute or so may keep theirs.
@@ -725,6 +731,7 @@ impl Default for Http {
             max_header_size: 16 * 1024,
             body_limit: 1024 * 1024,
             header_read_timeout: "20s".into(),
+            body_read_timeout: "60s".into(),
             idle_timeout: "60s".into(),
             requests_per_ip: 128,
             long_polls_per_ip: 5000,
@@ -741,6 +748,11 @@ impl Http {
     /// `header_read_timeout` as a duration (validated at load).
     pub fn header_read_timeout(&self) -> std::time::Duration {
         parse_duration(&self.header_read_timeout).unwrap_or(std::time::Duration::from_secs(20))
+    }
+
+    /// `body_read_timeout` as a duration (validated at load).
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        parse_duration(&self.body_read_timeout).unwrap_or(std::time::Duration::from_secs(60))
     }
 
     /// `idle_timeout` as a duration (validated at load).
@@ -764,6 +776,7 @@ impl Http {
         }
         for (key, v) in [
             ("header_read_timeout", &self.header_read_timeout),
+            ("body_read_timeout", &self.body_read_timeout),
             ("idle_timeout", &self.idle_timeout),
         ] {
             match parse_duration(v) {
@@ -1174,6 +1187,10 @@ mod tests {
             std::time::Duration::from_secs(20)
         );
         assert_eq!(c.http.idle_timeout(), std::time::Duration::from_secs(60));
+        assert_eq!(
+            c.http.body_read_timeout(),
+            std::time::Duration::from_secs(60)
+        );
         assert!(!c.http.allow_plaintext_on_loopback);
         let c = Config::parse(
             "[http]\nidle_timeout = \"2m\"\nallow_plaintext_on_loopback = true\n",
@@ -1185,6 +1202,10 @@ mod tests {
         for (text, key) in [
             ("[http]\nmax_header_size = 1000\n", "http.max_header_size"),
             ("[http]\nidle_timeout = \"0s\"\n", "http.idle_timeout"),
+            (
+                "[http]\nbody_read_timeout = \"0s\"\n",
+                "http.body_read_timeout",
+            ),
             (
                 "[http]\nheader_read_timeout = \"soon\"\n",
                 "http.header_read_timeout",

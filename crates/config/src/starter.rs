@@ -70,6 +70,7 @@ block_seconds = 900
 # max_header_size = 16384               # bytes of request line + headers; 431 beyond
 # body_limit = 1048576                  # bytes, unless a service sets its own; 413 beyond
 # header_read_timeout = "20s"           # to send a request head (slowloris)
+# body_read_timeout = "60s"             # between two pieces of a request body; 408 beyond
 # idle_timeout = "60s"                  # keep-alive without a request in flight
 # requests_per_ip = 128                 # requests at once per client address; 429 beyond
 # long_polls_per_ip = 5000             # held ActiveSync Pings per client address (apart from the above)

@@ -143,7 +143,7 @@ pub(crate) async fn serve(
         *req.version_mut() = http::Version::HTTP_11;
         *req.headers_mut() = parsed.headers;
 
-        let mut answer = Box::pin(server.respond(req, client, session, activity.clone()));
+        let mut answer = Box::pin(server.respond(req, client, session, activity.clone(), None));
         let mut stopping = *stop.borrow();
         let mut grace = Instant::now() + STOP_GRACE;
         let response = loop {

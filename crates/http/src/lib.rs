@@ -28,6 +28,7 @@ mod limit;
 pub mod log;
 pub mod plain;
 mod rewind;
+mod trickle;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -100,6 +101,10 @@ pub struct HttpSettings {
     /// counted from when the server starts waiting for it (so it also
     /// bounds the wait for the next request on a kept-alive connection).
     pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body (hyper-served
+    /// connections); beyond it the request is answered 408 and the
+    /// connection closed.
+    pub body_read_timeout: Duration,
     /// A connection without a request in flight for this long is closed
     /// (HTTP/1.1) or sent GOAWAY (HTTP/2).
     pub idle_timeout: Duration,
@@ -126,6 +131,7 @@ impl Default for HttpSettings {
             max_header_size: 16 * 1024,
             body_limit: 1024 * 1024,
             header_read_timeout: Duration::from_secs(20),
+            body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             requests_per_ip: 128,
             long_polls_per_ip: 5000,
@@ -258,13 +264,18 @@ impl HttpServer {
             // service's future in every connection from its start, so an
             // inline one would make each idle connection (and each held
             // ActiveSync Ping) as large as the largest request's state.
+            let body_timeout = settings.body_read_timeout;
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 let server = server.clone();
                 let activity = activity.clone();
                 Box::pin(async move {
+                    let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let req = req.map(|b| {
+                        Body::new(trickle::Guarded::new(b, body_timeout, stalled.clone()))
+                    });
                     Ok::<_, Infallible>(
                         server
-                            .respond(req.map(Body::new), client, session_id, activity)
+                            .respond(req, client, session_id, activity, Some(stalled))
                             .await,
                     )
                 })
@@ -358,6 +369,7 @@ impl HttpServer {
         client: ClientInfo,
         session: u64,
         activity: Arc<limit::Activity>,
+        stalled: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Response<Body> {
         let settings = &self.inner.settings;
         let busy = activity.begin();
@@ -384,6 +396,24 @@ impl HttpServer {
                 }
                 Err(_) => (limit::too_many_requests(), None),
             }
+        };
+        // A body that stalled past `body_read_timeout` is answered 408
+        // whatever the handler made of its read error, and the connection
+        // goes (the rest of that body may still come).
+        let response = match stalled {
+            Some(s) if s.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::info!(session, "http: request body stalled; 408");
+                let mut r = Response::new(Body::from("Request body timed out\n"));
+                *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                let h = r.headers_mut();
+                h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r
+            }
+            _ => response,
         };
         entry.finish(response, (busy, permit))
     }

@@ -330,6 +330,57 @@ async fn a_body_over_the_limit_is_413_and_a_route_may_raise_it() {
 }
 
 #[tokio::test]
+async fn a_stalled_body_is_answered_408_and_a_slow_one_is_read() {
+    let srv = start(
+        test_router(),
+        HttpSettings {
+            body_read_timeout: Duration::from_secs(1),
+            allow_plaintext_on_loopback: true,
+            ..settings()
+        },
+    )
+    .await;
+    // A slow body whose pieces each come within the timeout is read whole.
+    let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+        .await
+        .unwrap();
+    for b in [b"a", b"b", b"c", b"d"] {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        tcp.write_all(b).await.unwrap();
+    }
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(4), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.ends_with("\r\n\r\n4"), "{head}");
+
+    // A body that stops: 408, and the connection closes.
+    let mut tcp = TcpStream::connect(srv.plain).await.unwrap();
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "connection still open after 5 s");
+    let got = String::from_utf8_lossy(&got).to_string();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
 async fn slow_headers_get_the_connection_closed() {
     let srv = start(
         test_router(),

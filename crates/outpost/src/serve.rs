@@ -206,6 +206,7 @@ pub async fn serve(config: Option<PathBuf>) -> Result<()> {
             max_header_size: cfg.http.max_header_size,
             body_limit: cfg.http.body_limit,
             header_read_timeout: cfg.http.header_read_timeout(),
+            body_read_timeout: cfg.http.body_read_timeout(),
             idle_timeout: cfg.http.idle_timeout(),
             requests_per_ip: cfg.http.requests_per_ip,
             long_polls_per_ip: cfg.http.long_polls_per_ip,
