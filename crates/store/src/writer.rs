@@ -106,8 +106,6 @@ pub(crate) async fn run(
         return;
     };
     let syncer = Syncer::start(store.clone());
-    let checkpoint = Arc::new(tokio::sync::Notify::new());
-    let mut checkpointing = false;
     let mut conn: Option<(AnyConnection, Option<Arc<Path>>)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -129,22 +127,8 @@ pub(crate) async fn run(
         }
         let (c, wal) = conn.as_mut().expect("connected above");
         let wal = wal.clone();
-        if wal.is_some() && !checkpointing {
-            checkpointing = true;
-            tokio::spawn(checkpointer(
-                opts.clone(),
-                checkpoint.clone(),
-                store.clone(),
-            ));
-        }
-        let in_wal = wal.is_some();
         match run_batch(c, backend, &blobs, batch).await {
-            Ok(done) => {
-                syncer.send(Committed { wal, done });
-                if in_wal {
-                    checkpoint.notify_one();
-                }
-            }
+            Ok(done) => syncer.send(Committed { wal, done }),
             Err(()) => conn = None,
         }
     }
@@ -172,51 +156,8 @@ async fn connect(
         return Ok((c, None));
     }
     c.execute("PRAGMA synchronous = NORMAL").await?;
-    // The writer's commits never checkpoint: SQLite's automatic
-    // checkpoint runs inside the COMMIT that crosses its threshold and
-    // copies the WAL into the database file with two flushes, stalling
-    // every request queued behind that batch (the PUT tail of the DAV
-    // benchmark). The checkpointer below does it beside the writer.
-    c.execute("PRAGMA wal_autocheckpoint = 0").await?;
     let wal = PathBuf::from(format!("{file}-wal"));
     Ok((c, Some(wal.into())))
-}
-
-/// How long the checkpointer lets commits gather before it copies the WAL
-/// into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Copies committed WAL frames into the database file on a connection of
-/// its own, off the writer's path: a PASSIVE checkpoint takes no lock that
-/// the writer or the readers wait on. Woken by the writer after each batch,
-/// it runs at most every [`CHECKPOINT_EVERY`]; when the store closes,
-/// SQLite checkpoints as the last connection goes. (Only the writer's connection writes; readers never
-/// checkpoint.) Durability does not depend on it: a commit is on stable
-/// storage once the WAL is flushed, and SQLite flushes the WAL before a
-/// checkpoint copies from it.
-async fn checkpointer(opts: AnyConnectOptions, wake: Arc<tokio::sync::Notify>, store: Weak<Inner>) {
-    let mut conn: Option<AnyConnection> = None;
-    loop {
-        wake.notified().await;
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
-        if store.strong_count() == 0 {
-            return;
-        }
-        if conn.is_none() {
-            match crate::connect_writer(&opts, Backend::Sqlite).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::warn!("store checkpointer cannot connect: {e}");
-                    continue;
-                }
-            }
-        }
-        let c = conn.as_mut().expect("connected above");
-        if let Err(e) = c.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!("store checkpoint failed: {e}");
-            conn = None;
-        }
-    }
 }
 
 /// A committed batch waiting for its flush.

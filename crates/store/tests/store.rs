@@ -694,52 +694,6 @@ async fn messages_survive_reopen() {
     );
 }
 
-/// On SQLite the writer never checkpoints inside a commit (a checkpoint
-/// there stalls every request queued behind it); the checkpointer copies
-/// the WAL into the database file beside it, soon after the writes.
-#[tokio::test]
-async fn the_wal_is_checkpointed_beside_the_writer() {
-    let s = testing::sqlite().await;
-    let u = user(&s, "ck@example.test").await;
-    let mb = inbox(&s, &u).await;
-    for i in 0..20 {
-        s.deliver(
-            msg(i),
-            vec![Target {
-                mailbox: mb.id,
-                flags: 0,
-                keywords: vec![],
-            }],
-            0,
-        )
-        .await
-        .unwrap();
-    }
-    // The database file alone (`immutable`: the WAL is not read) has the
-    // messages once a checkpoint ran.
-    let path = s.dir.path().join("outpost.db");
-    let count_in_file = || async {
-        let url = format!("sqlite://{}?immutable=1&mode=ro", path.display());
-        let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-            .fetch_one(&mut c)
-            .await
-            .unwrap_or(0);
-        n
-    };
-    let mut n = 0;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        n = count_in_file().await;
-        if n == 20 {
-            break;
-        }
-    }
-    assert_eq!(n, 20, "the database file holds {n} of 20 messages");
-}
-
 /// On SQLite a commit is acknowledged only after the syncer flushed the
 /// write-ahead log: when that flush fails, the delivery is an error (the
 /// client retries), never a success.
